@@ -1,0 +1,17 @@
+"""Lifecycle definitions: YAML in, a validated frozen :class:`Definition` out."""
+
+from engine.definition.loader import (
+    Definition,
+    bundled_names,
+    bundled_workflows_dir,
+    load_definition,
+    parse_definition,
+)
+
+__all__ = [
+    "Definition",
+    "bundled_names",
+    "bundled_workflows_dir",
+    "load_definition",
+    "parse_definition",
+]

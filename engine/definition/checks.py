@@ -1,0 +1,194 @@
+"""Step 3 of loading a definition: graph and name checks, one small function each.
+
+Each check takes the validated :class:`~engine.definition.schema.LifecycleSpec` and yields
+``(path, message)`` for every offence it finds, so that one load reports them all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from engine.definition.schema import LifecycleSpec
+
+__all__ = ["ALL_CHECKS", "run_checks"]
+
+Finding = tuple[tuple[str | int, ...], str]
+Check = Callable[[LifecycleSpec], Iterator[Finding]]
+
+
+def _known(kind: str, names: object) -> str:
+    return f"declared {kind}: {', '.join(sorted(names))}"  # type: ignore[call-overload]
+
+
+def initial_state_exists(spec: LifecycleSpec) -> Iterator[Finding]:
+    """The initial state is declared and is not final."""
+    if spec.initial not in spec.states:
+        yield ("initial",), f"unknown state {spec.initial!r}; {_known('states', spec.states)}"
+    elif spec.states[spec.initial].final:
+        yield ("initial",), f"the initial state {spec.initial!r} is final; nothing could happen"
+
+
+def transition_names_resolve(spec: LifecycleSpec) -> Iterator[Finding]:
+    """Every transition's sources, destination and roles are declared."""
+    for i, t in enumerate(spec.transitions):
+        for j, src in enumerate(t.source):
+            if src not in spec.states:
+                yield (("transitions", i, "source", j),
+                       f"unknown state {src!r}; {_known('states', spec.states)}")
+        if t.dest not in spec.states:
+            yield (("transitions", i, "dest"),
+                   f"unknown state {t.dest!r}; {_known('states', spec.states)}")
+        for j, role in enumerate(t.roles):
+            if role not in spec.roles:
+                yield (("transitions", i, "roles", j),
+                       f"unknown role {role!r}; {_known('roles', spec.roles)}")
+
+
+def report_roles_resolve(spec: LifecycleSpec) -> Iterator[Finding]:
+    """The roles that may report are declared."""
+    for j, role in enumerate(spec.report.roles):
+        if role not in spec.roles:
+            yield ("report", "roles", j), f"unknown role {role!r}; {_known('roles', spec.roles)}"
+
+
+def no_duplicate_transitions(spec: LifecycleSpec) -> Iterator[Finding]:
+    """A (source, trigger, role) triple leads to one destination unless guards tell apart."""
+    seen: dict[tuple[str, str, str], int] = {}
+    for i, t in enumerate(spec.transitions):
+        for src in t.source:
+            for role in t.roles:
+                key = (src, t.trigger, role)
+                if key in seen and not t.guards and not spec.transitions[seen[key]].guards:
+                    yield (("transitions", i),
+                           f"trigger {t.trigger!r} from {src!r} for role {role!r} is already "
+                           f"defined by transitions[{seen[key]}]; merge them or add a guard")
+                seen.setdefault(key, i)
+
+
+def levels_unique(spec: LifecycleSpec) -> Iterator[Finding]:
+    """Level names are unique."""
+    seen: set[str] = set()
+    for i, level in enumerate(spec.levels):
+        if level.name in seen:
+            yield ("levels", i, "name"), f"level {level.name!r} is listed twice"
+        seen.add(level.name)
+
+
+def states_reachable(spec: LifecycleSpec) -> Iterator[Finding]:
+    """Every state can be reached from the initial state."""
+    if spec.initial not in spec.states:
+        return
+    reached = {spec.initial}
+    frontier = [spec.initial]
+    while frontier:
+        here = frontier.pop()
+        for t in spec.transitions:
+            if here in t.source and t.dest not in reached:
+                reached.add(t.dest)
+                frontier.append(t.dest)
+    for name in spec.states:
+        if name not in reached:
+            yield ("states", name), f"state {name!r} cannot be reached from {spec.initial!r}"
+
+
+def no_trap_states(spec: LifecycleSpec) -> Iterator[Finding]:
+    """Non-final states have a way out; final states have none."""
+    leaving: dict[str, int] = {}
+    for i, t in enumerate(spec.transitions):
+        for src in t.source:
+            leaving.setdefault(src, i)
+    for name, state in spec.states.items():
+        if state.final and name in leaving:
+            yield (("transitions", leaving[name]),
+                   f"state {name!r} is final but this transition leaves it; "
+                   "remove the transition or make the state non-final")
+        if not state.final and name not in leaving:
+            yield (("states", name),
+                   f"state {name!r} has no way out; add a transition from it or mark it "
+                   "final: true")
+    if not any(s.final for s in spec.states.values()):
+        yield ("states",), "no state is final; mark the end state(s) final: true"
+
+
+def fields_sound(spec: LifecycleSpec) -> Iterator[Finding]:
+    """Field choices only on strings."""
+    for name, f in spec.fields.items():
+        if f.choices is not None and f.type != "string":
+            yield ("fields", name, "choices"), "choices are only allowed on string fields"
+
+
+def deadlines_sound(spec: LifecycleSpec) -> Iterator[Finding]:
+    """Deadlines have one start rule and one due rule that resolve, and can be escalated."""
+    escalable = {src for t in spec.transitions if t.trigger == spec.escalation_trigger
+                 for src in t.source}
+    for name, d in spec.deadlines.items():
+        path: tuple[str | int, ...] = ("deadlines", name)
+        if (d.state is None) == (d.stop_in is None):
+            yield path, ("give exactly one of 'state' (runs while the ticket is in that state) "
+                         "or 'stop_in' (runs from report until one of these states)")
+        if (d.after is None) == (d.at_field is None):
+            yield path, ("give exactly one of 'after' (a duration like PT2H) or 'at_field' "
+                         "(a datetime field holding the due instant)")
+        running: set[str] = set()
+        if d.state is not None:
+            if d.state not in spec.states:
+                yield ((*path, "state"),
+                       f"unknown state {d.state!r}; {_known('states', spec.states)}")
+            elif spec.states[d.state].final:
+                yield ((*path, "state"),
+                       f"state {d.state!r} is final: a deadline there could never be met")
+            else:
+                running = {d.state}
+        if d.stop_in is not None:
+            for j, s in enumerate(d.stop_in):
+                if s not in spec.states:
+                    yield ((*path, "stop_in", j),
+                           f"unknown state {s!r}; {_known('states', spec.states)}")
+            running = {n for n, s in spec.states.items()
+                       if not s.final and n not in set(d.stop_in)}
+        if d.at_field is not None:
+            f = spec.fields.get(d.at_field)
+            if f is None:
+                yield ((*path, "at_field"),
+                       f"unknown field {d.at_field!r}; {_known('fields', spec.fields)}")
+            elif f.type != "datetime":
+                yield ((*path, "at_field"),
+                       f"field {d.at_field!r} is a {f.type}; at_field needs a datetime field")
+        if d.on_breach == "escalate":
+            missing = sorted(running - escalable)
+            if missing:
+                yield ((*path, "on_breach"),
+                       f"escalate needs a {spec.escalation_trigger!r} transition out of "
+                       f"{', '.join(missing)}; add one or use on_breach: record")
+
+
+def escalation_sound(spec: LifecycleSpec) -> Iterator[Finding]:
+    """Escalation transitions may be fired by the engine's own role ``system``."""
+    for i, t in enumerate(spec.transitions):
+        if t.trigger == spec.escalation_trigger and "system" not in t.roles:
+            yield (("transitions", i, "roles"),
+                   "the escalation transition must allow role 'system' (the engine fires it "
+                   "when a deadline escalates)")
+    if spec.resolution_deadline is not None and spec.resolution_deadline not in spec.deadlines:
+        yield (("resolution_deadline",),
+               f"unknown deadline {spec.resolution_deadline!r}; "
+               f"{_known('deadlines', spec.deadlines)}")
+
+
+ALL_CHECKS: tuple[Check, ...] = (
+    initial_state_exists,
+    transition_names_resolve,
+    report_roles_resolve,
+    no_duplicate_transitions,
+    levels_unique,
+    states_reachable,
+    no_trap_states,
+    fields_sound,
+    deadlines_sound,
+    escalation_sound,
+)
+
+
+def run_checks(spec: LifecycleSpec) -> list[Finding]:
+    """Run every check and return all findings."""
+    return [finding for check in ALL_CHECKS for finding in check(spec)]

@@ -1,0 +1,198 @@
+"""The definition loading pipeline: safe YAML → strict schema → graph checks → frozen model.
+
+Use :func:`load_definition` (by bundled name or path) or :func:`parse_definition` (text).
+Every problem of a file is reported at once in one :class:`~engine.errors.DefinitionError`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from engine.definition.checks import run_checks
+from engine.definition.schema import LifecycleSpec
+from engine.definition.yaml_source import ParsedDocument, parse_yaml
+from engine.errors import DefinitionError, Problem, UnknownDefinition
+
+__all__ = [
+    "Definition",
+    "bundled_names",
+    "bundled_workflows_dir",
+    "load_definition",
+    "parse_definition",
+    "validate_document",
+]
+
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class Definition:
+    """A validated lifecycle definition, frozen.
+
+    Attributes:
+        spec: the validated model.
+        digest: SHA-256 of the source text (hex); identifies this version.
+        source: the YAML text it came from.
+        file: where it came from (path or ``<string>``).
+    """
+
+    spec: LifecycleSpec
+    digest: str
+    source: str
+    file: str
+
+    @property
+    def name(self) -> str:
+        """The lifecycle's name."""
+        return self.spec.name
+
+
+def bundled_workflows_dir() -> Path:
+    """Return the folder of bundled lifecycles.
+
+    Installed from a wheel they live in ``engine/_bundled_workflows``; in a source checkout
+    (editable install) they are the repository's ``workflows/`` folder.
+    """
+    here = Path(__file__).resolve().parent.parent
+    installed = here / "_bundled_workflows"
+    return installed if installed.is_dir() else here.parent / "workflows"
+
+
+def bundled_names() -> list[str]:
+    """Names of the bundled lifecycles (file stems of ``workflows/*.yaml``)."""
+    return sorted(p.stem for p in bundled_workflows_dir().glob("*.yaml"))
+
+
+def load_definition(name_or_path: str | Path) -> Definition:
+    """Load and validate a lifecycle by bundled name (``grid_incident``) or file path.
+
+    Raises:
+        UnknownDefinition: neither a bundled name nor an existing file.
+        DefinitionError: the file has problems (all of them listed).
+    """
+    path = Path(name_or_path)
+    if not path.is_file():
+        candidate = bundled_workflows_dir() / f"{name_or_path}.yaml"
+        if not candidate.is_file():
+            raise UnknownDefinition(str(name_or_path), bundled_names())
+        path = candidate
+    text = path.read_text(encoding="utf-8")
+    return parse_definition(text, file=str(path))
+
+
+def parse_definition(text: str, file: str = "<string>") -> Definition:
+    """Validate lifecycle YAML text.
+
+    Args:
+        text: the YAML source.
+        file: the name used in problems.
+
+    Raises:
+        DefinitionError: listing every problem with file, line and field path.
+    """
+    doc = parse_yaml(text, file)
+    spec = validate_document(doc, LifecycleSpec)
+    problems = [doc.problem(path, message) for path, message in run_checks(spec)]
+    if problems:
+        raise DefinitionError(problems)
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return Definition(spec=spec, digest=digest, source=text, file=file)
+
+
+def validate_document(doc: ParsedDocument, model: type[M]) -> M:
+    """Validate a parsed document against a strict pydantic model.
+
+    Parse problems and schema problems are reported together.
+
+    Raises:
+        DefinitionError: with every problem located by file, line and field path.
+    """
+    problems = list(doc.problems)
+    if doc.data is None and problems:
+        raise DefinitionError(problems)
+    if not isinstance(doc.data, dict):
+        problems.append(doc.problem((), "the document must be a mapping of keys to values"))
+        raise DefinitionError(problems)
+    try:
+        result = model.model_validate(doc.data)
+    except ValidationError as exc:
+        problems.extend(_problem_from_pydantic(doc, err) for err in exc.errors())
+        raise DefinitionError(problems) from None
+    if problems:
+        raise DefinitionError(problems)
+    return result
+
+
+_BOOLEAN_WORDS = {"yes", "no", "on", "off", "y", "n"}
+
+
+def _problem_from_pydantic(doc: ParsedDocument, err: Any) -> Problem:
+    path = _data_path(doc.data, err["loc"])
+    kind = err["type"]
+    value = err.get("input")
+    if kind == "missing":
+        message = "required field is missing"
+    elif kind == "extra_forbidden":
+        allowed = _allowed_keys(doc.data, path)
+        message = "unknown field" + (f"; allowed here: {', '.join(allowed)}" if allowed else "")
+    elif kind == "bool_type" and isinstance(value, str) and value.lower() in _BOOLEAN_WORDS:
+        message = (f"{value!r} is not a boolean here; write true or false "
+                   "(YAML 1.1's yes/no/on/off are read as text)")
+    elif kind == "value_error":
+        message = str(err["msg"]).removeprefix("Value error, ")
+    elif kind in ("literal_error", "enum"):
+        message = f"{value!r} is not allowed; {err['msg'][0].lower()}{err['msg'][1:]}"
+    else:
+        message = f"{err['msg']} (got {value!r})" if not isinstance(value, dict | list) \
+            else str(err["msg"])
+    return doc.problem(path, message)
+
+
+def _data_path(data: Any, loc: tuple[Any, ...]) -> tuple[str | int, ...]:
+    """Follow pydantic's error location through the data, dropping union/validator parts."""
+    path: list[str | int] = []
+    node = data
+    for part in loc:
+        if (isinstance(node, dict) and isinstance(part, str) and part in node) or (isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)):
+            path.append(part)
+            node = node[part]
+        elif isinstance(node, dict) and isinstance(part, str) and not part.startswith(
+            ("function-", "[key]", "list[", "dict[", "str", "int", "literal[")
+        ) and part not in ("[key]",):
+            path.append(part)  # a missing or unknown key: name it
+            node = None
+    return tuple(path)
+
+
+def _allowed_keys(data: Any, path: tuple[str | int, ...]) -> list[str]:
+    """Keys the schema allows at the parent of ``path`` (for 'unknown field' messages)."""
+    model: Any = LifecycleSpec
+    for part in path[:-1]:
+        if model is None:
+            return []
+        if isinstance(part, int):
+            continue
+        info = getattr(model, "model_fields", {}).get(part)
+        if info is None:
+            # a dict of models keyed by names: skip the key level
+            continue
+        model = _inner_model(info.annotation)
+    fields = getattr(model, "model_fields", None)
+    return sorted(fields) if fields else []
+
+
+def _inner_model(annotation: Any) -> Any:
+    import typing
+
+    for arg in typing.get_args(annotation) or (annotation,):
+        if isinstance(arg, type) and issubclass(arg, BaseModel):
+            return arg
+        inner = _inner_model(arg) if typing.get_args(arg) else None
+        if inner is not None:
+            return inner
+    return None

@@ -1,0 +1,182 @@
+"""Step 2 of loading a definition: the strict schema of a lifecycle file.
+
+Pydantic models with unknown keys forbidden and no type coercion (``strict``), frozen once
+built. They describe the *format*; cross-references between names (a transition's ``dest``
+must be a declared state, ...) are checked afterwards by :mod:`engine.definition.checks`.
+
+The YAML reference in ``docs/yaml-reference.md`` documents every field here.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+
+from engine.durations import parse_duration
+
+__all__ = [
+    "DeadlineSpec",
+    "FieldSpec",
+    "LevelSpec",
+    "LifecycleSpec",
+    "ReportSpec",
+    "RoleSpec",
+    "StateSpec",
+    "TransitionSpec",
+]
+
+NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
+_NAME_RE = re.compile(NAME_PATTERN)
+RESERVED_TRIGGERS = frozenset({"report"})
+
+
+def _check_name(value: object) -> object:
+    if isinstance(value, str) and not _NAME_RE.match(value):
+        raise ValueError(
+            f"{value!r} is not a valid name: use lower-case ASCII letters, digits and _ "
+            "starting with a letter (e.g. on_site); put display text in title"
+        )
+    return value
+
+
+Name = Annotated[str, BeforeValidator(_check_name)]
+
+
+def _title(value: object) -> object:
+    if isinstance(value, str):
+        return {"en": value}
+    return value
+
+
+Title = Annotated[dict[str, str], BeforeValidator(_title)]
+"""Display titles by language code, e.g. ``{zh: 已派遣, en: Dispatched}``; a plain string is
+taken as English."""
+
+
+def _one_or_many(value: object) -> object:
+    return [value] if isinstance(value, str) else value
+
+
+NameList = Annotated[list[Name], BeforeValidator(_one_or_many)]
+
+
+def _duration(value: object) -> object:
+    if isinstance(value, str):
+        return parse_duration(value)
+    raise ValueError(f"expected an ISO 8601 duration such as PT30M or P2D, got {value!r}")
+
+
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class RoleSpec(_Spec):
+    """A role that may fire transitions (grid worker, centre, department, system)."""
+
+    title: Title = Field(default_factory=dict)
+    description: str = ""
+
+
+class LevelSpec(_Spec):
+    """One rung of the whistle ladder; levels are listed lowest first."""
+
+    name: Name
+    title: Title = Field(default_factory=dict)
+
+
+class FieldSpec(_Spec):
+    """A ticket field: its type, whether a report must carry it, its allowed values."""
+
+    type: Literal["string", "integer", "number", "boolean", "datetime"] = "string"
+    required: bool = False
+    choices: list[str] | None = None
+    title: Title = Field(default_factory=dict)
+    description: str = ""
+
+
+class StateSpec(_Spec):
+    """A state of the lifecycle. A final state has no way out."""
+
+    title: Title = Field(default_factory=dict)
+    description: str = ""
+    final: bool = False
+
+
+class TransitionSpec(_Spec):
+    """A transition: ``trigger`` moves a ticket from any of ``source`` to ``dest``.
+
+    ``roles`` may fire it; every guard named in ``guards`` must say yes (guards and actions
+    are registered by the host app by name); ``reason_required`` makes the command carry a
+    reason.
+    """
+
+    trigger: Name
+    source: NameList
+    dest: Name
+    roles: NameList
+    title: Title = Field(default_factory=dict)
+    guards: NameList = Field(default_factory=list)
+    actions: NameList = Field(default_factory=list)
+    reason_required: bool = False
+
+    @field_validator("trigger")
+    @classmethod
+    def _not_reserved(cls, value: str) -> str:
+        if value in RESERVED_TRIGGERS:
+            raise ValueError(
+                f"{value!r} is reserved for creating tickets; configure it under 'report'"
+            )
+        return value
+
+
+class DeadlineSpec(_Spec):
+    """A deadline: a timer that, when it falls due, records a breach and runs ``on_breach``.
+
+    Exactly one of:
+
+    * ``state``: a state deadline. It starts when the ticket enters the state and is cancelled
+      when the ticket leaves it; re-entering restarts it.
+    * ``stop_in``: a ticket deadline. It starts when the ticket is reported and stops when the
+      ticket first enters one of these states, whatever states it passes through.
+
+    And exactly one of ``after`` (a duration from the start) or ``at_field`` (a datetime ticket
+    field holding the due instant, e.g. a city's own target date; no timer when it is empty).
+    """
+
+    title: Title = Field(default_factory=dict)
+    state: Name | None = None
+    stop_in: NameList | None = None
+    after: Duration | None = None
+    at_field: Name | None = None
+    on_breach: Literal["escalate", "record"] = "record"
+
+
+class ReportSpec(_Spec):
+    """Who may report (create) a ticket."""
+
+    roles: NameList
+
+
+class LifecycleSpec(_Spec):
+    """A whole lifecycle file."""
+
+    format: Literal[1]
+    name: Name
+    title: Title = Field(default_factory=dict)
+    description: str = ""
+    initial: Name
+    roles: dict[Name, RoleSpec]
+    levels: list[LevelSpec] = Field(min_length=1)
+    fields: dict[Name, FieldSpec] = Field(default_factory=dict)
+    report: ReportSpec
+    states: dict[Name, StateSpec] = Field(min_length=1)
+    transitions: list[TransitionSpec] = Field(min_length=1)
+    deadlines: dict[Name, DeadlineSpec] = Field(default_factory=dict)
+    escalation_trigger: Name = "escalate"
+    resolution_deadline: Name | None = None

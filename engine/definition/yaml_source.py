@@ -1,0 +1,204 @@
+"""Step 1 of loading a definition: safe YAML parsing that remembers where every node is.
+
+The parser is PyYAML's safe composer with a stricter scalar resolver:
+
+* Only ``true``/``false`` (any case) are booleans. YAML 1.1's ``yes``, ``no``, ``on``, ``off``,
+  ``y`` and ``n`` stay the strings the author wrote, so a trigger named ``on`` or a state named
+  ``no`` means what it says; a field that wants a boolean rejects them with a clear message.
+* ``10:00`` is the string ``"10:00"`` (YAML 1.1 would read 600), ``0755`` is the string
+  ``"0755"`` (YAML 1.1: 493), and bare dates stay strings for the schema to parse.
+* Integers are plain decimal, floats plain decimal with a point or exponent, nulls ``null``,
+  ``~`` or nothing.
+* Duplicate keys are problems, not silent overrides. Explicit tags other than the standard
+  ones (``!!str``, ``!!int``, ...) are problems: nothing in a definition names Python objects.
+
+Every problem is collected; the caller raises them together.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+from yaml.composer import Composer
+from yaml.constructor import SafeConstructor
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.parser import Parser
+from yaml.reader import Reader
+from yaml.resolver import BaseResolver
+from yaml.scanner import Scanner
+
+from engine.errors import Problem
+
+__all__ = ["ParsedDocument", "parse_yaml"]
+
+Path = tuple[str | int, ...]
+
+
+class _StrictResolver(BaseResolver):
+    """YAML 1.2 core-schema-like implicit typing (see module docstring)."""
+
+
+_StrictResolver.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+_StrictResolver.add_implicit_resolver(
+    "tag:yaml.org,2002:null", re.compile(r"^(?:~|null|Null|NULL|)$"), ["~", "n", "N", ""]
+)
+_StrictResolver.add_implicit_resolver(
+    "tag:yaml.org,2002:int", re.compile(r"^[-+]?(?:0|[1-9][0-9]*)$"), list("-+0123456789")
+)
+_StrictResolver.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9]+\.[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?$|^[-+]?[0-9]+[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
+
+
+class _StrictLoader(Reader, Scanner, Parser, Composer, SafeConstructor, _StrictResolver):
+    """Composer-only loader: we walk the node graph ourselves."""
+
+    def __init__(self, stream: str):
+        Reader.__init__(self, stream)
+        Scanner.__init__(self)
+        Parser.__init__(self)
+        Composer.__init__(self)
+        SafeConstructor.__init__(self)
+        _StrictResolver.__init__(self)
+
+
+_STANDARD_TAGS = {
+    "tag:yaml.org,2002:str",
+    "tag:yaml.org,2002:int",
+    "tag:yaml.org,2002:float",
+    "tag:yaml.org,2002:bool",
+    "tag:yaml.org,2002:null",
+    "tag:yaml.org,2002:map",
+    "tag:yaml.org,2002:seq",
+}
+
+
+@dataclass
+class ParsedDocument:
+    """A parsed YAML document with the line of every node.
+
+    Attributes:
+        file: the file name used in problems.
+        data: the plain Python value (dicts, lists, str, int, float, bool, None).
+        lines: ``{path: line}`` for every node; a path is a tuple of keys and list indexes.
+        problems: problems found while parsing (duplicate keys, bad tags, syntax errors).
+    """
+
+    file: str
+    data: Any
+    lines: dict[Path, int] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+
+    def line_of(self, path: Path) -> int:
+        """Return the line of the node at ``path``, or of its nearest ancestor that has one."""
+        path = tuple(path)
+        while path:
+            if path in self.lines:
+                return self.lines[path]
+            path = path[:-1]
+        return self.lines.get((), 1)
+
+    def problem(self, path: Path, message: str) -> Problem:
+        """Build a :class:`Problem` located at ``path``."""
+        return Problem(self.file, self.line_of(path), dotted(path), message)
+
+
+def dotted(path: Path) -> str:
+    """Render a path like ``states.reported.deadlines[0].after``."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def parse_yaml(text: str, file: str = "<string>") -> ParsedDocument:
+    """Parse one YAML document safely, recording node lines and collecting problems.
+
+    Args:
+        text: the YAML source.
+        file: the name to use in problems.
+
+    Returns:
+        A :class:`ParsedDocument`; check its ``problems`` before using ``data``.
+    """
+    doc = ParsedDocument(file=file, data=None)
+    loader = _StrictLoader(text)
+    try:
+        node = loader.get_single_node()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else 0
+        detail = " ".join(x for x in (exc.context, exc.problem) if x)
+        doc.problems.append(Problem(file, line, "", f"YAML syntax error: {detail}"))
+        return doc
+    except yaml.YAMLError as exc:
+        doc.problems.append(Problem(file, 0, "", f"YAML error: {exc}"))
+        return doc
+    finally:
+        loader.dispose()
+    if node is None:
+        doc.problems.append(Problem(file, 1, "", "the file is empty; expected a mapping"))
+        return doc
+    doc.data = _walk(node, (), doc, loader)
+    return doc
+
+
+def _walk(node: Node, path: Path, doc: ParsedDocument, loader: _StrictLoader) -> Any:
+    doc.lines[path] = node.start_mark.line + 1
+    if isinstance(node, MappingNode):
+        if node.tag not in ("tag:yaml.org,2002:map",):
+            doc.problems.append(doc.problem(path, f"tag {node.tag!r} is not allowed here"))
+        out: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, ScalarNode):
+                doc.problems.append(
+                    Problem(doc.file, key_node.start_mark.line + 1, dotted(path),
+                            "mapping keys must be plain names, not lists or mappings")
+                )
+                continue
+            key = key_node.value  # keys are names: always the text the author wrote
+            if key == "<<":
+                doc.problems.append(
+                    Problem(doc.file, key_node.start_mark.line + 1, dotted(path),
+                            "merge keys (<<) are not supported; write the keys out")
+                )
+                continue
+            if key in out:
+                first = doc.lines.get((*path, key), 0)
+                doc.problems.append(
+                    Problem(doc.file, key_node.start_mark.line + 1, dotted((*path, key)),
+                            f"duplicate key {key!r} (first defined on line {first}); "
+                            "keep one of them")
+                )
+                continue
+            doc.lines[(*path, key)] = key_node.start_mark.line + 1
+            out[key] = _walk(value_node, (*path, key), doc, loader)
+            doc.lines[(*path, key)] = key_node.start_mark.line + 1
+        return out
+    if isinstance(node, SequenceNode):
+        if node.tag != "tag:yaml.org,2002:seq":
+            doc.problems.append(doc.problem(path, f"tag {node.tag!r} is not allowed here"))
+        return [_walk(item, (*path, i), doc, loader) for i, item in enumerate(node.value)]
+    assert isinstance(node, ScalarNode)
+    if node.tag not in _STANDARD_TAGS:
+        doc.problems.append(
+            doc.problem(path, f"tag {node.tag!r} is not allowed; definitions hold plain values")
+        )
+        return node.value
+    if node.tag == "tag:yaml.org,2002:str":
+        return node.value
+    try:
+        return loader.construct_object(node, deep=True)
+    except yaml.YAMLError as exc:
+        doc.problems.append(doc.problem(path, f"cannot read value {node.value!r}: {exc}"))
+        return node.value

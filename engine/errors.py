@@ -1,0 +1,255 @@
+"""Every error Gridwhistle raises, rooted in :class:`GridwhistleError`.
+
+The tree::
+
+    GridwhistleError                 anything Gridwhistle raises on purpose
+    ├── DefinitionError              a lifecycle or mapping file is wrong (raised when loading);
+    │                                .problems lists every Problem (file, line, field path)
+    ├── UnknownDefinition            no bundled lifecycle or file by that name
+    ├── CommandRefused               a command was refused; the ticket, its history and its
+    │   │                            timers are exactly as they were
+    │   ├── TicketNotFound           no ticket with that id
+    │   ├── TicketExists             report with an id that is already taken
+    │   ├── TriggerNotAllowed        the current state has no such transition
+    │   ├── RoleNotAllowed           the state has the transition, but not for this role
+    │   ├── GuardRejected            a guard said no
+    │   ├── InvalidFields            ticket fields do not match the lifecycle's field declarations
+    │   └── HostCallbackFailed       a guard, action or listener of the host app raised
+    ├── ConcurrencyConflict          another command changed the ticket first; reload and retry
+    └── ConfigurationError           the engine is set up wrongly (unknown callback name, bad URL)
+
+Every error carries the data a caller branches on as attributes, and its message says what to
+do next.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+__all__ = [
+    "CommandRefused",
+    "ConcurrencyConflict",
+    "ConfigurationError",
+    "DefinitionError",
+    "GridwhistleError",
+    "GuardRejected",
+    "HostCallbackFailed",
+    "InvalidFields",
+    "Problem",
+    "RoleNotAllowed",
+    "TicketExists",
+    "TicketNotFound",
+    "TriggerNotAllowed",
+    "UnknownDefinition",
+]
+
+
+class GridwhistleError(Exception):
+    """Root of every error Gridwhistle raises on purpose."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem found in a definition file.
+
+    Attributes:
+        file: the file's path as given (or ``<string>`` for text).
+        line: 1-based line of the offending node (0 when unknown).
+        path: dotted field path inside the document, e.g. ``states.reported.deadline.after``.
+        message: what is wrong and what to write instead.
+    """
+
+    file: str
+    line: int
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.path or '<document>'}: {self.message}"
+
+
+class DefinitionError(GridwhistleError):
+    """A definition file (lifecycle or replay mapping) has one or more problems.
+
+    All problems of a file are collected before raising, so an administrator fixes them in one
+    pass. ``str(err)`` lists one ``file:line: path: message`` per line.
+
+    Attributes:
+        problems: every :class:`Problem` found, in file order.
+    """
+
+    def __init__(self, problems: Sequence[Problem]):
+        self.problems = tuple(sorted(problems, key=lambda p: (p.file, p.line, p.path)))
+        count = len(self.problems)
+        head = f"{count} problem{'s' if count != 1 else ''} in definition; fix them and load again:"
+        super().__init__("\n".join([head, *(f"  {p}" for p in self.problems)]))
+
+
+class UnknownDefinition(GridwhistleError):
+    """No lifecycle is known by that name or path.
+
+    Attributes:
+        name: what was asked for.
+        known: the names of the bundled lifecycles.
+    """
+
+    def __init__(self, name: str, known: Sequence[str]):
+        self.name = name
+        self.known = tuple(known)
+        super().__init__(
+            f"no lifecycle named {name!r}: give a path to a YAML file or one of the bundled "
+            f"names: {', '.join(self.known) or '(none)'}"
+        )
+
+
+class CommandRefused(GridwhistleError):
+    """A command was refused. Nothing was changed: ticket, history and timers are as before.
+
+    Attributes:
+        ticket_id: the ticket the command was for.
+    """
+
+    def __init__(self, ticket_id: str, message: str):
+        self.ticket_id = ticket_id
+        super().__init__(message)
+
+
+class TicketNotFound(CommandRefused):
+    """No ticket has this id. Check the id, or list tickets with ``gridwhistle tickets``."""
+
+    def __init__(self, ticket_id: str):
+        super().__init__(ticket_id, f"ticket {ticket_id!r} does not exist; check the id")
+
+
+class TicketExists(CommandRefused):
+    """A report used a ticket id that already exists; report with a new id or omit it."""
+
+    def __init__(self, ticket_id: str):
+        super().__init__(
+            ticket_id,
+            f"ticket {ticket_id!r} already exists; report with another id, or omit the id "
+            "to have one generated",
+        )
+
+
+class TriggerNotAllowed(CommandRefused):
+    """The ticket's current state has no transition for this trigger.
+
+    Attributes:
+        ticket_id, state, trigger: the refused command.
+        allowed: the triggers the current state does allow (sorted).
+    """
+
+    def __init__(self, ticket_id: str, state: str, trigger: str, allowed: Sequence[str]):
+        self.state = state
+        self.trigger = trigger
+        self.allowed = tuple(sorted(allowed))
+        choices = ", ".join(self.allowed) if self.allowed else "none (the state is final)"
+        super().__init__(
+            ticket_id,
+            f"ticket {ticket_id!r} is in state {state!r}, where trigger {trigger!r} is not "
+            f"allowed; allowed triggers there: {choices}",
+        )
+
+
+class RoleNotAllowed(CommandRefused):
+    """The transition exists but this role may not fire it.
+
+    Attributes:
+        ticket_id, state, trigger: the refused command.
+        role: the role that tried.
+        allowed_roles: the roles that may fire this trigger from this state (sorted).
+    """
+
+    def __init__(
+        self, ticket_id: str, state: str, trigger: str, role: str, allowed_roles: Sequence[str]
+    ):
+        self.state = state
+        self.trigger = trigger
+        self.role = role
+        self.allowed_roles = tuple(sorted(allowed_roles))
+        super().__init__(
+            ticket_id,
+            f"role {role!r} may not fire {trigger!r} on ticket {ticket_id!r} in state "
+            f"{state!r}; roles allowed: {', '.join(self.allowed_roles)}",
+        )
+
+
+class GuardRejected(CommandRefused):
+    """Every transition for this trigger had a guard that returned false.
+
+    Attributes:
+        ticket_id, state, trigger: the refused command.
+        guards: the names of the guards that said no.
+    """
+
+    def __init__(self, ticket_id: str, state: str, trigger: str, guards: Sequence[str]):
+        self.state = state
+        self.trigger = trigger
+        self.guards = tuple(guards)
+        super().__init__(
+            ticket_id,
+            f"trigger {trigger!r} on ticket {ticket_id!r} in state {state!r} was refused by "
+            f"guard(s) {', '.join(self.guards)}; meet their condition and try again",
+        )
+
+
+class InvalidFields(CommandRefused):
+    """Ticket fields do not match the lifecycle's ``fields`` declarations.
+
+    Attributes:
+        ticket_id: the ticket (or the id it would have had).
+        errors: ``{field name: message}``.
+    """
+
+    def __init__(self, ticket_id: str, errors: dict[str, str]):
+        self.errors = dict(errors)
+        detail = "; ".join(f"{k}: {v}" for k, v in sorted(self.errors.items()))
+        super().__init__(ticket_id, f"ticket {ticket_id!r} has invalid fields: {detail}")
+
+
+class HostCallbackFailed(CommandRefused):
+    """A guard, action or listener registered by the host app raised; nothing was changed.
+
+    The original exception is chained as ``__cause__``.
+
+    Attributes:
+        ticket_id, trigger: the command.
+        callback: the registered name of the callback that raised.
+    """
+
+    def __init__(self, ticket_id: str, trigger: str, callback: str, error: BaseException):
+        self.trigger = trigger
+        self.callback = callback
+        super().__init__(
+            ticket_id,
+            f"host callback {callback!r} raised {type(error).__name__}: {error} while firing "
+            f"{trigger!r} on ticket {ticket_id!r}; nothing was changed",
+        )
+
+
+class ConcurrencyConflict(GridwhistleError):
+    """Another command changed the ticket between this command's read and its write.
+
+    Reload the ticket and retry the command.
+
+    Attributes:
+        ticket_id: the ticket.
+        expected_version: the row version this command read.
+        actual_version: the row version found when writing (None if the ticket vanished).
+    """
+
+    def __init__(self, ticket_id: str, expected_version: int, actual_version: int | None):
+        self.ticket_id = ticket_id
+        self.expected_version = expected_version
+        self.actual_version = actual_version
+        super().__init__(
+            f"ticket {ticket_id!r} changed while this command ran (read version "
+            f"{expected_version}, found {actual_version}); reload it and retry"
+        )
+
+
+class ConfigurationError(GridwhistleError):
+    """The engine is set up wrongly (unknown callback name, bad database URL, ...)."""

@@ -1,0 +1,214 @@
+"""A compiled lifecycle: one shared ``transitions`` Machine per definition version.
+
+This is the only module that touches the ``transitions`` library. The Machine is built once
+with ``model=None``; a stored ticket is *bound* to it by wrapping its state in a tiny
+:class:`Subject` and firing ``Event.trigger(subject, ...)``, so there is no Machine and no
+``add_model`` per ticket. ``queued=False`` keeps the shared machine free of a machine-wide
+queue. Guards and actions are callables from the host's :class:`Registry`; the Machine is
+never handed a string it could import.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from transitions import EventData, Machine
+
+from engine.definition.loader import Definition
+from engine.definition.schema import DeadlineSpec, TransitionSpec
+from engine.errors import (
+    DefinitionError,
+    GuardRejected,
+    HostCallbackFailed,
+    Problem,
+    RoleNotAllowed,
+    TriggerNotAllowed,
+)
+from engine.lifecycle.registry import CommandContext, Registry
+
+__all__ = ["Lifecycle", "Subject"]
+
+
+class Subject:
+    """The object a shared Machine moves: just a state name (``transitions`` sets ``.state``)."""
+
+    __slots__ = ("state",)
+
+    def __init__(self, state: str):
+        self.state = state
+
+
+@dataclass(frozen=True)
+class _Deadline:
+    name: str
+    spec: DeadlineSpec
+
+
+class Lifecycle:
+    """A definition version compiled against a host :class:`Registry`.
+
+    Args:
+        definition: the validated definition.
+        registry: the host's guards and actions; every name the file uses must be in it.
+
+    Raises:
+        DefinitionError: the file names a guard or action the registry does not have.
+    """
+
+    def __init__(self, definition: Definition, registry: Registry | None = None):
+        self.definition = definition
+        self.spec = definition.spec
+        self.name = definition.spec.name
+        self.digest = definition.digest
+        registry = registry or Registry()
+        self._check_callbacks(registry)
+
+        spec = self.spec
+        self.levels: tuple[str, ...] = tuple(level.name for level in spec.levels)
+        self.final_states = frozenset(n for n, s in spec.states.items() if s.final)
+        # (state, trigger) -> transitions, in file order
+        self._by_source: dict[tuple[str, str], list[TransitionSpec]] = {}
+        for t in spec.transitions:
+            for src in t.source:
+                self._by_source.setdefault((src, t.trigger), []).append(t)
+        self._triggers_from: dict[str, tuple[str, ...]] = {}
+        for (src, trig) in self._by_source:
+            self._triggers_from.setdefault(src, ())
+            if trig not in self._triggers_from[src]:
+                self._triggers_from[src] += (trig,)
+        self.state_deadlines: dict[str, tuple[_Deadline, ...]] = {}
+        self.ticket_deadlines: tuple[_Deadline, ...] = ()
+        for name, d in spec.deadlines.items():
+            if d.state is not None:
+                self.state_deadlines[d.state] = (
+                    *self.state_deadlines.get(d.state, ()), _Deadline(name, d))
+            else:
+                self.ticket_deadlines += (_Deadline(name, d),)
+
+        machine_transitions: list[dict[str, Any]] = []
+        for t in spec.transitions:
+            conditions: list[Callable[[EventData], bool]] = [_role_condition(frozenset(t.roles))]
+            conditions += [_guard_condition(g, registry.guards[g]) for g in t.guards]
+            after = [_action_callback(a, registry.actions[a]) for a in t.actions]
+            machine_transitions.append(
+                {"trigger": t.trigger, "source": list(t.source), "dest": t.dest,
+                 "conditions": conditions, "after": after}
+            )
+        self.machine = Machine(
+            model=None,
+            states=list(spec.states),
+            transitions=machine_transitions,
+            initial=spec.initial,
+            auto_transitions=False,
+            send_event=True,
+            queued=False,
+            ignore_invalid_triggers=False,
+        )
+
+    def _check_callbacks(self, registry: Registry) -> None:
+        problems: list[Problem] = []
+        for i, t in enumerate(self.spec.transitions):
+            for kind, names, known in (("guard", t.guards, registry.guards),
+                                       ("action", t.actions, registry.actions)):
+                for j, name in enumerate(names):
+                    if name not in known:
+                        problems.append(Problem(
+                            self.definition.file, _line(self.definition, i),
+                            f"transitions[{i}].{kind}s[{j}]",
+                            f"no {kind} named {name!r} is registered by the host app; "
+                            f"registered: {', '.join(sorted(known)) or '(none)'}"))
+        if problems:
+            raise DefinitionError(problems)
+
+    # -- queries -------------------------------------------------------------------------
+
+    def triggers_from(self, state: str) -> tuple[str, ...]:
+        """The triggers that have a transition out of ``state``."""
+        return self._triggers_from.get(state, ())
+
+    def transitions_for(self, state: str, trigger: str) -> list[TransitionSpec]:
+        """The transitions ``trigger`` may take from ``state`` (file order)."""
+        return self._by_source.get((state, trigger), [])
+
+    def next_level(self, level: str) -> str | None:
+        """The level above ``level``, or None at the top."""
+        i = self.levels.index(level)
+        return self.levels[i + 1] if i + 1 < len(self.levels) else None
+
+    # -- firing --------------------------------------------------------------------------
+
+    def check(self, ticket_id: str, state: str, trigger: str, role: str) -> list[TransitionSpec]:
+        """Return the candidate transitions for this command, or raise why there are none.
+
+        Raises:
+            TriggerNotAllowed: no transition for ``trigger`` from ``state``.
+            RoleNotAllowed: there is one, but not for ``role``.
+        """
+        candidates = self.transitions_for(state, trigger)
+        if not candidates:
+            raise TriggerNotAllowed(ticket_id, state, trigger, self.triggers_from(state))
+        allowed = [t for t in candidates if role in t.roles]
+        if not allowed:
+            roles = sorted({r for t in candidates for r in t.roles})
+            raise RoleNotAllowed(ticket_id, state, trigger, role, roles)
+        return allowed
+
+    def fire(self, subject: Subject, ctx: CommandContext) -> str:
+        """Run ``ctx.trigger`` on ``subject`` through the shared Machine; return the new state.
+
+        The caller has already called :meth:`check`. Host guards and actions run here; if one
+        raises, :class:`HostCallbackFailed` is raised and the caller must discard ``subject``.
+
+        Raises:
+            GuardRejected: every candidate transition had a guard that said no.
+            HostCallbackFailed: a host guard or action raised.
+        """
+        event = self.machine.events[ctx.trigger]
+        ok = event.trigger(subject, ctx=ctx)
+        if not ok:
+            raise GuardRejected(ctx.ticket_id, ctx.source, ctx.trigger,
+                                ctx.failed_guards or ["(role)"])
+        return subject.state
+
+
+def _line(definition: Definition, index: int) -> int:
+    from engine.definition.yaml_source import parse_yaml
+
+    return parse_yaml(definition.source, definition.file).line_of(("transitions", index))
+
+
+def _role_condition(roles: frozenset[str]) -> Callable[[EventData], bool]:
+    def role_allowed(event: EventData) -> bool:
+        ctx: CommandContext = event.kwargs["ctx"]
+        return ctx.role in roles
+
+    return role_allowed
+
+
+def _guard_condition(name: str, fn: Callable[[CommandContext], bool]) -> Callable[[EventData], bool]:
+    def guard(event: EventData) -> bool:
+        ctx: CommandContext = event.kwargs["ctx"]
+        ctx.dest = event.transition.dest
+        try:
+            ok = bool(fn(ctx))
+        except Exception as exc:
+            raise HostCallbackFailed(ctx.ticket_id, ctx.trigger, name, exc) from exc
+        if not ok:
+            ctx.failed_guards.append(name)
+        return ok
+
+    return guard
+
+
+def _action_callback(name: str, fn: Callable[[CommandContext], None]) -> Callable[[EventData], None]:
+    def action(event: EventData) -> None:
+        ctx: CommandContext = event.kwargs["ctx"]
+        ctx.dest = event.transition.dest
+        try:
+            fn(ctx)
+        except Exception as exc:
+            raise HostCallbackFailed(ctx.ticket_id, ctx.trigger, name, exc) from exc
+
+    return action

@@ -1,0 +1,24 @@
+"""The runtime: the Engine that applies commands and fires deadlines."""
+
+from engine.runtime.engine import Engine, TopLevelReached
+from engine.runtime.model import (
+    SYSTEM,
+    Actor,
+    DefinitionVersion,
+    FiredTimer,
+    HistoryEntry,
+    Ticket,
+    Timer,
+)
+
+__all__ = [
+    "SYSTEM",
+    "Actor",
+    "DefinitionVersion",
+    "Engine",
+    "FiredTimer",
+    "HistoryEntry",
+    "Ticket",
+    "Timer",
+    "TopLevelReached",
+]

@@ -1,0 +1,657 @@
+"""The Engine: commands on tickets, each applied in one database transaction.
+
+A command (report, fire, escalate) and a fired deadline each do, in ONE transaction: read the
+ticket, run the transition on the lifecycle's shared Machine, update the ticket row (checking
+its row version), append history rows, and cancel/create timer rows. If anything fails —
+refused trigger, role, guard, invalid field, a host callback raising, a concurrent change —
+the transaction is rolled back and the ticket, its history and its timers are as they were.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, and_, func, insert, or_, select, update
+from sqlalchemy import Engine as SAEngine
+
+from engine.clock import Clock, SystemClock
+from engine.definition.loader import Definition, load_definition
+from engine.errors import (
+    CommandRefused,
+    ConcurrencyConflict,
+    InvalidFields,
+    TicketExists,
+    TicketNotFound,
+)
+from engine.lifecycle.machine import Lifecycle, Subject
+from engine.lifecycle.registry import CommandContext, Registry
+from engine.runtime.fields import check_fields, load_fields
+from engine.runtime.model import (
+    SYSTEM,
+    Actor,
+    DefinitionVersion,
+    FiredTimer,
+    HistoryEntry,
+    Ticket,
+    Timer,
+)
+from engine.store.database import Database
+from engine.store.tables import definitions, history, tickets, timers
+
+__all__ = ["Engine", "TopLevelReached"]
+
+
+class TopLevelReached(CommandRefused):
+    """An escalation was asked for, but the ticket is already at the lifecycle's top level.
+
+    Attributes:
+        ticket_id, level: the ticket and its (top) level.
+    """
+
+    def __init__(self, ticket_id: str, level: str):
+        self.level = level
+        super().__init__(
+            ticket_id,
+            f"ticket {ticket_id!r} is already at the top level {level!r}; it cannot be "
+            "escalated further — assign it at this level instead",
+        )
+
+
+_RUN_DUE_BATCH = 200
+
+
+class Engine:
+    """Runs tickets through their lifecycles and persists every step.
+
+    Args:
+        database: a SQLAlchemy URL, a SQLite file path, a SQLAlchemy ``Engine`` (borrowed), or
+            a :class:`~engine.store.Database`. Default: ``gridwhistle.sqlite`` in the working
+            directory.
+        clock: where ``now`` comes from (default :class:`~engine.clock.SystemClock`).
+        registry: the host app's named guards and actions.
+        sweep_seconds: with :meth:`start`, how often the scheduler also sweeps for due timers
+            in case a wake-up was missed (seconds, default 30).
+
+    Use as a context manager, or call :meth:`start` / :meth:`stop`, to have APScheduler fire
+    deadlines in real time. Several engines may live in one process; there is no global state.
+    """
+
+    def __init__(
+        self,
+        database: str | Path | SAEngine | Database = "gridwhistle.sqlite",
+        *,
+        clock: Clock | None = None,
+        registry: Registry | None = None,
+        sweep_seconds: float = 30.0,
+    ):
+        self.db = database if isinstance(database, Database) else Database(database)
+        self.clock: Clock = clock or SystemClock()
+        self.registry = registry or Registry()
+        self.sweep_seconds = sweep_seconds
+        self._lifecycles: dict[int, Lifecycle] = {}
+        self._versions: dict[int, DefinitionVersion] = {}
+        self._current: dict[str, int] = {}
+        self._local = threading.local()
+        self._deploy_lock = threading.Lock()
+        self._scheduler: Any = None
+        self._on_timer_created: list[Any] = []
+
+    # -- lifecycle of the engine ------------------------------------------------------------
+
+    def start(self) -> Engine:
+        """Start the APScheduler wake-up clock that fires deadlines in real time."""
+        from engine.runtime.scheduler import WakeUpScheduler
+
+        if self._scheduler is None:
+            self._scheduler = WakeUpScheduler(self, sweep_seconds=self.sweep_seconds)
+            self._scheduler.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop the scheduler (if started) and release the database if this engine opened it."""
+        if self._scheduler is not None:
+            self._scheduler.stop()
+            self._scheduler = None
+        self.db.close()
+
+    def __enter__(self) -> Engine:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- definitions ------------------------------------------------------------------------
+
+    def deploy(self, lifecycle: str | Path | Definition) -> DefinitionVersion:
+        """Register a lifecycle version (bundled name, YAML path or loaded Definition).
+
+        Deploying the same content again returns the existing version; changed content gets
+        the next version number. New reports use the newest version; running tickets stay
+        on the version they started with.
+
+        Raises:
+            UnknownDefinition, DefinitionError: the lifecycle cannot be loaded.
+        """
+        definition = lifecycle if isinstance(lifecycle, Definition) else load_definition(lifecycle)
+        compiled = Lifecycle(definition, self.registry)  # checks host callbacks first
+        with self._deploy_lock, self.db.write() as conn:
+            row = conn.execute(
+                select(definitions.c.id, definitions.c.version).where(
+                    definitions.c.name == definition.name,
+                    definitions.c.digest == definition.digest,
+                )
+            ).first()
+            if row is None:
+                latest = conn.execute(
+                    select(func.max(definitions.c.version)).where(
+                        definitions.c.name == definition.name)
+                ).scalar()
+                version = (latest or 0) + 1
+                def_id = conn.execute(
+                    insert(definitions).values(
+                        name=definition.name, version=version, digest=definition.digest,
+                        source=definition.source, created_at=self.clock.now(),
+                    )
+                ).inserted_primary_key[0]  # type: ignore[index]
+            else:
+                def_id, version = row
+        info = DefinitionVersion(def_id, definition.name, version, definition.digest)
+        self._lifecycles[def_id] = compiled
+        self._versions[def_id] = info
+        self._current[definition.name] = def_id
+        return info
+
+    def lifecycle(self, name: str) -> Lifecycle:
+        """The compiled current version of lifecycle ``name`` (deploying the bundled one if new)."""
+        return self._lifecycles[self._current_id(name)]
+
+    def _current_id(self, name: str) -> int:
+        if name not in self._current:
+            self.deploy(name)
+        return self._current[name]
+
+    def _lifecycle_by_id(self, conn: Connection, def_id: int) -> Lifecycle:
+        compiled = self._lifecycles.get(def_id)
+        if compiled is None:
+            row = conn.execute(
+                select(definitions).where(definitions.c.id == def_id)
+            ).mappings().one()
+            from engine.definition.loader import parse_definition
+
+            definition = parse_definition(row["source"], file=f"<{row['name']} v{row['version']}>")
+            compiled = Lifecycle(definition, self.registry)
+            self._lifecycles[def_id] = compiled
+            self._versions[def_id] = DefinitionVersion(def_id, row["name"], row["version"],
+                                                       row["digest"])
+        return compiled
+
+    # -- transactions -----------------------------------------------------------------------
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Apply the commands issued inside this block in one transaction (for replays, imports).
+
+        Each command still runs in its own savepoint: a refused command rolls back alone and
+        the batch goes on. The whole batch commits at the end of the block (or rolls back if
+        the block raises). Not shared across threads.
+        """
+        if getattr(self._local, "conn", None) is not None:
+            yield
+            return
+        with self.db.write() as conn:
+            self._local.conn = conn
+            try:
+                yield
+            finally:
+                self._local.conn = None
+
+    @contextmanager
+    def _tx(self) -> Iterator[Connection]:
+        conn: Connection | None = getattr(self._local, "conn", None)
+        if conn is not None:
+            with conn.begin_nested():
+                yield conn
+        else:
+            with self.db.write() as new:
+                yield new
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        conn: Connection | None = getattr(self._local, "conn", None)
+        if conn is not None:
+            yield conn
+        else:
+            with self.db.read() as new:
+                yield new
+
+    # -- commands ---------------------------------------------------------------------------
+
+    def report(
+        self,
+        lifecycle: str,
+        fields: dict[str, Any],
+        *,
+        actor: Actor,
+        ticket_id: str | None = None,
+        level: str | None = None,
+        reason: str | None = None,
+    ) -> Ticket:
+        """Create a ticket in the lifecycle's initial state.
+
+        Args:
+            lifecycle: the lifecycle name (its newest deployed version is used).
+            fields: ticket fields (``required`` ones must be present).
+            actor: who reports; the role must be in the lifecycle's ``report.roles``.
+            ticket_id: the id to use (up to 64 characters); generated when omitted.
+            level: initial whistle level (default: the lowest).
+            reason: free text kept in history.
+
+        Returns:
+            The new ticket.
+
+        Raises:
+            RoleNotAllowed, TicketExists, InvalidFields: nothing was created.
+        """
+        def_id = self._current_id(lifecycle)
+        lc = self._lifecycles[def_id]
+        tid = ticket_id or uuid.uuid4().hex
+        if actor.role not in lc.spec.report.roles:
+            from engine.errors import RoleNotAllowed
+
+            raise RoleNotAllowed(tid, "(new)", "report", actor.role, lc.spec.report.roles)
+        level = level or lc.levels[0]
+        if level not in lc.levels:
+            raise InvalidFields(tid, {"level": f"unknown level {level!r}; levels: "
+                                      f"{', '.join(lc.levels)}"})
+        stored, errors = check_fields(lc.spec.fields, fields, require=True)
+        if errors:
+            raise InvalidFields(tid, errors)
+        stored = {k: v for k, v in stored.items() if v is not None}
+        now = self.clock.now()
+        state = lc.spec.initial
+        with self._tx() as conn:
+            exists = conn.execute(select(tickets.c.id).where(tickets.c.id == tid)).first()
+            if exists is not None:
+                raise TicketExists(tid)
+            conn.execute(insert(tickets).values(
+                id=tid, definition_id=def_id, state=state, level=level, fields=stored,
+                overdue=False, created_at=now, updated_at=now, row_version=1,
+            ))
+            conn.execute(insert(history).values(
+                ticket_id=tid, seq=1, at=now, kind="report", trigger="report",
+                from_state=None, to_state=state, from_level=None, to_level=level,
+                actor=actor.id, role=actor.role, reason=reason, data=None,
+            ))
+            new_timers = self._timers_on_entry(lc, tid, state, stored, now, report=True)
+            if new_timers:
+                conn.execute(insert(timers), new_timers)
+        self._notify_timers(new_timers)
+        return self._snapshot(lc, def_id, tid, state, level, stored, False, now, now, 1)
+
+    def fire(
+        self,
+        ticket_id: str,
+        trigger: str,
+        *,
+        actor: Actor,
+        reason: str | None = None,
+        fields: dict[str, Any] | None = None,
+    ) -> Ticket:
+        """Fire ``trigger`` on a ticket as ``actor``; optionally update fields at the same time.
+
+        Firing the lifecycle's escalation trigger (``escalate``) also moves the ticket one
+        whistle level up.
+
+        Returns:
+            The ticket after the transition.
+
+        Raises:
+            TicketNotFound, TriggerNotAllowed, RoleNotAllowed, GuardRejected, InvalidFields,
+            HostCallbackFailed, TopLevelReached: refused; nothing changed.
+            ConcurrencyConflict: another command changed the ticket first; reload and retry.
+        """
+        with self._tx() as conn:
+            return self._apply(conn, ticket_id, trigger, actor, reason, fields or {})
+
+    def escalate(self, ticket_id: str, *, actor: Actor, reason: str) -> Ticket:
+        """Escalate a ticket by hand ("level-up handling"): one level up, a reason required.
+
+        Raises:
+            InvalidFields: the reason is empty. Otherwise as :meth:`fire`.
+        """
+        with self._tx() as conn:
+            row = self._load(conn, ticket_id)
+            lc = self._lifecycle_by_id(conn, row["definition_id"])
+            return self._apply(conn, ticket_id, lc.spec.escalation_trigger, actor, reason, {})
+
+    def _apply(
+        self,
+        conn: Connection,
+        ticket_id: str,
+        trigger: str,
+        actor: Actor,
+        reason: str | None,
+        field_updates: dict[str, Any],
+        *,
+        row: Any = None,
+        extra_history: list[dict[str, Any]] | None = None,
+        now: datetime | None = None,
+    ) -> Ticket:
+        row = row if row is not None else self._load(conn, ticket_id)
+        def_id = row["definition_id"]
+        lc = self._lifecycle_by_id(conn, def_id)
+        source = row["state"]
+        candidates = lc.check(ticket_id, source, trigger, actor.role)
+        if any(t.reason_required for t in candidates) and not (reason and reason.strip()):
+            raise InvalidFields(ticket_id, {"reason": f"trigger {trigger!r} requires a reason"})
+        level = row["level"]
+        new_level = level
+        if trigger == lc.spec.escalation_trigger:
+            above = lc.next_level(level)
+            if above is None:
+                raise TopLevelReached(ticket_id, level)
+            new_level = above
+        updates, errors = check_fields(lc.spec.fields, field_updates, require=False)
+        if errors:
+            raise InvalidFields(ticket_id, errors)
+        merged = dict(row["fields"])
+        merged.update(updates)
+        merged = {k: v for k, v in merged.items() if v is not None}
+        now = now or self.clock.now()
+        ctx = CommandContext(
+            ticket_id=ticket_id, trigger=trigger, source=source, dest="", level=new_level,
+            fields=load_fields(lc.spec.fields, merged), actor=actor.id, role=actor.role,
+            reason=reason, now=now,
+        )
+        dest = lc.fire(Subject(source), ctx)
+
+        version = row["row_version"]
+        rows = list(extra_history or [])
+        rows.append(dict(
+            ticket_id=ticket_id, at=now, kind="transition", trigger=trigger,
+            from_state=source, to_state=dest, from_level=level, to_level=new_level,
+            actor=actor.id, role=actor.role, reason=reason,
+            data={"fields": updates} if updates else None,
+        ))
+        for i, h in enumerate(rows, start=1):
+            h["seq"] = version + i
+        new_version = version + len(rows)
+        overdue = bool(row["overdue"]) or any(h.get("_overdue") for h in rows)
+        for h in rows:
+            h.pop("_overdue", None)
+        result = conn.execute(
+            update(tickets)
+            .where(tickets.c.id == ticket_id, tickets.c.row_version == version)
+            .values(state=dest, level=new_level, fields=merged, updated_at=now,
+                    row_version=new_version, overdue=overdue)
+        )
+        if result.rowcount != 1:
+            actual = conn.execute(
+                select(tickets.c.row_version).where(tickets.c.id == ticket_id)).scalar()
+            raise ConcurrencyConflict(ticket_id, version, actual)
+        conn.execute(insert(history), rows)
+        self._cancel_on_exit(conn, lc, ticket_id, source, dest)
+        new_timers = self._timers_on_entry(lc, ticket_id, dest, merged, now, report=False)
+        if new_timers:
+            conn.execute(insert(timers), new_timers)
+        self._notify_timers(new_timers)
+        return self._snapshot(lc, def_id, ticket_id, dest, new_level, merged, overdue,
+                              row["created_at"], now, new_version)
+
+    # -- timers -----------------------------------------------------------------------------
+
+    @staticmethod
+    def _timers_on_entry(
+        lc: Lifecycle, ticket_id: str, state: str, fields: dict[str, Any], now: datetime,
+        *, report: bool,
+    ) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        chosen = [(d, d.spec.state) for d in lc.state_deadlines.get(state, ())]
+        if report:
+            chosen += [(d, None) for d in lc.ticket_deadlines
+                       if state not in (d.spec.stop_in or ())]
+        for d, owner in chosen:
+            if d.spec.after is not None:
+                due = now + d.spec.after
+            else:
+                raw = fields.get(d.spec.at_field or "")
+                if raw is None:
+                    continue
+                due = datetime.fromisoformat(raw)
+            out.append(dict(ticket_id=ticket_id, name=d.name, state=owner, due_at=due,
+                            status="pending", created_at=now, fired_at=None))
+        return out
+
+    @staticmethod
+    def _cancel_on_exit(
+        conn: Connection, lc: Lifecycle, ticket_id: str, source: str, dest: str
+    ) -> None:
+        stopped = [d.name for d in lc.ticket_deadlines if dest in (d.spec.stop_in or ())]
+        if dest in lc.final_states:
+            stopped = [d.name for d in lc.ticket_deadlines]
+        leaving = source in lc.state_deadlines
+        if not stopped and not leaving:
+            return
+        conditions = []
+        if leaving:
+            conditions.append(timers.c.state == source)
+        if stopped:
+            conditions.append(and_(timers.c.state.is_(None), timers.c.name.in_(stopped)))
+        conn.execute(
+            update(timers)
+            .where(timers.c.ticket_id == ticket_id, timers.c.status == "pending",
+                   or_(*conditions))
+            .values(status="cancelled")
+        )
+
+    def _notify_timers(self, new_timers: list[dict[str, Any]]) -> None:
+        if new_timers and self._scheduler is not None:
+            self._scheduler.wake_at(min(t["due_at"] for t in new_timers))
+
+    def next_due(self) -> datetime | None:
+        """The earliest due time of a pending timer, or None (aware UTC)."""
+        with self._read() as conn:
+            return conn.execute(
+                select(func.min(timers.c.due_at)).where(timers.c.status == "pending")
+            ).scalar()
+
+    def run_due(self, now: datetime | None = None) -> list[FiredTimer]:
+        """Claim and fire every pending timer that is due strictly before ``now``.
+
+        The rule for ties: a deadline due at instant *t* is met by a command at *t*; it is
+        breached only once the clock is past *t*. Each timer is claimed and applied in its
+        own transaction (or savepoint inside :meth:`batch`): the claim is a conditional update
+        from ``pending`` to ``fired``, so a timer fires once even with several callers. The
+        ticket's state is re-checked in that transaction; a timer whose ticket has moved on
+        is marked ``stale`` and does nothing.
+
+        Args:
+            now: the instant to fire up to (aware UTC); default: the engine's clock.
+
+        Returns:
+            What happened to each timer, in due order.
+        """
+        return self._run_due(now or self.clock.now(), inclusive=False)
+
+    def _run_due(self, now: datetime, *, inclusive: bool) -> list[FiredTimer]:
+        done: list[FiredTimer] = []
+        is_due = timers.c.due_at <= now if inclusive else timers.c.due_at < now
+        while True:
+            with self._tx() as conn:
+                due = conn.execute(
+                    select(timers)
+                    .where(timers.c.status == "pending", is_due)
+                    .order_by(timers.c.due_at, timers.c.id)
+                    .limit(_RUN_DUE_BATCH)
+                ).mappings().all()
+            if not due:
+                return done
+            for timer_row in due:
+                with self._tx() as conn:
+                    outcome = self._fire_timer(conn, timer_row, now)
+                if outcome is not None:
+                    done.append(outcome)
+
+    def run_until(self, until: datetime) -> list[FiredTimer]:
+        """Move a :class:`~engine.clock.VirtualClock` to ``until``, firing timers on the way.
+
+        Each timer due before ``until`` fires at its own due instant, in due order, so a
+        breach's consequences (an escalation and its new deadline) start when they would have
+        in real time. Timers due exactly at ``until`` do not fire yet: commands at ``until``
+        come first (see :meth:`run_due` for the tie rule).
+
+        Raises:
+            TypeError: the engine's clock is not a VirtualClock.
+        """
+        from engine.clock import VirtualClock
+
+        if not isinstance(self.clock, VirtualClock):
+            raise TypeError("run_until needs a VirtualClock; with the system clock use start()")
+        done: list[FiredTimer] = []
+        while True:
+            nxt = self.next_due()
+            if nxt is None or nxt >= until:
+                break
+            self.clock.set(max(nxt, self.clock.now()))
+            done.extend(self._run_due(self.clock.now(), inclusive=True))
+        self.clock.set(until)
+        return done
+
+    def _fire_timer(self, conn: Connection, timer_row: Any, now: datetime) -> FiredTimer | None:
+        claimed = conn.execute(
+            update(timers)
+            .where(timers.c.id == timer_row["id"], timers.c.status == "pending")
+            .values(status="fired", fired_at=now)
+        )
+        if claimed.rowcount != 1:
+            return None  # someone else fired or cancelled it
+        timer = _timer(dict(timer_row) | {"status": "fired", "fired_at": now})
+        row = self._load(conn, timer.ticket_id)
+        lc = self._lifecycle_by_id(conn, row["definition_id"])
+        spec = lc.spec.deadlines.get(timer.name)
+        state = row["state"]
+        moved_on = (
+            spec is None
+            or (timer.state is not None and timer.state != state)
+            or (timer.state is None and (state in (spec.stop_in or ()) or state in lc.final_states))
+        )
+        if moved_on:
+            conn.execute(update(timers).where(timers.c.id == timer.id).values(status="stale"))
+            return FiredTimer(_timer(dict(timer_row) | {"status": "stale", "fired_at": now}),
+                              "stale")
+        assert spec is not None
+        makes_overdue = (lc.spec.resolution_deadline in (None, timer.name))
+        breach = dict(
+            ticket_id=timer.ticket_id, at=now, kind="breach", trigger=timer.name,
+            from_state=state, to_state=state, from_level=row["level"], to_level=row["level"],
+            actor=SYSTEM.id, role=SYSTEM.role,
+            reason=f"deadline {timer.name!r} due {timer.due_at.isoformat()} was missed",
+            data={"due_at": timer.due_at.isoformat(), "timer_id": timer.id,
+                  "on_breach": spec.on_breach},
+            _overdue=makes_overdue,
+        )
+        escalation = lc.spec.escalation_trigger
+        can_escalate = (
+            spec.on_breach == "escalate"
+            and lc.next_level(row["level"]) is not None
+            and any(SYSTEM.role in t.roles for t in lc.transitions_for(state, escalation))
+        )
+        if can_escalate:
+            self._apply(conn, timer.ticket_id, escalation, SYSTEM,
+                        f"deadline {timer.name!r} breached", {}, row=row,
+                        extra_history=[breach], now=now)
+            return FiredTimer(timer, "escalated")
+        outcome = "top_level" if spec.on_breach == "escalate" else "breached"
+        breach.pop("_overdue")
+        breach["seq"] = row["row_version"] + 1
+        result = conn.execute(
+            update(tickets)
+            .where(tickets.c.id == timer.ticket_id, tickets.c.row_version == row["row_version"])
+            .values(row_version=row["row_version"] + 1, updated_at=now,
+                    overdue=bool(row["overdue"]) or makes_overdue)
+        )
+        if result.rowcount != 1:
+            raise ConcurrencyConflict(timer.ticket_id, row["row_version"], None)
+        conn.execute(insert(history).values(**breach))
+        return FiredTimer(timer, outcome)
+
+    # -- reads ------------------------------------------------------------------------------
+
+    def _load(self, conn: Connection, ticket_id: str) -> Any:
+        row = conn.execute(select(tickets).where(tickets.c.id == ticket_id)).mappings().first()
+        if row is None:
+            raise TicketNotFound(ticket_id)
+        return row
+
+    def _snapshot(
+        self, lc: Lifecycle, def_id: int, tid: str, state: str, level: str,
+        fields: dict[str, Any], overdue: bool, created: datetime, updated: datetime,
+        row_version: int,
+    ) -> Ticket:
+        info = self._versions[def_id]
+        return Ticket(tid, info.name, info.version, state, level,
+                      load_fields(lc.spec.fields, fields), bool(overdue), created, updated,
+                      row_version)
+
+    def get(self, ticket_id: str) -> Ticket:
+        """Read a ticket as stored.
+
+        Raises:
+            TicketNotFound: no such ticket.
+        """
+        with self._read() as conn:
+            row = self._load(conn, ticket_id)
+            lc = self._lifecycle_by_id(conn, row["definition_id"])
+        return self._snapshot(lc, row["definition_id"], row["id"], row["state"], row["level"],
+                              row["fields"], row["overdue"], row["created_at"],
+                              row["updated_at"], row["row_version"])
+
+    def history(self, ticket_id: str) -> list[HistoryEntry]:
+        """The ticket's history, oldest first.
+
+        Raises:
+            TicketNotFound: no such ticket.
+        """
+        with self._read() as conn:
+            self._load(conn, ticket_id)
+            rows = conn.execute(
+                select(history).where(history.c.ticket_id == ticket_id).order_by(history.c.seq)
+            ).mappings().all()
+        return [
+            HistoryEntry(r["seq"], r["at"], r["kind"], r["trigger"], r["from_state"],
+                         r["to_state"], r["from_level"], r["to_level"], r["actor"], r["role"],
+                         r["reason"], r["data"] or {})
+            for r in rows
+        ]
+
+    def timers(self, ticket_id: str | None = None, *, status: str | None = None) -> list[Timer]:
+        """Timers, by due time; optionally of one ticket and/or one status."""
+        query = select(timers).order_by(timers.c.due_at, timers.c.id)
+        if ticket_id is not None:
+            query = query.where(timers.c.ticket_id == ticket_id)
+        if status is not None:
+            query = query.where(timers.c.status == status)
+        with self._read() as conn:
+            return [_timer(r) for r in conn.execute(query).mappings().all()]
+
+    def versions(self) -> list[DefinitionVersion]:
+        """Every deployed lifecycle version, by name then version."""
+        with self._read() as conn:
+            rows = conn.execute(
+                select(definitions.c.id, definitions.c.name, definitions.c.version,
+                       definitions.c.digest).order_by(definitions.c.name, definitions.c.version)
+            ).all()
+        return [DefinitionVersion(*r) for r in rows]
+
+
+def _timer(r: Any) -> Timer:
+    return Timer(r["id"], r["ticket_id"], r["name"], r["state"], r["due_at"], r["status"],
+                 r["fired_at"])
+
+

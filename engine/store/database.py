@@ -1,0 +1,114 @@
+"""Opening a database: any SQLAlchemy URL, SQLite tuned for a file in WAL mode by default."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, create_engine, event
+from sqlalchemy import Engine as SAEngine
+from sqlalchemy.exc import ArgumentError
+
+from engine.errors import ConfigurationError
+from engine.store.tables import metadata
+
+__all__ = ["Database", "to_url"]
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def to_url(target: str | Path) -> str:
+    """Turn a path (``tickets.sqlite``) or URL (``postgresql+psycopg://...``) into a URL."""
+    text = str(target)
+    if "://" in text:
+        return text
+    return f"sqlite:///{Path(text).expanduser()}"
+
+
+class Database:
+    """A SQLAlchemy engine plus the Gridwhistle schema.
+
+    Args:
+        target: a SQLAlchemy URL, a path to a SQLite file, or an existing SQLAlchemy ``Engine``
+            (borrowed: :meth:`close` does not dispose what it did not create).
+        create: create missing tables (default True).
+
+    On SQLite the connection uses WAL journaling, ``synchronous=NORMAL``, foreign keys and a
+    busy timeout of 30 s, and write transactions (:meth:`write`) begin with ``BEGIN IMMEDIATE``
+    so that two writers queue for the lock instead of failing on upgrade. Savepoints work (pysqlite's own
+    transaction handling is switched off, as SQLAlchemy's documentation recommends).
+
+    Raises:
+        ConfigurationError: the URL cannot be used.
+    """
+
+    def __init__(self, target: str | Path | SAEngine, *, create: bool = True):
+        if isinstance(target, SAEngine):
+            self.engine = target
+            self._owned = False
+        else:
+            url = to_url(target)
+            kwargs: dict[str, Any] = {}
+            try:
+                if url.startswith("sqlite"):
+                    kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000,
+                                              "check_same_thread": False}
+                self.engine = create_engine(url, **kwargs)
+            except (ArgumentError, ImportError) as exc:
+                raise ConfigurationError(f"cannot use database {url!r}: {exc}") from exc
+            self._owned = True
+        if self.engine.dialect.name == "sqlite":
+            _tune_sqlite(self.engine)
+        if create:
+            metadata.create_all(self.engine)
+
+    @property
+    def dialect(self) -> str:
+        """The SQLAlchemy dialect name (``sqlite``, ``postgresql``)."""
+        return self.engine.dialect.name
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A connection in a write transaction, committed on success, rolled back on error."""
+        with self.engine.connect() as conn:
+            conn.execution_options(gridwhistle_write=True)
+            with conn.begin():
+                yield conn
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A connection for reading (its transaction is rolled back at the end)."""
+        with self.engine.connect() as conn:
+            yield conn
+
+    def drop_all(self) -> None:
+        """Drop and recreate every Gridwhistle table (used by ``replay --fresh``)."""
+        metadata.drop_all(self.engine)
+        metadata.create_all(self.engine)
+
+    def close(self) -> None:
+        """Dispose the connection pool if this object created it."""
+        if self._owned:
+            self.engine.dispose()
+
+
+def _tune_sqlite(engine: SAEngine) -> None:
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # let SQLAlchemy emit BEGIN (savepoints work)
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        if engine.url.database not in (None, "", ":memory:"):
+            cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Any) -> None:
+        # Writers take the lock up front (no deadlock on a read-to-write upgrade);
+        # readers begin deferred and, in WAL mode, never wait for writers.
+        immediate = conn.get_execution_options().get("gridwhistle_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")

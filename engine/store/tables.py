@@ -1,0 +1,106 @@
+"""The database schema, declared once with SQLAlchemy Core.
+
+* ``gw_definitions``: every lifecycle version ever deployed (name, content digest, source).
+* ``gw_tickets``: one row per ticket: state, level, fields, its definition version and a row
+  version for optimistic locking.
+* ``gw_history``: append-only; one row per report, transition and deadline breach.
+* ``gw_timers``: one row per deadline timer with its due time and status
+  (``pending`` → ``fired`` | ``cancelled``).
+
+The MetaData carries a naming convention so constraint names are the same on SQLite and
+PostgreSQL (and in Alembic migrations).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from engine.store.types import UTCDateTime
+
+__all__ = ["definitions", "history", "metadata", "tickets", "timers"]
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+definitions = Table(
+    "gw_definitions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("digest", String(64), nullable=False),
+    Column("source", Text, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("name", "digest"),
+    UniqueConstraint("name", "version"),
+)
+
+tickets = Table(
+    "gw_tickets",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("definition_id", Integer, ForeignKey("gw_definitions.id"), nullable=False),
+    Column("state", String(64), nullable=False),
+    Column("level", String(64), nullable=False),
+    Column("fields", JSON, nullable=False),
+    Column("overdue", Boolean, nullable=False, default=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Column("row_version", Integer, nullable=False),
+    Index(None, "state"),
+    Index(None, "definition_id"),
+)
+
+history = Table(
+    "gw_history",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("ticket_id", String(64), ForeignKey("gw_tickets.id"), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("kind", String(16), nullable=False),  # report | transition | breach
+    Column("trigger", String(64), nullable=False),
+    Column("from_state", String(64), nullable=True),
+    Column("to_state", String(64), nullable=False),
+    Column("from_level", String(64), nullable=True),
+    Column("to_level", String(64), nullable=False),
+    Column("actor", String(128), nullable=False),
+    Column("role", String(64), nullable=False),
+    Column("reason", Text, nullable=True),
+    Column("data", JSON, nullable=True),
+    UniqueConstraint("ticket_id", "seq"),
+)
+
+timers = Table(
+    "gw_timers",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("ticket_id", String(64), ForeignKey("gw_tickets.id"), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("state", String(64), nullable=True),  # the state it belongs to; None: ticket-wide
+    Column("due_at", UTCDateTime(), nullable=False),
+    Column("status", String(16), nullable=False),  # pending | fired | cancelled | stale
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("fired_at", UTCDateTime(), nullable=True),
+    Index(None, "status", "due_at"),
+    Index(None, "ticket_id", "status"),
+)
