@@ -14,7 +14,13 @@ Example::
 """
 
 from engine.clock import Clock, SystemClock, VirtualClock
-from engine.definition import Definition, bundled_names, load_definition, parse_definition
+from engine.definition import (
+    Definition,
+    bundled_names,
+    load_definition,
+    load_yaml_model,
+    parse_definition,
+)
 from engine.errors import (
     CommandRefused,
     ConcurrencyConflict,
@@ -39,6 +45,7 @@ from engine.runtime import (
     Engine,
     FiredTimer,
     HistoryEntry,
+    Summary,
     Ticket,
     Timer,
     TopLevelReached,
@@ -70,6 +77,7 @@ __all__ = [
     "Problem",
     "Registry",
     "RoleNotAllowed",
+    "Summary",
     "SystemClock",
     "Ticket",
     "TicketExists",
@@ -82,5 +90,6 @@ __all__ = [
     "__version__",
     "bundled_names",
     "load_definition",
+    "load_yaml_model",
     "parse_definition",
 ]

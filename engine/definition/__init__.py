@@ -5,6 +5,7 @@ from engine.definition.loader import (
     bundled_names,
     bundled_workflows_dir,
     load_definition,
+    load_yaml_model,
     parse_definition,
 )
 
@@ -13,5 +14,6 @@ __all__ = [
     "bundled_names",
     "bundled_workflows_dir",
     "load_definition",
+    "load_yaml_model",
     "parse_definition",
 ]

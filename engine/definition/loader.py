@@ -23,6 +23,7 @@ __all__ = [
     "bundled_names",
     "bundled_workflows_dir",
     "load_definition",
+    "load_yaml_model",
     "parse_definition",
     "validate_document",
 ]
@@ -104,6 +105,19 @@ def parse_definition(text: str, file: str = "<string>") -> Definition:
     return Definition(spec=spec, digest=digest, source=text, file=file)
 
 
+def load_yaml_model(text: str, model: type[M], file: str = "<string>") -> M:
+    """Parse YAML text safely and validate it against a strict pydantic ``model``.
+
+    For other definition files (e.g. replay mappings) that want the same guarantees as
+    lifecycles: safe loading, duplicate keys rejected, YAML 1.1 surprises kept as text, and
+    every problem reported at once with file, line and field path.
+
+    Raises:
+        DefinitionError: listing every problem.
+    """
+    return validate_document(parse_yaml(text, file), model)
+
+
 def validate_document(doc: ParsedDocument, model: type[M]) -> M:
     """Validate a parsed document against a strict pydantic model.
 
@@ -121,7 +135,7 @@ def validate_document(doc: ParsedDocument, model: type[M]) -> M:
     try:
         result = model.model_validate(doc.data)
     except ValidationError as exc:
-        problems.extend(_problem_from_pydantic(doc, err) for err in exc.errors())
+        problems.extend(_problem_from_pydantic(doc, err, model) for err in exc.errors())
         raise DefinitionError(problems) from None
     if problems:
         raise DefinitionError(problems)
@@ -131,14 +145,14 @@ def validate_document(doc: ParsedDocument, model: type[M]) -> M:
 _BOOLEAN_WORDS = {"yes", "no", "on", "off", "y", "n"}
 
 
-def _problem_from_pydantic(doc: ParsedDocument, err: Any) -> Problem:
+def _problem_from_pydantic(doc: ParsedDocument, err: Any, model: Any) -> Problem:
     path = _data_path(doc.data, err["loc"])
     kind = err["type"]
     value = err.get("input")
     if kind == "missing":
         message = "required field is missing"
     elif kind == "extra_forbidden":
-        allowed = _allowed_keys(doc.data, path)
+        allowed = _allowed_keys(doc.data, path, model)
         message = "unknown field" + (f"; allowed here: {', '.join(allowed)}" if allowed else "")
     elif kind == "bool_type" and isinstance(value, str) and value.lower() in _BOOLEAN_WORDS:
         message = (f"{value!r} is not a boolean here; write true or false "
@@ -158,20 +172,24 @@ def _data_path(data: Any, loc: tuple[Any, ...]) -> tuple[str | int, ...]:
     path: list[str | int] = []
     node = data
     for part in loc:
-        if (isinstance(node, dict) and isinstance(part, str) and part in node) or (isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)):
+        in_dict = isinstance(node, dict) and isinstance(part, str) and part in node
+        in_list = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        if in_dict or in_list:
             path.append(part)
             node = node[part]
         elif isinstance(node, dict) and isinstance(part, str) and not part.startswith(
             ("function-", "[key]", "list[", "dict[", "str", "int", "literal[")
-        ) and part not in ("[key]",):
+        ):
             path.append(part)  # a missing or unknown key: name it
             node = None
     return tuple(path)
 
 
-def _allowed_keys(data: Any, path: tuple[str | int, ...]) -> list[str]:
+def _allowed_keys(
+    data: Any, path: tuple[str | int, ...], root: Any = LifecycleSpec
+) -> list[str]:
     """Keys the schema allows at the parent of ``path`` (for 'unknown field' messages)."""
-    model: Any = LifecycleSpec
+    model: Any = root
     for part in path[:-1]:
         if model is None:
             return []

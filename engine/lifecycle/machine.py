@@ -179,6 +179,11 @@ def _line(definition: Definition, index: int) -> int:
     return parse_yaml(definition.source, definition.file).line_of(("transitions", index))
 
 
+def _dest(event: EventData) -> str:
+    transition = event.transition
+    return str(transition.dest) if transition is not None else ""
+
+
 def _role_condition(roles: frozenset[str]) -> Callable[[EventData], bool]:
     def role_allowed(event: EventData) -> bool:
         ctx: CommandContext = event.kwargs["ctx"]
@@ -187,10 +192,12 @@ def _role_condition(roles: frozenset[str]) -> Callable[[EventData], bool]:
     return role_allowed
 
 
-def _guard_condition(name: str, fn: Callable[[CommandContext], bool]) -> Callable[[EventData], bool]:
+def _guard_condition(
+    name: str, fn: Callable[[CommandContext], bool]
+) -> Callable[[EventData], bool]:
     def guard(event: EventData) -> bool:
         ctx: CommandContext = event.kwargs["ctx"]
-        ctx.dest = event.transition.dest
+        ctx.dest = _dest(event)
         try:
             ok = bool(fn(ctx))
         except Exception as exc:
@@ -202,10 +209,12 @@ def _guard_condition(name: str, fn: Callable[[CommandContext], bool]) -> Callabl
     return guard
 
 
-def _action_callback(name: str, fn: Callable[[CommandContext], None]) -> Callable[[EventData], None]:
+def _action_callback(
+    name: str, fn: Callable[[CommandContext], None]
+) -> Callable[[EventData], None]:
     def action(event: EventData) -> None:
         ctx: CommandContext = event.kwargs["ctx"]
-        ctx.dest = event.transition.dest
+        ctx.dest = _dest(event)
         try:
             fn(ctx)
         except Exception as exc:

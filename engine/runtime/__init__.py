@@ -10,6 +10,7 @@ from engine.runtime.model import (
     Ticket,
     Timer,
 )
+from engine.runtime.summary import Summary
 
 __all__ = [
     "SYSTEM",
@@ -18,6 +19,7 @@ __all__ = [
     "Engine",
     "FiredTimer",
     "HistoryEntry",
+    "Summary",
     "Ticket",
     "Timer",
     "TopLevelReached",

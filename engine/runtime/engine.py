@@ -41,6 +41,7 @@ from engine.runtime.model import (
     Ticket,
     Timer,
 )
+from engine.runtime.summary import Summary, summarize
 from engine.store.database import Database
 from engine.store.tables import definitions, history, tickets, timers
 
@@ -639,6 +640,20 @@ class Engine:
             query = query.where(timers.c.status == status)
         with self._read() as conn:
             return [_timer(r) for r in conn.execute(query).mappings().all()]
+
+    def summary(self, lifecycle: str, *, verdict_field: str | None = None) -> Summary:
+        """Figures over every ticket of lifecycle ``lifecycle`` (all its versions).
+
+        Args:
+            lifecycle: the lifecycle name.
+            verdict_field: a ticket field holding a source system's verdict, to pair with the
+                engine's overdue flag in ``Summary.verdict_pairs``.
+        """
+        lc = self.lifecycle(lifecycle)
+        with self._read() as conn:
+            return summarize(conn, lifecycle, final_states=lc.final_states,
+                             escalation_trigger=lc.spec.escalation_trigger, levels=lc.levels,
+                             verdict_field=verdict_field)
 
     def versions(self) -> list[DefinitionVersion]:
         """Every deployed lifecycle version, by name then version."""

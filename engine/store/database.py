@@ -36,9 +36,10 @@ class Database:
         create: create missing tables (default True).
 
     On SQLite the connection uses WAL journaling, ``synchronous=NORMAL``, foreign keys and a
-    busy timeout of 30 s, and write transactions (:meth:`write`) begin with ``BEGIN IMMEDIATE``
-    so that two writers queue for the lock instead of failing on upgrade. Savepoints work (pysqlite's own
-    transaction handling is switched off, as SQLAlchemy's documentation recommends).
+    busy timeout of 30 s, and write transactions (:meth:`write`) begin with
+    ``BEGIN IMMEDIATE`` so that two writers queue for the lock instead of failing on upgrade.
+    Savepoints work (pysqlite's own transaction handling is switched off, as SQLAlchemy's
+    documentation recommends).
 
     Raises:
         ConfigurationError: the URL cannot be used.

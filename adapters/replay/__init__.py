@@ -1,0 +1,22 @@
+"""Replaying service-request exports (Boston 311 and others) through a lifecycle."""
+
+from adapters.replay.mapping import MappingSpec, bundled_mappings, load_mapping
+from adapters.replay.replayer import ReplayOutcome, check_mapping, replay
+from adapters.replay.report import build_report, print_report
+
+__all__ = [
+    "BUNDLED_SAMPLE",
+    "MappingSpec",
+    "ReplayOutcome",
+    "build_report",
+    "bundled_mappings",
+    "check_mapping",
+    "load_mapping",
+    "print_report",
+    "replay",
+]
+
+from pathlib import Path
+
+BUNDLED_SAMPLE = Path(__file__).resolve().parent / "data" / "boston311_sample.csv"
+"""The bundled real Boston 311 sample (see ``data/PROVENANCE.md``)."""

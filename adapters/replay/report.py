@@ -1,0 +1,121 @@
+"""The replay report: one JSON-ready dict, and a Rich rendering of it for people."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from adapters.replay.mapping import MappingSpec
+from adapters.replay.replayer import ReplayOutcome
+from engine import Engine
+
+__all__ = ["build_report", "print_report"]
+
+
+def build_report(engine: Engine, outcome: ReplayOutcome, mapping: MappingSpec) -> dict[str, Any]:
+    """Build the report of a finished replay.
+
+    Keys: ``lifecycle``, ``rows``, ``tickets``, ``transitions``, ``closed``, ``closure_rate``,
+    ``overdue``, ``escalations`` (by level reached), ``breaches`` (by deadline),
+    ``median_close_seconds``, ``verdicts`` (``compared``, ``agree``, ``disagree``, and
+    ``disagreements``: up to 20 ticket ids), ``rejected`` (count), ``rejections`` (row, id,
+    reason), ``events_applied``, ``clock_from`` / ``clock_until`` (ISO 8601 UTC) and
+    ``seconds`` (wall time of the replay).
+    """
+    verdict = mapping.verdict
+    summary = engine.summary(outcome.lifecycle,
+                             verdict_field=verdict.field if verdict else None)
+    compared = agree = 0
+    if verdict is not None:
+        for (value, engine_overdue), count in summary.verdict_pairs.items():
+            if value in verdict.overdue:
+                expected = True
+            elif value in verdict.on_time:
+                expected = False
+            else:
+                continue
+            compared += count
+            agree += count if expected == engine_overdue else 0
+    return {
+        "lifecycle": outcome.lifecycle,
+        "rows": outcome.rows,
+        "tickets": summary.tickets,
+        "transitions": summary.transitions,
+        "closed": summary.closed,
+        "closure_rate": round(summary.closure_rate, 4),
+        "overdue": summary.overdue,
+        "escalations": summary.escalations,
+        "breaches": dict(sorted(summary.breaches.items())),
+        "median_close_seconds": summary.median_close_seconds,
+        "verdicts": {"compared": compared, "agree": agree, "disagree": compared - agree},
+        "rejected": len(outcome.rejections),
+        "rejections": [
+            {"row": r.row, "id": r.ticket_id, "reason": r.reason} for r in outcome.rejections
+        ],
+        "events_applied": outcome.events_applied,
+        "events_after_until": outcome.events_skipped_after_until,
+        "clock_from": outcome.started_at.isoformat() if outcome.started_at else None,
+        "clock_until": outcome.until.isoformat() if outcome.until else None,
+        "seconds": round(outcome.seconds, 3),
+    }
+
+
+def _hours(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    return f"{seconds / 3600:.1f} h"
+
+
+def print_report(report: dict[str, Any], console: Console) -> None:
+    """Print the report as tables."""
+    main = Table(title=f"Replay of {report['rows']:,} rows through {report['lifecycle']}",
+                 show_header=False)
+    main.add_column("figure")
+    main.add_column("value", justify="right")
+    rows = [
+        ("tickets", f"{report['tickets']:,}"),
+        ("transitions applied", f"{report['transitions']:,}"),
+        ("closed", f"{report['closed']:,}"),
+        ("closure rate", f"{report['closure_rate']:.2%}"),
+        ("overdue (resolution deadline breached)", f"{report['overdue']:,}"),
+        ("median report → close", _hours(report["median_close_seconds"])),
+        ("rows rejected", f"{report['rejected']:,}"),
+        ("virtual clock", f"{report['clock_from']} → {report['clock_until']}"),
+        ("wall time", f"{report['seconds']:.1f} s"),
+    ]
+    for name, value in rows:
+        main.add_row(name, value)
+    console.print(main)
+
+    esc = Table(title="Escalations by level reached")
+    esc.add_column("level")
+    esc.add_column("hops", justify="right")
+    for level, count in report["escalations"].items():
+        esc.add_row(level, f"{count:,}")
+    console.print(esc)
+
+    breaches = Table(title="Deadline breaches")
+    breaches.add_column("deadline")
+    breaches.add_column("breaches", justify="right")
+    for name, count in report["breaches"].items():
+        breaches.add_row(name, f"{count:,}")
+    console.print(breaches)
+
+    v = report["verdicts"]
+    if v["compared"]:
+        console.print(
+            f"Source system's on-time verdicts compared: {v['compared']:,}; "
+            f"engine agrees on {v['agree']:,}, disagrees on {v['disagree']:,}."
+        )
+    if report["rejections"]:
+        rej = Table(title="Rejected rows")
+        rej.add_column("row", justify="right")
+        rej.add_column("id")
+        rej.add_column("reason")
+        for r in report["rejections"][:50]:
+            rej.add_row(str(r["row"]), r["id"], r["reason"])
+        console.print(rej)
+        if len(report["rejections"]) > 50:
+            console.print(f"… and {len(report['rejections']) - 50} more (see --json).")

@@ -1,0 +1,365 @@
+"""Loading lifecycle definitions: the bundled file, YAML pitfalls, and problem reports."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from engine import (
+    DefinitionError,
+    Problem,
+    UnknownDefinition,
+    bundled_names,
+    load_definition,
+    parse_definition,
+)
+from engine.definition import bundled_workflows_dir
+
+INVALID_DIR = Path(__file__).parent / "definitions" / "invalid"
+INVALID_FILES = sorted(INVALID_DIR.glob("*.yaml"))
+
+# A small valid lifecycle; tests edit it to introduce one mistake at a time.
+SMALL = """\
+format: 1
+name: small
+initial: open
+roles:
+  centre: {}
+levels:
+  - {name: community}
+report:
+  roles: [centre]
+states:
+  open: {}
+  closed: {final: true}
+transitions:
+  - trigger: finish
+    source: open
+    dest: closed
+    roles: [centre]
+"""
+
+
+def problems_of(text: str, file: str = "x.yaml") -> list[Problem]:
+    with pytest.raises(DefinitionError) as info:
+        parse_definition(text, file=file)
+    return list(info.value.problems)
+
+
+def line_of(text: str, needle: str) -> int:
+    """1-based number of the only line containing ``needle``."""
+    hits = [i for i, line in enumerate(text.splitlines(), start=1) if needle in line]
+    assert len(hits) == 1, (needle, hits)
+    return hits[0]
+
+
+# -- the bundled lifecycle ----------------------------------------------------------------------
+
+
+def test_bundled_grid_incident_loads_by_name():
+    assert "grid_incident" in bundled_names()
+    definition = load_definition("grid_incident")
+    path = bundled_workflows_dir() / "grid_incident.yaml"
+    text = path.read_text(encoding="utf-8")
+
+    spec = definition.spec
+    assert definition.name == "grid_incident"
+    assert definition.file == str(path)
+    assert definition.source == text
+    assert definition.digest == hashlib.sha256(text.encode("utf-8")).hexdigest()
+    assert spec.initial == "reported"
+    assert list(spec.roles) == ["grid_worker", "centre", "department", "system"]
+    assert [level.name for level in spec.levels] == ["community", "street", "district", "city"]
+    assert list(spec.states) == [
+        "reported", "dispatched", "on_site", "resolved", "escalated", "closed"]
+    assert [n for n, s in spec.states.items() if s.final] == ["closed"]
+    assert [(t.trigger, t.source, t.dest, t.roles, t.reason_required)
+            for t in spec.transitions] == [
+        ("dispatch", ["reported", "escalated"], "dispatched", ["centre"], False),
+        ("arrive", ["dispatched", "escalated"], "on_site", ["department"], False),
+        ("resolve", ["on_site", "escalated"], "resolved", ["department"], False),
+        ("close", ["resolved"], "closed", ["centre"], False),
+        ("reject", ["resolved"], "dispatched", ["centre"], True),
+        ("escalate", ["reported", "dispatched", "on_site", "escalated"], "escalated",
+         ["system", "centre"], True),
+    ]
+    deadlines = {n: (d.state, d.stop_in, d.after, d.at_field, d.on_breach)
+                 for n, d in spec.deadlines.items()}
+    assert deadlines == {
+        "dispatch_due": ("reported", None, timedelta(minutes=30), None, "escalate"),
+        "arrival_due": ("dispatched", None, timedelta(hours=2), None, "record"),
+        "escalated_due": ("escalated", None, timedelta(days=2), None, "escalate"),
+        "resolution": (None, ["resolved", "closed"], None, "target_at", "escalate"),
+    }
+    assert spec.resolution_deadline == "resolution"
+    assert spec.fields["category"].required is True
+    assert spec.fields["target_at"].type == "datetime"
+    assert spec.states["reported"].title == {"zh": "已上报", "en": "Reported"}
+
+
+def test_load_by_path_equals_load_by_name():
+    path = bundled_workflows_dir() / "grid_incident.yaml"
+    by_path = load_definition(path)
+    assert by_path.digest == load_definition("grid_incident").digest
+    assert by_path.file == str(path)
+
+
+def test_unknown_lifecycle_name_lists_the_bundled_ones():
+    with pytest.raises(UnknownDefinition) as info:
+        load_definition("no_such_lifecycle")
+    assert info.value.name == "no_such_lifecycle"
+    assert "grid_incident" in info.value.known
+    assert "grid_incident" in str(info.value)
+
+
+# -- YAML 1.1 surprises -------------------------------------------------------------------------
+
+
+def test_states_and_triggers_named_like_yaml11_booleans_stay_strings():
+    text = """\
+format: 1
+name: switch
+initial: no
+roles: {centre: {}}
+levels: [{name: base}]
+report: {roles: [centre]}
+states:
+  no: {}
+  off: {}
+  yes: {final: true}
+transitions:
+  - {trigger: on, source: no, dest: off, roles: [centre]}
+  - {trigger: n, source: [off], dest: yes, roles: centre}
+  - {trigger: y, source: [no, off], dest: yes, roles: [centre]}
+"""
+    spec = parse_definition(text).spec
+    assert spec.initial == "no"
+    assert list(spec.states) == ["no", "off", "yes"]
+    assert [(t.trigger, t.source, t.dest) for t in spec.transitions] == [
+        ("on", ["no"], "off"),
+        ("n", ["off"], "yes"),
+        ("y", ["no", "off"], "yes"),
+    ]
+    assert spec.states["yes"].final is True
+    assert spec.states["no"].final is False
+
+
+def test_lifecycle_with_yaml11_names_runs_in_the_engine(engine, centre):
+    text = """\
+format: 1
+name: switch
+initial: no
+roles: {centre: {}}
+levels: [{name: base}]
+report: {roles: [centre]}
+states:
+  no: {}
+  yes: {final: true}
+transitions:
+  - {trigger: on, source: no, dest: yes, roles: [centre]}
+"""
+    engine.deploy(parse_definition(text))
+    ticket = engine.report("switch", {}, actor=centre, ticket_id="S1")
+    assert ticket.state == "no"
+    assert engine.fire("S1", "on", actor=centre).state == "yes"
+    assert engine.get("S1").state == "yes"
+
+
+@pytest.mark.parametrize("word", ["yes", "no", "on", "off", "Yes", "y", "n"])
+def test_boolean_written_as_yaml11_word_is_an_error_saying_true_or_false(word):
+    text = SMALL.replace("closed: {final: true}", f"closed: {{final: {word}}}")
+    assert problems_of(text) == [
+        Problem("x.yaml", line_of(text, "closed:"), "states.closed.final",
+                f"{word!r} is not a boolean here; write true or false "
+                "(YAML 1.1's yes/no/on/off are read as text)"),
+    ]
+
+
+@pytest.mark.parametrize("word", ["true", "True", "TRUE"])
+def test_true_in_any_case_is_a_boolean(word):
+    text = SMALL.replace("closed: {final: true}", f"closed: {{final: {word}}}")
+    assert parse_definition(text).spec.states["closed"].final is True
+
+
+def test_sexagesimal_and_octal_looking_values_stay_text():
+    text = (SMALL.replace("  open: {}", "  open: {title: 10:00, description: 0755}")
+            .replace("name: small", "name: small\ndescription: 10:00"))
+    spec = parse_definition(text).spec
+    assert spec.description == "10:00"
+    assert spec.states["open"].title == {"en": "10:00"}
+    assert spec.states["open"].description == "0755"
+
+
+# -- problems: duplicate keys, tags, unknown keys ---------------------------------------------
+
+
+def test_duplicate_key_is_an_error_with_both_lines():
+    text = SMALL.replace("    dest: closed\n", "    dest: closed\n    dest: open\n")
+    first = line_of(text, "dest: closed")
+    second = line_of(text, "dest: open")
+    assert problems_of(text, "dup.yaml") == [
+        Problem("dup.yaml", second, "transitions[0].dest",
+                f"duplicate key 'dest' (first defined on line {first}); keep one of them"),
+    ]
+    assert str(problems_of(text, "dup.yaml")[0]) == (
+        f"dup.yaml:{second}: transitions[0].dest: duplicate key 'dest' "
+        f"(first defined on line {first}); keep one of them")
+
+
+def test_duplicate_top_level_key_is_an_error():
+    text = SMALL + "initial: closed\n"
+    assert problems_of(text) == [
+        Problem("x.yaml", line_of(text, "initial: closed"), "initial",
+                "duplicate key 'initial' (first defined on line 3); keep one of them"),
+    ]
+
+
+def test_every_problem_in_a_file_is_reported_at_once():
+    text = SMALL.replace("name: small", "name: small\nname: again").replace(
+        "  open: {}", "  open: {colour: red}") + (
+        "deadlines:\n  finish_due: {state: open, after: 2h}\n")
+    problems = problems_of(text)
+    assert [(p.line, p.path) for p in problems] == [
+        (line_of(text, "name: again"), "name"),
+        (line_of(text, "colour: red"), "states.open.colour"),
+        (line_of(text, "after: 2h"), "deadlines.finish_due.after"),
+    ]
+    assert problems[0].message == (
+        "duplicate key 'name' (first defined on line 2); keep one of them")
+    assert problems[1].message == "unknown field; allowed here: description, final, title"
+    assert problems[2].message.startswith("'2h' is not an ISO 8601 duration; write e.g. PT30M")
+    with pytest.raises(DefinitionError) as info:
+        parse_definition(text, file="x.yaml")
+    assert str(info.value).splitlines() == [
+        "3 problems in definition; fix them and load again:",
+        *(f"  {p}" for p in problems),
+    ]
+
+
+def test_every_graph_problem_is_reported_at_once():
+    text = (SMALL.replace("  open: {}", "  open: {}\n  waiting: {}")
+            .replace("    dest: closed\n    roles: [centre]\n",
+                     "    dest: closed\n    roles: [centre]\n"
+                     "  - {trigger: park, source: open, dest: waiting, roles: [centre]}\n"
+                     "  - {trigger: drop, source: open, dest: bin, roles: [clerk]}\n"))
+    assert [str(p) for p in problems_of(text)] == [
+        f"x.yaml:{line_of(text, 'waiting: {}')}: states.waiting: state 'waiting' has no way "
+        "out; add a transition from it or mark it final: true",
+        f"x.yaml:{line_of(text, 'dest: bin')}: transitions[2].dest: unknown state 'bin'; "
+        "declared states: closed, open, waiting",
+        f"x.yaml:{line_of(text, 'dest: bin')}: transitions[2].roles[0]: unknown role "
+        "'clerk'; declared roles: centre",
+    ]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="engine/definition/loader.py parse_definition runs run_checks(spec) only after "
+    "validate_document succeeded (it raises DefinitionError on any parse/schema problem), so "
+    "a schema problem hides every graph problem of the same file, although the module "
+    "docstring (loader.py:4) promises 'Every problem of a file is reported at once'",
+)
+def test_schema_problems_do_not_hide_graph_problems():
+    text = SMALL.replace("closed: {final: true}", "closed: {final: yes}").replace(
+        "dest: closed", "dest: closd")
+    paths = [p.path for p in problems_of(text)]
+    assert paths == ["states.closed.final", "transitions[0].dest"]
+
+
+@pytest.mark.parametrize(("tagged", "message"), [
+    ("!!python/object:os.system small",
+     "tag 'tag:yaml.org,2002:python/object:os.system' is not allowed; definitions hold plain "
+     "values"),
+    ("!!python/object/apply:os.system [echo]",
+     "tag 'tag:yaml.org,2002:python/object/apply:os.system' is not allowed here"),
+    ("!!python/name:os.system ''",
+     "tag 'tag:yaml.org,2002:python/name:os.system' is not allowed; definitions hold plain "
+     "values"),
+    ("!!binary c21hbGw=",
+     "tag 'tag:yaml.org,2002:binary' is not allowed; definitions hold plain values"),
+    ("!custom small", "tag '!custom' is not allowed; definitions hold plain values"),
+])
+def test_non_standard_tags_are_rejected(tagged, message):
+    text = SMALL.replace("name: small", f"name: {tagged}")
+    problems = problems_of(text)
+    assert problems[0] == Problem("x.yaml", 2, "name", message)
+    assert all(p.path == "name" for p in problems)
+
+
+def test_standard_tags_are_allowed():
+    text = SMALL.replace("name: small", "name: !!str small")
+    assert parse_definition(text).name == "small"
+
+
+def test_python_object_apply_is_never_constructed(tmp_path):
+    target = tmp_path / "pwned"
+    text = SMALL.replace(
+        "name: small", f"name: small\ndescription: !!python/object/apply:os.mkdir ['{target}']")
+    problems = problems_of(text)
+    assert [(p.line, p.path) for p in problems][0] == (3, "description")
+    assert problems[0].message == (
+        "tag 'tag:yaml.org,2002:python/object/apply:os.mkdir' is not allowed here")
+    assert not target.exists()
+
+
+def test_python_object_tag_on_a_mapping_is_rejected():
+    text = SMALL.replace("  open: {}", "  open: !!python/object:types.SimpleNamespace {}")
+    assert problems_of(text) == [
+        Problem("x.yaml", line_of(text, "open: !!python"), "states.open",
+                "tag 'tag:yaml.org,2002:python/object:types.SimpleNamespace' is not allowed "
+                "here"),
+    ]
+
+
+@pytest.mark.parametrize(("edit", "needle", "path", "allowed"), [
+    (("name: small", "name: small\ncolour: red"), "colour: red", "colour",
+     "deadlines, description, escalation_trigger, fields, format, initial, levels, name, "
+     "report, resolution_deadline, roles, states, title, transitions"),
+    (("  open: {}", "  open: {colour: red}"), "colour: red", "states.open.colour",
+     "description, final, title"),
+    (("    dest: closed\n", "    dest: closed\n    reason_requird: true\n"), "reason_requird",
+     "transitions[0].reason_requird",
+     "actions, dest, guards, reason_required, roles, source, title, trigger"),
+    (("  roles: [centre]\nstates", "  roles: [centre]\n  who: x\nstates"), "who: x",
+     "report.who", "roles"),
+    (("  - {name: community}", "  - {name: community, colour: red}"), "colour: red",
+     "levels[0].colour", "name, title"),
+    (("  centre: {}", "  centre: {rank: 1}"), "rank: 1", "roles.centre.rank",
+     "description, title"),
+])
+def test_unknown_keys_list_the_allowed_ones(edit, needle, path, allowed):
+    text = SMALL.replace(*edit)
+    assert text != SMALL
+    assert problems_of(text) == [
+        Problem("x.yaml", line_of(text, needle), path, f"unknown field; allowed here: {allowed}"),
+    ]
+
+
+def test_unknown_key_in_a_deadline_lists_the_deadline_keys():
+    text = SMALL + "deadlines:\n  finish_due: {state: open, after: PT1H, repeat: true}\n"
+    assert problems_of(text) == [
+        Problem("x.yaml", line_of(text, "repeat: true"), "deadlines.finish_due.repeat",
+                "unknown field; allowed here: after, at_field, on_breach, state, stop_in, "
+                "title"),
+    ]
+
+
+# -- the folder of invalid lifecycles ------------------------------------------------------------
+
+
+def test_invalid_folder_holds_6_to_10_files_each_with_expected_problems():
+    assert 6 <= len(INVALID_FILES) <= 10
+    for path in INVALID_FILES:
+        assert path.with_suffix(".expected").is_file(), path.name
+
+
+@pytest.mark.parametrize("path", INVALID_FILES, ids=[p.stem for p in INVALID_FILES])
+def test_invalid_definition_reports_exactly_the_expected_problems(path):
+    expected = path.with_suffix(".expected").read_text(encoding="utf-8").splitlines()
+    with pytest.raises(DefinitionError) as info:
+        parse_definition(path.read_text(encoding="utf-8"), file=path.name)
+    assert [str(p) for p in info.value.problems] == expected
+    assert all(p.file == path.name for p in info.value.problems)

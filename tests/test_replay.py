@@ -1,0 +1,195 @@
+"""The main job: replaying real Boston 311 requests through grid_incident."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from adapters.replay import BUNDLED_SAMPLE, build_report, load_mapping, replay
+from engine import ConfigurationError, DefinitionError, Engine, VirtualClock
+
+
+@pytest.fixture(scope="module")
+def boston_report(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    db = tmp_path_factory.mktemp("replay") / "boston.sqlite"
+    engine = Engine(db, clock=VirtualClock(datetime(2000, 1, 1, tzinfo=UTC)))
+    mapping = load_mapping("boston311")
+    outcome = replay(engine, BUNDLED_SAMPLE, mapping)
+    report = build_report(engine, outcome, mapping)
+    report["_engine"] = engine
+    yield report
+    engine.stop()
+
+
+def test_every_city_verdict_is_compared_and_agrees(boston_report: dict) -> None:
+    # 4,995 rows; one has a blank verdict. Boston's rule: OVERDUE iff closed_dt > target_dt.
+    assert boston_report["verdicts"] == {"compared": 4994, "agree": 4994, "disagree": 0}
+
+
+def test_boston_figures(boston_report: dict) -> None:
+    r = boston_report
+    assert r["rows"] == 4995
+    assert r["tickets"] == 4995
+    assert r["rejected"] == 0
+    assert r["closed"] == 4995
+    assert r["closure_rate"] == 1.0
+    # 474 OVERDUE verdicts + the blank-verdict row, which also closed after its target.
+    assert r["overdue"] == 475
+    assert r["breaches"]["resolution"] == 475
+    # Every resolution breach escalates community -> street; those still open two days
+    # later climb on (escalated_due).
+    assert r["escalations"]["street"] == 475
+    assert r["escalations"]["street"] >= r["escalations"]["district"] >= r["escalations"]["city"]
+    # 5 events per row, all applied; each escalation is one more transition.
+    assert r["events_applied"] == 5 * 4995
+    assert r["transitions"] == 4 * 4995 + sum(r["escalations"].values())
+    assert r["clock_from"] == "2015-01-05T15:22:38+00:00"
+    assert r["clock_until"] == "2025-01-08T03:20:36+00:00"
+
+
+def test_a_replayed_ticket_has_its_whole_history(boston_report: dict) -> None:
+    engine: Engine = boston_report["_engine"]
+    # 101001242696: opened 2015-01-05 15:22:38, target 2015-01-08 03:30, closed 16:37:37.
+    ticket = engine.get("101001242696")
+    assert ticket.state == "closed"
+    assert ticket.overdue is False
+    assert ticket.fields["category"] == "Requests for Street Cleaning"
+    assert ticket.fields["department"] == "PWDx"
+    assert ticket.fields["target_at"] == datetime(2015, 1, 8, 3, 30, tzinfo=UTC)
+    steps = [(h.kind, h.trigger, h.to_state) for h in engine.history(ticket.id)]
+    assert steps == [
+        ("report", "report", "reported"),
+        ("transition", "dispatch", "dispatched"),
+        ("transition", "arrive", "on_site"),
+        ("transition", "resolve", "resolved"),
+        ("transition", "close", "closed"),
+    ]
+    assert engine.history(ticket.id)[-1].at == datetime(2015, 1, 5, 16, 37, 37, tzinfo=UTC)
+    assert {t.status for t in engine.timers(ticket.id)} == {"cancelled"}
+
+
+def _write_csv(path: Path, rows: list[dict[str, str]]) -> None:
+    with BUNDLED_SAMPLE.open(newline="", encoding="utf-8") as f:
+        header = next(csv.reader(f))
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=header)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: row.get(k, "") for k in header})
+
+
+def _sample_rows(n: int) -> list[dict[str, str]]:
+    with BUNDLED_SAMPLE.open(newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        return [row for _, row in zip(range(n), reader, strict=False)]
+
+
+def test_bad_rows_are_counted_listed_and_do_not_stop_the_replay(tmp_path: Path) -> None:
+    rows = _sample_rows(6)
+    rows[1]["closed_dt"] = "2014-01-01 00:00:00"          # closed before opened
+    rows[2]["type"] = ""                                   # missing required category
+    rows[3]["open_dt"] = "yesterday"                       # unparsable time
+    rows[4]["case_enquiry_id"] = rows[0]["case_enquiry_id"]  # repeated id
+    data = tmp_path / "bad.csv"
+    _write_csv(data, rows)
+    engine = Engine(tmp_path / "r.sqlite", clock=VirtualClock(datetime(2000, 1, 1, tzinfo=UTC)))
+    mapping = load_mapping("boston311")
+    report = build_report(engine, replay(engine, data, mapping), mapping)
+    engine.stop()
+    assert report["tickets"] == 2
+    assert report["rejected"] == 4
+    reasons = {r["row"]: r["reason"] for r in report["rejections"]}
+    assert reasons == {
+        2: "closed_dt 2014-01-01T00:00:00+00:00 is before open_dt 2015-01-06T21:07:09+00:00",
+        3: "required field 'category' (column type) is empty",
+        4: "open_dt: cannot read time 'yesterday' (expected format '%Y-%m-%d %H:%M:%S')",
+        5: "the same id appears on an earlier row",
+    }
+
+
+def test_until_judges_open_tickets_then(tmp_path: Path) -> None:
+    rows = _sample_rows(3)
+    # Row 3 (ISD housing): opened 2015-01-07 12:06:24, target 2015-02-06 12:06:24,
+    # closed 2015-01-21. Stop the clock before the close and after the target of row 1.
+    data = tmp_path / "three.csv"
+    _write_csv(data, rows)
+    engine = Engine(tmp_path / "u.sqlite", clock=VirtualClock(datetime(2000, 1, 1, tzinfo=UTC)))
+    mapping = load_mapping("boston311")
+    until = datetime(2015, 1, 10, tzinfo=UTC)
+    outcome = replay(engine, data, mapping, until=until)
+    report = build_report(engine, outcome, mapping)
+    assert report["clock_until"] == "2015-01-10T00:00:00+00:00"
+    assert report["events_after_until"] == 3          # row 3's arrive, resolve, close
+    assert report["closed"] == 2
+    open_ticket = engine.get(rows[2]["case_enquiry_id"])
+    assert open_ticket.state == "dispatched"
+    assert open_ticket.overdue is False                 # its target is still ahead
+    engine.stop()
+
+
+def test_a_mapping_that_does_not_fit_the_lifecycle_is_refused(tmp_path: Path) -> None:
+    text = (Path(__file__).parents[1] / "adapters/replay/mappings/boston311.yaml").read_text()
+    bad = tmp_path / "bad-mapping.yaml"
+    bad.write_text(text.replace("trigger: arrive", "trigger: teleport"))
+    engine = Engine(tmp_path / "m.sqlite", clock=VirtualClock())
+    with pytest.raises(ConfigurationError, match=r"events\[2\].trigger: 'teleport'"):
+        replay(engine, BUNDLED_SAMPLE, load_mapping(bad))
+    engine.stop()
+
+
+def test_a_malformed_mapping_names_file_line_and_field(tmp_path: Path) -> None:
+    bad = tmp_path / "m.yaml"
+    bad.write_text("format: 1\nname: x\nid_column: id\nevents:\n  - {trigger: report, at: t}\n"
+                   "colour: blue\n")
+    with pytest.raises(DefinitionError) as info:
+        load_mapping(bad)
+    assert [str(p) for p in info.value.problems] == [
+        f"{bad}:5: events[0].role: required field is missing",
+        f"{bad}:6: colour: unknown field; allowed here: blank_values, description, events, "
+        "fields, format, id_column, lifecycle, name, timestamp_format, verdict",
+    ]
+
+
+def test_cli_replay_json_in_a_real_process(tmp_path: Path) -> None:
+    rows = _sample_rows(40)
+    data = tmp_path / "forty.csv"
+    _write_csv(data, rows)
+    db = tmp_path / "cli.sqlite"
+    done = subprocess.run(
+        [sys.executable, "-m", "adapters.cli", "replay", "--data", str(data), "--db", str(db),
+         "--json"],
+        capture_output=True, text=True, check=True, cwd=tmp_path,
+    )
+    report = json.loads(done.stdout)
+    for key in ("tickets", "transitions", "closed", "closure_rate", "overdue", "escalations",
+                "verdicts", "rejected", "seconds"):
+        assert key in report
+    assert report["tickets"] == 40
+    assert report["verdicts"]["compared"] == 40
+    assert report["verdicts"]["disagree"] == 0
+    assert set(report["escalations"]) == {"street", "district", "city"}
+    # run again: --fresh (the default) empties the database first
+    again = subprocess.run(
+        [sys.executable, "-m", "adapters.cli", "replay", "--data", str(data), "--db", str(db),
+         "--json"], capture_output=True, text=True, check=True, cwd=tmp_path,
+    )
+    assert json.loads(again.stdout)["tickets"] == 40
+
+
+def test_cli_validate_reports_problems_with_exit_code_1(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("format: 1\nname: x\n")
+    done = subprocess.run([sys.executable, "-m", "adapters.cli", "validate", str(bad)],
+                          capture_output=True, text=True)
+    assert done.returncode == 1
+    assert f"{bad}:1: initial: required field is missing" in done.stdout
+    ok = subprocess.run([sys.executable, "-m", "adapters.cli", "validate", "grid_incident"],
+                        capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "ok — grid_incident: 6 states, 6 transitions, 4 deadlines" in ok.stdout
