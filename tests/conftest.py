@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from helpers import START
 
 from engine import Actor, Engine, Registry, VirtualClock

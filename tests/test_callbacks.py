@@ -176,14 +176,6 @@ def test_registering_a_name_twice_is_a_configuration_error():
         registry.action("a")(lambda ctx: None)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine/runtime/engine.py Engine._fire_timer calls self._apply(...) for an "
-    "on_breach: escalate deadline without catching CommandRefused; a guard on the escalation "
-    "transition that says no raises GuardRejected out of _run_due's loop, which rolls the "
-    "timer back to pending and aborts run_due/run_until, so the breach is never recorded and "
-    "no later timer of any ticket ever fires (every run_due raises again)",
-)
 def test_refused_escalation_by_a_deadline_does_not_block_other_timers(
         make_engine, clock, grid_incident_text, grid_worker):
     registry = Registry()

@@ -167,14 +167,6 @@ def test_changed_yaml_gives_version_2_and_running_tickets_stay_on_1(
     assert engine.get("OLD").version == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine/runtime/engine.py Engine._current_id: a fresh Engine that has not yet seen "
-    "a lifecycle name calls self.deploy(name), which deploys the *bundled* file; its digest "
-    "matches version 1, so _current points at version 1 and report() uses it, although "
-    "version 2 is the newest deployed in the database (report's docstring: 'its newest "
-    "deployed version is used')",
-)
 def test_fresh_engine_reports_on_the_newest_deployed_version(
         engine, make_engine, grid_worker, grid_incident_text):
     engine.deploy("grid_incident")

@@ -1,7 +1,10 @@
 """The definition loading pipeline: safe YAML → strict schema → graph checks → frozen model.
 
 Use :func:`load_definition` (by bundled name or path) or :func:`parse_definition` (text).
-Every problem of a file is reported at once in one :class:`~engine.errors.DefinitionError`.
+Problems are reported stage by stage, each stage complete: every parse and schema problem of a
+file at once in one :class:`~engine.errors.DefinitionError`; once the file is well-formed,
+every graph problem (names that do not resolve, unreachable or trap states, ...) at once.
+Graph checks need a well-formed model, so they do not run on a file with schema problems.
 """
 
 from __future__ import annotations

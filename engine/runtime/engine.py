@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, insert, or_, select, update
+from sqlalchemy import Connection, func, insert, select
 from sqlalchemy import Engine as SAEngine
 
 from engine.clock import Clock, SystemClock
@@ -42,8 +42,9 @@ from engine.runtime.model import (
     Timer,
 )
 from engine.runtime.summary import Summary, summarize
+from engine.store import statements as S
 from engine.store.database import Database
-from engine.store.tables import definitions, history, tickets, timers
+from engine.store.tables import definitions, history, timers
 
 __all__ = ["Engine", "TopLevelReached"]
 
@@ -174,7 +175,16 @@ class Engine:
 
     def _current_id(self, name: str) -> int:
         if name not in self._current:
-            self.deploy(name)
+            with self._read() as conn:
+                newest = conn.execute(
+                    select(definitions.c.id).where(definitions.c.name == name)
+                    .order_by(definitions.c.version.desc()).limit(1)
+                ).scalar()
+                if newest is not None:
+                    self._lifecycle_by_id(conn, newest)
+                    self._current[name] = newest
+            if newest is None:
+                self.deploy(name)  # first use: deploy the bundled lifecycle of that name
         return self._current[name]
 
     def _lifecycle_by_id(self, conn: Connection, def_id: int) -> Lifecycle:
@@ -277,21 +287,21 @@ class Engine:
         now = self.clock.now()
         state = lc.spec.initial
         with self._tx() as conn:
-            exists = conn.execute(select(tickets.c.id).where(tickets.c.id == tid)).first()
+            exists = conn.execute(S.TICKET_EXISTS, {"b_id": tid}).first()
             if exists is not None:
                 raise TicketExists(tid)
-            conn.execute(insert(tickets).values(
+            conn.execute(S.INSERT_TICKET, dict(
                 id=tid, definition_id=def_id, state=state, level=level, fields=stored,
                 overdue=False, created_at=now, updated_at=now, row_version=1,
             ))
-            conn.execute(insert(history).values(
+            conn.execute(S.INSERT_HISTORY, dict(
                 ticket_id=tid, seq=1, at=now, kind="report", trigger="report",
                 from_state=None, to_state=state, from_level=None, to_level=level,
                 actor=actor.id, role=actor.role, reason=reason, data=None,
             ))
             new_timers = self._timers_on_entry(lc, tid, state, stored, now, report=True)
             if new_timers:
-                conn.execute(insert(timers), new_timers)
+                conn.execute(S.INSERT_TIMERS, new_timers)
         self._notify_timers(new_timers)
         return self._snapshot(lc, def_id, tid, state, level, stored, False, now, now, 1)
 
@@ -386,21 +396,18 @@ class Engine:
         overdue = bool(row["overdue"]) or any(h.get("_overdue") for h in rows)
         for h in rows:
             h.pop("_overdue", None)
-        result = conn.execute(
-            update(tickets)
-            .where(tickets.c.id == ticket_id, tickets.c.row_version == version)
-            .values(state=dest, level=new_level, fields=merged, updated_at=now,
-                    row_version=new_version, overdue=overdue)
-        )
+        result = conn.execute(S.UPDATE_TICKET, dict(
+            b_id=ticket_id, b_version=version, b_state=dest, b_level=new_level,
+            b_fields=merged, b_now=now, b_new_version=new_version, b_overdue=overdue,
+        ))
         if result.rowcount != 1:
-            actual = conn.execute(
-                select(tickets.c.row_version).where(tickets.c.id == ticket_id)).scalar()
+            actual = conn.execute(S.TICKET_VERSION, {"b_id": ticket_id}).scalar()
             raise ConcurrencyConflict(ticket_id, version, actual)
-        conn.execute(insert(history), rows)
+        conn.execute(S.INSERT_HISTORY, rows)
         self._cancel_on_exit(conn, lc, ticket_id, source, dest)
         new_timers = self._timers_on_entry(lc, ticket_id, dest, merged, now, report=False)
         if new_timers:
-            conn.execute(insert(timers), new_timers)
+            conn.execute(S.INSERT_TIMERS, new_timers)
         self._notify_timers(new_timers)
         return self._snapshot(lc, def_id, ticket_id, dest, new_level, merged, overdue,
                               row["created_at"], now, new_version)
@@ -439,17 +446,8 @@ class Engine:
         leaving = source in lc.state_deadlines
         if not stopped and not leaving:
             return
-        conditions = []
-        if leaving:
-            conditions.append(timers.c.state == source)
-        if stopped:
-            conditions.append(and_(timers.c.state.is_(None), timers.c.name.in_(stopped)))
-        conn.execute(
-            update(timers)
-            .where(timers.c.ticket_id == ticket_id, timers.c.status == "pending",
-                   or_(*conditions))
-            .values(status="cancelled")
-        )
+        conn.execute(S.CANCEL_TIMERS, {"b_id": ticket_id, "b_state": source if leaving else None,
+                                       "b_names": stopped})
 
     def _notify_timers(self, new_timers: list[dict[str, Any]]) -> None:
         if new_timers and self._scheduler is not None:
@@ -458,9 +456,7 @@ class Engine:
     def next_due(self) -> datetime | None:
         """The earliest due time of a pending timer, or None (aware UTC)."""
         with self._read() as conn:
-            return conn.execute(
-                select(func.min(timers.c.due_at)).where(timers.c.status == "pending")
-            ).scalar()
+            return conn.execute(S.NEXT_DUE).scalar()
 
     def run_due(self, now: datetime | None = None) -> list[FiredTimer]:
         """Claim and fire every pending timer that is due strictly before ``now``.
@@ -525,11 +521,7 @@ class Engine:
         return done
 
     def _fire_timer(self, conn: Connection, timer_row: Any, now: datetime) -> FiredTimer | None:
-        claimed = conn.execute(
-            update(timers)
-            .where(timers.c.id == timer_row["id"], timers.c.status == "pending")
-            .values(status="fired", fired_at=now)
-        )
+        claimed = conn.execute(S.CLAIM_TIMER, {"b_id": timer_row["id"], "b_now": now})
         if claimed.rowcount != 1:
             return None  # someone else fired or cancelled it
         timer = _timer(dict(timer_row) | {"status": "fired", "fired_at": now})
@@ -543,7 +535,7 @@ class Engine:
             or (timer.state is None and (state in (spec.stop_in or ()) or state in lc.final_states))
         )
         if moved_on:
-            conn.execute(update(timers).where(timers.c.id == timer.id).values(status="stale"))
+            conn.execute(S.MARK_TIMER, {"b_id": timer.id, "b_status": "stale"})
             return FiredTimer(_timer(dict(timer_row) | {"status": "stale", "fired_at": now}),
                               "stale")
         assert spec is not None
@@ -563,29 +555,38 @@ class Engine:
             and lc.next_level(row["level"]) is not None
             and any(SYSTEM.role in t.roles for t in lc.transitions_for(state, escalation))
         )
+        refusal: str | None = None
         if can_escalate:
-            self._apply(conn, timer.ticket_id, escalation, SYSTEM,
-                        f"deadline {timer.name!r} breached", {}, row=row,
-                        extra_history=[breach], now=now)
-            return FiredTimer(timer, "escalated")
-        outcome = "top_level" if spec.on_breach == "escalate" else "breached"
+            try:
+                self._apply(conn, timer.ticket_id, escalation, SYSTEM,
+                            f"deadline {timer.name!r} breached", {}, row=row,
+                            extra_history=[breach], now=now)
+                return FiredTimer(timer, "escalated")
+            except CommandRefused as exc:
+                # e.g. a host guard on the escalation said no: the breach is still recorded
+                # (refusals raise before anything is written), and other timers go on.
+                refusal = str(exc)
+        outcome = "breached" if spec.on_breach == "record" or refusal else "top_level"
+        if refusal:
+            breach["data"] = {**breach["data"], "escalation_refused": refusal}
         breach.pop("_overdue")
         breach["seq"] = row["row_version"] + 1
-        result = conn.execute(
-            update(tickets)
-            .where(tickets.c.id == timer.ticket_id, tickets.c.row_version == row["row_version"])
-            .values(row_version=row["row_version"] + 1, updated_at=now,
-                    overdue=bool(row["overdue"]) or makes_overdue)
-        )
+        result = conn.execute(S.UPDATE_TICKET, dict(
+            b_id=timer.ticket_id, b_version=row["row_version"], b_state=state,
+            b_level=row["level"], b_fields=row["fields"], b_now=now,
+            b_new_version=row["row_version"] + 1,
+            b_overdue=bool(row["overdue"]) or makes_overdue,
+        ))
         if result.rowcount != 1:
-            raise ConcurrencyConflict(timer.ticket_id, row["row_version"], None)
-        conn.execute(insert(history).values(**breach))
+            actual = conn.execute(S.TICKET_VERSION, {"b_id": timer.ticket_id}).scalar()
+            raise ConcurrencyConflict(timer.ticket_id, row["row_version"], actual)
+        conn.execute(S.INSERT_HISTORY, breach)
         return FiredTimer(timer, outcome)
 
     # -- reads ------------------------------------------------------------------------------
 
     def _load(self, conn: Connection, ticket_id: str) -> Any:
-        row = conn.execute(select(tickets).where(tickets.c.id == ticket_id)).mappings().first()
+        row = conn.execute(S.SELECT_TICKET, {"b_id": ticket_id}).mappings().first()
         if row is None:
             raise TicketNotFound(ticket_id)
         return row
