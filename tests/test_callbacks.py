@@ -187,9 +187,20 @@ def test_refused_escalation_by_a_deadline_does_not_block_other_timers(
     clock.set(at(8, 10))
     eng.report(LC, {"category": "x"}, actor=grid_worker, ticket_id="T2")
 
-    eng.run_until(at(9, 0))
+    fired = eng.run_until(at(9, 0))
 
+    assert [(f.timer.ticket_id, f.timer.name, f.outcome) for f in fired] == [
+        ("T1", "dispatch_due", "breached"), ("T2", "dispatch_due", "escalated")]
     t2 = eng.get("T2")
     assert (t2.state, t2.level) == ("escalated", "street")
-    assert [tm.status for tm in eng.timers("T1") if tm.name == "dispatch_due"] != ["pending"]
-    assert [h.trigger for h in eng.history("T1") if h.kind == "breach"] == ["dispatch_due"]
+    # T1 stays where it was, but the missed deadline is recorded and the timer is done
+    t1 = eng.get("T1")
+    assert (t1.state, t1.level, t1.row_version) == ("reported", "community", 2)
+    assert [(tm.name, tm.status) for tm in eng.timers("T1")] == [("dispatch_due", "fired")]
+    [breach] = [h for h in eng.history("T1") if h.kind == "breach"]
+    assert (breach.trigger, breach.at, breach.data["due_at"]) == (
+        "dispatch_due", at(8, 30), "2024-05-01T08:30:00+00:00")
+    assert breach.data["escalation_refused"] == (
+        "trigger 'escalate' on ticket 'T1' in state 'reported' was refused by guard(s) "
+        "not_t1; meet their condition and try again")
+    assert eng.run_due() == []

@@ -266,7 +266,6 @@ def test_graph_checks_run_once_the_structure_is_valid():
     assert [p.path for p in problems_of(fixed)] == ["states.closed", "transitions[0].dest"]
 
 
-
 @pytest.mark.parametrize(("tagged", "message"), [
     ("!!python/object:os.system small",
      "tag 'tag:yaml.org,2002:python/object:os.system' is not allowed; definitions hold plain "

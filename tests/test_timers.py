@@ -9,7 +9,7 @@ import pytest
 from helpers import START, at
 from sqlalchemy import insert
 
-from engine import HistoryEntry
+from engine import HistoryEntry, TicketNotFound
 from engine.store import timers as timers_table
 
 LC = "grid_incident"
@@ -288,3 +288,25 @@ def test_two_engines_calling_run_due_one_after_the_other(engine, make_engine, cl
     assert [(f.timer.ticket_id, f.outcome) for f in first] == [("T1", "escalated")]
     assert engine.run_due() == []
     assert len(breaches(engine, "T1")) == 1
+
+
+def test_setting_the_target_field_later_schedules_and_moves_the_resolution_deadline(
+        engine, grid_worker, centre):
+    t = engine.report("grid_incident", {"category": "x"}, actor=grid_worker, ticket_id="F1")
+    assert [tm.name for tm in engine.timers(t.id)] == ["dispatch_due"]
+    engine.fire(t.id, "dispatch", actor=centre, fields={"target_at": at(12, 0)})
+    pending = {tm.name: tm.due_at for tm in engine.timers(t.id, status="pending")}
+    assert pending == {"arrival_due": at(10, 0), "resolution": at(12, 0)}
+    engine.fire(t.id, "escalate", actor=centre, reason="hard case",
+                fields={"target_at": at(18, 0)})
+    resolution = [tm for tm in engine.timers(t.id) if tm.name == "resolution"]
+    assert [(tm.due_at, tm.status) for tm in resolution] == [
+        (at(12, 0), "cancelled"), (at(18, 0), "pending")]
+    fired = engine.run_until(at(18, 0) + timedelta(seconds=1))
+    assert ("resolution", "escalated") in [(f.timer.name, f.outcome) for f in fired]
+    assert engine.get(t.id).overdue is True
+
+
+def test_timers_of_an_unknown_ticket_is_an_error(engine):
+    with pytest.raises(TicketNotFound):
+        engine.timers("nope")

@@ -158,7 +158,8 @@ def deadlines_sound(spec: LifecycleSpec) -> Iterator[Finding]:
             missing = sorted(running - escalable)
             if missing:
                 yield ((*path, "on_breach"),
-                       f"escalate needs a {spec.escalation_trigger!r} transition out of "
+                       "escalate needs an escalation transition "
+                       f"({spec.escalation_trigger!r}) out of "
                        f"{', '.join(missing)}; add one or use on_breach: record")
 
 

@@ -406,6 +406,7 @@ class Engine:
         conn.execute(S.INSERT_HISTORY, rows)
         self._cancel_on_exit(conn, lc, ticket_id, source, dest)
         new_timers = self._timers_on_entry(lc, ticket_id, dest, merged, now, report=False)
+        new_timers += self._reschedule_field_deadlines(conn, lc, ticket_id, dest, updates, now)
         if new_timers:
             conn.execute(S.INSERT_TIMERS, new_timers)
         self._notify_timers(new_timers)
@@ -434,6 +435,40 @@ class Engine:
                 due = datetime.fromisoformat(raw)
             out.append(dict(ticket_id=ticket_id, name=d.name, state=owner, due_at=due,
                             status="pending", created_at=now, fired_at=None))
+        return out
+
+    @staticmethod
+    def _reschedule_field_deadlines(
+        conn: Connection, lc: Lifecycle, ticket_id: str, dest: str, updates: dict[str, Any],
+        now: datetime,
+    ) -> list[dict[str, Any]]:
+        """A command that sets or changes an ``at_field`` moves that ticket deadline.
+
+        The deadline is (re)scheduled while it still runs: the ticket is not in one of its
+        stop states, and it has not fired yet. Clearing the field cancels it.
+        """
+        out: list[dict[str, Any]] = []
+        for d in lc.ticket_deadlines:
+            field_name = d.spec.at_field
+            if field_name is None or field_name not in updates:
+                continue
+            if dest in (d.spec.stop_in or ()) or dest in lc.final_states:
+                continue
+            statuses = set(conn.execute(
+                select(timers.c.status).where(timers.c.ticket_id == ticket_id,
+                                              timers.c.name == d.name,
+                                              timers.c.state.is_(None))).scalars())
+            if statuses & {"fired", "stale"}:
+                continue  # already breached: moving the target does not undo that
+            if statuses and "pending" not in statuses:
+                continue  # stopped earlier (cancelled when a stop state was reached)
+            conn.execute(S.CANCEL_TIMERS, {"b_id": ticket_id, "b_state": None,
+                                           "b_names": [d.name]})
+            value = updates[field_name]
+            if value is not None:
+                out.append(dict(ticket_id=ticket_id, name=d.name, state=None,
+                                due_at=datetime.fromisoformat(value), status="pending",
+                                created_at=now, fired_at=None))
         return out
 
     @staticmethod
@@ -633,13 +668,19 @@ class Engine:
         ]
 
     def timers(self, ticket_id: str | None = None, *, status: str | None = None) -> list[Timer]:
-        """Timers, by due time; optionally of one ticket and/or one status."""
+        """Timers, by due time; optionally of one ticket and/or one status.
+
+        Raises:
+            TicketNotFound: ``ticket_id`` is given and no such ticket exists.
+        """
         query = select(timers).order_by(timers.c.due_at, timers.c.id)
         if ticket_id is not None:
             query = query.where(timers.c.ticket_id == ticket_id)
         if status is not None:
             query = query.where(timers.c.status == status)
         with self._read() as conn:
+            if ticket_id is not None:
+                self._load(conn, ticket_id)
             return [_timer(r) for r in conn.execute(query).mappings().all()]
 
     def summary(self, lifecycle: str, *, verdict_field: str | None = None) -> Summary:

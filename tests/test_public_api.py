@@ -1,0 +1,53 @@
+"""The public surface promised to host apps: changing it must be a decision, not an accident."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import engine
+from engine import Actor
+from engine.testing import temporary_engine
+
+PUBLIC = {
+    "SYSTEM", "Actor", "Clock", "CommandContext", "CommandRefused", "ConcurrencyConflict",
+    "ConfigurationError", "Database", "Definition", "DefinitionError", "DefinitionVersion",
+    "Engine", "FiredTimer", "GridwhistleError", "GuardRejected", "HistoryEntry",
+    "HostCallbackFailed", "InvalidFields", "Lifecycle", "Problem", "Registry", "RoleNotAllowed",
+    "Summary", "SystemClock", "Ticket", "TicketExists", "TicketNotFound", "Timer",
+    "TopLevelReached", "TriggerNotAllowed", "UnknownDefinition", "VirtualClock", "__version__",
+    "bundled_names", "load_definition", "load_yaml_model", "parse_definition",
+}
+
+
+def test_exported_names_are_exactly_the_public_surface() -> None:
+    assert set(engine.__all__) == PUBLIC
+    for name in engine.__all__:
+        assert hasattr(engine, name), name
+
+
+def test_every_error_is_rooted_in_one_base() -> None:
+    errors = [getattr(engine, n) for n in engine.__all__
+              if isinstance(getattr(engine, n), type)
+              and issubclass(getattr(engine, n), Exception)]
+    assert len(errors) == 14
+    assert all(issubclass(e, engine.GridwhistleError) for e in errors)
+
+
+def test_public_callables_have_docstrings() -> None:
+    for name in engine.__all__:
+        obj = getattr(engine, name)
+        if callable(obj):
+            assert (obj.__doc__ or "").strip(), f"{name} has no docstring"
+
+
+def test_temporary_engine_advances_virtual_time_and_fires_timers() -> None:
+    with temporary_engine() as harness:
+        t = harness.engine.report("grid_incident", {"category": "drain"},
+                                  actor=Actor("gw", "grid_worker"))
+        assert harness.advance(timedelta(minutes=30)) == []       # due at 08:30: not yet late
+        fired = harness.advance(timedelta(seconds=1))
+        assert [(f.timer.name, f.outcome) for f in fired] == [("dispatch_due", "escalated")]
+        assert harness.engine.get(t.id).level == "street"
+        path = harness.path
+        assert path.exists()
+    assert not path.exists()
