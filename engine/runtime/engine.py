@@ -31,6 +31,7 @@ from engine.errors import (
 )
 from engine.lifecycle.machine import Lifecycle, Subject
 from engine.lifecycle.registry import CommandContext, Registry
+from engine.runtime.changes import Participant, changes_from_rows
 from engine.runtime.fields import check_fields, load_fields
 from engine.runtime.model import (
     SYSTEM,
@@ -42,6 +43,7 @@ from engine.runtime.model import (
     Timer,
 )
 from engine.runtime.summary import Summary, summarize
+from engine.runtime.timer_plan import cancel_on_exit, reschedule_field_deadlines, timers_on_entry
 from engine.store import statements as S
 from engine.store.database import Database
 from engine.store.tables import definitions, history, timers
@@ -102,7 +104,7 @@ class Engine:
         self._local = threading.local()
         self._deploy_lock = threading.Lock()
         self._scheduler: Any = None
-        self._on_timer_created: list[Any] = []
+        self._participants: list[Participant] = []
 
     # -- lifecycle of the engine ------------------------------------------------------------
 
@@ -294,14 +296,16 @@ class Engine:
                 id=tid, definition_id=def_id, state=state, level=level, fields=stored,
                 overdue=False, created_at=now, updated_at=now, row_version=1,
             ))
-            conn.execute(S.INSERT_HISTORY, dict(
+            report_row = dict(
                 ticket_id=tid, seq=1, at=now, kind="report", trigger="report",
                 from_state=None, to_state=state, from_level=None, to_level=level,
                 actor=actor.id, role=actor.role, reason=reason, data=None,
-            ))
-            new_timers = self._timers_on_entry(lc, tid, state, stored, now, report=True)
+            )
+            conn.execute(S.INSERT_HISTORY, report_row)
+            new_timers = timers_on_entry(lc, tid, state, stored, now, report=True)
             if new_timers:
                 conn.execute(S.INSERT_TIMERS, new_timers)
+            self._announce(conn, lc, [report_row], stored)
         self._notify_timers(new_timers)
         return self._snapshot(lc, def_id, tid, state, level, stored, False, now, now, 1)
 
@@ -404,85 +408,30 @@ class Engine:
             actual = conn.execute(S.TICKET_VERSION, {"b_id": ticket_id}).scalar()
             raise ConcurrencyConflict(ticket_id, version, actual)
         conn.execute(S.INSERT_HISTORY, rows)
-        self._cancel_on_exit(conn, lc, ticket_id, source, dest)
-        new_timers = self._timers_on_entry(lc, ticket_id, dest, merged, now, report=False)
-        new_timers += self._reschedule_field_deadlines(conn, lc, ticket_id, dest, updates, now)
+        cancel_on_exit(conn, lc, ticket_id, source, dest)
+        new_timers = timers_on_entry(lc, ticket_id, dest, merged, now, report=False)
+        new_timers += reschedule_field_deadlines(conn, lc, ticket_id, dest, updates, now)
         if new_timers:
             conn.execute(S.INSERT_TIMERS, new_timers)
+        self._announce(conn, lc, rows, merged)
         self._notify_timers(new_timers)
         return self._snapshot(lc, def_id, ticket_id, dest, new_level, merged, overdue,
                               row["created_at"], now, new_version)
 
     # -- timers -----------------------------------------------------------------------------
 
-    @staticmethod
-    def _timers_on_entry(
-        lc: Lifecycle, ticket_id: str, state: str, fields: dict[str, Any], now: datetime,
-        *, report: bool,
-    ) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
-        chosen = [(d, d.spec.state) for d in lc.state_deadlines.get(state, ())]
-        if report:
-            chosen += [(d, None) for d in lc.ticket_deadlines
-                       if state not in (d.spec.stop_in or ())]
-        for d, owner in chosen:
-            if d.spec.after is not None:
-                due = now + d.spec.after
-            else:
-                raw = fields.get(d.spec.at_field or "")
-                if raw is None:
-                    continue
-                due = datetime.fromisoformat(raw)
-            out.append(dict(ticket_id=ticket_id, name=d.name, state=owner, due_at=due,
-                            status="pending", created_at=now, fired_at=None))
-        return out
+    def add_participant(self, participant: Participant) -> None:
+        """Register an in-transaction participant (see :mod:`engine.runtime.changes`)."""
+        self._participants.append(participant)
 
-    @staticmethod
-    def _reschedule_field_deadlines(
-        conn: Connection, lc: Lifecycle, ticket_id: str, dest: str, updates: dict[str, Any],
-        now: datetime,
-    ) -> list[dict[str, Any]]:
-        """A command that sets or changes an ``at_field`` moves that ticket deadline.
-
-        The deadline is (re)scheduled while it still runs: the ticket is not in one of its
-        stop states, and it has not fired yet. Clearing the field cancels it.
-        """
-        out: list[dict[str, Any]] = []
-        for d in lc.ticket_deadlines:
-            field_name = d.spec.at_field
-            if field_name is None or field_name not in updates:
-                continue
-            if dest in (d.spec.stop_in or ()) or dest in lc.final_states:
-                continue
-            statuses = set(conn.execute(
-                select(timers.c.status).where(timers.c.ticket_id == ticket_id,
-                                              timers.c.name == d.name,
-                                              timers.c.state.is_(None))).scalars())
-            if statuses & {"fired", "stale"}:
-                continue  # already breached: moving the target does not undo that
-            if statuses and "pending" not in statuses:
-                continue  # stopped earlier (cancelled when a stop state was reached)
-            conn.execute(S.CANCEL_TIMERS, {"b_id": ticket_id, "b_state": None,
-                                           "b_names": [d.name]})
-            value = updates[field_name]
-            if value is not None:
-                out.append(dict(ticket_id=ticket_id, name=d.name, state=None,
-                                due_at=datetime.fromisoformat(value), status="pending",
-                                created_at=now, fired_at=None))
-        return out
-
-    @staticmethod
-    def _cancel_on_exit(
-        conn: Connection, lc: Lifecycle, ticket_id: str, source: str, dest: str
+    def _announce(
+        self, conn: Connection, lc: Lifecycle, rows: list[dict[str, Any]], fields: dict[str, Any]
     ) -> None:
-        stopped = [d.name for d in lc.ticket_deadlines if dest in (d.spec.stop_in or ())]
-        if dest in lc.final_states:
-            stopped = [d.name for d in lc.ticket_deadlines]
-        leaving = source in lc.state_deadlines
-        if not stopped and not leaving:
+        if not self._participants:
             return
-        conn.execute(S.CANCEL_TIMERS, {"b_id": ticket_id, "b_state": source if leaving else None,
-                                       "b_names": stopped})
+        for change in changes_from_rows(lc, rows, fields):
+            for participant in self._participants:
+                participant.on_change(conn, change)
 
     def _notify_timers(self, new_timers: list[dict[str, Any]]) -> None:
         if new_timers and self._scheduler is not None:
@@ -616,6 +565,7 @@ class Engine:
             actual = conn.execute(S.TICKET_VERSION, {"b_id": timer.ticket_id}).scalar()
             raise ConcurrencyConflict(timer.ticket_id, row["row_version"], actual)
         conn.execute(S.INSERT_HISTORY, breach)
+        self._announce(conn, lc, [breach], row["fields"])
         return FiredTimer(timer, outcome)
 
     # -- reads ------------------------------------------------------------------------------

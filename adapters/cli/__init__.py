@@ -1,0 +1,14 @@
+"""The ``gridwhistle`` command line: one Typer app, a module per group of commands.
+
+Exit codes: 0 success; 1 the input was refused; 2 wrong usage.
+"""
+
+from adapters.cli import replay, tickets, validate  # noqa: F401  (they register commands)
+from adapters.cli.app import app
+
+__all__ = ["app", "main"]
+
+
+def main() -> None:
+    """Entry point of the ``gridwhistle`` console script."""
+    app()
