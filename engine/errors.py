@@ -14,6 +14,7 @@ The tree::
     │   ├── RoleNotAllowed           the state has the transition, but not for this role
     │   ├── GuardRejected            a guard said no
     │   ├── InvalidFields            ticket fields do not match the lifecycle's field declarations
+    │   ├── TopLevelReached          escalation asked for at the top of the whistle ladder
     │   └── HostCallbackFailed       a guard, action or listener of the host app raised
     ├── ConcurrencyConflict          another command changed the ticket first; reload and retry
     └── ConfigurationError           the engine is set up wrongly (unknown callback name, bad URL)
@@ -40,6 +41,7 @@ __all__ = [
     "RoleNotAllowed",
     "TicketExists",
     "TicketNotFound",
+    "TopLevelReached",
     "TriggerNotAllowed",
     "UnknownDefinition",
 ]
@@ -88,18 +90,20 @@ class DefinitionError(GridwhistleError):
 
 
 class UnknownDefinition(GridwhistleError):
-    """No lifecycle is known by that name or path.
+    """No definition (lifecycle or replay mapping) is known by that name or path.
 
     Attributes:
         name: what was asked for.
-        known: the names of the bundled lifecycles.
+        known: the names of the bundled definitions of that kind.
+        kind: ``lifecycle`` or ``mapping``.
     """
 
-    def __init__(self, name: str, known: Sequence[str]):
+    def __init__(self, name: str, known: Sequence[str], kind: str = "lifecycle"):
         self.name = name
         self.known = tuple(known)
+        self.kind = kind
         super().__init__(
-            f"no lifecycle named {name!r}: give a path to a YAML file or one of the bundled "
+            f"no {kind} named {name!r}: give a path to a YAML file or one of the bundled "
             f"names: {', '.join(self.known) or '(none)'}"
         )
 
@@ -253,3 +257,19 @@ class ConcurrencyConflict(GridwhistleError):
 
 class ConfigurationError(GridwhistleError):
     """The engine is set up wrongly (unknown callback name, bad database URL, ...)."""
+
+
+class TopLevelReached(CommandRefused):
+    """An escalation was asked for, but the ticket is already at the lifecycle's top level.
+
+    Attributes:
+        ticket_id, level: the ticket and its (top) level.
+    """
+
+    def __init__(self, ticket_id: str, level: str):
+        self.level = level
+        super().__init__(
+            ticket_id,
+            f"ticket {ticket_id!r} is already at the top level {level!r}; it cannot be "
+            "escalated further — assign it at this level instead",
+        )

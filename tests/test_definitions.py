@@ -361,3 +361,16 @@ def test_invalid_definition_reports_exactly_the_expected_problems(path):
         parse_definition(path.read_text(encoding="utf-8"), file=path.name)
     assert [str(p) for p in info.value.problems] == expected
     assert all(p.file == path.name for p in info.value.problems)
+
+
+def test_format_must_be_the_number_1_not_a_boolean():
+    problems = problems_of(SMALL.replace("format: 1", "format: true"))
+    assert [(p.path, p.message) for p in problems] == [
+        ("format", "format is the number 1 (the version of this file format)")]
+
+
+def test_names_longer_than_64_characters_are_refused():
+    long_name = "s" * 65
+    problems = problems_of(SMALL.replace("name: small", f"name: {long_name}"))
+    assert [p.path for p in problems] == ["name"]
+    assert "at most 64 characters" in problems[0].message

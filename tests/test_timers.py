@@ -9,7 +9,7 @@ import pytest
 from helpers import START, at
 from sqlalchemy import insert
 
-from engine import HistoryEntry, TicketNotFound
+from engine import HistoryEntry, InvalidFields, TicketNotFound
 from engine.store import timers as timers_table
 
 LC = "grid_incident"
@@ -310,3 +310,22 @@ def test_setting_the_target_field_later_schedules_and_moves_the_resolution_deadl
 def test_timers_of_an_unknown_ticket_is_an_error(engine):
     with pytest.raises(TicketNotFound):
         engine.timers("nope")
+
+
+def test_a_stopped_ticket_deadline_is_not_restarted_by_setting_its_field_later(
+        engine, grid_worker, centre, department):
+    # No target at report: no resolution timer. The ticket is resolved (the deadline stops),
+    # then verification fails and the centre sets a target: the deadline must stay stopped.
+    t = engine.report("grid_incident", {"category": "x"}, actor=grid_worker, ticket_id="S1")
+    engine.fire(t.id, "dispatch", actor=centre)
+    engine.fire(t.id, "arrive", actor=department)
+    engine.fire(t.id, "resolve", actor=department)
+    engine.fire(t.id, "reject", actor=centre, reason="not fixed",
+                fields={"target_at": at(12, 0)})
+    assert [tm.name for tm in engine.timers(t.id) if tm.name == "resolution"] == []
+
+
+def test_a_ticket_id_longer_than_64_characters_is_refused(engine, grid_worker):
+    with pytest.raises(InvalidFields, match="must be 1 to 64 characters, got 65"):
+        engine.report("grid_incident", {"category": "x"}, actor=grid_worker,
+                      ticket_id="x" * 65)

@@ -24,8 +24,9 @@ def replay(
                                               "bundled Boston 311 sample.")] = None,
     mapping: Annotated[str, typer.Option(help="Mapping: bundled name or YAML path.")] = "boston311",
     db: Annotated[str, typer.Option(help="SQLite file or SQLAlchemy URL.")] = DEFAULT_REPLAY_DB,
-    fresh: Annotated[bool, typer.Option(help="Empty the database's Gridwhistle tables first "
-                                        "(--append keeps them).")] = True,
+    fresh: Annotated[bool, typer.Option("--fresh/--append",
+                                        help="--fresh (default) empties the database's "
+                                        "Gridwhistle tables first; --append keeps them.")] = True,
     source_tz: Annotated[str, typer.Option(help="Zone of timestamps written without one.")] = "UTC",
     until: Annotated[str | None, typer.Option(help="Stop the clock at this ISO 8601 instant; "
                                               "tickets still open are judged then.")] = None,
@@ -52,9 +53,12 @@ def replay(
         database = Database(db)
         if fresh:
             database.drop_all()
-        clock = VirtualClock(datetime(1970, 1, 1, tzinfo=UTC))
-        engine = Engine(database, clock=clock)
-        quiet = as_json or not console.is_terminal
+        engine = Engine(database, clock=VirtualClock(datetime(1970, 1, 1, tzinfo=UTC)))
+    except (GridwhistleError, ValueError, OSError) as exc:
+        fail(str(exc))
+        return
+    try:
+        quiet = as_json or not err_console.is_terminal
         with Progress(TextColumn("[bold]replaying"), BarColumn(), MofNCompleteColumn(),
                       TextColumn("events"), TimeElapsedColumn(), console=err_console,
                       disable=quiet) as bar:
@@ -66,10 +70,11 @@ def replay(
             outcome = run_replay(engine, data, spec, lifecycle=workflow or None,
                                  source_tz=zone, until=stop, progress=progress)
         report = build_report(engine, outcome, spec)
-        engine.stop()
-    except (GridwhistleError, ValueError) as exc:
+    except (GridwhistleError, ValueError, OSError) as exc:
         fail(str(exc))
         return
+    finally:
+        engine.stop()
     report["database"] = db
     if as_json:
         sys.stdout.write(json.dumps(report, ensure_ascii=False) + "\n")

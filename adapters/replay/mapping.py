@@ -87,5 +87,5 @@ def load_mapping(name_or_path: str | Path) -> MappingSpec:
     if not path.is_file():
         path = MAPPINGS_DIR / f"{name_or_path}.yaml"
         if not path.is_file():
-            raise UnknownDefinition(str(name_or_path), bundled_mappings())
+            raise UnknownDefinition(str(name_or_path), bundled_mappings(), kind="mapping")
     return load_yaml_model(path.read_text(encoding="utf-8"), MappingSpec, file=str(path))

@@ -149,7 +149,8 @@ def replay(
 def _apply(engine: Engine, lifecycle: str, plan: PlannedTicket, event: PlannedEvent) -> None:
     actor = Actor(event.actor, event.role)
     if event.trigger == "report":
-        engine.report(lifecycle, plan.fields, actor=actor, ticket_id=plan.ticket_id)
+        engine.report(lifecycle, {**plan.fields, **event.fields}, actor=actor,
+                      ticket_id=plan.ticket_id)
     else:
         engine.fire(plan.ticket_id, event.trigger, actor=actor, fields=event.fields or None,
                     reason="replayed from source data")

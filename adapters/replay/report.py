@@ -19,10 +19,10 @@ def build_report(engine: Engine, outcome: ReplayOutcome, mapping: MappingSpec) -
 
     Keys: ``lifecycle``, ``rows``, ``tickets``, ``transitions``, ``closed``, ``closure_rate``,
     ``overdue``, ``escalations`` (by level reached), ``breaches`` (by deadline),
-    ``median_close_seconds``, ``verdicts`` (``compared``, ``agree``, ``disagree``, and
-    ``disagreements``: up to 20 ticket ids), ``rejected`` (count), ``rejections`` (row, id,
-    reason), ``events_applied``, ``clock_from`` / ``clock_until`` (ISO 8601 UTC) and
-    ``seconds`` (wall time of the replay).
+    ``median_close_seconds``, ``verdicts`` (``compared``, ``agree``, ``disagree``),
+    ``rejected`` (count), ``rejections`` (row, id, reason), ``events_applied``,
+    ``events_after_until`` (events later than ``--until``, not applied), ``clock_from`` /
+    ``clock_until`` (ISO 8601 UTC) and ``seconds`` (wall time of the replay).
     """
     verdict = mapping.verdict
     summary = engine.summary(outcome.lifecycle,

@@ -118,6 +118,27 @@ def _parse_time(text: str, column: str, fmt: str | None, zone: tzinfo) -> dateti
     return value.astimezone(UTC)
 
 
+_TRUE = {"1", "true", "yes", "y", "t"}
+_FALSE = {"0", "false", "no", "n", "f"}
+
+
+def _typed(text: str, kind: str, column: str) -> Any:
+    """Convert CSV text to a field's type (integer, number, boolean; strings stay text)."""
+    try:
+        if kind == "integer":
+            return int(text)
+        if kind == "number":
+            return float(text)
+    except ValueError:
+        raise _RowError(f"{column}: {text!r} is not a {kind}") from None
+    if kind == "boolean":
+        lowered = text.strip().lower()
+        if lowered in _TRUE | _FALSE:
+            return lowered in _TRUE
+        raise _RowError(f"{column}: {text!r} is not a boolean (write 1/0 or true/false)")
+    return text
+
+
 def _plan(
     number: int, tid: str, raw: dict[str, Any], mapping: MappingSpec, declared: Any,
     blank: set[str], zone: tzinfo,
@@ -131,7 +152,7 @@ def _plan(
             return text
         if spec.type == "datetime":
             return _parse_time(text, column, fmt, zone)
-        return text
+        return _typed(text, spec.type, column)
 
     fields = {name: convert(name, column) for name, column in mapping.fields.items()}
     fields = {k: v for k, v in fields.items() if v is not None}

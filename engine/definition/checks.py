@@ -17,7 +17,8 @@ Check = Callable[[LifecycleSpec], Iterator[Finding]]
 
 
 def _known(kind: str, names: object) -> str:
-    return f"declared {kind}: {', '.join(sorted(names))}"  # type: ignore[call-overload]
+    listed = ", ".join(sorted(names))  # type: ignore[call-overload]
+    return f"declared {kind}: {listed or '(none)'}"
 
 
 def initial_state_exists(spec: LifecycleSpec) -> Iterator[Finding]:

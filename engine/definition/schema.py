@@ -28,7 +28,7 @@ __all__ = [
     "TransitionSpec",
 ]
 
-NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
+NAME_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
 _NAME_RE = re.compile(NAME_PATTERN)
 RESERVED_TRIGGERS = frozenset({"report"})
 
@@ -37,12 +37,19 @@ def _check_name(value: object) -> object:
     if isinstance(value, str) and not _NAME_RE.match(value):
         raise ValueError(
             f"{value!r} is not a valid name: use lower-case ASCII letters, digits and _ "
-            "starting with a letter (e.g. on_site); put display text in title"
+            "starting with a letter, at most 64 characters (e.g. on_site); put display text "
+            "in title"
         )
     return value
 
 
 Name = Annotated[str, BeforeValidator(_check_name)]
+
+
+def _format_version(value: object) -> object:
+    if isinstance(value, bool):
+        raise ValueError("format is the number 1 (the version of this file format)")
+    return value
 
 
 def _title(value: object) -> object:
@@ -166,7 +173,7 @@ class ReportSpec(_Spec):
 class LifecycleSpec(_Spec):
     """A whole lifecycle file."""
 
-    format: Literal[1]
+    format: Annotated[Literal[1], BeforeValidator(_format_version)]
     name: Name
     title: Title = Field(default_factory=dict)
     description: str = ""

@@ -1,6 +1,7 @@
 """The runtime: the Engine that applies commands and fires deadlines."""
 
-from engine.runtime.engine import Engine, TopLevelReached
+from engine.errors import TopLevelReached
+from engine.runtime.engine import Engine
 from engine.runtime.model import (
     SYSTEM,
     Actor,

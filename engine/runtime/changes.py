@@ -4,7 +4,9 @@ Each history row a command or a fired deadline writes (report, transition, breac
 :class:`Change`, handed to every registered :class:`Participant` *inside the same
 transaction*, before it commits. Participants are the engine's own extensions that must stay
 consistent with the ticket (SLA clocks, the event outbox, ...): whatever they write commits or
-rolls back with the state change; if one raises, the command is refused and nothing is written.
+rolls back with the state change. A participant that raises rolls the whole transaction back
+(nothing is written) and its exception propagates to the caller: participants are engine code,
+so an exception there is a bug to fix, not a refusal of the command.
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ class Participant(Protocol):
     """An engine extension that reacts to changes in the command's own transaction."""
 
     def on_change(self, conn: Connection, change: Change) -> None:
-        """React to ``change``; write with ``conn`` only. Raising refuses the whole command."""
+        """React to ``change``; write with ``conn`` only. Raising rolls the transaction back."""
         ...
 
 

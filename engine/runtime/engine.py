@@ -28,6 +28,7 @@ from engine.errors import (
     InvalidFields,
     TicketExists,
     TicketNotFound,
+    TopLevelReached,
 )
 from engine.lifecycle.machine import Lifecycle, Subject
 from engine.lifecycle.registry import CommandContext, Registry
@@ -48,26 +49,11 @@ from engine.store import statements as S
 from engine.store.database import Database
 from engine.store.tables import definitions, history, timers
 
-__all__ = ["Engine", "TopLevelReached"]
-
-
-class TopLevelReached(CommandRefused):
-    """An escalation was asked for, but the ticket is already at the lifecycle's top level.
-
-    Attributes:
-        ticket_id, level: the ticket and its (top) level.
-    """
-
-    def __init__(self, ticket_id: str, level: str):
-        self.level = level
-        super().__init__(
-            ticket_id,
-            f"ticket {ticket_id!r} is already at the top level {level!r}; it cannot be "
-            "escalated further — assign it at this level instead",
-        )
+__all__ = ["Engine"]
 
 
 _RUN_DUE_BATCH = 200
+MAX_TICKET_ID = 64
 
 
 class Engine:
@@ -217,12 +203,17 @@ class Engine:
         if getattr(self._local, "conn", None) is not None:
             yield
             return
-        with self.db.write() as conn:
-            self._local.conn = conn
-            try:
-                yield
-            finally:
-                self._local.conn = None
+        try:
+            with self.db.write() as conn:
+                self._local.conn = conn
+                try:
+                    yield
+                finally:
+                    self._local.conn = None
+        except BaseException:
+            self._local.wake = None
+            raise
+        self._flush_wake()
 
     @contextmanager
     def _tx(self) -> Iterator[Connection]:
@@ -231,8 +222,20 @@ class Engine:
             with conn.begin_nested():
                 yield conn
         else:
-            with self.db.write() as new:
-                yield new
+            try:
+                with self.db.write() as new:
+                    yield new
+            except BaseException:
+                self._local.wake = None
+                raise
+            self._flush_wake()
+
+    def _flush_wake(self) -> None:
+        """After a commit: arm the scheduler for the earliest timer the transaction created."""
+        due = getattr(self._local, "wake", None)
+        self._local.wake = None
+        if due is not None and self._scheduler is not None:
+            self._scheduler.wake_at(due)
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
@@ -274,6 +277,9 @@ class Engine:
         def_id = self._current_id(lifecycle)
         lc = self._lifecycles[def_id]
         tid = ticket_id or uuid.uuid4().hex
+        if not 0 < len(tid) <= MAX_TICKET_ID:
+            raise InvalidFields(tid[:MAX_TICKET_ID], {
+                "ticket_id": f"must be 1 to {MAX_TICKET_ID} characters, got {len(tid)}"})
         if actor.role not in lc.spec.report.roles:
             from engine.errors import RoleNotAllowed
 
@@ -335,10 +341,14 @@ class Engine:
             return self._apply(conn, ticket_id, trigger, actor, reason, fields or {})
 
     def escalate(self, ticket_id: str, *, actor: Actor, reason: str) -> Ticket:
-        """Escalate a ticket by hand ("level-up handling"): one level up, a reason required.
+        """Escalate a ticket by hand ("level-up handling"): one level up, with a reason.
+
+        Fires the lifecycle's escalation trigger as ``actor``; the reason is always kept in
+        history, and is mandatory when the lifecycle marks that transition ``reason_required``
+        (the bundled grid_incident does).
 
         Raises:
-            InvalidFields: the reason is empty. Otherwise as :meth:`fire`.
+            InvalidFields: the reason is empty where required. Otherwise as :meth:`fire`.
         """
         with self._tx() as conn:
             row = self._load(conn, ticket_id)
@@ -434,8 +444,11 @@ class Engine:
                 participant.on_change(conn, change)
 
     def _notify_timers(self, new_timers: list[dict[str, Any]]) -> None:
+        """Remember the earliest new due time; the scheduler is armed once the tx commits."""
         if new_timers and self._scheduler is not None:
-            self._scheduler.wake_at(min(t["due_at"] for t in new_timers))
+            earliest = min(t["due_at"] for t in new_timers)
+            pending = getattr(self._local, "wake", None)
+            self._local.wake = earliest if pending is None else min(pending, earliest)
 
     def next_due(self) -> datetime | None:
         """The earliest due time of a pending timer, or None (aware UTC)."""

@@ -13,7 +13,7 @@ from sqlalchemy import Connection, select
 
 from engine.lifecycle.machine import Lifecycle
 from engine.store import statements as S
-from engine.store.tables import timers
+from engine.store.tables import history, timers
 
 __all__ = ["cancel_on_exit", "reschedule_field_deadlines", "timers_on_entry"]
 
@@ -46,8 +46,8 @@ def reschedule_field_deadlines(
 ) -> list[dict[str, Any]]:
     """A command that sets or changes an ``at_field`` moves that ticket deadline.
 
-    The deadline is (re)scheduled while it still runs: the ticket is not in one of its
-    stop states, and it has not fired yet. Clearing the field cancels it.
+    The deadline is (re)scheduled while it still runs: the ticket has never reached one of
+    its stop states, and it has not fired yet. Clearing the field cancels it.
     """
     out: list[dict[str, Any]] = []
     for d in lc.ticket_deadlines:
@@ -62,8 +62,14 @@ def reschedule_field_deadlines(
                                           timers.c.state.is_(None))).scalars())
         if statuses & {"fired", "stale"}:
             continue  # already breached: moving the target does not undo that
-        if statuses and "pending" not in statuses:
-            continue  # stopped earlier (cancelled when a stop state was reached)
+        stop_states = sorted(set(d.spec.stop_in or ()) | lc.final_states)
+        stopped = conn.execute(
+            select(history.c.id).where(history.c.ticket_id == ticket_id,
+                                       history.c.kind == "transition",
+                                       history.c.to_state.in_(stop_states)).limit(1)
+        ).first()
+        if stopped is not None:
+            continue  # the deadline stopped when the ticket first reached a stop state
         conn.execute(S.CANCEL_TIMERS, {"b_id": ticket_id, "b_state": None,
                                        "b_names": [d.name]})
         value = updates[field_name]
