@@ -36,7 +36,13 @@ def replay(
 
     With no options: the bundled grid_incident lifecycle on the bundled Boston 311 sample.
     """
-    from adapters.replay import BUNDLED_SAMPLE, build_report, load_mapping, print_report
+    from adapters.replay import (
+        BUNDLED_SAMPLE,
+        build_report,
+        load_mapping,
+        preflight,
+        print_report,
+    )
     from adapters.replay import replay as run_replay
 
     try:
@@ -44,12 +50,13 @@ def replay(
     except (ZoneInfoNotFoundError, ValueError):
         raise typer.BadParameter(f"unknown time zone {source_tz!r}",
                                  param_hint="--source-tz") from None
-    stop = parse_instant(until, zone) if until else None
+    stop = parse_instant(until, zone, option="--until") if until else None
     data = data or BUNDLED_SAMPLE
     if not data.is_file():
         fail(f"no data file at {data}")
     try:
         spec = load_mapping(mapping)
+        preflight(data, spec, workflow or spec.lifecycle)  # before anything is emptied
         database = Database(db)
         if fresh:
             database.drop_all()
@@ -80,6 +87,9 @@ def replay(
         sys.stdout.write(json.dumps(report, ensure_ascii=False) + "\n")
     else:
         print_report(report, console)
+        if report["events_after_until"] and not report["events_applied"]:
+            console.print(f"Every one of the {report['events_after_until']:,} events is later "
+                          f"than --until {until}: nothing was replayed.")
         console.print(f"Tickets and their history are in [bold]{db}[/]; try "
                       f"`gridwhistle tickets --db {db}`.")
 

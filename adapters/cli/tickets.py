@@ -7,12 +7,10 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from adapters.cli.app import DEFAULT_REPLAY_DB, app, console, fail
-from engine import Database, Engine, GridwhistleError, VirtualClock
+from adapters.cli.app import DEFAULT_REPLAY_DB, app, console, fail, open_engine
+from engine import GridwhistleError
 
-
-def _open(db: str) -> Engine:
-    return Engine(Database(db, create=True), clock=VirtualClock())
+_open = open_engine
 
 
 @app.command()
@@ -38,7 +36,7 @@ def tickets(
     table = Table("id", "lifecycle", "state", "level", "overdue", "updated (UTC)")
     for r in rows:
         table.add_row(r[0], f"{r[1]} v{r[2]}", r[3], r[4], "yes" if r[5] else "",
-                      r[6].isoformat(timespec="minutes"))
+                      r[6].strftime("%Y-%m-%d %H:%M"))
     console.print(table)
     engine.stop()
 
@@ -64,7 +62,7 @@ def history(
                   + (" [red](overdue)[/]" if ticket.overdue else ""))
     table = Table("#", "at (UTC)", "kind", "trigger", "state", "level", "by", "reason")
     for h in entries:
-        table.add_row(str(h.seq), h.at.isoformat(timespec="seconds"), h.kind, h.trigger,
+        table.add_row(str(h.seq), h.at.strftime("%Y-%m-%d %H:%M:%S"), h.kind, h.trigger,
                       f"{h.from_state or '–'} → {h.to_state}",
                       h.to_level if h.from_level in (None, h.to_level)
                       else f"{h.from_level} → {h.to_level}",
@@ -73,7 +71,7 @@ def history(
     if timer_rows:
         tt = Table("timer", "state", "due (UTC)", "status")
         for tm in timer_rows:
-            tt.add_row(tm.name, tm.state or "(ticket)", tm.due_at.isoformat(timespec="seconds"),
+            tt.add_row(tm.name, tm.state or "(ticket)", tm.due_at.strftime("%Y-%m-%d %H:%M:%S"),
                        tm.status)
         console.print(tt)
 

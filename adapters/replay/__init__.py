@@ -1,7 +1,7 @@
 """Replaying service-request exports (Boston 311 and others) through a lifecycle."""
 
 from adapters.replay.mapping import MappingSpec, bundled_mappings, load_mapping
-from adapters.replay.replayer import ReplayOutcome, check_mapping, replay
+from adapters.replay.replayer import ReplayOutcome, check_mapping, preflight, replay
 from adapters.replay.report import build_report, print_report
 
 __all__ = [
@@ -12,6 +12,7 @@ __all__ = [
     "bundled_mappings",
     "check_mapping",
     "load_mapping",
+    "preflight",
     "print_report",
     "replay",
 ]

@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from engine import UnknownDefinition, load_yaml_model
+from engine.definition.loader import read_text
 
 __all__ = ["EventSpec", "MappingSpec", "VerdictSpec", "bundled_mappings", "load_mapping"]
 
@@ -88,4 +89,4 @@ def load_mapping(name_or_path: str | Path) -> MappingSpec:
         path = MAPPINGS_DIR / f"{name_or_path}.yaml"
         if not path.is_file():
             raise UnknownDefinition(str(name_or_path), bundled_mappings(), kind="mapping")
-    return load_yaml_model(path.read_text(encoding="utf-8"), MappingSpec, file=str(path))
+    return load_yaml_model(read_text(path), MappingSpec, file=str(path))

@@ -8,6 +8,7 @@ one savepoint per command), so a refused command rolls back alone and never stop
 
 from __future__ import annotations
 
+import csv
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,10 +16,16 @@ from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 
 from adapters.replay.mapping import MappingSpec
-from adapters.replay.source import PlannedEvent, PlannedTicket, Rejection, read_rows
-from engine import Actor, CommandRefused, ConfigurationError, Engine, Lifecycle
+from adapters.replay.source import (
+    PlannedEvent,
+    PlannedTicket,
+    Rejection,
+    missing_columns,
+    read_rows,
+)
+from engine import Actor, CommandRefused, ConfigurationError, Engine, Lifecycle, load_definition
 
-__all__ = ["ReplayOutcome", "check_mapping", "replay"]
+__all__ = ["ReplayOutcome", "check_mapping", "preflight", "replay"]
 
 BATCH_SIZE = 500
 
@@ -65,6 +72,29 @@ def check_mapping(mapping: MappingSpec, lifecycle: Lifecycle) -> None:
         raise ConfigurationError(
             f"mapping {mapping.name!r} does not fit lifecycle {spec.name!r}:\n  "
             + "\n  ".join(problems)
+        )
+
+
+def preflight(data: Path, mapping: MappingSpec, lifecycle: str) -> None:
+    """Check everything that can be checked before a database is touched.
+
+    The lifecycle loads, the mapping fits it, and the CSV has every column the mapping names.
+
+    Raises:
+        UnknownDefinition, DefinitionError: the lifecycle cannot be loaded.
+        ConfigurationError: the mapping does not fit the lifecycle.
+        ValueError: the CSV lacks columns (the message lists them and the file's columns).
+        OSError: the data file cannot be read.
+    """
+    compiled = Lifecycle(load_definition(lifecycle), strict=False)
+    check_mapping(mapping, compiled)
+    with data.open(newline="", encoding="utf-8") as handle:
+        header = next(csv.reader(handle), [])
+    missing = missing_columns(header, mapping)
+    if missing:
+        raise ValueError(
+            f"{data}: columns {', '.join(missing)} named by mapping {mapping.name!r} are not "
+            f"in the file; its columns: {', '.join(header) or '(none: the file is empty)'}"
         )
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from adapters.replay.mapping import MappingSpec
 from engine import Lifecycle
 
-__all__ = ["PlannedEvent", "PlannedTicket", "Rejection", "read_rows"]
+__all__ = ["PlannedEvent", "PlannedTicket", "Rejection", "missing_columns", "read_rows"]
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ def read_rows(
     seen: set[str] = set()
     with path.open(newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
-        missing = _missing_columns(list(reader.fieldnames or []), mapping)
+        missing = missing_columns(list(reader.fieldnames or []), mapping)
         if missing:
             raise ValueError(
                 f"{path}: columns {', '.join(missing)} named by mapping {mapping.name!r} are "
@@ -93,7 +93,8 @@ class _RowError(Exception):
     pass
 
 
-def _missing_columns(columns: list[str], mapping: MappingSpec) -> list[str]:
+def missing_columns(columns: list[str], mapping: MappingSpec) -> list[str]:
+    """The columns the mapping names that ``columns`` lacks (sorted)."""
     wanted = {mapping.id_column, *mapping.fields.values()}
     for e in mapping.events:
         wanted |= {e.at, *e.set.values()}

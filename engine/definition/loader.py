@@ -28,6 +28,7 @@ __all__ = [
     "load_definition",
     "load_yaml_model",
     "parse_definition",
+    "read_text",
     "validate_document",
 ]
 
@@ -85,8 +86,25 @@ def load_definition(name_or_path: str | Path) -> Definition:
         if not candidate.is_file():
             raise UnknownDefinition(str(name_or_path), bundled_names())
         path = candidate
-    text = path.read_text(encoding="utf-8")
-    return parse_definition(text, file=str(path))
+    return parse_definition(read_text(path), file=str(path))
+
+
+def read_text(path: Path) -> str:
+    """Read a definition file as UTF-8 (a byte-order mark is allowed).
+
+    Raises:
+        DefinitionError: the file is not UTF-8 text (e.g. saved as GBK); says how to fix it.
+    """
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise DefinitionError([Problem(
+            str(path), line, "",
+            f"the file is not UTF-8 text (byte {raw[exc.start]:#04x} at line {line}); "
+            "save it as UTF-8 (in Notepad: Save As → Encoding UTF-8)",
+        )]) from None
 
 
 def parse_definition(text: str, file: str = "<string>") -> Definition:

@@ -72,7 +72,10 @@ NameList = Annotated[list[Name], BeforeValidator(_one_or_many)]
 
 def _duration(value: object) -> object:
     if isinstance(value, str):
-        return parse_duration(value)
+        parsed = parse_duration(value)
+        if not parsed:
+            raise ValueError(f"{value!r} is zero: a deadline needs a positive duration")
+        return parsed
     raise ValueError(f"expected an ISO 8601 duration such as PT30M or P2D, got {value!r}")
 
 

@@ -149,12 +149,19 @@ def parse_yaml(text: str, file: str = "<string>") -> ParsedDocument:
     if node is None:
         doc.problems.append(Problem(file, 1, "", "the file is empty; expected a mapping"))
         return doc
-    doc.data = _walk(node, (), doc, loader)
+    doc.data = _walk(node, (), doc, loader, frozenset())
     return doc
 
 
-def _walk(node: Node, path: Path, doc: ParsedDocument, loader: _StrictLoader) -> Any:
+def _walk(
+    node: Node, path: Path, doc: ParsedDocument, loader: _StrictLoader, seen: frozenset[int]
+) -> Any:
     doc.lines[path] = node.start_mark.line + 1
+    if id(node) in seen:
+        doc.problems.append(doc.problem(path, "an alias refers to a node that contains it "
+                                              "(a recursive alias); write the value out"))
+        return None
+    seen = seen | {id(node)}
     if isinstance(node, MappingNode):
         if node.tag not in ("tag:yaml.org,2002:map",):
             doc.problems.append(doc.problem(path, f"tag {node.tag!r} is not allowed here"))
@@ -182,13 +189,13 @@ def _walk(node: Node, path: Path, doc: ParsedDocument, loader: _StrictLoader) ->
                 )
                 continue
             doc.lines[(*path, key)] = key_node.start_mark.line + 1
-            out[key] = _walk(value_node, (*path, key), doc, loader)
+            out[key] = _walk(value_node, (*path, key), doc, loader, seen)
             doc.lines[(*path, key)] = key_node.start_mark.line + 1
         return out
     if isinstance(node, SequenceNode):
         if node.tag != "tag:yaml.org,2002:seq":
             doc.problems.append(doc.problem(path, f"tag {node.tag!r} is not allowed here"))
-        return [_walk(item, (*path, i), doc, loader) for i, item in enumerate(node.value)]
+        return [_walk(item, (*path, i), doc, loader, seen) for i, item in enumerate(node.value)]
     assert isinstance(node, ScalarNode)
     if node.tag not in _STANDARD_TAGS:
         doc.problems.append(

@@ -52,18 +52,24 @@ class Lifecycle:
     Args:
         definition: the validated definition.
         registry: the host's guards and actions; every name the file uses must be in it.
+        strict: when False (for reading stored tickets), a guard or action the registry
+            lacks does not stop compiling; firing a transition that needs it then raises
+            :class:`HostCallbackFailed` saying it is not registered.
 
     Raises:
-        DefinitionError: the file names a guard or action the registry does not have.
+        DefinitionError: ``strict`` and the file names a guard or action the registry lacks.
     """
 
-    def __init__(self, definition: Definition, registry: Registry | None = None):
+    def __init__(
+        self, definition: Definition, registry: Registry | None = None, *, strict: bool = True
+    ):
         self.definition = definition
         self.spec = definition.spec
         self.name = definition.spec.name
         self.digest = definition.digest
         registry = registry or Registry()
-        self._check_callbacks(registry)
+        if strict:
+            self._check_callbacks(registry)
 
         spec = self.spec
         self.levels: tuple[str, ...] = tuple(level.name for level in spec.levels)
@@ -90,8 +96,10 @@ class Lifecycle:
         machine_transitions: list[dict[str, Any]] = []
         for t in spec.transitions:
             conditions: list[Callable[[EventData], bool]] = [_role_condition(frozenset(t.roles))]
-            conditions += [_guard_condition(g, registry.guards[g]) for g in t.guards]
-            after = [_action_callback(a, registry.actions[a]) for a in t.actions]
+            conditions += [_guard_condition(g, registry.guards.get(g) or _missing("guard", g))
+                           for g in t.guards]
+            after = [_action_callback(a, registry.actions.get(a) or _missing("action", a))
+                     for a in t.actions]
             machine_transitions.append(
                 {"trigger": t.trigger, "source": list(t.source), "dest": t.dest,
                  "conditions": conditions, "after": after}
@@ -171,6 +179,14 @@ class Lifecycle:
             raise GuardRejected(ctx.ticket_id, ctx.source, ctx.trigger,
                                 ctx.failed_guards or ["(role)"])
         return subject.state
+
+
+def _missing(kind: str, name: str) -> Callable[[CommandContext], Any]:
+    def missing(ctx: CommandContext) -> Any:
+        raise LookupError(f"{kind} {name!r} is not registered in this engine; register it "
+                          f"with Registry.{kind}({name!r})")
+
+    return missing
 
 
 def _line(definition: Definition, index: int) -> int:

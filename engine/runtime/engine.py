@@ -184,7 +184,7 @@ class Engine:
             from engine.definition.loader import parse_definition
 
             definition = parse_definition(row["source"], file=f"<{row['name']} v{row['version']}>")
-            compiled = Lifecycle(definition, self.registry)
+            compiled = Lifecycle(definition, self.registry, strict=False)
             self._lifecycles[def_id] = compiled
             self._versions[def_id] = DefinitionVersion(def_id, row["name"], row["version"],
                                                        row["digest"])

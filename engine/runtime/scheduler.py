@@ -47,6 +47,8 @@ class WakeUpScheduler:
         self._lock = threading.Lock()
         self._armed: datetime | None = None
         self._sweep = sweep_seconds
+        self._stopping = False
+        self._running = threading.Lock()  # held while a run_due is in flight
 
     def start(self) -> None:
         """Start the background thread, sweep once, and arm the first wake-up."""
@@ -56,14 +58,23 @@ class WakeUpScheduler:
         self._scheduler.add_job(self._run, id="startup", max_instances=1)
 
     def stop(self) -> None:
-        """Stop the thread, waiting for a running ``run_due`` to finish."""
-        self._scheduler.shutdown(wait=True)
+        """Stop the thread, waiting for a running ``run_due`` to finish.
+
+        APScheduler's ``shutdown(wait=True)`` holds its job-store lock while waiting for the
+        running job, and that job re-arms the wake-up (which needs the same lock): so we stop
+        re-arming, shut down without waiting, and wait for our own run to end instead.
+        """
+        with self._lock:
+            self._stopping = True
+        self._scheduler.shutdown(wait=False)
+        with self._running:
+            pass
 
     def wake_at(self, due: datetime) -> None:
         """Make sure the engine wakes just after ``due`` (aware UTC)."""
         when = due + _SLACK
         with self._lock:
-            if self._armed is not None and self._armed <= when:
+            if self._stopping or (self._armed is not None and self._armed <= when):
                 return
             self._armed = when
             self._scheduler.add_job(self._run, DateTrigger(run_date=when), id="wake",
@@ -71,14 +82,18 @@ class WakeUpScheduler:
                                     misfire_grace_time=None)
 
     def _run(self) -> None:
-        try:
-            fired = self.engine.run_due()
-            if fired:
-                log.info("fired %d timer(s)", len(fired))
-        except Exception:  # the scheduler thread must survive; the next sweep retries
-            log.exception("run_due failed; will retry at the next wake-up")
-        with self._lock:
-            self._armed = None
-        nxt = self.engine.next_due()
-        if nxt is not None:
-            self.wake_at(nxt)
+        with self._running:
+            if self._stopping:
+                return
+            try:
+                fired = self.engine.run_due()
+                if fired:
+                    log.info("fired %d timer(s)", len(fired))
+                with self._lock:
+                    self._armed = None
+                nxt = self.engine.next_due()
+            except Exception:  # the scheduler thread must survive; the next sweep retries
+                log.exception("run_due failed; will retry at the next wake-up")
+                return
+            if nxt is not None:
+                self.wake_at(nxt)

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, create_engine, event
 from sqlalchemy import Engine as SAEngine
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, DatabaseError, OperationalError
 
 from engine.errors import ConfigurationError
 from engine.store.tables import metadata
@@ -63,7 +63,15 @@ class Database:
         if self.engine.dialect.name == "sqlite":
             _tune_sqlite(self.engine)
         if create:
-            metadata.create_all(self.engine)
+            try:
+                metadata.create_all(self.engine)
+            except (OperationalError, DatabaseError) as exc:
+                self.close()
+                raise ConfigurationError(
+                    f"cannot open database {self.engine.url.render_as_string()!r}: "
+                    f"{exc.orig if exc.orig is not None else exc}; check the path or URL and "
+                    "that the server is running"
+                ) from exc
 
     @property
     def dialect(self) -> str:
