@@ -18,6 +18,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_valida
 from engine.durations import parse_duration
 
 __all__ = [
+    "CategorySpec",
     "DeadlineSpec",
     "FieldSpec",
     "LevelSpec",
@@ -157,6 +158,18 @@ class DeadlineSpec(_Spec):
     on_breach: Literal["escalate", "record"] = "record"
 
 
+class CategorySpec(_Spec):
+    """A category of problem a ticket can be about; Open311 offers each as a service.
+
+    The category's name is the Open311 ``service_code`` and the value of the ticket field
+    ``category`` of tickets reported through Open311.
+    """
+
+    title: Title = Field(default_factory=dict)
+    description: str = ""
+    group: str = ""
+
+
 class ReportSpec(_Spec):
     """Who may report (create) a ticket."""
 
@@ -180,3 +193,4 @@ class LifecycleSpec(_Spec):
     deadlines: dict[Name, DeadlineSpec] = Field(default_factory=dict)
     escalation_trigger: Name = "escalate"
     resolution_deadline: Name | None = None
+    categories: dict[Name, CategorySpec] = Field(default_factory=dict)

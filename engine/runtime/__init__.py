@@ -1,6 +1,7 @@
 """The runtime: the Engine that applies commands and fires deadlines."""
 
 from engine.runtime.engine import Engine, TopLevelReached
+from engine.runtime.listing import TicketPage, find_tickets
 from engine.runtime.model import (
     SYSTEM,
     Actor,
@@ -21,6 +22,8 @@ __all__ = [
     "HistoryEntry",
     "Summary",
     "Ticket",
+    "TicketPage",
     "Timer",
     "TopLevelReached",
+    "find_tickets",
 ]
