@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated
 
 import typer
@@ -25,6 +26,7 @@ def _open(db: str) -> Engine:
 def dead(
     db: DbOption = "gridwhistle.sqlite",
     endpoint: Annotated[str | None, typer.Option(help="Only this endpoint.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON array.")] = False,
 ) -> None:
     """List dead deliveries (retries used up): event, type, ticket, endpoint, last error."""
     from adapters.webhooks import dead_letters
@@ -34,6 +36,9 @@ def dead(
         rows = dead_letters(engine, endpoint=endpoint)
     finally:
         engine.stop()
+    if as_json:
+        typer.echo(json.dumps(rows, ensure_ascii=False))
+        return
     table = Table("event id", "type", "ticket", "endpoint", "attempts", "last error")
     for r in rows:
         table.add_row(r["event_id"], r["type"], r["ticket_id"], r["endpoint"],
