@@ -21,7 +21,6 @@ from engine.definition import (
     load_yaml_model,
     parse_definition,
 )
-from engine.events import EVENT_TYPES, DomainEvent
 from engine.errors import (
     CommandRefused,
     ConcurrencyConflict,
@@ -38,6 +37,7 @@ from engine.errors import (
     TriggerNotAllowed,
     UnknownDefinition,
 )
+from engine.events import EVENT_TYPES, DomainEvent
 from engine.lifecycle import CommandContext, Lifecycle, Registry
 from engine.runtime import (
     SYSTEM,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -13,7 +13,7 @@ from adapters.cli.app import DEFAULT_REPLAY_DB, app, fail
 from engine import Database, Engine, GridwhistleError, VirtualClock, load_definition
 
 
-class DiagramFormat(str, Enum):
+class DiagramFormat(StrEnum):
     """Output formats of ``gridwhistle diagram``."""
 
     mermaid = "mermaid"
@@ -22,7 +22,7 @@ class DiagramFormat(str, Enum):
     png = "png"
 
 
-class Lang(str, Enum):
+class Lang(StrEnum):
     """Title languages."""
 
     both = "both"

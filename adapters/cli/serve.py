@@ -42,10 +42,14 @@ def serve(
 
     Stops on Ctrl-C. Exit code 1 when the keys file or a lifecycle is invalid.
     """
-    import uvicorn
+    try:
+        import uvicorn
 
-    from adapters.http import create_app, load_api_keys
-    from adapters.webhooks import Endpoint, WebhookWorker
+        from adapters.http import create_app, load_api_keys
+        from adapters.webhooks import Endpoint, WebhookWorker
+    except ImportError as exc:
+        fail(f"{exc.name} is missing: install the HTTP extra, pip install 'gridwhistle[http]'")
+        return
 
     hooks = [parse_webhook(w) for w in webhook or []]
     try:

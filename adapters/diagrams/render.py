@@ -1,5 +1,7 @@
-"""Draw a lifecycle: states with their zh/en titles, transitions with trigger titles and roles,
-deadlines as notes; optionally one state highlighted (a ticket's current state).
+"""Lifecycle diagrams, drawn from the definition.
+
+States carry their zh/en titles, transitions their trigger titles and roles, deadlines are
+notes; optionally one state is highlighted (a ticket's current state).
 
 :func:`mermaid` gives Mermaid ``stateDiagram-v2`` text (GitHub and most Markdown viewers draw
 it); :func:`dot` gives Graphviz DOT, which :func:`render_with_graphviz` turns into SVG or PNG

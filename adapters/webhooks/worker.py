@@ -271,8 +271,11 @@ class WebhookWorker:
 
 
 def dead_letters(engine: Engine, *, endpoint: str | None = None) -> list[dict[str, Any]]:
-    """Dead deliveries: ``event_id``, ``type``, ``ticket_id``, ``endpoint``, ``attempts``,
-    ``last_error``, oldest first."""
+    """Dead deliveries, oldest first, optionally of one ``endpoint`` only.
+
+    Each is a dict of ``event_id``, ``type``, ``ticket_id``, ``endpoint``, ``attempts`` and
+    ``last_error``.
+    """
     query = (select(outbox.c.event_id, outbox.c.type, outbox.c.ticket_id, deliveries.c.endpoint,
                     deliveries.c.attempts, deliveries.c.last_error)
              .join(outbox, outbox.c.id == deliveries.c.outbox_id)
@@ -289,7 +292,9 @@ def replay_dead(
     """Put dead deliveries back to ``pending``, due now, with a fresh set of attempts.
 
     Args:
-        event_id: only this event's deliveries. endpoint: only this endpoint's.
+        engine: the engine whose database and clock are used (due = its ``now``).
+        event_id: only this event's deliveries.
+        endpoint: only this endpoint's deliveries.
 
     Returns:
         How many deliveries were put back. Their attempt log is kept.

@@ -84,6 +84,8 @@ def read_events(
     """Outbox rows in order: ``(outbox row id, event)``, optionally of one ticket.
 
     Args:
+        conn: a connection (e.g. from ``engine.db.read()``).
+        ticket_id: only this ticket's events.
         after_id: only rows with a larger id (a cursor).
         limit: at most this many.
     """

@@ -65,15 +65,21 @@ def find_tickets(
 
     Args:
         engine: the engine whose database is read.
-        lifecycle, state, level, department: exact matches.
+        lifecycle: the lifecycle name.
+        state: the current state.
+        level: the current whistle level.
+        department: the ``department`` field.
         due_within: seconds; tickets with a pending timer due at or before ``now`` + this.
         breached: True: tickets with at least one ``breach`` history row; False: none.
         overdue: the ticket's overdue flag (its resolution deadline was breached).
-        ids: only these ticket ids. states: the state is one of these.
+        ids: only these ticket ids.
+        states: the state is one of these.
         field_values: ``{field: [values]}``: the (text) field has one of these values.
-        created_from, created_to: the report instant is in ``[from, to]`` (aware UTC).
+        created_from: the report instant is at or after this (aware UTC).
+        created_to: the report instant is at or before this (aware UTC).
         now: the instant ``due_within`` counts from (aware UTC); default the engine's clock.
-        limit: page size, 1 to 500. offset: rows to skip (0 or more).
+        limit: page size, 1 to 500.
+        offset: rows to skip (0 or more).
 
     Raises:
         ValueError: ``limit`` or ``offset`` out of range, or ``due_within`` negative.

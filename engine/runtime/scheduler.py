@@ -47,6 +47,7 @@ class WakeUpScheduler:
         self._lock = threading.Lock()
         self._armed: datetime | None = None
         self._sweep = sweep_seconds
+        self._stopping = False
 
     def start(self) -> None:
         """Start the background thread, sweep once, and arm the first wake-up."""
@@ -57,13 +58,17 @@ class WakeUpScheduler:
 
     def stop(self) -> None:
         """Stop the thread, waiting for a running ``run_due`` to finish."""
+        with self._lock:
+            # From here on a running job does not re-arm: APScheduler's shutdown holds its
+            # job-store lock while it waits for running jobs, so a job adding one would hang.
+            self._stopping = True
         self._scheduler.shutdown(wait=True)
 
     def wake_at(self, due: datetime) -> None:
         """Make sure the engine wakes just after ``due`` (aware UTC)."""
         when = due + _SLACK
         with self._lock:
-            if self._armed is not None and self._armed <= when:
+            if self._stopping or (self._armed is not None and self._armed <= when):
                 return
             self._armed = when
             self._scheduler.add_job(self._run, DateTrigger(run_date=when), id="wake",
