@@ -142,3 +142,21 @@ def test_requests_default_to_the_last_90_days(served) -> None:
         "end_date": (START + timedelta(days=1)).isoformat()}).json()) == 2
     assert isinstance(datetime.fromisoformat(
         httpx.get(f"{root}/requests/R-2.json").json()[0]["requested_datetime"]), datetime)
+
+
+def test_extensions_add_the_history_as_notes(served) -> None:
+    root, _ = served
+    [r2] = httpx.get(f"{root}/requests/R-2.json", params={"extensions": "true"}).json()
+    assert r2["extended_attributes"] == {"state": "closed", "level": "community",
+                                         "overdue": False}
+    assert [(n["type"], n["summary"]) for n in r2["notes"]] == [
+        ("report", "report"), ("transition", "dispatch"), ("transition", "arrive"),
+        ("transition", "resolve"), ("transition", "close")]
+    assert r2["notes"][1] == {"datetime": "2024-05-01T09:00:00+00:00", "type": "transition",
+                              "summary": "dispatch",
+                              "description": "reported -> dispatched (community) by x (centre)"}
+    xml = xmltodict.parse(httpx.get(f"{root}/requests/R-2.xml",
+                                    params={"extensions": "true"}).text)
+    notes = xml["service_requests"]["request"]["notes"]["note"]
+    assert [n["summary"] for n in notes] == ["report", "dispatch", "arrive", "resolve", "close"]
+    assert "notes" not in httpx.get(f"{root}/requests/R-2.json").json()[0]

@@ -71,17 +71,38 @@ def _text(value: Any) -> str:
     return str(value)
 
 
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def _xml(parent: ET.Element, key: str, value: Any) -> None:
+    node = ET.SubElement(parent, key)
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _xml(node, k, v)
+    elif isinstance(value, list):
+        singular = key[:-1] if key.endswith("s") else "item"
+        for v in value:
+            _xml(node, singular, v)
+    else:
+        node.text = _text(value)
+
+
 def _render(items: list[dict[str, Any]], fmt: str, root: str, item: str,
             status: int = 200) -> Response:
     if fmt == "json":
-        return JSONResponse(
-            [{k: v.isoformat() if isinstance(v, datetime) else v for k, v in i.items()}
-             for i in items], status_code=status)
+        return JSONResponse(_jsonable(items), status_code=status)
     top = ET.Element(root)
     for i in items:
         node = ET.SubElement(top, item)
         for key, value in i.items():
-            ET.SubElement(node, key).text = _text(value)
+            _xml(node, key, value)
     body = ET.tostring(top, encoding="unicode", xml_declaration=True)
     return Response(body, status_code=status, media_type="text/xml; charset=utf-8")
 
@@ -116,8 +137,15 @@ def _service_name(lc: Lifecycle, code: str | None) -> str | None:
     return _title(category.title, code) if category else code
 
 
-def request_of(engine: Engine, lc: Lifecycle, ticket: Ticket) -> dict[str, Any]:
-    """A ticket as a GeoReport v2 service request."""
+def request_of(
+    engine: Engine, lc: Lifecycle, ticket: Ticket, *, extensions: bool = False
+) -> dict[str, Any]:
+    """A ticket as a GeoReport v2 service request.
+
+    With ``extensions`` (the ``extensions=true`` parameter several cities support), also
+    ``extended_attributes`` (state, level, overdue) and ``notes``: the ticket's history as
+    ``{datetime, type, summary, description}``, oldest first.
+    """
     state = lc.spec.states.get(ticket.state)
     expected = None
     if lc.spec.resolution_deadline is not None:
@@ -125,7 +153,7 @@ def request_of(engine: Engine, lc: Lifecycle, ticket: Ticket) -> dict[str, Any]:
             if timer.name == lc.spec.resolution_deadline:
                 expected = timer.due_at
     code = ticket.fields.get("category")
-    return {
+    out = {
         "service_request_id": ticket.id,
         "status": "closed" if ticket.state in lc.final_states else "open",
         "status_notes": _title(state.title, ticket.state) if state else ticket.state,
@@ -144,6 +172,16 @@ def request_of(engine: Engine, lc: Lifecycle, ticket: Ticket) -> dict[str, Any]:
         "long": ticket.fields.get("long"),
         "media_url": ticket.fields.get("media_url"),
     }
+    if extensions:
+        out["extended_attributes"] = {"state": ticket.state, "level": ticket.level,
+                                      "overdue": ticket.overdue}
+        out["notes"] = [
+            {"datetime": h.at, "type": h.kind, "summary": h.trigger,
+             "description": f"{h.from_state or '-'} -> {h.to_state} ({h.to_level}) by "
+                            f"{h.actor} ({h.role})" + (f": {h.reason}" if h.reason else "")}
+            for h in engine.history(ticket.id)
+        ]
+    return out
 
 
 def _split(value: str | None) -> list[str] | None:
@@ -269,20 +307,22 @@ def list_requests(
     jurisdiction_id: str | None = None,
     page: Annotated[int, Query(ge=1, le=10**6)] = 1,
     page_size: Annotated[int, Query(ge=1, le=500)] = 50,
+    extensions: bool = False,
 ) -> Response:
     """Service requests by GeoReport v2 filters, newest update first.
 
     ``service_request_id`` (comma separated) overrides the other filters. Without dates the
     range is the last 90 days; with one date it is the 90 days from (or up to) it; a range
-    longer than 90 days is refused. ``page`` and ``page_size`` are extensions.
+    longer than 90 days is refused. ``page``, ``page_size`` and ``extensions`` (history as
+    ``notes``) are extensions.
     """
     fmt = _fmt(fmt)
     engine, lc = _engine(request)
     ids = _split(service_request_id)
     if ids is not None:
         found = find_tickets(engine, lifecycle=lc.name, ids=ids, limit=500)
-        return _render([request_of(engine, lc, t) for t in found.items], fmt,
-                       "service_requests", "request")
+        return _render([request_of(engine, lc, t, extensions=extensions)
+                        for t in found.items], fmt, "service_requests", "request")
     start = _instant(start_date, "start_date", fmt)
     end = _instant(end_date, "end_date", fmt)
     try:
@@ -304,8 +344,8 @@ def list_requests(
     found = find_tickets(engine, lifecycle=lc.name, states=states, created_from=start,
                          created_to=end, field_values={"category": codes} if codes else None,
                          limit=page_size, offset=(page - 1) * page_size)
-    return _render([request_of(engine, lc, t) for t in found.items], fmt,
-                   "service_requests", "request")
+    return _render([request_of(engine, lc, t, extensions=extensions) for t in found.items],
+                   fmt, "service_requests", "request")
 
 
 def _states(lc: Lifecycle, status: Sequence[str] | None, fmt: str) -> list[str] | None:
@@ -324,12 +364,12 @@ def _states(lc: Lifecycle, status: Sequence[str] | None, fmt: str) -> list[str] 
 
 @router.get("/requests/{service_request_id}.{fmt}", summary="Open311: one service request")
 def get_request(service_request_id: str, fmt: str, request: Request,
-                jurisdiction_id: str | None = None) -> Response:
+                jurisdiction_id: str | None = None, extensions: bool = False) -> Response:
     """One service request, as a list of one (as the spec shows)."""
     fmt = _fmt(fmt)
     engine, lc = _engine(request)
     found = find_tickets(engine, lifecycle=lc.name, ids=[service_request_id], limit=1)
     if not found.items:
         raise Open311Error(404, f"no service request {service_request_id!r}", fmt)
-    return _render([request_of(engine, lc, found.items[0])], fmt, "service_requests",
-                   "request")
+    return _render([request_of(engine, lc, found.items[0], extensions=extensions)], fmt,
+                   "service_requests", "request")
