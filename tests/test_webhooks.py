@@ -10,11 +10,19 @@ import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from helpers import START
 from servers import receiver
 from sqlalchemy import select
 
-from adapters.webhooks import Endpoint, RetryPolicy, WebhookWorker, dead_letters
+from adapters.webhooks import (
+    Endpoint,
+    RetryPolicy,
+    WebhookWorker,
+    dead_letters,
+    load_endpoints,
+)
+from engine import DefinitionError
 from engine.store import deliveries, delivery_attempts
 
 POLICY = RetryPolicy(max_attempts=4, initial_backoff=10, multiplier=2, timeout=5)
@@ -118,3 +126,19 @@ def test_a_refused_connection_is_retried(engine, clock, grid_worker) -> None:
         worker.stop()
     assert (result.outcome, result.status_code) == ("retry", None)
     assert result.error is not None and result.error.startswith("ConnectError")
+
+
+def test_endpoints_file_is_strict(tmp_path) -> None:
+    good = tmp_path / "hooks.yaml"
+    good.write_text('endpoints:\n  ops:\n    url: https://ops.example.org/hook\n'
+                    '    types: [ticket.escalated]\n    secret: s\n'
+                    '  archive: {url: "http://10.0.0.7:9000/events"}\n')
+    assert load_endpoints(good) == [
+        Endpoint("ops", "https://ops.example.org/hook", frozenset({"ticket.escalated"}), "s"),
+        Endpoint("archive", "http://10.0.0.7:9000/events")]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("endpoints:\n  ops: {url: ftp://x, retries: 3}\n")
+    with pytest.raises(DefinitionError) as info:
+        load_endpoints(bad)
+    assert [(p.line, p.path) for p in info.value.problems] == [
+        (2, "endpoints.ops.retries"), (2, "endpoints.ops.url")]

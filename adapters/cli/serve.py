@@ -35,6 +35,9 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8311,
     webhook: Annotated[list[str] | None, typer.Option(
         help="Deliver events to NAME=URL (repeatable).")] = None,
+    webhooks: Annotated[str | None, typer.Option(
+        help="YAML file of webhook endpoints (url, types, secret; see docs/events.md).")
+    ] = None,
     no_open311: Annotated[bool, typer.Option("--no-open311", help="Do not serve Open311.")
                           ] = False,
 ) -> None:
@@ -46,13 +49,15 @@ def serve(
         import uvicorn
 
         from adapters.http import create_app, load_api_keys
-        from adapters.webhooks import Endpoint, WebhookWorker
+        from adapters.webhooks import Endpoint, WebhookWorker, load_endpoints
     except ImportError as exc:
         fail(f"{exc.name} is missing: install the HTTP extra, pip install 'gridwhistle[http]'")
         return
 
-    hooks = [parse_webhook(w) for w in webhook or []]
+    endpoints = [Endpoint(*parse_webhook(w)) for w in webhook or []]
     try:
+        if webhooks is not None:
+            endpoints += load_endpoints(webhooks)
         keys = load_api_keys(api_keys)
         engine = Engine(Database(db))
         application = create_app(engine, api_keys=keys, lifecycles=lifecycle or
@@ -60,7 +65,7 @@ def serve(
     except (GridwhistleError, OSError) as exc:
         fail(str(exc))
         return
-    worker = WebhookWorker(engine, [Endpoint(n, u) for n, u in hooks]) if hooks else None
+    worker = WebhookWorker(engine, endpoints) if endpoints else None
     engine.start()
     if worker is not None:
         worker.start()

@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from adapters.cli.app import app, console
-from engine import Database, Engine
+from adapters.cli.app import app, console, fail
+from engine import Database, Engine, GridwhistleError
 
 webhooks_app = typer.Typer(help="Webhook deliveries: list dead letters, replay them.",
                            no_args_is_help=True)
@@ -65,14 +65,24 @@ def replay_dead_letters(
 
 @webhooks_app.command("deliver")
 def deliver(
-    webhook: Annotated[list[str], typer.Option(help="NAME=URL (repeatable).")],
+    webhook: Annotated[list[str] | None, typer.Option(help="NAME=URL (repeatable).")] = None,
+    webhooks: Annotated[str | None, typer.Option(
+        help="YAML file of webhook endpoints (see docs/events.md).")] = None,
     db: DbOption = "gridwhistle.sqlite",
 ) -> None:
     """Run one delivery round now (enqueue new events, send what is due); print outcomes."""
     from adapters.cli.serve import parse_webhook
-    from adapters.webhooks import Endpoint, WebhookWorker
+    from adapters.webhooks import Endpoint, WebhookWorker, load_endpoints
 
-    endpoints = [Endpoint(*parse_webhook(w)) for w in webhook]
+    endpoints = [Endpoint(*parse_webhook(w)) for w in webhook or []]
+    try:
+        if webhooks is not None:
+            endpoints += load_endpoints(webhooks)
+    except (GridwhistleError, OSError) as exc:
+        fail(str(exc))
+        return
+    if not endpoints:
+        raise typer.BadParameter("give --webhook NAME=URL or --webhooks FILE")
     engine = _open(db)
     worker = WebhookWorker(engine, endpoints)
     try:

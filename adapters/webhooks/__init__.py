@@ -1,5 +1,6 @@
 """Webhook delivery of domain events: retries with exponential backoff, attempts, dead letters."""
 
+from adapters.webhooks.config import load_endpoints
 from adapters.webhooks.worker import (
     DeliveryResult,
     Endpoint,
@@ -15,5 +16,6 @@ __all__ = [
     "RetryPolicy",
     "WebhookWorker",
     "dead_letters",
+    "load_endpoints",
     "replay_dead",
 ]
