@@ -154,6 +154,27 @@ def test_listing_filters_and_pages(api) -> None:
                       headers=as_("k-centre")).status_code == 422
 
 
+def test_a_client_reads_the_lifecycle(api) -> None:
+    client, _ = api
+    assert client.get("/lifecycles", headers=as_("k-gw")).json() == ["grid_incident"]
+    lc = client.get("/lifecycles/grid_incident", headers=as_("k-gw")).json()
+    assert (lc["name"], lc["version"], lc["initial"], lc["report_roles"]) == (
+        "grid_incident", 1, "reported", ["grid_worker", "centre"])
+    assert lc["levels"] == ["community", "street", "district", "city"]
+    assert [(s["name"], s["final"], s["triggers"]) for s in lc["states"]][:2] == [
+        ("reported", False, ["dispatch", "escalate"]), ("dispatched", False,
+                                                       ["arrive", "escalate"])]
+    assert lc["transitions"][0] == {"trigger": "dispatch",
+                                    "title": {"zh": "派遣", "en": "Dispatch"},
+                                    "source": ["reported", "escalated"], "dest": "dispatched",
+                                    "roles": ["centre"], "reason_required": False}
+    assert lc["fields"]["category"] == {"type": "string", "required": True, "choices": None,
+                                        "title": {"zh": "问题类别", "en": "Category"}}
+    assert lc["categories"]["noise"]["group"] == "public_order"
+    assert lc["diagram"].startswith("---\ntitle: 网格事件处置 / Grid incident handling")
+    assert client.get("/lifecycles/other", headers=as_("k-gw")).status_code == 404
+
+
 def test_openapi_document_is_served(api) -> None:
     client, _ = api
     doc = client.get("/openapi.json").json()

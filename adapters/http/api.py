@@ -11,11 +11,14 @@ from adapters.http.auth import ApiKey, KeyRing, check_scope
 from adapters.http.models import (
     FireIn,
     HistoryOut,
+    LifecycleOut,
     ReportIn,
+    StateOut,
     TicketDetail,
     TicketList,
     TicketOut,
     TimerOut,
+    TransitionOut,
 )
 from adapters.http.problems import PROBLEM_JSON, Problem
 from engine import Engine, Ticket, find_tickets
@@ -153,3 +156,37 @@ def list_tickets(
                         overdue=overdue, limit=limit, offset=offset)
     return TicketList(items=[_out(engine, t) for t in page.items], total=page.total,
                       limit=page.limit, offset=page.offset)
+
+
+@router.get("/lifecycles", response_model=list[str], summary="Lifecycles served")
+def list_lifecycles(request: Request, grant: GrantDep) -> list[str]:
+    """The names of the lifecycles this API serves; the first is the default."""
+    return list(request.app.state.lifecycles)
+
+
+@router.get("/lifecycles/{name}", response_model=LifecycleOut,
+            summary="A lifecycle: states, transitions, fields, diagram")
+def read_lifecycle(name: str, request: Request, engine: EngineDep,
+                   grant: GrantDep) -> LifecycleOut:
+    """The current version of a served lifecycle, with its Mermaid diagram."""
+    from adapters.diagrams import mermaid
+
+    lc = engine.lifecycle(_lifecycle(request, name))
+    spec = lc.spec
+    version = next(v.version for v in engine.versions()
+                   if v.name == spec.name and v.digest == lc.digest)
+    return LifecycleOut(
+        name=spec.name, version=version, title=spec.title, initial=spec.initial,
+        levels=list(lc.levels), report_roles=list(spec.report.roles),
+        states=[StateOut(name=n, title=s.title, final=s.final,
+                         triggers=sorted(lc.triggers_from(n)))
+                for n, s in spec.states.items()],
+        transitions=[TransitionOut(trigger=t.trigger, title=t.title, source=list(t.source),
+                                   dest=t.dest, roles=list(t.roles),
+                                   reason_required=t.reason_required)
+                     for t in spec.transitions],
+        fields={n: f.model_dump(include={"type", "required", "choices", "title"})
+                for n, f in spec.fields.items()},
+        categories={n: c.model_dump() for n, c in spec.categories.items()},
+        diagram=mermaid(lc.definition),
+    )

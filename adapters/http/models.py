@@ -9,8 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from engine import HistoryEntry, Ticket, Timer
 
-__all__ = ["FireIn", "HistoryOut", "ReportIn", "TicketDetail", "TicketList", "TicketOut",
-           "TimerOut"]
+__all__ = ["FireIn", "HistoryOut", "LifecycleOut", "ReportIn", "StateOut", "TicketDetail",
+           "TicketList", "TicketOut", "TimerOut", "TransitionOut"]
 
 
 class ReportIn(BaseModel):
@@ -109,6 +109,43 @@ class TicketDetail(BaseModel):
     history: list[HistoryOut]
     timers: list[TimerOut]
     triggers: list[str] = Field(description="Triggers with a transition out of the state.")
+
+
+class StateOut(BaseModel):
+    """A state of a lifecycle."""
+
+    name: str
+    title: dict[str, str]
+    final: bool
+    triggers: list[str] = Field(description="Triggers with a transition out of it.")
+
+
+class TransitionOut(BaseModel):
+    """A transition of a lifecycle."""
+
+    trigger: str
+    title: dict[str, str]
+    source: list[str]
+    dest: str
+    roles: list[str]
+    reason_required: bool
+
+
+class LifecycleOut(BaseModel):
+    """A lifecycle as served: what a client needs to offer the right actions."""
+
+    name: str
+    version: int
+    title: dict[str, str]
+    initial: str
+    levels: list[str]
+    report_roles: list[str]
+    states: list[StateOut]
+    transitions: list[TransitionOut]
+    fields: dict[str, dict[str, Any]] = Field(description="Field declarations (type, "
+                                                          "required, choices, title).")
+    categories: dict[str, dict[str, Any]]
+    diagram: str = Field(description="Mermaid stateDiagram-v2 text.")
 
 
 class TicketList(BaseModel):
