@@ -25,7 +25,7 @@ def running(app: Any) -> Iterator[str]:
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
-    for _ in range(500):
+    for _ in range(3000):  # up to 30 s on a loaded machine
         if server.started:
             break
         time.sleep(0.01)
