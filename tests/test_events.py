@@ -8,8 +8,9 @@ from datetime import timedelta
 import pytest
 from helpers import START, at
 
-from engine import EVENT_TYPES, DomainEvent, Engine, Registry, TriggerNotAllowed
+from engine import EVENT_TYPES, Actor, DomainEvent, Engine, Registry, TriggerNotAllowed
 from engine.events import read_events
+from engine.testing import temporary_engine
 
 
 def events_of(engine: Engine, ticket_id: str | None = None) -> list[DomainEvent]:
@@ -87,6 +88,33 @@ def test_listeners_by_type_run_after_commit_only(make_engine, grid_worker, centr
         raise RuntimeError("host aborts the batch")
     assert len(seen) == 4  # rolled back: no listener call, no outbox row
     assert len(events_of(eng, "E4")) == 1
+
+
+def test_two_engines_in_one_process_keep_their_own_listeners(tmp_path, clock) -> None:
+    heard: dict[str, list[str]] = {"a": [], "b": []}
+    engines = []
+    for name in ("a", "b"):
+        registry = Registry()
+        registry.listener("log")(lambda e, name=name: heard[name].append(e.ticket_id))
+        engines.append(Engine(tmp_path / f"{name}.sqlite", clock=clock, registry=registry))
+    try:
+        engines[0].report("grid_incident", {"category": "x"}, actor=Actor("g", "grid_worker"),
+                          ticket_id="A1")
+        engines[1].report("grid_incident", {"category": "x"}, actor=Actor("g", "grid_worker"),
+                          ticket_id="B1")
+    finally:
+        for eng in engines:
+            eng.stop()
+    assert heard == {"a": ["A1"], "b": ["B1"]}
+
+
+def test_the_testing_harness_shows_events() -> None:
+    with temporary_engine() as harness:
+        t = harness.engine.report("grid_incident", {"category": "x"},
+                                  actor=Actor("g", "grid_worker"))
+        harness.advance(timedelta(minutes=31))
+        assert [e.type for e in harness.events(t.id)] == [
+            "ticket.reported", "deadline.breached", "ticket.escalated"]
 
 
 def test_events_can_be_switched_off(make_engine, grid_worker, tmp_path) -> None:
