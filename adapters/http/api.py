@@ -5,7 +5,8 @@ from __future__ import annotations
 import inspect
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, Security
+from fastapi.security import APIKeyHeader
 
 from adapters.http.auth import ApiKey, KeyRing, check_scope
 from adapters.http.models import (
@@ -37,10 +38,12 @@ def _engine(request: Request) -> Engine:
     return engine
 
 
-def _grant(
-    request: Request,
-    x_api_key: Annotated[str | None, Header(description="Your API key.")] = None,
-) -> ApiKey:
+_API_KEY = APIKeyHeader(name="X-API-Key", auto_error=False,
+                        description="An API key: it acts as one actor in one role (and, for "
+                                    "a department, for that department only).")
+
+
+def _grant(request: Request, x_api_key: Annotated[str | None, Security(_API_KEY)]) -> ApiKey:
     keys: KeyRing = request.app.state.keys
     return keys.require(x_api_key)
 
