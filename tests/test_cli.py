@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 from helpers import START
+from servers import Receiver, receiver
 
 from adapters.diagrams import mermaid
 from engine import Actor, Engine, VirtualClock, load_definition
@@ -118,30 +119,41 @@ def test_exit_codes() -> None:
     assert run("report", "--lifecycle", "nope", "--db", "/tmp/none.sqlite").returncode == 1
 
 
-def test_serve_runs_the_api(tmp_path: Path) -> None:
+def test_serve_runs_the_api_and_delivers_webhooks(tmp_path: Path) -> None:
     keys = tmp_path / "keys.yaml"
     keys.write_text("keys:\n  k-gw: {actor: gw-1, role: grid_worker}\n")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([*CLI, "serve", "--api-keys", str(keys), "--db",
-                             str(tmp_path / "serve.sqlite"), "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        url = f"http://127.0.0.1:{port}"
-        for _ in range(600):  # up to 30 s on a loaded machine
-            try:
-                if httpx.get(f"{url}/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.05)
-        r = httpx.post(f"{url}/tickets", json={"fields": {"category": "noise"}},
-                       headers={"X-API-Key": "k-gw"})
-        assert (r.status_code, r.json()["state"]) == (201, "reported")
-        assert len(httpx.get(f"{url}/open311/v2/requests.json").json()) == 1
-    finally:
-        proc.terminate()
-        # uvicorn finishes in-flight requests, then re-raises the signal it caught
-        assert proc.wait(timeout=30) in (0, -15)
+    with receiver([]) as hook:
+        proc = subprocess.Popen([*CLI, "serve", "--api-keys", str(keys), "--db",
+                                 str(tmp_path / "serve.sqlite"), "--port", str(port),
+                                 "--webhook", f"ops={hook.url}"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            _drive_served_api(f"http://127.0.0.1:{port}", hook)
+        finally:
+            proc.terminate()
+            # uvicorn finishes in-flight requests, then re-raises the signal it caught
+            assert proc.wait(timeout=30) in (0, -15)
     bad = run("serve", "--api-keys", str(tmp_path / "missing.yaml"))
     assert bad.returncode == 1
+
+
+def _drive_served_api(url: str, hook: Receiver) -> None:
+    for _ in range(600):  # up to 30 s on a loaded machine
+        try:
+            if httpx.get(f"{url}/health").status_code == 200:
+                break
+        except httpx.TransportError:
+            time.sleep(0.05)
+    r = httpx.post(f"{url}/tickets", json={"fields": {"category": "noise"}},
+                   headers={"X-API-Key": "k-gw"})
+    assert (r.status_code, r.json()["state"]) == (201, "reported")
+    assert len(httpx.get(f"{url}/open311/v2/requests.json").json()) == 1
+    for _ in range(600):  # the worker polls every second
+        if hook.received:
+            break
+        time.sleep(0.05)
+    assert [(e["body"]["type"], e["body"]["ticket_id"]) for e in hook.received] == [
+        ("ticket.reported", r.json()["id"])]

@@ -8,6 +8,7 @@ import hmac
 import json
 import subprocess
 import sys
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -22,7 +23,7 @@ from adapters.webhooks import (
     dead_letters,
     load_endpoints,
 )
-from engine import DefinitionError
+from engine import Actor, DefinitionError, Engine
 from engine.store import deliveries, delivery_attempts
 
 POLICY = RetryPolicy(max_attempts=4, initial_backoff=10, multiplier=2, timeout=5)
@@ -77,7 +78,7 @@ def test_retries_with_exponential_backoff_until_delivered(engine, clock, grid_wo
 
 def test_dead_letters_are_replayed_by_the_operator(engine, clock, grid_worker, db_path):
     engine.report("grid_incident", {"category": "drain"}, actor=grid_worker, ticket_id="W1")
-    engine.fire("W1", "escalate", actor=grid_worker.__class__("ops", "centre"),
+    engine.fire("W1", "escalate", actor=Actor("ops", "centre"),
                 reason="urgent")
     with receiver([500] * 8) as hook:
         worker = WebhookWorker(engine, [Endpoint("ops", hook.url,
@@ -142,3 +143,24 @@ def test_endpoints_file_is_strict(tmp_path) -> None:
         load_endpoints(bad)
     assert [(p.line, p.path) for p in info.value.problems] == [
         (2, "endpoints.ops.retries"), (2, "endpoints.ops.url")]
+
+
+def test_the_background_worker_retries_on_the_system_clock(tmp_path) -> None:
+    engine = Engine(tmp_path / "live.sqlite")
+    engine.report("grid_incident", {"category": "drain"}, actor=Actor("gw", "grid_worker"),
+                  ticket_id="L1")
+    with receiver([502]) as hook:
+        worker = WebhookWorker(engine, [Endpoint("ops", hook.url)], poll_seconds=0.02,
+                               policy=RetryPolicy(initial_backoff=0.05, timeout=5))
+        worker.start()
+        try:
+            for _ in range(1500):  # waits for the outcome, asserts nothing about speed
+                if len(hook.received) >= 2:
+                    break
+                threading.Event().wait(0.02)
+        finally:
+            worker.stop()
+            engine.stop()
+    assert [r["answered"] for r in hook.received] == [502, 200]
+    assert {r["body"]["ticket_id"] for r in hook.received} == {"L1"}
+    assert [a[:3] for a in attempts(engine)] == [(1, 502, "HTTP 502"), (2, 200, None)]
