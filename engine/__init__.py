@@ -37,6 +37,7 @@ from engine.errors import (
     TriggerNotAllowed,
     UnknownDefinition,
 )
+from engine.events import EVENT_TYPES, DomainEvent
 from engine.lifecycle import CommandContext, Lifecycle, Registry
 from engine.runtime import (
     SYSTEM,
@@ -47,14 +48,17 @@ from engine.runtime import (
     HistoryEntry,
     Summary,
     Ticket,
+    TicketPage,
     Timer,
     TopLevelReached,
+    find_tickets,
 )
 from engine.store import Database
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "EVENT_TYPES",
     "SYSTEM",
     "Actor",
     "Clock",
@@ -66,6 +70,7 @@ __all__ = [
     "Definition",
     "DefinitionError",
     "DefinitionVersion",
+    "DomainEvent",
     "Engine",
     "FiredTimer",
     "GridwhistleError",
@@ -82,6 +87,7 @@ __all__ = [
     "Ticket",
     "TicketExists",
     "TicketNotFound",
+    "TicketPage",
     "Timer",
     "TopLevelReached",
     "TriggerNotAllowed",
@@ -89,6 +95,7 @@ __all__ = [
     "VirtualClock",
     "__version__",
     "bundled_names",
+    "find_tickets",
     "load_definition",
     "load_yaml_model",
     "parse_definition",

@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from engine.clock import VirtualClock
+from engine.events.model import DomainEvent
 from engine.lifecycle.registry import Registry
 from engine.runtime.engine import Engine
 from engine.runtime.model import FiredTimer
@@ -46,6 +47,13 @@ class Harness:
         would still meet it); advance a moment more to see it breached.
         """
         return self.engine.run_until(self.clock.now() + delta)
+
+    def events(self, ticket_id: str | None = None) -> list[DomainEvent]:
+        """The domain events in the outbox, oldest first (optionally of one ticket)."""
+        from engine.events.outbox import read_events
+
+        with self.engine.db.read() as conn:
+            return [event for _, event in read_events(conn, ticket_id=ticket_id, limit=10**9)]
 
 
 @contextmanager

@@ -314,7 +314,8 @@ def test_python_object_tag_on_a_mapping_is_rejected():
 
 @pytest.mark.parametrize(("edit", "needle", "path", "allowed"), [
     (("name: small", "name: small\ncolour: red"), "colour: red", "colour",
-     "deadlines, description, escalation_trigger, fields, format, initial, levels, name, "
+     "categories, deadlines, description, escalation_trigger, fields, format, initial, levels, "
+     "name, "
      "report, resolution_deadline, roles, states, title, transitions"),
     (("  open: {}", "  open: {colour: red}"), "colour: red", "states.open.colour",
      "description, final, title"),

@@ -9,6 +9,7 @@ from engine import Actor
 from engine.testing import temporary_engine
 
 PUBLIC = {
+    "EVENT_TYPES", "DomainEvent", "TicketPage", "find_tickets",
     "SYSTEM", "Actor", "Clock", "CommandContext", "CommandRefused", "ConcurrencyConflict",
     "ConfigurationError", "Database", "Definition", "DefinitionError", "DefinitionVersion",
     "Engine", "FiredTimer", "GridwhistleError", "GuardRejected", "HistoryEntry",

@@ -38,14 +38,16 @@ def test_engine_start_stop_never_hangs(tmp_path: Path) -> None:
 def test_validate_reports_non_utf8_and_recursive_aliases_without_traceback(
         tmp_path: Path) -> None:
     gbk = tmp_path / "gbk.yaml"
-    gbk.write_bytes(BUNDLED.read_text(encoding="utf-8").encode("gbk"))
+    text = BUNDLED.read_text(encoding="utf-8")
+    gbk.write_bytes(text.encode("gbk"))
+    first_chinese = next(i for i, line in enumerate(text.splitlines(), 1) if not line.isascii())
     rec = tmp_path / "rec.yaml"
     rec.write_text("a: &a [*a]\n")
     done = _cli("validate", str(gbk), str(rec), cwd=tmp_path)
     assert done.returncode == 1
     assert "Traceback" not in done.stdout + done.stderr
-    assert (f"{gbk}:2: <document>: the file is not UTF-8 text (byte 0xcd at line 2); save it "
-            "as UTF-8") in done.stdout
+    assert (f"{gbk}:{first_chinese}: <document>: the file is not UTF-8 text (byte 0xcd at line "
+            f"{first_chinese}); save it as UTF-8") in done.stdout
     assert (f"{rec}:1: a[0]: an alias refers to a node that contains it (a recursive alias)"
             in done.stdout)
 

@@ -1,13 +1,16 @@
-"""``gridwhistle tickets`` and ``gridwhistle history``: reading what is stored."""
+"""``gridwhistle tickets``, ``timers`` and ``history``: reading what is stored."""
 
 from __future__ import annotations
 
+import json
+import sys
+from datetime import datetime
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from adapters.cli.app import DEFAULT_REPLAY_DB, app, console, fail, open_engine
+from adapters.cli.app import DEFAULT_REPLAY_DB, app, console, fail, open_engine, parse_instant
 from engine import GridwhistleError
 
 _open = open_engine
@@ -16,29 +19,88 @@ _open = open_engine
 @app.command()
 def tickets(
     db: Annotated[str, typer.Option(help="SQLite file or SQLAlchemy URL.")] = DEFAULT_REPLAY_DB,
+    lifecycle: Annotated[str | None, typer.Option(help="Only this lifecycle.")] = None,
     state: Annotated[str | None, typer.Option(help="Only tickets in this state.")] = None,
-    limit: Annotated[int, typer.Option(help="At most this many rows.")] = 20,
+    level: Annotated[str | None, typer.Option(help="Only tickets at this level.")] = None,
+    department: Annotated[str | None, typer.Option(
+        help="Only tickets whose department field is this.")] = None,
+    due_within: Annotated[float | None, typer.Option(
+        help="Only tickets with a pending deadline due within this many seconds of "
+             "--now (or already past due).")] = None,
+    now: Annotated[str | None, typer.Option(
+        help="The instant --due-within counts from (ISO 8601); default: the wall clock.")
+    ] = None,
+    breached: Annotated[bool | None, typer.Option(
+        "--breached/--not-breached", help="Only tickets with / without a deadline breach.")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="At most this many rows (1-500).")] = 20,
+    offset: Annotated[int, typer.Option(help="Skip this many rows first.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """List tickets (id, lifecycle, state, level, overdue)."""
-    from sqlalchemy import select
+    """List tickets (id, lifecycle, state, level, overdue), most recently updated first."""
+    from datetime import UTC
 
-    from engine.store import definitions as d
-    from engine.store import tickets as t
+    from engine import find_tickets
 
     engine = _open(db)
-    query = (select(t.c.id, d.c.name, d.c.version, t.c.state, t.c.level, t.c.overdue,
-                    t.c.updated_at).join(d, d.c.id == t.c.definition_id)
-             .order_by(t.c.updated_at.desc()).limit(limit))
-    if state:
-        query = query.where(t.c.state == state)
-    with engine.db.read() as conn:
-        rows = conn.execute(query).all()
-    table = Table("id", "lifecycle", "state", "level", "overdue", "updated (UTC)")
-    for r in rows:
-        table.add_row(r[0], f"{r[1]} v{r[2]}", r[3], r[4], "yes" if r[5] else "",
-                      r[6].strftime("%Y-%m-%d %H:%M"))
+    try:
+        at = parse_instant(now, UTC) if now else datetime.now(UTC)
+        page = find_tickets(engine, lifecycle=lifecycle, state=state, level=level,
+                            department=department, due_within=due_within, breached=breached,
+                            now=at, limit=limit, offset=offset)
+    except (GridwhistleError, ValueError) as exc:
+        fail(str(exc))
+        return
+    finally:
+        engine.stop()
+    if as_json:
+        sys.stdout.write(json.dumps({
+            "total": page.total, "limit": page.limit, "offset": page.offset,
+            "items": [{"id": t.id, "lifecycle": t.lifecycle, "version": t.version,
+                       "state": t.state, "level": t.level, "overdue": t.overdue,
+                       "department": t.fields.get("department"),
+                       "updated_at": t.updated_at.isoformat()} for t in page.items],
+        }, ensure_ascii=False) + "\n")
+        return
+    table = Table("id", "lifecycle", "state", "level", "overdue", "updated (UTC)",
+                  caption=f"{len(page.items)} of {page.total} (offset {page.offset})")
+    for t in page.items:
+        table.add_row(t.id, f"{t.lifecycle} v{t.version}", t.state, t.level,
+                      "yes" if t.overdue else "", t.updated_at.strftime("%Y-%m-%d %H:%M"))
     console.print(table)
-    engine.stop()
+
+
+@app.command()
+def timers(
+    db: Annotated[str, typer.Option(help="SQLite file or SQLAlchemy URL.")] = DEFAULT_REPLAY_DB,
+    ticket: Annotated[str | None, typer.Option(help="Only this ticket's timers.")] = None,
+    status: Annotated[str | None, typer.Option(
+        help="Only timers in this status: pending, fired, cancelled or stale.")] = "pending",
+    limit: Annotated[int, typer.Option(help="At most this many rows.")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON array.")] = False,
+) -> None:
+    """List deadline timers by due time (default: the pending ones)."""
+    engine = _open(db)
+    try:
+        rows = engine.timers(ticket, status=status or None)[:limit]
+    except GridwhistleError as exc:
+        fail(str(exc))
+        return
+    finally:
+        engine.stop()
+    if as_json:
+        sys.stdout.write(json.dumps([
+            {"id": t.id, "ticket_id": t.ticket_id, "name": t.name, "state": t.state,
+             "due_at": t.due_at.isoformat(), "status": t.status,
+             "fired_at": t.fired_at.isoformat() if t.fired_at else None} for t in rows
+        ]) + "\n")
+        return
+    table = Table("ticket", "timer", "state", "due (UTC)", "status", "fired (UTC)")
+    for t in rows:
+        table.add_row(t.ticket_id, t.name, t.state or "(ticket)",
+                      t.due_at.isoformat(timespec="seconds"), t.status,
+                      t.fired_at.isoformat(timespec="seconds") if t.fired_at else "")
+    console.print(table)
 
 
 @app.command()

@@ -13,11 +13,12 @@ import re
 from datetime import timedelta
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator
 
 from engine.durations import parse_duration
 
 __all__ = [
+    "CategorySpec",
     "DeadlineSpec",
     "FieldSpec",
     "LevelSpec",
@@ -43,7 +44,9 @@ def _check_name(value: object) -> object:
     return value
 
 
-Name = Annotated[str, BeforeValidator(_check_name)]
+_NAME_SCHEMA = {"type": "string", "pattern": NAME_PATTERN,
+                "description": "lower-case ASCII letters, digits and _, starting with a letter"}
+Name = Annotated[str, BeforeValidator(_check_name), WithJsonSchema(_NAME_SCHEMA)]
 
 
 def _format_version(value: object) -> object:
@@ -58,7 +61,9 @@ def _title(value: object) -> object:
     return value
 
 
-Title = Annotated[dict[str, str], BeforeValidator(_title)]
+Title = Annotated[dict[str, str], BeforeValidator(_title), WithJsonSchema({
+    "anyOf": [{"type": "string"}, {"type": "object", "additionalProperties": {"type": "string"}}],
+    "description": "display text by language code ({zh: ..., en: ...}); a string is English"})]
 """Display titles by language code, e.g. ``{zh: 已派遣, en: Dispatched}``; a plain string is
 taken as English."""
 
@@ -67,7 +72,9 @@ def _one_or_many(value: object) -> object:
     return [value] if isinstance(value, str) else value
 
 
-NameList = Annotated[list[Name], BeforeValidator(_one_or_many)]
+NameList = Annotated[list[Name], BeforeValidator(_one_or_many), WithJsonSchema({
+    "anyOf": [_NAME_SCHEMA, {"type": "array", "items": _NAME_SCHEMA}],
+    "description": "one name, or a list of names"})]
 
 
 def _duration(value: object) -> object:
@@ -79,7 +86,9 @@ def _duration(value: object) -> object:
     raise ValueError(f"expected an ISO 8601 duration such as PT30M or P2D, got {value!r}")
 
 
-Duration = Annotated[timedelta, BeforeValidator(_duration)]
+Duration = Annotated[timedelta, BeforeValidator(_duration), WithJsonSchema({
+    "type": "string", "pattern": r"^[Pp](\d+(\.\d+)?[WwDd])*([Tt](\d+(\.\d+)?[HhMmSs])+)?$",
+    "description": "ISO 8601 duration of fixed units (W, D, H, M, S), e.g. PT30M, P1DT12H"})]
 
 
 class _Spec(BaseModel):
@@ -167,6 +176,18 @@ class DeadlineSpec(_Spec):
     on_breach: Literal["escalate", "record"] = "record"
 
 
+class CategorySpec(_Spec):
+    """A category of problem a ticket can be about; Open311 offers each as a service.
+
+    The category's name is the Open311 ``service_code`` and the value of the ticket field
+    ``category`` of tickets reported through Open311.
+    """
+
+    title: Title = Field(default_factory=dict)
+    description: str = ""
+    group: str = ""
+
+
 class ReportSpec(_Spec):
     """Who may report (create) a ticket."""
 
@@ -190,3 +211,4 @@ class LifecycleSpec(_Spec):
     deadlines: dict[Name, DeadlineSpec] = Field(default_factory=dict)
     escalation_trigger: Name = "escalate"
     resolution_deadline: Name | None = None
+    categories: dict[Name, CategorySpec] = Field(default_factory=dict)

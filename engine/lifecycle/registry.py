@@ -2,12 +2,13 @@
 
 Nothing in a YAML file is evaluated or imported. A file names a guard (``guards: [has_photo]``)
 and the host app registers a Python callable under that name; loading a lifecycle that names
-an unregistered callback is a definition problem.
+an unregistered callback is a definition problem. Listeners (called with each domain event
+after it committed) are registered by name the same way.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -48,6 +49,8 @@ class CommandContext:
 
 Guard = Callable[[CommandContext], bool]
 Action = Callable[[CommandContext], None]
+Listener = Callable[[Any], None]
+"""Called with a :class:`~engine.events.DomainEvent` after the change committed."""
 
 
 class Registry:
@@ -62,6 +65,7 @@ class Registry:
     def __init__(self) -> None:
         self.guards: dict[str, Guard] = {}
         self.actions: dict[str, Action] = {}
+        self.listeners: dict[str, tuple[Listener, frozenset[str] | None]] = {}
 
     def guard(self, name: str) -> Callable[[Guard], Guard]:
         """Register ``fn(ctx) -> bool`` as guard ``name`` (decorator).
@@ -91,6 +95,30 @@ class Registry:
             if name in self.actions:
                 raise ConfigurationError(f"action {name!r} is already registered")
             self.actions[name] = fn
+            return fn
+
+        return register
+
+    def listener(
+        self, name: str, *, types: Sequence[str] | None = None
+    ) -> Callable[[Listener], Listener]:
+        """Register ``fn(event) -> None`` as listener ``name`` (decorator).
+
+        It is called in process with each :class:`~engine.events.DomainEvent` after the
+        change committed (so it cannot refuse it); an exception is logged, not raised.
+
+        Args:
+            name: the listener's name (unique in this registry).
+            types: only these event types (e.g. ``["ticket.escalated"]``); None: all.
+
+        Raises:
+            ConfigurationError: ``name`` is already registered.
+        """
+
+        def register(fn: Listener) -> Listener:
+            if name in self.listeners:
+                raise ConfigurationError(f"listener {name!r} is already registered")
+            self.listeners[name] = (fn, frozenset(types) if types is not None else None)
             return fn
 
         return register

@@ -2,6 +2,7 @@
 
 from engine.errors import TopLevelReached
 from engine.runtime.engine import Engine
+from engine.runtime.listing import TicketPage, find_tickets
 from engine.runtime.model import (
     SYSTEM,
     Actor,
@@ -22,6 +23,8 @@ __all__ = [
     "HistoryEntry",
     "Summary",
     "Ticket",
+    "TicketPage",
     "Timer",
     "TopLevelReached",
+    "find_tickets",
 ]

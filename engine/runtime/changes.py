@@ -64,6 +64,11 @@ class Participant(Protocol):
         ...
 
 
+# A participant may also define ``after_commit(changes: Sequence[Change]) -> None``: the engine
+# calls it after the outermost transaction committed, with the changes that committed (those
+# of savepoints rolled back inside a batch are left out). It must not raise.
+
+
 def changes_from_rows(
     lifecycle: Lifecycle, rows: list[dict[str, Any]], fields: dict[str, Any]
 ) -> list[Change]:

@@ -32,7 +32,7 @@ from engine.errors import (
 )
 from engine.lifecycle.machine import Lifecycle, Subject
 from engine.lifecycle.registry import CommandContext, Registry
-from engine.runtime.changes import Participant, changes_from_rows
+from engine.runtime.changes import Change, Participant, changes_from_rows
 from engine.runtime.fields import check_fields, load_fields
 from engine.runtime.model import (
     SYSTEM,
@@ -64,7 +64,10 @@ class Engine:
             a :class:`~engine.store.Database`. Default: ``gridwhistle.sqlite`` in the working
             directory.
         clock: where ``now`` comes from (default :class:`~engine.clock.SystemClock`).
-        registry: the host app's named guards and actions.
+        registry: the host app's named guards, actions and listeners.
+        events: write a domain event to the ``gw_outbox`` table for every history row, in
+            the same transaction, and call the registry's listeners after each commit
+            (default True; see :mod:`engine.events`).
         sweep_seconds: with :meth:`start`, how often the scheduler also sweeps for due timers
             in case a wake-up was missed (seconds, default 30).
 
@@ -79,6 +82,7 @@ class Engine:
         clock: Clock | None = None,
         registry: Registry | None = None,
         sweep_seconds: float = 30.0,
+        events: bool = True,
     ):
         self.db = database if isinstance(database, Database) else Database(database)
         self.clock: Clock = clock or SystemClock()
@@ -91,6 +95,10 @@ class Engine:
         self._deploy_lock = threading.Lock()
         self._scheduler: Any = None
         self._participants: list[Participant] = []
+        if events:
+            from engine.events.outbox import OutboxParticipant
+
+            self.add_participant(OutboxParticipant(self.registry))
 
     # -- lifecycle of the engine ------------------------------------------------------------
 
@@ -206,29 +214,41 @@ class Engine:
         try:
             with self.db.write() as conn:
                 self._local.conn = conn
+                self._local.pending = []
                 try:
                     yield
                 finally:
                     self._local.conn = None
         except BaseException:
             self._local.wake = None
+            self._local.pending = []
             raise
         self._flush_wake()
+        self._committed()
 
     @contextmanager
     def _tx(self) -> Iterator[Connection]:
         conn: Connection | None = getattr(self._local, "conn", None)
         if conn is not None:
-            with conn.begin_nested():
-                yield conn
+            pending: list[Change] = self._local.pending
+            mark = len(pending)
+            try:
+                with conn.begin_nested():
+                    yield conn
+            except BaseException:
+                del pending[mark:]  # the savepoint's changes were rolled back
+                raise
         else:
+            self._local.pending = []
             try:
                 with self.db.write() as new:
                     yield new
             except BaseException:
                 self._local.wake = None
+                self._local.pending = []
                 raise
             self._flush_wake()
+            self._committed()
 
     def _flush_wake(self) -> None:
         """After a commit: arm the scheduler for the earliest timer the transaction created."""
@@ -236,6 +256,17 @@ class Engine:
         self._local.wake = None
         if due is not None and self._scheduler is not None:
             self._scheduler.wake_at(due)
+
+    def _committed(self) -> None:
+        """After a commit: hand the committed changes to participants with ``after_commit``."""
+        pending: list[Change] = getattr(self._local, "pending", None) or []
+        self._local.pending = []
+        if not pending:
+            return
+        for participant in self._participants:
+            hook = getattr(participant, "after_commit", None)
+            if hook is not None:
+                hook(pending)
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
@@ -439,9 +470,13 @@ class Engine:
     ) -> None:
         if not self._participants:
             return
-        for change in changes_from_rows(lc, rows, fields):
+        changes = changes_from_rows(lc, rows, fields)
+        for change in changes:
             for participant in self._participants:
                 participant.on_change(conn, change)
+        pending = getattr(self._local, "pending", None)
+        if pending is not None:
+            pending.extend(changes)
 
     def _notify_timers(self, new_timers: list[dict[str, Any]]) -> None:
         """Remember the earliest new due time; the scheduler is armed once the tx commits."""

@@ -36,7 +36,7 @@ def check_fields(
             continue
         try:
             out[name] = _to_json(spec, value)
-        except ValueError as exc:
+        except (ValueError, OverflowError) as exc:  # overflow: an instant beyond year 1..9999
             errors[name] = str(exc)
     if require:
         for name, spec in declared.items():

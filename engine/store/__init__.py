@@ -1,6 +1,18 @@
 """Persistence: the schema, the database connection and UTC-aware column types."""
 
 from engine.store.database import Database, to_url
+from engine.store.event_tables import deliveries, delivery_attempts, outbox
 from engine.store.tables import definitions, history, metadata, tickets, timers
 
-__all__ = ["Database", "definitions", "history", "metadata", "tickets", "timers", "to_url"]
+__all__ = [
+    "Database",
+    "definitions",
+    "deliveries",
+    "delivery_attempts",
+    "history",
+    "metadata",
+    "outbox",
+    "tickets",
+    "timers",
+    "to_url",
+]

@@ -1,0 +1,195 @@
+"""The ticket API: report, fire a trigger, read a ticket, list tickets."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, Security
+from fastapi.security import APIKeyHeader
+
+from adapters.http.auth import ApiKey, KeyRing, check_scope
+from adapters.http.models import (
+    FireIn,
+    HistoryOut,
+    LifecycleOut,
+    ReportIn,
+    StateOut,
+    TicketDetail,
+    TicketList,
+    TicketOut,
+    TimerOut,
+    TransitionOut,
+)
+from adapters.http.problems import PROBLEM_JSON, Problem
+from engine import Engine, Ticket, find_tickets
+
+__all__ = ["router"]
+
+_PROBLEM = {"content": {PROBLEM_JSON: {}}, "description": "RFC 9457 problem details"}
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    s: _PROBLEM for s in (401, 403, 404, 409, 422)}
+
+router = APIRouter(tags=["tickets"], responses=_ERRORS)
+
+
+def _engine(request: Request) -> Engine:
+    engine: Engine = request.app.state.engine
+    return engine
+
+
+_API_KEY = APIKeyHeader(name="X-API-Key", auto_error=False,
+                        description="An API key: it acts as one actor in one role (and, for "
+                                    "a department, for that department only).")
+
+
+def _grant(request: Request, x_api_key: Annotated[str | None, Security(_API_KEY)]) -> ApiKey:
+    keys: KeyRing = request.app.state.keys
+    return keys.require(x_api_key)
+
+
+EngineDep = Annotated[Engine, Depends(_engine)]
+GrantDep = Annotated[ApiKey, Depends(_grant)]
+TicketId = Annotated[str, Path(min_length=1, max_length=64)]
+
+
+def _lifecycle(request: Request, name: str | None) -> str:
+    allowed: tuple[str, ...] = request.app.state.lifecycles
+    if name is None:
+        return allowed[0]
+    if name not in allowed:
+        raise Problem(404, "unknown-lifecycle",
+                      f"this API serves lifecycle(s) {', '.join(allowed)}; not {name!r}",
+                      lifecycle=name, known=list(allowed))
+    return name
+
+
+def _out(engine: Engine, ticket: Ticket) -> TicketOut:
+    return TicketOut.of(ticket, ticket.state in engine.lifecycle(ticket.lifecycle).final_states)
+
+
+def _supports_idempotency(engine: Engine) -> bool:
+    return "idempotency_key" in inspect.signature(engine.fire).parameters
+
+
+@router.post("/tickets", status_code=201, response_model=TicketOut,
+             summary="Report a new ticket")
+def report_ticket(body: ReportIn, request: Request, response: Response, engine: EngineDep,
+                  grant: GrantDep) -> TicketOut:
+    """Create a ticket in the lifecycle's initial state, as the key's actor and role."""
+    lifecycle = _lifecycle(request, body.lifecycle)
+    ticket = engine.report(lifecycle, body.fields, actor=grant.as_actor(),
+                           ticket_id=body.ticket_id, level=body.level, reason=body.reason)
+    response.headers["Location"] = f"/tickets/{ticket.id}"
+    return _out(engine, ticket)
+
+
+@router.post("/tickets/{ticket_id}/triggers/{trigger}", response_model=TicketOut,
+             summary="Fire a trigger on a ticket")
+def fire_trigger(
+    ticket_id: TicketId,
+    trigger: Annotated[str, Path(min_length=1, max_length=64)],
+    body: FireIn,
+    engine: EngineDep,
+    grant: GrantDep,
+    idempotency_key: Annotated[str | None, Header(
+        max_length=200,
+        description="Repeat a request with the same key to have it applied at most once "
+                    "(honoured when the engine supports idempotency keys).")] = None,
+) -> TicketOut:
+    """Fire ``trigger`` as the key's actor and role; the lifecycle's role rules apply."""
+    check_scope(grant, engine.get(ticket_id))
+    kwargs: dict[str, Any] = {}
+    if idempotency_key is not None and _supports_idempotency(engine):
+        kwargs["idempotency_key"] = idempotency_key
+    ticket = engine.fire(ticket_id, trigger, actor=grant.as_actor(), reason=body.reason,
+                         fields=body.fields, **kwargs)
+    return _out(engine, ticket)
+
+
+@router.get("/tickets/{ticket_id}", response_model=TicketDetail,
+            summary="Read a ticket with its history and timers")
+def read_ticket(ticket_id: TicketId, engine: EngineDep, grant: GrantDep) -> TicketDetail:
+    """The ticket, its full history (oldest first), its timers and the triggers it allows."""
+    ticket = engine.get(ticket_id)
+    check_scope(grant, ticket)
+    lc = engine.lifecycle(ticket.lifecycle)
+    return TicketDetail(
+        ticket=_out(engine, ticket),
+        history=[HistoryOut.of(h) for h in engine.history(ticket_id)],
+        timers=[TimerOut.of(t) for t in engine.timers(ticket_id)],
+        triggers=sorted(lc.triggers_from(ticket.state)),
+    )
+
+
+@router.get("/tickets", response_model=TicketList, summary="List tickets")
+def list_tickets(
+    request: Request,
+    engine: EngineDep,
+    grant: GrantDep,
+    lifecycle: Annotated[str | None, Query(max_length=64)] = None,
+    state: Annotated[str | None, Query(max_length=64)] = None,
+    level: Annotated[str | None, Query(max_length=64)] = None,
+    department: Annotated[str | None, Query(max_length=200)] = None,
+    due_within: Annotated[float | None, Query(
+        ge=0, le=366 * 86400,
+        description="Seconds: tickets with a pending deadline due within this time "
+                    "(or already past due).")] = None,
+    breached: Annotated[bool | None, Query(
+        description="true: tickets with a recorded deadline breach; false: none.")] = None,
+    overdue: Annotated[bool | None, Query(
+        description="The overdue flag (resolution deadline breached).")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
+) -> TicketList:
+    """Tickets matching every filter given, most recently updated first, paginated.
+
+    A department key sees its own department's tickets only.
+    """
+    if lifecycle is not None:
+        _lifecycle(request, lifecycle)
+    if grant.department is not None:
+        if department not in (None, grant.department):
+            raise Problem(403, "wrong-department",
+                          f"this key acts for department {grant.department!r} only",
+                          department=grant.department)
+        department = grant.department
+    page = find_tickets(engine, lifecycle=lifecycle, state=state, level=level,
+                        department=department, due_within=due_within, breached=breached,
+                        overdue=overdue, limit=limit, offset=offset)
+    return TicketList(items=[_out(engine, t) for t in page.items], total=page.total,
+                      limit=page.limit, offset=page.offset)
+
+
+@router.get("/lifecycles", response_model=list[str], summary="Lifecycles served")
+def list_lifecycles(request: Request, grant: GrantDep) -> list[str]:
+    """The names of the lifecycles this API serves; the first is the default."""
+    return list(request.app.state.lifecycles)
+
+
+@router.get("/lifecycles/{name}", response_model=LifecycleOut,
+            summary="A lifecycle: states, transitions, fields, diagram")
+def read_lifecycle(name: str, request: Request, engine: EngineDep,
+                   grant: GrantDep) -> LifecycleOut:
+    """The current version of a served lifecycle, with its Mermaid diagram."""
+    from adapters.diagrams import mermaid
+
+    lc = engine.lifecycle(_lifecycle(request, name))
+    spec = lc.spec
+    version = next(v.version for v in engine.versions()
+                   if v.name == spec.name and v.digest == lc.digest)
+    return LifecycleOut(
+        name=spec.name, version=version, title=spec.title, initial=spec.initial,
+        levels=list(lc.levels), report_roles=list(spec.report.roles),
+        states=[StateOut(name=n, title=s.title, final=s.final,
+                         triggers=sorted(lc.triggers_from(n)))
+                for n, s in spec.states.items()],
+        transitions=[TransitionOut(trigger=t.trigger, title=t.title, source=list(t.source),
+                                   dest=t.dest, roles=list(t.roles),
+                                   reason_required=t.reason_required)
+                     for t in spec.transitions],
+        fields={n: f.model_dump(include={"type", "required", "choices", "title"})
+                for n, f in spec.fields.items()},
+        categories={n: c.model_dump() for n, c in spec.categories.items()},
+        diagram=mermaid(lc.definition),
+    )

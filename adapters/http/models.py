@@ -1,0 +1,157 @@
+"""The JSON shapes of the HTTP API (pydantic models, shown in the OpenAPI document)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from engine import HistoryEntry, Ticket, Timer
+
+__all__ = ["FireIn", "HistoryOut", "LifecycleOut", "ReportIn", "StateOut", "TicketDetail",
+           "TicketList", "TicketOut", "TimerOut", "TransitionOut"]
+
+
+class ReportIn(BaseModel):
+    """A new ticket."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    fields: dict[str, Any] = Field(description="Ticket fields, as the lifecycle declares them.")
+    lifecycle: str | None = Field(None, description="Lifecycle name; default: the app's first.")
+    ticket_id: str | None = Field(None, min_length=1, max_length=64,
+                                  description="The id to use; generated when omitted.")
+    level: str | None = Field(None, description="Initial whistle level; default the lowest.")
+    reason: str | None = Field(None, description="Free text kept in history.")
+
+
+class FireIn(BaseModel):
+    """A trigger fired on a ticket."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str | None = Field(None, description="Required by transitions with reason_required.")
+    fields: dict[str, Any] = Field(default_factory=dict,
+                                   description="Fields to update with the transition "
+                                               "(null clears a field).")
+
+
+class TicketOut(BaseModel):
+    """A ticket as stored."""
+
+    id: str
+    lifecycle: str
+    version: int
+    state: str
+    level: str
+    final: bool = Field(description="True when the state is final (the ticket is closed).")
+    fields: dict[str, Any]
+    overdue: bool
+    created_at: datetime
+    updated_at: datetime
+    row_version: int
+
+    @classmethod
+    def of(cls, ticket: Ticket, final: bool) -> TicketOut:
+        """Build from an engine :class:`~engine.Ticket`."""
+        return cls(id=ticket.id, lifecycle=ticket.lifecycle, version=ticket.version,
+                   state=ticket.state, level=ticket.level, final=final, fields=ticket.fields,
+                   overdue=ticket.overdue, created_at=ticket.created_at,
+                   updated_at=ticket.updated_at, row_version=ticket.row_version)
+
+
+class HistoryOut(BaseModel):
+    """One history row."""
+
+    seq: int
+    at: datetime
+    kind: str
+    trigger: str
+    from_state: str | None
+    to_state: str
+    from_level: str | None
+    to_level: str
+    actor: str
+    role: str
+    reason: str | None
+    data: dict[str, Any]
+
+    @classmethod
+    def of(cls, h: HistoryEntry) -> HistoryOut:
+        """Build from an engine :class:`~engine.HistoryEntry`."""
+        return cls(seq=h.seq, at=h.at, kind=h.kind, trigger=h.trigger, from_state=h.from_state,
+                   to_state=h.to_state, from_level=h.from_level, to_level=h.to_level,
+                   actor=h.actor, role=h.role, reason=h.reason, data=h.data)
+
+
+class TimerOut(BaseModel):
+    """A deadline timer."""
+
+    id: int
+    name: str
+    state: str | None
+    due_at: datetime
+    status: str
+    fired_at: datetime | None
+
+    @classmethod
+    def of(cls, t: Timer) -> TimerOut:
+        """Build from an engine :class:`~engine.Timer`."""
+        return cls(id=t.id, name=t.name, state=t.state, due_at=t.due_at, status=t.status,
+                   fired_at=t.fired_at)
+
+
+class TicketDetail(BaseModel):
+    """A ticket with its history, its timers and the triggers its state allows."""
+
+    ticket: TicketOut
+    history: list[HistoryOut]
+    timers: list[TimerOut]
+    triggers: list[str] = Field(description="Triggers with a transition out of the state.")
+
+
+class StateOut(BaseModel):
+    """A state of a lifecycle."""
+
+    name: str
+    title: dict[str, str]
+    final: bool
+    triggers: list[str] = Field(description="Triggers with a transition out of it.")
+
+
+class TransitionOut(BaseModel):
+    """A transition of a lifecycle."""
+
+    trigger: str
+    title: dict[str, str]
+    source: list[str]
+    dest: str
+    roles: list[str]
+    reason_required: bool
+
+
+class LifecycleOut(BaseModel):
+    """A lifecycle as served: what a client needs to offer the right actions."""
+
+    name: str
+    version: int
+    title: dict[str, str]
+    initial: str
+    levels: list[str]
+    report_roles: list[str]
+    states: list[StateOut]
+    transitions: list[TransitionOut]
+    fields: dict[str, dict[str, Any]] = Field(description="Field declarations (type, "
+                                                          "required, choices, title).")
+    categories: dict[str, dict[str, Any]]
+    diagram: str = Field(description="Mermaid stateDiagram-v2 text.")
+
+
+class TicketList(BaseModel):
+    """A page of tickets."""
+
+    items: list[TicketOut]
+    total: int
+    limit: int
+    offset: int

@@ -1,0 +1,375 @@
+"""Open311 GeoReport v2 on the same app, under ``/open311/v2``.
+
+Source: the GeoReport v2 specification (wiki.open311.org/GeoReport_v2). Implemented calls:
+``GET services.{fmt}``, ``GET services/{service_code}.{fmt}``, ``POST requests.{fmt}``,
+``GET requests.{fmt}``, ``GET requests/{service_request_id}.{fmt}``; ``fmt`` is ``json`` or
+``xml``. Errors are the spec's list of ``{code, description}`` (``<errors><error>`` in XML):
+400 bad input, 403 bad or missing ``api_key`` on POST, 404 unknown service or request.
+
+How Gridwhistle maps onto it (see ``docs/http.md``):
+
+* services: the lifecycle's ``categories`` (else the ``choices`` of its ``category`` field);
+  ``service_code`` is the category name;
+* a request is a ticket of the lifecycle: ``service_code`` its ``category`` field, ``status``
+  ``closed`` in a final state and ``open`` otherwise, ``status_notes`` the state's title,
+  ``agency_responsible`` its ``department`` field, ``address`` its ``area`` field,
+  ``expected_datetime`` the due time of the pending timer of the lifecycle's
+  ``resolution_deadline``;
+* ``POST requests`` reports a ticket as the ``api_key``'s actor and role.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse, Response
+
+from adapters.http.auth import KeyRing
+from engine import CommandRefused, Engine, Lifecycle, Ticket, find_tickets
+
+__all__ = ["Open311Error", "router"]
+
+MAX_RANGE = timedelta(days=90)
+"""GeoReport v2: a start_date/end_date range may not span more than 90 days."""
+
+router = APIRouter(prefix="/open311/v2", tags=["open311"])
+
+
+class Open311Error(Exception):
+    """An error rendered in GeoReport v2's format."""
+
+    def __init__(self, status: int, description: str, fmt: str = "json"):
+        self.status = status
+        self.description = description
+        self.fmt = fmt
+        super().__init__(description)
+
+
+def error_response(exc: Open311Error) -> Response:
+    """The spec's error list, in JSON or XML."""
+    items = [{"code": exc.status, "description": exc.description}]
+    return _render(items, exc.fmt, "errors", "error", status=exc.status)
+
+
+def _fmt(value: str) -> str:
+    if value not in ("json", "xml"):
+        raise Open311Error(404, f"unknown format {value!r}; use .json or .xml")
+    return value
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def _xml(parent: ET.Element, key: str, value: Any) -> None:
+    node = ET.SubElement(parent, key)
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _xml(node, k, v)
+    elif isinstance(value, list):
+        singular = key[:-1] if key.endswith("s") else "item"
+        for v in value:
+            _xml(node, singular, v)
+    else:
+        node.text = _text(value)
+
+
+def _render(items: list[dict[str, Any]], fmt: str, root: str, item: str,
+            status: int = 200) -> Response:
+    if fmt == "json":
+        return JSONResponse(_jsonable(items), status_code=status)
+    top = ET.Element(root)
+    for i in items:
+        node = ET.SubElement(top, item)
+        for key, value in i.items():
+            _xml(node, key, value)
+    body = ET.tostring(top, encoding="unicode", xml_declaration=True)
+    return Response(body, status_code=status, media_type="text/xml; charset=utf-8")
+
+
+def _engine(request: Request) -> tuple[Engine, Lifecycle]:
+    engine: Engine = request.app.state.engine
+    return engine, engine.lifecycle(request.app.state.lifecycles[0])
+
+
+def _title(title: dict[str, str], fallback: str) -> str:
+    return title.get("en") or title.get("zh") or fallback
+
+
+def services_of(lc: Lifecycle) -> list[dict[str, Any]]:
+    """The lifecycle's Open311 services (categories, else the category field's choices)."""
+    spec = lc.spec
+    if spec.categories:
+        return [{"service_code": code, "service_name": _title(c.title, code),
+                 "description": c.description, "metadata": False, "type": "realtime",
+                 "keywords": "", "group": c.group}
+                for code, c in spec.categories.items()]
+    field = spec.fields.get("category")
+    return [{"service_code": choice, "service_name": choice, "description": "",
+             "metadata": False, "type": "realtime", "keywords": "", "group": ""}
+            for choice in (field.choices or [] if field else [])]
+
+
+def _service_name(lc: Lifecycle, code: str | None) -> str | None:
+    if code is None:
+        return None
+    category = lc.spec.categories.get(code)
+    return _title(category.title, code) if category else code
+
+
+def request_of(
+    engine: Engine, lc: Lifecycle, ticket: Ticket, *, extensions: bool = False
+) -> dict[str, Any]:
+    """A ticket as a GeoReport v2 service request.
+
+    With ``extensions`` (the ``extensions=true`` parameter several cities support), also
+    ``extended_attributes`` (state, level, overdue) and ``notes``: the ticket's history as
+    ``{datetime, type, summary, description}``, oldest first.
+    """
+    state = lc.spec.states.get(ticket.state)
+    expected = None
+    if lc.spec.resolution_deadline is not None:
+        for timer in engine.timers(ticket.id, status="pending"):
+            if timer.name == lc.spec.resolution_deadline:
+                expected = timer.due_at
+    code = ticket.fields.get("category")
+    out = {
+        "service_request_id": ticket.id,
+        "status": "closed" if ticket.state in lc.final_states else "open",
+        "status_notes": _title(state.title, ticket.state) if state else ticket.state,
+        "service_name": _service_name(lc, code),
+        "service_code": code,
+        "description": ticket.fields.get("description"),
+        "agency_responsible": ticket.fields.get("department"),
+        "service_notice": None,
+        "requested_datetime": ticket.created_at,
+        "updated_datetime": ticket.updated_at,
+        "expected_datetime": expected,
+        "address": ticket.fields.get("area"),
+        "address_id": None,
+        "zipcode": None,
+        "lat": ticket.fields.get("lat"),
+        "long": ticket.fields.get("long"),
+        "media_url": ticket.fields.get("media_url"),
+    }
+    if extensions:
+        out["extended_attributes"] = {"state": ticket.state, "level": ticket.level,
+                                      "overdue": ticket.overdue}
+        out["notes"] = [
+            {"datetime": h.at, "type": h.kind, "summary": h.trigger,
+             "description": f"{h.from_state or '-'} -> {h.to_state} ({h.to_level}) by "
+                            f"{h.actor} ({h.role})" + (f": {h.reason}" if h.reason else "")}
+            for h in engine.history(ticket.id)
+        ]
+    return out
+
+
+def _split(value: str | None) -> list[str] | None:
+    if value is None or not value.strip():
+        return None
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _instant(value: str | None, name: str, fmt: str) -> datetime | None:
+    if value is None or not value.strip():
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise Open311Error(400, f"{name} must be a W3C datetime such as "
+                                f"2024-05-01T00:00:00Z, got {value!r}", fmt) from None
+    if parsed.tzinfo is None:
+        raise Open311Error(400, f"{name} must carry a time zone (Z or +08:00)", fmt)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        raise Open311Error(400, f"{name} is out of range", fmt) from None
+
+
+@router.get("/services.{fmt}", summary="Open311: list services")
+def list_services(fmt: str, request: Request,
+                  jurisdiction_id: str | None = None) -> Response:
+    """The lifecycle's categories as GeoReport v2 services."""
+    fmt = _fmt(fmt)
+    _, lc = _engine(request)
+    return _render(services_of(lc), fmt, "services", "service")
+
+
+@router.get("/services/{service_code}.{fmt}", summary="Open311: service definition")
+def service_definition(service_code: str, fmt: str, request: Request,
+                       jurisdiction_id: str | None = None) -> Response:
+    """A service's definition (Gridwhistle services have no extra attributes)."""
+    fmt = _fmt(fmt)
+    _, lc = _engine(request)
+    if service_code not in {s["service_code"] for s in services_of(lc)}:
+        raise Open311Error(404, f"no service {service_code!r}", fmt)
+    if fmt == "json":
+        return JSONResponse({"service_code": service_code, "attributes": []})
+    top = ET.Element("service_definition")
+    ET.SubElement(top, "service_code").text = service_code
+    ET.SubElement(top, "attributes")
+    return Response(ET.tostring(top, encoding="unicode", xml_declaration=True),
+                    media_type="text/xml; charset=utf-8")
+
+
+@router.post("/requests.{fmt}", summary="Open311: create a service request")
+async def create_request(fmt: str, request: Request) -> Response:
+    """Report a ticket from a form-encoded GeoReport v2 request (``api_key`` required).
+
+    Form fields: ``api_key``, ``service_code``, a location (``lat`` and ``long``,
+    ``address_string`` or ``address_id``), optional ``description``, ``media_url`` and
+    ``attribute[NAME]`` (set ticket field NAME when the lifecycle declares it).
+    """
+    fmt = _fmt(fmt)
+    form = await request.form()
+    values = {k: v for k, v in form.items() if isinstance(v, str)}
+    keys: KeyRing = request.app.state.keys
+    grant = keys.find(values.get("api_key"))
+    engine, lc = _engine(request)
+    if grant is None or grant.role not in lc.spec.report.roles:
+        raise Open311Error(403, "api_key is missing, unknown or may not report requests", fmt)
+    code = values.get("service_code", "").strip()
+    known = {s["service_code"] for s in services_of(lc)}
+    if not code:
+        raise Open311Error(400, "service_code is required", fmt)
+    if known and code not in known:
+        raise Open311Error(400, f"service_code {code!r} is not a service; see services.{fmt}",
+                           fmt)
+    has_point = values.get("lat", "").strip() and values.get("long", "").strip()
+    if not (has_point or values.get("address_string", "").strip()
+            or values.get("address_id", "").strip()):
+        raise Open311Error(400, "a location is required: lat and long, address_string or "
+                                "address_id", fmt)
+    fields = _report_fields(lc, values, code, fmt)
+    try:
+        ticket = engine.report(lc.name, fields, actor=grant.as_actor())
+    except CommandRefused as exc:
+        raise Open311Error(400, str(exc), fmt) from None
+    return _render([{"service_request_id": ticket.id, "service_notice": None,
+                     "account_id": None}], fmt, "service_requests", "request")
+
+
+def _report_fields(lc: Lifecycle, values: dict[str, str], code: str,
+                   fmt: str) -> dict[str, Any]:
+    declared = lc.spec.fields
+    fields: dict[str, Any] = {"category": code}
+    plain = {"description": "description", "address_string": "area", "media_url": "media_url"}
+    for form_key, field in plain.items():
+        value = values.get(form_key, "").strip()
+        if value and field in declared and declared[field].type == "string":
+            fields[field] = value
+    for coordinate in ("lat", "long"):
+        value = values.get(coordinate, "").strip()
+        if value and coordinate in declared and declared[coordinate].type == "number":
+            try:
+                fields[coordinate] = float(value)
+            except ValueError:
+                raise Open311Error(400, f"{coordinate} must be a number", fmt) from None
+    if "channel" in declared:
+        fields["channel"] = "open311"
+    for key, value in values.items():
+        if key.startswith("attribute[") and key.endswith("]"):
+            name = key[len("attribute["):-1]
+            if name in declared and declared[name].type == "string":
+                fields[name] = value
+    return fields
+
+
+@router.get("/requests.{fmt}", summary="Open311: query service requests")
+def list_requests(
+    fmt: str,
+    request: Request,
+    service_request_id: str | None = None,
+    service_code: str | None = None,
+    start_date: str | None = None,
+    end_date: str | None = None,
+    status: str | None = None,
+    jurisdiction_id: str | None = None,
+    page: Annotated[int, Query(ge=1, le=10**6)] = 1,
+    page_size: Annotated[int, Query(ge=1, le=500)] = 50,
+    extensions: bool = False,
+) -> Response:
+    """Service requests by GeoReport v2 filters, newest update first.
+
+    ``service_request_id`` (comma separated) overrides the other filters. Without dates the
+    range is the last 90 days; with one date it is the 90 days from (or up to) it; a range
+    longer than 90 days is refused. ``page``, ``page_size`` and ``extensions`` (history as
+    ``notes``) are extensions.
+    """
+    fmt = _fmt(fmt)
+    engine, lc = _engine(request)
+    ids = _split(service_request_id)
+    if ids is not None:
+        found = find_tickets(engine, lifecycle=lc.name, ids=ids, limit=500)
+        return _render([request_of(engine, lc, t, extensions=extensions)
+                        for t in found.items], fmt, "service_requests", "request")
+    start = _instant(start_date, "start_date", fmt)
+    end = _instant(end_date, "end_date", fmt)
+    try:
+        if start is None and end is None:
+            end = engine.clock.now()
+            start = end - MAX_RANGE
+        elif start is None:
+            assert end is not None
+            start = end - MAX_RANGE
+        elif end is None:
+            end = start + MAX_RANGE
+    except OverflowError:
+        raise Open311Error(400, "start_date or end_date is out of range", fmt) from None
+    if end - start > MAX_RANGE:
+        raise Open311Error(400, "start_date and end_date may not be more than 90 days apart",
+                           fmt)
+    states = _states(lc, _split(status), fmt)
+    codes = _split(service_code)
+    found = find_tickets(engine, lifecycle=lc.name, states=states, created_from=start,
+                         created_to=end, field_values={"category": codes} if codes else None,
+                         limit=page_size, offset=(page - 1) * page_size)
+    return _render([request_of(engine, lc, t, extensions=extensions) for t in found.items],
+                   fmt, "service_requests", "request")
+
+
+def _states(lc: Lifecycle, status: Sequence[str] | None, fmt: str) -> list[str] | None:
+    if status is None:
+        return None
+    unknown = set(status) - {"open", "closed"}
+    if unknown:
+        raise Open311Error(400, f"status must be open or closed, got {sorted(unknown)}", fmt)
+    out = []
+    if "open" in status:
+        out += [s for s in lc.spec.states if s not in lc.final_states]
+    if "closed" in status:
+        out += sorted(lc.final_states)
+    return out
+
+
+@router.get("/requests/{service_request_id}.{fmt}", summary="Open311: one service request")
+def get_request(service_request_id: str, fmt: str, request: Request,
+                jurisdiction_id: str | None = None, extensions: bool = False) -> Response:
+    """One service request, as a list of one (as the spec shows)."""
+    fmt = _fmt(fmt)
+    engine, lc = _engine(request)
+    found = find_tickets(engine, lifecycle=lc.name, ids=[service_request_id], limit=1)
+    if not found.items:
+        raise Open311Error(404, f"no service request {service_request_id!r}", fmt)
+    return _render([request_of(engine, lc, found.items[0], extensions=extensions)], fmt,
+                   "service_requests", "request")

@@ -1,0 +1,149 @@
+"""Errors as RFC 9457 problem details (``application/problem+json``).
+
+Every typed Gridwhistle error becomes a problem whose ``type`` names the error
+(``urn:gridwhistle:problem:trigger-not-allowed``), whose ``title`` is the error class, whose
+``detail`` is its message (what to do next) and which carries the error's data as extension
+members (``ticket_id``, ``state``, ``trigger``, ``allowed``, ``role``, ``allowed_roles``,
+``guards``, ``errors``, ...). Source: RFC 9457 "Problem Details for HTTP APIs", sections 3
+and 3.2 (extension members).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from engine import (
+    CommandRefused,
+    ConcurrencyConflict,
+    ConfigurationError,
+    DefinitionError,
+    GridwhistleError,
+    GuardRejected,
+    HostCallbackFailed,
+    InvalidFields,
+    RoleNotAllowed,
+    TicketExists,
+    TicketNotFound,
+    TopLevelReached,
+    TriggerNotAllowed,
+    UnknownDefinition,
+)
+
+__all__ = ["PROBLEM_JSON", "Problem", "problem_response", "status_of"]
+
+PROBLEM_JSON = "application/problem+json"
+
+_STATUS: list[tuple[type[Exception], int]] = [
+    (TicketNotFound, 404),
+    (UnknownDefinition, 404),
+    (TicketExists, 409),
+    (TriggerNotAllowed, 409),
+    (TopLevelReached, 409),
+    (ConcurrencyConflict, 409),
+    (RoleNotAllowed, 403),
+    (GuardRejected, 422),
+    (InvalidFields, 422),
+    (HostCallbackFailed, 422),
+    (DefinitionError, 422),
+    (CommandRefused, 409),
+    (ConfigurationError, 500),
+]
+
+_DATA_ATTRIBUTES = ("ticket_id", "state", "trigger", "allowed", "role", "allowed_roles",
+                    "guards", "errors", "level", "callback", "expected_version",
+                    "actual_version", "name", "known")
+
+
+class Problem(Exception):
+    """An HTTP problem raised by the adapter itself (authentication, department scope).
+
+    Args:
+        status: the HTTP status code.
+        slug: the last part of the ``type`` URN (``unauthorized``).
+        detail: what went wrong and what to do.
+        extra: extension members.
+    """
+
+    def __init__(self, status: int, slug: str, detail: str, **extra: Any):
+        self.status = status
+        self.slug = slug
+        self.detail = detail
+        self.extra = extra
+        super().__init__(detail)
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "-", name).lower()
+
+
+def status_of(exc: GridwhistleError) -> int:
+    """The HTTP status for a Gridwhistle error (see the table in ``docs/http.md``)."""
+    for cls, status in _STATUS:
+        if isinstance(exc, cls):
+            return status
+    return 400
+
+
+def problem_response(
+    status: int, slug: str, title: str, detail: str, instance: str | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    """A problem+json response."""
+    body: dict[str, Any] = {"type": f"urn:gridwhistle:problem:{slug}", "title": title,
+                            "status": status, "detail": detail}
+    if instance:
+        body["instance"] = instance
+    body.update({k: v for k, v in extra.items() if k not in body})
+    headers = {"WWW-Authenticate": "ApiKey"} if status == 401 else None
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def error_data(exc: GridwhistleError) -> dict[str, Any]:
+    """The error's data attributes as JSON-ready extension members."""
+    data: dict[str, Any] = {}
+    for attr in _DATA_ATTRIBUTES:
+        if hasattr(exc, attr):
+            value = getattr(exc, attr)
+            data[attr] = list(value) if isinstance(value, tuple) else value
+    if isinstance(exc, DefinitionError):
+        data["problems"] = [str(p) for p in exc.problems]
+    return data
+
+
+async def gridwhistle_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    """Render a :class:`~engine.GridwhistleError` as problem+json."""
+    assert isinstance(exc, GridwhistleError)
+    name = type(exc).__name__
+    return problem_response(status_of(exc), _slug(name), name, str(exc), request.url.path,
+                            **error_data(exc))
+
+
+async def problem_handler(request: Request, exc: Exception) -> JSONResponse:
+    """Render the adapter's own :class:`Problem`."""
+    assert isinstance(exc, Problem)
+    title = exc.slug.replace("-", " ").capitalize()
+    return problem_response(exc.status, exc.slug, title, exc.detail, request.url.path,
+                            **exc.extra)
+
+
+async def validation_handler(request: Request, exc: Exception) -> JSONResponse:
+    """Render a request that does not match the API's schema (422) as problem+json."""
+    assert isinstance(exc, RequestValidationError)
+    errors = [{"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", "")),
+               "type": str(e.get("type", ""))} for e in exc.errors()]
+    return problem_response(422, "request-validation", "Request validation failed",
+                            "the request does not match the API's schema; see errors",
+                            request.url.path, errors=errors)
+
+
+async def http_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    """Render Starlette's own HTTP errors (404 route, 405 method, ...) as problem+json."""
+    assert isinstance(exc, StarletteHTTPException)
+    return problem_response(exc.status_code, f"http-{exc.status_code}", str(exc.detail),
+                            str(exc.detail), request.url.path)

@@ -1,0 +1,100 @@
+"""The outbox participant: domain events written with the change, listeners after the commit.
+
+:class:`OutboxParticipant` is registered on every :class:`~engine.Engine` created with
+``events=True`` (the default). For each history row a command writes it inserts one
+``gw_outbox`` row *in the same transaction* — an event exists exactly when its change
+committed. After the transaction commits, the engine hands it the committed changes and it
+calls the host's listeners (registered by name in the :class:`~engine.Registry`) in process.
+
+A listener runs after the commit, so it cannot refuse the change; if it raises, the error is
+logged (logger ``gridwhistle.events``) and the other listeners still run. Listeners that must
+not miss an event should read the outbox (or use a webhook) instead: the outbox is the record.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection, insert, select
+
+from engine.events.model import DomainEvent, event_from_change
+from engine.lifecycle.registry import Registry
+from engine.runtime.changes import Change
+from engine.store.event_tables import outbox
+
+__all__ = ["OutboxParticipant", "read_events"]
+
+log = logging.getLogger("gridwhistle.events")
+_INSERT = insert(outbox)
+
+
+class OutboxParticipant:
+    """Writes one ``gw_outbox`` row per change; calls listeners once the change committed.
+
+    Args:
+        registry: where the host's listeners are registered (``Registry.listener``).
+    """
+
+    def __init__(self, registry: Registry):
+        self.registry = registry
+        self._local = threading.local()
+
+    def _events(self) -> dict[tuple[str, int], DomainEvent]:
+        events: dict[tuple[str, int], DomainEvent] | None = getattr(self._local, "events", None)
+        if events is None:
+            events = self._local.events = {}
+        return events
+
+    def on_change(self, conn: Connection, change: Change) -> None:
+        """Insert the change's event into ``gw_outbox`` (inside the command's transaction)."""
+        event = event_from_change(str(uuid.uuid4()), change)
+        conn.execute(_INSERT, {
+            "event_id": event.event_id, "type": event.type, "ticket_id": event.ticket_id,
+            "lifecycle": event.lifecycle, "seq": event.seq, "occurred_at": event.occurred_at,
+            "payload": event.payload,
+        })
+        if self.registry.listeners:
+            self._events()[(change.ticket_id, change.seq)] = event
+
+    def after_commit(self, changes: Sequence[Change]) -> None:
+        """Call the listeners for each committed change, in order (errors are logged)."""
+        events = self._events()
+        self._local.events = {}  # what is left belongs to rolled-back savepoints
+        for change in changes:
+            event = events.get((change.ticket_id, change.seq))
+            if event is None:
+                continue
+            for name, (fn, types) in self.registry.listeners.items():
+                if types is not None and event.type not in types:
+                    continue
+                try:
+                    fn(event)
+                except Exception:
+                    log.exception("listener %r failed on event %s (%s)", name, event.event_id,
+                                  event.type)
+
+
+def read_events(
+    conn: Connection, *, ticket_id: str | None = None, after_id: int = 0, limit: int = 1000
+) -> list[tuple[int, DomainEvent]]:
+    """Outbox rows in order: ``(outbox row id, event)``, optionally of one ticket.
+
+    Args:
+        conn: a connection (e.g. from ``engine.db.read()``).
+        ticket_id: only this ticket's events.
+        after_id: only rows with a larger id (a cursor).
+        limit: at most this many.
+    """
+    query = select(outbox).where(outbox.c.id > after_id).order_by(outbox.c.id).limit(limit)
+    if ticket_id is not None:
+        query = query.where(outbox.c.ticket_id == ticket_id)
+    return [(r["id"], _event(r)) for r in conn.execute(query).mappings()]
+
+
+def _event(r: Any) -> DomainEvent:
+    return DomainEvent(r["event_id"], r["type"], r["ticket_id"], r["lifecycle"], r["seq"],
+                       r["occurred_at"], dict(r["payload"]))

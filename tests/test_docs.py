@@ -1,0 +1,88 @@
+"""Generated files and documentation stay current: the JSON Schema, the diagrams, the YAML
+reference's coverage of the schema, and the embedding example (which is run)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema_rs
+import pytest
+
+from adapters.diagrams import markdown_page
+from engine import bundled_names, load_definition
+from engine.definition.json_schema import lifecycle_json_schema, lifecycle_json_schema_text
+from engine.definition.yaml_source import parse_yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+
+
+def test_workflows_schema_json_is_current() -> None:
+    assert (ROOT / "workflows" / "schema.json").read_text(encoding="utf-8") == (
+        lifecycle_json_schema_text()), "stale: run `make docs`"
+
+
+def _properties(node: object, found: set[str]) -> set[str]:
+    if isinstance(node, dict):
+        found.update(node.get("properties", {}))
+        for value in node.values():
+            _properties(value, found)
+    elif isinstance(node, list):
+        for value in node:
+            _properties(value, found)
+    return found
+
+
+def test_every_schema_key_is_in_the_yaml_reference() -> None:
+    reference = (DOCS / "yaml-reference.md").read_text(encoding="utf-8")
+    documented = set(re.findall(r"^\| `([a-z_]+)` \|", reference, re.MULTILINE))
+    keys = _properties(lifecycle_json_schema(), set())
+    assert {"format", "categories", "group", "on_breach", "reason_required"} <= keys
+    assert sorted(keys - documented) == []
+
+
+def test_the_schema_accepts_the_bundled_lifecycles_and_the_reference_example() -> None:
+    validator = jsonschema_rs.validator_for(lifecycle_json_schema())
+    for name in bundled_names():
+        definition = load_definition(name)
+        assert validator.is_valid(parse_yaml(definition.source, name).data), name
+    reference = (DOCS / "yaml-reference.md").read_text(encoding="utf-8")
+    complete = reference.split("## A complete example", 1)[1].split("```yaml\n", 1)[1]
+    example = parse_yaml(complete.split("```", 1)[0], "example").data
+    assert validator.is_valid(example)
+    bad = dict(example, states={"Open": {}}, roles={"centre": {"colour": "red"}})
+    assert {e.instance_path[0] for e in validator.iter_errors(bad)} == {"roles", "states"}
+    assert not validator.is_valid(dict(example, deadlines={"d": {"state": "fixed",
+                                                               "after": "P1M"}}))
+
+
+@pytest.mark.parametrize("name", bundled_names())
+def test_diagram_pages_are_current(name: str) -> None:
+    page = DOCS / "diagrams" / f"{name}.md"
+    assert page.read_text(encoding="utf-8") == markdown_page(load_definition(name)), (
+        "stale: run `make docs`")
+
+
+def test_embedding_example_fits_in_15_lines_and_runs(tmp_path: Path) -> None:
+    text = (DOCS / "embedding.md").read_text(encoding="utf-8")
+    code = text.split("## In 15 lines", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    assert len(code.splitlines()) <= 15
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120, check=True)
+    ticket_id = done.stdout.split()[1]
+    assert done.stdout == f"escalated: {ticket_id} to street\nescalated street\n"
+    assert (tmp_path / "tickets.sqlite").exists()
+
+
+def test_every_cli_command_has_help_and_is_documented() -> None:
+    cli = (DOCS / "cli.md").read_text(encoding="utf-8")
+    for command in ["validate", "workflows", "schema", "diagram", "replay", "serve", "report",
+                    "tickets", "timers", "history", "webhooks dead", "webhooks replay",
+                    "webhooks deliver"]:
+        assert f"| `{command}" in cli, command
+        done = subprocess.run([sys.executable, "-m", "adapters.cli", *command.split(),
+                               "--help"], capture_output=True, text=True, check=True)
+        assert "Usage: " in done.stdout
