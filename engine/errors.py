@@ -14,7 +14,8 @@ The tree::
     │   ├── RoleNotAllowed           the state has the transition, but not for this role
     │   ├── GuardRejected            a guard said no
     │   ├── InvalidFields            ticket fields do not match the lifecycle's field declarations
-    │   └── HostCallbackFailed       a guard, action or listener of the host app raised
+    │   ├── HostCallbackFailed       a guard, action or listener of the host app raised
+    │   └── IdempotencyKeyReused     an idempotency key came back with a different command
     ├── ConcurrencyConflict          another command changed the ticket first; reload and retry
     └── ConfigurationError           the engine is set up wrongly (unknown callback name, bad URL)
 
@@ -35,6 +36,7 @@ __all__ = [
     "GridwhistleError",
     "GuardRejected",
     "HostCallbackFailed",
+    "IdempotencyKeyReused",
     "InvalidFields",
     "Problem",
     "RoleNotAllowed",
@@ -253,3 +255,26 @@ class ConcurrencyConflict(GridwhistleError):
 
 class ConfigurationError(GridwhistleError):
     """The engine is set up wrongly (unknown callback name, bad database URL, ...)."""
+
+
+class IdempotencyKeyReused(CommandRefused):
+    """An idempotency key was sent again with a different command.
+
+    A key names one command: retrying it with the same key returns the first result and
+    applies nothing; the same key with other content (another trigger, ticket, actor, field
+    values...) is refused. Use a new key for a new command.
+
+    Attributes:
+        ticket_id: the ticket the key's first command was for.
+        key: the idempotency key.
+        command: the first command's kind (``report``, ``fire``, ``escalate``).
+    """
+
+    def __init__(self, key: str, ticket_id: str, command: str):
+        self.key = key
+        self.command = command
+        super().__init__(
+            ticket_id,
+            f"idempotency key {key!r} was already used for a different {command!r} command "
+            f"on ticket {ticket_id!r}; send a new key for a new command",
+        )

@@ -9,16 +9,19 @@ the transaction is rolled back and the ticket, its history and its timers are as
 
 from __future__ import annotations
 
+import os
+import socket
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, func, insert, select
 from sqlalchemy import Engine as SAEngine
+from sqlalchemy.exc import IntegrityError
 
 from engine.clock import Clock, SystemClock
 from engine.definition.loader import Definition, load_definition
@@ -31,7 +34,9 @@ from engine.errors import (
 )
 from engine.lifecycle.machine import Lifecycle, Subject
 from engine.lifecycle.registry import CommandContext, Registry
+from engine.runtime import idempotency as idem
 from engine.runtime.changes import Participant, changes_from_rows
+from engine.runtime.claims import TimerClaims
 from engine.runtime.fields import check_fields, load_fields
 from engine.runtime.model import (
     SYSTEM,
@@ -81,6 +86,11 @@ class Engine:
         registry: the host app's named guards and actions.
         sweep_seconds: with :meth:`start`, how often the scheduler also sweeps for due timers
             in case a wake-up was missed (seconds, default 30).
+        worker_id: this engine's name when claiming timers (``gw_timers.claimed_by``, up to
+            128 characters). Default: ``host:pid:random``, unique per Engine.
+        lease_seconds: how long this engine's claim on a due timer holds before another
+            engine may take the timer over (seconds, default 60). Keep it well above the time
+            one batch of timers takes to fire.
 
     Use as a context manager, or call :meth:`start` / :meth:`stop`, to have APScheduler fire
     deadlines in real time. Several engines may live in one process; there is no global state.
@@ -93,6 +103,8 @@ class Engine:
         clock: Clock | None = None,
         registry: Registry | None = None,
         sweep_seconds: float = 30.0,
+        worker_id: str | None = None,
+        lease_seconds: float = 60.0,
     ):
         self.db = database if isinstance(database, Database) else Database(database)
         self.clock: Clock = clock or SystemClock()
@@ -105,6 +117,8 @@ class Engine:
         self._deploy_lock = threading.Lock()
         self._scheduler: Any = None
         self._participants: list[Participant] = []
+        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._claims = TimerClaims(self.worker_id, timedelta(seconds=lease_seconds))
 
     # -- lifecycle of the engine ------------------------------------------------------------
 
@@ -254,6 +268,7 @@ class Engine:
         ticket_id: str | None = None,
         level: str | None = None,
         reason: str | None = None,
+        idempotency_key: str | None = None,
     ) -> Ticket:
         """Create a ticket in the lifecycle's initial state.
 
@@ -264,14 +279,27 @@ class Engine:
             ticket_id: the id to use (up to 64 characters); generated when omitted.
             level: initial whistle level (default: the lowest).
             reason: free text kept in history.
+            idempotency_key: names this command (1 to 128 characters); sending the same
+                report again with the same key returns the first result and creates nothing
+                (see :mod:`engine.runtime.idempotency`).
 
         Returns:
             The new ticket.
 
         Raises:
             RoleNotAllowed, TicketExists, InvalidFields: nothing was created.
+            IdempotencyKeyReused: the key was used for another command; nothing was created.
         """
         def_id = self._current_id(lifecycle)
+        content = dict(lifecycle=lifecycle, fields=fields, actor=[actor.id, actor.role],
+                       ticket_id=ticket_id, level=level, reason=reason)
+        return self._keyed(idempotency_key, "report", content, lambda conn: self._report(
+            conn, def_id, fields, actor, ticket_id, level, reason))
+
+    def _report(
+        self, conn: Connection, def_id: int, fields: dict[str, Any], actor: Actor,
+        ticket_id: str | None, level: str | None, reason: str | None,
+    ) -> Ticket:
         lc = self._lifecycles[def_id]
         tid = ticket_id or uuid.uuid4().hex
         if actor.role not in lc.spec.report.roles:
@@ -288,24 +316,23 @@ class Engine:
         stored = {k: v for k, v in stored.items() if v is not None}
         now = self.clock.now()
         state = lc.spec.initial
-        with self._tx() as conn:
-            exists = conn.execute(S.TICKET_EXISTS, {"b_id": tid}).first()
-            if exists is not None:
-                raise TicketExists(tid)
-            conn.execute(S.INSERT_TICKET, dict(
-                id=tid, definition_id=def_id, state=state, level=level, fields=stored,
-                overdue=False, created_at=now, updated_at=now, row_version=1,
-            ))
-            report_row = dict(
-                ticket_id=tid, seq=1, at=now, kind="report", trigger="report",
-                from_state=None, to_state=state, from_level=None, to_level=level,
-                actor=actor.id, role=actor.role, reason=reason, data=None,
-            )
-            conn.execute(S.INSERT_HISTORY, report_row)
-            new_timers = timers_on_entry(lc, tid, state, stored, now, report=True)
-            if new_timers:
-                conn.execute(S.INSERT_TIMERS, new_timers)
-            self._announce(conn, lc, [report_row], stored)
+        exists = conn.execute(S.TICKET_EXISTS, {"b_id": tid}).first()
+        if exists is not None:
+            raise TicketExists(tid)
+        conn.execute(S.INSERT_TICKET, dict(
+            id=tid, definition_id=def_id, state=state, level=level, fields=stored,
+            overdue=False, created_at=now, updated_at=now, row_version=1,
+        ))
+        report_row = dict(
+            ticket_id=tid, seq=1, at=now, kind="report", trigger="report",
+            from_state=None, to_state=state, from_level=None, to_level=level,
+            actor=actor.id, role=actor.role, reason=reason, data=None,
+        )
+        conn.execute(S.INSERT_HISTORY, report_row)
+        new_timers = timers_on_entry(lc, tid, state, stored, now, report=True)
+        if new_timers:
+            conn.execute(S.INSERT_TIMERS, new_timers)
+        self._announce(conn, lc, [report_row], stored)
         self._notify_timers(new_timers)
         return self._snapshot(lc, def_id, tid, state, level, stored, False, now, now, 1)
 
@@ -317,33 +344,98 @@ class Engine:
         actor: Actor,
         reason: str | None = None,
         fields: dict[str, Any] | None = None,
+        expected_version: int | None = None,
+        idempotency_key: str | None = None,
     ) -> Ticket:
         """Fire ``trigger`` on a ticket as ``actor``; optionally update fields at the same time.
 
         Firing the lifecycle's escalation trigger (``escalate``) also moves the ticket one
         whistle level up.
 
+        Args:
+            expected_version: the ``row_version`` the caller decided on (e.g. from
+                :meth:`get`); if the ticket has changed since, nothing is applied and
+                :class:`ConcurrencyConflict` is raised (optimistic locking across requests).
+            idempotency_key: names this command (1 to 128 characters); sending it again with
+                the same key returns the first result and applies nothing.
+
         Returns:
             The ticket after the transition.
 
         Raises:
             TicketNotFound, TriggerNotAllowed, RoleNotAllowed, GuardRejected, InvalidFields,
-            HostCallbackFailed, TopLevelReached: refused; nothing changed.
+            HostCallbackFailed, TopLevelReached, IdempotencyKeyReused: refused; nothing
+            changed.
             ConcurrencyConflict: another command changed the ticket first; reload and retry.
         """
-        with self._tx() as conn:
-            return self._apply(conn, ticket_id, trigger, actor, reason, fields or {})
+        content = dict(ticket_id=ticket_id, trigger=trigger, actor=[actor.id, actor.role],
+                       reason=reason, fields=fields or {})
+        return self._keyed(idempotency_key, "fire", content, lambda conn: self._apply(
+            conn, ticket_id, trigger, actor, reason, fields or {},
+            expected_version=expected_version))
 
-    def escalate(self, ticket_id: str, *, actor: Actor, reason: str) -> Ticket:
+    def escalate(
+        self, ticket_id: str, *, actor: Actor, reason: str, expected_version: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> Ticket:
         """Escalate a ticket by hand ("level-up handling"): one level up, a reason required.
+
+        ``expected_version`` and ``idempotency_key`` work as in :meth:`fire`.
 
         Raises:
             InvalidFields: the reason is empty. Otherwise as :meth:`fire`.
         """
-        with self._tx() as conn:
+        def run(conn: Connection) -> Ticket:
             row = self._load(conn, ticket_id)
             lc = self._lifecycle_by_id(conn, row["definition_id"])
-            return self._apply(conn, ticket_id, lc.spec.escalation_trigger, actor, reason, {})
+            return self._apply(conn, ticket_id, lc.spec.escalation_trigger, actor, reason, {},
+                               row=row, expected_version=expected_version)
+
+        content = dict(ticket_id=ticket_id, actor=[actor.id, actor.role], reason=reason)
+        return self._keyed(idempotency_key, "escalate", content, run)
+
+    def _keyed(
+        self, key: str | None, command: str, content: dict[str, Any],
+        run: Callable[[Connection], Ticket],
+    ) -> Ticket:
+        """Run a command in its transaction, honouring its idempotency key if it has one."""
+        if key is None:
+            with self._tx() as conn:
+                return run(conn)
+        idem.check_key(key)
+        digest = idem.command_digest(command, content)
+        try:
+            with self._tx() as conn:
+                first = idem.lookup(conn, key, command, digest)
+                if first is not None:
+                    return self._from_result(conn, first)
+                ticket = run(conn)
+                idem.record(conn, key, command, digest, ticket.id, self._result(ticket),
+                            self.clock.now())
+                return ticket
+        except IntegrityError:
+            # another caller committed the same key first (or the ticket id was taken)
+            with self._read() as conn:
+                first = idem.lookup(conn, key, command, digest)
+                if first is None:
+                    raise
+                return self._from_result(conn, first)
+
+    def _result(self, ticket: Ticket) -> dict[str, Any]:
+        def_id = next(i for i, v in self._versions.items()
+                      if (v.name, v.version) == (ticket.lifecycle, ticket.version))
+        fields = {k: v.isoformat() if isinstance(v, datetime) else v
+                  for k, v in ticket.fields.items()}
+        return dict(definition_id=def_id, id=ticket.id, state=ticket.state, level=ticket.level,
+                    fields=fields, overdue=ticket.overdue,
+                    created_at=ticket.created_at.isoformat(),
+                    updated_at=ticket.updated_at.isoformat(), row_version=ticket.row_version)
+
+    def _from_result(self, conn: Connection, r: dict[str, Any]) -> Ticket:
+        lc = self._lifecycle_by_id(conn, r["definition_id"])
+        return self._snapshot(lc, r["definition_id"], r["id"], r["state"], r["level"],
+                              r["fields"], r["overdue"], datetime.fromisoformat(r["created_at"]),
+                              datetime.fromisoformat(r["updated_at"]), r["row_version"])
 
     def _apply(
         self,
@@ -357,8 +449,11 @@ class Engine:
         row: Any = None,
         extra_history: list[dict[str, Any]] | None = None,
         now: datetime | None = None,
+        expected_version: int | None = None,
     ) -> Ticket:
         row = row if row is not None else self._load(conn, ticket_id)
+        if expected_version is not None and row["row_version"] != expected_version:
+            raise ConcurrencyConflict(ticket_id, expected_version, row["row_version"])
         def_id = row["definition_id"]
         lc = self._lifecycle_by_id(conn, def_id)
         source = row["state"]
@@ -438,19 +533,25 @@ class Engine:
             self._scheduler.wake_at(min(t["due_at"] for t in new_timers))
 
     def next_due(self) -> datetime | None:
-        """The earliest due time of a pending timer, or None (aware UTC)."""
+        """The earliest due time of a pending timer, or None (aware UTC).
+
+        A timer another engine holds a claim on counts from the end of that claim's lease,
+        when this engine may take it over (see :mod:`engine.runtime.claims`).
+        """
         with self._read() as conn:
-            return conn.execute(S.NEXT_DUE).scalar()
+            return self._claims.next_due(conn)
 
     def run_due(self, now: datetime | None = None) -> list[FiredTimer]:
         """Claim and fire every pending timer that is due strictly before ``now``.
 
         The rule for ties: a deadline due at instant *t* is met by a command at *t*; it is
         breached only once the clock is past *t*. Each timer is claimed and applied in its
-        own transaction (or savepoint inside :meth:`batch`): the claim is a conditional update
-        from ``pending`` to ``fired``, so a timer fires once even with several callers. The
+        own transaction (or savepoint inside :meth:`batch`), after claiming a batch under a
+        lease (:mod:`engine.runtime.claims`); taking a timer is a conditional update from
+        ``pending`` to ``fired``, so a timer fires once even with several engines. The
         ticket's state is re-checked in that transaction; a timer whose ticket has moved on
-        is marked ``stale`` and does nothing.
+        is marked ``stale`` and does nothing. Timers another live engine has claimed are left
+        to it.
 
         Args:
             now: the instant to fire up to (aware UTC); default: the engine's clock.
@@ -462,15 +563,10 @@ class Engine:
 
     def _run_due(self, now: datetime, *, inclusive: bool) -> list[FiredTimer]:
         done: list[FiredTimer] = []
-        is_due = timers.c.due_at <= now if inclusive else timers.c.due_at < now
         while True:
             with self._tx() as conn:
-                due = conn.execute(
-                    select(timers)
-                    .where(timers.c.status == "pending", is_due)
-                    .order_by(timers.c.due_at, timers.c.id)
-                    .limit(_RUN_DUE_BATCH)
-                ).mappings().all()
+                due = self._claims.claim_due(conn, now, inclusive=inclusive,
+                                             limit=_RUN_DUE_BATCH)
             if not due:
                 return done
             for timer_row in due:
@@ -505,9 +601,8 @@ class Engine:
         return done
 
     def _fire_timer(self, conn: Connection, timer_row: Any, now: datetime) -> FiredTimer | None:
-        claimed = conn.execute(S.CLAIM_TIMER, {"b_id": timer_row["id"], "b_now": now})
-        if claimed.rowcount != 1:
-            return None  # someone else fired or cancelled it
+        if not self._claims.take(conn, timer_row["ticket_id"], timer_row["id"], now):
+            return None  # cancelled, or fired by a worker that took the claim over
         timer = _timer(dict(timer_row) | {"status": "fired", "fired_at": now})
         row = self._load(conn, timer.ticket_id)
         lc = self._lifecycle_by_id(conn, row["definition_id"])
