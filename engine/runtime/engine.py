@@ -353,6 +353,10 @@ class Engine:
         whistle level up.
 
         Args:
+            ticket_id, trigger: the ticket and the trigger to fire.
+            actor: who fires it (their role must be allowed).
+            reason: free text kept in history (required by ``reason_required`` transitions).
+            fields: field updates applied with the transition; ``None`` clears a field.
             expected_version: the ``row_version`` the caller decided on (e.g. from
                 :meth:`get`); if the ticket has changed since, nothing is applied and
                 :class:`ConcurrencyConflict` is raised (optimistic locking across requests).
