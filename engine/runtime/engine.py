@@ -353,7 +353,8 @@ class Engine:
         whistle level up.
 
         Args:
-            ticket_id, trigger: the ticket and the trigger to fire.
+            ticket_id: the ticket.
+            trigger: the trigger to fire.
             actor: who fires it (their role must be allowed).
             reason: free text kept in history (required by ``reason_required`` transitions).
             fields: field updates applied with the transition; ``None`` clears a field.
