@@ -26,9 +26,20 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, case, func, or_, select, update
+from sqlalchemy import (
+    Connection,
+    and_,
+    bindparam,
+    case,
+    func,
+    or_,
+    select,
+    type_coerce,
+    update,
+)
 
 from engine.store.tables import tickets, timers
+from engine.store.types import UTCDateTime
 
 __all__ = ["TimerClaims"]
 
@@ -66,12 +77,11 @@ class TimerClaims:
         held_by_other = and_(timers.c.claimed_by != self.owner,
                              timers.c.lease_until > timers.c.due_at)
         effective = case((held_by_other, timers.c.lease_until), else_=timers.c.due_at)
-        value = conn.execute(
-            select(func.min(effective)).where(timers.c.status == "pending")
+        earliest = type_coerce(func.min(effective), UTCDateTime())
+        value: datetime | None = conn.execute(
+            select(earliest).where(timers.c.status == "pending")
         ).scalar()
-        if value is None:
-            return None
-        return timers.c.due_at.type.process_result_value(value, conn.dialect)  # type: ignore[no-any-return]
+        return value
 
     def claim_due(
         self, conn: Connection, now: datetime, *, inclusive: bool, limit: int
