@@ -29,6 +29,7 @@ from engine.errors import (
     GridwhistleError,
     GuardRejected,
     HostCallbackFailed,
+    IdempotencyKeyReused,
     InvalidFields,
     Problem,
     RoleNotAllowed,
@@ -49,6 +50,7 @@ from engine.runtime import (
     Ticket,
     Timer,
     TopLevelReached,
+    Violation,
 )
 from engine.store import Database
 
@@ -72,6 +74,7 @@ __all__ = [
     "GuardRejected",
     "HistoryEntry",
     "HostCallbackFailed",
+    "IdempotencyKeyReused",
     "InvalidFields",
     "Lifecycle",
     "Problem",
@@ -86,6 +89,7 @@ __all__ = [
     "TopLevelReached",
     "TriggerNotAllowed",
     "UnknownDefinition",
+    "Violation",
     "VirtualClock",
     "__version__",
     "bundled_names",

@@ -1,6 +1,7 @@
 """The runtime: the Engine that applies commands and fires deadlines."""
 
 from engine.runtime.engine import Engine, TopLevelReached
+from engine.runtime.invariants import Violation
 from engine.runtime.model import (
     SYSTEM,
     Actor,
@@ -23,4 +24,5 @@ __all__ = [
     "Ticket",
     "Timer",
     "TopLevelReached",
+    "Violation",
 ]

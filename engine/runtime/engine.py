@@ -38,6 +38,7 @@ from engine.runtime import idempotency as idem
 from engine.runtime.changes import Participant, changes_from_rows
 from engine.runtime.claims import TimerClaims
 from engine.runtime.fields import check_fields, load_fields
+from engine.runtime.invariants import Violation, check_invariants
 from engine.runtime.model import (
     SYSTEM,
     Actor,
@@ -746,6 +747,16 @@ class Engine:
             return summarize(conn, lifecycle, final_states=lc.final_states,
                              escalation_trigger=lc.spec.escalation_trigger, levels=lc.levels,
                              verdict_field=verdict_field)
+
+    def check_invariants(self, ticket_ids: list[str] | None = None) -> list[Violation]:
+        """Check that every ticket's state, level and timers agree with its history.
+
+        See :mod:`engine.runtime.invariants` for the rules. Returns the violations (empty
+        when all hold), by ticket id.
+        """
+        with self._read() as conn:
+            return check_invariants(conn, lambda def_id: self._lifecycle_by_id(conn, def_id),
+                                    ticket_ids=ticket_ids)
 
     def versions(self) -> list[DefinitionVersion]:
         """Every deployed lifecycle version, by name then version."""
