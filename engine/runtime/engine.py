@@ -159,7 +159,7 @@ class Engine:
         """
         definition = lifecycle if isinstance(lifecycle, Definition) else load_definition(lifecycle)
         compiled = Lifecycle(definition, self.registry)  # checks host callbacks first
-        with self._deploy_lock, self.db.write() as conn:
+        with self._deploy_lock, self._tx() as conn:  # inside a batch: its connection
             row = conn.execute(
                 select(definitions.c.id, definitions.c.version).where(
                     definitions.c.name == definition.name,
@@ -419,8 +419,9 @@ class Engine:
                 idem.record(conn, key, command, digest, ticket.id, self._result(ticket),
                             self.clock.now())
                 return ticket
-        except IntegrityError:
-            # another caller committed the same key first (or the ticket id was taken)
+        except (IntegrityError, ConcurrencyConflict):
+            # Another caller may have committed the same key first: its ticket update (or
+            # the key's insert) beat ours. Then its result is ours too.
             with self._read() as conn:
                 first = idem.lookup(conn, key, command, digest)
                 if first is None:
