@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import workers
 from backends import BACKENDS, store_url
 from helpers import at
 from sqlalchemy import func, select
 
-import workers
 from engine import (
     Actor,
     ConcurrencyConflict,
