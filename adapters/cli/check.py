@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from adapters.cli.app import DEFAULT_REPLAY_DB, app, console
+from adapters.cli.app import DEFAULT_REPLAY_DB, app
 from engine import Database, Engine, GridwhistleError, VirtualClock
 
 
@@ -29,7 +29,7 @@ def check(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
     if not violations:
-        console.print(f"{db}: ok — every ticket agrees with its history")
+        typer.echo(f"{db}: ok — every ticket agrees with its history")
         return
     for v in violations[:limit]:
         typer.echo(str(v))

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from adapters.cli.app import DEFAULT_REPLAY_DB, app, console, fail
+from adapters.cli.app import DEFAULT_REPLAY_DB, app, fail
 from engine import Database, GridwhistleError
 
 db_app = typer.Typer(help="Database schema: upgrade, show the revision, add a revision.",
@@ -42,9 +42,9 @@ def upgrade(
     finally:
         database.close()
     if before == after:
-        console.print(f"{db}: already at revision {after}")
+        typer.echo(f"{db}: already at revision {after}")
     else:
-        console.print(f"{db}: upgraded from {before or '(empty)'} to {after}")
+        typer.echo(f"{db}: upgraded from {before or '(empty)'} to {after}")
 
 
 @db_app.command("current")
@@ -60,7 +60,7 @@ def current(db: DbOption = DEFAULT_REPLAY_DB) -> None:
         database.close()
     head = head_revision()
     note = "up to date" if rev == head else "run `gridwhistle db upgrade`"
-    console.print(f"{db}: revision {rev or '(none)'}; newest {head} — {note}")
+    typer.echo(f"{db}: revision {rev or '(none)'}; newest {head} — {note}")
 
 
 @db_app.command("revision")
@@ -84,4 +84,4 @@ def revision(
             path = new_revision(conn, message)
     finally:
         database.close()
-    console.print(f"wrote {path}")
+    typer.echo(f"wrote {path}")
