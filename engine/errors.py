@@ -15,7 +15,8 @@ The tree::
     │   ├── GuardRejected            a guard said no
     │   ├── InvalidFields            ticket fields do not match the lifecycle's field declarations
     │   ├── HostCallbackFailed       a guard, action or listener of the host app raised
-    │   └── IdempotencyKeyReused     an idempotency key came back with a different command
+    │   ├── IdempotencyKeyReused     an idempotency key came back with a different command
+    │   └── MigrationRefused         a ticket cannot move to another lifecycle version
     ├── ConcurrencyConflict          another command changed the ticket first; reload and retry
     └── ConfigurationError           the engine is set up wrongly (unknown callback name, bad URL)
 
@@ -38,6 +39,7 @@ __all__ = [
     "HostCallbackFailed",
     "IdempotencyKeyReused",
     "InvalidFields",
+    "MigrationRefused",
     "Problem",
     "RoleNotAllowed",
     "TicketExists",
@@ -277,4 +279,21 @@ class IdempotencyKeyReused(CommandRefused):
             ticket_id,
             f"idempotency key {key!r} was already used for a different {command!r} command "
             f"on ticket {ticket_id!r}; send a new key for a new command",
+        )
+
+
+class MigrationRefused(CommandRefused):
+    """A ticket cannot be moved to the chosen lifecycle version; no ticket was moved.
+
+    Attributes:
+        ticket_id: the first ticket that cannot move.
+        problems: what stands in the way (its state, level or fields in the new version).
+    """
+
+    def __init__(self, ticket_id: str, problems: Sequence[str]):
+        self.problems = tuple(problems)
+        super().__init__(
+            ticket_id,
+            f"ticket {ticket_id!r} cannot move to the new lifecycle version: "
+            f"{'; '.join(self.problems)}; map its state (--map old=new) or fix the lifecycle",
         )
