@@ -14,9 +14,9 @@ PUBLIC = {
     "Engine", "FiredTimer", "GridwhistleError", "GuardRejected", "HistoryEntry",
     "HostCallbackFailed", "IdempotencyKeyReused", "InvalidFields", "Lifecycle", "MigrationRefused",
     "Problem", "Registry", "RoleNotAllowed", "SYSTEM", "Summary", "SystemClock", "Ticket",
-    "TicketExists", "TicketNotFound", "Timer", "TopLevelReached", "TriggerNotAllowed",
-    "UnknownDefinition", "Violation", "VirtualClock", "__version__", "bundled_names",
-    "load_definition", "load_yaml_model", "parse_definition",
+    "TicketExists", "TicketImpact", "TicketNotFound", "Timer", "TopLevelReached",
+    "TriggerNotAllowed", "UnknownDefinition", "Violation", "VirtualClock", "__version__",
+    "bundled_names", "load_definition", "load_yaml_model", "parse_definition",
 }
 
 

@@ -3,7 +3,7 @@
 Exit codes: 0 success; 1 the input was refused; 2 wrong usage.
 """
 
-from adapters.cli import check, db, replay, tickets, validate  # noqa: F401  (register commands)
+from adapters.cli import check, db, replay, tickets, validate, versions  # noqa: F401
 from adapters.cli.app import app
 
 __all__ = ["app", "main"]

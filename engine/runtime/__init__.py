@@ -1,6 +1,7 @@
 """The runtime: the Engine that applies commands and fires deadlines."""
 
 from engine.runtime.engine import Engine, TopLevelReached
+from engine.runtime.impact import TicketImpact
 from engine.runtime.invariants import Violation
 from engine.runtime.model import (
     SYSTEM,
@@ -22,6 +23,7 @@ __all__ = [
     "HistoryEntry",
     "Summary",
     "Ticket",
+    "TicketImpact",
     "Timer",
     "TopLevelReached",
     "Violation",

@@ -39,6 +39,7 @@ from engine.runtime import idempotency as idem
 from engine.runtime.changes import Participant, changes_from_rows
 from engine.runtime.claims import TimerClaims
 from engine.runtime.fields import check_fields, load_fields
+from engine.runtime.impact import TicketImpact
 from engine.runtime.invariants import Violation, check_invariants
 from engine.runtime.model import (
     SYSTEM,
@@ -626,6 +627,30 @@ class Engine:
                                             now, seq))
         self._notify_timers(created)
         return moved
+
+    def impact(self, new: Definition, *, until: datetime | None = None) -> list[TicketImpact]:
+        """What ``new`` would change for the stored tickets of its lifecycle (dry run).
+
+        Replays the stored history on each ticket's current version and on ``new`` in
+        throw-away stores and compares them (see :mod:`engine.runtime.impact`). Nothing in
+        this engine's store changes.
+
+        Args:
+            new: the candidate version (e.g. ``load_definition("new.yaml")``).
+            until: run both replays to this instant (default: this engine's ``now``).
+
+        Returns:
+            One :class:`TicketImpact` per ticket, by id.
+        """
+        from engine.runtime.impact import impact_of
+
+        return impact_of(self, new, until=until)
+
+    def compare(self, other: Engine) -> list[TicketImpact]:
+        """Compare the tickets of this store (before) with those of ``other`` (after), by id."""
+        from engine.runtime.impact import compare_stores
+
+        return compare_stores(self, other)
 
     def _finals(self, conn: Connection, lifecycle: str) -> set[str]:
         ids = conn.execute(select(definitions.c.id).where(definitions.c.name == lifecycle)
