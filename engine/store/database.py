@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, create_engine, event, text
+from sqlalchemy import Connection, create_engine, event, inspect, text
 from sqlalchemy import Engine as SAEngine
 from sqlalchemy.exc import ArgumentError
 
@@ -65,8 +65,8 @@ class Database:
             self._owned = True
         if self.engine.dialect.name == "sqlite":
             _tune_sqlite(self.engine)
-        if create:
-            with self.engine.begin() as conn:
+        if create and not inspect(self.engine).has_table("gw_tickets"):
+            with self.write() as conn:  # on SQLite: BEGIN IMMEDIATE, so creators queue
                 create_fresh(conn)
 
     @property
