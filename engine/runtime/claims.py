@@ -24,6 +24,7 @@ other sees its result. The lease and ``now`` come from the engine's clock.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
@@ -46,12 +47,42 @@ __all__ = ["TimerClaims"]
 _LOCK_TICKET = (
     select(tickets.c.id).where(tickets.c.id == bindparam("b_id")).with_for_update()
 )
+_FIRST_PENDING = (
+    select(timers.c.due_at, timers.c.claimed_by, timers.c.lease_until)
+    .where(timers.c.status == "pending").order_by(timers.c.due_at, timers.c.id).limit(1)
+)
 _TAKE = (
     update(timers)
     .where(timers.c.id == bindparam("b_id"), timers.c.status == "pending",
            timers.c.claimed_by == bindparam("b_owner"))
     .values(status="fired", fired_at=bindparam("b_now", type_=timers.c.fired_at.type))
 )
+
+
+@lru_cache(maxsize=8)
+def _claim_statement(inclusive: bool, limit: int) -> Any:
+    """The batch claim, built once per (tie rule, batch size) with bound parameters."""
+    now = bindparam("b_now", type_=UTCDateTime())
+    is_due = timers.c.due_at <= now if inclusive else timers.c.due_at < now
+    candidates = (
+        select(timers.c.id)
+        .where(
+            timers.c.status == "pending",
+            is_due,
+            or_(timers.c.lease_until.is_(None), timers.c.lease_until <= now,
+                timers.c.claimed_by == bindparam("b_owner")),
+        )
+        .order_by(timers.c.due_at, timers.c.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return (
+        update(timers)
+        .where(timers.c.id.in_(candidates))
+        .values(claimed_by=bindparam("b_owner"),
+                lease_until=bindparam("b_lease", type_=UTCDateTime()))
+        .returning(*timers.c)
+    )
 
 
 class TimerClaims:
@@ -74,6 +105,13 @@ class TimerClaims:
         That is a timer's due time, or, for a timer another worker holds a lease on, the end
         of that lease (when it may be taken over). None when no timer is pending.
         """
+        first = conn.execute(_FIRST_PENDING).first()
+        if first is None:
+            return None
+        due: datetime = first[0]
+        owner, lease = first[1], first[2]
+        if owner is None or owner == self.owner or lease is None or lease <= due:
+            return due  # the usual case, straight from the (status, due_at) index
         held_by_other = and_(timers.c.claimed_by != self.owner,
                              timers.c.lease_until > timers.c.due_at)
         effective = case((held_by_other, timers.c.lease_until), else_=timers.c.due_at)
@@ -93,25 +131,9 @@ class TimerClaims:
         columns) in due order. Commit the claim before taking the timers, so other workers
         skip them.
         """
-        is_due = timers.c.due_at <= now if inclusive else timers.c.due_at < now
-        candidates = (
-            select(timers.c.id)
-            .where(
-                timers.c.status == "pending",
-                is_due,
-                or_(timers.c.lease_until.is_(None), timers.c.lease_until <= now,
-                    timers.c.claimed_by == self.owner),
-            )
-            .order_by(timers.c.due_at, timers.c.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-        rows = conn.execute(
-            update(timers)
-            .where(timers.c.id.in_(candidates))
-            .values(claimed_by=self.owner, lease_until=now + self.lease)
-            .returning(*timers.c)
-        ).mappings().all()
+        rows = conn.execute(_claim_statement(inclusive, limit), {
+            "b_now": now, "b_owner": self.owner, "b_lease": now + self.lease,
+        }).mappings().all()
         return sorted(rows, key=lambda r: (r["due_at"], r["id"]))
 
     def take(self, conn: Connection, ticket_id: str, timer_id: int, now: datetime) -> bool:
