@@ -375,3 +375,48 @@ def test_instants_from_the_claims_are_utc(open_engine: Callable[..., Engine]) ->
     eng.report(LC, {"category": "drain"}, actor=GW, ticket_id="T1")
     nxt = eng.next_due()
     assert nxt == datetime(2024, 5, 1, 8, 30, tzinfo=UTC) and nxt.utcoffset() == timedelta(0)
+
+
+def test_a_worker_process_killed_after_claiming_is_taken_over(
+        url: str, open_engine: Callable[..., Engine]) -> None:
+    eng = open_engine(worker_id="survivor")
+    with eng.batch():
+        for i in range(20):
+            eng.report(LC, {"category": "drain"}, actor=GW, ticket_id=f"T{i:02d}")
+    now = at(9)
+    ctx = multiprocessing.get_context("spawn")
+    child = ctx.Process(target=workers.claim_and_die, args=(url, now.isoformat()))
+    child.start()
+    child.join(timeout=120)
+    assert child.exitcode == -9  # SIGKILL
+    held = eng.timers(status="pending")
+    assert len(held) == 20
+    with eng.db.read() as conn:
+        owners = set(conn.execute(select(timers.c.claimed_by)).scalars())
+    assert owners == {"dying-worker"}
+    assert eng.run_due(now + timedelta(seconds=59)) == []      # the lease still holds
+    assert eng.next_due() == now + timedelta(seconds=60)
+    fired = eng.run_due(now + timedelta(seconds=60))
+    assert sorted(f.timer.ticket_id for f in fired) == [f"T{i:02d}" for i in range(20)]
+    assert {f.outcome for f in fired} == {"escalated"}
+    assert eng.check_invariants() == []
+
+
+def test_refused_commands_and_the_tie_rule_behave_alike(
+        open_engine: Callable[..., Engine]) -> None:
+    eng = open_engine()
+    eng.report(LC, {"category": "drain", "target_at": at(12)}, actor=GW, ticket_id="T1")
+    eng.fire("T1", "dispatch", actor=CENTRE, fields={"department": "water"})
+    before = (eng.get("T1"), eng.history("T1"), eng.timers("T1"))
+    with pytest.raises(TriggerNotAllowed) as err:
+        eng.fire("T1", "close", actor=CENTRE)
+    assert err.value.allowed == ("arrive", "escalate")
+    assert (eng.get("T1"), eng.history("T1"), eng.timers("T1")) == before
+    eng.fire("T1", "arrive", actor=DEPT)
+    assert eng.run_until(at(12)) == []            # due at 12:00: not breached at 12:00
+    eng.fire("T1", "resolve", actor=DEPT)         # a resolve at 12:00 meets it
+    assert eng.run_until(at(13)) == []
+    got = eng.get("T1")
+    assert (got.state, got.overdue, got.updated_at) == ("resolved", False, at(12))
+    assert got.updated_at.utcoffset() == timedelta(0)
+    assert eng.check_invariants() == []

@@ -48,3 +48,15 @@ def run_due_worker(url: str, name: str, now_iso: str, barrier: Any, results: Any
         results.put((name, [f.timer.id for f in fired], [f.outcome for f in fired]))
     finally:
         eng.stop()
+
+
+def claim_and_die(url: str, now_iso: str) -> None:
+    """Claim every due timer as ``dying-worker``, then get SIGKILLed before firing any."""
+    import os
+    import signal
+
+    now = datetime.fromisoformat(now_iso)
+    eng = Engine(url, clock=VirtualClock(now), worker_id="dying-worker", lease_seconds=60)
+    with eng.db.write() as conn:
+        eng._claims.claim_due(conn, now, inclusive=False, limit=1000)
+    os.kill(os.getpid(), signal.SIGKILL)
