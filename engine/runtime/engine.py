@@ -29,7 +29,6 @@ from engine.errors import (
     CommandRefused,
     ConcurrencyConflict,
     InvalidFields,
-    MigrationRefused,
     TicketExists,
     TicketNotFound,
 )
@@ -292,6 +291,7 @@ class Engine:
         Raises:
             RoleNotAllowed, TicketExists, InvalidFields: nothing was created.
             IdempotencyKeyReused: the key was used for another command; nothing was created.
+            ValueError: the idempotency key is empty or longer than 128 characters.
         """
         def_id = self._current_id(lifecycle)
         content = dict(lifecycle=lifecycle, fields=fields, actor=[actor.id, actor.role],
@@ -375,7 +375,9 @@ class Engine:
             TicketNotFound, TriggerNotAllowed, RoleNotAllowed, GuardRejected, InvalidFields,
             HostCallbackFailed, TopLevelReached, IdempotencyKeyReused: refused; nothing
             changed.
-            ConcurrencyConflict: another command changed the ticket first; reload and retry.
+            ConcurrencyConflict: another command changed the ticket first (or since
+                ``expected_version``); reload and retry.
+            ValueError: the idempotency key is empty or longer than 128 characters.
         """
         content = dict(ticket_id=ticket_id, trigger=trigger, actor=[actor.id, actor.role],
                        reason=reason, fields=fields or {})
@@ -559,72 +561,11 @@ class Engine:
                 or it belongs to another lifecycle; nothing was moved.
             ConcurrencyConflict: a ticket changed meanwhile; nothing was moved.
         """
-        from engine.errors import ConfigurationError
-        from engine.runtime.versioning import CANCEL_ALL, MOVE_TICKET, plan_migration
-        from engine.store.tables import tickets as tickets_table
+        from engine.runtime.versioning import move_tickets
 
-        moved: list[Ticket] = []
-        created: list[dict[str, Any]] = []
         with self._tx() as conn:
-            query = select(definitions.c.id, definitions.c.version).where(
-                definitions.c.name == lifecycle)
-            if version is not None:
-                query = query.where(definitions.c.version == version)
-            target = conn.execute(query.order_by(definitions.c.version.desc()).limit(1)).first()
-            if target is None:
-                raise ConfigurationError(
-                    f"lifecycle {lifecycle!r} has no deployed version {version or ''}; "
-                    "deploy it first (Engine.deploy or gridwhistle migrate --workflow)")
-            target_id = target[0]
-            new = self._lifecycle_by_id(conn, target_id)
-            if ticket_ids is None:
-                ids = list(conn.execute(
-                    select(tickets_table.c.id)
-                    .join(definitions, definitions.c.id == tickets_table.c.definition_id)
-                    .where(definitions.c.name == lifecycle,
-                           tickets_table.c.definition_id != target_id,
-                           tickets_table.c.state.not_in(sorted(self._finals(conn, lifecycle))))
-                    .order_by(tickets_table.c.id)).scalars())
-            else:
-                ids = list(ticket_ids)
-            now = self.clock.now()
-            for tid in ids:
-                row = self._load(conn, tid)
-                old = self._lifecycle_by_id(conn, row["definition_id"])
-                if old.name != lifecycle:
-                    raise MigrationRefused(tid, [f"it runs on lifecycle {old.name!r}"])
-                if row["definition_id"] == target_id:
-                    moved.append(self._row_snapshot(conn, row))
-                    continue
-                dest, new_timers, problems = plan_migration(conn, row, old, new,
-                                                            state_map or {}, now)
-                if problems:
-                    raise MigrationRefused(tid, problems)
-                conn.execute(CANCEL_ALL, {"b_id": tid})
-                seq = row["row_version"] + 1
-                entry = dict(
-                    ticket_id=tid, seq=seq, at=now, kind="migration", trigger="migrate",
-                    from_state=row["state"], to_state=dest, from_level=row["level"],
-                    to_level=row["level"], actor=actor.id, role=actor.role, reason=reason,
-                    data={"from_version": self._versions[row["definition_id"]].version,
-                          "to_version": self._versions[target_id].version,
-                          "deadlines": {t["name"]: t["due_at"].isoformat()
-                                        for t in new_timers}},
-                )
-                result = conn.execute(MOVE_TICKET, dict(
-                    b_id=tid, b_version=row["row_version"], b_def=target_id, b_state=dest,
-                    b_new_version=seq, b_now=now))
-                if result.rowcount != 1:
-                    actual = conn.execute(S.TICKET_VERSION, {"b_id": tid}).scalar()
-                    raise ConcurrencyConflict(tid, row["row_version"], actual)
-                conn.execute(S.INSERT_HISTORY, entry)
-                if new_timers:
-                    conn.execute(S.INSERT_TIMERS, new_timers)
-                created += new_timers
-                self._announce(conn, new, [entry], row["fields"])
-                moved.append(self._snapshot(new, target_id, tid, dest, row["level"],
-                                            row["fields"], row["overdue"], row["created_at"],
-                                            now, seq))
+            moved, created = move_tickets(self, conn, lifecycle, ticket_ids, version,
+                                          state_map or {}, actor, reason)
         self._notify_timers(created)
         return moved
 
@@ -651,17 +592,6 @@ class Engine:
         from engine.runtime.impact import compare_stores
 
         return compare_stores(self, other)
-
-    def _finals(self, conn: Connection, lifecycle: str) -> set[str]:
-        ids = conn.execute(select(definitions.c.id).where(definitions.c.name == lifecycle)
-                           ).scalars()
-        return {s for i in ids for s in self._lifecycle_by_id(conn, i).final_states}
-
-    def _row_snapshot(self, conn: Connection, row: Any) -> Ticket:
-        lc = self._lifecycle_by_id(conn, row["definition_id"])
-        return self._snapshot(lc, row["definition_id"], row["id"], row["state"], row["level"],
-                              row["fields"], row["overdue"], row["created_at"],
-                              row["updated_at"], row["row_version"])
 
     # -- timers -----------------------------------------------------------------------------
 

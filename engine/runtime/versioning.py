@@ -18,16 +18,23 @@ one transaction with the others:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, bindparam, select, update
 
+from engine.errors import ConcurrencyConflict, ConfigurationError, MigrationRefused
 from engine.lifecycle.machine import Lifecycle
 from engine.runtime.fields import check_fields
-from engine.store.tables import history, tickets, timers
+from engine.runtime.model import Actor, Ticket
+from engine.store import statements as S
+from engine.store.tables import definitions, history, tickets, timers
 
-__all__ = ["plan_migration"]
+if TYPE_CHECKING:
+    from engine.runtime.engine import Engine
+
+__all__ = ["move_tickets", "plan_migration"]
 
 _ENTRY_KINDS = ("report", "transition", "migration")
 
@@ -109,3 +116,75 @@ def _timer(tid: str, name: str, state: str | None, due: datetime, now: datetime
            ) -> dict[str, Any]:
     return dict(ticket_id=tid, name=name, state=state, due_at=due, status="pending",
                 created_at=now, fired_at=None)
+
+
+def move_tickets(
+    engine: Engine, conn: Connection, lifecycle: str, ticket_ids: Sequence[str] | None,
+    version: int | None, state_map: dict[str, str], actor: Actor, reason: str | None,
+) -> tuple[list[Ticket], list[dict[str, Any]]]:
+    """Apply :meth:`Engine.migrate` in ``conn``'s transaction.
+
+    Returns:
+        ``(tickets after the move, timer rows created)``.
+    """
+    query = select(definitions.c.id).where(definitions.c.name == lifecycle)
+    if version is not None:
+        query = query.where(definitions.c.version == version)
+    target_id = conn.execute(query.order_by(definitions.c.version.desc()).limit(1)).scalar()
+    if target_id is None:
+        raise ConfigurationError(
+            f"lifecycle {lifecycle!r} has no deployed version {version or ''}; deploy it "
+            "first (Engine.deploy, or gridwhistle migrate --workflow)")
+    new = engine._lifecycle_by_id(conn, target_id)
+    if ticket_ids is None:
+        all_versions = select(definitions.c.id).where(definitions.c.name == lifecycle)
+        finals = {s for i in conn.execute(all_versions).scalars()
+                  for s in engine._lifecycle_by_id(conn, i).final_states}
+        ids: list[str] = list(conn.execute(
+            select(tickets.c.id)
+            .where(tickets.c.definition_id.in_(all_versions),
+                   tickets.c.definition_id != target_id,
+                   tickets.c.state.not_in(sorted(finals | {""})))
+            .order_by(tickets.c.id)).scalars())
+    else:
+        ids = list(ticket_ids)
+    now = engine.clock.now()
+    moved: list[Ticket] = []
+    created: list[dict[str, Any]] = []
+    for tid in ids:
+        row = engine._load(conn, tid)
+        old = engine._lifecycle_by_id(conn, row["definition_id"])
+        if old.name != lifecycle:
+            raise MigrationRefused(tid, [f"it runs on lifecycle {old.name!r}"])
+        if row["definition_id"] == target_id:
+            moved.append(engine._snapshot(old, target_id, tid, row["state"], row["level"],
+                                          row["fields"], row["overdue"], row["created_at"],
+                                          row["updated_at"], row["row_version"]))
+            continue
+        dest, new_timers, problems = plan_migration(conn, row, old, new, state_map, now)
+        if problems:
+            raise MigrationRefused(tid, problems)
+        conn.execute(CANCEL_ALL, {"b_id": tid})
+        seq = row["row_version"] + 1
+        entry = dict(
+            ticket_id=tid, seq=seq, at=now, kind="migration", trigger="migrate",
+            from_state=row["state"], to_state=dest, from_level=row["level"],
+            to_level=row["level"], actor=actor.id, role=actor.role, reason=reason,
+            data={"from_version": engine._versions[row["definition_id"]].version,
+                  "to_version": engine._versions[target_id].version,
+                  "deadlines": {t["name"]: t["due_at"].isoformat() for t in new_timers}},
+        )
+        result = conn.execute(MOVE_TICKET, dict(
+            b_id=tid, b_version=row["row_version"], b_def=target_id, b_state=dest,
+            b_new_version=seq, b_now=now))
+        if result.rowcount != 1:
+            actual = conn.execute(S.TICKET_VERSION, {"b_id": tid}).scalar()
+            raise ConcurrencyConflict(tid, row["row_version"], actual)
+        conn.execute(S.INSERT_HISTORY, entry)
+        if new_timers:
+            conn.execute(S.INSERT_TIMERS, new_timers)
+        created += new_timers
+        engine._announce(conn, new, [entry], row["fields"])
+        moved.append(engine._snapshot(new, target_id, tid, dest, row["level"], row["fields"],
+                                      row["overdue"], row["created_at"], now, seq))
+    return moved, created
