@@ -420,3 +420,44 @@ def test_refused_commands_and_the_tie_rule_behave_alike(
     assert (got.state, got.overdue, got.updated_at) == ("resolved", False, at(12))
     assert got.updated_at.utcoffset() == timedelta(0)
     assert eng.check_invariants() == []
+
+
+QUICK = """
+format: 1
+name: quick
+initial: open
+roles: {centre: {}, system: {}}
+levels: [{name: community}]
+report: {roles: centre}
+states: {open: {}, done: {final: true}}
+transitions:
+  - {trigger: finish, source: open, dest: done, roles: centre}
+deadlines:
+  soon: {state: open, after: PT0.3S, on_breach: record}
+"""
+
+
+def test_two_started_engines_share_real_time_deadlines(url: str) -> None:
+    import time
+
+    engines = [Engine(url, sweep_seconds=0.05, worker_id=f"node-{n}") for n in range(2)]
+    try:
+        engines[0].deploy(parse_definition(QUICK, file="quick.yaml"))
+        for eng in engines:
+            eng.start()   # each process-like engine has its own APScheduler wake-up clock
+        for i in range(30):
+            engines[i % 2].report("quick", {}, actor=CENTRE, ticket_id=f"Q{i:02d}")
+        deadline = time.monotonic() + 60   # wait for the wake-ups (not a speed test)
+        while engines[0].timers(status="pending") and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        for eng in engines:
+            eng.stop()
+    eng = Engine(url)
+    try:
+        assert [t.status for t in eng.timers()] == ["fired"] * 30
+        breaches = [h for i in range(30) for h in eng.history(f"Q{i:02d}") if h.kind == "breach"]
+        assert len(breaches) == 30
+        assert eng.check_invariants() == []
+    finally:
+        eng.stop()
