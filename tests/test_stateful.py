@@ -23,7 +23,9 @@ from engine import (
     Engine,
     IdempotencyKeyReused,
     VirtualClock,
+    parse_definition,
 )
+from engine.definition import bundled_workflows_dir
 
 TRIGGERS = ["dispatch", "arrive", "resolve", "close", "reject", "escalate", "fly"]
 ROLES = ["grid_worker", "centre", "department", "system", "mayor"]
@@ -91,6 +93,14 @@ class TicketMachine(RuleBasedStateMachine):
     @rule(minutes=st.sampled_from([1, 29, 30, 31, 119, 121, 60 * 24, 60 * 49]))
     def advance(self, minutes: int) -> None:
         self.engine.run_until(self.clock.now() + timedelta(minutes=minutes))
+
+    @rule(variant=st.sampled_from(["PT30M", "PT5M", "PT3H"]))
+    def new_version_and_migrate(self, variant: str) -> None:
+        text = (bundled_workflows_dir() / "grid_incident.yaml").read_text(encoding="utf-8")
+        text = text.replace("    after: PT30M\n", f"    after: {variant}\n")
+        version = self.engine.deploy(parse_definition(text, file=f"{variant}.yaml"))
+        moved = self.engine.migrate("grid_incident", version=version.version)
+        assert {t.version for t in moved} <= {version.version}
 
     @rule()
     def reload(self) -> None:

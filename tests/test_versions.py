@@ -127,3 +127,21 @@ def test_impact_and_migrate_commands(tmp_path: Path, grid_incident_text: str) ->
     assert check.exit_code == 0, check.output
     assert check.output.startswith("moved 0 ticket(s) to grid_incident v2")  # all closed
     assert runner.invoke(app, ["check", "--db", str(db)]).exit_code == 0
+
+
+def test_a_migrated_deadline_that_fires_and_re_enters_at_once_keeps_invariants(
+        engine, clock, grid_incident_text) -> None:
+    # Found by the stateful test: the recomputed escalated_due is due at the migration
+    # instant, fires there and re-enters `escalated` at that same instant.
+    from datetime import timedelta
+
+    engine.report(LC, {"category": "a", "target_at": at(9)}, actor=GW, ticket_id="H1")
+    engine.run_until(at(9, day=3))
+    v2 = engine.deploy(parse_definition(
+        grid_incident_text.replace("    after: PT30M\n", "    after: PT5M\n"), file="v2.yaml"))
+    engine.migrate(LC, version=v2.version)
+    fired = engine.run_until(at(9, day=3) + timedelta(minutes=1))
+    assert [(f.timer.name, f.timer.due_at, f.outcome) for f in fired] == [
+        ("escalated_due", at(9, day=3), "escalated")]
+    assert engine.get("H1").level == "city"
+    assert engine.check_invariants() == []

@@ -16,8 +16,8 @@ Rules (the ``rule`` of a :class:`Violation`):
   deadline that still runs (the ticket is not in one of its ``stop_in`` or final states), and
   its deadline exists in the ticket's lifecycle version;
 * ``timer_twice``: at most one pending timer per ticket and deadline;
-* ``timer_missing``: each ``after`` deadline of the current state has its timer, created when
-  the ticket last entered the state (pending, or fired if it fell due);
+* ``timer_missing``: for each ``after`` deadline of the current state, the newest timer was
+  created when the ticket last entered the state and is pending, or fired if it fell due;
 * ``fired_once``: each fired timer has exactly one breach row in the history, and each breach
   row names a fired timer.
 """
@@ -150,11 +150,14 @@ def _check_ticket(ticket: Any, rows: list[Any], tms: list[Any], lc: Lifecycle) -
     for d in lc.state_deadlines.get(state, ()):
         if d.spec.after is None:
             continue
-        found = [t for t in tms if t["name"] == d.name and t["state"] == state
-                 and t["created_at"] == entry["at"] and t["status"] != "cancelled"]
-        if len(found) != 1:
+        mine = [t for t in tms if t["name"] == d.name and t["state"] == state]
+        newest = max(mine, key=lambda t: t["id"]) if mine else None
+        if (newest is None or newest["created_at"] != entry["at"]
+                or newest["status"] == "cancelled"):
+            found = "none" if newest is None else (
+                f"the newest created {newest['created_at'].isoformat()}, {newest['status']}")
             bad("timer_missing", f"deadline {d.name!r} of state {state!r} entered at "
-                f"{entry['at'].isoformat()} has {len(found)} live timers; expected 1")
+                f"{entry['at'].isoformat()} has no live timer from then ({found})")
 
     breaches: dict[int, int] = defaultdict(int)
     for r in rows:
