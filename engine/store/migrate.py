@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from alembic import command
 from alembic.autogenerate import compare_metadata
@@ -33,6 +33,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, inspect
 
 from engine.store.tables import metadata
+from engine.store.types import UTCDateTime
 
 __all__ = [
     "BASELINE",
@@ -44,6 +45,7 @@ __all__ = [
     "head_revision",
     "include_name",
     "new_revision",
+    "render_item",
     "schema_differences",
     "upgrade",
 ]
@@ -57,6 +59,14 @@ BASELINE = "0001"
 def include_name(name: str | None, type_: str, parent_names: Any) -> bool:
     """Alembic filter: only Gridwhistle's own tables (``gw_*``) are compared and migrated."""
     return type_ != "table" or bool(name and name.startswith("gw_"))
+
+
+def render_item(type_: str, obj: Any, autogen_context: Any) -> str | Literal[False]:
+    """Alembic autogenerate hook: write our ``UTCDateTime`` columns as ``UTCDateTime()``."""
+    if type_ == "type" and isinstance(obj, UTCDateTime):
+        autogen_context.imports.add("from engine.store.types import UTCDateTime")
+        return "UTCDateTime()"
+    return False
 
 
 def alembic_config(connection: Connection | None = None) -> Config:

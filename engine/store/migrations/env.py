@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from engine.store.migrate import VERSION_TABLE, include_name
+from engine.store.migrate import VERSION_TABLE, include_name, render_item
 from engine.store.tables import metadata
 
 connection = context.config.attributes.get("connection")
@@ -23,6 +23,7 @@ context.configure(
     include_name=include_name,
     render_as_batch=connection.dialect.name == "sqlite",  # SQLite alters by copying tables
     compare_type=True,
+    render_item=render_item,
 )
 with context.begin_transaction():
     context.run_migrations()
