@@ -1,55 +1,55 @@
-"""Child process of the crash test: applies a fixed plan of commands, one transaction each.
+"""Child process of the crash test: replays real data, one command per transaction.
 
-Usage: ``python crash_child.py DB_FILE``. Every command carries an idempotency key, so a
-restarted child runs the plan from the start and commands already applied return their first
-result. After each command commits, its key is printed (stdout, flushed): the parent treats a
-printed key as committed. Deadlines fall due on the virtual clock between commands.
+Usage: ``python crash_child.py DB_FILE``. The first rows of the bundled Boston 311 sample are
+planned with the replay adapter's mapping (report and dispatch at ``open_dt``; arrive,
+resolve, close at ``closed_dt``; the resolution deadline at ``target_dt``) and applied in time
+order on a virtual clock, deadlines falling due between commands. Every command carries an
+idempotency key, so a restarted child replays from the start and commands already applied
+return their first result. After each command commits, its key is printed (stdout, flushed):
+the parent treats a printed key as committed.
 """
 
 from __future__ import annotations
 
-import random
 import sys
 from datetime import UTC, datetime, timedelta
+from itertools import islice
+from typing import Any
 
+from adapters.replay import BUNDLED_SAMPLE, load_mapping
+from adapters.replay.source import PlannedTicket, read_rows
 from engine import Actor, CommandRefused, Engine, VirtualClock
 
-START = datetime(2024, 5, 1, 8, 0, tzinfo=UTC)
-TICKETS = 60
+ROWS = 80
 
 
-def plan() -> list[tuple[datetime, str, str, str, str]]:
-    """(at, ticket, trigger, actor role, key) in time order; deterministic."""
-    rng = random.Random(20240501)
-    events: list[tuple[datetime, str, str, str, str]] = []
-    for i in range(TICKETS):
-        tid = f"C{i:03d}"
-        t = START + timedelta(minutes=rng.randint(0, 600))
-        steps = ["report", "dispatch", "arrive", "resolve", "close"][: rng.randint(1, 5)]
-        for n, trigger in enumerate(steps):
-            role = {"report": "grid_worker", "dispatch": "centre", "arrive": "department",
-                    "resolve": "department", "close": "centre"}[trigger]
-            events.append((t, tid, trigger, role, f"{tid}:{n}"))
-            t += timedelta(minutes=rng.choice([5, 20, 45, 90, 200, 900, 3000]))
-    events.sort(key=lambda e: (e[0], e[4]))
+def plan(eng: Engine) -> list[tuple[datetime, str, int, str, Actor, dict[str, Any]]]:
+    """(at, ticket, event index, trigger, actor, fields) in time order; deterministic."""
+    mapping = load_mapping("boston311")
+    lc = eng.lifecycle(mapping.lifecycle)
+    rows = [r for r in islice(read_rows(BUNDLED_SAMPLE, mapping, lc, UTC), ROWS)
+            if isinstance(r, PlannedTicket)]
+    events = [(ev.at, p.ticket_id, i, ev.trigger, Actor(ev.actor, ev.role),
+               p.fields if ev.trigger == "report" else ev.fields)
+              for p in rows for i, ev in enumerate(p.events)]
+    events.sort(key=lambda e: (e[0], e[1], e[2]))
     return events
 
 
 def main(db: str) -> None:
-    events = plan()
-    clock = VirtualClock(START)
+    clock = VirtualClock(datetime(2015, 1, 1, tzinfo=UTC))
     eng = Engine(db, clock=clock, worker_id="crash-child")
-    for at, tid, trigger, role, key in events:
+    events = plan(eng)
+    for at, tid, index, trigger, actor, fields in events:
         eng.run_until(max(at, clock.now()))
-        actor = Actor(f"{role}-1", role)
+        key = f"{tid}:{index}"
         try:
             if trigger == "report":
-                eng.report("grid_incident", {"category": "drain",
-                                             "target_at": at + timedelta(hours=6)},
-                           actor=actor, ticket_id=tid, idempotency_key=key)
+                eng.report("grid_incident", fields, actor=actor, ticket_id=tid,
+                           idempotency_key=key)
             else:
-                fields = {"department": "water"} if trigger == "dispatch" else None
-                eng.fire(tid, trigger, actor=actor, fields=fields, idempotency_key=key)
+                eng.fire(tid, trigger, actor=actor, fields=fields or None,
+                         reason="replayed from source data", idempotency_key=key)
         except CommandRefused:
             continue
         sys.stdout.write(key + "\n")

@@ -1,4 +1,4 @@
-"""Crash test: a child applying commands is SIGKILLed at random points, then restarted.
+"""Crash test: a child replaying real data is SIGKILLed at random points, then restarted.
 
 After each kill: the invariant checker passes (nothing half-applied), every command the child
 reported as committed is in the store (nothing committed lost). After the last restart the
@@ -72,6 +72,10 @@ def test_sigkill_at_random_points_loses_nothing_and_fires_each_deadline_once(
     done = subprocess.run([sys.executable, str(CHILD), str(reference)], capture_output=True,
                           text=True, timeout=300, check=True)
     assert done.stdout.endswith("done\n")
+    ref = _contents(reference)
+    fired = [t for t in ref[2] if t[4] == "fired"]
+    escalations = [h for h in ref[1] if h[4] == "escalate"]
+    assert (len(ref[0]), len(fired), len(escalations)) == (80, 101, 34)  # deadlines do fire
 
     db = tmp_path / "crashed.sqlite"
     rng = random.Random(5)
