@@ -461,3 +461,22 @@ def test_two_started_engines_share_real_time_deadlines(url: str) -> None:
         assert eng.check_invariants() == []
     finally:
         eng.stop()
+
+
+@pytest.mark.parametrize("url", [pytest.param("postgres", marks=pytest.mark.postgres)],
+                         indirect=True)
+def test_postgres_workers_claim_disjoint_batches_without_waiting(
+        open_engine: Callable[..., Engine]) -> None:
+    a, b = open_engine(worker_id="a"), open_engine(worker_id="b")
+    with a.batch():
+        for i in range(10):
+            a.clock.set(at(8, i))  # type: ignore[attr-defined]
+            a.report(LC, {"category": "drain"}, actor=GW, ticket_id=f"T{i}")
+    with a.db.write() as conn_a:
+        first = a._claims.claim_due(conn_a, at(10), inclusive=False, limit=4)
+        # A's claim is not committed yet: its rows are locked; B skips them, without waiting
+        with b.db.write() as conn_b:
+            second = b._claims.claim_due(conn_b, at(10), inclusive=False, limit=4)
+    assert [r["ticket_id"] for r in first] == ["T0", "T1", "T2", "T3"]
+    assert [r["ticket_id"] for r in second] == ["T4", "T5", "T6", "T7"]
+    assert {r["claimed_by"] for r in second} == {"b"}
