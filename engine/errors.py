@@ -15,7 +15,9 @@ The tree::
     │   ├── GuardRejected            a guard said no
     │   ├── InvalidFields            ticket fields do not match the lifecycle's field declarations
     │   ├── TopLevelReached          escalation asked for at the top of the whistle ladder
-    │   └── HostCallbackFailed       a guard, action or listener of the host app raised
+    │   ├── HostCallbackFailed       a guard, action or listener of the host app raised
+    │   ├── IdempotencyKeyReused     an idempotency key came back with a different command
+    │   └── MigrationRefused         a ticket cannot move to another lifecycle version
     ├── ConcurrencyConflict          another command changed the ticket first; reload and retry
     └── ConfigurationError           the engine is set up wrongly (unknown callback name, bad URL)
 
@@ -36,7 +38,9 @@ __all__ = [
     "GridwhistleError",
     "GuardRejected",
     "HostCallbackFailed",
+    "IdempotencyKeyReused",
     "InvalidFields",
+    "MigrationRefused",
     "Problem",
     "RoleNotAllowed",
     "TicketExists",
@@ -272,4 +276,44 @@ class TopLevelReached(CommandRefused):
             ticket_id,
             f"ticket {ticket_id!r} is already at the top level {level!r}; it cannot be "
             "escalated further — assign it at this level instead",
+        )
+
+
+class IdempotencyKeyReused(CommandRefused):
+    """An idempotency key was sent again with a different command.
+
+    A key names one command: retrying it with the same key returns the first result and
+    applies nothing; the same key with other content (another trigger, ticket, actor, field
+    values...) is refused. Use a new key for a new command.
+
+    Attributes:
+        ticket_id: the ticket the key's first command was for.
+        key: the idempotency key.
+        command: the first command's kind (``report``, ``fire``, ``escalate``).
+    """
+
+    def __init__(self, key: str, ticket_id: str, command: str):
+        self.key = key
+        self.command = command
+        super().__init__(
+            ticket_id,
+            f"idempotency key {key!r} was already used for a different {command!r} command "
+            f"on ticket {ticket_id!r}; send a new key for a new command",
+        )
+
+
+class MigrationRefused(CommandRefused):
+    """A ticket cannot be moved to the chosen lifecycle version; no ticket was moved.
+
+    Attributes:
+        ticket_id: the first ticket that cannot move.
+        problems: what stands in the way (its state, level or fields in the new version).
+    """
+
+    def __init__(self, ticket_id: str, problems: Sequence[str]):
+        self.problems = tuple(problems)
+        super().__init__(
+            ticket_id,
+            f"ticket {ticket_id!r} cannot move to the new lifecycle version: "
+            f"{'; '.join(self.problems)}; map its state (--map old=new) or fix the lifecycle",
         )

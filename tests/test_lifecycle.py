@@ -45,7 +45,8 @@ def test_report_creates_ticket_history_and_first_timer(engine, grid_worker):
     assert engine.get("T1") == expected
     assert engine.history("T1") == [
         HistoryEntry(1, START, "report", "report", None, "reported", None, "community",
-                     "gw-017", "grid_worker", "seen on patrol", {}),
+                     "gw-017", "grid_worker", "seen on patrol",
+                     {"fields": {"category": "blocked drain", "area": "A-07"}}),
     ]
     assert engine.timers("T1") == [
         Timer(1, "T1", "dispatch_due", "reported", at(8, 30), "pending", None),

@@ -10,12 +10,13 @@ from engine.testing import temporary_engine
 
 PUBLIC = {
     "EVENT_TYPES", "DomainEvent", "TicketPage", "find_tickets",
-    "SYSTEM", "Actor", "Clock", "CommandContext", "CommandRefused", "ConcurrencyConflict",
+    "Actor", "Clock", "CommandContext", "CommandRefused", "ConcurrencyConflict",
     "ConfigurationError", "Database", "Definition", "DefinitionError", "DefinitionVersion",
     "Engine", "FiredTimer", "GridwhistleError", "GuardRejected", "HistoryEntry",
-    "HostCallbackFailed", "InvalidFields", "Lifecycle", "Problem", "Registry", "RoleNotAllowed",
-    "Summary", "SystemClock", "Ticket", "TicketExists", "TicketNotFound", "Timer",
-    "TopLevelReached", "TriggerNotAllowed", "UnknownDefinition", "VirtualClock", "__version__",
+    "HostCallbackFailed", "IdempotencyKeyReused", "InvalidFields", "Lifecycle", "MigrationRefused",
+    "Problem", "Registry", "RoleNotAllowed", "SYSTEM", "Summary", "SystemClock", "Ticket",
+    "TicketExists", "TicketImpact", "TicketNotFound", "Timer", "TopLevelReached",
+    "TriggerNotAllowed", "UnknownDefinition", "Violation", "VirtualClock", "__version__",
     "bundled_names", "load_definition", "load_yaml_model", "parse_definition",
 }
 
@@ -30,7 +31,7 @@ def test_every_error_is_rooted_in_one_base() -> None:
     errors = [getattr(engine, n) for n in engine.__all__
               if isinstance(getattr(engine, n), type)
               and issubclass(getattr(engine, n), Exception)]
-    assert len(errors) == 14
+    assert len(errors) == 16
     assert all(issubclass(e, engine.GridwhistleError) for e in errors)
 
 

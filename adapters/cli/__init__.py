@@ -4,12 +4,15 @@ Exit codes: 0 success; 1 the input was refused; 2 wrong usage.
 """
 
 from adapters.cli import (  # noqa: F401  (they register commands)
+    check,
+    db,
     diagram,
     replay,
     report,
     serve,
     tickets,
     validate,
+    versions,
     webhooks,
 )
 from adapters.cli.app import app

@@ -2,6 +2,8 @@
 
 from engine.errors import TopLevelReached
 from engine.runtime.engine import Engine
+from engine.runtime.impact import TicketImpact
+from engine.runtime.invariants import Violation
 from engine.runtime.listing import TicketPage, find_tickets
 from engine.runtime.model import (
     SYSTEM,
@@ -23,8 +25,10 @@ __all__ = [
     "HistoryEntry",
     "Summary",
     "Ticket",
+    "TicketImpact",
     "TicketPage",
     "Timer",
     "TopLevelReached",
+    "Violation",
     "find_tickets",
 ]

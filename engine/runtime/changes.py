@@ -30,7 +30,7 @@ class Change:
         ticket_id: the ticket.
         lifecycle: the compiled lifecycle version the ticket runs on.
         seq: the history row's position in the ticket's history.
-        kind: ``report``, ``transition`` or ``breach``.
+        kind: ``report``, ``transition``, ``breach`` or ``migration``.
         trigger: the trigger (``report``; the deadline name for a breach).
         from_state, to_state, from_level, to_level: before and after (``from_*`` None on report).
         actor, role, reason: who and why.

@@ -9,16 +9,19 @@ the transaction is rolled back and the ticket, its history and its timers are as
 
 from __future__ import annotations
 
+import os
+import socket
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, func, insert, select
 from sqlalchemy import Engine as SAEngine
+from sqlalchemy.exc import IntegrityError
 
 from engine.clock import Clock, SystemClock
 from engine.definition.loader import Definition, load_definition
@@ -32,8 +35,12 @@ from engine.errors import (
 )
 from engine.lifecycle.machine import Lifecycle, Subject
 from engine.lifecycle.registry import CommandContext, Registry
+from engine.runtime import idempotency as idem
 from engine.runtime.changes import Change, Participant, changes_from_rows
+from engine.runtime.claims import TimerClaims
 from engine.runtime.fields import check_fields, load_fields
+from engine.runtime.impact import TicketImpact
+from engine.runtime.invariants import Violation, check_invariants
 from engine.runtime.model import (
     SYSTEM,
     Actor,
@@ -70,6 +77,11 @@ class Engine:
             (default True; see :mod:`engine.events`).
         sweep_seconds: with :meth:`start`, how often the scheduler also sweeps for due timers
             in case a wake-up was missed (seconds, default 30).
+        worker_id: this engine's name when claiming timers (``gw_timers.claimed_by``, up to
+            128 characters). Default: ``host:pid:random``, unique per Engine.
+        lease_seconds: how long this engine's claim on a due timer holds before another
+            engine may take the timer over (seconds, default 60). Keep it well above the time
+            one batch of timers takes to fire.
 
     Use as a context manager, or call :meth:`start` / :meth:`stop`, to have APScheduler fire
     deadlines in real time. Several engines may live in one process; there is no global state.
@@ -83,6 +95,8 @@ class Engine:
         registry: Registry | None = None,
         sweep_seconds: float = 30.0,
         events: bool = True,
+        worker_id: str | None = None,
+        lease_seconds: float = 60.0,
     ):
         self.db = database if isinstance(database, Database) else Database(database)
         self.clock: Clock = clock or SystemClock()
@@ -95,6 +109,8 @@ class Engine:
         self._deploy_lock = threading.Lock()
         self._scheduler: Any = None
         self._participants: list[Participant] = []
+        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._claims = TimerClaims(self.worker_id, timedelta(seconds=lease_seconds))
         if events:
             from engine.events.outbox import OutboxParticipant
 
@@ -138,7 +154,7 @@ class Engine:
         """
         definition = lifecycle if isinstance(lifecycle, Definition) else load_definition(lifecycle)
         compiled = Lifecycle(definition, self.registry)  # checks host callbacks first
-        with self._deploy_lock, self.db.write() as conn:
+        with self._deploy_lock, self._tx() as conn:  # inside a batch: its connection
             row = conn.execute(
                 select(definitions.c.id, definitions.c.version).where(
                     definitions.c.name == definition.name,
@@ -288,6 +304,7 @@ class Engine:
         ticket_id: str | None = None,
         level: str | None = None,
         reason: str | None = None,
+        idempotency_key: str | None = None,
     ) -> Ticket:
         """Create a ticket in the lifecycle's initial state.
 
@@ -298,14 +315,28 @@ class Engine:
             ticket_id: the id to use (up to 64 characters); generated when omitted.
             level: initial whistle level (default: the lowest).
             reason: free text kept in history.
+            idempotency_key: names this command (1 to 128 characters); sending the same
+                report again with the same key returns the first result and creates nothing
+                (see :mod:`engine.runtime.idempotency`).
 
         Returns:
             The new ticket.
 
         Raises:
             RoleNotAllowed, TicketExists, InvalidFields: nothing was created.
+            IdempotencyKeyReused: the key was used for another command; nothing was created.
+            ValueError: the idempotency key is empty or longer than 128 characters.
         """
         def_id = self._current_id(lifecycle)
+        content = dict(lifecycle=lifecycle, fields=fields, actor=[actor.id, actor.role],
+                       ticket_id=ticket_id, level=level, reason=reason)
+        return self._keyed(idempotency_key, "report", content, lambda conn: self._report(
+            conn, def_id, fields, actor, ticket_id, level, reason))
+
+    def _report(
+        self, conn: Connection, def_id: int, fields: dict[str, Any], actor: Actor,
+        ticket_id: str | None, level: str | None, reason: str | None,
+    ) -> Ticket:
         lc = self._lifecycles[def_id]
         tid = ticket_id or uuid.uuid4().hex
         if not 0 < len(tid) <= MAX_TICKET_ID:
@@ -325,24 +356,24 @@ class Engine:
         stored = {k: v for k, v in stored.items() if v is not None}
         now = self.clock.now()
         state = lc.spec.initial
-        with self._tx() as conn:
-            exists = conn.execute(S.TICKET_EXISTS, {"b_id": tid}).first()
-            if exists is not None:
-                raise TicketExists(tid)
-            conn.execute(S.INSERT_TICKET, dict(
-                id=tid, definition_id=def_id, state=state, level=level, fields=stored,
-                overdue=False, created_at=now, updated_at=now, row_version=1,
-            ))
-            report_row = dict(
-                ticket_id=tid, seq=1, at=now, kind="report", trigger="report",
-                from_state=None, to_state=state, from_level=None, to_level=level,
-                actor=actor.id, role=actor.role, reason=reason, data=None,
-            )
-            conn.execute(S.INSERT_HISTORY, report_row)
-            new_timers = timers_on_entry(lc, tid, state, stored, now, report=True)
-            if new_timers:
-                conn.execute(S.INSERT_TIMERS, new_timers)
-            self._announce(conn, lc, [report_row], stored)
+        exists = conn.execute(S.TICKET_EXISTS, {"b_id": tid}).first()
+        if exists is not None:
+            raise TicketExists(tid)
+        conn.execute(S.INSERT_TICKET, dict(
+            id=tid, definition_id=def_id, state=state, level=level, fields=stored,
+            overdue=False, created_at=now, updated_at=now, row_version=1,
+        ))
+        report_row = dict(
+            ticket_id=tid, seq=1, at=now, kind="report", trigger="report",
+            from_state=None, to_state=state, from_level=None, to_level=level,
+            actor=actor.id, role=actor.role, reason=reason,
+            data={"fields": stored} if stored else None,  # replayable: see runtime/impact.py
+        )
+        conn.execute(S.INSERT_HISTORY, report_row)
+        new_timers = timers_on_entry(lc, tid, state, stored, now, report=True)
+        if new_timers:
+            conn.execute(S.INSERT_TIMERS, new_timers)
+        self._announce(conn, lc, [report_row], stored)
         self._notify_timers(new_timers)
         return self._snapshot(lc, def_id, tid, state, level, stored, False, now, now, 1)
 
@@ -354,37 +385,110 @@ class Engine:
         actor: Actor,
         reason: str | None = None,
         fields: dict[str, Any] | None = None,
+        expected_version: int | None = None,
+        idempotency_key: str | None = None,
     ) -> Ticket:
         """Fire ``trigger`` on a ticket as ``actor``; optionally update fields at the same time.
 
         Firing the lifecycle's escalation trigger (``escalate``) also moves the ticket one
         whistle level up.
 
+        Args:
+            ticket_id: the ticket.
+            trigger: the trigger to fire.
+            actor: who fires it (their role must be allowed).
+            reason: free text kept in history (required by ``reason_required`` transitions).
+            fields: field updates applied with the transition; ``None`` clears a field.
+            expected_version: the ``row_version`` the caller decided on (e.g. from
+                :meth:`get`); if the ticket has changed since, nothing is applied and
+                :class:`ConcurrencyConflict` is raised (optimistic locking across requests).
+            idempotency_key: names this command (1 to 128 characters); sending it again with
+                the same key returns the first result and applies nothing.
+
         Returns:
             The ticket after the transition.
 
         Raises:
             TicketNotFound, TriggerNotAllowed, RoleNotAllowed, GuardRejected, InvalidFields,
-            HostCallbackFailed, TopLevelReached: refused; nothing changed.
-            ConcurrencyConflict: another command changed the ticket first; reload and retry.
+            HostCallbackFailed, TopLevelReached, IdempotencyKeyReused: refused; nothing
+            changed.
+            ConcurrencyConflict: another command changed the ticket first (or since
+                ``expected_version``); reload and retry.
+            ValueError: the idempotency key is empty or longer than 128 characters.
         """
-        with self._tx() as conn:
-            return self._apply(conn, ticket_id, trigger, actor, reason, fields or {})
+        content = dict(ticket_id=ticket_id, trigger=trigger, actor=[actor.id, actor.role],
+                       reason=reason, fields=fields or {})
+        return self._keyed(idempotency_key, "fire", content, lambda conn: self._apply(
+            conn, ticket_id, trigger, actor, reason, fields or {},
+            expected_version=expected_version))
 
-    def escalate(self, ticket_id: str, *, actor: Actor, reason: str) -> Ticket:
+    def escalate(
+        self, ticket_id: str, *, actor: Actor, reason: str, expected_version: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> Ticket:
         """Escalate a ticket by hand ("level-up handling"): one level up, with a reason.
 
         Fires the lifecycle's escalation trigger as ``actor``; the reason is always kept in
         history, and is mandatory when the lifecycle marks that transition ``reason_required``
         (the bundled grid_incident does).
 
+        ``expected_version`` and ``idempotency_key`` work as in :meth:`fire`.
+
         Raises:
             InvalidFields: the reason is empty where required. Otherwise as :meth:`fire`.
         """
-        with self._tx() as conn:
+        def run(conn: Connection) -> Ticket:
             row = self._load(conn, ticket_id)
             lc = self._lifecycle_by_id(conn, row["definition_id"])
-            return self._apply(conn, ticket_id, lc.spec.escalation_trigger, actor, reason, {})
+            return self._apply(conn, ticket_id, lc.spec.escalation_trigger, actor, reason, {},
+                               row=row, expected_version=expected_version)
+
+        content = dict(ticket_id=ticket_id, actor=[actor.id, actor.role], reason=reason)
+        return self._keyed(idempotency_key, "escalate", content, run)
+
+    def _keyed(
+        self, key: str | None, command: str, content: dict[str, Any],
+        run: Callable[[Connection], Ticket],
+    ) -> Ticket:
+        """Run a command in its transaction, honouring its idempotency key if it has one."""
+        if key is None:
+            with self._tx() as conn:
+                return run(conn)
+        idem.check_key(key)
+        digest = idem.command_digest(command, content)
+        try:
+            with self._tx() as conn:
+                first = idem.lookup(conn, key, command, digest)
+                if first is not None:
+                    return self._from_result(conn, first)
+                ticket = run(conn)
+                idem.record(conn, key, command, digest, ticket.id, self._result(ticket),
+                            self.clock.now())
+                return ticket
+        except (IntegrityError, ConcurrencyConflict):
+            # Another caller may have committed the same key first: its ticket update (or
+            # the key's insert) beat ours. Then its result is ours too.
+            with self._read() as conn:
+                first = idem.lookup(conn, key, command, digest)
+                if first is None:
+                    raise
+                return self._from_result(conn, first)
+
+    def _result(self, ticket: Ticket) -> dict[str, Any]:
+        def_id = next(i for i, v in self._versions.items()
+                      if (v.name, v.version) == (ticket.lifecycle, ticket.version))
+        fields = {k: v.isoformat() if isinstance(v, datetime) else v
+                  for k, v in ticket.fields.items()}
+        return dict(definition_id=def_id, id=ticket.id, state=ticket.state, level=ticket.level,
+                    fields=fields, overdue=ticket.overdue,
+                    created_at=ticket.created_at.isoformat(),
+                    updated_at=ticket.updated_at.isoformat(), row_version=ticket.row_version)
+
+    def _from_result(self, conn: Connection, r: dict[str, Any]) -> Ticket:
+        lc = self._lifecycle_by_id(conn, r["definition_id"])
+        return self._snapshot(lc, r["definition_id"], r["id"], r["state"], r["level"],
+                              r["fields"], r["overdue"], datetime.fromisoformat(r["created_at"]),
+                              datetime.fromisoformat(r["updated_at"]), r["row_version"])
 
     def _apply(
         self,
@@ -398,8 +502,11 @@ class Engine:
         row: Any = None,
         extra_history: list[dict[str, Any]] | None = None,
         now: datetime | None = None,
+        expected_version: int | None = None,
     ) -> Ticket:
         row = row if row is not None else self._load(conn, ticket_id)
+        if expected_version is not None and row["row_version"] != expected_version:
+            raise ConcurrencyConflict(ticket_id, expected_version, row["row_version"])
         def_id = row["definition_id"]
         lc = self._lifecycle_by_id(conn, def_id)
         source = row["state"]
@@ -459,6 +566,74 @@ class Engine:
         return self._snapshot(lc, def_id, ticket_id, dest, new_level, merged, overdue,
                               row["created_at"], now, new_version)
 
+    # -- versions ---------------------------------------------------------------------------
+
+    def migrate(
+        self,
+        lifecycle: str,
+        ticket_ids: Sequence[str] | None = None,
+        *,
+        version: int | None = None,
+        state_map: dict[str, str] | None = None,
+        actor: Actor = SYSTEM,
+        reason: str | None = None,
+    ) -> list[Ticket]:
+        """Move tickets of ``lifecycle`` to another deployed version, recomputing deadlines.
+
+        See :mod:`engine.runtime.versioning` for what a move does. All chosen tickets move in
+        one transaction, or none does.
+
+        Args:
+            lifecycle: the lifecycle name.
+            ticket_ids: the tickets to move; default: every ticket of the lifecycle that is
+                on another version and not in a final state.
+            version: the target version number (default: the newest deployed).
+            state_map: old state name → new state name, for states renamed or removed.
+            actor: who moves them (recorded in history; default the system).
+            reason: free text kept in history.
+
+        Returns:
+            The moved tickets (a ticket already on the target version is returned unchanged).
+
+        Raises:
+            ConfigurationError: no such lifecycle version.
+            TicketNotFound: a ticket does not exist.
+            MigrationRefused: a ticket's state, level or fields do not fit the target version,
+                or it belongs to another lifecycle; nothing was moved.
+            ConcurrencyConflict: a ticket changed meanwhile; nothing was moved.
+        """
+        from engine.runtime.versioning import move_tickets
+
+        with self._tx() as conn:
+            moved, created = move_tickets(self, conn, lifecycle, ticket_ids, version,
+                                          state_map or {}, actor, reason)
+        self._notify_timers(created)
+        return moved
+
+    def impact(self, new: Definition, *, until: datetime | None = None) -> list[TicketImpact]:
+        """What ``new`` would change for the stored tickets of its lifecycle (dry run).
+
+        Replays the stored history on each ticket's current version and on ``new`` in
+        throw-away stores and compares them (see :mod:`engine.runtime.impact`). Nothing in
+        this engine's store changes.
+
+        Args:
+            new: the candidate version (e.g. ``load_definition("new.yaml")``).
+            until: run both replays to this instant (default: this engine's ``now``).
+
+        Returns:
+            One :class:`TicketImpact` per ticket, by id.
+        """
+        from engine.runtime.impact import impact_of
+
+        return impact_of(self, new, until=until)
+
+    def compare(self, other: Engine) -> list[TicketImpact]:
+        """Compare the tickets of this store (before) with those of ``other`` (after), by id."""
+        from engine.runtime.impact import compare_stores
+
+        return compare_stores(self, other)
+
     # -- timers -----------------------------------------------------------------------------
 
     def add_participant(self, participant: Participant) -> None:
@@ -486,19 +661,25 @@ class Engine:
             self._local.wake = earliest if pending is None else min(pending, earliest)
 
     def next_due(self) -> datetime | None:
-        """The earliest due time of a pending timer, or None (aware UTC)."""
+        """The earliest due time of a pending timer, or None (aware UTC).
+
+        A timer another engine holds a claim on counts from the end of that claim's lease,
+        when this engine may take it over (see :mod:`engine.runtime.claims`).
+        """
         with self._read() as conn:
-            return conn.execute(S.NEXT_DUE).scalar()
+            return self._claims.next_due(conn)
 
     def run_due(self, now: datetime | None = None) -> list[FiredTimer]:
         """Claim and fire every pending timer that is due strictly before ``now``.
 
         The rule for ties: a deadline due at instant *t* is met by a command at *t*; it is
         breached only once the clock is past *t*. Each timer is claimed and applied in its
-        own transaction (or savepoint inside :meth:`batch`): the claim is a conditional update
-        from ``pending`` to ``fired``, so a timer fires once even with several callers. The
+        own transaction (or savepoint inside :meth:`batch`), after claiming a batch under a
+        lease (:mod:`engine.runtime.claims`); taking a timer is a conditional update from
+        ``pending`` to ``fired``, so a timer fires once even with several engines. The
         ticket's state is re-checked in that transaction; a timer whose ticket has moved on
-        is marked ``stale`` and does nothing.
+        is marked ``stale`` and does nothing. Timers another live engine has claimed are left
+        to it.
 
         Args:
             now: the instant to fire up to (aware UTC); default: the engine's clock.
@@ -510,15 +691,10 @@ class Engine:
 
     def _run_due(self, now: datetime, *, inclusive: bool) -> list[FiredTimer]:
         done: list[FiredTimer] = []
-        is_due = timers.c.due_at <= now if inclusive else timers.c.due_at < now
         while True:
             with self._tx() as conn:
-                due = conn.execute(
-                    select(timers)
-                    .where(timers.c.status == "pending", is_due)
-                    .order_by(timers.c.due_at, timers.c.id)
-                    .limit(_RUN_DUE_BATCH)
-                ).mappings().all()
+                due = self._claims.claim_due(conn, now, inclusive=inclusive,
+                                             limit=_RUN_DUE_BATCH)
             if not due:
                 return done
             for timer_row in due:
@@ -553,9 +729,8 @@ class Engine:
         return done
 
     def _fire_timer(self, conn: Connection, timer_row: Any, now: datetime) -> FiredTimer | None:
-        claimed = conn.execute(S.CLAIM_TIMER, {"b_id": timer_row["id"], "b_now": now})
-        if claimed.rowcount != 1:
-            return None  # someone else fired or cancelled it
+        if not self._claims.take(conn, timer_row["ticket_id"], timer_row["id"], now):
+            return None  # cancelled, or fired by a worker that took the claim over
         timer = _timer(dict(timer_row) | {"status": "fired", "fired_at": now})
         row = self._load(conn, timer.ticket_id)
         lc = self._lifecycle_by_id(conn, row["definition_id"])
@@ -694,6 +869,16 @@ class Engine:
             return summarize(conn, lifecycle, final_states=lc.final_states,
                              escalation_trigger=lc.spec.escalation_trigger, levels=lc.levels,
                              verdict_field=verdict_field)
+
+    def check_invariants(self, ticket_ids: list[str] | None = None) -> list[Violation]:
+        """Check that every ticket's state, level and timers agree with its history.
+
+        See :mod:`engine.runtime.invariants` for the rules. Returns the violations (empty
+        when all hold), by ticket id.
+        """
+        with self._read() as conn:
+            return check_invariants(conn, lambda def_id: self._lifecycle_by_id(conn, def_id),
+                                    ticket_ids=ticket_ids)
 
     def versions(self) -> list[DefinitionVersion]:
         """Every deployed lifecycle version, by name then version."""

@@ -74,7 +74,8 @@ class HistoryEntry:
     Attributes:
         seq: 1-based position in the ticket's history.
         at: when (aware UTC).
-        kind: ``report``, ``transition`` or ``breach``.
+        kind: ``report``, ``transition``, ``breach`` or ``migration`` (moved to another
+            lifecycle version, see :meth:`Engine.migrate`).
         trigger: the trigger fired (``report`` for creation; the deadline name for a breach).
         from_state, to_state, from_level, to_level: before and after (``from_*`` None on report).
         actor, role: who.

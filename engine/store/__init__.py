@@ -2,7 +2,7 @@
 
 from engine.store.database import Database, to_url
 from engine.store.event_tables import deliveries, delivery_attempts, outbox
-from engine.store.tables import definitions, history, metadata, tickets, timers
+from engine.store.tables import definitions, history, idempotency, metadata, tickets, timers
 
 __all__ = [
     "Database",
@@ -10,6 +10,7 @@ __all__ = [
     "deliveries",
     "delivery_attempts",
     "history",
+    "idempotency",
     "metadata",
     "outbox",
     "tickets",

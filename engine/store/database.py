@@ -7,11 +7,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, create_engine, event
+from sqlalchemy import Connection, create_engine, event, inspect, text
 from sqlalchemy import Engine as SAEngine
 from sqlalchemy.exc import ArgumentError, DatabaseError, OperationalError
 
 from engine.errors import ConfigurationError
+from engine.store.migrate import VERSION_TABLE, create_fresh
 from engine.store.tables import metadata
 
 __all__ = ["Database", "to_url"]
@@ -33,7 +34,9 @@ class Database:
     Args:
         target: a SQLAlchemy URL, a path to a SQLite file, or an existing SQLAlchemy ``Engine``
             (borrowed: :meth:`close` does not dispose what it did not create).
-        create: create missing tables (default True).
+        create: on a database without Gridwhistle tables, create them and stamp the newest
+            migration (default True). An existing database is not altered; upgrade it with
+            ``gridwhistle db upgrade`` (see :mod:`engine.store.migrate`).
 
     On SQLite the connection uses WAL journaling, ``synchronous=NORMAL``, foreign keys and a
     busy timeout of 30 s, and write transactions (:meth:`write`) begin with
@@ -64,7 +67,9 @@ class Database:
             _tune_sqlite(self.engine)
         if create:
             try:
-                metadata.create_all(self.engine)
+                if not inspect(self.engine).has_table("gw_tickets"):
+                    with self.write() as conn:  # on SQLite: BEGIN IMMEDIATE, so creators queue
+                        create_fresh(conn)
             except (OperationalError, DatabaseError) as exc:
                 self.close()
                 raise ConfigurationError(
@@ -94,8 +99,10 @@ class Database:
 
     def drop_all(self) -> None:
         """Drop and recreate every Gridwhistle table (used by ``replay --fresh``)."""
-        metadata.drop_all(self.engine)
-        metadata.create_all(self.engine)
+        with self.engine.begin() as conn:
+            metadata.drop_all(conn)
+            conn.execute(text(f"DROP TABLE IF EXISTS {VERSION_TABLE}"))
+            create_fresh(conn)
 
     def close(self) -> None:
         """Dispose the connection pool if this object created it."""

@@ -5,7 +5,10 @@
   version for optimistic locking.
 * ``gw_history``: append-only; one row per report, transition and deadline breach.
 * ``gw_timers``: one row per deadline timer with its due time and status
-  (``pending`` → ``fired`` | ``cancelled``).
+  (``pending`` → ``fired`` | ``cancelled`` | ``stale``), and the claim of the worker that is
+  about to fire it (``claimed_by``, ``lease_until``).
+* ``gw_idempotency``: one row per command sent with an idempotency key: the digest of the
+  command and the result it returned, written in the command's own transaction.
 
 The MetaData carries a naming convention so constraint names are the same on SQLite and
 PostgreSQL (and in Alembic migrations).
@@ -29,7 +32,7 @@ from sqlalchemy import (
 
 from engine.store.types import UTCDateTime
 
-__all__ = ["definitions", "history", "metadata", "tickets", "timers"]
+__all__ = ["definitions", "history", "idempotency", "metadata", "tickets", "timers"]
 
 metadata = MetaData(
     naming_convention={
@@ -101,6 +104,21 @@ timers = Table(
     Column("status", String(16), nullable=False),  # pending | fired | cancelled | stale
     Column("created_at", UTCDateTime(), nullable=False),
     Column("fired_at", UTCDateTime(), nullable=True),
+    # The worker that claimed the timer and until when its claim (lease) holds; another
+    # worker takes the timer over once the lease has passed (see engine/runtime/claims.py).
+    Column("claimed_by", String(128), nullable=True),
+    Column("lease_until", UTCDateTime(), nullable=True),
     Index(None, "status", "due_at"),
     Index(None, "ticket_id", "status"),
+)
+
+idempotency = Table(
+    "gw_idempotency",
+    metadata,
+    Column("key", String(128), primary_key=True),
+    Column("command", String(16), nullable=False),  # report | fire | escalate
+    Column("digest", String(64), nullable=False),  # SHA-256 of the command's content
+    Column("ticket_id", String(64), nullable=False),
+    Column("result", JSON, nullable=False),  # the Ticket the first call returned
+    Column("created_at", UTCDateTime(), nullable=False),
 )

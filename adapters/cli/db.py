@@ -1,0 +1,87 @@
+"""``gridwhistle db``: schema migrations (Alembic, shipped in ``engine/store/migrations``)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from adapters.cli.app import DEFAULT_REPLAY_DB, app, fail
+from engine import Database, GridwhistleError
+
+db_app = typer.Typer(help="Database schema: upgrade, show the revision, add a revision.",
+                     no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+DbOption = Annotated[str, typer.Option("--db", help="SQLite file or SQLAlchemy URL.")]
+
+
+def _open(db: str) -> Database:
+    try:
+        return Database(db, create=False)
+    except GridwhistleError as exc:
+        fail(str(exc))
+        raise  # unreachable: fail() exits
+
+
+@db_app.command("upgrade")
+def upgrade(
+    db: DbOption = DEFAULT_REPLAY_DB,
+    revision: Annotated[str, typer.Option(help="Target revision.")] = "head",
+) -> None:
+    """Create or upgrade Gridwhistle's tables to the newest (or the given) revision.
+
+    Run it once after installing a new Gridwhistle, before starting the engines.
+    """
+    from engine.store.migrate import upgrade as run_upgrade
+
+    database = _open(db)
+    try:
+        with database.write() as conn:
+            before, after = run_upgrade(conn, revision)
+    finally:
+        database.close()
+    if before == after:
+        typer.echo(f"{db}: already at revision {after}")
+    else:
+        typer.echo(f"{db}: upgraded from {before or '(empty)'} to {after}")
+
+
+@db_app.command("current")
+def current(db: DbOption = DEFAULT_REPLAY_DB) -> None:
+    """Show the database's revision and the newest one this Gridwhistle ships."""
+    from engine.store.migrate import current_revision, head_revision
+
+    database = _open(db)
+    try:
+        with database.read() as conn:
+            rev = current_revision(conn)
+    finally:
+        database.close()
+    head = head_revision()
+    note = "up to date" if rev == head else "run `gridwhistle db upgrade`"
+    typer.echo(f"{db}: revision {rev or '(none)'}; newest {head} — {note}")
+
+
+@db_app.command("revision")
+def revision(
+    message: Annotated[str, typer.Option("-m", "--message", help="What the revision does.")],
+    db: DbOption = DEFAULT_REPLAY_DB,
+) -> None:
+    """Write a new revision file from the declared tables (for Gridwhistle developers).
+
+    ``--db`` must be a database at the current newest revision (e.g. a fresh SQLite file
+    after `gridwhistle db upgrade`). Review the generated file before committing it.
+    """
+    from engine.store.migrate import current_revision, head_revision, new_revision
+
+    database = _open(db)
+    try:
+        with database.write() as conn:
+            if current_revision(conn) != head_revision():
+                fail(f"{db} is not at revision {head_revision()}; run `gridwhistle db "
+                     "upgrade` on it first")
+            path = new_revision(conn, message)
+    finally:
+        database.close()
+    typer.echo(f"wrote {path}")

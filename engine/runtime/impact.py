@@ -1,0 +1,225 @@
+"""What a new lifecycle version would change: replay history against it and compare.
+
+Before moving tickets to a new version (``gridwhistle migrate``), ``gridwhistle impact``
+replays what people did to the tickets — each report with its fields and each transition not
+fired by the system, at its recorded instant — twice on a virtual clock, in throw-away SQLite
+stores: once on each ticket's current version, once on the new one. Escalations fired by the
+system are not replayed: they follow from the deadlines of the version being tried. The two
+outcomes are compared ticket by ticket (:func:`compare_stores`): the state and level reached,
+the deadlines still pending and their due times, and the deadlines breached.
+
+A command the new version refuses (its trigger or role no longer exists from that state) is
+reported for the ticket, and the ticket's later commands are skipped.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from engine.clock import VirtualClock
+from engine.definition.loader import Definition, parse_definition
+from engine.errors import CommandRefused
+from engine.lifecycle.registry import Registry
+from engine.runtime.model import Actor
+from engine.store.tables import definitions, history, tickets, timers
+
+__all__ = ["Command", "TicketImpact", "compare_stores", "impact_of", "stored_commands"]
+
+
+@dataclass(frozen=True)
+class Command:
+    """One replayable command taken from history (``trigger`` ``report`` creates the ticket)."""
+
+    at: datetime
+    ticket_id: str
+    seq: int
+    trigger: str
+    actor: Actor
+    reason: str | None
+    fields: dict[str, Any]
+    level: str | None = None
+
+
+@dataclass(frozen=True)
+class TicketImpact:
+    """How one ticket fares under the new version compared with its current one.
+
+    Attributes:
+        ticket_id: the ticket.
+        state: ``(current version, new version)`` final state (None: not created).
+        level: likewise, the final whistle level.
+        deadlines: deadline name → ``(due now, due under the new version)`` for pending
+            deadlines whose due time differs (None: no such pending deadline).
+        new_breaches: deadlines breached under the new version only (name, due time).
+        gone_breaches: deadlines breached under the current version only.
+        refused: the first command the new version refused, with the reason.
+    """
+
+    ticket_id: str
+    state: tuple[str | None, str | None]
+    level: tuple[str | None, str | None]
+    deadlines: dict[str, tuple[datetime | None, datetime | None]] = field(default_factory=dict)
+    new_breaches: tuple[tuple[str, str], ...] = ()
+    gone_breaches: tuple[tuple[str, str], ...] = ()
+    refused: str | None = None
+
+    @property
+    def changed(self) -> bool:
+        """True when anything differs."""
+        return (self.state[0] != self.state[1] or self.level[0] != self.level[1]
+                or bool(self.deadlines or self.new_breaches or self.gone_breaches
+                        or self.refused))
+
+
+def stored_commands(engine: Any, lifecycle: str) -> tuple[dict[int, Definition],
+                                                            dict[str, int], list[Command]]:
+    """Read a store's replayable commands for ``lifecycle``.
+
+    Returns:
+        ``(versions, ticket_version, commands)``: each stored definition version by id, each
+        ticket's definition id, and the commands in time order.
+    """
+    with engine.db.read() as conn:
+        defs = {r.id: parse_definition(r.source, file=f"<{r.name} v{r.version}>")
+                for r in conn.execute(select(definitions).where(definitions.c.name == lifecycle))}
+        stored = conn.execute(select(tickets.c.id, tickets.c.definition_id, tickets.c.fields)
+                              .where(tickets.c.definition_id.in_(list(defs)))).all()
+        owner = {r.id: r.definition_id for r in stored}
+        now_fields = {r.id: dict(r.fields) for r in stored}
+        rows = conn.execute(
+            select(history).where(history.c.ticket_id.in_(list(owner)),
+                                  history.c.kind.in_(("report", "transition")),
+                                  history.c.role != "system")
+            .order_by(history.c.at, history.c.ticket_id, history.c.seq)).mappings().all()
+    later: dict[str, set[str]] = defaultdict(set)
+    for r in rows:
+        if r["kind"] == "transition":
+            later[r["ticket_id"]] |= set((r["data"] or {}).get("fields") or {})
+    commands = []
+    for r in rows:
+        fields = dict((r["data"] or {}).get("fields") or {})
+        if r["kind"] == "report" and not r["data"]:
+            # reported before report rows kept their fields: take today's fields, less
+            # those a later transition set (those are replayed with it)
+            fields = {k: v for k, v in now_fields[r["ticket_id"]].items()
+                      if k not in later[r["ticket_id"]]}
+        commands.append(Command(r["at"], r["ticket_id"], r["seq"], r["trigger"],
+                                Actor(r["actor"], r["role"]), r["reason"], fields,
+                                r["to_level"] if r["kind"] == "report" else None))
+    return defs, owner, commands
+
+
+def replay_commands(
+    definition: Definition, commands: Iterable[Command], until: datetime, folder: Path,
+    registry: Registry | None = None,
+) -> tuple[Any, dict[str, str]]:
+    """Replay ``commands`` on ``definition`` in a fresh SQLite store under ``folder``.
+
+    Returns ``(engine, refused)``: the engine (stop it when done) and ticket id → the first
+    command the definition refused.
+    """
+    from engine.runtime.engine import Engine
+
+    ordered = sorted(commands, key=lambda c: (c.at, c.ticket_id, c.seq))
+    start = ordered[0].at if ordered else until
+    eng = Engine(folder / f"{definition.digest[:12]}.sqlite", clock=VirtualClock(start),
+                 registry=registry)
+    eng.deploy(definition)
+    refused: dict[str, str] = {}
+    with eng.batch():
+        for c in ordered:
+            if c.ticket_id in refused:
+                continue
+            eng.run_until(max(c.at, eng.clock.now()))
+            try:
+                if c.trigger == "report":
+                    eng.report(definition.name, c.fields, actor=c.actor, ticket_id=c.ticket_id,
+                               level=c.level, reason=c.reason)
+                else:
+                    eng.fire(c.ticket_id, c.trigger, actor=c.actor, reason=c.reason,
+                             fields=c.fields or None)
+            except CommandRefused as exc:
+                refused[c.ticket_id] = f"{c.trigger} at {c.at.isoformat()}: {exc}"
+        eng.run_until(max(until, eng.clock.now()))
+    return eng, refused
+
+
+def _outcomes(engine: Any) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    with engine.db.read() as conn:
+        for r in conn.execute(select(tickets.c.id, tickets.c.state, tickets.c.level)):
+            out[r.id] = {"state": r.state, "level": r.level, "pending": {}, "breaches": set()}
+        for t in conn.execute(select(timers).where(timers.c.status == "pending")).mappings():
+            out[t["ticket_id"]]["pending"][t["name"]] = t["due_at"]
+        for h in conn.execute(select(history.c.ticket_id, history.c.trigger, history.c.data)
+                              .where(history.c.kind == "breach")):
+            out[h.ticket_id]["breaches"].add((h.trigger, (h.data or {}).get("due_at", "")))
+    return out
+
+
+def compare_stores(
+    current: Any, new: Any, refused: dict[str, str] | None = None
+) -> list[TicketImpact]:
+    """Compare the tickets of two engines' stores (current outcome, new outcome), by id."""
+    a, b = _outcomes(current), _outcomes(new)
+    refused = refused or {}
+    empty: dict[str, Any] = {"state": None, "level": None, "pending": {}, "breaches": set()}
+    out: list[TicketImpact] = []
+    for tid in sorted(set(a) | set(b)):
+        x, y = a.get(tid, empty), b.get(tid, empty)
+        moved = {name: (x["pending"].get(name), y["pending"].get(name))
+                 for name in sorted(set(x["pending"]) | set(y["pending"]))
+                 if x["pending"].get(name) != y["pending"].get(name)}
+        out.append(TicketImpact(
+            tid, (x["state"], y["state"]), (x["level"], y["level"]), moved,
+            tuple(sorted(y["breaches"] - x["breaches"])),
+            tuple(sorted(x["breaches"] - y["breaches"])), refused.get(tid)))
+    return out
+
+
+def impact_of(
+    engine: Any, new: Definition, *, until: datetime | None = None,
+    registry: Registry | None = None,
+) -> list[TicketImpact]:
+    """Replay a store's history of ``new.name`` on its current versions and on ``new``.
+
+    Args:
+        engine: the Engine whose store holds the tickets.
+        new: the candidate lifecycle version.
+        until: run both virtual clocks to this instant (default: ``engine.clock.now()``).
+        registry: host guards and actions (default: the engine's).
+
+    Returns:
+        One :class:`TicketImpact` per ticket, by id (``changed`` tells which differ).
+    """
+    defs, owner, commands = stored_commands(engine, new.name)
+    until = until or engine.clock.now()
+    registry = registry or engine.registry
+    by_version: dict[int, list[Command]] = defaultdict(list)
+    for c in commands:
+        by_version[owner[c.ticket_id]].append(c)
+    out: list[TicketImpact] = []
+    with tempfile.TemporaryDirectory(prefix="gridwhistle-impact-") as folder:
+        new_eng, refused = replay_commands(new, commands, until, Path(folder), registry)
+        try:
+            for def_id, cmds in sorted(by_version.items()):
+                sub = Path(folder) / f"v{def_id}"
+                sub.mkdir()
+                cur_eng, _ = replay_commands(defs[def_id], cmds, until, sub, registry)
+                try:
+                    ids = {c.ticket_id for c in cmds}
+                    out += [i for i in compare_stores(cur_eng, new_eng, refused)
+                            if i.ticket_id in ids]
+                finally:
+                    cur_eng.stop()
+        finally:
+            new_eng.stop()
+    return sorted(out, key=lambda i: i.ticket_id)

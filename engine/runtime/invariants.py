@@ -1,0 +1,175 @@
+"""History as the source of truth: checks that tickets, history and timers agree.
+
+The history of a ticket (``gw_history``, append-only) says where the ticket must be. Every rule
+below must hold for every ticket after every committed transaction; a violation means a write
+was lost or half-applied. :meth:`Engine.check_invariants` and ``gridwhistle check`` run them.
+
+Rules (the ``rule`` of a :class:`Violation`):
+
+* ``history_seq``: history rows are numbered 1, 2, … without gaps, the first is the report;
+* ``history_chain``: each row starts where the previous one ended (state and level);
+* ``state``, ``level``: the ticket's state and level are those of its last history row;
+* ``row_version``: the ticket's row version equals the number of its history rows;
+* ``overdue``: the overdue flag is set exactly when a breach of the resolution deadline (or of
+  any deadline, when the lifecycle names none) is in the history;
+* ``timer_owner``: each pending timer belongs to the ticket's current state, or is a ticket
+  deadline that still runs (the ticket is not in one of its ``stop_in`` or final states), and
+  its deadline exists in the ticket's lifecycle version;
+* ``timer_twice``: at most one pending timer per ticket and deadline;
+* ``timer_missing``: for each ``after`` deadline of the current state, the newest timer was
+  created when the ticket last entered the state and is pending, or fired if it fell due;
+* ``fired_once``: each fired timer has exactly one breach row in the history, and each breach
+  row names a fired timer.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from itertools import pairwise
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from engine.lifecycle.machine import Lifecycle
+from engine.store.tables import history, tickets, timers
+
+__all__ = ["Violation", "check_invariants"]
+
+_ENTRY_KINDS = ("report", "transition", "migration")
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One broken rule.
+
+    Attributes:
+        ticket_id: the ticket.
+        rule: the rule's name (see :mod:`engine.runtime.invariants`).
+        message: what disagrees, with the values found.
+    """
+
+    ticket_id: str
+    rule: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.ticket_id}: {self.rule}: {self.message}"
+
+
+def check_invariants(
+    conn: Connection,
+    lifecycle_of: Callable[[int], Lifecycle],
+    *,
+    ticket_ids: list[str] | None = None,
+) -> list[Violation]:
+    """Check every ticket (or those in ``ticket_ids``); return the violations, by ticket.
+
+    Args:
+        conn: a connection to read with (one consistent snapshot on PostgreSQL when it is in
+            a REPEATABLE READ transaction; SQLite reads are snapshots in WAL mode).
+        lifecycle_of: the compiled lifecycle of a ``gw_definitions.id``.
+        ticket_ids: only these tickets (default: all).
+    """
+    tq = select(tickets).order_by(tickets.c.id)
+    hq = select(history).order_by(history.c.ticket_id, history.c.seq)
+    mq = select(timers).order_by(timers.c.ticket_id, timers.c.id)
+    if ticket_ids is not None:
+        tq = tq.where(tickets.c.id.in_(ticket_ids))
+        hq = hq.where(history.c.ticket_id.in_(ticket_ids))
+        mq = mq.where(timers.c.ticket_id.in_(ticket_ids))
+    rows_by: dict[str, list[Any]] = defaultdict(list)
+    for h in conn.execute(hq).mappings():
+        rows_by[h["ticket_id"]].append(h)
+    timers_by: dict[str, list[Any]] = defaultdict(list)
+    for t in conn.execute(mq).mappings():
+        timers_by[t["ticket_id"]].append(t)
+    out: list[Violation] = []
+    for ticket in conn.execute(tq).mappings():
+        tid = ticket["id"]
+        lc = lifecycle_of(ticket["definition_id"])
+        out += _check_ticket(ticket, rows_by.get(tid, []), timers_by.get(tid, []), lc)
+    return out
+
+
+def _check_ticket(ticket: Any, rows: list[Any], tms: list[Any], lc: Lifecycle) -> list[Violation]:
+    tid = ticket["id"]
+    out: list[Violation] = []
+
+    def bad(rule: str, message: str) -> None:
+        out.append(Violation(tid, rule, message))
+
+    if not rows:
+        bad("history_seq", "the ticket has no history")
+        return out
+    seqs = [r["seq"] for r in rows]
+    if seqs != list(range(1, len(rows) + 1)) or rows[0]["kind"] != "report":
+        bad("history_seq", f"history rows are {seqs[:20]}, first kind {rows[0]['kind']!r}; "
+            "expected 1..n starting with the report")
+    for prev, cur in pairwise(rows):
+        if (cur["from_state"], cur["from_level"]) != (prev["to_state"], prev["to_level"]):
+            bad("history_chain", f"row {cur['seq']} starts at {cur['from_state']}/"
+                f"{cur['from_level']} but row {prev['seq']} ended at {prev['to_state']}/"
+                f"{prev['to_level']}")
+    last = rows[-1]
+    state = ticket["state"]
+    if state != last["to_state"]:
+        bad("state", f"ticket is in {state!r}, its history ends in {last['to_state']!r}")
+    if ticket["level"] != last["to_level"]:
+        bad("level", f"ticket is at {ticket['level']!r}, its history ends at "
+            f"{last['to_level']!r}")
+    if ticket["row_version"] != len(rows):
+        bad("row_version", f"row version {ticket['row_version']} but {len(rows)} history rows")
+    named = lc.spec.resolution_deadline
+    overdue = any(r["kind"] == "breach" and named in (None, r["trigger"]) for r in rows)
+    if bool(ticket["overdue"]) != overdue:
+        bad("overdue", f"overdue flag {bool(ticket['overdue'])}, history says {overdue}")
+
+    deadlines = lc.spec.deadlines
+    pending_names: dict[str, int] = defaultdict(int)
+    for t in tms:
+        if t["status"] != "pending":
+            continue
+        pending_names[t["name"]] += 1
+        spec = deadlines.get(t["name"])
+        if spec is None:
+            bad("timer_owner", f"pending timer {t['id']} {t['name']!r}: no such deadline in "
+                f"{lc.name} version of this ticket")
+        elif t["state"] is not None and t["state"] != state:
+            bad("timer_owner", f"pending timer {t['id']} {t['name']!r} belongs to state "
+                f"{t['state']!r}, the ticket is in {state!r}")
+        elif t["state"] is None and (state in (spec.stop_in or ()) or state in lc.final_states):
+            bad("timer_owner", f"pending ticket deadline {t['id']} {t['name']!r} should have "
+                f"stopped in state {state!r}")
+    for name, count in pending_names.items():
+        if count > 1:
+            bad("timer_twice", f"{count} pending timers for deadline {name!r}")
+
+    entry = next((r for r in reversed(rows) if r["kind"] in _ENTRY_KINDS), rows[0])
+    for d in lc.state_deadlines.get(state, ()):
+        if d.spec.after is None:
+            continue
+        mine = [t for t in tms if t["name"] == d.name and t["state"] == state]
+        newest = max(mine, key=lambda t: t["id"]) if mine else None
+        if (newest is None or newest["created_at"] != entry["at"]
+                or newest["status"] == "cancelled"):
+            found = "none" if newest is None else (
+                f"the newest created {newest['created_at'].isoformat()}, {newest['status']}")
+            bad("timer_missing", f"deadline {d.name!r} of state {state!r} entered at "
+                f"{entry['at'].isoformat()} has no live timer from then ({found})")
+
+    breaches: dict[int, int] = defaultdict(int)
+    for r in rows:
+        if r["kind"] == "breach":
+            timer_id = (r["data"] or {}).get("timer_id")
+            if timer_id is not None:
+                breaches[int(timer_id)] += 1
+    fired = {t["id"] for t in tms if t["status"] == "fired"}
+    for timer_id in sorted(fired | set(breaches)):
+        count = breaches.get(timer_id, 0)
+        if timer_id not in fired:
+            bad("fired_once", f"breach rows name timer {timer_id}, which is not fired")
+        elif count != 1:
+            bad("fired_once", f"fired timer {timer_id} has {count} breach rows; expected 1")
+    return out
