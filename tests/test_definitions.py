@@ -314,17 +314,18 @@ def test_python_object_tag_on_a_mapping_is_rejected():
 
 @pytest.mark.parametrize(("edit", "needle", "path", "allowed"), [
     (("name: small", "name: small\ncolour: red"), "colour: red", "colour",
-     "deadlines, description, escalation_trigger, fields, format, initial, levels, name, "
-     "report, resolution_deadline, roles, states, title, transitions"),
+     "calendars, deadlines, description, escalation_trigger, fields, format, initial, ladder, "
+     "lags, levels, name, periodic, report, resolution_deadline, roles, slas, states, title, "
+     "transitions, valid_from, valid_until"),
     (("  open: {}", "  open: {colour: red}"), "colour: red", "states.open.colour",
      "description, final, title"),
     (("    dest: closed\n", "    dest: closed\n    reason_requird: true\n"), "reason_requird",
      "transitions[0].reason_requird",
-     "actions, dest, guards, reason_required, roles, source, title, trigger"),
+     "actions, dest, during, guards, reason_required, roles, source, title, trigger"),
     (("  roles: [centre]\nstates", "  roles: [centre]\n  who: x\nstates"), "who: x",
      "report.who", "roles"),
     (("  - {name: community}", "  - {name: community, colour: red}"), "colour: red",
-     "levels[0].colour", "name, title"),
+     "levels[0].colour", "budget, handler, name, title"),
     (("  centre: {}", "  centre: {rank: 1}"), "rank: 1", "roles.centre.rank",
      "description, title"),
 ])
