@@ -36,7 +36,8 @@ def measure(
     start: datetime, end: datetime,
 ) -> timedelta:
     """Time between ``start`` and ``end`` measured the way ``span`` counts (elapsed or
-    working time of its calendar)."""
+    working time of its calendar).
+    """
     if isinstance(span, timedelta):
         return max(end - start, timedelta(0))
     return calendars[span.calendar].working_between(start, end)

@@ -87,7 +87,8 @@ class _Spec(BaseModel):
 class WorkingSpan(_Spec):
     """Working time of a business calendar: exactly one of ``working`` (an ISO 8601 duration
     counted only inside the calendar's working hours, e.g. ``PT4H``) or ``working_days`` (a
-    whole number of working days: same local time of day, that many working days later)."""
+    whole number of working days: same local time of day, that many working days later).
+    """
 
     working: Duration | None = None
     working_days: int | None = Field(default=None, ge=1)
@@ -186,7 +187,8 @@ Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "satur
 
 class HolidaysSpec(_Spec):
     """Public holidays from the ``holidays`` package: ``country`` (ISO 3166-1 alpha-2, e.g.
-    ``CN``, ``US``) and an optional ``subdivision`` (e.g. ``MA``)."""
+    ``CN``, ``US``) and an optional ``subdivision`` (e.g. ``MA``).
+    """
 
     country: str
     subdivision: str | None = None
@@ -209,7 +211,8 @@ class CalendarSpec(_Spec):
 
 class ConditionSpec(_Spec):
     """When an SLA clock starts, pauses, resumes or stops: a change matches when it enters
-    one of ``states`` or fires one of ``triggers`` (``report`` is the creation)."""
+    one of ``states`` or fires one of ``triggers`` (``report`` is the creation).
+    """
 
     states: NameList = Field(default_factory=list)
     triggers: NameList = Field(default_factory=list)
@@ -217,7 +220,8 @@ class ConditionSpec(_Spec):
 
 class WarningSpec(_Spec):
     """A warning before an SLA breach: exactly one of ``percent`` of the target elapsed
-    (1-99) or ``before`` the breach (a duration, counted like the target)."""
+    (1-99) or ``before`` the breach (a duration, counted like the target).
+    """
 
     percent: int | None = Field(default=None, ge=1, le=99)
     before: Duration | None = None
@@ -225,7 +229,8 @@ class WarningSpec(_Spec):
 
 class SlaSpec(_Spec):
     """An SLA clock: started, paused, resumed and stopped by states or triggers; breached
-    when its running (working) time exceeds ``target``, or at the instant in ``at_field``."""
+    when its running (working) time exceeds ``target``, or at the instant in ``at_field``.
+    """
 
     title: Title = Field(default_factory=dict)
     start: ConditionSpec = Field(default_factory=lambda: ConditionSpec(triggers=["report"]))
@@ -240,7 +245,8 @@ class SlaSpec(_Spec):
 
 class LagSpec(_Spec):
     """A time lag between two transitions: ``until`` may fire no earlier than ``min`` (a
-    refusal) and should fire within ``max`` (a breach) after the latest ``since``."""
+    refusal) and should fire within ``max`` (a breach) after the latest ``since``.
+    """
 
     title: Title = Field(default_factory=dict)
     since: Name
@@ -252,7 +258,8 @@ class LagSpec(_Spec):
 
 class LadderSpec(_Spec):
     """How the whistle ladder runs: a level's budget stops when one of ``acknowledged_by``
-    triggers fires (someone owns the ticket) or the ticket enters one of ``stop_in``."""
+    triggers fires (someone owns the ticket) or the ticket enters one of ``stop_in``.
+    """
 
     acknowledged_by: NameList = Field(default_factory=lambda: ["acknowledge"])
     stop_in: NameList = Field(default_factory=list)
@@ -260,7 +267,8 @@ class LadderSpec(_Spec):
 
 class PeriodicSpec(_Spec):
     """Recurring ticket creation: a cron rule (five fields, crontab syntax) in a calendar's
-    zone; ``working_days_only`` skips occurrences on the calendar's non-working days."""
+    zone; ``working_days_only`` skips occurrences on the calendar's non-working days.
+    """
 
     title: Title = Field(default_factory=dict)
     cron: str

@@ -29,6 +29,7 @@ from engine.errors import (
     TicketExists,
     TicketNotFound,
 )
+from engine.ladder import LadderPosition, ladder_position
 from engine.lifecycle.machine import Lifecycle, Subject
 from engine.lifecycle.registry import CommandContext, Registry
 from engine.runtime.changes import Participant, changes_from_rows
@@ -44,9 +45,12 @@ from engine.runtime.model import (
 )
 from engine.runtime.summary import Summary, summarize
 from engine.runtime.timer_plan import cancel_on_exit, reschedule_field_deadlines, timers_on_entry
+from engine.sla import SlaClock, clocks_of
 from engine.store import statements as S
 from engine.store.database import Database
 from engine.store.tables import definitions, history, timers
+from engine.timing import default_participants
+from engine.timing.timers import fire_extension_timer, is_extension_timer
 
 __all__ = ["Engine", "TopLevelReached"]
 
@@ -104,7 +108,7 @@ class Engine:
         self._local = threading.local()
         self._deploy_lock = threading.Lock()
         self._scheduler: Any = None
-        self._participants: list[Participant] = []
+        self._participants: list[Participant] = default_participants()  # engine/timing
 
     # -- lifecycle of the engine ------------------------------------------------------------
 
@@ -511,6 +515,8 @@ class Engine:
         timer = _timer(dict(timer_row) | {"status": "fired", "fired_at": now})
         row = self._load(conn, timer.ticket_id)
         lc = self._lifecycle_by_id(conn, row["definition_id"])
+        if is_extension_timer(timer.name):  # SLA clocks, ladder budgets, lags: engine/timing
+            return fire_extension_timer(self, conn, timer, row, lc, now)
         spec = lc.spec.deadlines.get(timer.name)
         state = row["state"]
         moved_on = (
@@ -632,6 +638,27 @@ class Engine:
             if ticket_id is not None:
                 self._load(conn, ticket_id)
             return [_timer(r) for r in conn.execute(query).mappings().all()]
+
+    def sla_clocks(self, ticket_id: str) -> list[SlaClock]:
+        """The ticket's SLA clocks, by name (see :mod:`engine.sla.clocks`).
+
+        Raises:
+            TicketNotFound: no such ticket.
+        """
+        with self._read() as conn:
+            self._load(conn, ticket_id)
+            return clocks_of(conn, ticket_id)
+
+    def ladder(self, ticket_id: str) -> LadderPosition | None:
+        """The ticket's level, handler role, budget and acknowledgement (None when its
+        lifecycle's levels name no handler and no budget).
+
+        Raises:
+            TicketNotFound: no such ticket.
+        """
+        with self._read() as conn:
+            self._load(conn, ticket_id)
+            return ladder_position(conn, ticket_id)
 
     def summary(self, lifecycle: str, *, verdict_field: str | None = None) -> Summary:
         """Figures over every ticket of lifecycle ``lifecycle`` (all its versions).
