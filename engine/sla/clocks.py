@@ -9,8 +9,10 @@ Rules, applied to every report and transition of a ticket, for each clock of its
 * **pause / resume**: a running clock pauses when ``pause`` matches; a paused clock resumes
   when ``resume`` matches, or, without ``resume``, when the ticket enters a state that is not
   one of ``pause.states``.
-* **reopen**: a stopped clock whose ``start`` matches again *continues* from its elapsed time
-  (it does not restart); a breach stays recorded and is not repeated.
+* **reopen**: a stopped clock *continues* from its elapsed time (it does not restart) when its
+  ``start`` matches again, or when the ticket leaves one of ``stop.states`` for a state that
+  is neither a stop state nor final (resolved → on site); a breach stays recorded and is not
+  repeated.
 * A change matches a condition when its trigger is one of ``triggers`` or it *enters* one of
   ``states`` (a self-transition enters nothing).
 
@@ -76,6 +78,13 @@ def _matches(cond: ConditionSpec | None, change: Change) -> bool:
         return False
     entered = change.to_state if change.from_state != change.to_state else None
     return change.trigger in cond.triggers or (entered is not None and entered in cond.states)
+
+
+def _left_stop_states(sla: SlaSpec, change: Change) -> bool:
+    """A reopen: the ticket leaves a stop state for a state that neither stops nor ends it."""
+    return (change.from_state in sla.stop.states
+            and change.to_state not in sla.stop.states
+            and change.to_state not in change.lifecycle.final_states)
 
 
 def _measure(lc: Lifecycle, sla: SlaSpec, a: datetime, b: datetime) -> timedelta:
@@ -157,8 +166,9 @@ class SlaClocks:
                 values = dict(row) | {"status": "running", "running_since": at}
                 self._update(conn, row, status="running", running_since=at)
                 self._arm(conn, change, name, sla, values)
-        elif status == "stopped" and _matches(sla.start, change) and not _matches(
-                sla.stop, change):
+        elif status == "stopped" and not _matches(sla.stop, change) and (
+            _matches(sla.start, change) or _left_stop_states(sla, change)
+        ):
             values = dict(row) | {"status": "running", "running_since": at}
             self._update(conn, row, status="running", running_since=at, stopped_at=None,
                          outcome="breached" if row["outcome"] == "breached" else None)
