@@ -71,10 +71,12 @@ def test_bundled_grid_incident_loads_by_name():
     assert definition.source == text
     assert definition.digest == hashlib.sha256(text.encode("utf-8")).hexdigest()
     assert spec.initial == "reported"
-    assert list(spec.roles) == ["grid_worker", "centre", "department", "system"]
+    assert list(spec.roles) == ["grid_worker", "centre", "department", "street_office",
+                               "district_office", "city_platform", "system"]
     assert [level.name for level in spec.levels] == ["community", "street", "district", "city"]
     assert list(spec.states) == [
-        "reported", "dispatched", "on_site", "resolved", "escalated", "closed"]
+        "reported", "dispatched", "on_site", "waiting_reporter", "resolved", "escalated",
+        "closed"]
     assert [n for n, s in spec.states.items() if s.final] == ["closed"]
     assert [(t.trigger, t.source, t.dest, t.roles, t.reason_required)
             for t in spec.transitions] == [
@@ -83,15 +85,18 @@ def test_bundled_grid_incident_loads_by_name():
         ("resolve", ["on_site", "escalated"], "resolved", ["department"], False),
         ("close", ["resolved"], "closed", ["centre"], False),
         ("reject", ["resolved"], "dispatched", ["centre"], True),
-        ("escalate", ["reported", "dispatched", "on_site", "escalated"], "escalated",
-         ["system", "centre"], True),
+        ("ask_reporter", ["on_site"], "waiting_reporter", ["department"], True),
+        ("answer", ["waiting_reporter"], "on_site", ["grid_worker", "centre"], False),
+        ("escalate", ["reported", "dispatched", "on_site", "waiting_reporter", "escalated"],
+         "escalated", ["system", "centre"], True),
+        ("acknowledge", ["escalated"], "escalated",
+         ["street_office", "district_office", "city_platform"], False),
     ]
     deadlines = {n: (d.state, d.stop_in, d.after, d.at_field, d.on_breach)
                  for n, d in spec.deadlines.items()}
     assert deadlines == {
         "dispatch_due": ("reported", None, timedelta(minutes=30), None, "escalate"),
         "arrival_due": ("dispatched", None, timedelta(hours=2), None, "record"),
-        "escalated_due": ("escalated", None, timedelta(days=2), None, "escalate"),
         "resolution": (None, ["resolved", "closed"], None, "target_at", "escalate"),
     }
     assert spec.resolution_deadline == "resolution"
