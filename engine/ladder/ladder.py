@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 from engine.calendars.spans import due_after
 from engine.lifecycle.machine import Lifecycle
@@ -59,10 +59,19 @@ def _uses_ladder(lc: Lifecycle) -> bool:
     return any(level.handler or level.budget for level in lc.spec.levels)
 
 
+_INSERT = insert(ladder)
+_UPDATE = update(ladder).where(ladder.c.ticket_id == bindparam("b_tid"))
+"""SET columns come from the parameters given with it (prebuilt: the hot path of replays)."""
+_STOP = (update(ladder)
+         .where(ladder.c.ticket_id == bindparam("b_tid"), ladder.c.budget_due.is_not(None))
+         .values(budget_due=None))
+_ACK = update(ladder).where(ladder.c.ticket_id == bindparam("b_tid"),
+                            ladder.c.acknowledged_at.is_(None))
+
+
 class Ladder:
     """The participant that re-targets tickets and runs level budgets (registered by every
-    Engine; does nothing for lifecycles whose levels name no handler and no budget).
-    """
+    Engine; does nothing for lifecycles whose levels name no handler and no budget)."""
 
     def on_change(self, conn: Connection, change: Change) -> None:
         """Follow level changes, acknowledgements and stops of ``change``'s ticket."""
@@ -71,28 +80,28 @@ class Ladder:
             return
         tid = change.ticket_id
         stop = change.to_state in lc.final_states or change.to_state in lc.spec.ladder.stop_in
-        if change.kind == "report":
-            conn.execute(insert(ladder).values(
-                ticket_id=tid, level=change.to_level, handler=self._handler(lc, change.to_level),
-                since=change.at, budget_due=None, acknowledged_at=None, acknowledged_by=None))
-            if not stop:
-                self._start_budget(conn, change)
-            return
-        if change.from_level != change.to_level:
-            T.cancel(conn, tid, "ladder")
-            conn.execute(update(ladder).where(ladder.c.ticket_id == tid).values(
+        if change.kind == "report" or change.from_level != change.to_level:
+            values: dict[str, Any] = dict(
                 level=change.to_level, handler=self._handler(lc, change.to_level),
-                since=change.at, budget_due=None, acknowledged_at=None, acknowledged_by=None))
-            if not stop:
-                self._start_budget(conn, change)
+                since=change.at, budget_due=None, acknowledged_at=None, acknowledged_by=None)
+            budget = self._budget(change) if not stop else None
+            if budget is not None:
+                values["budget_due"] = budget
+            if change.kind == "report":
+                conn.execute(_INSERT, values | {"ticket_id": tid})
+            else:
+                T.cancel(conn, tid, "ladder")
+                conn.execute(_UPDATE, values | {"b_tid": tid})
+            if budget is not None:
+                T.schedule(conn, tid, f"ladder:{change.to_level}", budget, change.at)
             return
         if change.trigger in lc.spec.ladder.acknowledged_by:
-            conn.execute(update(ladder).where(ladder.c.ticket_id == tid).values(
-                acknowledged_at=change.at, acknowledged_by=change.actor, budget_due=None))
-            T.cancel(conn, tid, "ladder")
-        elif stop:
-            conn.execute(update(ladder).where(ladder.c.ticket_id == tid).values(
-                budget_due=None))
+            conn.execute(_ACK, {"b_tid": tid, "acknowledged_at": change.at,
+                                "acknowledged_by": change.actor})
+        elif not stop:
+            return
+        # acknowledged or stopped: the level's budget (if running) stops
+        if conn.execute(_STOP, {"b_tid": tid}).rowcount:
             T.cancel(conn, tid, "ladder")
 
     @staticmethod
@@ -100,15 +109,12 @@ class Ladder:
         return next((x.handler for x in lc.spec.levels if x.name == level), None)
 
     @staticmethod
-    def _start_budget(conn: Connection, change: Change) -> None:
+    def _budget(change: Change) -> datetime | None:
         lc = change.lifecycle
         spec = next(x for x in lc.spec.levels if x.name == change.to_level)
         if spec.budget is None:
-            return
-        due = due_after(lc.calendars, spec.budget, change.at)
-        conn.execute(update(ladder).where(ladder.c.ticket_id == change.ticket_id)
-                     .values(budget_due=due))
-        T.schedule(conn, change.ticket_id, f"ladder:{spec.name}", due, change.at)
+            return None
+        return due_after(lc.calendars, spec.budget, change.at)
 
 
 def fire_budget(engine: Engine, conn: Connection, timer: Timer, row: Any, lc: Lifecycle,

@@ -29,13 +29,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, bindparam, func, insert, select, update
 
 from engine.definition.schema import ConditionSpec, SlaSpec, WorkingSpan
 from engine.durations import format_duration
 from engine.lifecycle.machine import Lifecycle
 from engine.runtime.changes import Change
 from engine.runtime.model import FiredTimer, Timer
+from engine.store import statements as S
 from engine.store.tables import definitions, sla_clocks, tickets
 from engine.timing import timers as T
 from engine.timing.breach import history_row, record
@@ -106,6 +107,14 @@ def _target(sla: SlaSpec) -> timedelta | None:
     return sla.target
 
 
+_SELECT = select(sla_clocks).where(sla_clocks.c.ticket_id == bindparam("b_tid"))
+_BY_NAME = select(sla_clocks).where(sla_clocks.c.ticket_id == bindparam("b_tid"),
+                                    sla_clocks.c.name == bindparam("b_name"))
+_INSERT = insert(sla_clocks)
+_UPDATE = update(sla_clocks).where(sla_clocks.c.id == bindparam("b_cid"))
+"""SET columns come from the parameters given with it (prebuilt: the hot path of replays)."""
+
+
 class SlaClocks:
     """The participant that keeps SLA clocks (registered by every Engine)."""
 
@@ -114,26 +123,29 @@ class SlaClocks:
         specs = change.lifecycle.spec.slas
         if not specs or change.kind not in ("report", "transition"):
             return
-        rows = {r["name"]: r for r in conn.execute(
-            select(sla_clocks).where(sla_clocks.c.ticket_id == change.ticket_id)
-        ).mappings()}
+        rows = ({} if change.kind == "report" else
+                {r["name"]: r for r in conn.execute(_SELECT, {"b_tid": change.ticket_id})
+                 .mappings()})
+        new_timers: list[dict[str, Any]] = []
         for name, sla in specs.items():
-            self._step(conn, change, name, sla, rows.get(name))
+            self._step(conn, change, name, sla, rows.get(name), new_timers)
+        if new_timers:
+            conn.execute(S.INSERT_TIMERS, new_timers)
 
     def _step(self, conn: Connection, change: Change, name: str, sla: SlaSpec,
-              row: Any) -> None:
+              row: Any, new_timers: list[dict[str, Any]]) -> None:
         lc, at, tid = change.lifecycle, change.at, change.ticket_id
         if row is None:
             if not _matches(sla.start, change):
                 return
             paused = sla.pause is not None and change.to_state in sla.pause.states
-            values = dict(ticket_id=tid, name=name, status="paused" if paused else "running",
-                          started_at=at, running_since=None if paused else at,
-                          elapsed_seconds=0.0, due_at=None, outcome=None, breached_at=None,
-                          stopped_at=None, warned=[])
-            conn.execute(insert(sla_clocks).values(values))
+            values: dict[str, Any] = dict(
+                ticket_id=tid, name=name, status="paused" if paused else "running",
+                started_at=at, running_since=None if paused else at, elapsed_seconds=0.0,
+                due_at=None, outcome=None, breached_at=None, stopped_at=None, warned=[])
             if not paused:
-                self._arm(conn, change, name, sla, values)
+                values["due_at"] = self._arm(change, name, sla, values, new_timers)
+            conn.execute(_INSERT, values)
             return
         status = row["status"]
         elapsed = timedelta(seconds=row["elapsed_seconds"])
@@ -143,44 +155,45 @@ class SlaClocks:
                 # met at its due instant (the tie rule); past it, breached even if the
                 # breach timer has not fired yet
                 late = row["due_at"] is not None and at > row["due_at"]
-                self._update(conn, row, status="stopped", running_since=None,
-                             elapsed_seconds=elapsed.total_seconds(), due_at=None,
-                             stopped_at=at, outcome=row["outcome"] or (
-                                 "breached" if late else "met"),
-                             breached_at=row["breached_at"] or (row["due_at"] if late else None))
+                conn.execute(_UPDATE, dict(
+                    b_cid=row["id"], status="stopped", running_since=None,
+                    elapsed_seconds=elapsed.total_seconds(), due_at=None, stopped_at=at,
+                    outcome=row["outcome"] or ("breached" if late else "met"),
+                    breached_at=row["breached_at"] or (row["due_at"] if late else None)))
             elif _matches(sla.pause, change):
-                self._update(conn, row, status="paused", running_since=None,
-                             elapsed_seconds=elapsed.total_seconds(), due_at=None)
+                conn.execute(_UPDATE, dict(b_cid=row["id"], status="paused", running_since=None,
+                                           elapsed_seconds=elapsed.total_seconds(),
+                                           due_at=None))
             else:
                 return
             T.cancel(conn, tid, f"sla:{name}")
         elif status == "paused":
             if _matches(sla.stop, change):
-                self._update(conn, row, status="stopped", stopped_at=at,
-                             outcome=row["outcome"] or "met")
+                conn.execute(_UPDATE, dict(b_cid=row["id"], status="stopped", stopped_at=at,
+                                           outcome=row["outcome"] or "met"))
             elif _matches(sla.resume, change) or (
                 sla.resume is None and sla.pause is not None
                 and change.from_state != change.to_state
                 and change.to_state not in sla.pause.states
             ):
                 values = dict(row) | {"status": "running", "running_since": at}
-                self._update(conn, row, status="running", running_since=at)
-                self._arm(conn, change, name, sla, values)
+                due = self._arm(change, name, sla, values, new_timers)
+                conn.execute(_UPDATE, dict(b_cid=row["id"], status="running",
+                                           running_since=at, due_at=due))
         elif status == "stopped" and not _matches(sla.stop, change) and (
             _matches(sla.start, change) or _left_stop_states(sla, change)
         ):
             values = dict(row) | {"status": "running", "running_since": at}
-            self._update(conn, row, status="running", running_since=at, stopped_at=None,
-                         outcome="breached" if row["outcome"] == "breached" else None)
-            self._arm(conn, change, name, sla, values)
+            due = self._arm(change, name, sla, values, new_timers)
+            conn.execute(_UPDATE, dict(
+                b_cid=row["id"], status="running", running_since=at, stopped_at=None,
+                due_at=due, outcome="breached" if row["outcome"] == "breached" else None))
 
     @staticmethod
-    def _update(conn: Connection, row: Any, **values: Any) -> None:
-        conn.execute(update(sla_clocks).where(sla_clocks.c.id == row["id"]).values(**values))
-
-    def _arm(self, conn: Connection, change: Change, name: str, sla: SlaSpec,
-             values: dict[str, Any]) -> None:
-        """Schedule the breach and the remaining warnings of a clock that (re)starts now."""
+    def _arm(change: Change, name: str, sla: SlaSpec, values: dict[str, Any],
+             new_timers: list[dict[str, Any]]) -> datetime | None:
+        """Plan the breach and remaining warning timers of a clock that (re)starts now;
+        return its breach instant."""
         lc, tid, now = change.lifecycle, change.ticket_id, change.at
         since: datetime = values["running_since"]
         elapsed = timedelta(seconds=values["elapsed_seconds"])
@@ -190,12 +203,10 @@ class SlaClocks:
         else:
             raw = change.fields.get(sla.at_field or "")
             if raw is None:
-                return
+                return None
             due = datetime.fromisoformat(raw)
-        conn.execute(update(sla_clocks).where(
-            sla_clocks.c.ticket_id == tid, sla_clocks.c.name == name).values(due_at=due))
         if values["outcome"] != "breached":
-            T.schedule(conn, tid, f"sla:{name}", due, now)
+            new_timers.append(T.timer_row(tid, f"sla:{name}", due, now))
         for i, w in enumerate(sla.warn):
             if i in (values["warned"] or []):
                 continue
@@ -214,7 +225,9 @@ class SlaClocks:
             else:
                 continue
             if warn_at < due:
-                T.schedule(conn, tid, f"sla:{name}:warn:{i}", max(warn_at, now), now)
+                new_timers.append(T.timer_row(tid, f"sla:{name}:warn:{i}", max(warn_at, now),
+                                              now))
+        return due
 
 
 def fire_sla(engine: Engine, conn: Connection, timer: Timer, row: Any, lc: Lifecycle,
@@ -223,8 +236,7 @@ def fire_sla(engine: Engine, conn: Connection, timer: Timer, row: Any, lc: Lifec
     parts = timer.name.split(":")
     name = parts[1]
     sla = lc.spec.slas.get(name)
-    clock = conn.execute(select(sla_clocks).where(
-        sla_clocks.c.ticket_id == timer.ticket_id, sla_clocks.c.name == name)).mappings().first()
+    clock = conn.execute(_BY_NAME, {"b_tid": timer.ticket_id, "b_name": name}).mappings().first()
     if sla is None or clock is None or clock["status"] != "running":
         return T.stale(conn, timer, now)
     elapsed = timedelta(seconds=clock["elapsed_seconds"]) + _measure(
@@ -239,8 +251,7 @@ def fire_sla(engine: Engine, conn: Connection, timer: Timer, row: Any, lc: Lifec
         warned = list(clock["warned"] or [])
         if index in warned:
             return T.stale(conn, timer, now)
-        conn.execute(update(sla_clocks).where(sla_clocks.c.id == clock["id"]).values(
-            warned=[*warned, index]))
+        conn.execute(_UPDATE, {"b_cid": clock["id"], "warned": [*warned, index]})
         w = sla.warn[index]
         what = f"{w.percent}% of its target used" if w.percent is not None else (
             f"{format_duration(w.before or _ZERO)} before its breach")
@@ -250,8 +261,8 @@ def fire_sla(engine: Engine, conn: Connection, timer: Timer, row: Any, lc: Lifec
         return FiredTimer(timer, "warned")
     if clock["outcome"] == "breached":
         return T.stale(conn, timer, now)
-    conn.execute(update(sla_clocks).where(sla_clocks.c.id == clock["id"]).values(
-        outcome="breached", breached_at=timer.due_at))
+    conn.execute(_UPDATE, {"b_cid": clock["id"], "outcome": "breached",
+                           "breached_at": timer.due_at})
     entry = history_row(row, now, "sla_breach", name,
                         f"SLA {name!r} due {timer.due_at.isoformat()} was breached",
                         data | {"on_breach": sla.on_breach})

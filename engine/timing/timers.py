@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, update
+from sqlalchemy import Connection, bindparam, update
 
 from engine.lifecycle.machine import Lifecycle
 from engine.runtime.model import FiredTimer, Timer
@@ -22,7 +22,14 @@ from engine.store.tables import timers
 if TYPE_CHECKING:
     from engine.runtime.engine import Engine
 
-__all__ = ["PREFIXES", "cancel", "fire_extension_timer", "is_extension_timer", "schedule"]
+__all__ = [
+    "PREFIXES",
+    "cancel",
+    "fire_extension_timer",
+    "is_extension_timer",
+    "schedule",
+    "timer_row",
+]
 
 PREFIXES = ("sla:", "ladder:", "lag:")
 
@@ -32,22 +39,32 @@ def is_extension_timer(name: str) -> bool:
     return name.startswith(PREFIXES)
 
 
+def timer_row(ticket_id: str, name: str, due: datetime, now: datetime) -> dict[str, Any]:
+    """A pending timer row ``name`` due at ``due`` (aware UTC), for ``S.INSERT_TIMERS``."""
+    return dict(ticket_id=ticket_id, name=name, state=None, due_at=due, status="pending",
+                created_at=now, fired_at=None)
+
+
 def schedule(conn: Connection, ticket_id: str, name: str, due: datetime,
              now: datetime) -> None:
     """Insert a pending timer ``name`` due at ``due`` (aware UTC)."""
-    conn.execute(S.INSERT_TIMERS, [dict(ticket_id=ticket_id, name=name, state=None,
-                                        due_at=due, status="pending", created_at=now,
-                                        fired_at=None)])
+    conn.execute(S.INSERT_TIMERS, [timer_row(ticket_id, name, due, now)])
+
+
+_CANCEL = (
+    update(timers)
+    .where(timers.c.ticket_id == bindparam("b_tid"), timers.c.status == "pending",
+           timers.c.state.is_(None),
+           (timers.c.name == bindparam("b_name"))
+           | timers.c.name.like(bindparam("b_like"), escape="\\"))
+    .values(status="cancelled")
+)
 
 
 def cancel(conn: Connection, ticket_id: str, prefix: str) -> None:
     """Cancel the ticket's pending timers whose name is ``prefix`` or starts with it + ``:``."""
-    conn.execute(
-        update(timers)
-        .where(timers.c.ticket_id == ticket_id, timers.c.status == "pending",
-               timers.c.state.is_(None),
-               (timers.c.name == prefix) | timers.c.name.startswith(prefix + ":"))
-        .values(status="cancelled"))
+    like = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + ":%"
+    conn.execute(_CANCEL, {"b_tid": ticket_id, "b_name": prefix, "b_like": like})
 
 
 def stale(conn: Connection, timer: Timer, now: datetime) -> FiredTimer:
