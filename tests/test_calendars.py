@@ -176,7 +176,8 @@ deadlines:
         "c.yaml:19: deadlines.finish_due.after: '2 working days' is ambiguous (whose working "
         "hours?); write {working: PT4H, calendar: NAME} or {working_days: 2, calendar: NAME}",
     ]
-    fixed = (text.replace("13:30-12:00", "13:30-17:30").replace("      funday: [\"08:00-09:00\"]\n", "")
+    fixed = (text.replace("13:30-12:00", "13:30-17:30")
+             .replace("      funday: [\"08:00-09:00\"]\n", "")
              .replace("2024-13-01", "2024-12-01").replace("2 working days", "PT2H"))
     assert problems(fixed) == [
         "c.yaml:12: calendars.office.zone: unknown time zone 'Asia/Shangai'; use an IANA name "

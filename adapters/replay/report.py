@@ -20,10 +20,10 @@ def build_report(engine: Engine, outcome: ReplayOutcome, mapping: MappingSpec) -
     Keys: ``lifecycle``, ``rows``, ``tickets``, ``transitions``, ``closed``, ``closure_rate``,
     ``overdue``, ``escalations`` (by level reached), ``breaches`` (by deadline),
     ``slas`` (per SLA clock: ``met``, ``breached``, ``open``), ``budget_breaches`` (level
-    budgets that ran out, by level), ``median_close_seconds``, ``verdicts`` (``compared``, ``agree``, ``disagree``, and
-    ``disagreements``: up to 20 ticket ids), ``rejected`` (count), ``rejections`` (row, id,
-    reason), ``events_applied``, ``clock_from`` / ``clock_until`` (ISO 8601 UTC) and
-    ``seconds`` (wall time of the replay).
+    budgets that ran out, by level), ``median_close_seconds``, ``verdicts`` (``compared``,
+    ``agree``, ``disagree``, and ``disagreements``: up to 20 ticket ids), ``rejected``
+    (count), ``rejections`` (row, id, reason), ``events_applied``, ``clock_from`` /
+    ``clock_until`` (ISO 8601 UTC) and ``seconds`` (wall time of the replay).
     """
     verdict = mapping.verdict
     summary = engine.summary(outcome.lifecycle,

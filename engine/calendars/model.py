@@ -228,8 +228,10 @@ class BusinessCalendar:
         return total
 
     def add_working_days(self, start: datetime, days: int) -> datetime:
-        """Same local time of day, ``days`` working days later (the next working instant if
-        that time is outside working hours). Counting starts from the next working instant.
+        """The same local time of day, ``days`` working days later.
+
+        Counting starts from the next working instant; if that time of day is outside the
+        target day's working hours, the result is the next working instant after it.
 
         Raises:
             ValueError: ``days`` is negative.
@@ -258,7 +260,8 @@ def compile_calendars(specs: Mapping[str, CalendarSpec]) -> dict[str, BusinessCa
     """Build the :class:`BusinessCalendar` of each validated calendar spec, by name."""
     out: dict[str, BusinessCalendar] = {}
     for name, spec in specs.items():
-        shifts = tuple(tuple(_shift(s) for s in spec.hours.get(day, ())) for day in WEEKDAYS)
+        hours: dict[str, list[str]] = {str(k): v for k, v in spec.hours.items()}
+        shifts = tuple(tuple(_shift(s) for s in hours.get(day, [])) for day in WEEKDAYS)
         make_up = (tuple(_shift(s) for s in spec.make_up_day_hours)
                    if spec.make_up_day_hours is not None
                    else next((s for s in shifts if s), ()))

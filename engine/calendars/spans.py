@@ -35,8 +35,9 @@ def measure(
     calendars: Mapping[str, BusinessCalendar], span: timedelta | WorkingSpan,
     start: datetime, end: datetime,
 ) -> timedelta:
-    """Time between ``start`` and ``end`` measured the way ``span`` counts (elapsed or
-    working time of its calendar).
+    """Time between ``start`` and ``end``, counted the way ``span`` counts.
+
+    That is elapsed time for a timedelta, working time of its calendar for a working span.
     """
     if isinstance(span, timedelta):
         return max(end - start, timedelta(0))

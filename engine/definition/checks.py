@@ -6,6 +6,7 @@ Each check takes the validated :class:`~engine.definition.schema.LifecycleSpec` 
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator
 
 from engine.definition.schema import LifecycleSpec, WorkingSpan
@@ -209,7 +210,7 @@ def calendars_sound(spec: LifecycleSpec) -> Iterator[Finding]:
             yield (*path, "hours"), "a calendar needs working hours on at least one weekday"
         for day, shifts in cal.hours.items():
             ordered = sorted(shifts)
-            for a, b in zip(ordered, ordered[1:], strict=False):
+            for a, b in itertools.pairwise(ordered):
                 if a.split("-")[1] > b.split("-")[0]:
                     yield ((*path, "hours", day),
                            f"shifts {a} and {b} overlap; list separate shifts")

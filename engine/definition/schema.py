@@ -85,9 +85,11 @@ class _Spec(BaseModel):
 
 
 class WorkingSpan(_Spec):
-    """Working time of a business calendar: exactly one of ``working`` (an ISO 8601 duration
-    counted only inside the calendar's working hours, e.g. ``PT4H``) or ``working_days`` (a
-    whole number of working days: same local time of day, that many working days later).
+    """Working time of a business calendar (``calendar``).
+
+    Exactly one of ``working`` (an ISO 8601 duration counted only inside the calendar's
+    working hours, e.g. ``PT4H``) or ``working_days`` (a whole number of working days: the same
+    local time of day, that many working days later).
     """
 
     working: Duration | None = None
@@ -186,8 +188,9 @@ Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "satur
 
 
 class HolidaysSpec(_Spec):
-    """Public holidays from the ``holidays`` package: ``country`` (ISO 3166-1 alpha-2, e.g.
-    ``CN``, ``US``) and an optional ``subdivision`` (e.g. ``MA``).
+    """Public holidays from the ``holidays`` package.
+
+    ``country`` is ISO 3166-1 alpha-2 (``CN``, ``US``); ``subdivision`` is optional (``MA``).
     """
 
     country: str
@@ -210,8 +213,10 @@ class CalendarSpec(_Spec):
 
 
 class ConditionSpec(_Spec):
-    """When an SLA clock starts, pauses, resumes or stops: a change matches when it enters
-    one of ``states`` or fires one of ``triggers`` (``report`` is the creation).
+    """When an SLA clock starts, pauses, resumes or stops.
+
+    A change matches when it enters one of ``states`` or fires one of ``triggers`` (``report``
+    is the creation).
     """
 
     states: NameList = Field(default_factory=list)
@@ -219,8 +224,10 @@ class ConditionSpec(_Spec):
 
 
 class WarningSpec(_Spec):
-    """A warning before an SLA breach: exactly one of ``percent`` of the target elapsed
-    (1-99) or ``before`` the breach (a duration, counted like the target).
+    """A warning before an SLA breach.
+
+    Exactly one of ``percent`` of the target used (1-99) or ``before`` the breach (a duration,
+    counted like the target).
     """
 
     percent: int | None = Field(default=None, ge=1, le=99)
@@ -228,8 +235,10 @@ class WarningSpec(_Spec):
 
 
 class SlaSpec(_Spec):
-    """An SLA clock: started, paused, resumed and stopped by states or triggers; breached
-    when its running (working) time exceeds ``target``, or at the instant in ``at_field``.
+    """An SLA clock, started, paused, resumed and stopped by states or triggers.
+
+    It is breached when its running (working) time exceeds ``target``, or at the instant in
+    the datetime field ``at_field``.
     """
 
     title: Title = Field(default_factory=dict)
@@ -244,8 +253,10 @@ class SlaSpec(_Spec):
 
 
 class LagSpec(_Spec):
-    """A time lag between two transitions: ``until`` may fire no earlier than ``min`` (a
-    refusal) and should fire within ``max`` (a breach) after the latest ``since``.
+    """A time lag between two transitions (by trigger).
+
+    ``until`` may fire no earlier than ``min`` (else a refusal) and should fire within ``max``
+    (else a breach) after the latest ``since``.
     """
 
     title: Title = Field(default_factory=dict)
@@ -257,8 +268,10 @@ class LagSpec(_Spec):
 
 
 class LadderSpec(_Spec):
-    """How the whistle ladder runs: a level's budget stops when one of ``acknowledged_by``
-    triggers fires (someone owns the ticket) or the ticket enters one of ``stop_in``.
+    """How the whistle ladder runs.
+
+    A level's budget stops when one of the ``acknowledged_by`` triggers fires (someone owns
+    the ticket) or the ticket enters one of ``stop_in`` (or a final state).
     """
 
     acknowledged_by: NameList = Field(default_factory=lambda: ["acknowledge"])
@@ -266,8 +279,10 @@ class LadderSpec(_Spec):
 
 
 class PeriodicSpec(_Spec):
-    """Recurring ticket creation: a cron rule (five fields, crontab syntax) in a calendar's
-    zone; ``working_days_only`` skips occurrences on the calendar's non-working days.
+    """Recurring ticket creation on a cron rule.
+
+    ``cron`` has five fields (crontab syntax) read in the calendar's zone;
+    ``working_days_only`` skips occurrences on the calendar's non-working days.
     """
 
     title: Title = Field(default_factory=dict)

@@ -70,8 +70,11 @@ _ACK = update(ladder).where(ladder.c.ticket_id == bindparam("b_tid"),
 
 
 class Ladder:
-    """The participant that re-targets tickets and runs level budgets (registered by every
-    Engine; does nothing for lifecycles whose levels name no handler and no budget)."""
+    """The participant that re-targets tickets and runs level budgets.
+
+    Every Engine registers it; it does nothing for lifecycles whose levels name no handler
+    and no budget.
+    """
 
     def on_change(self, conn: Connection, change: Change) -> None:
         """Follow level changes, acknowledgements and stops of ``change``'s ticket."""
@@ -138,8 +141,9 @@ def fire_budget(engine: Engine, conn: Connection, timer: Timer, row: Any, lc: Li
 
 
 def ladder_position(conn: Connection, ticket_id: str) -> LadderPosition | None:
-    """The ticket's place on the ladder, or None (its lifecycle's levels have no handler and
-    no budget).
+    """The ticket's place on the ladder.
+
+    None when its lifecycle's levels name no handler and no budget.
     """
     r = conn.execute(select(ladder).where(ladder.c.ticket_id == ticket_id)).mappings().first()
     if r is None:

@@ -18,7 +18,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from apscheduler.triggers.cron import CronTrigger
@@ -26,9 +26,11 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from engine.calendars.model import BusinessCalendar
+from engine.clock import ensure_utc
 from engine.definition.schema import PeriodicSpec
 from engine.runtime.model import Actor
-from engine.store.tables import definitions, occurrences as occurrences_table
+from engine.store.tables import definitions
+from engine.store.tables import occurrences as occurrences_table
 
 if TYPE_CHECKING:
     from engine.runtime.engine import Engine
@@ -81,6 +83,7 @@ def _newest_versions(engine: Engine) -> list[str]:
 
 
 def _last(engine: Engine, lifecycle: str, rule: str) -> datetime:
+    last: Any
     with engine.db.read() as conn:
         last = conn.execute(select(func.max(occurrences_table.c.due_at)).where(
             occurrences_table.c.lifecycle == lifecycle,
@@ -88,11 +91,11 @@ def _last(engine: Engine, lifecycle: str, rule: str) -> datetime:
         if last is None:
             last = conn.execute(select(func.min(definitions.c.created_at)).where(
                 definitions.c.name == lifecycle)).scalar()
+    if last is None:
+        return engine.clock.now()
     if isinstance(last, str):  # aggregates lose the column type on SQLite
         last = datetime.fromisoformat(last)
-    from datetime import UTC
-
-    return last if last.tzinfo else last.replace(tzinfo=UTC)  # type: ignore[no-any-return]
+    return ensure_utc(last if last.tzinfo else last.replace(tzinfo=UTC))
 
 
 def _create(engine: Engine, lifecycle: str, name: str, rule: PeriodicSpec,
@@ -113,8 +116,10 @@ def _create(engine: Engine, lifecycle: str, name: str, rule: PeriodicSpec,
 
 
 def add_periodic_jobs(scheduler: Any, engine: Engine) -> int:
-    """Add one APScheduler cron job per periodic rule of the deployed lifecycles, plus a
-    catch-up run now; return the number of rules scheduled."""
+    """Add one APScheduler cron job per periodic rule of the deployed lifecycles.
+
+    Also adds a catch-up run now. Returns the number of rules scheduled.
+    """
     count = 0
     for version in _newest_versions(engine):
         lc = engine.lifecycle(version)

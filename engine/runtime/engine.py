@@ -650,8 +650,9 @@ class Engine:
             return clocks_of(conn, ticket_id)
 
     def ladder(self, ticket_id: str) -> LadderPosition | None:
-        """The ticket's level, handler role, budget and acknowledgement (None when its
-        lifecycle's levels name no handler and no budget).
+        """The ticket's level, handler role, budget and acknowledgement.
+
+        None when its lifecycle's levels name no handler and no budget.
 
         Raises:
             TicketNotFound: no such ticket.

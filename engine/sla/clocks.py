@@ -192,8 +192,10 @@ class SlaClocks:
     @staticmethod
     def _arm(change: Change, name: str, sla: SlaSpec, values: dict[str, Any],
              new_timers: list[dict[str, Any]]) -> datetime | None:
-        """Plan the breach and remaining warning timers of a clock that (re)starts now;
-        return its breach instant."""
+        """Plan the timers of a clock that (re)starts now; return its breach instant.
+
+        The breach timer (unless already breached) and the warnings not yet given.
+        """
         lc, tid, now = change.lifecycle, change.ticket_id, change.at
         since: datetime = values["running_since"]
         elapsed = timedelta(seconds=values["elapsed_seconds"])
@@ -280,8 +282,9 @@ def clocks_of(conn: Connection, ticket_id: str) -> list[SlaClock]:
 
 
 def sla_outcomes(conn: Connection, lifecycle: str) -> dict[str, dict[str, int]]:
-    """Counts per SLA clock name of ``met``, ``breached`` and ``open`` (not stopped yet and
-    not breached) clocks, over every ticket of ``lifecycle``.
+    """Outcome counts per SLA clock name over every ticket of ``lifecycle``.
+
+    ``{"met": n, "breached": n, "open": n}``; open = not stopped yet and not breached.
     """
     ids = select(definitions.c.id).where(definitions.c.name == lifecycle).scalar_subquery()
     mine = select(tickets.c.id).where(tickets.c.definition_id.in_(ids))

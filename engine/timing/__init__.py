@@ -1,5 +1,7 @@
-"""Time beyond per-state deadlines: timers of SLA clocks, ladder budgets and lags, the time
-rules (validity, duty hours, lags) and the typed refusals they raise.
+"""Time beyond per-state deadlines.
+
+Timers of SLA clocks, ladder budgets and lags; the time rules (validity, duty hours, lags);
+the typed refusals they raise.
 """
 
 from __future__ import annotations
