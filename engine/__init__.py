@@ -13,6 +13,7 @@ Example::
                  fields={"department": "water"})
 """
 
+from engine.calendars import BusinessCalendar, CalendarOutOfRange
 from engine.clock import Clock, SystemClock, VirtualClock
 from engine.definition import (
     Definition,
@@ -37,7 +38,9 @@ from engine.errors import (
     TriggerNotAllowed,
     UnknownDefinition,
 )
+from engine.ladder import LadderPosition
 from engine.lifecycle import CommandContext, Lifecycle, Registry
+from engine.periodic import run_periodic
 from engine.runtime import (
     SYSTEM,
     Actor,
@@ -50,13 +53,17 @@ from engine.runtime import (
     Timer,
     TopLevelReached,
 )
+from engine.sla import SlaClock
 from engine.store import Database
+from engine.timing import LifecycleNotValid, MinimumLagNotReached, OutsideWorkingHours
 
 __version__ = "0.1.0"
 
 __all__ = [
     "SYSTEM",
     "Actor",
+    "BusinessCalendar",
+    "CalendarOutOfRange",
     "Clock",
     "CommandContext",
     "CommandRefused",
@@ -73,10 +80,15 @@ __all__ = [
     "HistoryEntry",
     "HostCallbackFailed",
     "InvalidFields",
+    "LadderPosition",
     "Lifecycle",
+    "LifecycleNotValid",
+    "MinimumLagNotReached",
+    "OutsideWorkingHours",
     "Problem",
     "Registry",
     "RoleNotAllowed",
+    "SlaClock",
     "Summary",
     "SystemClock",
     "Ticket",
@@ -92,4 +104,5 @@ __all__ = [
     "load_definition",
     "load_yaml_model",
     "parse_definition",
+    "run_periodic",
 ]

@@ -106,7 +106,7 @@ def test_report_by_a_role_not_allowed_to_report(engine, department):
     with pytest.raises(RoleNotAllowed) as info:
         engine.report(LC, {"category": "x"}, actor=department, ticket_id="T1")
     assert info.value.role == "department"
-    assert info.value.allowed_roles == ("centre", "grid_worker")
+    assert info.value.allowed_roles == ("centre", "grid_worker", "system")
     with pytest.raises(TicketNotFound):
         engine.get("T1")
 

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, func, insert, select
 from sqlalchemy import Engine as SAEngine
@@ -29,7 +29,6 @@ from engine.errors import (
     TicketExists,
     TicketNotFound,
 )
-from engine.ladder import LadderPosition, ladder_position
 from engine.lifecycle.machine import Lifecycle, Subject
 from engine.lifecycle.registry import CommandContext, Registry
 from engine.runtime.changes import Participant, changes_from_rows
@@ -45,12 +44,15 @@ from engine.runtime.model import (
 )
 from engine.runtime.summary import Summary, summarize
 from engine.runtime.timer_plan import cancel_on_exit, reschedule_field_deadlines, timers_on_entry
-from engine.sla import SlaClock, clocks_of
 from engine.store import statements as S
 from engine.store.database import Database
 from engine.store.tables import definitions, history, timers
 from engine.timing import default_participants
 from engine.timing.timers import fire_extension_timer, is_extension_timer
+
+if TYPE_CHECKING:
+    from engine.ladder import LadderPosition
+    from engine.sla import SlaClock
 
 __all__ = ["Engine", "TopLevelReached"]
 
@@ -645,6 +647,8 @@ class Engine:
         Raises:
             TicketNotFound: no such ticket.
         """
+        from engine.sla import clocks_of
+
         with self._read() as conn:
             self._load(conn, ticket_id)
             return clocks_of(conn, ticket_id)
@@ -657,6 +661,8 @@ class Engine:
         Raises:
             TicketNotFound: no such ticket.
         """
+        from engine.ladder import ladder_position
+
         with self._read() as conn:
             self._load(conn, ticket_id)
             return ladder_position(conn, ticket_id)
