@@ -206,3 +206,22 @@ def test_validity_period_of_a_lifecycle_version(make):
         eng.report("timed", {}, actor=REPORTER, ticket_id="T1")
     eng.run_until(ny(2025, 1, 1))
     assert eng.report("timed", {}, actor=REPORTER, ticket_id="T1").state == "reported"
+
+
+def test_working_hours_deadline_across_a_public_holiday_and_a_weekend(make):
+    text = TIMED.read_text() + (
+        "deadlines:\n"
+        "  first_look:\n"
+        "    state: reported\n"
+        "    after: {working: PT8H, calendar: office}\n"
+        "    on_breach: record\n")
+    # Wed 2024-07-03 16:30 EDT: 0.5 h; Thu 07-04 Independence Day; Fri 7 h; Sat, Sun; Mon 0.5 h
+    eng = make(ny(2024, 7, 3, 16, 30), text)
+    eng.report("timed", {}, actor=REPORTER, ticket_id="T1")
+    [timer] = [t for t in eng.timers("T1") if t.name == "first_look"]
+    assert timer.due_at == ny(2024, 7, 8, 9, 30) == datetime(2024, 7, 8, 13, 30, tzinfo=UTC)
+    before = eng.run_until(ny(2024, 7, 8, 9, 30))        # due at 09:30: met by a command then
+    assert "first_look" not in [f.timer.name for f in before]
+    fired = eng.run_until(ny(2024, 7, 8, 9, 31))
+    assert [(f.timer.name, f.outcome) for f in fired if f.timer.name == "first_look"] == [
+        ("first_look", "breached")]

@@ -354,6 +354,17 @@ def validity_sound(spec: LifecycleSpec) -> Iterator[Finding]:
         yield ("valid_until",), "valid_until must be after valid_from"
 
 
+def timer_names_fit(spec: LifecycleSpec) -> Iterator[Finding]:
+    """SLA, lag and level names are short enough for their timer names (64 characters)."""
+    for kind, names, longest in (("slas", list(spec.slas), 48), ("lags", list(spec.lags), 56)):
+        for name in names:
+            if len(name) > longest:
+                yield (kind, name), f"name {name!r} is too long; use at most {longest} characters"
+    for i, level in enumerate(spec.levels):
+        if len(level.name) > 56:
+            yield ("levels", i, "name"), "a level name has at most 56 characters"
+
+
 ALL_CHECKS: tuple[Check, ...] = (
     initial_state_exists,
     transition_names_resolve,
@@ -372,6 +383,7 @@ ALL_CHECKS: tuple[Check, ...] = (
     ladder_sound,
     periodic_sound,
     validity_sound,
+    timer_names_fit,
 )
 
 
