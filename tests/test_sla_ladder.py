@@ -225,3 +225,34 @@ def test_working_hours_deadline_across_a_public_holiday_and_a_weekend(make):
     fired = eng.run_until(ny(2024, 7, 8, 9, 31))
     assert [(f.timer.name, f.outcome) for f in fired if f.timer.name == "first_look"] == [
         ("first_look", "breached")]
+
+
+def test_at_field_clock_follows_its_field_and_a_stale_timer_does_nothing(make):
+    from sqlalchemy import insert
+
+    from engine.store import timers as timers_table
+
+    promised = ("  promised:\n    stop: {states: [resolved]}\n    at_field: promised_at\n"
+                "    warn: [{before: PT30M}]\n")
+    text = TIMED.read_text().replace("lags:\n", promised + "lags:\n", 1)  # one more SLA
+    eng = make(ny(2024, 6, 5, 9), text)
+    eng.report("timed", {"promised_at": ny(2024, 6, 5, 12)}, actor=REPORTER, ticket_id="T1")
+    clock = {c.name: c for c in eng.sla_clocks("T1")}["promised"]
+    assert clock.due_at == ny(2024, 6, 5, 12)
+    eng.fire("T1", "dispatch", actor=CENTRE, fields={"promised_at": ny(2024, 6, 5, 15)})
+    pending = {t.name: t.due_at for t in eng.timers("T1", status="pending")
+               if t.name.startswith("sla:promised")}
+    assert pending == {"sla:promised": ny(2024, 6, 5, 15),
+                       "sla:promised:warn:0": ny(2024, 6, 5, 14, 30)}
+    eng.fire("T1", "arrive", actor=DEPT)
+    eng.fire("T1", "resolve", actor=DEPT)
+    assert {c.name: c for c in eng.sla_clocks("T1")}["promised"].outcome == "met"
+    # a rogue timer of the stopped clock: claimed, marked stale, nothing written
+    with eng.db.write() as conn:
+        conn.execute(insert(timers_table).values(
+            ticket_id="T1", name="sla:promised", state=None, due_at=ny(2024, 6, 5, 10),
+            status="pending", created_at=ny(2024, 6, 5, 9), fired_at=None))
+    before = (eng.get("T1"), eng.history("T1"), eng.sla_clocks("T1"))
+    fired = eng.run_until(ny(2024, 6, 5, 16))
+    assert [(f.timer.name, f.outcome) for f in fired] == [("sla:promised", "stale")]
+    assert (eng.get("T1"), eng.history("T1"), eng.sla_clocks("T1")) == before

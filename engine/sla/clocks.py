@@ -20,7 +20,8 @@ Elapsed time is counted in the target's calendar (working time) for a working ta
 elapsed time. While a clock runs it has a breach timer at the instant the remaining target is
 used up, and a timer for each warning not yet given (``percent`` of the target, or ``before``
 the breach). Pausing or stopping cancels them; resuming schedules them again from what is left.
-A clock with ``at_field`` is due at that instant and cannot pause.
+A clock with ``at_field`` is due at that instant and cannot pause; a command that changes the
+field moves its breach and warnings (clearing it leaves the clock without a due instant).
 """
 
 from __future__ import annotations
@@ -164,6 +165,12 @@ class SlaClocks:
                 conn.execute(_UPDATE, dict(b_cid=row["id"], status="paused", running_since=None,
                                            elapsed_seconds=elapsed.total_seconds(),
                                            due_at=None))
+            elif sla.at_field is not None and sla.at_field in (change.data.get("fields") or {}):
+                # the due instant's field changed: the clock follows it (like at_field deadlines)
+                T.cancel(conn, tid, f"sla:{name}")
+                due = self._arm(change, name, sla, dict(row), new_timers)
+                conn.execute(_UPDATE, dict(b_cid=row["id"], due_at=due))
+                return
             else:
                 return
             T.cancel(conn, tid, f"sla:{name}")
