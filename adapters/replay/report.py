@@ -95,7 +95,7 @@ def print_report(report: dict[str, Any], console: Console) -> None:
     esc = Table(title="Escalations by level reached")
     esc.add_column("level")
     esc.add_column("hops", justify="right")
-    esc.add_column("budget ran out", justify="right")
+    esc.add_column("its budget ran out", justify="right")
     for level, count in report["escalations"].items():
         esc.add_row(level, f"{count:,}", f"{report.get('budget_breaches', {}).get(level, 0):,}")
     console.print(esc)
