@@ -7,6 +7,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from engine import Actor, Engine, VirtualClock
 from engine.timing import LifecycleNotValid, MinimumLagNotReached, OutsideWorkingHours
@@ -256,3 +258,37 @@ def test_at_field_clock_follows_its_field_and_a_stale_timer_does_nothing(make):
     fired = eng.run_until(ny(2024, 6, 5, 16))
     assert [(f.timer.name, f.outcome) for f in fired] == [("sla:promised", "stale")]
     assert (eng.get("T1"), eng.history("T1"), eng.sla_clocks("T1")) == before
+
+
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(gaps=st.lists(st.integers(min_value=1, max_value=60 * 30), min_size=2, max_size=8))
+def test_paused_time_never_counts(make, gaps):
+    """Ask/answer the reporter at random instants: the resolution clock's elapsed time is the
+    office's working time while not waiting for the reporter, whatever the pattern."""
+    from engine.calendars import compile_calendars
+    from engine.definition import load_definition
+
+    office = compile_calendars(load_definition(TIMED).spec.calendars)["office"]
+    start = ny(2024, 6, 3, 8)
+    eng = make(start)
+    eng.report("timed", {}, actor=REPORTER, ticket_id="T1")
+    eng.fire("T1", "dispatch", actor=CENTRE)
+    eng.fire("T1", "arrive", actor=DEPT)
+    running, expected, now = True, timedelta(0), start
+    for gap in gaps:
+        later = now + timedelta(minutes=gap)
+        if running:
+            expected += office.working_between(now, later)
+        eng.clock.set(later)  # type: ignore[attr-defined]
+        eng.fire("T1", "ask_reporter" if running else "answer",
+                 actor=DEPT if running else REPORTER)
+        running, now = not running, later
+    if running:
+        eng.fire("T1", "resolve", actor=DEPT)
+        clock = {c.name: c for c in eng.sla_clocks("T1")}["time_to_resolve"]
+        assert clock.status == "stopped"
+    else:
+        clock = {c.name: c for c in eng.sla_clocks("T1")}["time_to_resolve"]
+        assert clock.status == "paused"
+    assert clock.elapsed == expected
