@@ -292,3 +292,19 @@ def test_paused_time_never_counts(make, gaps):
         clock = {c.name: c for c in eng.sla_clocks("T1")}["time_to_resolve"]
         assert clock.status == "paused"
     assert clock.elapsed == expected
+
+
+def test_grid_incident_sla_runs_into_a_chinese_make_up_saturday(tmp_path):
+    sh = ZoneInfo("Asia/Shanghai")
+    # Fri 2024-05-10 17:00 Beijing: 0.5 h left today; Sat 05-11 is a make-up workday (调休)
+    eng = Engine(tmp_path / "cn.sqlite",
+                 clock=VirtualClock(datetime(2024, 5, 10, 17, tzinfo=sh)))
+    try:
+        eng.report("grid_incident", {"category": "drain"}, actor=Actor("gw", "grid_worker"),
+                   ticket_id="G1")
+        clocks = {c.name: c for c in eng.sla_clocks("G1")}
+        assert clocks["time_to_dispatch"].due_at == datetime(2024, 5, 11, 9, tzinfo=sh)
+        # 15 working hours: Fri 0.5, Sat 7.5, (Sun off), Mon 7 → Mon 05-13 17:00
+        assert clocks["time_to_resolve"].due_at == datetime(2024, 5, 13, 17, tzinfo=sh)
+    finally:
+        eng.stop()
