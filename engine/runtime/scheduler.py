@@ -67,13 +67,13 @@ class WakeUpScheduler:
     def wake_at(self, due: datetime) -> None:
         """Make sure the engine wakes just after ``due`` (aware UTC).
 
-        Only with the system clock: a virtual clock does not move by itself (tests move it
-        with ``run_until``), so waking at a virtual instant would spin; the start-up run and
+        Not with a :class:`~engine.clock.VirtualClock`: it does not move by itself (tests move
+        it with ``run_until``), so waking at a virtual instant would spin; the start-up run and
         the sweep still fire what is due on it.
         """
-        from engine.clock import SystemClock
+        from engine.clock import VirtualClock
 
-        if not isinstance(self.engine.clock, SystemClock):
+        if isinstance(self.engine.clock, VirtualClock):
             return
         when = due + _SLACK
         with self._lock:
