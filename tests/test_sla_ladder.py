@@ -308,3 +308,20 @@ def test_grid_incident_sla_runs_into_a_chinese_make_up_saturday(tmp_path):
         assert clocks["time_to_resolve"].due_at == datetime(2024, 5, 13, 17, tzinfo=sh)
     finally:
         eng.stop()
+
+
+def test_a_version_deployed_ahead_takes_over_on_its_valid_from(make):
+    from engine import parse_definition
+
+    v1_text = TIMED.read_text().replace(
+        "format: 1\n", "format: 1\nvalid_until: 2025-01-01T00:00:00-05:00\n")
+    v2_text = TIMED.read_text().replace(
+        "format: 1\n", "format: 1\nvalid_from: 2025-01-01T00:00:00-05:00\n").replace(
+        "min: PT10M", "min: PT20M")
+    eng = make(ny(2024, 12, 31, 9), v1_text)
+    v2 = eng.deploy(parse_definition(v2_text))                # deployed ahead of its date
+    assert v2.version == 2
+    assert eng.report("timed", {}, actor=REPORTER, ticket_id="OLD").version == 1
+    eng.run_until(ny(2025, 1, 1))
+    assert eng.report("timed", {}, actor=REPORTER, ticket_id="NEW").version == 2
+    assert eng.get("OLD").version == 1                       # running tickets stay

@@ -49,6 +49,7 @@ from engine.store.database import Database
 from engine.store.tables import definitions, history, timers
 from engine.timing import default_participants
 from engine.timing.timers import fire_extension_timer, is_extension_timer
+from engine.timing.validity import version_valid_at
 
 if TYPE_CHECKING:
     from engine.ladder import LadderPosition
@@ -264,7 +265,8 @@ class Engine:
         """Create a ticket in the lifecycle's initial state.
 
         Args:
-            lifecycle: the lifecycle name (its newest deployed version is used).
+            lifecycle: the lifecycle name (its newest deployed version valid now is used; see
+                :mod:`engine.timing.validity`).
             fields: ticket fields (``required`` ones must be present).
             actor: who reports; the role must be in the lifecycle's ``report.roles``.
             ticket_id: the id to use (up to 64 characters); generated when omitted.
@@ -277,7 +279,7 @@ class Engine:
         Raises:
             RoleNotAllowed, TicketExists, InvalidFields: nothing was created.
         """
-        def_id = self._current_id(lifecycle)
+        def_id = version_valid_at(self, lifecycle, self._current_id(lifecycle), self.clock.now())
         lc = self._lifecycles[def_id]
         tid = ticket_id or uuid.uuid4().hex
         if actor.role not in lc.spec.report.roles:

@@ -1,7 +1,8 @@
 """Time rules checked in each command's transaction: validity, duty hours, time lags.
 
-* **Validity period** (``valid_from`` / ``valid_until`` of a lifecycle): a report outside it
-  is refused with :class:`LifecycleNotValid`.
+* **Validity period** (``valid_from`` / ``valid_until`` of a lifecycle): a report runs on the
+  newest version valid then (:mod:`engine.timing.validity`); if none is, it is refused with
+  :class:`LifecycleNotValid`.
 * **Duty hours** (``during: CALENDAR`` on a transition): firing it outside that calendar's
   working time is refused with :class:`OutsideWorkingHours`.
 * **Minimum lag** (``lags.NAME.min``): ``until`` fired sooner than ``min`` after the latest
@@ -29,6 +30,7 @@ from engine.store.tables import history
 from engine.timing import timers as T
 from engine.timing.breach import history_row, record
 from engine.timing.errors import LifecycleNotValid, MinimumLagNotReached, OutsideWorkingHours
+from engine.timing.validity import is_valid_at
 
 if TYPE_CHECKING:
     from engine.runtime.engine import Engine
@@ -61,9 +63,9 @@ class TimeRules:
     @staticmethod
     def _validity(change: Change) -> None:
         spec = change.lifecycle.spec
-        start = datetime.fromisoformat(spec.valid_from) if spec.valid_from else None
-        end = datetime.fromisoformat(spec.valid_until) if spec.valid_until else None
-        if (start is not None and change.at < start) or (end is not None and change.at >= end):
+        if not is_valid_at(spec, change.at):
+            start = datetime.fromisoformat(spec.valid_from) if spec.valid_from else None
+            end = datetime.fromisoformat(spec.valid_until) if spec.valid_until else None
             raise LifecycleNotValid(change.ticket_id, spec.name, change.at, start, end)
 
     @staticmethod
