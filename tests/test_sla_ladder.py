@@ -325,3 +325,19 @@ def test_a_version_deployed_ahead_takes_over_on_its_valid_from(make):
     eng.run_until(ny(2025, 1, 1))
     assert eng.report("timed", {}, actor=REPORTER, ticket_id="NEW").version == 2
     assert eng.get("OLD").version == 1                       # running tickets stay
+
+
+def test_a_final_state_stops_every_clock_and_nothing_fires_afterwards(make):
+    text = TIMED.read_text().replace(
+        "  - {trigger: arrive,",
+        "  - {trigger: withdraw, source: reported, dest: closed, roles: centre}\n"
+        "  - {trigger: arrive,", 1)
+    eng = make(ny(2024, 6, 5, 9), text)
+    eng.report("timed", {}, actor=REPORTER, ticket_id="T1")
+    eng.run_until(ny(2024, 6, 5, 10))
+    eng.fire("T1", "withdraw", actor=CENTRE)
+    assert {c.name: (c.status, c.outcome, c.elapsed) for c in eng.sla_clocks("T1")} == {
+        "time_to_dispatch": ("stopped", "met", timedelta(hours=1)),
+        "time_to_resolve": ("stopped", "met", timedelta(hours=1))}
+    assert [t for t in eng.timers("T1", status="pending")] == []
+    assert eng.run_until(ny(2024, 6, 12)) == []

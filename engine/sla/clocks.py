@@ -4,8 +4,9 @@ Rules, applied to every report and transition of a ticket, for each clock of its
 
 * **start**: a clock that does not exist yet starts when ``start`` matches (default: the
   report). If the ticket is then in a ``pause`` state, it starts paused.
-* **stop**: a running or paused clock stops when ``stop`` matches; its outcome is ``met``
-  unless it was already ``breached``. The elapsed (working) time is recorded.
+* **stop**: a running or paused clock stops when ``stop`` matches or the ticket reaches a
+  final state; its outcome is ``met`` unless it was already ``breached`` (or is stopped past
+  its due instant). The elapsed (working) time is recorded.
 * **pause / resume**: a running clock pauses when ``pause`` matches; a paused clock resumes
   when ``resume`` matches, or, without ``resume``, when the ticket enters a state that is not
   one of ``pause.states``.
@@ -82,6 +83,12 @@ def _matches(cond: ConditionSpec | None, change: Change) -> bool:
     return change.trigger in cond.triggers or (entered is not None and entered in cond.states)
 
 
+def _stops(sla: SlaSpec, change: Change) -> bool:
+    """``stop`` matches, or the ticket reaches a final state (which stops every clock)."""
+    return _matches(sla.stop, change) or (
+        change.from_state != change.to_state and change.to_state in change.lifecycle.final_states)
+
+
 def _left_stop_states(sla: SlaSpec, change: Change) -> bool:
     """A reopen: the ticket leaves a stop state for a state that neither stops nor ends it."""
     return (change.from_state in sla.stop.states
@@ -152,7 +159,7 @@ class SlaClocks:
         elapsed = timedelta(seconds=row["elapsed_seconds"])
         if status == "running":
             elapsed += _measure(lc, sla, row["running_since"], at)
-            if _matches(sla.stop, change):
+            if _stops(sla, change):
                 # met at its due instant (the tie rule); past it, breached even if the
                 # breach timer has not fired yet
                 late = row["due_at"] is not None and at > row["due_at"]
@@ -175,7 +182,7 @@ class SlaClocks:
                 return
             T.cancel(conn, tid, f"sla:{name}")
         elif status == "paused":
-            if _matches(sla.stop, change):
+            if _stops(sla, change):
                 conn.execute(_UPDATE, dict(b_cid=row["id"], status="stopped", stopped_at=at,
                                            outcome=row["outcome"] or "met"))
             elif _matches(sla.resume, change) or (
@@ -187,7 +194,7 @@ class SlaClocks:
                 due = self._arm(change, name, sla, values, new_timers)
                 conn.execute(_UPDATE, dict(b_cid=row["id"], status="running",
                                            running_since=at, due_at=due))
-        elif status == "stopped" and not _matches(sla.stop, change) and (
+        elif status == "stopped" and not _stops(sla, change) and (
             _matches(sla.start, change) or _left_stop_states(sla, change)
         ):
             values = dict(row) | {"status": "running", "running_since": at}
@@ -246,7 +253,8 @@ def fire_sla(engine: Engine, conn: Connection, timer: Timer, row: Any, lc: Lifec
     name = parts[1]
     sla = lc.spec.slas.get(name)
     clock = conn.execute(_BY_NAME, {"b_tid": timer.ticket_id, "b_name": name}).mappings().first()
-    if sla is None or clock is None or clock["status"] != "running":
+    if sla is None or clock is None or clock["status"] != "running" \
+            or row["state"] in lc.final_states:
         return T.stale(conn, timer, now)
     elapsed = timedelta(seconds=clock["elapsed_seconds"]) + _measure(
         lc, sla, clock["running_since"], timer.due_at)
