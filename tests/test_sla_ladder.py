@@ -341,3 +341,24 @@ def test_a_final_state_stops_every_clock_and_nothing_fires_afterwards(make):
         "time_to_resolve": ("stopped", "met", timedelta(hours=1))}
     assert [t for t in eng.timers("T1", status="pending")] == []
     assert eng.run_until(ny(2024, 6, 12)) == []
+
+
+def test_maximum_lag_breaches_once_and_is_cancelled_by_its_until(make):
+    text = TIMED.read_text().replace(
+        "    min: PT10M\n", "    min: PT10M\n    max: {working: PT2H, calendar: office}\n")
+    eng = make(ny(2024, 6, 5, 9), text)
+    for tid in ("T1", "T2"):
+        eng.report("timed", {}, actor=REPORTER, ticket_id=tid)
+        eng.fire(tid, "dispatch", actor=CENTRE)
+        eng.fire(tid, "arrive", actor=DEPT)                 # both lags start at 09:00
+        eng.fire(tid, "resolve", actor=DEPT)
+    eng.run_until(ny(2024, 6, 5, 10))
+    eng.fire("T2", "close", actor=CENTRE)                    # in time: its lag timer goes
+    assert [t.status for t in eng.timers("T2") if t.name == "lag:verify_after_arrival"] == [
+        "cancelled"]
+    fired = eng.run_until(ny(2024, 6, 5, 13))
+    assert [(f.timer.ticket_id, f.timer.name, f.outcome, f.timer.due_at) for f in fired] == [
+        ("T1", "lag:verify_after_arrival", "breached", ny(2024, 6, 5, 11))]
+    [breach] = [h for h in eng.history("T1") if h.kind == "breach"]
+    assert (breach.trigger, breach.data["due_at"]) == (
+        "verify_after_arrival", ny(2024, 6, 5, 11).isoformat())

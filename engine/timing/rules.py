@@ -59,6 +59,8 @@ class TimeRules:
                 T.cancel(conn, change.ticket_id, f"lag:{name}")
                 due = due_after(change.lifecycle.calendars, lag.max, change.at)
                 T.schedule(conn, change.ticket_id, f"lag:{name}", due, change.at)
+        if spec.lags and change.to_state in change.lifecycle.final_states:
+            T.cancel(conn, change.ticket_id, "lag")  # a finished ticket has no lag to keep
 
     @staticmethod
     def _validity(change: Change) -> None:
