@@ -13,6 +13,7 @@ Example::
                  fields={"department": "water"})
 """
 
+from engine.calendars import BusinessCalendar, CalendarOutOfRange
 from engine.clock import Clock, SystemClock, VirtualClock
 from engine.definition import (
     Definition,
@@ -40,7 +41,9 @@ from engine.errors import (
     UnknownDefinition,
 )
 from engine.events import EVENT_TYPES, DomainEvent
+from engine.ladder import LadderPosition
 from engine.lifecycle import CommandContext, Lifecycle, Registry
+from engine.periodic import run_periodic
 from engine.runtime import (
     SYSTEM,
     Actor,
@@ -57,7 +60,9 @@ from engine.runtime import (
     Violation,
     find_tickets,
 )
+from engine.sla import SlaClock
 from engine.store import Database
+from engine.timing import LifecycleNotValid, MinimumLagNotReached, OutsideWorkingHours
 
 __version__ = "0.1.0"
 
@@ -65,6 +70,8 @@ __all__ = [
     "EVENT_TYPES",
     "SYSTEM",
     "Actor",
+    "BusinessCalendar",
+    "CalendarOutOfRange",
     "Clock",
     "CommandContext",
     "CommandRefused",
@@ -83,11 +90,16 @@ __all__ = [
     "HostCallbackFailed",
     "IdempotencyKeyReused",
     "InvalidFields",
+    "LadderPosition",
     "Lifecycle",
+    "LifecycleNotValid",
     "MigrationRefused",
+    "MinimumLagNotReached",
+    "OutsideWorkingHours",
     "Problem",
     "Registry",
     "RoleNotAllowed",
+    "SlaClock",
     "Summary",
     "SystemClock",
     "Ticket",
@@ -107,4 +119,5 @@ __all__ = [
     "load_definition",
     "load_yaml_model",
     "parse_definition",
+    "run_periodic",
 ]

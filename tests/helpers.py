@@ -16,3 +16,13 @@ def at(hour: int, minute: int = 0, *, day: int = 1) -> datetime:
 def is_utc(value: datetime) -> bool:
     """Aware, with a zero UTC offset."""
     return value.tzinfo is not None and value.utcoffset() == timedelta(0)
+
+
+def deadline_timers(engine, ticket_id=None, *, status=None):  # type: ignore[no-untyped-def]
+    """The per-state and ticket deadline timers only (SLA, ladder and lag timers have a ':')."""
+    return [t for t in engine.timers(ticket_id, status=status) if ":" not in t.name]
+
+
+def core_history(engine, ticket_id):  # type: ignore[no-untyped-def]
+    """History without SLA warnings and breaches (kinds report, transition, breach)."""
+    return [h for h in engine.history(ticket_id) if not h.kind.startswith("sla_")]

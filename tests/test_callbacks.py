@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from helpers import at
+from helpers import at, deadline_timers
 
 from engine import (
     ConfigurationError,
@@ -118,7 +118,7 @@ def test_action_raising_is_host_callback_failed_and_changes_nothing(
     assert calls == [("dispatched", "on_site")]  # the action ran after the state change...
     assert snapshot(eng, "T1") == before  # ...yet nothing was written
     assert eng.get("T1").state == "dispatched"
-    assert [tm.status for tm in eng.timers("T1")] == ["cancelled", "pending"]
+    assert [tm.status for tm in deadline_timers(eng, "T1")] == ["cancelled", "pending"]
 
 
 def test_action_that_succeeds_runs_once_after_the_transition(
@@ -196,7 +196,8 @@ def test_refused_escalation_by_a_deadline_does_not_block_other_timers(
     # T1 stays where it was, but the missed deadline is recorded and the timer is done
     t1 = eng.get("T1")
     assert (t1.state, t1.level, t1.row_version) == ("reported", "community", 2)
-    assert [(tm.name, tm.status) for tm in eng.timers("T1")] == [("dispatch_due", "fired")]
+    assert [(tm.name, tm.status) for tm in deadline_timers(eng, "T1")] == [
+        ("dispatch_due", "fired")]
     [breach] = [h for h in eng.history("T1") if h.kind == "breach"]
     assert (breach.trigger, breach.at, breach.data["due_at"]) == (
         "dispatch_due", at(8, 30), "2024-05-01T08:30:00+00:00")

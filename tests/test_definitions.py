@@ -71,10 +71,12 @@ def test_bundled_grid_incident_loads_by_name():
     assert definition.source == text
     assert definition.digest == hashlib.sha256(text.encode("utf-8")).hexdigest()
     assert spec.initial == "reported"
-    assert list(spec.roles) == ["grid_worker", "centre", "department", "system"]
+    assert list(spec.roles) == ["grid_worker", "centre", "department", "street_office",
+                               "district_office", "city_platform", "system"]
     assert [level.name for level in spec.levels] == ["community", "street", "district", "city"]
     assert list(spec.states) == [
-        "reported", "dispatched", "on_site", "resolved", "escalated", "closed"]
+        "reported", "dispatched", "on_site", "waiting_reporter", "resolved", "escalated",
+        "closed"]
     assert [n for n, s in spec.states.items() if s.final] == ["closed"]
     assert [(t.trigger, t.source, t.dest, t.roles, t.reason_required)
             for t in spec.transitions] == [
@@ -83,15 +85,18 @@ def test_bundled_grid_incident_loads_by_name():
         ("resolve", ["on_site", "escalated"], "resolved", ["department"], False),
         ("close", ["resolved"], "closed", ["centre"], False),
         ("reject", ["resolved"], "dispatched", ["centre"], True),
-        ("escalate", ["reported", "dispatched", "on_site", "escalated"], "escalated",
-         ["system", "centre"], True),
+        ("ask_reporter", ["on_site"], "waiting_reporter", ["department"], True),
+        ("answer", ["waiting_reporter"], "on_site", ["grid_worker", "centre"], False),
+        ("escalate", ["reported", "dispatched", "on_site", "waiting_reporter", "escalated"],
+         "escalated", ["system", "centre"], True),
+        ("acknowledge", ["escalated"], "escalated",
+         ["street_office", "district_office", "city_platform"], False),
     ]
     deadlines = {n: (d.state, d.stop_in, d.after, d.at_field, d.on_breach)
                  for n, d in spec.deadlines.items()}
     assert deadlines == {
         "dispatch_due": ("reported", None, timedelta(minutes=30), None, "escalate"),
         "arrival_due": ("dispatched", None, timedelta(hours=2), None, "record"),
-        "escalated_due": ("escalated", None, timedelta(days=2), None, "escalate"),
         "resolution": (None, ["resolved", "closed"], None, "target_at", "escalate"),
     }
     assert spec.resolution_deadline == "resolution"
@@ -314,18 +319,18 @@ def test_python_object_tag_on_a_mapping_is_rejected():
 
 @pytest.mark.parametrize(("edit", "needle", "path", "allowed"), [
     (("name: small", "name: small\ncolour: red"), "colour: red", "colour",
-     "categories, deadlines, description, escalation_trigger, fields, format, initial, levels, "
-     "name, "
-     "report, resolution_deadline, roles, states, title, transitions"),
+     "calendars, categories, deadlines, description, escalation_trigger, fields, format, "
+     "initial, ladder, lags, levels, name, periodic, report, resolution_deadline, roles, slas, "
+     "states, title, transitions, valid_from, valid_until"),
     (("  open: {}", "  open: {colour: red}"), "colour: red", "states.open.colour",
      "description, final, title"),
     (("    dest: closed\n", "    dest: closed\n    reason_requird: true\n"), "reason_requird",
      "transitions[0].reason_requird",
-     "actions, dest, guards, reason_required, roles, source, title, trigger"),
+     "actions, dest, during, guards, reason_required, roles, source, title, trigger"),
     (("  roles: [centre]\nstates", "  roles: [centre]\n  who: x\nstates"), "who: x",
      "report.who", "roles"),
     (("  - {name: community}", "  - {name: community, colour: red}"), "colour: red",
-     "levels[0].colour", "name, title"),
+     "levels[0].colour", "budget, handler, name, title"),
     (("  centre: {}", "  centre: {rank: 1}"), "rank: 1", "roles.centre.rank",
      "description, title"),
 ])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from helpers import START, at
+from helpers import START, at, deadline_timers
 
 from engine import (
     SYSTEM,
@@ -30,7 +30,8 @@ def last(engine, ticket_id):
 
 
 def pending(engine, ticket_id):
-    return [(t.name, t.state, t.due_at) for t in engine.timers(ticket_id, status="pending")]
+    return [(t.name, t.state, t.due_at) for t in deadline_timers(engine, ticket_id,
+                                                                 status="pending")]
 
 
 # -- report -------------------------------------------------------------------------------------
@@ -48,7 +49,7 @@ def test_report_creates_ticket_history_and_first_timer(engine, grid_worker):
                      "gw-017", "grid_worker", "seen on patrol",
                      {"fields": {"category": "blocked drain", "area": "A-07"}}),
     ]
-    assert engine.timers("T1") == [
+    assert deadline_timers(engine, "T1") == [
         Timer(1, "T1", "dispatch_due", "reported", at(8, 30), "pending", None),
     ]
 
@@ -106,7 +107,7 @@ def test_report_by_a_role_not_allowed_to_report(engine, department):
     with pytest.raises(RoleNotAllowed) as info:
         engine.report(LC, {"category": "x"}, actor=department, ticket_id="T1")
     assert info.value.role == "department"
-    assert info.value.allowed_roles == ("centre", "grid_worker")
+    assert info.value.allowed_roles == ("centre", "grid_worker", "system")
     with pytest.raises(TicketNotFound):
         engine.get("T1")
 
@@ -137,16 +138,17 @@ def test_full_path_report_dispatch_arrive_resolve_reject_close(
     assert last(engine, "T1") == HistoryEntry(
         2, at(8, 10), "transition", "dispatch", "reported", "dispatched", "community",
         "community", "ops-1", "centre", None, {"fields": {"department": "water"}})
-    assert engine.timers("T1") == [
-        Timer(1, "T1", "dispatch_due", "reported", at(8, 30), "cancelled", None),
-        Timer(2, "T1", "arrival_due", "dispatched", at(10, 10), "pending", None),
+    assert [(tm.name, tm.state, tm.due_at, tm.status)
+            for tm in deadline_timers(engine, "T1")] == [
+        ("dispatch_due", "reported", at(8, 30), "cancelled"),
+        ("arrival_due", "dispatched", at(10, 10), "pending"),
     ]
 
     clock.set(at(9, 0))
     t = engine.fire("T1", "arrive", actor=department)
     assert (t.state, t.row_version) == ("on_site", 3)
     assert pending(engine, "T1") == []
-    assert engine.timers("T1")[1].status == "cancelled"
+    assert deadline_timers(engine, "T1")[1].status == "cancelled"
 
     clock.set(at(9, 30))
     assert engine.fire("T1", "resolve", actor=department).state == "resolved"
@@ -195,8 +197,10 @@ def test_centre_escalates_with_reason_one_level_up(
     assert last(engine, "T1") == HistoryEntry(
         len(engine.history("T1")), at(8, 20), "transition", "escalate", source, "escalated",
         "community", "street", "ops-1", "centre", "needs the street office", {})
-    assert pending(engine, "T1") == [
-        ("escalated_due", "escalated", at(8, 20) + timedelta(days=2))]
+    assert pending(engine, "T1") == []
+    ladder = engine.ladder("T1")
+    assert (ladder.level, ladder.handler, ladder.since, ladder.budget_due) == (
+        "street", "street_office", at(8, 20), at(8, 20) + timedelta(days=2))
 
 
 def test_escalate_by_fire_and_again_from_escalated_climbs_the_ladder(engine, centre):
@@ -209,8 +213,9 @@ def test_escalate_by_fire_and_again_from_escalated_climbs_the_ladder(engine, cen
                       ("escalated", "city")]
     assert [(h.from_level, h.to_level) for h in engine.history("T1")[1:]] == [
         ("community", "street"), ("street", "district"), ("district", "city")]
-    # re-entering `escalated` restarts its deadline: exactly one pending escalated_due
-    assert pending(engine, "T1") == [("escalated_due", "escalated", START + timedelta(days=2))]
+    # each hop starts the new level's budget: exactly one pending budget timer
+    assert [(tm.name, tm.due_at) for tm in engine.timers("T1", status="pending")
+            if tm.name.startswith("ladder:")] == [("ladder:city", START + timedelta(days=2))]
 
 
 @pytest.mark.parametrize(("trigger", "role", "dest"), [
@@ -227,9 +232,11 @@ def test_from_escalated(engine, clock, centre, trigger, role, dest):
     entry = last(engine, "T1")
     assert (entry.trigger, entry.from_state, entry.to_state, entry.from_level,
             entry.to_level, entry.role) == (trigger, "escalated", dest, "street", "street", role)
+    # taking the escalated ticket on acknowledges the level: its budget stops
     statuses = {(tm.name, tm.status) for tm in engine.timers("T1")}
-    assert ("escalated_due", "cancelled") in statuses
-    assert ("escalated_due", "pending") not in statuses
+    assert ("ladder:street", "cancelled") in statuses
+    assert ("ladder:street", "pending") not in statuses
+    assert engine.ladder("T1").acknowledged_by == "someone"
 
 
 def test_system_may_escalate(engine, centre):
@@ -264,9 +271,9 @@ def _to(engine, state, centre, department):
     ("reported", "arrive", ("dispatch", "escalate")),
     ("reported", "close", ("dispatch", "escalate")),
     ("dispatched", "resolve", ("arrive", "escalate")),
-    ("on_site", "dispatch", ("escalate", "resolve")),
+    ("on_site", "dispatch", ("ask_reporter", "escalate", "resolve")),
     ("resolved", "escalate", ("close", "reject")),
-    ("escalated", "close", ("arrive", "dispatch", "escalate", "resolve")),
+    ("escalated", "close", ("acknowledge", "arrive", "dispatch", "escalate", "resolve")),
     ("closed", "reject", ()),
     ("reported", "no_such_trigger", ("dispatch", "escalate")),
 ])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from helpers import START, at, is_utc
+from helpers import START, at, deadline_timers, is_utc
 
 from engine import load_definition, parse_definition
 from engine.definition import bundled_workflows_dir
@@ -60,10 +60,12 @@ def test_fresh_engine_continues_the_ticket(
     assert newest.get("T1").state == "resolved"
     assert [h.trigger for h in newest.history("T1")] == [
         "report", "dispatch", "escalate", "arrive", "resolve"]
-    # the ticket deadline stopped at `resolved`; the escalated deadline stopped on leaving
-    assert [(tm.name, tm.status) for tm in newest.timers("T1")] == [
+    # the ticket deadline stopped at `resolved`; the street budget stopped on arrival
+    assert [(tm.name, tm.status) for tm in deadline_timers(newest, "T1")] == [
         ("dispatch_due", "cancelled"), ("arrival_due", "cancelled"),
-        ("resolution", "cancelled"), ("escalated_due", "cancelled")]
+        ("resolution", "cancelled")]
+    assert [tm.status for tm in newest.timers("T1") if tm.name == "ladder:street"] == [
+        "cancelled"]
 
 
 def test_fresh_engine_fires_timers_created_by_another(
@@ -102,7 +104,8 @@ def test_all_instants_are_utc_also_after_reload(
     assert fired_at == [at(8, 30)]
 
     instants = _instants(engine, "T1")
-    assert len(instants) == 10  # created, updated, target, 3 history, 3 due, 1 fired
+    # created, updated, target, 3 history, 1 fired, 2 deadline + 1 ladder + 4 SLA timers due
+    assert len(instants) == 14
     assert all(is_utc(v) for v in instants), instants
     assert is_utc(engine.next_due())
 
@@ -160,8 +163,10 @@ def test_changed_yaml_gives_version_2_and_running_tickets_stay_on_1(
     assert new.version == 2
     assert engine.get("NEW").version == 2
     # each ticket's deadline follows its own version
-    assert [tm.due_at for tm in engine.timers("OLD")] == [START + timedelta(minutes=30)]
-    assert [tm.due_at for tm in engine.timers("NEW")] == [START + timedelta(minutes=45)]
+    assert [tm.due_at for tm in deadline_timers(engine, "OLD")] == [
+        START + timedelta(minutes=30)]
+    assert [tm.due_at for tm in deadline_timers(engine, "NEW")] == [
+        START + timedelta(minutes=45)]
     # the old ticket keeps running on version 1
     assert engine.fire("OLD", "dispatch", actor=centre).version == 1
     assert engine.get("OLD").version == 1

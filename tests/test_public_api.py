@@ -18,6 +18,9 @@ PUBLIC = {
     "TicketExists", "TicketImpact", "TicketNotFound", "Timer", "TopLevelReached",
     "TriggerNotAllowed", "UnknownDefinition", "Violation", "VirtualClock", "__version__",
     "bundled_names", "load_definition", "load_yaml_model", "parse_definition",
+    # time: calendars, SLA clocks, the ladder, time rules, periodic work
+    "BusinessCalendar", "CalendarOutOfRange", "LadderPosition", "LifecycleNotValid",
+    "MinimumLagNotReached", "OutsideWorkingHours", "SlaClock", "run_periodic",
 }
 
 
@@ -31,7 +34,7 @@ def test_every_error_is_rooted_in_one_base() -> None:
     errors = [getattr(engine, n) for n in engine.__all__
               if isinstance(getattr(engine, n), type)
               and issubclass(getattr(engine, n), Exception)]
-    assert len(errors) == 16
+    assert len(errors) == 20
     assert all(issubclass(e, engine.GridwhistleError) for e in errors)
 
 

@@ -42,10 +42,17 @@ def test_boston_figures(boston_report: dict) -> None:
     # 474 OVERDUE verdicts + the blank-verdict row, which also closed after its target.
     assert r["overdue"] == 475
     assert r["breaches"]["resolution"] == 475
-    # Every resolution breach escalates community -> street; those still open two days
-    # later climb on (escalated_due).
-    assert r["escalations"]["street"] == 475
-    assert r["escalations"]["street"] >= r["escalations"]["district"] >= r["escalations"]["city"]
+    # Every resolution breach escalates community -> street; those still not taken on two
+    # days later climb on when the street's budget (P2D) runs out, and so on to the city.
+    assert r["escalations"] == {"street": 475, "district": 333, "city": 286}
+    assert r["breaches"] == {"arrival_due": 3388, "resolution": 475, "street_budget": 333,
+                             "district_budget": 286, "city_budget": 253}
+    assert r["budget_breaches"] == {"community": 0, "street": 333, "district": 286,
+                                    "city": 253}
+    # SLA clocks in the centre's working hours (Asia/Shanghai, Chinese holidays): Boston
+    # dispatches at open_dt, so dispatch is always met; 1,270 took over 15 working hours.
+    assert r["slas"] == {"time_to_dispatch": {"met": 4995, "breached": 0, "open": 0},
+                         "time_to_resolve": {"met": 3725, "breached": 1270, "open": 0}}
     # 5 events per row, all applied; each escalation is one more transition.
     assert r["events_applied"] == 5 * 4995
     assert r["transitions"] == 4 * 4995 + sum(r["escalations"].values())
@@ -168,7 +175,7 @@ def test_cli_replay_json_in_a_real_process(tmp_path: Path) -> None:
     )
     report = json.loads(done.stdout)
     for key in ("tickets", "transitions", "closed", "closure_rate", "overdue", "escalations",
-                "verdicts", "rejected", "seconds"):
+                "verdicts", "rejected", "seconds", "slas", "budget_breaches"):
         assert key in report
     assert report["tickets"] == 40
     assert report["verdicts"]["compared"] == 40
@@ -192,4 +199,4 @@ def test_cli_validate_reports_problems_with_exit_code_1(tmp_path: Path) -> None:
     ok = subprocess.run([sys.executable, "-m", "adapters.cli", "validate", "grid_incident"],
                         capture_output=True, text=True)
     assert ok.returncode == 0, ok.stdout + ok.stderr
-    assert "ok — grid_incident: 6 states, 6 transitions, 4 deadlines" in ok.stdout
+    assert "ok — grid_incident: 7 states, 9 transitions, 3 deadlines" in ok.stdout

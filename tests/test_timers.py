@@ -6,7 +6,7 @@ import threading
 from datetime import timedelta
 
 import pytest
-from helpers import START, at
+from helpers import START, at, core_history, deadline_timers
 from sqlalchemy import insert
 
 from engine import HistoryEntry, InvalidFields, TicketNotFound
@@ -20,7 +20,8 @@ def breaches(engine, ticket_id):
 
 
 def pending(engine, ticket_id):
-    return [(t.name, t.state, t.due_at) for t in engine.timers(ticket_id, status="pending")]
+    return [(t.name, t.state, t.due_at) for t in deadline_timers(engine, ticket_id,
+                                                                 status="pending")]
 
 
 @pytest.mark.parametrize("how", ["run_until", "set_clock_then_run_due"])
@@ -59,10 +60,14 @@ def test_dispatch_due_fires_exactly_once(engine, clock, grid_worker, how):
             escalation.role, escalation.reason) == (
         "transition", "escalate", "community", "street", "system",
         "deadline 'dispatch_due' breached")
-    assert [(tm.name, tm.status) for tm in engine.timers("T1")] == [
-        ("dispatch_due", "fired"), ("escalated_due", "pending")]
-    assert pending(engine, "T1") == [
-        ("escalated_due", "escalated", fired_at + timedelta(days=2))]
+    assert [(tm.name, tm.status) for tm in deadline_timers(engine, "T1")] == [
+        ("dispatch_due", "fired")]
+    # the street level's budget (P2D) starts with the hop; the street office handles it now
+    ladder = engine.ladder("T1")
+    assert (ladder.level, ladder.handler, ladder.budget_due) == (
+        "street", "street_office", fired_at + timedelta(days=2))
+    assert [(tm.name, tm.due_at) for tm in engine.timers("T1", status="pending")
+            if tm.name.startswith("ladder:")] == [("ladder:street", fired_at + timedelta(days=2))]
 
 
 def test_timer_due_at_t_is_not_fired_at_t(engine, clock, grid_worker):
@@ -84,7 +89,7 @@ def test_deadline_due_at_t_is_met_by_a_command_at_t(engine, clock, grid_worker, 
     clock.set(at(9, 0))
     assert engine.run_due() == []
     assert breaches(engine, "T1") == []
-    assert [(tm.name, tm.status) for tm in engine.timers("T1")] == [
+    assert [(tm.name, tm.status) for tm in deadline_timers(engine, "T1")] == [
         ("dispatch_due", "cancelled"), ("arrival_due", "pending")]
     assert engine.get("T1").level == "community"
 
@@ -94,14 +99,14 @@ def test_timer_of_a_ticket_that_moved_on_does_nothing(engine, clock, grid_worker
     clock.set(at(8, 10))
     engine.fire("T1", "dispatch", actor=centre)
     ticket, history = engine.get("T1"), engine.history("T1")
-    timers = engine.timers("T1")
+    timers = deadline_timers(engine, "T1")
     assert [(tm.name, tm.status) for tm in timers] == [
         ("dispatch_due", "cancelled"), ("arrival_due", "pending")]
 
     assert engine.run_until(at(9, 0)) == []
     assert engine.get("T1") == ticket
     assert engine.history("T1") == history
-    assert engine.timers("T1") == timers
+    assert deadline_timers(engine, "T1") == timers
 
 
 def test_arrival_due_records_a_breach_without_escalating(engine, clock, grid_worker, centre):
@@ -127,7 +132,7 @@ def test_pending_timer_of_a_left_state_is_marked_stale(engine, clock, grid_worke
             status="pending", created_at=START, fired_at=None,
         )).inserted_primary_key[0]
     ticket, history = engine.get("T1"), engine.history("T1")
-    others = [tm for tm in engine.timers("T1") if tm.id != stale_id]
+    others = [tm for tm in deadline_timers(engine, "T1") if tm.id != stale_id]
 
     clock.set(at(8, 6))
     fired = engine.run_due()
@@ -135,8 +140,8 @@ def test_pending_timer_of_a_left_state_is_marked_stale(engine, clock, grid_worke
         (stale_id, "stale", "stale")]
     assert engine.get("T1") == ticket
     assert engine.history("T1") == history
-    assert [tm for tm in engine.timers("T1") if tm.id != stale_id] == others
-    stale = [tm for tm in engine.timers("T1") if tm.id == stale_id]
+    assert [tm for tm in deadline_timers(engine, "T1") if tm.id != stale_id] == others
+    stale = [tm for tm in deadline_timers(engine, "T1") if tm.id == stale_id]
     assert [(tm.status, tm.due_at) for tm in stale] == [("stale", at(8, 5))]
     assert engine.run_due() == []
 
@@ -162,8 +167,8 @@ def test_resolution_deadline_from_target_at_escalates_and_marks_overdue(
         "breach", "resolution", "on_site", at(12, 0), "2024-05-01T12:00:00+00:00")
     assert (escalation.kind, escalation.trigger, escalation.from_state, escalation.to_state,
             escalation.to_level) == ("transition", "escalate", "on_site", "escalated", "street")
-    assert pending(engine, "T1") == [
-        ("escalated_due", "escalated", at(12, 0) + timedelta(days=2))]
+    assert pending(engine, "T1") == []
+    assert engine.ladder("T1").budget_due == at(12, 0) + timedelta(days=2)
 
 
 def test_resolving_before_target_at_cancels_the_resolution_timer(
@@ -176,7 +181,7 @@ def test_resolving_before_target_at_cancels_the_resolution_timer(
     clock.set(at(11, 0))
     engine.fire("T1", "resolve", actor=department)
 
-    resolution = [tm for tm in engine.timers("T1") if tm.name == "resolution"]
+    resolution = [tm for tm in deadline_timers(engine, "T1") if tm.name == "resolution"]
     assert [(tm.status, tm.due_at) for tm in resolution] == [("cancelled", at(12, 0))]
     history = engine.history("T1")
     assert engine.run_until(at(13, 0)) == []
@@ -186,7 +191,7 @@ def test_resolving_before_target_at_cancels_the_resolution_timer(
     assert (t.state, t.level, t.overdue) == ("resolved", "community", False)
     # the ticket deadline does not restart when verification fails
     engine.fire("T1", "reject", actor=centre, reason="not fixed")
-    assert [tm.name for tm in engine.timers("T1", status="pending")] == ["arrival_due"]
+    assert [tm.name for tm in deadline_timers(engine, "T1", status="pending")] == ["arrival_due"]
 
 
 def test_resolution_breach_while_resolved_is_stale(engine, clock, grid_worker, centre,
@@ -209,35 +214,38 @@ def test_resolution_breach_while_resolved_is_stale(engine, clock, grid_worker, c
 def test_three_hop_escalation_community_street_district_city(engine, grid_worker):
     engine.report(LC, {"category": "x"}, actor=grid_worker, ticket_id="T1")
     fired = engine.run_until(at(12, 0, day=6))
-    assert [(f.timer.name, f.timer.due_at, f.outcome) for f in fired] == [
+    assert [(f.timer.name, f.timer.due_at, f.outcome) for f in fired
+            if not f.timer.name.startswith("sla:")] == [
         ("dispatch_due", at(8, 30), "escalated"),
-        ("escalated_due", at(8, 30, day=3), "escalated"),
-        ("escalated_due", at(8, 30, day=5), "escalated"),
+        ("ladder:street", at(8, 30, day=3), "escalated"),
+        ("ladder:district", at(8, 30, day=5), "escalated"),
     ]
     t = engine.get("T1")
     assert (t.state, t.level, t.overdue) == ("escalated", "city", False)
     assert [(h.kind, h.trigger, h.at, h.from_level, h.to_level)
-            for h in engine.history("T1")] == [
+            for h in core_history(engine, "T1")] == [
         ("report", "report", START, None, "community"),
         ("breach", "dispatch_due", at(8, 30), "community", "community"),
         ("transition", "escalate", at(8, 30), "community", "street"),
-        ("breach", "escalated_due", at(8, 30, day=3), "street", "street"),
+        ("breach", "street_budget", at(8, 30, day=3), "street", "street"),
         ("transition", "escalate", at(8, 30, day=3), "street", "district"),
-        ("breach", "escalated_due", at(8, 30, day=5), "district", "district"),
+        ("breach", "district_budget", at(8, 30, day=5), "district", "district"),
         ("transition", "escalate", at(8, 30, day=5), "district", "city"),
     ]
-    assert pending(engine, "T1") == [("escalated_due", "escalated", at(8, 30, day=7))]
+    assert engine.ladder("T1").budget_due == at(8, 30, day=7)
 
     # at the top: the next breach is recorded, the level stays, no new timer
     fired = engine.run_until(at(9, 0, day=7))
-    assert [(f.timer.name, f.outcome) for f in fired] == [("escalated_due", "top_level")]
+    assert [(f.timer.name, f.outcome) for f in fired] == [
+        ("sla:time_to_resolve:warn:0", "warned"), ("ladder:city", "top_level")]
     t = engine.get("T1")
     assert (t.state, t.level) == ("escalated", "city")
-    last = engine.history("T1")[-1]
+    last = core_history(engine, "T1")[-1]
     assert (last.kind, last.trigger, last.to_level, last.data["on_breach"]) == (
-        "breach", "escalated_due", "city", "escalate")
+        "breach", "city_budget", "city", "escalate")
     assert pending(engine, "T1") == []
-    assert engine.next_due() is None
+    assert [tm.name for tm in engine.timers("T1", status="pending")] == [
+        "sla:time_to_resolve"]
 
 
 def test_two_engines_on_one_file_fire_each_timer_once(engine, make_engine, clock, grid_worker):
@@ -293,13 +301,13 @@ def test_two_engines_calling_run_due_one_after_the_other(engine, make_engine, cl
 def test_setting_the_target_field_later_schedules_and_moves_the_resolution_deadline(
         engine, grid_worker, centre):
     t = engine.report("grid_incident", {"category": "x"}, actor=grid_worker, ticket_id="F1")
-    assert [tm.name for tm in engine.timers(t.id)] == ["dispatch_due"]
+    assert [tm.name for tm in deadline_timers(engine, t.id)] == ["dispatch_due"]
     engine.fire(t.id, "dispatch", actor=centre, fields={"target_at": at(12, 0)})
-    pending = {tm.name: tm.due_at for tm in engine.timers(t.id, status="pending")}
+    pending = {tm.name: tm.due_at for tm in deadline_timers(engine, t.id, status="pending")}
     assert pending == {"arrival_due": at(10, 0), "resolution": at(12, 0)}
     engine.fire(t.id, "escalate", actor=centre, reason="hard case",
                 fields={"target_at": at(18, 0)})
-    resolution = [tm for tm in engine.timers(t.id) if tm.name == "resolution"]
+    resolution = [tm for tm in deadline_timers(engine, t.id) if tm.name == "resolution"]
     assert [(tm.due_at, tm.status) for tm in resolution] == [
         (at(12, 0), "cancelled"), (at(18, 0), "pending")]
     fired = engine.run_until(at(18, 0) + timedelta(seconds=1))

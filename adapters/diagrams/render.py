@@ -13,9 +13,11 @@ from __future__ import annotations
 import shutil
 import subprocess
 from collections.abc import Iterable
+from datetime import timedelta
 
 from engine import Definition, GridwhistleError
 from engine.definition.schema import DeadlineSpec
+from engine.durations import format_duration
 
 __all__ = ["dot", "markdown_page", "mermaid", "render_with_graphviz"]
 
@@ -49,15 +51,14 @@ def _deadline_text(name: str, d: DeadlineSpec, lang: str) -> str:
 
 
 def _duration(d: DeadlineSpec) -> str:
-    assert d.after is not None
-    seconds = int(d.after.total_seconds())
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    out = "P" + (f"{days}D" if days else "")
-    clock = (f"{hours}H" if hours else "") + (f"{minutes}M" if minutes else "") + (
-        f"{secs}S" if secs else "")
-    return out + ("T" + clock if clock else "") if (days or clock) else "PT0S"
+    after = d.after
+    assert after is not None
+    if isinstance(after, timedelta):
+        return format_duration(after)
+    if after.working_days is not None:
+        return f"{after.working_days} working days ({after.calendar})"
+    assert after.working is not None
+    return f"working {format_duration(after.working)} ({after.calendar})"
 
 
 def mermaid(definition: Definition, *, highlight: str | None = None, lang: str = "both") -> str:

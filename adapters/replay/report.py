@@ -19,9 +19,11 @@ def build_report(engine: Engine, outcome: ReplayOutcome, mapping: MappingSpec) -
 
     Keys: ``lifecycle``, ``rows``, ``tickets``, ``transitions``, ``closed``, ``closure_rate``,
     ``overdue``, ``escalations`` (by level reached), ``breaches`` (by deadline),
-    ``median_close_seconds``, ``verdicts`` (``compared``, ``agree``, ``disagree``),
-    ``rejected`` (count), ``rejections`` (row, id, reason), ``events_applied``,
-    ``events_after_until`` (events later than ``--until``, not applied), ``clock_from`` /
+    ``slas`` (per SLA clock: ``met``, ``breached``, ``open``), ``budget_breaches`` (level
+    budgets that ran out, by level), ``median_close_seconds``, ``verdicts`` (``compared``,
+    ``agree``, ``disagree``), ``rejected`` (count), ``rejections`` (row, id, reason),
+    ``events_applied``, ``events_after_until`` (events later than ``--until``, not applied),
+    ``clock_from`` /
     ``clock_until`` (ISO 8601 UTC) and ``seconds`` (wall time of the replay).
     """
     verdict = mapping.verdict
@@ -48,6 +50,8 @@ def build_report(engine: Engine, outcome: ReplayOutcome, mapping: MappingSpec) -
         "overdue": summary.overdue,
         "escalations": summary.escalations,
         "breaches": dict(sorted(summary.breaches.items())),
+        "slas": summary.slas,
+        "budget_breaches": summary.budget_breaches,
         "median_close_seconds": summary.median_close_seconds,
         "verdicts": {"compared": compared, "agree": agree, "disagree": compared - agree},
         "rejected": len(outcome.rejections),
@@ -92,8 +96,9 @@ def print_report(report: dict[str, Any], console: Console) -> None:
     esc = Table(title="Escalations by level reached")
     esc.add_column("level")
     esc.add_column("hops", justify="right")
+    esc.add_column("its budget ran out", justify="right")
     for level, count in report["escalations"].items():
-        esc.add_row(level, f"{count:,}")
+        esc.add_row(level, f"{count:,}", f"{report.get('budget_breaches', {}).get(level, 0):,}")
     console.print(esc)
 
     breaches = Table(title="Deadline breaches")
@@ -102,6 +107,15 @@ def print_report(report: dict[str, Any], console: Console) -> None:
     for name, count in report["breaches"].items():
         breaches.add_row(name, f"{count:,}")
     console.print(breaches)
+
+    if report.get("slas"):
+        slas = Table(title="SLA clocks")
+        slas.add_column("clock")
+        for col in ("met", "breached", "open"):
+            slas.add_column(col, justify="right")
+        for name, counts in report["slas"].items():
+            slas.add_row(name, *(f"{counts[c]:,}" for c in ("met", "breached", "open")))
+        console.print(slas)
 
     v = report["verdicts"]
     if v["compared"]:

@@ -6,9 +6,10 @@ Each check takes the validated :class:`~engine.definition.schema.LifecycleSpec` 
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator
 
-from engine.definition.schema import LifecycleSpec
+from engine.definition.schema import LifecycleSpec, WorkingSpan
 
 __all__ = ["ALL_CHECKS", "run_checks"]
 
@@ -177,6 +178,194 @@ def escalation_sound(spec: LifecycleSpec) -> Iterator[Finding]:
                f"{_known('deadlines', spec.deadlines)}")
 
 
+def _triggers(spec: LifecycleSpec) -> set[str]:
+    return {"report"} | {t.trigger for t in spec.transitions}
+
+
+def calendars_sound(spec: LifecycleSpec) -> Iterator[Finding]:
+    """Calendar zones exist, holiday countries and subdivisions are known, dates are ordered."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    import holidays
+
+    supported = holidays.list_supported_countries()
+    for name, cal in spec.calendars.items():
+        path: tuple[str | int, ...] = ("calendars", name)
+        try:
+            ZoneInfo(cal.zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            yield (*path, "zone"), (f"unknown time zone {cal.zone!r}; use an IANA name such "
+                                    "as Asia/Shanghai or America/New_York")
+        if cal.holidays is not None:
+            country = cal.holidays.country
+            if country not in supported:
+                yield ((*path, "holidays", "country"),
+                       f"the holidays package does not know country {country!r}; use an ISO "
+                       "3166-1 alpha-2 code such as CN or US")
+            elif cal.holidays.subdivision is not None and \
+                    cal.holidays.subdivision not in supported[country]:
+                yield ((*path, "holidays", "subdivision"),
+                       f"unknown subdivision {cal.holidays.subdivision!r} of {country}; "
+                       f"known: {', '.join(supported[country][:40])}")
+        if not any(cal.hours.values()):
+            yield (*path, "hours"), "a calendar needs working hours on at least one weekday"
+        for day, shifts in cal.hours.items():
+            ordered = sorted(shifts)
+            for a, b in itertools.pairwise(ordered):
+                if a.split("-")[1] > b.split("-")[0]:
+                    yield ((*path, "hours", day),
+                           f"shifts {a} and {b} overlap; list separate shifts")
+        if cal.valid_from and cal.valid_until and cal.valid_from > cal.valid_until:
+            yield (*path, "valid_until"), "valid_until is before valid_from"
+        both = sorted(set(cal.extra_holidays) & set(cal.extra_working_days))
+        if both:
+            yield ((*path, "extra_working_days"),
+                   f"{', '.join(both)} listed both as extra holiday and extra working day")
+
+
+def _spans(spec: LifecycleSpec) -> Iterator[tuple[tuple[str | int, ...], object]]:
+    for name, d in spec.deadlines.items():
+        yield ("deadlines", name, "after"), d.after
+    for i, level in enumerate(spec.levels):
+        yield ("levels", i, "budget"), level.budget
+    for name, sla in spec.slas.items():
+        yield ("slas", name, "target"), sla.target
+    for name, lag in spec.lags.items():
+        yield ("lags", name, "min"), lag.min
+        yield ("lags", name, "max"), lag.max
+
+
+def calendar_names_resolve(spec: LifecycleSpec) -> Iterator[Finding]:
+    """Every calendar named by a working duration, transition or periodic rule is declared."""
+    known = _known("calendars", spec.calendars) if spec.calendars else "no calendars declared"
+    for path, span in _spans(spec):
+        if isinstance(span, WorkingSpan) and span.calendar not in spec.calendars:
+            yield (*path, "calendar"), f"unknown calendar {span.calendar!r}; {known}"
+    for i, t in enumerate(spec.transitions):
+        if t.during is not None and t.during not in spec.calendars:
+            yield ("transitions", i, "during"), f"unknown calendar {t.during!r}; {known}"
+    for name, p in spec.periodic.items():
+        if p.calendar not in spec.calendars:
+            yield ("periodic", name, "calendar"), f"unknown calendar {p.calendar!r}; {known}"
+
+
+def _condition_names(
+    spec: LifecycleSpec, path: tuple[str | int, ...], cond: object
+) -> Iterator[Finding]:
+    triggers = _triggers(spec)
+    for j, s in enumerate(getattr(cond, "states", ())):
+        if s not in spec.states:
+            yield (*path, "states", j), f"unknown state {s!r}; {_known('states', spec.states)}"
+    for j, t in enumerate(getattr(cond, "triggers", ())):
+        if t not in triggers:
+            yield (*path, "triggers", j), f"unknown trigger {t!r}; {_known('triggers', triggers)}"
+
+
+def slas_sound(spec: LifecycleSpec) -> Iterator[Finding]:
+    """SLA clocks have one target, conditions that resolve, and sound warnings."""
+    for name, sla in spec.slas.items():
+        path: tuple[str | int, ...] = ("slas", name)
+        if (sla.target is None) == (sla.at_field is None):
+            yield path, ("give exactly one of 'target' (a duration or working duration) or "
+                         "'at_field' (a datetime field holding the due instant)")
+        if isinstance(sla.target, WorkingSpan) and sla.target.working_days is not None:
+            yield ((*path, "target"),
+                   "an SLA clock counts working time: write {working: PT16H, calendar: NAME} "
+                   "rather than working_days")
+        if sla.at_field is not None:
+            f = spec.fields.get(sla.at_field)
+            if f is None or f.type != "datetime":
+                yield ((*path, "at_field"),
+                       f"{sla.at_field!r} is not a datetime field; "
+                       f"{_known('fields', spec.fields)}")
+        for part in ("start", "stop", "pause", "resume"):
+            cond = getattr(sla, part)
+            if cond is not None:
+                if not cond.states and not cond.triggers:
+                    yield (*path, part), "give at least one of 'states' or 'triggers'"
+                yield from _condition_names(spec, (*path, part), cond)
+        if sla.pause is not None and sla.resume is None and not sla.pause.states:
+            yield ((*path, "resume"),
+                   "a clock paused by triggers needs 'resume' (by states or triggers)")
+        if sla.pause is not None and sla.at_field is not None:
+            yield ((*path, "pause"),
+                   "a clock with a fixed due instant (at_field) cannot pause; use 'target'")
+        for i, w in enumerate(sla.warn):
+            if (w.percent is None) == (w.before is None):
+                yield (*path, "warn", i), "give exactly one of 'percent' or 'before'"
+            elif w.percent is not None and sla.at_field is not None:
+                yield ((*path, "warn", i, "percent"),
+                       "a clock with a fixed due instant warns with 'before', not 'percent'")
+
+
+def lags_sound(spec: LifecycleSpec) -> Iterator[Finding]:
+    """Lags name existing triggers and give a minimum or a maximum."""
+    triggers = _triggers(spec)
+    for name, lag in spec.lags.items():
+        path: tuple[str | int, ...] = ("lags", name)
+        for part in ("since", "until"):
+            value = getattr(lag, part)
+            if value not in triggers:
+                yield ((*path, part),
+                       f"unknown trigger {value!r}; {_known('triggers', triggers)}")
+        if lag.min is None and lag.max is None:
+            yield path, "give 'min' (refuse earlier), 'max' (breach later) or both"
+
+
+def ladder_sound(spec: LifecycleSpec) -> Iterator[Finding]:
+    """Level handlers are roles; the ladder's triggers and states resolve."""
+    for i, level in enumerate(spec.levels):
+        if level.handler is not None and level.handler not in spec.roles:
+            yield (("levels", i, "handler"),
+                   f"unknown role {level.handler!r}; {_known('roles', spec.roles)}")
+    triggers = _triggers(spec)
+    if "acknowledged_by" in spec.ladder.model_fields_set:
+        for j, t in enumerate(spec.ladder.acknowledged_by):
+            if t not in triggers:
+                yield (("ladder", "acknowledged_by", j),
+                       f"unknown trigger {t!r}; {_known('triggers', triggers)}")
+    for j, s in enumerate(spec.ladder.stop_in):
+        if s not in spec.states:
+            yield (("ladder", "stop_in", j),
+                   f"unknown state {s!r}; {_known('states', spec.states)}")
+
+
+def periodic_sound(spec: LifecycleSpec) -> Iterator[Finding]:
+    """Periodic rules report as an allowed role, at a known level, with declared fields."""
+    levels = [level.name for level in spec.levels]
+    for name, p in spec.periodic.items():
+        path: tuple[str | int, ...] = ("periodic", name)
+        if p.role not in spec.report.roles:
+            yield ((*path, "role"),
+                   f"role {p.role!r} may not report; report.roles: "
+                   f"{', '.join(spec.report.roles)}")
+        if p.level is not None and p.level not in levels:
+            yield (*path, "level"), f"unknown level {p.level!r}; {_known('levels', levels)}"
+        for f in p.fields:
+            if f not in spec.fields:
+                yield (*path, "fields", f), f"unknown field {f!r}; {_known('fields', spec.fields)}"
+
+
+def validity_sound(spec: LifecycleSpec) -> Iterator[Finding]:
+    """A lifecycle's validity period ends after it starts."""
+    from datetime import datetime
+
+    if spec.valid_from and spec.valid_until and datetime.fromisoformat(
+            spec.valid_from) >= datetime.fromisoformat(spec.valid_until):
+        yield ("valid_until",), "valid_until must be after valid_from"
+
+
+def timer_names_fit(spec: LifecycleSpec) -> Iterator[Finding]:
+    """SLA, lag and level names are short enough for their timer names (64 characters)."""
+    for kind, names, longest in (("slas", list(spec.slas), 48), ("lags", list(spec.lags), 56)):
+        for name in names:
+            if len(name) > longest:
+                yield (kind, name), f"name {name!r} is too long; use at most {longest} characters"
+    for i, level in enumerate(spec.levels):
+        if len(level.name) > 56:
+            yield ("levels", i, "name"), "a level name has at most 56 characters"
+
+
 ALL_CHECKS: tuple[Check, ...] = (
     initial_state_exists,
     transition_names_resolve,
@@ -188,6 +377,14 @@ ALL_CHECKS: tuple[Check, ...] = (
     fields_sound,
     deadlines_sound,
     escalation_sound,
+    calendars_sound,
+    calendar_names_resolve,
+    slas_sound,
+    lags_sound,
+    ladder_sound,
+    periodic_sound,
+    validity_sound,
+    timer_names_fit,
 )
 
 

@@ -18,15 +18,23 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSche
 from engine.durations import parse_duration
 
 __all__ = [
+    "CalendarSpec",
     "CategorySpec",
+    "ConditionSpec",
     "DeadlineSpec",
     "FieldSpec",
+    "LadderSpec",
+    "LagSpec",
     "LevelSpec",
     "LifecycleSpec",
+    "PeriodicSpec",
     "ReportSpec",
     "RoleSpec",
+    "SlaSpec",
     "StateSpec",
     "TransitionSpec",
+    "WarningSpec",
+    "WorkingSpan",
 ]
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
@@ -83,6 +91,8 @@ def _duration(value: object) -> object:
         if not parsed:
             raise ValueError(f"{value!r} is zero: a deadline needs a positive duration")
         return parsed
+    if isinstance(value, timedelta):  # already parsed (a Span's before-validator did it)
+        return value
     raise ValueError(f"expected an ISO 8601 duration such as PT30M or P2D, got {value!r}")
 
 
@@ -93,6 +103,231 @@ Duration = Annotated[timedelta, BeforeValidator(_duration), WithJsonSchema({
 
 class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class WorkingSpan(_Spec):
+    """Working time of a business calendar (``calendar``).
+
+    Exactly one of ``working`` (an ISO 8601 duration counted only inside the calendar's
+    working hours, e.g. ``PT4H``) or ``working_days`` (a whole number of working days: the same
+    local time of day, that many working days later).
+    """
+
+    working: Duration | None = None
+    working_days: int | None = Field(default=None, ge=1)
+    calendar: Name
+
+
+_WORDS = re.compile(r"working|business|workday|工作", re.IGNORECASE)
+
+
+def _span(value: object) -> object:
+    if isinstance(value, str):
+        if _WORDS.search(value):
+            raise ValueError(
+                f"{value!r} is ambiguous (whose working hours?); write "
+                "{working: PT4H, calendar: NAME} or {working_days: 2, calendar: NAME}")
+        return parse_duration(value)
+    if isinstance(value, dict):
+        from pydantic import ValidationError
+
+        try:
+            span = WorkingSpan.model_validate(value)
+        except ValidationError as exc:
+            detail = "; ".join(
+                f"{'.'.join(str(x) for x in e['loc']) or 'value'}: "
+                f"{str(e['msg']).removeprefix('Value error, ')}"
+                for e in exc.errors())
+            raise ValueError(f"bad working duration: {detail}") from None
+        if (span.working is None) == (span.working_days is None):
+            raise ValueError("a working duration gives exactly one of 'working' (e.g. PT4H) "
+                             "or 'working_days' (e.g. 2), and a 'calendar'")
+        return span
+    raise ValueError(
+        f"expected an ISO 8601 duration such as PT30M or P2D, or a working duration such as "
+        f"{{working: PT4H, calendar: office}}, got {value!r}")
+
+
+Span = Annotated[Duration | WorkingSpan, BeforeValidator(_span)]
+"""Elapsed time (``PT2H``) or working time of a calendar (``{working: PT4H, calendar: x}``)."""
+
+_SHIFT_RE = re.compile(r"^(\d\d):(\d\d)-(\d\d):(\d\d)$")
+
+
+def _shift_text(value: object) -> object:
+    if not isinstance(value, str):
+        raise ValueError(f"expected a shift like \"08:30-12:00\" (quoted), got {value!r}")
+    m = _SHIFT_RE.match(value.replace(" ", ""))
+    if not m:
+        raise ValueError(f"{value!r} is not a shift; write \"HH:MM-HH:MM\" e.g. \"08:30-12:00\"")
+    h1, m1, h2, m2 = (int(x) for x in m.groups())
+    if h1 > 23 or h2 > 23 or m1 > 59 or m2 > 59:
+        raise ValueError(f"{value!r}: hours are 00-23 and minutes 00-59")
+    if (h1, m1) >= (h2, m2):
+        raise ValueError(f"{value!r}: a shift must end after it starts, on the same day")
+    return value.replace(" ", "")
+
+
+ShiftText = Annotated[str, BeforeValidator(_shift_text)]
+
+
+def _date_text(value: object) -> object:
+    from datetime import date
+
+    if isinstance(value, str):
+        try:
+            date.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a date; write YYYY-MM-DD") from None
+        if len(value) != 10:
+            raise ValueError(f"{value!r} is not a date; write YYYY-MM-DD")
+        return value
+    raise ValueError(f"expected a date YYYY-MM-DD, got {value!r}")
+
+
+DateText = Annotated[str, BeforeValidator(_date_text)]
+
+
+def _instant_text(value: object) -> object:
+    from datetime import datetime
+
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not an instant; write e.g. "
+                             "2025-01-01T00:00:00+08:00") from None
+        if parsed.tzinfo is None:
+            raise ValueError(f"{value!r} has no UTC offset; add one, e.g. +08:00")
+        return value
+    raise ValueError(f"expected an instant such as 2025-01-01T00:00:00+08:00, got {value!r}")
+
+
+InstantText = Annotated[str, BeforeValidator(_instant_text)]
+
+Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+
+
+class HolidaysSpec(_Spec):
+    """Public holidays from the ``holidays`` package.
+
+    ``country`` is ISO 3166-1 alpha-2 (``CN``, ``US``); ``subdivision`` is optional (``MA``).
+    """
+
+    country: str
+    subdivision: str | None = None
+
+
+class CalendarSpec(_Spec):
+    """A business calendar: zone, weekday shifts, holidays, extra days and validity."""
+
+    title: Title = Field(default_factory=dict)
+    description: str = ""
+    zone: str
+    hours: dict[Weekday, list[ShiftText]]
+    make_up_day_hours: list[ShiftText] | None = None
+    holidays: HolidaysSpec | None = None
+    extra_holidays: list[DateText] = Field(default_factory=list)
+    extra_working_days: list[DateText] = Field(default_factory=list)
+    valid_from: DateText | None = None
+    valid_until: DateText | None = None
+
+
+class ConditionSpec(_Spec):
+    """When an SLA clock starts, pauses, resumes or stops.
+
+    A change matches when it enters one of ``states`` or fires one of ``triggers`` (``report``
+    is the creation).
+    """
+
+    states: NameList = Field(default_factory=list)
+    triggers: NameList = Field(default_factory=list)
+
+
+class WarningSpec(_Spec):
+    """A warning before an SLA breach.
+
+    Exactly one of ``percent`` of the target used (1-99) or ``before`` the breach (a duration,
+    counted like the target).
+    """
+
+    percent: int | None = Field(default=None, ge=1, le=99)
+    before: Duration | None = None
+
+
+class SlaSpec(_Spec):
+    """An SLA clock, started, paused, resumed and stopped by states or triggers.
+
+    It is breached when its running (working) time exceeds ``target``, or at the instant in
+    the datetime field ``at_field``.
+    """
+
+    title: Title = Field(default_factory=dict)
+    start: ConditionSpec = Field(default_factory=lambda: ConditionSpec(triggers=["report"]))
+    stop: ConditionSpec
+    pause: ConditionSpec | None = None
+    resume: ConditionSpec | None = None
+    target: Span | None = None
+    at_field: Name | None = None
+    warn: list[WarningSpec] = Field(default_factory=list)
+    on_breach: Literal["escalate", "record"] = "record"
+
+
+class LagSpec(_Spec):
+    """A time lag between two transitions (by trigger).
+
+    ``until`` may fire no earlier than ``min`` (else a refusal) and should fire within ``max``
+    (else a breach) after the latest ``since``.
+    """
+
+    title: Title = Field(default_factory=dict)
+    since: Name
+    until: Name
+    min: Span | None = None
+    max: Span | None = None
+    on_breach: Literal["escalate", "record"] = "record"
+
+
+class LadderSpec(_Spec):
+    """How the whistle ladder runs.
+
+    A level's budget stops when one of the ``acknowledged_by`` triggers fires (someone owns
+    the ticket) or the ticket enters one of ``stop_in`` (or a final state).
+    """
+
+    acknowledged_by: NameList = Field(default_factory=lambda: ["acknowledge"])
+    stop_in: NameList = Field(default_factory=list)
+
+
+class PeriodicSpec(_Spec):
+    """Recurring ticket creation on a cron rule.
+
+    ``cron`` has five fields (crontab syntax) read in the calendar's zone;
+    ``working_days_only`` skips occurrences on the calendar's non-working days.
+    """
+
+    title: Title = Field(default_factory=dict)
+    cron: str
+    calendar: Name
+    working_days_only: bool = False
+    fields: dict[Name, str | int | float | bool] = Field(default_factory=dict)
+    actor: str = "gridwhistle-periodic"
+    role: Name = "system"
+    level: Name | None = None
+
+    @field_validator("cron")
+    @classmethod
+    def _valid_cron(cls, value: str) -> str:
+        from apscheduler.triggers.cron import CronTrigger
+
+        if len(value.split()) != 5:
+            raise ValueError(f"{value!r}: a cron rule has five fields (minute hour day month "
+                             "day-of-week), e.g. \"0 8,16 * * *\"")
+        try:
+            CronTrigger.from_crontab(value)
+        except ValueError as exc:
+            raise ValueError(f"{value!r} is not a valid cron rule: {exc}") from None
+        return value
 
 
 class RoleSpec(_Spec):
@@ -107,6 +342,8 @@ class LevelSpec(_Spec):
 
     name: Name
     title: Title = Field(default_factory=dict)
+    handler: Name | None = None
+    budget: Span | None = None
 
 
 class FieldSpec(_Spec):
@@ -143,6 +380,7 @@ class TransitionSpec(_Spec):
     guards: NameList = Field(default_factory=list)
     actions: NameList = Field(default_factory=list)
     reason_required: bool = False
+    during: Name | None = None
 
     @field_validator("trigger")
     @classmethod
@@ -171,7 +409,7 @@ class DeadlineSpec(_Spec):
     title: Title = Field(default_factory=dict)
     state: Name | None = None
     stop_in: NameList | None = None
-    after: Duration | None = None
+    after: Span | None = None
     at_field: Name | None = None
     on_breach: Literal["escalate", "record"] = "record"
 
@@ -212,3 +450,10 @@ class LifecycleSpec(_Spec):
     escalation_trigger: Name = "escalate"
     resolution_deadline: Name | None = None
     categories: dict[Name, CategorySpec] = Field(default_factory=dict)
+    calendars: dict[Name, CalendarSpec] = Field(default_factory=dict)
+    slas: dict[Name, SlaSpec] = Field(default_factory=dict)
+    lags: dict[Name, LagSpec] = Field(default_factory=dict)
+    ladder: LadderSpec = Field(default_factory=LadderSpec)
+    periodic: dict[Name, PeriodicSpec] = Field(default_factory=dict)
+    valid_from: InstantText | None = None
+    valid_until: InstantText | None = None

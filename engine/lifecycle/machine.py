@@ -16,6 +16,7 @@ from typing import Any
 
 from transitions import EventData, Machine
 
+from engine.calendars import compile_calendars
 from engine.definition.loader import Definition
 from engine.definition.schema import DeadlineSpec, TransitionSpec
 from engine.errors import (
@@ -74,6 +75,7 @@ class Lifecycle:
         spec = self.spec
         self.levels: tuple[str, ...] = tuple(level.name for level in spec.levels)
         self.final_states = frozenset(n for n, s in spec.states.items() if s.final)
+        self.calendars = compile_calendars(spec.calendars)  # business calendars by name
         # (state, trigger) -> transitions, in file order
         self._by_source: dict[tuple[str, str], list[TransitionSpec]] = {}
         for t in spec.transitions:

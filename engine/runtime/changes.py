@@ -30,8 +30,11 @@ class Change:
         ticket_id: the ticket.
         lifecycle: the compiled lifecycle version the ticket runs on.
         seq: the history row's position in the ticket's history.
-        kind: ``report``, ``transition``, ``breach`` or ``migration``.
-        trigger: the trigger (``report``; the deadline name for a breach).
+        kind: ``report``, ``transition``, ``breach`` (a deadline, level budget or maximum lag),
+            ``sla_warning``, ``sla_breach`` or ``migration`` (moved to another lifecycle
+            version, see :meth:`Engine.migrate`).
+        trigger: the trigger (``report``; the deadline, ``<level>_budget``, lag or SLA clock
+            name for the other kinds).
         from_state, to_state, from_level, to_level: before and after (``from_*`` None on report).
         actor, role, reason: who and why.
         at: when (aware UTC).

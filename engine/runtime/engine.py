@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, func, insert, select
 from sqlalchemy import Engine as SAEngine
@@ -55,6 +55,13 @@ from engine.runtime.timer_plan import cancel_on_exit, reschedule_field_deadlines
 from engine.store import statements as S
 from engine.store.database import Database
 from engine.store.tables import definitions, history, timers
+from engine.timing import default_participants
+from engine.timing.timers import fire_extension_timer, is_extension_timer
+from engine.timing.validity import version_valid_at
+
+if TYPE_CHECKING:
+    from engine.ladder import LadderPosition
+    from engine.sla import SlaClock
 
 __all__ = ["Engine"]
 
@@ -108,7 +115,7 @@ class Engine:
         self._local = threading.local()
         self._deploy_lock = threading.Lock()
         self._scheduler: Any = None
-        self._participants: list[Participant] = []
+        self._participants: list[Participant] = default_participants()  # engine/timing
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._claims = TimerClaims(self.worker_id, timedelta(seconds=lease_seconds))
         if events:
@@ -309,7 +316,8 @@ class Engine:
         """Create a ticket in the lifecycle's initial state.
 
         Args:
-            lifecycle: the lifecycle name (its newest deployed version is used).
+            lifecycle: the lifecycle name (its newest deployed version valid now is used; see
+                :mod:`engine.timing.validity`).
             fields: ticket fields (``required`` ones must be present).
             actor: who reports; the role must be in the lifecycle's ``report.roles``.
             ticket_id: the id to use (up to 64 characters); generated when omitted.
@@ -327,7 +335,7 @@ class Engine:
             IdempotencyKeyReused: the key was used for another command; nothing was created.
             ValueError: the idempotency key is empty or longer than 128 characters.
         """
-        def_id = self._current_id(lifecycle)
+        def_id = version_valid_at(self, lifecycle, self._current_id(lifecycle), self.clock.now())
         content = dict(lifecycle=lifecycle, fields=fields, actor=[actor.id, actor.role],
                        ticket_id=ticket_id, level=level, reason=reason)
         return self._keyed(idempotency_key, "report", content, lambda conn: self._report(
@@ -734,6 +742,8 @@ class Engine:
         timer = _timer(dict(timer_row) | {"status": "fired", "fired_at": now})
         row = self._load(conn, timer.ticket_id)
         lc = self._lifecycle_by_id(conn, row["definition_id"])
+        if is_extension_timer(timer.name):  # SLA clocks, ladder budgets, lags: engine/timing
+            return fire_extension_timer(self, conn, timer, row, lc, now)
         spec = lc.spec.deadlines.get(timer.name)
         state = row["state"]
         moved_on = (
@@ -855,6 +865,32 @@ class Engine:
             if ticket_id is not None:
                 self._load(conn, ticket_id)
             return [_timer(r) for r in conn.execute(query).mappings().all()]
+
+    def sla_clocks(self, ticket_id: str) -> list[SlaClock]:
+        """The ticket's SLA clocks, by name (see :mod:`engine.sla.clocks`).
+
+        Raises:
+            TicketNotFound: no such ticket.
+        """
+        from engine.sla import clocks_of
+
+        with self._read() as conn:
+            self._load(conn, ticket_id)
+            return clocks_of(conn, ticket_id)
+
+    def ladder(self, ticket_id: str) -> LadderPosition | None:
+        """The ticket's level, handler role, budget and acknowledgement.
+
+        None when its lifecycle's levels name no handler and no budget.
+
+        Raises:
+            TicketNotFound: no such ticket.
+        """
+        from engine.ladder import ladder_position
+
+        with self._read() as conn:
+            self._load(conn, ticket_id)
+            return ladder_position(conn, ticket_id)
 
     def summary(self, lifecycle: str, *, verdict_field: str | None = None) -> Summary:
         """Figures over every ticket of lifecycle ``lifecycle`` (all its versions).

@@ -15,11 +15,13 @@ Rules (the ``rule`` of a :class:`Violation`):
 * ``timer_owner``: each pending timer belongs to the ticket's current state, or is a ticket
   deadline that still runs (the ticket is not in one of its ``stop_in`` or final states), and
   its deadline exists in the ticket's lifecycle version;
+  SLA (``sla:``), ladder budget (``ladder:``) and lag (``lag:``) timers belong to a clock,
+  the current level or a lag rule of the lifecycle, on a ticket not in a final state;
 * ``timer_twice``: at most one pending timer per ticket and deadline;
 * ``timer_missing``: for each ``after`` deadline of the current state, the newest timer was
   created when the ticket last entered the state and is pending, or fired if it fell due;
-* ``fired_once``: each fired timer has exactly one breach row in the history, and each breach
-  row names a fired timer.
+* ``fired_once``: each fired timer has exactly one breach (or SLA warning / breach) row in the
+  history, and each such row names a fired timer.
 """
 
 from __future__ import annotations
@@ -38,6 +40,23 @@ from engine.store.tables import history, tickets, timers
 __all__ = ["Violation", "check_invariants"]
 
 _ENTRY_KINDS = ("report", "transition", "migration")
+_TIMER_KINDS = ("breach", "sla_warning", "sla_breach")  # history rows a fired timer writes
+EXTENSION_PREFIXES = ("sla:", "ladder:", "lag:")  # timers of engine/sla, engine/ladder, timing
+
+
+def _extension_timer_problem(name: str, state: str, level: str, lc: Lifecycle) -> str | None:
+    """Why a pending SLA, ladder or lag timer should not be pending now (None: it may be)."""
+    if state in lc.final_states:
+        return f"the ticket is in the final state {state!r}"
+    kind, _, rest = name.partition(":")
+    owner = rest.split(":", 1)[0]
+    if kind == "sla" and owner not in lc.spec.slas:
+        return f"no SLA clock {owner!r} in {lc.name}"
+    if kind == "ladder" and owner != level:
+        return f"a budget of level {owner!r}, the ticket is at {level!r}"
+    if kind == "lag" and owner not in lc.spec.lags:
+        return f"no lag rule {owner!r} in {lc.name}"
+    return None
 
 
 @dataclass(frozen=True)
@@ -132,6 +151,11 @@ def _check_ticket(ticket: Any, rows: list[Any], tms: list[Any], lc: Lifecycle) -
         if t["status"] != "pending":
             continue
         pending_names[t["name"]] += 1
+        if t["name"].startswith(EXTENSION_PREFIXES):
+            problem = _extension_timer_problem(t["name"], state, ticket["level"], lc)
+            if problem:
+                bad("timer_owner", f"pending timer {t['id']} {t['name']!r}: {problem}")
+            continue
         spec = deadlines.get(t["name"])
         if spec is None:
             bad("timer_owner", f"pending timer {t['id']} {t['name']!r}: no such deadline in "
@@ -161,7 +185,7 @@ def _check_ticket(ticket: Any, rows: list[Any], tms: list[Any], lc: Lifecycle) -
 
     breaches: dict[int, int] = defaultdict(int)
     for r in rows:
-        if r["kind"] == "breach":
+        if r["kind"] in _TIMER_KINDS:
             timer_id = (r["data"] or {}).get("timer_id")
             if timer_id is not None:
                 breaches[int(timer_id)] += 1

@@ -74,9 +74,11 @@ class HistoryEntry:
     Attributes:
         seq: 1-based position in the ticket's history.
         at: when (aware UTC).
-        kind: ``report``, ``transition``, ``breach`` or ``migration`` (moved to another
-            lifecycle version, see :meth:`Engine.migrate`).
-        trigger: the trigger fired (``report`` for creation; the deadline name for a breach).
+        kind: ``report``, ``transition``, ``breach`` (a deadline, level budget or maximum lag),
+            ``sla_warning``, ``sla_breach`` or ``migration`` (moved to another lifecycle
+            version, see :meth:`Engine.migrate`).
+        trigger: the trigger fired (``report``; the deadline, ``<level>_budget``, lag or SLA clock
+            name for the other kinds).
         from_state, to_state, from_level, to_level: before and after (``from_*`` None on report).
         actor, role: who.
         reason: the reason given, if any.
@@ -125,8 +127,9 @@ class FiredTimer:
     Attributes:
         timer: the timer as it was claimed (``due_at`` is its original due time).
         outcome: ``breached`` (recorded), ``escalated`` (recorded and escalated one level),
-            ``top_level`` (escalation asked for, already at the top: recorded only) or
-            ``stale`` (the ticket had moved on: nothing done).
+            ``top_level`` (escalation asked for, already at the top: recorded only),
+            ``warned`` (an SLA warning recorded) or ``stale`` (the ticket had moved on, left
+            the level or stopped the clock: nothing done).
     """
 
     timer: Timer

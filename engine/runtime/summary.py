@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select
 
+from engine.sla.clocks import sla_outcomes
 from engine.store.tables import definitions, history, tickets
 
 __all__ = ["Summary", "summarize"]
@@ -32,6 +33,8 @@ class Summary:
         by_state: tickets by current state; ``by_level``: by current level.
         median_close_seconds: median seconds from report to reaching a final state, or None.
         verdict_pairs: ``(source value, engine overdue)`` counts for the verdict field asked.
+        slas: per SLA clock name, ``{"met": n, "breached": n, "open": n}``.
+        budget_breaches: level budgets that ran out, by level (``{"street": 3, ...}``).
     """
 
     tickets: int
@@ -45,6 +48,8 @@ class Summary:
     by_level: dict[str, int]
     median_close_seconds: float | None
     verdict_pairs: dict[tuple[str, bool], int] = field(default_factory=dict)
+    slas: dict[str, dict[str, int]] = field(default_factory=dict)
+    budget_breaches: dict[str, int] = field(default_factory=dict)
 
 
 def summarize(
@@ -104,6 +109,8 @@ def summarize(
         by_level={k: int(v) for k, v in by_level.items()},
         median_close_seconds=statistics.median(durations) if durations else None,
         verdict_pairs=dict(pairs),
+        slas=sla_outcomes(conn, lifecycle),
+        budget_breaches={lvl: int(breaches.get(f"{lvl}_budget", 0)) for lvl in levels},
     )
 
 

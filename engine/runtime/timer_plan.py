@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
+from engine.calendars.spans import due_after
 from engine.lifecycle.machine import Lifecycle
 from engine.store import statements as S
 from engine.store.tables import history, timers
@@ -30,7 +31,7 @@ def timers_on_entry(
                    if state not in (d.spec.stop_in or ())]
     for d, owner in chosen:
         if d.spec.after is not None:
-            due = now + d.spec.after
+            due = due_after(lc.calendars, d.spec.after, now)
         else:
             raw = fields.get(d.spec.at_field or "")
             if raw is None:

@@ -7,7 +7,8 @@ one transaction with the others:
 
 * its state becomes ``state_map.get(state, state)``, which must exist in the new version; its
   level must exist there, and its fields must satisfy the new field declarations;
-* its pending timers are cancelled and its deadlines recomputed under the new version:
+* its pending deadline timers are cancelled and its deadlines recomputed under the new version
+  (SLA clocks, ladder budgets and lag timers carry over unchanged):
   ``after`` deadlines of the (mapped) state count from when the ticket entered its state;
   ticket deadlines (``stop_in``) that still run count from the report (``after``) or take their
   field (``at_field``); a ticket deadline already breached is not started again. A recomputed
@@ -49,9 +50,12 @@ MOVE_TICKET = (
 
 CANCEL_ALL = (
     update(timers)
-    .where(timers.c.ticket_id == bindparam("b_id"), timers.c.status == "pending")
+    .where(timers.c.ticket_id == bindparam("b_id"), timers.c.status == "pending",
+           timers.c.name.not_like("%:%"))
     .values(status="cancelled")
 )
+"""Cancel the ticket's deadline timers; SLA clock, ladder budget and lag timers (``name:...``)
+carry over: those clocks keep running across a migration."""
 
 
 def plan_migration(

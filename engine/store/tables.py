@@ -9,6 +9,9 @@
   about to fire it (``claimed_by``, ``lease_until``).
 * ``gw_idempotency``: one row per command sent with an idempotency key: the digest of the
   command and the result it returned, written in the command's own transaction.
+* ``gw_sla_clocks``, ``gw_ladder``, ``gw_occurrences``: SLA clocks per ticket, each ticket's
+  place on the whistle ladder, and the periodic occurrences already created (one per rule and
+  instant: the unique constraint makes periodic work exactly-once).
 
 The MetaData carries a naming convention so constraint names are the same on SQLite and
 PostgreSQL (and in Alembic migrations).
@@ -20,6 +23,7 @@ from sqlalchemy import (
     JSON,
     Boolean,
     Column,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -32,7 +36,17 @@ from sqlalchemy import (
 
 from engine.store.types import UTCDateTime
 
-__all__ = ["definitions", "history", "idempotency", "metadata", "tickets", "timers"]
+__all__ = [
+    "definitions",
+    "history",
+    "idempotency",
+    "ladder",
+    "metadata",
+    "occurrences",
+    "sla_clocks",
+    "tickets",
+    "timers",
+]
 
 metadata = MetaData(
     naming_convention={
@@ -121,4 +135,50 @@ idempotency = Table(
     Column("ticket_id", String(64), nullable=False),
     Column("result", JSON, nullable=False),  # the Ticket the first call returned
     Column("created_at", UTCDateTime(), nullable=False),
+)
+
+
+# -- time: SLA clocks, the whistle ladder, periodic occurrences (engine/sla, engine/ladder,
+#    engine/periodic). Their timers are gw_timers rows named "sla:...", "ladder:...", "lag:...".
+
+sla_clocks = Table(
+    "gw_sla_clocks",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("ticket_id", String(64), ForeignKey("gw_tickets.id"), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("status", String(16), nullable=False),  # running | paused | stopped
+    Column("started_at", UTCDateTime(), nullable=False),
+    Column("running_since", UTCDateTime(), nullable=True),  # None unless running
+    Column("elapsed_seconds", Float, nullable=False),  # (working) time run so far, excl. now
+    Column("due_at", UTCDateTime(), nullable=True),  # breach instant while running
+    Column("outcome", String(16), nullable=True),  # None | met | breached
+    Column("breached_at", UTCDateTime(), nullable=True),
+    Column("stopped_at", UTCDateTime(), nullable=True),
+    Column("warned", JSON, nullable=False),  # indexes of the warnings already given
+    UniqueConstraint("ticket_id", "name"),
+)
+
+ladder = Table(
+    "gw_ladder",
+    metadata,
+    Column("ticket_id", String(64), ForeignKey("gw_tickets.id"), primary_key=True),
+    Column("level", String(64), nullable=False),
+    Column("handler", String(64), nullable=True),  # the level's handler role
+    Column("since", UTCDateTime(), nullable=False),
+    Column("budget_due", UTCDateTime(), nullable=True),
+    Column("acknowledged_at", UTCDateTime(), nullable=True),
+    Column("acknowledged_by", String(128), nullable=True),
+)
+
+occurrences = Table(
+    "gw_occurrences",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("lifecycle", String(64), nullable=False),
+    Column("rule", String(64), nullable=False),
+    Column("due_at", UTCDateTime(), nullable=False),
+    Column("ticket_id", String(64), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("lifecycle", "rule", "due_at"),
 )

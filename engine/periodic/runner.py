@@ -1,0 +1,144 @@
+"""Periodic work: each ``periodic`` rule of a lifecycle reports a ticket per cron occurrence.
+
+* Occurrences come from APScheduler's ``CronTrigger`` (crontab syntax, five fields) in the
+  rule's calendar zone, so ``0 9,15 * * *`` means 09:00 and 15:00 *local* time across
+  daylight-saving changes. With ``working_days_only`` an occurrence on a non-working day of
+  the calendar is skipped.
+* **Exactly once**: each occurrence is a row of ``gw_occurrences`` (unique per lifecycle, rule
+  and instant) written in the same transaction as the ticket it reports. A second process, or
+  the same one after a restart, finds the row and skips the occurrence.
+* **Catch-up**: occurrences missed while no engine ran are created at the next run, each once,
+  starting after the rule's last recorded occurrence (or, the first time, after the
+  lifecycle's first deployment). The ticket records the occurrence's instant in its history
+  (``reason``) and gets the id ``<rule>-<local date>T<local time>``.
+* In real time :func:`add_periodic_jobs` puts one cron job per rule on the engine's APScheduler
+  (see :mod:`engine.runtime.scheduler`); on virtual time call :func:`run_periodic`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from apscheduler.triggers.cron import CronTrigger
+from sqlalchemy import func, insert, select
+from sqlalchemy.exc import IntegrityError
+
+from engine.calendars.model import BusinessCalendar
+from engine.clock import ensure_utc
+from engine.definition.schema import PeriodicSpec
+from engine.runtime.model import Actor
+from engine.store.tables import definitions
+from engine.store.tables import occurrences as occurrences_table
+
+if TYPE_CHECKING:
+    from engine.runtime.engine import Engine
+
+__all__ = ["add_periodic_jobs", "occurrences", "run_periodic"]
+
+
+def occurrences(rule: PeriodicSpec, calendar: BusinessCalendar, after: datetime,
+                until: datetime) -> Iterator[datetime]:
+    """The rule's occurrences in ``(after, until]``, as aware UTC instants, in order."""
+    trigger = CronTrigger.from_crontab(rule.cron, timezone=calendar.zone)
+    cursor = after + timedelta(seconds=1)
+    while True:
+        nxt = trigger.get_next_fire_time(None, cursor)
+        if nxt is None or nxt > until:
+            return
+        cursor = nxt + timedelta(seconds=1)
+        if nxt <= after:
+            continue
+        if rule.working_days_only and not calendar.is_working_day(
+                nxt.astimezone(calendar.zone).date()):
+            continue
+        yield nxt.astimezone(after.tzinfo)
+
+
+def run_periodic(engine: Engine, until: datetime | None = None) -> list[str]:
+    """Report one ticket per periodic occurrence due up to ``until`` (default: now).
+
+    Covers the newest deployed version of every lifecycle known to the database.
+
+    Returns:
+        The ids of the tickets created by this call (occurrences another process or an
+        earlier run already created are skipped).
+    """
+    until = until or engine.clock.now()
+    created: list[str] = []
+    for version in _newest_versions(engine):
+        lc = engine.lifecycle(version)
+        for name, rule in lc.spec.periodic.items():
+            cal = lc.calendars[rule.calendar]
+            for at in occurrences(rule, cal, _last(engine, version, name), until):
+                tid = _create(engine, version, name, rule, cal, at)
+                if tid is not None:
+                    created.append(tid)
+    return created
+
+
+def _newest_versions(engine: Engine) -> list[str]:
+    return sorted({v.name for v in engine.versions()})
+
+
+def _last(engine: Engine, lifecycle: str, rule: str) -> datetime:
+    last: Any
+    with engine.db.read() as conn:
+        last = conn.execute(select(func.max(occurrences_table.c.due_at)).where(
+            occurrences_table.c.lifecycle == lifecycle,
+            occurrences_table.c.rule == rule)).scalar()
+        if last is None:
+            last = conn.execute(select(func.min(definitions.c.created_at)).where(
+                definitions.c.name == lifecycle)).scalar()
+    if last is None:
+        return engine.clock.now()
+    if isinstance(last, str):  # aggregates lose the column type on SQLite
+        last = datetime.fromisoformat(last)
+    return ensure_utc(last if last.tzinfo else last.replace(tzinfo=UTC))
+
+
+def _create(engine: Engine, lifecycle: str, name: str, rule: PeriodicSpec,
+            cal: BusinessCalendar, at: datetime) -> str | None:
+    local = at.astimezone(cal.zone)
+    tid = f"{name}-{local:%Y-%m-%dT%H:%M}"
+    try:
+        with engine.batch(), engine._tx() as conn:
+            conn.execute(insert(occurrences_table).values(
+                lifecycle=lifecycle, rule=name, due_at=at, ticket_id=tid,
+                created_at=engine.clock.now()))
+            engine.report(lifecycle, dict(rule.fields), actor=Actor(rule.actor, rule.role),
+                          ticket_id=tid, level=rule.level,
+                          reason=f"periodic {name!r} due {at.isoformat()}")
+    except IntegrityError:
+        return None  # another process created this occurrence first
+    return tid
+
+
+def add_periodic_jobs(scheduler: Any, engine: Engine) -> int:
+    """Add one APScheduler cron job per periodic rule of the deployed lifecycles.
+
+    Also adds a catch-up run now. Returns the number of rules scheduled.
+    """
+    count = 0
+    for version in _newest_versions(engine):
+        lc = engine.lifecycle(version)
+        for name, rule in lc.spec.periodic.items():
+            cal = lc.calendars[rule.calendar]
+            scheduler.add_job(_safe_run, CronTrigger.from_crontab(rule.cron, timezone=cal.zone),
+                              args=[engine], id=f"periodic:{version}:{name}",
+                              replace_existing=True, max_instances=1, coalesce=True,
+                              misfire_grace_time=None)
+            count += 1
+    if count:
+        scheduler.add_job(_safe_run, args=[engine], id="periodic:catch-up", max_instances=1)
+    return count
+
+
+def _safe_run(engine: Engine) -> None:
+    import logging
+
+    try:
+        run_periodic(engine)
+    except Exception:  # the scheduler thread must survive; the next occurrence retries
+        logging.getLogger("gridwhistle.periodic").exception("periodic work failed")
