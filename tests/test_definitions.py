@@ -71,11 +71,12 @@ def test_bundled_grid_incident_loads_by_name():
     assert definition.source == text
     assert definition.digest == hashlib.sha256(text.encode("utf-8")).hexdigest()
     assert spec.initial == "reported"
-    assert list(spec.roles) == ["grid_worker", "centre", "department", "system"]
+    assert list(spec.roles) == ["grid_worker", "centre", "department", "system",
+                               "resident"]
     assert [level.name for level in spec.levels] == ["community", "street", "district", "city"]
     assert list(spec.states) == [
-        "reported", "dispatched", "on_site", "resolved", "escalated", "closed"]
-    assert [n for n, s in spec.states.items() if s.final] == ["closed"]
+        "reported", "dispatched", "on_site", "resolved", "escalated", "closed", "merged"]
+    assert [n for n, s in spec.states.items() if s.final] == ["closed", "merged"]
     assert [(t.trigger, t.source, t.dest, t.roles, t.reason_required)
             for t in spec.transitions] == [
         ("dispatch", ["reported", "escalated"], "dispatched", ["centre"], False),
@@ -85,6 +86,9 @@ def test_bundled_grid_incident_loads_by_name():
         ("reject", ["resolved"], "dispatched", ["centre"], True),
         ("escalate", ["reported", "dispatched", "on_site", "escalated"], "escalated",
          ["system", "centre"], True),
+        ("reopen", ["resolved"], "dispatched", ["resident", "centre"], True),
+        ("merge", ["reported", "dispatched", "on_site", "escalated"], "merged", ["centre"],
+         True),
     ]
     deadlines = {n: (d.state, d.stop_in, d.after, d.at_field, d.on_breach)
                  for n, d in spec.deadlines.items()}
@@ -314,9 +318,9 @@ def test_python_object_tag_on_a_mapping_is_rejected():
 
 @pytest.mark.parametrize(("edit", "needle", "path", "allowed"), [
     (("name: small", "name: small\ncolour: red"), "colour: red", "colour",
-     "categories, deadlines, description, escalation_trigger, fields, format, initial, levels, "
-     "name, "
-     "report, resolution_deadline, roles, states, title, transitions"),
+     "categories, deadlines, departments, description, escalation_trigger, fields, format, "
+     "initial, levels, name, report, resolution_deadline, roles, routing, states, title, "
+     "transitions"),
     (("  open: {}", "  open: {colour: red}"), "colour: red", "states.open.colour",
      "description, final, title"),
     (("    dest: closed\n", "    dest: closed\n    reason_requird: true\n"), "reason_requird",

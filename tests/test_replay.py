@@ -192,4 +192,4 @@ def test_cli_validate_reports_problems_with_exit_code_1(tmp_path: Path) -> None:
     ok = subprocess.run([sys.executable, "-m", "adapters.cli", "validate", "grid_incident"],
                         capture_output=True, text=True)
     assert ok.returncode == 0, ok.stdout + ok.stderr
-    assert "ok — grid_incident: 6 states, 6 transitions, 4 deadlines" in ok.stdout
+    assert "ok — grid_incident: 7 states, 8 transitions, 4 deadlines" in ok.stdout

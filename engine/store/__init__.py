@@ -1,18 +1,22 @@
 """Persistence: the schema, the database connection and UTC-aware column types."""
 
 from engine.store.database import Database, to_url
+from engine.store.department_tables import department_actions, ticket_links, work_orders
 from engine.store.event_tables import deliveries, delivery_attempts, outbox
 from engine.store.tables import definitions, history, metadata, tickets, timers
 
 __all__ = [
     "Database",
     "definitions",
+    "department_actions",
     "deliveries",
     "delivery_attempts",
     "history",
     "metadata",
     "outbox",
+    "ticket_links",
     "tickets",
     "timers",
     "to_url",
+    "work_orders",
 ]
