@@ -234,8 +234,11 @@ class BounceSpec(_Spec):
 
 
 class DuplicateSpec(_Spec):
-    """When a second report counts as a duplicate of a first: same values of ``match``
-    fields (default category and area) and reported within ``window`` (default P1D)."""
+    """When a second report counts as a duplicate of a first.
+
+    Same values of the ``match`` fields (default category and area), reported within
+    ``window`` (default P1D) of the first.
+    """
 
     match: NameList = Field(default_factory=lambda: ["category", "area"])
     window: Duration = Field(default_factory=lambda: parse_duration("P1D"))

@@ -43,6 +43,7 @@ def rule_met(rule: str, quorum: int | None, orders: list[tuple[str, str]]) -> bo
     Args:
         rule: ``all`` (every live work order done), ``lead`` (the live lead's done) or
             ``quorum`` (at least ``quorum`` done).
+        quorum: how many work orders must be done for ``quorum``.
         orders: ``(role, state)`` of each work order; bounced, returned and withdrawn ones
             do not count.
     """

@@ -50,9 +50,8 @@ FALLBACK_DEADLINES = frozenset({"accept_due", "reroute_due"})
 
 
 def is_work_order_lifecycle(lc: Lifecycle) -> bool:
-    """A lifecycle whose tickets are work orders: it declares ``parent``, ``department`` and
-    ``role`` fields."""
-    return WORK_ORDER_FIELDS <= set(lc.spec.fields)
+    """Whether ``lc``'s tickets are work orders (it declares parent, department, role)."""
+    return set(lc.spec.fields) >= WORK_ORDER_FIELDS
 
 
 class WorkOrderParticipant:
@@ -99,10 +98,10 @@ class WorkOrderParticipant:
 
     def _check_bounce(self, conn: Connection, change: Change, link: Any) -> None:
         parent_id = link["parent_id"]
-        parent, lc = O.parent_context(self._engine, conn, parent_id)
+        _parent, lc = O.parent_context(self._engine, conn, parent_id)
         routing = lc.spec.routing
         assert routing is not None
-        bounces = self._bounces(conn, parent_id)
+        bounces = self._bounces(conn, parent_id) - 1  # this bounce's row is written already
         if link["fallback"] or bounces >= routing.bounce.limit:
             raise BounceLimitReached(change.ticket_id, parent_id, routing.bounce.limit,
                                      bounces)

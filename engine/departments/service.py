@@ -84,8 +84,10 @@ class Departments:
                 for r in rows]
 
     def figures(self, lifecycle: str) -> dict[str, dict[str, int]]:
-        """Per-department figures over the tickets of ``lifecycle`` (see
-        :func:`~engine.departments.figures.department_figures`)."""
+        """Per-department figures over the tickets of ``lifecycle``.
+
+        See :func:`~engine.departments.figures.department_figures`.
+        """
         from engine.departments.figures import department_figures
 
         lc = self.engine.lifecycle(lifecycle)
@@ -106,8 +108,10 @@ class Departments:
         self, ticket_id: str, *, actor: Actor, reason: str | None = None,
         trigger: str = "dispatch",
     ) -> list[WorkOrder]:
-        """Dispatch a ticket by its routing table: fire ``trigger`` on it and issue one work
-        order to the lead department and one to each co-handling department.
+        """Dispatch a ticket by its routing table.
+
+        Fires ``trigger`` on it and issues one work order to the lead department and one to
+        each co-handling department.
 
         The first lead work order's department is the ticket's *first receiver*: it cannot
         bounce without the centre's approval (:meth:`approve_bounce`). The ticket's field
@@ -142,7 +146,12 @@ class Departments:
         """Issue one more work order on a ticket (e.g. a follow-on to another department).
 
         Args:
+            ticket_id: the ticket.
+            department: the department's name.
+            actor: who issues it (a role the work-order lifecycle lets report).
             role: ``lead`` or ``co``.
+            reason: kept in the work order's history.
+            work_order_id: the work order's ticket id (default ``<ticket>.<n>``).
             declared_only: refuse departments the lifecycle does not declare (default);
                 replays of other cities' data pass False to keep their agency names.
 
@@ -202,9 +211,13 @@ class Departments:
         """Record a joint meeting (联席会议) and apply its decision.
 
         Args:
+            ticket_id: the ticket.
+            actor: who chaired (the centre).
             present: the departments at the meeting.
-            lead, co: the decision: the lead department and the co-handling departments.
-                Live work orders that do not match are withdrawn, missing ones issued.
+            lead: the decided lead department.
+            co: the decided co-handling departments. Live work orders that do not match the
+                decision are withdrawn, missing ones issued.
+            reason: the minutes, kept with the record.
 
         Returns:
             The ticket's live work orders after the decision.

@@ -8,9 +8,9 @@ from engine.store.tables import definitions, history, metadata, tickets, timers
 __all__ = [
     "Database",
     "definitions",
-    "department_actions",
     "deliveries",
     "delivery_attempts",
+    "department_actions",
     "history",
     "metadata",
     "outbox",
