@@ -95,6 +95,33 @@ class Departments:
             return department_figures(conn, lifecycle, final_states=lc.final_states,
                                       escalation_trigger=lc.spec.escalation_trigger)
 
+    def timeline(self, ticket_id: str) -> list[dict[str, Any]]:
+        """The ticket's and its work orders' history together, in the order it was written.
+
+        Each entry: ``{"at" (aware UTC), "ticket", "department" (None for the ticket
+        itself), "role" (``lead``/``co``/None), "kind", "trigger", "to_state", "to_level",
+        "actor"}``.
+
+        Raises:
+            TicketNotFound: no such ticket.
+        """
+        from engine.store.department_tables import work_orders
+        from engine.store.tables import history
+
+        with self.engine._read() as conn:
+            self.engine._load(conn, ticket_id)
+            links = {r.child_id: (r.department, r.role) for r in conn.execute(
+                select(work_orders.c.child_id, work_orders.c.department, work_orders.c.role)
+                .where(work_orders.c.parent_id == ticket_id))}
+            rows = conn.execute(
+                select(history).where(history.c.ticket_id.in_([ticket_id, *links]))
+                .order_by(history.c.id)).mappings().all()
+        return [{"at": r["at"], "ticket": r["ticket_id"],
+                 "department": links.get(r["ticket_id"], (None, None))[0],
+                 "role": links.get(r["ticket_id"], (None, None))[1], "kind": r["kind"],
+                 "trigger": r["trigger"], "to_state": r["to_state"], "to_level": r["to_level"],
+                 "actor": r["actor"]} for r in rows]
+
     # -- commands ---------------------------------------------------------------------------
 
     def _prepare(self, ticket_id: str) -> None:
