@@ -13,6 +13,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from adapters.cli.app import DEFAULT_REPLAY_DB, app, console, err_console, fail, parse_instant
+from adapters.replay.replayer import ReplayOutcome
 from engine import Database, Engine, GridwhistleError, VirtualClock, load_definition
 
 
@@ -89,6 +90,7 @@ def replay(
             def progress(done: int, total: int) -> None:
                 bar.update(task, completed=done, total=total)
 
+            outcome: ReplayOutcome
             if spec is None:
                 outcome = replay_open311(engine, data, lifecycle=workflow or "grid_incident",
                                          until=stop, progress=progress)

@@ -1,5 +1,6 @@
-"""Replaying Open311 GeoReport v2 answers with notes (Chicago's extension) through a ticket
-lifecycle with co-handling work orders.
+"""Replaying Open311 answers with notes (Chicago's) through lead and co-handling work orders.
+
+The input is Open311 GeoReport v2 ``GET requests`` answers with Chicago's extensions.
 
 Chicago's 311 answers carry a timeline of ``notes`` per request. The replay reads them as:
 
@@ -237,8 +238,10 @@ def _apply(engine: Engine, departments: Departments, lifecycle: str,
 
 
 def request_timelines(engine: Engine, outcome: Open311Outcome) -> list[dict[str, Any]]:
-    """Per request: its final state, the departments involved (lead first, then co-handling
-    in the order they got work orders) and the order of events (ticket and work orders).
+    """Per request: its state, the departments involved and the order of events.
+
+    Departments are listed lead first, then co-handling in the order they got work orders;
+    events are the ticket's and its work orders' history rows in the order written.
 
     Each: ``{"id", "state", "departments", "events": [{"at" (ISO 8601 UTC), "ticket",
     "department", "kind", "trigger", "to_state"}]}``. Deadline breaches are events too (their
