@@ -59,12 +59,12 @@ class WorkOrderParticipant:
 
     def __init__(self, engine: Engine):
         self._engine = engine
-        self._kinds: dict[int, bool] = {}
+        self._kinds: dict[str, bool] = {}
 
     def _is_work_order(self, lc: Lifecycle) -> bool:
-        known = self._kinds.get(id(lc))
+        known = self._kinds.get(lc.digest)
         if known is None:
-            known = self._kinds[id(lc)] = is_work_order_lifecycle(lc)
+            known = self._kinds[lc.digest] = is_work_order_lifecycle(lc)
         return known
 
     def on_change(self, conn: Connection, change: Change) -> None:
