@@ -14,6 +14,7 @@ from engine import (
     BounceBudgetExceeded,
     BounceLimitReached,
     BounceNeedsApproval,
+    ConfigurationError,
     DefinitionError,
     Departments,
     Engine,
@@ -426,3 +427,38 @@ def test_the_later_report_is_merged_into_the_earlier_not_the_other_way(engine, d
     report(engine, "T2", "noise", area="B7")
     with pytest.raises(NotADuplicate, match="the original was reported later"):
         depts.merge_duplicate("T1", "T2", actor=centre, reason="same")
+
+
+def test_designating_a_lead_on_a_new_ticket_dispatches_it(engine, depts, centre):
+    report(engine, "T1", "noise")
+    lead = depts.designate_lead("T1", "traffic_police", actor=centre, reason="night parking")
+    assert (lead.department, engine.get("T1").state) == ("traffic_police", "dispatched")
+    assert orders(depts, "T1") == [("T1.1", "traffic_police", "lead", "issued")]
+
+
+def test_the_parent_resolves_in_the_same_transaction_as_the_last_work_order(engine, depts,
+                                                                             centre):
+    report(engine, "T1", "garbage")
+    depts.dispatch("T1", actor=centre)
+    engine.fire("T1.1", "accept", actor=SANITATION)
+    with pytest.raises(RuntimeError), engine.batch():
+        engine.fire("T1.1", "finish", actor=SANITATION)
+        assert engine.get("T1").state == "resolved"  # seen inside the transaction
+        raise RuntimeError("the host's batch fails after the command")
+    assert (engine.get("T1.1").state, engine.get("T1").state) == ("accepted", "dispatched")
+    assert orders(depts, "T1") == [("T1.1", "sanitation", "lead", "accepted")]
+
+
+def test_a_refused_step_inside_a_batch_rolls_back_alone(engine, depts, centre):
+    report(engine, "T1", "garbage")
+    report(engine, "T2", "garbage", area="A2")
+    with engine.batch(), pytest.raises(ConfigurationError, match=r"engine\.deploy\('work_order'\)"):
+        depts.dispatch("T1", actor=centre)
+    engine.deploy("work_order")
+    with engine.batch():
+        depts.dispatch("T1", actor=centre)
+        with pytest.raises(UnknownDepartment):
+            depts.joint_meeting("T2", actor=centre, present=["parks"], lead="sanitation")
+        depts.dispatch("T2", actor=centre)
+    assert [len(depts.work_orders(t)) for t in ("T1", "T2")] == [1, 1]
+    assert [a["kind"] for a in depts.actions("T2")] == ["dispatch"]

@@ -15,9 +15,10 @@ from sqlalchemy import insert, select
 from engine.departments import orders as O
 from engine.departments.model import LIVE_EXCLUDED, WorkOrder
 from engine.departments.routing import Route, route_for
-from engine.errors import InvalidFields, NotADuplicate, TicketNotFound
+from engine.errors import ConfigurationError, InvalidFields, NotADuplicate, TicketNotFound
 from engine.runtime.model import Actor
 from engine.store.department_tables import department_actions, ticket_links
+from engine.store.tables import definitions
 
 if TYPE_CHECKING:
     from engine.runtime.engine import Engine
@@ -42,6 +43,9 @@ class Departments:
 
     Args:
         engine: the engine whose tickets these are.
+
+    The work-order lifecycle is deployed on first use; inside ``Engine.batch()`` deploy it
+    first (``engine.deploy("work_order")``): deploying needs its own transaction.
     """
 
     def __init__(self, engine: Engine):
@@ -128,8 +132,16 @@ class Departments:
         """Deploy the work-order lifecycle before a transaction opens (first use)."""
         with self.engine._read() as conn:
             _, lc = O.parent_context(self.engine, conn, ticket_id)
-        assert lc.spec.routing is not None
-        self.engine.lifecycle(lc.spec.routing.work_orders)
+            assert lc.spec.routing is not None
+            name = lc.spec.routing.work_orders
+            deployed = name in self.engine._current or conn.execute(
+                select(definitions.c.id).where(definitions.c.name == name).limit(1)
+            ).first() is not None
+        if not deployed and getattr(self.engine._local, "conn", None) is not None:
+            raise ConfigurationError(
+                f"the work-order lifecycle {name!r} is not deployed yet and cannot be inside "
+                f"Engine.batch(); call engine.deploy({name!r}) before the batch")
+        self.engine.lifecycle(name)
 
     def dispatch(
         self, ticket_id: str, *, actor: Actor, reason: str | None = None,
@@ -222,7 +234,8 @@ class Departments:
         """The centre designates the lead department (指定牵头), at any time, with a reason.
 
         Live lead work orders of other departments are withdrawn (a bounced one is marked
-        handled); a live co-handling work order of ``department`` becomes its lead one.
+        handled); a live co-handling work order of ``department`` becomes its lead one. A
+        ticket still in its initial state is dispatched (trigger ``dispatch``) first.
 
         Raises:
             NoRouting, UnknownDepartment, InvalidFields (no reason).
@@ -266,6 +279,9 @@ class Departments:
             row, lc = O.parent_context(self.engine, conn, ticket_id)
             for dept in [lead, *(co or []), *check]:
                 O.check_department(lc, ticket_id, dept)
+            if row["state"] == lc.spec.initial and not O.list_orders(conn, ticket_id):
+                # deciding on a ticket not yet dispatched dispatches it
+                self.engine.fire(ticket_id, "dispatch", actor=actor, reason=reason)
             live = [o for o in O.list_orders(conn, ticket_id)
                     if o.state not in LIVE_EXCLUDED - {"bounced"} and o.state != "done"]
             wanted = {lead: "lead"} | ({d: "co" for d in co if d != lead} if co is not None
