@@ -21,7 +21,7 @@ from engine.definition import (
     load_yaml_model,
     parse_definition,
 )
-from engine.departments import Departments, Route, WorkOrder
+from engine.departments import Departments, PartSLA, Route, TicketSLA, WorkOrder
 from engine.errors import (
     BounceBudgetExceeded,
     BounceLimitReached,
@@ -92,6 +92,7 @@ __all__ = [
     "Lifecycle",
     "NoRouting",
     "NotADuplicate",
+    "PartSLA",
     "Problem",
     "Registry",
     "RoleNotAllowed",
@@ -102,6 +103,7 @@ __all__ = [
     "TicketExists",
     "TicketNotFound",
     "TicketPage",
+    "TicketSLA",
     "Timer",
     "TopLevelReached",
     "TriggerNotAllowed",

@@ -462,3 +462,25 @@ def test_a_refused_step_inside_a_batch_rolls_back_alone(engine, depts, centre):
         depts.dispatch("T2", actor=centre)
     assert [len(depts.work_orders(t)) for t in ("T1", "T2")] == [1, 1]
     assert [a["kind"] for a in depts.actions("T2")] == ["dispatch"]
+
+
+def test_the_ticket_sla_derives_from_its_parts(engine, depts, centre, clock):
+    engine.report("grid_incident", {"category": "road_damage", "area": "A1"},
+                  actor=centre, ticket_id="T1", level="district")
+    depts.dispatch("T1", actor=centre)                  # quorum 2 of roads, police, water
+    clock.advance(timedelta(hours=2))
+    depts.add_work_order("T1", "lighting", actor=centre)  # a later part, due later
+    finish(engine, "T1.3", WATER)
+    sla = depts.sla("T1")
+    day = START + timedelta(days=1)
+    assert [(p.work_order, p.due_at, p.on_time) for p in sla.parts] == [
+        ("T1.1", day, None), ("T1.2", day, None), ("T1.3", day, True),
+        ("T1.4", day + timedelta(hours=2), None)]
+    assert (sla.rule, sla.quorum, sla.due_at, sla.met_at, sla.on_time) == (
+        "quorum", 2, day, None, None)
+    clock.advance(timedelta(days=1))                    # past the second part's due
+    engine.run_until(clock.now())
+    finish(engine, "T1.2", Actor("tp-1", "department"))
+    sla = depts.sla("T1")
+    assert (sla.due_at, sla.met_at, sla.on_time) == (day, clock.now(), False)
+    assert engine.get("T1").state == "resolved"

@@ -18,8 +18,9 @@ PUBLIC = {
     "TopLevelReached", "TriggerNotAllowed", "UnknownDefinition", "VirtualClock", "__version__",
     "bundled_names", "load_definition", "load_yaml_model", "parse_definition",
     # issue 4: many departments on one ticket
-    "Departments", "Route", "WorkOrder", "BounceBudgetExceeded", "BounceLimitReached",
-    "BounceNeedsApproval", "NoRouting", "NotADuplicate", "UnknownDepartment",
+    "Departments", "Route", "WorkOrder", "TicketSLA", "PartSLA", "BounceBudgetExceeded",
+    "BounceLimitReached", "BounceNeedsApproval", "NoRouting", "NotADuplicate",
+    "UnknownDepartment",
 }
 
 

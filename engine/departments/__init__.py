@@ -9,8 +9,8 @@
 """
 
 from engine.departments.figures import department_figures
-from engine.departments.model import WorkOrder
+from engine.departments.model import PartSLA, TicketSLA, WorkOrder
 from engine.departments.routing import Route
 from engine.departments.service import Departments
 
-__all__ = ["Departments", "Route", "WorkOrder", "department_figures"]
+__all__ = ["Departments", "PartSLA", "Route", "TicketSLA", "WorkOrder", "department_figures"]

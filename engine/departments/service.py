@@ -13,7 +13,13 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import insert, select
 
 from engine.departments import orders as O
-from engine.departments.model import LIVE_EXCLUDED, WorkOrder
+from engine.departments.model import (
+    LIVE_EXCLUDED,
+    PartSLA,
+    TicketSLA,
+    WorkOrder,
+    derived_due,
+)
 from engine.departments.routing import Route, route_for
 from engine.errors import ConfigurationError, InvalidFields, NotADuplicate, TicketNotFound
 from engine.runtime.model import Actor
@@ -125,6 +131,40 @@ class Departments:
                  "role": links.get(r["ticket_id"], (None, None))[1], "kind": r["kind"],
                  "trigger": r["trigger"], "to_state": r["to_state"], "to_level": r["to_level"],
                  "actor": r["actor"]} for r in rows]
+
+    def sla(self, ticket_id: str) -> TicketSLA:
+        """The ticket-level SLA derived from its live work orders by its resolution rule.
+
+        Each part's due instant is its work-order lifecycle's ``resolution_deadline``
+        timer; the ticket's due is the latest part's (``all``), the lead's (``lead``) or the
+        quorum-th earliest (``quorum``); it is met when those parts are done.
+
+        Raises:
+            TicketNotFound: no such ticket.
+        """
+        from engine.store.tables import history, timers
+
+        with self.engine._read() as conn:
+            self.engine._load(conn, ticket_id)
+            rule, quorum = O.latest_rule(conn, ticket_id)
+            parts: list[PartSLA] = []
+            for order in O.list_orders(conn, ticket_id):
+                if order.state in LIVE_EXCLUDED:
+                    continue
+                child = self.engine._load(conn, order.id)
+                name = self.engine._lifecycle_by_id(
+                    conn, child["definition_id"]).spec.resolution_deadline
+                due = conn.execute(select(timers.c.due_at).where(
+                    timers.c.ticket_id == order.id, timers.c.name == name)
+                    .order_by(timers.c.id).limit(1)).scalar()
+                done = conn.execute(select(history.c.at).where(
+                    history.c.ticket_id == order.id, history.c.to_state == "done",
+                    history.c.kind == "transition").limit(1)).scalar()
+                parts.append(PartSLA(order.id, order.department, order.role, due, done,
+                                     None if done is None else not order.overdue))
+        due_at, met_at = derived_due(rule, quorum, parts)
+        on_time = None if due_at is None or met_at is None else met_at <= due_at
+        return TicketSLA(rule, quorum, tuple(parts), due_at, met_at, on_time)
 
     # -- commands ---------------------------------------------------------------------------
 
