@@ -108,3 +108,14 @@ def test_cli_replays_chicago_in_a_real_process(tmp_path: Path) -> None:
     assert table.returncode == 0, table.stderr
     assert "Work orders by department" in table.stdout
     assert "14-00011080" in table.stdout
+    shown = subprocess.run(
+        [sys.executable, "-m", "adapters.cli", "work-orders", "14-00684175", "--db", str(db),
+         "--json"], capture_output=True, text=True, timeout=120, check=False)
+    assert shown.returncode == 0, shown.stderr
+    orders = json.loads(shown.stdout)
+    assert [(o["id"], o["role"], o["state"]) for o in orders["work_orders"]] == [
+        ("14-00684175/lead", "lead", "done"), ("14-00684175/14-00687898", "co", "done"),
+        ("14-00684175/15-04064105", "co", "done")]
+    assert orders["sla"] == {"rule": "all", "quorum": None,
+                             "due_at": "2015-08-14T16:03:00+00:00",
+                             "met_at": "2015-10-01T13:31:13+00:00", "on_time": False}

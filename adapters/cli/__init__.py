@@ -4,6 +4,7 @@ Exit codes: 0 success; 1 the input was refused; 2 wrong usage.
 """
 
 from adapters.cli import (  # noqa: F401  (they register commands)
+    departments,
     diagram,
     replay,
     report,
