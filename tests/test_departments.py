@@ -484,3 +484,34 @@ def test_the_ticket_sla_derives_from_its_parts(engine, depts, centre, clock):
     sla = depts.sla("T1")
     assert (sla.due_at, sla.met_at, sla.on_time) == (day, clock.now(), False)
     assert engine.get("T1").state == "resolved"
+
+
+def test_a_fallback_that_does_not_accept_is_not_replaced_again(engine, depts, centre):
+    report(engine, "T1", "garbage")
+    depts.dispatch("T1", actor=centre)
+    engine.run_until(START + timedelta(hours=5))
+    assert orders(depts, "T1") == [("T1.1", "sanitation", "lead", "withdrawn"),
+                                   ("T1.2", "street_office", "lead", "issued")]
+
+
+def test_re_dispatching_an_escalated_ticket_routes_it_by_its_new_level(engine, depts, centre,
+                                                                       clock):
+    report(engine, "T1", "road_damage")
+    depts.dispatch("T1", actor=centre)
+    engine.escalate("T1", actor=centre, reason="getting worse")
+    engine.escalate("T1", actor=centre, reason="much worse")
+    assert engine.get("T1").level == "district"
+    issued = depts.dispatch("T1", actor=centre, reason="district plan")
+    assert [(o.id, o.department, o.role) for o in issued] == [
+        ("T1.3", "roads", "lead"), ("T1.4", "traffic_police", "co"), ("T1.5", "water", "co")]
+    assert [o.state for o in depts.work_orders("T1")[:2]] == ["withdrawn", "withdrawn"]
+
+
+def test_closing_a_ticket_withdraws_its_work_orders_still_open(engine, depts, centre):
+    report(engine, "T1", "road_damage")
+    depts.dispatch("T1", actor=centre)
+    finish(engine, "T1.1", ROADS)                       # rule 'lead': resolved
+    engine.fire("T1", "close", actor=centre)
+    assert orders(depts, "T1") == [("T1.1", "roads", "lead", "done"),
+                                   ("T1.2", "traffic_police", "co", "withdrawn")]
+    assert engine.timers("T1.2", status="pending") == []

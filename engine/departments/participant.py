@@ -14,6 +14,8 @@ same transaction* (see :mod:`engine.runtime.changes`):
   the rule;
 * a lead work order's ``accept_due`` or ``reroute_due`` deadline is breached (nobody
   accepted, nobody re-routed) → the fallback department becomes the owner;
+* a parent with a routing table reaches a final state → its live work orders are
+  withdrawn;
 * a parent with a routing table is reopened → its stopped ticket deadlines run again with
   their original due instants (the clocks continue), and the lead department gets a new
   work order.
@@ -26,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, func, select
 
 from engine.departments import orders as O
-from engine.departments.model import rule_met
+from engine.departments.model import LIVE_EXCLUDED, rule_met
 from engine.errors import (
     BounceBudgetExceeded,
     BounceLimitReached,
@@ -71,9 +73,11 @@ class WorkOrderParticipant:
         """React to one history row (see the module docstring)."""
         if self._is_work_order(change.lifecycle):
             self._work_order_changed(conn, change)
-        elif (change.lifecycle.spec.routing is not None and change.kind == "transition"
-              and change.trigger == "reopen"):
-            self._reopened(conn, change)
+        elif change.lifecycle.spec.routing is not None and change.kind == "transition":
+            if change.trigger == "reopen":
+                self._reopened(conn, change)
+            elif change.to_state in change.lifecycle.final_states:
+                self._parent_ended(conn, change)
 
     # -- work orders ------------------------------------------------------------------------
 
@@ -141,6 +145,8 @@ class WorkOrderParticipant:
     def _maybe_fallback(self, conn: Connection, change: Change) -> None:
         link = conn.execute(select(work_orders).where(
             work_orders.c.child_id == change.ticket_id)).mappings().first()
+        if link is not None and link["fallback"]:
+            return  # the fallback owns it already; its own deadlines escalate it
         if link is None or link["role"] != "lead":
             if link is not None and change.trigger == "reroute_due":
                 with self._engine.within(conn):
@@ -194,6 +200,16 @@ class WorkOrderParticipant:
                 self._engine.fire(parent_id, "resolve", actor=actor, reason=reason)
             except CommandRefused:
                 pass  # e.g. the parent is still 'reported': the centre resolves it by hand
+
+    def _parent_ended(self, conn: Connection, change: Change) -> None:
+        """A ticket closed (or merged): its work orders still live are withdrawn."""
+        live = [o for o in O.list_orders(conn, change.ticket_id)
+                if o.state not in LIVE_EXCLUDED and o.state != "done"]
+        if live:
+            with self._engine.within(conn):
+                for order in live:
+                    O.retire(self._engine, order, SYSTEM,
+                             f"ticket {change.ticket_id} is {change.to_state}")
 
     def _reopened(self, conn: Connection, change: Change) -> None:
         """Clocks continue: re-arm the ticket deadlines the resolution stopped, same due."""

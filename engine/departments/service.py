@@ -194,7 +194,8 @@ class Departments:
 
         The first lead work order's department is the ticket's *first receiver*: it cannot
         bounce without the centre's approval (:meth:`approve_bounce`). The ticket's field
-        ``department`` is set to the lead.
+        ``department`` is set to the lead. Dispatching again (e.g. from ``escalated``, routed
+        by the new level) withdraws the live work orders and issues new ones.
 
         Returns:
             The work orders issued.
@@ -208,6 +209,8 @@ class Departments:
             route = route_for(lc.spec, row["fields"].get("category"), row["level"])
             fields = {"department": route.lead} if "department" in lc.spec.fields else {}
             self.engine.fire(ticket_id, trigger, actor=actor, reason=reason, fields=fields)
+            for old in O.list_orders(conn, ticket_id):  # a re-dispatch replaces them
+                O.retire(self.engine, old, actor, "re-dispatched")
             row = self.engine._load(conn, ticket_id)
             ids = [O.issue(self.engine, conn, row, lc, route.lead, "lead", actor, reason=reason)]
             ids += [O.issue(self.engine, conn, row, lc, dept, "co", actor, reason=reason)
