@@ -79,7 +79,7 @@ def test_quorum_rows_need_a_quorum_that_fits(grid_incident_text):
     text = grid_incident_text.replace("resolution: quorum, quorum: 2", "resolution: quorum, "
                                       "quorum: 4")
     with pytest.raises(DefinitionError, match=r"routing\.rules\[2\]\.quorum: quorum 4 is more "
-                       r"than the 3 departments of this row"):
+                       r"than the 3 department\(s\) of this row"):
         parse_definition(text, "gi.yaml")
 
 

@@ -220,13 +220,13 @@ def routing_rules_resolve(spec: LifecycleSpec) -> Iterator[Finding]:
                 yield (*path, "quorum"), "resolution: quorum needs quorum: <how many>"
             elif quorum > 1 + len(rule.co):
                 yield ((*path, "quorum"),
-                       f"quorum {quorum} is more than the {1 + len(rule.co)} departments "
+                       f"quorum {quorum} is more than the {1 + len(rule.co)} department(s) "
                        "of this row")
 
 
 def duplicate_match_fields_resolve(spec: LifecycleSpec) -> Iterator[Finding]:
-    """The fields duplicates are matched on are declared ticket fields."""
-    if spec.routing is None:
+    """The fields duplicates are matched on (when given) are declared ticket fields."""
+    if spec.routing is None or "duplicates" not in spec.routing.model_fields_set:
         return
     for j, name in enumerate(spec.routing.duplicates.match):
         if name not in spec.fields:
