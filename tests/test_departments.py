@@ -515,3 +515,19 @@ def test_closing_a_ticket_withdraws_its_work_orders_still_open(engine, depts, ce
     assert orders(depts, "T1") == [("T1.1", "roads", "lead", "done"),
                                    ("T1.2", "traffic_police", "co", "withdrawn")]
     assert engine.timers("T1.2", status="pending") == []
+
+
+def test_only_the_centre_decides_on_departments(engine, depts, centre):
+    from engine import RoleNotAllowed
+
+    report(engine, "T1", "blocked_drain")
+    depts.dispatch("T1", actor=centre)
+    with pytest.raises(RoleNotAllowed) as info:
+        depts.designate_lead("T1", "roads", actor=WATER, reason="we'd rather not")
+    assert (info.value.trigger, info.value.role, info.value.allowed_roles) == (
+        "designate", "department", ("centre",))
+    with pytest.raises(RoleNotAllowed):
+        depts.approve_bounce("T1.1", actor=WATER, reason="approving ourselves")
+    with pytest.raises(RoleNotAllowed):
+        depts.joint_meeting("T1", actor=WATER, present=["water"], lead="sanitation")
+    assert [a["kind"] for a in depts.actions("T1")] == ["dispatch"]

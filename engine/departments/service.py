@@ -21,7 +21,13 @@ from engine.departments.model import (
     derived_due,
 )
 from engine.departments.routing import Route, route_for
-from engine.errors import ConfigurationError, InvalidFields, NotADuplicate, TicketNotFound
+from engine.errors import (
+    ConfigurationError,
+    InvalidFields,
+    NotADuplicate,
+    RoleNotAllowed,
+    TicketNotFound,
+)
 from engine.runtime.model import Actor
 from engine.store.department_tables import department_actions, ticket_links
 from engine.store.tables import definitions
@@ -30,6 +36,17 @@ if TYPE_CHECKING:
     from engine.runtime.engine import Engine
 
 __all__ = ["Departments"]
+
+
+def _need_centre(lc: Any, row: Any, actor: Actor, what: str) -> None:
+    """Decisions on departments belong to the roles that may dispatch (the centre).
+
+    Raises:
+        RoleNotAllowed: ``actor``'s role may not fire ``dispatch`` in this lifecycle.
+    """
+    allowed = sorted({r for t in lc.spec.transitions if t.trigger == "dispatch" for r in t.roles})
+    if actor.role not in allowed:
+        raise RoleNotAllowed(row["id"], row["state"], what, actor.role, allowed)
 
 
 def _need_reason(ticket_id: str, reason: str | None, what: str) -> str:
@@ -253,11 +270,14 @@ class Departments:
         """The centre lets the first receiver bounce this work order (recorded with reason).
 
         Raises:
-            TicketNotFound: not a work order; InvalidFields: no reason.
+            TicketNotFound: not a work order; InvalidFields: no reason; RoleNotAllowed: the
+            actor's role may not dispatch (only the centre decides).
         """
         _need_reason(work_order_id, reason, "approving a bounce")
         with self.engine.atomic() as conn:
             link = self._link(conn, work_order_id)
+            parent, lc = O.parent_context(self.engine, conn, link["parent_id"])
+            _need_centre(lc, parent, actor, "approve_bounce")
             O.record(conn, link["parent_id"], "approve_bounce", actor, self.engine.clock.now(),
                      reason, {"work_order": work_order_id, "department": link["department"]})
 
@@ -281,7 +301,8 @@ class Departments:
         ticket still in its initial state is dispatched (trigger ``dispatch``) first.
 
         Raises:
-            NoRouting, UnknownDepartment, InvalidFields (no reason).
+            NoRouting, UnknownDepartment, InvalidFields (no reason), RoleNotAllowed (the
+            actor's role may not dispatch: only the centre designates).
         """
         _need_reason(ticket_id, reason, "designating a lead")
         return self._apply_decision(ticket_id, actor, reason, department, None,
@@ -306,7 +327,7 @@ class Departments:
             The ticket's live work orders after the decision.
 
         Raises:
-            NoRouting, UnknownDepartment.
+            NoRouting, UnknownDepartment, RoleNotAllowed (the actor's role may not dispatch).
         """
         data = {"present": list(present), "lead": lead, "co": list(co)}
         self._apply_decision(ticket_id, actor, reason, lead, list(co), kind="meeting",
@@ -320,6 +341,7 @@ class Departments:
         self._prepare(ticket_id)
         with self.engine.atomic() as conn:
             row, lc = O.parent_context(self.engine, conn, ticket_id)
+            _need_centre(lc, row, actor, kind)
             for dept in [lead, *(co or []), *check]:
                 O.check_department(lc, ticket_id, dept)
             if row["state"] == lc.spec.initial and not O.list_orders(conn, ticket_id):
