@@ -17,7 +17,13 @@ The tree::
     │   ├── TopLevelReached          escalation asked for at the top of the whistle ladder
     │   ├── HostCallbackFailed       a guard, action or listener of the host app raised
     │   ├── IdempotencyKeyReused     an idempotency key came back with a different command
-    │   └── MigrationRefused         a ticket cannot move to another lifecycle version
+    │   ├── MigrationRefused         a ticket cannot move to another lifecycle version
+    │   ├── NoRouting                the lifecycle declares no routing table (departments)
+    │   ├── UnknownDepartment        a department that the lifecycle does not declare
+    │   ├── BounceNeedsApproval      the first receiver bounces without the centre's approval
+    │   ├── BounceLimitReached       the ticket was bounced as often as the routing allows
+    │   ├── BounceBudgetExceeded     the department held the work order too long to bounce it
+    │   └── NotADuplicate            a merge of tickets that are not the same problem
     ├── ConcurrencyConflict          another command changed the ticket first; reload and retry
     └── ConfigurationError           the engine is set up wrongly (unknown callback name, bad URL)
 
@@ -31,6 +37,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 __all__ = [
+    "BounceBudgetExceeded",
+    "BounceLimitReached",
+    "BounceNeedsApproval",
     "CommandRefused",
     "ConcurrencyConflict",
     "ConfigurationError",
@@ -41,6 +50,8 @@ __all__ = [
     "IdempotencyKeyReused",
     "InvalidFields",
     "MigrationRefused",
+    "NoRouting",
+    "NotADuplicate",
     "Problem",
     "RoleNotAllowed",
     "TicketExists",
@@ -48,6 +59,7 @@ __all__ = [
     "TopLevelReached",
     "TriggerNotAllowed",
     "UnknownDefinition",
+    "UnknownDepartment",
 ]
 
 
@@ -316,4 +328,118 @@ class MigrationRefused(CommandRefused):
             ticket_id,
             f"ticket {ticket_id!r} cannot move to the new lifecycle version: "
             f"{'; '.join(self.problems)}; map its state (--map old=new) or fix the lifecycle",
+        )
+
+
+class NoRouting(CommandRefused):
+    """A department command on a ticket whose lifecycle has no ``routing`` table.
+
+    Attributes:
+        ticket_id, lifecycle: the ticket and its lifecycle's name.
+    """
+
+    def __init__(self, ticket_id: str, lifecycle: str):
+        self.lifecycle = lifecycle
+        super().__init__(
+            ticket_id,
+            f"lifecycle {lifecycle!r} of ticket {ticket_id!r} declares no routing table; add "
+            "`departments:` and `routing:` to it (see docs/yaml-reference.md)",
+        )
+
+
+class UnknownDepartment(CommandRefused):
+    """A command named a department the ticket's lifecycle does not declare.
+
+    Attributes:
+        ticket_id, department: the command.
+        known: the declared departments (sorted).
+    """
+
+    def __init__(self, ticket_id: str, department: str, known: Sequence[str]):
+        self.department = department
+        self.known = tuple(sorted(known))
+        super().__init__(
+            ticket_id,
+            f"unknown department {department!r} on ticket {ticket_id!r}; declared "
+            f"departments: {', '.join(self.known) or '(none)'}",
+        )
+
+
+class BounceNeedsApproval(CommandRefused):
+    """The first department to receive the ticket may not bounce it without the centre.
+
+    The first-receiver duty (首接负责): ask the centre to approve the bounce
+    (``Departments.approve_bounce``), then bounce again.
+
+    Attributes:
+        ticket_id: the work order; parent_id: its ticket; department: who tried.
+    """
+
+    def __init__(self, ticket_id: str, parent_id: str, department: str):
+        self.parent_id = parent_id
+        self.department = department
+        super().__init__(
+            ticket_id,
+            f"department {department!r} received ticket {parent_id!r} first and may not "
+            f"bounce work order {ticket_id!r} without the centre's approval; ask the centre "
+            "to approve the bounce, or handle it",
+        )
+
+
+class BounceLimitReached(CommandRefused):
+    """The ticket has been bounced as many times as its routing allows.
+
+    Attributes:
+        ticket_id: the work order; parent_id: its ticket.
+        limit: the routing's ``bounce.limit``; count: bounces so far on the ticket.
+    """
+
+    def __init__(self, ticket_id: str, parent_id: str, limit: int, count: int):
+        self.parent_id = parent_id
+        self.limit = limit
+        self.count = count
+        super().__init__(
+            ticket_id,
+            f"ticket {parent_id!r} was bounced {count} time(s), the limit is {limit}: work "
+            f"order {ticket_id!r} cannot be bounced; handle it (the fallback department owns "
+            "the ticket now)",
+        )
+
+
+class BounceBudgetExceeded(CommandRefused):
+    """The department held the work order longer than the bounce time budget allows.
+
+    Attributes:
+        ticket_id: the work order; department: who tried.
+        received_at: when the work order was issued (aware UTC); budget_seconds: the routing's
+        ``bounce.within`` in seconds.
+    """
+
+    def __init__(self, ticket_id: str, department: str, received_at: object,
+                 budget_seconds: float):
+        self.department = department
+        self.received_at = received_at
+        self.budget_seconds = budget_seconds
+        super().__init__(
+            ticket_id,
+            f"department {department!r} received work order {ticket_id!r} at {received_at} "
+            f"and may bounce it only within {budget_seconds / 3600:g} h; handle it, or ask "
+            "the centre to designate another lead",
+        )
+
+
+class NotADuplicate(CommandRefused):
+    """A merge was asked for two tickets that are not reports of the same problem.
+
+    Attributes:
+        ticket_id: the ticket to merge; original_id: the one to merge it into; why: the
+        rule that failed (different field value, outside the window, wrong order, ...).
+    """
+
+    def __init__(self, ticket_id: str, original_id: str, why: str):
+        self.original_id = original_id
+        self.why = why
+        super().__init__(
+            ticket_id,
+            f"ticket {ticket_id!r} cannot be merged into {original_id!r}: {why}",
         )

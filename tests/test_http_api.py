@@ -92,10 +92,10 @@ def test_a_refused_command_is_an_rfc9457_problem_with_the_errors_data(api) -> No
         "title": "TriggerNotAllowed",
         "status": 409,
         "detail": "ticket 'T-2' is in state 'reported', where trigger 'close' is not allowed; "
-                  "allowed triggers there: dispatch, escalate",
+                  "allowed triggers there: dispatch, escalate, merge",
         "instance": "/tickets/T-2/triggers/close",
         "ticket_id": "T-2", "state": "reported", "trigger": "close",
-        "allowed": ["dispatch", "escalate"],
+        "allowed": ["dispatch", "escalate", "merge"],
     }
     assert engine.get("T-2").row_version == 1  # nothing changed
 
@@ -163,8 +163,8 @@ def test_a_client_reads_the_lifecycle(api) -> None:
         "grid_incident", 1, "reported", ["grid_worker", "centre", "system"])
     assert lc["levels"] == ["community", "street", "district", "city"]
     assert [(s["name"], s["final"], s["triggers"]) for s in lc["states"]][:2] == [
-        ("reported", False, ["dispatch", "escalate"]), ("dispatched", False,
-                                                       ["arrive", "escalate"])]
+        ("reported", False, ["dispatch", "escalate", "merge"]),
+        ("dispatched", False, ["arrive", "escalate", "merge"])]
     assert lc["transitions"][0] == {"trigger": "dispatch",
                                     "title": {"zh": "派遣", "en": "Dispatch"},
                                     "source": ["reported", "escalated"], "dest": "dispatched",

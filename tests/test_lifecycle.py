@@ -268,14 +268,14 @@ def _to(engine, state, centre, department):
 
 
 @pytest.mark.parametrize(("state", "trigger", "allowed"), [
-    ("reported", "arrive", ("dispatch", "escalate")),
-    ("reported", "close", ("dispatch", "escalate")),
-    ("dispatched", "resolve", ("arrive", "escalate")),
-    ("on_site", "dispatch", ("ask_reporter", "escalate", "resolve")),
-    ("resolved", "escalate", ("close", "reject")),
-    ("escalated", "close", ("acknowledge", "arrive", "dispatch", "escalate", "resolve")),
+    ("reported", "arrive", ("dispatch", "escalate", "merge")),
+    ("reported", "close", ("dispatch", "escalate", "merge")),
+    ("dispatched", "resolve", ("arrive", "escalate", "merge")),
+    ("on_site", "dispatch", ("ask_reporter", "escalate", "merge", "resolve")),
+    ("resolved", "escalate", ("close", "reject", "reopen")),
+    ("escalated", "close", ("acknowledge", "arrive", "dispatch", "escalate", "merge", "resolve")),
     ("closed", "reject", ()),
-    ("reported", "no_such_trigger", ("dispatch", "escalate")),
+    ("reported", "no_such_trigger", ("dispatch", "escalate", "merge")),
 ])
 def test_trigger_not_allowed_names_ticket_state_trigger_and_allowed(
         engine, clock, centre, department, snapshot, state, trigger, allowed):

@@ -64,3 +64,25 @@ def test_lifecycle_and_deadlines_on_postgres(pg_engine: Engine) -> None:
         "report", "dispatch", "arrival_due", "resolution", "escalate"]
     assert all(h.at.utcoffset() == timedelta(0) for h in history)
     assert history[3].data["due_at"] == target.isoformat()
+
+
+def test_work_orders_duties_and_resolution_on_postgres(pg_engine: Engine) -> None:
+    from engine import BounceNeedsApproval, Departments
+
+    eng, centre = pg_engine, Actor("ops", "centre")
+    depts = Departments(eng)
+    eng.report("grid_incident", {"category": "blocked_drain", "area": "A1"},
+               actor=Actor("gw-1", "grid_worker"), ticket_id="pg-2")
+    lead, co = depts.dispatch("pg-2", actor=centre)
+    water = Actor("water-1", "department")
+    with pytest.raises(BounceNeedsApproval):
+        depts.bounce(lead.id, actor=water, reason="not ours")
+    depts.approve_bounce(lead.id, actor=centre, reason="checked")
+    depts.bounce(lead.id, actor=water, reason="not ours")
+    new_lead = depts.designate_lead("pg-2", "roads", actor=centre, reason="road drain")
+    for wid, who in ((new_lead.id, "roads-1"), (co.id, "san-1")):
+        eng.fire(wid, "accept", actor=Actor(who, "department"))
+        eng.fire(wid, "finish", actor=Actor(who, "department"))
+    assert eng.get("pg-2").state == "resolved"
+    assert depts.figures("grid_incident")["water"] == {
+        "received": 1, "bounced": 1, "resolved": 0, "on_time": 0, "escalated": 0}

@@ -199,4 +199,17 @@ def test_cli_validate_reports_problems_with_exit_code_1(tmp_path: Path) -> None:
     ok = subprocess.run([sys.executable, "-m", "adapters.cli", "validate", "grid_incident"],
                         capture_output=True, text=True)
     assert ok.returncode == 0, ok.stdout + ok.stderr
-    assert "ok — grid_incident: 7 states, 9 transitions, 3 deadlines" in ok.stdout
+    assert "ok — grid_incident: 8 states, 11 transitions, 3 deadlines" in ok.stdout
+
+
+def test_boston_figures_per_department(boston_report: dict) -> None:
+    # Boston's `department` column: each request is one work order of that department.
+    figures = boston_report["departments"]
+    assert figures["PWDx"] == {"received": 2905, "bounced": 0, "resolved": 2905,
+                               "on_time": 2680, "escalated": 225}
+    assert figures["BTDT"] == {"received": 1094, "bounced": 0, "resolved": 1094,
+                               "on_time": 974, "escalated": 120}
+    totals = {k: sum(f[k] for f in figures.values())
+              for k in ("received", "bounced", "resolved", "on_time", "escalated")}
+    assert totals == {"received": 4995, "bounced": 0, "resolved": 4995, "on_time": 4520,
+                      "escalated": 475}

@@ -6,6 +6,7 @@ Exit codes: 0 success; 1 the input was refused; 2 wrong usage.
 from adapters.cli import (  # noqa: F401  (they register commands)
     check,
     db,
+    departments,
     diagram,
     replay,
     report,

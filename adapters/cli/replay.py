@@ -13,15 +13,21 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from adapters.cli.app import DEFAULT_REPLAY_DB, app, console, err_console, fail, parse_instant
-from engine import Database, Engine, GridwhistleError, VirtualClock
+from adapters.replay.replayer import ReplayOutcome
+from engine import Database, Engine, GridwhistleError, VirtualClock, load_definition
 
 
 @app.command()
 def replay(
     workflow: Annotated[str, typer.Option(help="Lifecycle: bundled name or YAML path. "
                                           "Default: the mapping's lifecycle.")] = "",
-    data: Annotated[Path | None, typer.Option(help="CSV of service requests. Default: the "
-                                              "bundled Boston 311 sample.")] = None,
+    data: Annotated[Path | None, typer.Option(help="CSV of service requests (or Open311 JSON "
+                                              "with --format open311-json). Default: the "
+                                              "bundled Boston 311 sample (Chicago for "
+                                              "open311-json).")] = None,
+    data_format: Annotated[str, typer.Option(
+        "--format", help="csv (with a mapping) or open311-json (Open311 GeoReport v2 "
+        "requests with notes: follow-ons become co-handling work orders)")] = "csv",
     mapping: Annotated[str, typer.Option(help="Mapping: bundled name or YAML path.")] = "boston311",
     db: Annotated[str, typer.Option(help="SQLite file or SQLAlchemy URL.")] = DEFAULT_REPLAY_DB,
     fresh: Annotated[bool, typer.Option("--fresh/--append",
@@ -35,7 +41,11 @@ def replay(
     """Replay service requests through a lifecycle on a virtual clock and report.
 
     With no options: the bundled grid_incident lifecycle on the bundled Boston 311 sample.
+    With --format open311-json: the bundled Chicago requests with their follow-ons.
     """
+    if data_format not in ("csv", "open311-json"):
+        raise typer.BadParameter(f"unknown format {data_format!r}; use csv or open311-json",
+                                 param_hint="--format")
     from adapters.replay import (
         BUNDLED_SAMPLE,
         build_report,
@@ -51,12 +61,18 @@ def replay(
         raise typer.BadParameter(f"unknown time zone {source_tz!r}",
                                  param_hint="--source-tz") from None
     stop = parse_instant(until, zone, option="--until") if until else None
-    data = data or BUNDLED_SAMPLE
+    from adapters.replay.open311 import CHICAGO_SAMPLE, replay_open311
+
+    open311 = data_format == "open311-json"
+    data = data or (CHICAGO_SAMPLE if open311 else BUNDLED_SAMPLE)
     if not data.is_file():
         fail(f"no data file at {data}")
     try:
-        spec = load_mapping(mapping)
-        preflight(data, spec, workflow or spec.lifecycle)  # before anything is emptied
+        spec = None if open311 else load_mapping(mapping)
+        if spec is not None:
+            preflight(data, spec, workflow or spec.lifecycle)  # before anything is emptied
+        else:
+            load_definition(workflow or "grid_incident")
         database = Database(db)
         if fresh:
             database.drop_all()
@@ -74,8 +90,13 @@ def replay(
             def progress(done: int, total: int) -> None:
                 bar.update(task, completed=done, total=total)
 
-            outcome = run_replay(engine, data, spec, lifecycle=workflow or None,
-                                 source_tz=zone, until=stop, progress=progress)
+            outcome: ReplayOutcome
+            if spec is None:
+                outcome = replay_open311(engine, data, lifecycle=workflow or "grid_incident",
+                                         until=stop, progress=progress)
+            else:
+                outcome = run_replay(engine, data, spec, lifecycle=workflow or None,
+                                     source_tz=zone, until=stop, progress=progress)
         report = build_report(engine, outcome, spec)
     except (GridwhistleError, ValueError, OSError) as exc:
         fail(str(exc))

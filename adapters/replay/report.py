@@ -8,13 +8,16 @@ from rich.console import Console
 from rich.table import Table
 
 from adapters.replay.mapping import MappingSpec
+from adapters.replay.open311 import Open311Outcome, request_timelines
 from adapters.replay.replayer import ReplayOutcome
-from engine import Engine
+from engine import Departments, Engine
 
 __all__ = ["build_report", "print_report"]
 
 
-def build_report(engine: Engine, outcome: ReplayOutcome, mapping: MappingSpec) -> dict[str, Any]:
+def build_report(
+    engine: Engine, outcome: ReplayOutcome, mapping: MappingSpec | None = None
+) -> dict[str, Any]:
     """Build the report of a finished replay.
 
     Keys: ``lifecycle``, ``rows``, ``tickets``, ``transitions``, ``closed``, ``closure_rate``,
@@ -23,10 +26,12 @@ def build_report(engine: Engine, outcome: ReplayOutcome, mapping: MappingSpec) -
     budgets that ran out, by level), ``median_close_seconds``, ``verdicts`` (``compared``,
     ``agree``, ``disagree``), ``rejected`` (count), ``rejections`` (row, id, reason),
     ``events_applied``, ``events_after_until`` (events later than ``--until``, not applied),
-    ``clock_from`` /
-    ``clock_until`` (ISO 8601 UTC) and ``seconds`` (wall time of the replay).
+    ``clock_from`` / ``clock_until`` (ISO 8601 UTC), ``seconds`` (wall time of the replay) and
+    ``departments``: per department, work orders ``received``, ``bounced``, ``resolved``,
+    ``on_time``, ``escalated`` (see :meth:`engine.Departments.figures`). An Open311 replay
+    adds ``requests``: per request its state, departments involved and order of events.
     """
-    verdict = mapping.verdict
+    verdict = mapping.verdict if mapping is not None else None
     summary = engine.summary(outcome.lifecycle,
                              verdict_field=verdict.field if verdict else None)
     compared = agree = 0
@@ -63,7 +68,13 @@ def build_report(engine: Engine, outcome: ReplayOutcome, mapping: MappingSpec) -
         "clock_from": outcome.started_at.isoformat() if outcome.started_at else None,
         "clock_until": outcome.until.isoformat() if outcome.until else None,
         "seconds": round(outcome.seconds, 3),
+        "departments": Departments(engine).figures(outcome.lifecycle),
+        **({"requests": request_timelines(engine, outcome)}
+           if isinstance(outcome, Open311Outcome) else {}),
     }
+
+
+_QUIET = frozenset({"accept"})
 
 
 def _hours(seconds: float | None) -> str:
@@ -116,6 +127,29 @@ def print_report(report: dict[str, Any], console: Console) -> None:
         for name, counts in report["slas"].items():
             slas.add_row(name, *(f"{counts[c]:,}" for c in ("met", "breached", "open")))
         console.print(slas)
+
+    if report.get("departments"):
+        depts = Table(title="Work orders by department")
+        depts.add_column("department")
+        for name in ("received", "bounced", "resolved", "on time", "escalated"):
+            depts.add_column(name, justify="right")
+        for name, f in report["departments"].items():
+            depts.add_row(name, *(f"{f[k]:,}" for k in ("received", "bounced", "resolved",
+                                                          "on_time", "escalated")))
+        console.print(depts)
+
+    if report.get("requests"):
+        reqs = Table(title="Requests: departments involved and order of events")
+        reqs.add_column("request")
+        reqs.add_column("state")
+        reqs.add_column("departments (lead first)")
+        reqs.add_column("events")
+        for r in report["requests"]:
+            steps = [f"{e['trigger']}" + (f"@{e['department']}" if e["department"] else "")
+                     for e in r["events"]
+                     if e["trigger"] not in _QUIET and e["kind"] != "breach"]
+            reqs.add_row(r["id"], r["state"], ", ".join(r["departments"]), " → ".join(steps))
+        console.print(reqs)
 
     v = report["verdicts"]
     if v["compared"]:

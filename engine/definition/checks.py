@@ -366,6 +366,63 @@ def timer_names_fit(spec: LifecycleSpec) -> Iterator[Finding]:
             yield ("levels", i, "name"), "a level name has at most 56 characters"
 
 
+def routing_departments_resolve(spec: LifecycleSpec) -> Iterator[Finding]:
+    """Every department the routing table names is declared under ``departments``."""
+    routing = spec.routing
+    if routing is None:
+        return
+    known = _known("departments", spec.departments)
+    if routing.fallback not in spec.departments:
+        yield ("routing", "fallback"), f"unknown department {routing.fallback!r}; {known}"
+    for i, rule in enumerate(routing.rules):
+        path: tuple[str | int, ...] = ("routing", "rules", i)
+        if rule.lead not in spec.departments:
+            yield (*path, "lead"), f"unknown department {rule.lead!r}; {known}"
+        for j, dept in enumerate(rule.co):
+            if dept not in spec.departments:
+                yield (*path, "co", j), f"unknown department {dept!r}; {known}"
+            elif dept == rule.lead:
+                yield (*path, "co", j), f"{dept!r} is the lead already; list it once"
+        if rule.fallback is not None and rule.fallback not in spec.departments:
+            yield (*path, "fallback"), f"unknown department {rule.fallback!r}; {known}"
+
+
+def routing_rules_resolve(spec: LifecycleSpec) -> Iterator[Finding]:
+    """Routing rows name declared categories and levels; quorums fit the departments."""
+    routing = spec.routing
+    if routing is None:
+        return
+    levels = [lv.name for lv in spec.levels]
+    if routing.resolution == "quorum" and routing.quorum is None:
+        yield ("routing", "quorum"), "resolution: quorum needs quorum: <how many work orders>"
+    for i, rule in enumerate(routing.rules):
+        path: tuple[str | int, ...] = ("routing", "rules", i)
+        if spec.categories and rule.category not in spec.categories:
+            yield ((*path, "category"),
+                   f"unknown category {rule.category!r}; {_known('categories', spec.categories)}")
+        if rule.level is not None and rule.level not in levels:
+            yield (*path, "level"), f"unknown level {rule.level!r}; {_known('levels', levels)}"
+        resolution = rule.resolution or routing.resolution
+        quorum = rule.quorum or routing.quorum
+        if resolution == "quorum":
+            if quorum is None:
+                yield (*path, "quorum"), "resolution: quorum needs quorum: <how many>"
+            elif quorum > 1 + len(rule.co):
+                yield ((*path, "quorum"),
+                       f"quorum {quorum} is more than the {1 + len(rule.co)} department(s) "
+                       "of this row")
+
+
+def duplicate_match_fields_resolve(spec: LifecycleSpec) -> Iterator[Finding]:
+    """The fields duplicates are matched on (when given) are declared ticket fields."""
+    if spec.routing is None or "duplicates" not in spec.routing.model_fields_set:
+        return
+    for j, name in enumerate(spec.routing.duplicates.match):
+        if name not in spec.fields:
+            yield ((("routing", "duplicates", "match", j)),
+                   f"unknown field {name!r}; {_known('fields', spec.fields)}")
+
+
 ALL_CHECKS: tuple[Check, ...] = (
     initial_state_exists,
     transition_names_resolve,
@@ -385,6 +442,9 @@ ALL_CHECKS: tuple[Check, ...] = (
     periodic_sound,
     validity_sound,
     timer_names_fit,
+    routing_departments_resolve,
+    routing_rules_resolve,
+    duplicate_match_fields_resolve,
 )
 
 

@@ -18,10 +18,13 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSche
 from engine.durations import parse_duration
 
 __all__ = [
+    "BounceSpec",
     "CalendarSpec",
     "CategorySpec",
     "ConditionSpec",
     "DeadlineSpec",
+    "DepartmentSpec",
+    "DuplicateSpec",
     "FieldSpec",
     "LadderSpec",
     "LagSpec",
@@ -30,6 +33,8 @@ __all__ = [
     "PeriodicSpec",
     "ReportSpec",
     "RoleSpec",
+    "RouteSpec",
+    "RoutingSpec",
     "SlaSpec",
     "StateSpec",
     "TransitionSpec",
@@ -426,6 +431,75 @@ class CategorySpec(_Spec):
     group: str = ""
 
 
+class DepartmentSpec(_Spec):
+    """A department (职能部门) that can receive work orders: water authority, roads, ..."""
+
+    title: Title = Field(default_factory=dict)
+    description: str = ""
+
+
+ResolutionRule = Literal["all", "lead", "quorum"]
+
+
+class RouteSpec(_Spec):
+    """One row of the routing table: which departments handle a category (at a level).
+
+    ``category`` is a category name (the ticket field ``category``); ``level`` limits the row
+    to tickets at that whistle level (default: any level). The first matching row wins, in
+    file order. ``lead`` gets the lead work order, each of ``co`` a co-handling one.
+    ``fallback``, ``resolution`` and ``quorum`` override the routing table's defaults.
+    """
+
+    category: Name
+    level: Name | None = None
+    lead: Name
+    co: NameList = Field(default_factory=list)
+    fallback: Name | None = None
+    resolution: ResolutionRule | None = None
+    quorum: int | None = Field(default=None, ge=1)
+
+
+class BounceSpec(_Spec):
+    """Limits on bounce-backs ("not ours").
+
+    ``limit``: after this many bounces on one ticket the fallback department becomes the
+    owner and further bounces are refused (default 2). ``within``: a department may bounce a
+    work order only within this time after receiving it (default PT2H).
+    """
+
+    limit: int = Field(default=2, ge=1)
+    within: Duration = Field(default_factory=lambda: parse_duration("PT2H"))
+
+
+class DuplicateSpec(_Spec):
+    """When a second report counts as a duplicate of a first.
+
+    Same values of the ``match`` fields (default category and area), reported within
+    ``window`` (default P1D) of the first.
+    """
+
+    match: NameList = Field(default_factory=lambda: ["category", "area"])
+    window: Duration = Field(default_factory=lambda: parse_duration("P1D"))
+
+
+class RoutingSpec(_Spec):
+    """The routing table the centre edits: category (and level) → departments.
+
+    ``work_orders`` is the lifecycle each department's work order runs (default
+    ``work_order``); ``fallback`` the department that owns what nobody else does;
+    ``resolution`` when the ticket counts as resolved: ``all`` work orders done, the
+    ``lead``'s alone, or a ``quorum`` of them (``quorum`` = how many).
+    """
+
+    work_orders: Name = "work_order"
+    fallback: Name
+    resolution: ResolutionRule = "all"
+    quorum: int | None = Field(default=None, ge=1)
+    bounce: BounceSpec = Field(default_factory=BounceSpec)
+    duplicates: DuplicateSpec = Field(default_factory=DuplicateSpec)
+    rules: list[RouteSpec] = Field(default_factory=list)
+
+
 class ReportSpec(_Spec):
     """Who may report (create) a ticket."""
 
@@ -457,3 +531,5 @@ class LifecycleSpec(_Spec):
     periodic: dict[Name, PeriodicSpec] = Field(default_factory=dict)
     valid_from: InstantText | None = None
     valid_until: InstantText | None = None
+    departments: dict[Name, DepartmentSpec] = Field(default_factory=dict)
+    routing: RoutingSpec | None = None

@@ -122,6 +122,9 @@ class Engine:
             from engine.events.outbox import OutboxParticipant
 
             self.add_participant(OutboxParticipant(self.registry))
+        from engine.departments.participant import WorkOrderParticipant
+
+        self.add_participant(WorkOrderParticipant(self))  # issue 4: work orders, duties
 
     # -- lifecycle of the engine ------------------------------------------------------------
 
@@ -290,6 +293,36 @@ class Engine:
             hook = getattr(participant, "after_commit", None)
             if hook is not None:
                 hook(pending)
+
+    # -- compound commands (issue 4: work orders) -------------------------------------------
+
+    @contextmanager
+    def atomic(self) -> Iterator[Connection]:
+        """Apply several commands as one: all of them commit, or none does.
+
+        Inside a :meth:`batch` the block is one savepoint (a refusal rolls back the block
+        alone); otherwise it is one transaction. Engine services that issue several commands
+        (dispatching work orders, a joint meeting) use it.
+        """
+        with self.batch(), self._tx() as conn:
+            yield conn
+
+    @contextmanager
+    def within(self, conn: Connection) -> Iterator[None]:
+        """Issue commands inside ``conn``'s open transaction (for participants).
+
+        A participant's ``on_change`` receives the command's connection; commands it issues
+        in this block (e.g. resolving a parent ticket, issuing a fallback work order) run as
+        savepoints of that same transaction and commit or roll back with it.
+        """
+        saved = getattr(self._local, "conn", None)
+        self._local.conn = conn
+        if getattr(self._local, "pending", None) is None:
+            self._local.pending = []
+        try:
+            yield
+        finally:
+            self._local.conn = saved
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
