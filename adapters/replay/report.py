@@ -129,7 +129,7 @@ def print_report(report: dict[str, Any], console: Console) -> None:
         console.print(slas)
 
     if report.get("departments"):
-        depts = Table(title="By department (work orders; a single-department request counts as one)")
+        depts = Table(title="By department (work orders; a one-department request is one)")
         depts.add_column("department")
         for name in ("received", "bounced", "resolved", "on time", "escalated"):
             depts.add_column(name, justify="right")
