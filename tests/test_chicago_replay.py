@@ -106,7 +106,7 @@ def test_cli_replays_chicago_in_a_real_process(tmp_path: Path) -> None:
         [sys.executable, "-m", "adapters.cli", "replay", "--format", "open311-json",
          "--db", str(db)], capture_output=True, text=True, timeout=300, check=False)
     assert table.returncode == 0, table.stderr
-    assert "Work orders by department" in table.stdout
+    assert "By department (work orders" in table.stdout
     assert "14-00011080" in table.stdout
     shown = subprocess.run(
         [sys.executable, "-m", "adapters.cli", "work-orders", "14-00684175", "--db", str(db),
