@@ -36,6 +36,7 @@ from engine.errors import (
 from engine.lifecycle.machine import Lifecycle, Subject
 from engine.lifecycle.registry import CommandContext, Registry
 from engine.runtime import idempotency as idem
+from engine.runtime.batching import DueFloor, lean_command
 from engine.runtime.changes import Change, Participant, changes_from_rows
 from engine.runtime.claims import TimerClaims
 from engine.runtime.fields import check_fields, load_fields
@@ -231,10 +232,13 @@ class Engine:
             with self.db.write() as conn:
                 self._local.conn = conn
                 self._local.pending = []
+                # issue 7: SQLite batches hold the write lock (engine/runtime/batching.py)
+                self._local.floor = DueFloor() if self.db.dialect == "sqlite" else None
                 try:
                     yield
                 finally:
                     self._local.conn = None
+                    self._local.floor = None
         except BaseException:
             self._local.wake = None
             self._local.pending = []
@@ -243,12 +247,21 @@ class Engine:
         self._committed()
 
     @contextmanager
-    def _tx(self) -> Iterator[Connection]:
+    def _tx(self, *, lean: bool = False) -> Iterator[Connection]:
+        """The command's transaction; inside a batch, its savepoint.
+
+        ``lean``: the command raises every refusal before its first write, so inside a SQLite
+        batch it may run without a savepoint (see :func:`engine.runtime.batching.lean_command`).
+        """
         conn: Connection | None = getattr(self._local, "conn", None)
         if conn is not None:
             pending: list[Change] = self._local.pending
             mark = len(pending)
             try:
+                if lean and self._local.floor is not None:
+                    with lean_command(conn.connection.dbapi_connection):
+                        yield conn
+                    return
                 with conn.begin_nested():
                     yield conn
             except BaseException:
@@ -452,7 +465,7 @@ class Engine:
     ) -> Ticket:
         """Run a command in its transaction, honouring its idempotency key if it has one."""
         if key is None:
-            with self._tx() as conn:
+            with self._tx(lean=True) as conn:
                 return run(conn)
         idem.check_key(key)
         digest = idem.command_digest(command, content)
@@ -655,8 +668,13 @@ class Engine:
 
     def _notify_timers(self, new_timers: list[dict[str, Any]]) -> None:
         """Remember the earliest new due time; the scheduler is armed once the tx commits."""
-        if new_timers and self._scheduler is not None:
-            earliest = min(t["due_at"] for t in new_timers)
+        if not new_timers:
+            return
+        earliest = min(t["due_at"] for t in new_timers)
+        floor: DueFloor | None = getattr(self._local, "floor", None)
+        if floor is not None:
+            floor.lower(earliest)
+        if self._scheduler is not None:
             pending = getattr(self._local, "wake", None)
             self._local.wake = earliest if pending is None else min(pending, earliest)
 
@@ -692,13 +710,13 @@ class Engine:
     def _run_due(self, now: datetime, *, inclusive: bool) -> list[FiredTimer]:
         done: list[FiredTimer] = []
         while True:
-            with self._tx() as conn:
+            with self._tx(lean=True) as conn:
                 due = self._claims.claim_due(conn, now, inclusive=inclusive,
                                              limit=_RUN_DUE_BATCH)
             if not due:
                 return done
             for timer_row in due:
-                with self._tx() as conn:
+                with self._tx(lean=True) as conn:
                     outcome = self._fire_timer(conn, timer_row, now)
                 if outcome is not None:
                     done.append(outcome)
@@ -719,8 +737,13 @@ class Engine:
         if not isinstance(self.clock, VirtualClock):
             raise TypeError("run_until needs a VirtualClock; with the system clock use start()")
         done: list[FiredTimer] = []
+        floor: DueFloor | None = getattr(self._local, "floor", None)
         while True:
+            if floor is not None and floor.nothing_due_before(until):
+                break  # inside a SQLite batch: nothing can be due yet (runtime/batching.py)
             nxt = self.next_due()
+            if floor is not None:
+                floor.set(nxt)
             if nxt is None or nxt >= until:
                 break
             self.clock.set(max(nxt, self.clock.now()))
