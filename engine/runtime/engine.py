@@ -691,9 +691,9 @@ class Engine:
         """Claim and fire every pending timer that is due strictly before ``now``.
 
         The rule for ties: a deadline due at instant *t* is met by a command at *t*; it is
-        breached only once the clock is past *t*. Each timer is claimed and applied in its
-        own transaction (or savepoint inside :meth:`batch`), after claiming a batch under a
-        lease (:mod:`engine.runtime.claims`); taking a timer is a conditional update from
+        breached only once the clock is past *t*. Due timers are claimed in chunks under a
+        lease (:mod:`engine.runtime.claims`), and each chunk is fired in one transaction, each
+        timer in its own savepoint (as in :meth:`batch`); taking a timer is a conditional update from
         ``pending`` to ``fired``, so a timer fires once even with several engines. The
         ticket's state is re-checked in that transaction; a timer whose ticket has moved on
         is marked ``stale`` and does nothing. Timers another live engine has claimed are left
@@ -715,11 +715,12 @@ class Engine:
                                              limit=_RUN_DUE_BATCH)
             if not due:
                 return done
-            for timer_row in due:
-                with self._tx(lean=True) as conn:
-                    outcome = self._fire_timer(conn, timer_row, now)
-                if outcome is not None:
-                    done.append(outcome)
+            with self.batch():  # issue 7: one transaction per claimed chunk, a savepoint each
+                for timer_row in due:
+                    with self._tx(lean=True) as conn:
+                        outcome = self._fire_timer(conn, timer_row, now)
+                    if outcome is not None:
+                        done.append(outcome)
 
     def run_until(self, until: datetime) -> list[FiredTimer]:
         """Move a :class:`~engine.clock.VirtualClock` to ``until``, firing timers on the way.
