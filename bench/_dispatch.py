@@ -103,6 +103,7 @@ def floor_runner(path: Path, batch: int) -> Callable[[list[str]], None]:
 
 def interleaved(size: int, rounds: int, batch: int, work: Path) -> dict[str, float]:
     """Run engine and floor alternately, ``rounds`` times ``size`` commands each."""
+    work.mkdir(parents=True, exist_ok=True)
     n = size * rounds
     eng = seeded_engine(work / "engine.sqlite", n)
     seeded_engine(work / "floor.sqlite", n).stop()  # the same schema and rows for the floor
