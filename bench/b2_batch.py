@@ -1,4 +1,4 @@
-"""Benchmark 2: batch mode, many commands per transaction (savepoint each in the engine), vs the sqlite3 floor."""
+"""Benchmark 2: batch mode, many commands per transaction, vs the sqlite3 floor."""
 
 from __future__ import annotations
 

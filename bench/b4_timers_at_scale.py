@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         for r in range(args.rounds):
             at = T0 + timedelta(days=r + 1)
             times = {}
-            for path, eng in engines.items():
+            for eng in engines.values():
                 eng.clock.set(at)  # type: ignore[attr-defined]
                 with eng.batch():
                     for i in range(args.due):
@@ -98,7 +98,8 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         "pending": args.pending, "small": args.small, "fired_per_round": args.due,
         "seconds_small": median(t_small), "seconds_large": median(t_large),
         "ratio_large_over_small": median(ratios), "target_ratio": 2.0,
-        "rss_mb_at_start": round(rss_start, 1), "rss_mb_before_firing": round(rss_before, 1), "rss_mb_after_firing": round(rss_after, 1),
+        "rss_mb_at_start": round(rss_start, 1), "rss_mb_before_firing": round(rss_before, 1),
+        "rss_mb_after_firing": round(rss_after, 1),
         "claim_plan": " | ".join(plan)}
     figures["met"] = median(ratios) <= 2.0 and "SCAN gw_timers" not in " ".join(plan)
     report("b4_timers_at_scale", figures)

@@ -39,6 +39,7 @@ from sqlalchemy import (
     update,
 )
 
+from engine.store import fast
 from engine.store.tables import tickets, timers
 from engine.store.types import UTCDateTime
 
@@ -144,5 +145,5 @@ class TimerClaims:
         worker took it over): the caller must then leave it alone.
         """
         conn.execute(_LOCK_TICKET, {"b_id": ticket_id})
-        result = conn.execute(_TAKE, {"b_id": timer_id, "b_owner": self.owner, "b_now": now})
-        return result.rowcount == 1
+        taken = fast.execute(conn, _TAKE, {"b_id": timer_id, "b_owner": self.owner, "b_now": now})
+        return taken == 1

@@ -53,6 +53,7 @@ from engine.runtime.model import (
 )
 from engine.runtime.summary import Summary, summarize
 from engine.runtime.timer_plan import cancel_on_exit, reschedule_field_deadlines, timers_on_entry
+from engine.store import fast
 from engine.store import statements as S
 from engine.store.database import Database
 from engine.store.tables import definitions, history, timers
@@ -372,7 +373,7 @@ class Engine:
         exists = conn.execute(S.TICKET_EXISTS, {"b_id": tid}).first()
         if exists is not None:
             raise TicketExists(tid)
-        conn.execute(S.INSERT_TICKET, dict(
+        fast.execute(conn, S.INSERT_TICKET, dict(
             id=tid, definition_id=def_id, state=state, level=level, fields=stored,
             overdue=False, created_at=now, updated_at=now, row_version=1,
         ))
@@ -382,10 +383,10 @@ class Engine:
             actor=actor.id, role=actor.role, reason=reason,
             data={"fields": stored} if stored else None,  # replayable: see runtime/impact.py
         )
-        conn.execute(S.INSERT_HISTORY, report_row)
+        fast.execute(conn, S.INSERT_HISTORY, report_row)
         new_timers = timers_on_entry(lc, tid, state, stored, now, report=True)
         if new_timers:
-            conn.execute(S.INSERT_TIMERS, new_timers)
+            fast.execute(conn, S.INSERT_TIMERS, new_timers)
         self._announce(conn, lc, [report_row], stored)
         self._notify_timers(new_timers)
         return self._snapshot(lc, def_id, tid, state, level, stored, False, now, now, 1)
@@ -561,19 +562,19 @@ class Engine:
         overdue = bool(row["overdue"]) or any(h.get("_overdue") for h in rows)
         for h in rows:
             h.pop("_overdue", None)
-        result = conn.execute(S.UPDATE_TICKET, dict(
+        changed = fast.execute(conn, S.UPDATE_TICKET, dict(
             b_id=ticket_id, b_version=version, b_state=dest, b_level=new_level,
             b_fields=merged, b_now=now, b_new_version=new_version, b_overdue=overdue,
         ))
-        if result.rowcount != 1:
+        if changed != 1:
             actual = conn.execute(S.TICKET_VERSION, {"b_id": ticket_id}).scalar()
             raise ConcurrencyConflict(ticket_id, version, actual)
-        conn.execute(S.INSERT_HISTORY, rows)
+        fast.execute(conn, S.INSERT_HISTORY, rows)
         cancel_on_exit(conn, lc, ticket_id, source, dest)
         new_timers = timers_on_entry(lc, ticket_id, dest, merged, now, report=False)
         new_timers += reschedule_field_deadlines(conn, lc, ticket_id, dest, updates, now)
         if new_timers:
-            conn.execute(S.INSERT_TIMERS, new_timers)
+            fast.execute(conn, S.INSERT_TIMERS, new_timers)
         self._announce(conn, lc, rows, merged)
         self._notify_timers(new_timers)
         return self._snapshot(lc, def_id, ticket_id, dest, new_level, merged, overdue,
@@ -692,12 +693,12 @@ class Engine:
 
         The rule for ties: a deadline due at instant *t* is met by a command at *t*; it is
         breached only once the clock is past *t*. Due timers are claimed in chunks under a
-        lease (:mod:`engine.runtime.claims`), and each chunk is fired in one transaction, each
-        timer in its own savepoint (as in :meth:`batch`); taking a timer is a conditional update from
-        ``pending`` to ``fired``, so a timer fires once even with several engines. The
-        ticket's state is re-checked in that transaction; a timer whose ticket has moved on
-        is marked ``stale`` and does nothing. Timers another live engine has claimed are left
-        to it.
+        lease (:mod:`engine.runtime.claims`), and each chunk is fired in one transaction,
+        each timer in its own savepoint (as in :meth:`batch`); taking a timer is a
+        conditional update from ``pending`` to ``fired``, so a timer fires once even with
+        several engines. The ticket's state is re-checked in that transaction; a timer whose
+        ticket has moved on is marked ``stale`` and does nothing. Timers another live engine
+        has claimed are left to it.
 
         Args:
             now: the instant to fire up to (aware UTC); default: the engine's clock.
@@ -766,7 +767,7 @@ class Engine:
             or (timer.state is None and (state in (spec.stop_in or ()) or state in lc.final_states))
         )
         if moved_on:
-            conn.execute(S.MARK_TIMER, {"b_id": timer.id, "b_status": "stale"})
+            fast.execute(conn, S.MARK_TIMER, {"b_id": timer.id, "b_status": "stale"})
             return FiredTimer(_timer(dict(timer_row) | {"status": "stale", "fired_at": now}),
                               "stale")
         assert spec is not None
@@ -802,16 +803,16 @@ class Engine:
             breach["data"] = {**breach["data"], "escalation_refused": refusal}
         breach.pop("_overdue")
         breach["seq"] = row["row_version"] + 1
-        result = conn.execute(S.UPDATE_TICKET, dict(
+        changed = fast.execute(conn, S.UPDATE_TICKET, dict(
             b_id=timer.ticket_id, b_version=row["row_version"], b_state=state,
             b_level=row["level"], b_fields=row["fields"], b_now=now,
             b_new_version=row["row_version"] + 1,
             b_overdue=bool(row["overdue"]) or makes_overdue,
         ))
-        if result.rowcount != 1:
+        if changed != 1:
             actual = conn.execute(S.TICKET_VERSION, {"b_id": timer.ticket_id}).scalar()
             raise ConcurrencyConflict(timer.ticket_id, row["row_version"], actual)
-        conn.execute(S.INSERT_HISTORY, breach)
+        fast.execute(conn, S.INSERT_HISTORY, breach)
         self._announce(conn, lc, [breach], row["fields"])
         return FiredTimer(timer, outcome)
 

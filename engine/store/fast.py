@@ -1,0 +1,93 @@
+"""Hot-path writes on SQLite straight through the DBAPI cursor (issue 7: per-command cost).
+
+Executing a prebuilt statement with ``Connection.execute`` costs SQLAlchemy 40-60 µs of Python
+per call (cache lookup, execution context, result setup, events) while SQLite itself needs
+5-15 µs; a command runs five or six statements, so that machinery was most of a replayed
+event's time (see docs/performance.md). :func:`execute` runs the same statement with the
+SQL text and bind processors SQLAlchemy compiled for it — so the values stored are exactly
+the ones ``Connection.execute`` would store (UTC text for instants, JSON text, 0/1) — on the
+connection's own ``sqlite3`` cursor, inside the transaction SQLAlchemy began.
+
+Only writes whose result is just a row count go this way, only on SQLite, and only inside a
+transaction; anything else (another dialect, a statement with an expanding ``IN``) falls back
+to ``Connection.execute``. Each (statement, set of parameter names) is compiled once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Connection
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql import Insert
+
+__all__ = ["execute"]
+
+_Plan = tuple[str, list[str], dict[str, Callable[[Any], Any]], Callable[..., dict[str, Any]]]
+_plans: dict[tuple[int, str, tuple[str, ...]], _Plan | None] = {}
+
+
+def _plan(conn: Connection, stmt: Any, keys: tuple[str, ...]) -> _Plan | None:
+    cache_key = (id(stmt), conn.dialect.name, keys)
+    if cache_key in _plans:
+        return _plans[cache_key]
+    column_keys = list(keys) if isinstance(stmt, Insert) else None
+    compiled = stmt.compile(dialect=conn.dialect, column_keys=column_keys)
+    sql = str(compiled)
+    plan: _Plan | None = None
+    if "POSTCOMPILE" not in sql and compiled.positiontup is not None:
+        plan = (sql, list(compiled.positiontup), dict(compiled._bind_processors),
+                compiled.construct_params)
+    _plans[cache_key] = plan
+    return plan
+
+
+def _row(plan: _Plan, params: Mapping[str, Any]) -> tuple[Any, ...]:
+    _, order, processors, construct = plan
+    values = construct(params)
+    out = []
+    for name in order:
+        value = values[name]
+        proc = processors.get(name)
+        out.append(proc(value) if proc is not None else value)
+    return tuple(out)
+
+
+def execute(
+    conn: Connection, stmt: Any, params: Mapping[str, Any] | Sequence[Mapping[str, Any]]
+) -> int:
+    """Execute a prebuilt write statement with one parameter dict (or a list of them).
+
+    Args:
+        conn: a connection inside a transaction (the command's).
+        stmt: a prebuilt INSERT/UPDATE from :mod:`engine.store.statements` (or alike),
+            with bound parameters.
+        params: a dict of parameter values, or a non-empty list of dicts with the same keys
+            (executemany).
+
+    Returns:
+        The number of rows the statement changed.
+    """
+    rows: Sequence[Mapping[str, Any]] = [params] if isinstance(params, Mapping) else params
+    many = not isinstance(params, Mapping)
+    first = rows[0]
+    plan = None
+    if conn.dialect.name == "sqlite" and conn.in_transaction():
+        plan = _plan(conn, stmt, tuple(first))
+    if plan is None:
+        return int(conn.execute(stmt, params).rowcount)
+    dbapi = conn.dialect.loaded_dbapi
+    raw = conn.connection.dbapi_connection
+    assert raw is not None  # inside a transaction the connection is checked out
+    cursor = raw.cursor()
+    try:
+        if many:
+            cursor.executemany(plan[0], [_row(plan, p) for p in rows])
+        else:
+            cursor.execute(plan[0], _row(plan, first))
+        return int(cursor.rowcount)
+    except dbapi.Error as exc:  # the same exception classes Connection.execute raises
+        raise DBAPIError.instance(plan[0], None, exc, dbapi.Error) from exc
+    finally:
+        cursor.close()
