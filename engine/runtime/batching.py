@@ -9,7 +9,9 @@ things follow, and the engine uses both to spend fewer statements per replayed e
   change through this engine: a timer it creates (all timer inserts go through
   ``Engine._notify_timers``, which lowers the bound) or one it cancels or fires (which can only
   raise the true minimum, so the bound stays a lower bound). While the bound is at or after
-  the instant asked for, no timer can be due and the query is skipped. On PostgreSQL, or
+  the instant asked for, no timer can be due and the query is skipped. Likewise, once a claim
+  returned fewer timers than it asked for and firing them created none already due, nothing is
+  left to claim at that instant. On PostgreSQL, or
   outside a batch, there is no bound: other workers add timers at any moment.
 
   Code that inserts ``gw_timers`` rows inside a batch (a participant, a migration) must hand
@@ -59,11 +61,12 @@ class DueFloor:
     timer is pending.
     """
 
-    __slots__ = ("_known", "_value")
+    __slots__ = ("_known", "_new", "_value")
 
     def __init__(self) -> None:
         self._known = False
         self._value: datetime | None = None  # None with _known: nothing pending
+        self._new: datetime | None = None  # earliest timer created since mark()
 
     def set(self, next_due: datetime | None) -> None:
         """Record the exact next due time just read from the database (None: nothing pending)."""
@@ -74,6 +77,16 @@ class DueFloor:
         """A timer due at ``due`` was created in this batch."""
         if self._known and (self._value is None or due < self._value):
             self._value = due
+        if self._new is None or due < self._new:
+            self._new = due
+
+    def mark(self) -> None:
+        """Start watching for timers created from now on (see :meth:`created_due_by`)."""
+        self._new = None
+
+    def created_due_by(self, instant: datetime) -> bool:
+        """True when a timer created since :meth:`mark` is due at or before ``instant``."""
+        return self._new is not None and self._new <= instant
 
     def nothing_due_before(self, until: datetime) -> bool:
         """True when no pending timer can be due strictly before ``until``."""

@@ -710,18 +710,24 @@ class Engine:
 
     def _run_due(self, now: datetime, *, inclusive: bool) -> list[FiredTimer]:
         done: list[FiredTimer] = []
+        floor: DueFloor | None = getattr(self._local, "floor", None)
         while True:
             with self._tx(lean=True) as conn:
                 due = self._claims.claim_due(conn, now, inclusive=inclusive,
                                              limit=_RUN_DUE_BATCH)
             if not due:
                 return done
+            if floor is not None:
+                floor.mark()
             with self.batch():  # issue 7: one transaction per claimed chunk, a savepoint each
                 for timer_row in due:
                     with self._tx(lean=True) as conn:
                         outcome = self._fire_timer(conn, timer_row, now)
                     if outcome is not None:
                         done.append(outcome)
+            if (floor is not None and len(due) < _RUN_DUE_BATCH
+                    and not floor.created_due_by(now)):
+                return done  # inside a SQLite batch: all that was due is fired (batching.py)
 
     def run_until(self, until: datetime) -> list[FiredTimer]:
         """Move a :class:`~engine.clock.VirtualClock` to ``until``, firing timers on the way.
@@ -819,7 +825,7 @@ class Engine:
     # -- reads ------------------------------------------------------------------------------
 
     def _load(self, conn: Connection, ticket_id: str) -> Any:
-        row = conn.execute(S.SELECT_TICKET, {"b_id": ticket_id}).mappings().first()
+        row = fast.fetch_one(conn, S.SELECT_TICKET, {"b_id": ticket_id})
         if row is None:
             raise TicketNotFound(ticket_id)
         return row

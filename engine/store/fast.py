@@ -8,9 +8,11 @@ SQL text and bind processors SQLAlchemy compiled for it — so the values stored
 the ones ``Connection.execute`` would store (UTC text for instants, JSON text, 0/1) — on the
 connection's own ``sqlite3`` cursor, inside the transaction SQLAlchemy began.
 
-Only writes whose result is just a row count go this way, only on SQLite, and only inside a
-transaction; anything else (another dialect, a statement with an expanding ``IN``) falls back
-to ``Connection.execute``. Each (statement, set of parameter names) is compiled once.
+Writes whose result is just a row count go this way (:func:`execute`), and single-row reads
+by key (:func:`fetch_one`, with SQLAlchemy's result processors for the columns); only on
+SQLite, and only inside a transaction. Anything else (another dialect, a statement with an
+expanding ``IN``) falls back to ``Connection.execute``. Each (statement, set of parameter
+names) is compiled once.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import Insert
 
-__all__ = ["execute"]
+__all__ = ["execute", "fetch_one"]
 
 _Plan = tuple[str, list[str], dict[str, Callable[[Any], Any]], Callable[..., dict[str, Any]]]
 _plans: dict[tuple[int, str, tuple[str, ...]], _Plan | None] = {}
@@ -91,3 +93,50 @@ def execute(
         raise DBAPIError.instance(plan[0], None, exc, dbapi.Error) from exc
     finally:
         cursor.close()
+
+
+_Columns = list[tuple[str, Callable[[Any], Any] | None]]
+_select_plans: dict[tuple[int, str], tuple[_Plan, _Columns] | None] = {}
+
+
+def _select_plan(conn: Connection, stmt: Any) -> tuple[_Plan, _Columns] | None:
+    cache_key = (id(stmt), conn.dialect.name)
+    if cache_key not in _select_plans:
+        plan = _plan(conn, stmt, ())
+        compiled = stmt.compile(dialect=conn.dialect)
+        columns: _Columns = [
+            (rc[0], rc[3]._cached_result_processor(conn.dialect, None))
+            for rc in compiled._result_columns
+        ]
+        _select_plans[cache_key] = None if plan is None else (plan, columns)
+    return _select_plans[cache_key]
+
+
+def fetch_one(conn: Connection, stmt: Any, params: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The first row of a prebuilt SELECT as a dict of column name to value, or None.
+
+    Values are converted as ``Connection.execute`` converts them (aware datetimes, parsed
+    JSON, booleans). Off SQLite or outside a transaction, ``Connection.execute`` runs it.
+    """
+    plan = None
+    if conn.dialect.name == "sqlite" and conn.in_transaction():
+        plan = _select_plan(conn, stmt)
+    if plan is None:
+        row = conn.execute(stmt, params).mappings().first()
+        return None if row is None else dict(row)
+    (sql, order, processors, construct), columns = plan
+    raw = conn.connection.dbapi_connection
+    assert raw is not None  # inside a transaction the connection is checked out
+    dbapi = conn.dialect.loaded_dbapi
+    cursor = raw.cursor()
+    try:
+        cursor.execute(sql, _row((sql, order, processors, construct), params))
+        found = cursor.fetchone()
+    except dbapi.Error as exc:
+        raise DBAPIError.instance(sql, None, exc, dbapi.Error) from exc
+    finally:
+        cursor.close()
+    if found is None:
+        return None
+    return {name: (proc(value) if proc is not None and value is not None else value)
+            for (name, proc), value in zip(columns, found, strict=True)}
