@@ -144,6 +144,6 @@ class TimerClaims:
         worker fired it) or no longer claimed by this worker (the lease ended and another
         worker took it over): the caller must then leave it alone.
         """
-        conn.execute(_LOCK_TICKET, {"b_id": ticket_id})
+        fast.fetch_one(conn, _LOCK_TICKET, {"b_id": ticket_id})
         taken = fast.execute(conn, _TAKE, {"b_id": timer_id, "b_owner": self.owner, "b_now": now})
         return taken == 1

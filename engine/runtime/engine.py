@@ -370,7 +370,7 @@ class Engine:
         stored = {k: v for k, v in stored.items() if v is not None}
         now = self.clock.now()
         state = lc.spec.initial
-        exists = conn.execute(S.TICKET_EXISTS, {"b_id": tid}).first()
+        exists = fast.fetch_one(conn, S.TICKET_EXISTS, {"b_id": tid})
         if exists is not None:
             raise TicketExists(tid)
         fast.execute(conn, S.INSERT_TICKET, dict(
