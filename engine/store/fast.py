@@ -26,7 +26,13 @@ from sqlalchemy.sql import Insert
 
 __all__ = ["execute", "fetch_one"]
 
-_Plan = tuple[str, list[str], dict[str, Callable[[Any], Any]], Callable[..., dict[str, Any]]]
+_Plan = tuple[
+    str,  # the SQL text
+    list[str],  # bind names, in placeholder order
+    dict[str, Callable[[Any], Any]],  # bind processors by name
+    Callable[..., dict[str, Any]],  # the compiled statement's construct_params
+    dict[str, Any],  # fixed values of binds the caller does not pass (e.g. status='pending')
+]
 _plans: dict[tuple[int, str, tuple[str, ...]], _Plan | None] = {}
 
 
@@ -38,16 +44,24 @@ def _plan(conn: Connection, stmt: Any, keys: tuple[str, ...]) -> _Plan | None:
     compiled = stmt.compile(dialect=conn.dialect, column_keys=column_keys)
     sql = str(compiled)
     plan: _Plan | None = None
-    if "POSTCOMPILE" not in sql and compiled.positiontup is not None:
+    if ("POSTCOMPILE" not in sql and compiled.positiontup is not None
+            and not compiled.escaped_bind_names
+            and not compiled.insert_prefetch and not compiled.update_prefetch):
+        # (prefetch: column defaults computed in Python at execution; not on this path)
+        fixed = {name: bind.value for name, bind in compiled.binds.items()
+                 if not bind.required and bind.callable is None}
         plan = (sql, list(compiled.positiontup), dict(compiled._bind_processors),
-                compiled.construct_params)
+                compiled.construct_params, fixed)
     _plans[cache_key] = plan
     return plan
 
 
 def _row(plan: _Plan, params: Mapping[str, Any]) -> tuple[Any, ...]:
-    _, order, processors, construct = plan
-    values = construct(params)
+    _, order, processors, construct, fixed = plan
+    try:  # the usual case: every bind is passed or fixed (what construct_params would do)
+        values = {name: params[name] if name in params else fixed[name] for name in order}
+    except KeyError:
+        values = construct(params)  # raises SQLAlchemy's own error for a missing value
     out = []
     for name in order:
         value = values[name]
@@ -124,13 +138,14 @@ def fetch_one(conn: Connection, stmt: Any, params: Mapping[str, Any]) -> dict[st
     if plan is None:
         row = conn.execute(stmt, params).mappings().first()
         return None if row is None else dict(row)
-    (sql, order, processors, construct), columns = plan
+    select, columns = plan
+    sql = select[0]
     raw = conn.connection.dbapi_connection
     assert raw is not None  # inside a transaction the connection is checked out
     dbapi = conn.dialect.loaded_dbapi
     cursor = raw.cursor()
     try:
-        cursor.execute(sql, _row((sql, order, processors, construct), params))
+        cursor.execute(sql, _row(select, params))
         found = cursor.fetchone()
     except dbapi.Error as exc:
         raise DBAPIError.instance(sql, None, exc, dbapi.Error) from exc
