@@ -81,12 +81,12 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         t = time.perf_counter()
         outcome = replay(eng, data, load_mapping("boston311"))
         wall = time.perf_counter() - t
+        peak = peak_rss_mb()  # before a profiler renders its (large) tree
         if profiler is not None:
             profiler.stop()
             args.profile.write_text(profiler.output_text(unicode=False, color=False,
                                                           show_all=False))
         eng.stop()
-        peak = peak_rss_mb()
         conn = sqlite3.connect(work / "district.sqlite")
         transitions = conn.execute("SELECT count(*) FROM gw_history").fetchone()[0]
         fired = conn.execute("SELECT count(*) FROM gw_timers WHERE status IN "

@@ -108,9 +108,24 @@ def _value(raw: dict[str, Any], column: str, blank: set[str]) -> str | None:
     return str(value)
 
 
+_ISO_LIKE = "%Y-%m-%d %H:%M:%S"
+
+
+def _fast_time(text: str) -> datetime | None:
+    """``text`` in the format ``_ISO_LIKE``, read ~20x faster than strptime; None: not sure."""
+    if len(text) != 19 or text[10] != " ":
+        return None
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        return None  # strptime decides (and words the error)
+
+
 def _parse_time(text: str, column: str, fmt: str | None, zone: tzinfo) -> datetime:
     try:
-        value = datetime.strptime(text, fmt) if fmt else datetime.fromisoformat(text)
+        value = _fast_time(text) if fmt == _ISO_LIKE else None
+        if value is None:
+            value = datetime.strptime(text, fmt) if fmt else datetime.fromisoformat(text)
     except ValueError:
         expected = f"format {fmt!r}" if fmt else "ISO 8601"
         raise _RowError(f"{column}: cannot read time {text!r} (expected {expected})") from None

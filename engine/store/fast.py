@@ -9,7 +9,7 @@ the ones ``Connection.execute`` would store (UTC text for instants, JSON text, 0
 connection's own ``sqlite3`` cursor, inside the transaction SQLAlchemy began.
 
 Writes whose result is just a row count go this way (:func:`execute`), and single-row reads
-by key (:func:`fetch_one`, with SQLAlchemy's result processors for the columns); only on
+by key and the timer claims (:func:`fetch_all`, with SQLAlchemy's result processors); only on
 SQLite, and only inside a transaction. Anything else (another dialect, a statement with an
 expanding ``IN``) falls back to ``Connection.execute``. Each (statement, set of parameter
 names) is compiled once.
@@ -24,7 +24,7 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import Insert
 
-__all__ = ["execute", "fetch_one"]
+__all__ = ["execute", "fetch_all", "fetch_one"]
 
 _Plan = tuple[
     str,  # the SQL text
@@ -126,8 +126,8 @@ def _select_plan(conn: Connection, stmt: Any) -> tuple[_Plan, _Columns] | None:
     return _select_plans[cache_key]
 
 
-def fetch_one(conn: Connection, stmt: Any, params: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The first row of a prebuilt SELECT as a dict of column name to value, or None.
+def fetch_all(conn: Connection, stmt: Any, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The rows of a prebuilt SELECT (or ``... RETURNING``) as dicts of column name to value.
 
     Values are converted as ``Connection.execute`` converts them (aware datetimes, parsed
     JSON, booleans). Off SQLite or outside a transaction, ``Connection.execute`` runs it.
@@ -136,22 +136,24 @@ def fetch_one(conn: Connection, stmt: Any, params: Mapping[str, Any]) -> dict[st
     if conn.dialect.name == "sqlite" and conn.in_transaction():
         plan = _select_plan(conn, stmt)
     if plan is None:
-        row = conn.execute(stmt, params).mappings().first()
-        return None if row is None else dict(row)
+        return [dict(row) for row in conn.execute(stmt, params).mappings()]
     select, columns = plan
-    sql = select[0]
     raw = conn.connection.dbapi_connection
     assert raw is not None  # inside a transaction the connection is checked out
     dbapi = conn.dialect.loaded_dbapi
     cursor = raw.cursor()
     try:
-        cursor.execute(sql, _row(select, params))
-        found = cursor.fetchone()
+        cursor.execute(select[0], _row(select, params))
+        found = cursor.fetchall()
     except dbapi.Error as exc:
-        raise DBAPIError.instance(sql, None, exc, dbapi.Error) from exc
+        raise DBAPIError.instance(select[0], None, exc, dbapi.Error) from exc
     finally:
         cursor.close()
-    if found is None:
-        return None
-    return {name: (proc(value) if proc is not None and value is not None else value)
-            for (name, proc), value in zip(columns, found, strict=True)}
+    return [{name: (proc(value) if proc is not None and value is not None else value)
+             for (name, proc), value in zip(columns, row, strict=True)} for row in found]
+
+
+def fetch_one(conn: Connection, stmt: Any, params: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The first row of :func:`fetch_all`, or None (for statements that match one row)."""
+    rows = fetch_all(conn, stmt, params)
+    return rows[0] if rows else None
