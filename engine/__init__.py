@@ -67,6 +67,7 @@ from engine.runtime import (
     Violation,
     find_tickets,
 )
+from engine.runtime.batching import PartialCommandError
 from engine.sla import SlaClock
 from engine.store import Database
 from engine.timing import LifecycleNotValid, MinimumLagNotReached, OutsideWorkingHours
@@ -110,6 +111,7 @@ __all__ = [
     "NotADuplicate",
     "OutsideWorkingHours",
     "PartSLA",
+    "PartialCommandError",
     "Problem",
     "Registry",
     "RoleNotAllowed",

@@ -6,6 +6,7 @@ Nothing here touches the engine; :mod:`adapters.replay.replayer` applies the pla
 from __future__ import annotations
 
 import csv
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
@@ -18,7 +19,7 @@ from engine import Lifecycle
 __all__ = ["PlannedEvent", "PlannedTicket", "Rejection", "missing_columns", "read_rows"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a district's year plans ~700,000 of them
 class PlannedEvent:
     """One command to apply: at ``at`` (aware UTC), fire ``trigger`` as ``role``."""
 
@@ -29,7 +30,7 @@ class PlannedEvent:
     fields: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass
+@dataclass(slots=True)
 class PlannedTicket:
     """A row that passed the checks: its ticket id, report fields and ordered events."""
 
@@ -108,9 +109,24 @@ def _value(raw: dict[str, Any], column: str, blank: set[str]) -> str | None:
     return str(value)
 
 
+_ISO_LIKE = "%Y-%m-%d %H:%M:%S"
+
+
+def _fast_time(text: str) -> datetime | None:
+    """``text`` in the format ``_ISO_LIKE``, read ~20x faster than strptime; None: not sure."""
+    if len(text) != 19 or text[10] != " ":
+        return None
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        return None  # strptime decides (and words the error)
+
+
 def _parse_time(text: str, column: str, fmt: str | None, zone: tzinfo) -> datetime:
     try:
-        value = datetime.strptime(text, fmt) if fmt else datetime.fromisoformat(text)
+        value = _fast_time(text) if fmt == _ISO_LIKE else None
+        if value is None:
+            value = datetime.strptime(text, fmt) if fmt else datetime.fromisoformat(text)
     except ValueError:
         expected = f"format {fmt!r}" if fmt else "ISO 8601"
         raise _RowError(f"{column}: cannot read time {text!r} (expected {expected})") from None
@@ -137,7 +153,7 @@ def _typed(text: str, kind: str, column: str) -> Any:
         if lowered in _TRUE | _FALSE:
             return lowered in _TRUE
         raise _RowError(f"{column}: {text!r} is not a boolean (write 1/0 or true/false)")
-    return text
+    return sys.intern(text)  # categories, departments, queues repeat on every row
 
 
 def _plan(

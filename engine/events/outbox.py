@@ -24,6 +24,7 @@ from sqlalchemy import Connection, insert, select
 from engine.events.model import DomainEvent, event_from_change
 from engine.lifecycle.registry import Registry
 from engine.runtime.changes import Change
+from engine.store import fast
 from engine.store.event_tables import outbox
 
 __all__ = ["OutboxParticipant", "read_events"]
@@ -52,7 +53,7 @@ class OutboxParticipant:
     def on_change(self, conn: Connection, change: Change) -> None:
         """Insert the change's event into ``gw_outbox`` (inside the command's transaction)."""
         event = event_from_change(str(uuid.uuid4()), change)
-        conn.execute(_INSERT, {
+        fast.execute(conn, _INSERT, {
             "event_id": event.event_id, "type": event.type, "ticket_id": event.ticket_id,
             "lifecycle": event.lifecycle, "seq": event.seq, "occurred_at": event.occurred_at,
             "payload": event.payload,

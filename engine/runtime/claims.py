@@ -39,6 +39,7 @@ from sqlalchemy import (
     update,
 )
 
+from engine.store import fast
 from engine.store.tables import tickets, timers
 from engine.store.types import UTCDateTime
 
@@ -105,11 +106,11 @@ class TimerClaims:
         That is a timer's due time, or, for a timer another worker holds a lease on, the end
         of that lease (when it may be taken over). None when no timer is pending.
         """
-        first = conn.execute(_FIRST_PENDING).first()
+        first = fast.fetch_one(conn, _FIRST_PENDING, {})
         if first is None:
             return None
-        due: datetime = first[0]
-        owner, lease = first[1], first[2]
+        due: datetime = first["due_at"]
+        owner, lease = first["claimed_by"], first["lease_until"]
         if owner is None or owner == self.owner or lease is None or lease <= due:
             return due  # the usual case, straight from the (status, due_at) index
         held_by_other = and_(timers.c.claimed_by != self.owner,
@@ -131,9 +132,9 @@ class TimerClaims:
         columns) in due order. Commit the claim before taking the timers, so other workers
         skip them.
         """
-        rows = conn.execute(_claim_statement(inclusive, limit), {
+        rows = fast.fetch_all(conn, _claim_statement(inclusive, limit), {
             "b_now": now, "b_owner": self.owner, "b_lease": now + self.lease,
-        }).mappings().all()
+        })
         return sorted(rows, key=lambda r: (r["due_at"], r["id"]))
 
     def take(self, conn: Connection, ticket_id: str, timer_id: int, now: datetime) -> bool:
@@ -143,6 +144,6 @@ class TimerClaims:
         worker fired it) or no longer claimed by this worker (the lease ended and another
         worker took it over): the caller must then leave it alone.
         """
-        conn.execute(_LOCK_TICKET, {"b_id": ticket_id})
-        result = conn.execute(_TAKE, {"b_id": timer_id, "b_owner": self.owner, "b_now": now})
-        return result.rowcount == 1
+        fast.fetch_one(conn, _LOCK_TICKET, {"b_id": ticket_id})
+        taken = fast.execute(conn, _TAKE, {"b_id": timer_id, "b_owner": self.owner, "b_now": now})
+        return taken == 1

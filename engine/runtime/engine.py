@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, func, insert, select
+from sqlalchemy import Connection, event, func, insert, select
 from sqlalchemy import Engine as SAEngine
 from sqlalchemy.exc import IntegrityError
 
@@ -36,6 +36,7 @@ from engine.errors import (
 from engine.lifecycle.machine import Lifecycle, Subject
 from engine.lifecycle.registry import CommandContext, Registry
 from engine.runtime import idempotency as idem
+from engine.runtime.batching import DueFloor, lean_command
 from engine.runtime.changes import Change, Participant, changes_from_rows
 from engine.runtime.claims import TimerClaims
 from engine.runtime.fields import check_fields, load_fields
@@ -52,6 +53,7 @@ from engine.runtime.model import (
 )
 from engine.runtime.summary import Summary, summarize
 from engine.runtime.timer_plan import cancel_on_exit, reschedule_field_deadlines, timers_on_entry
+from engine.store import fast
 from engine.store import statements as S
 from engine.store.database import Database
 from engine.store.tables import definitions, history, timers
@@ -125,6 +127,10 @@ class Engine:
         from engine.departments.participant import WorkOrderParticipant
 
         self.add_participant(WorkOrderParticipant(self))  # issue 4: work orders, duties
+        # Timer rows that participants insert (SLA clocks, ladder budgets, lags, migrations)
+        # reach the batch's next-due bound and the scheduler's wake-up like the engine's own.
+        self._listener = self._saw_execute
+        event.listen(self.db.engine, "before_execute", self._listener)
 
     # -- lifecycle of the engine ------------------------------------------------------------
 
@@ -142,6 +148,8 @@ class Engine:
         if self._scheduler is not None:
             self._scheduler.stop()
             self._scheduler = None
+        if event.contains(self.db.engine, "before_execute", self._listener):
+            event.remove(self.db.engine, "before_execute", self._listener)
         self.db.close()
 
     def __enter__(self) -> Engine:
@@ -241,10 +249,13 @@ class Engine:
             with self.db.write() as conn:
                 self._local.conn = conn
                 self._local.pending = []
+                # issue 7: SQLite batches hold the write lock (engine/runtime/batching.py)
+                self._local.floor = DueFloor() if self.db.dialect == "sqlite" else None
                 try:
                     yield
                 finally:
                     self._local.conn = None
+                    self._local.floor = None
         except BaseException:
             self._local.wake = None
             self._local.pending = []
@@ -253,12 +264,21 @@ class Engine:
         self._committed()
 
     @contextmanager
-    def _tx(self) -> Iterator[Connection]:
+    def _tx(self, *, lean: bool = False) -> Iterator[Connection]:
+        """The command's transaction; inside a batch, its savepoint.
+
+        ``lean``: the command raises every refusal before its first write, so inside a SQLite
+        batch it may run without a savepoint (see :func:`engine.runtime.batching.lean_command`).
+        """
         conn: Connection | None = getattr(self._local, "conn", None)
         if conn is not None:
             pending: list[Change] = self._local.pending
             mark = len(pending)
             try:
+                if lean and getattr(self._local, "floor", None) is not None:
+                    with lean_command(conn.connection.dbapi_connection):
+                        yield conn
+                    return
                 with conn.begin_nested():
                     yield conn
             except BaseException:
@@ -397,10 +417,10 @@ class Engine:
         stored = {k: v for k, v in stored.items() if v is not None}
         now = self.clock.now()
         state = lc.spec.initial
-        exists = conn.execute(S.TICKET_EXISTS, {"b_id": tid}).first()
+        exists = fast.fetch_one(conn, S.TICKET_EXISTS, {"b_id": tid})
         if exists is not None:
             raise TicketExists(tid)
-        conn.execute(S.INSERT_TICKET, dict(
+        fast.execute(conn, S.INSERT_TICKET, dict(
             id=tid, definition_id=def_id, state=state, level=level, fields=stored,
             overdue=False, created_at=now, updated_at=now, row_version=1,
         ))
@@ -410,10 +430,10 @@ class Engine:
             actor=actor.id, role=actor.role, reason=reason,
             data={"fields": stored} if stored else None,  # replayable: see runtime/impact.py
         )
-        conn.execute(S.INSERT_HISTORY, report_row)
+        fast.execute(conn, S.INSERT_HISTORY, report_row)
         new_timers = timers_on_entry(lc, tid, state, stored, now, report=True)
         if new_timers:
-            conn.execute(S.INSERT_TIMERS, new_timers)
+            fast.execute(conn, S.INSERT_TIMERS, new_timers)
         self._announce(conn, lc, [report_row], stored)
         self._notify_timers(new_timers)
         return self._snapshot(lc, def_id, tid, state, level, stored, False, now, now, 1)
@@ -493,7 +513,7 @@ class Engine:
     ) -> Ticket:
         """Run a command in its transaction, honouring its idempotency key if it has one."""
         if key is None:
-            with self._tx() as conn:
+            with self._tx(lean=True) as conn:
                 return run(conn)
         idem.check_key(key)
         digest = idem.command_digest(command, content)
@@ -589,19 +609,19 @@ class Engine:
         overdue = bool(row["overdue"]) or any(h.get("_overdue") for h in rows)
         for h in rows:
             h.pop("_overdue", None)
-        result = conn.execute(S.UPDATE_TICKET, dict(
+        changed = fast.execute(conn, S.UPDATE_TICKET, dict(
             b_id=ticket_id, b_version=version, b_state=dest, b_level=new_level,
             b_fields=merged, b_now=now, b_new_version=new_version, b_overdue=overdue,
         ))
-        if result.rowcount != 1:
+        if changed != 1:
             actual = conn.execute(S.TICKET_VERSION, {"b_id": ticket_id}).scalar()
             raise ConcurrencyConflict(ticket_id, version, actual)
-        conn.execute(S.INSERT_HISTORY, rows)
+        fast.execute(conn, S.INSERT_HISTORY, rows)
         cancel_on_exit(conn, lc, ticket_id, source, dest)
         new_timers = timers_on_entry(lc, ticket_id, dest, merged, now, report=False)
         new_timers += reschedule_field_deadlines(conn, lc, ticket_id, dest, updates, now)
         if new_timers:
-            conn.execute(S.INSERT_TIMERS, new_timers)
+            fast.execute(conn, S.INSERT_TIMERS, new_timers)
         self._announce(conn, lc, rows, merged)
         self._notify_timers(new_timers)
         return self._snapshot(lc, def_id, ticket_id, dest, new_level, merged, overdue,
@@ -694,10 +714,29 @@ class Engine:
         if pending is not None:
             pending.extend(changes)
 
+    def _saw_execute(
+        self, conn: Any, clause: Any, multiparams: Any, params: Any, options: Any
+    ) -> None:
+        """SQLAlchemy ``before_execute`` hook: notice every ``S.INSERT_TIMERS`` execution."""
+        if clause is not S.INSERT_TIMERS:
+            return
+        rows: list[dict[str, Any]] = []
+        for item in (*multiparams, params):
+            if isinstance(item, dict) and "due_at" in item:
+                rows.append(item)
+            elif isinstance(item, list | tuple):
+                rows.extend(r for r in item if isinstance(r, dict) and "due_at" in r)
+        self._notify_timers(rows)
+
     def _notify_timers(self, new_timers: list[dict[str, Any]]) -> None:
         """Remember the earliest new due time; the scheduler is armed once the tx commits."""
-        if new_timers and self._scheduler is not None:
-            earliest = min(t["due_at"] for t in new_timers)
+        if not new_timers:
+            return
+        earliest = min(t["due_at"] for t in new_timers)
+        floor: DueFloor | None = getattr(self._local, "floor", None)
+        if floor is not None:
+            floor.lower(earliest)
+        if self._scheduler is not None:
             pending = getattr(self._local, "wake", None)
             self._local.wake = earliest if pending is None else min(pending, earliest)
 
@@ -714,13 +753,13 @@ class Engine:
         """Claim and fire every pending timer that is due strictly before ``now``.
 
         The rule for ties: a deadline due at instant *t* is met by a command at *t*; it is
-        breached only once the clock is past *t*. Each timer is claimed and applied in its
-        own transaction (or savepoint inside :meth:`batch`), after claiming a batch under a
-        lease (:mod:`engine.runtime.claims`); taking a timer is a conditional update from
-        ``pending`` to ``fired``, so a timer fires once even with several engines. The
-        ticket's state is re-checked in that transaction; a timer whose ticket has moved on
-        is marked ``stale`` and does nothing. Timers another live engine has claimed are left
-        to it.
+        breached only once the clock is past *t*. Due timers are claimed in chunks under a
+        lease (:mod:`engine.runtime.claims`), and each chunk is fired in one transaction,
+        each timer in its own savepoint (as in :meth:`batch`); taking a timer is a
+        conditional update from ``pending`` to ``fired``, so a timer fires once even with
+        several engines. The ticket's state is re-checked in that transaction; a timer whose
+        ticket has moved on is marked ``stale`` and does nothing. Timers another live engine
+        has claimed are left to it.
 
         Args:
             now: the instant to fire up to (aware UTC); default: the engine's clock.
@@ -732,17 +771,24 @@ class Engine:
 
     def _run_due(self, now: datetime, *, inclusive: bool) -> list[FiredTimer]:
         done: list[FiredTimer] = []
+        floor: DueFloor | None = getattr(self._local, "floor", None)
         while True:
-            with self._tx() as conn:
+            with self._tx(lean=True) as conn:
                 due = self._claims.claim_due(conn, now, inclusive=inclusive,
                                              limit=_RUN_DUE_BATCH)
             if not due:
                 return done
-            for timer_row in due:
-                with self._tx() as conn:
-                    outcome = self._fire_timer(conn, timer_row, now)
-                if outcome is not None:
-                    done.append(outcome)
+            if floor is not None:
+                floor.mark()
+            with self.batch():  # issue 7: one transaction per claimed chunk, a savepoint each
+                for timer_row in due:
+                    with self._tx(lean=True) as conn:
+                        outcome = self._fire_timer(conn, timer_row, now)
+                    if outcome is not None:
+                        done.append(outcome)
+            if (floor is not None and len(due) < _RUN_DUE_BATCH
+                    and not floor.created_due_by(now)):
+                return done  # inside a SQLite batch: all that was due is fired (batching.py)
 
     def run_until(self, until: datetime) -> list[FiredTimer]:
         """Move a :class:`~engine.clock.VirtualClock` to ``until``, firing timers on the way.
@@ -760,8 +806,13 @@ class Engine:
         if not isinstance(self.clock, VirtualClock):
             raise TypeError("run_until needs a VirtualClock; with the system clock use start()")
         done: list[FiredTimer] = []
+        floor: DueFloor | None = getattr(self._local, "floor", None)
         while True:
+            if floor is not None and floor.nothing_due_before(until):
+                break  # inside a SQLite batch: nothing can be due yet (runtime/batching.py)
             nxt = self.next_due()
+            if floor is not None:
+                floor.set(nxt)
             if nxt is None or nxt >= until:
                 break
             self.clock.set(max(nxt, self.clock.now()))
@@ -785,7 +836,7 @@ class Engine:
             or (timer.state is None and (state in (spec.stop_in or ()) or state in lc.final_states))
         )
         if moved_on:
-            conn.execute(S.MARK_TIMER, {"b_id": timer.id, "b_status": "stale"})
+            fast.execute(conn, S.MARK_TIMER, {"b_id": timer.id, "b_status": "stale"})
             return FiredTimer(_timer(dict(timer_row) | {"status": "stale", "fired_at": now}),
                               "stale")
         assert spec is not None
@@ -821,23 +872,23 @@ class Engine:
             breach["data"] = {**breach["data"], "escalation_refused": refusal}
         breach.pop("_overdue")
         breach["seq"] = row["row_version"] + 1
-        result = conn.execute(S.UPDATE_TICKET, dict(
+        changed = fast.execute(conn, S.UPDATE_TICKET, dict(
             b_id=timer.ticket_id, b_version=row["row_version"], b_state=state,
             b_level=row["level"], b_fields=row["fields"], b_now=now,
             b_new_version=row["row_version"] + 1,
             b_overdue=bool(row["overdue"]) or makes_overdue,
         ))
-        if result.rowcount != 1:
+        if changed != 1:
             actual = conn.execute(S.TICKET_VERSION, {"b_id": timer.ticket_id}).scalar()
             raise ConcurrencyConflict(timer.ticket_id, row["row_version"], actual)
-        conn.execute(S.INSERT_HISTORY, breach)
+        fast.execute(conn, S.INSERT_HISTORY, breach)
         self._announce(conn, lc, [breach], row["fields"])
         return FiredTimer(timer, outcome)
 
     # -- reads ------------------------------------------------------------------------------
 
     def _load(self, conn: Connection, ticket_id: str) -> Any:
-        row = conn.execute(S.SELECT_TICKET, {"b_id": ticket_id}).mappings().first()
+        row = fast.fetch_one(conn, S.SELECT_TICKET, {"b_id": ticket_id})
         if row is None:
             raise TicketNotFound(ticket_id)
         return row

@@ -13,6 +13,7 @@ from sqlalchemy import Connection, select
 
 from engine.calendars.spans import due_after
 from engine.lifecycle.machine import Lifecycle
+from engine.store import fast
 from engine.store import statements as S
 from engine.store.tables import history, timers
 
@@ -90,5 +91,10 @@ def cancel_on_exit(
     leaving = source in lc.state_deadlines
     if not stopped and not leaving:
         return
-    conn.execute(S.CANCEL_TIMERS, {"b_id": ticket_id, "b_state": source if leaving else None,
-                                   "b_names": stopped})
+    if not stopped:  # the common cases, without an expanding IN (engine/store/fast.py)
+        fast.execute(conn, S.CANCEL_STATE_TIMERS, {"b_id": ticket_id, "b_state": source})
+    elif not leaving and len(stopped) == 1:
+        fast.execute(conn, S.CANCEL_TICKET_DEADLINE, {"b_id": ticket_id, "b_name": stopped[0]})
+    else:
+        conn.execute(S.CANCEL_TIMERS, {"b_id": ticket_id, "b_state": source if leaving else None,
+                                       "b_names": stopped})

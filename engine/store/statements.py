@@ -12,6 +12,8 @@ from sqlalchemy import and_, bindparam, func, insert, or_, select, update
 from engine.store.tables import history, tickets, timers
 
 __all__ = [
+    "CANCEL_STATE_TIMERS",
+    "CANCEL_TICKET_DEADLINE",
     "CANCEL_TIMERS",
     "CLAIM_TIMER",
     "INSERT_HISTORY",
@@ -60,6 +62,22 @@ CANCEL_TIMERS = (
     .values(status="cancelled")
 )
 """Cancel the pending timers of state ``b_state`` and the ticket deadlines in ``b_names``."""
+
+CANCEL_STATE_TIMERS = (
+    update(timers)
+    .where(timers.c.ticket_id == bindparam("b_id"), timers.c.status == "pending",
+           timers.c.state == bindparam("b_state"))
+    .values(status="cancelled")
+)
+"""``CANCEL_TIMERS`` with no ticket deadline to stop (no expanding ``IN``: the fast path)."""
+
+CANCEL_TICKET_DEADLINE = (
+    update(timers)
+    .where(timers.c.ticket_id == bindparam("b_id"), timers.c.status == "pending",
+           timers.c.state.is_(None), timers.c.name == bindparam("b_name"))
+    .values(status="cancelled")
+)
+"""``CANCEL_TIMERS`` for one ticket deadline and no state timer (the fast path)."""
 
 NEXT_DUE = select(func.min(timers.c.due_at)).where(timers.c.status == "pending")
 

@@ -1,0 +1,127 @@
+"""One command, engine and floor: ``dispatch`` on a freshly reported grid_incident ticket.
+
+The engine runs ``Engine.fire(id, "dispatch", ...)``. The floor runs, with the plain
+``sqlite3`` module on a file of the same schema, the statements that command needs: read the
+ticket, update state and row version if the version is unchanged, insert the history row,
+cancel the timers of the state left, insert the timer of the state entered, insert the outbox
+event (the engine writes one per history row, in the same transaction).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+import uuid
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+from _common import T0, floor_connection, sqlite_text
+
+from engine import Actor, Engine, VirtualClock
+
+CENTRE = Actor("ops-1", "centre")
+WORKER = Actor("gw-1", "grid_worker")
+DISPATCH_FIELDS = {"department": "water", "queue": "drains"}
+
+
+def seeded_engine(path: Path, n: int) -> Engine:
+    """An engine on ``path`` holding ``n`` reported tickets t0..t{n-1}."""
+    eng = Engine(path, clock=VirtualClock(T0))
+    for start in range(0, n, 1000):
+        with eng.batch():
+            for i in range(start, min(n, start + 1000)):
+                eng.report("grid_incident", {"category": "blocked drain"}, actor=WORKER,
+                           ticket_id=f"t{i}")
+    return eng
+
+
+def engine_runner(eng: Engine, batch: int) -> Callable[[list[str]], None]:
+    def run(ids: list[str]) -> None:
+        if batch <= 1:
+            for tid in ids:
+                eng.fire(tid, "dispatch", actor=CENTRE, fields=DISPATCH_FIELDS)
+            return
+        for start in range(0, len(ids), batch):
+            with eng.batch():
+                for tid in ids[start:start + batch]:
+                    eng.fire(tid, "dispatch", actor=CENTRE, fields=DISPATCH_FIELDS)
+    return run
+
+
+_SELECT = "SELECT * FROM gw_tickets WHERE id = ?"
+_UPDATE = ("UPDATE gw_tickets SET state = ?, level = ?, fields = ?, updated_at = ?, "
+           "row_version = ?, overdue = ? WHERE id = ? AND row_version = ?")
+_HISTORY = ("INSERT INTO gw_history (ticket_id, seq, at, kind, \"trigger\", from_state, "
+            "to_state, from_level, to_level, actor, role, reason, data) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+_CANCEL = ("UPDATE gw_timers SET status = 'cancelled' WHERE ticket_id = ? AND "
+           "status = 'pending' AND (state = ? OR (state IS NULL AND name IN (?)))")
+_TIMER = ("INSERT INTO gw_timers (ticket_id, name, state, due_at, status, created_at) "
+          "VALUES (?, ?, ?, ?, 'pending', ?)")
+_OUTBOX = ("INSERT INTO gw_outbox (event_id, type, ticket_id, lifecycle, seq, occurred_at, "
+           "payload) VALUES (?, ?, ?, ?, ?, ?, ?)")
+
+
+def floor_command(conn: sqlite3.Connection, tid: str, now_text: str, due_text: str) -> None:
+    row = conn.execute(_SELECT, (tid,)).fetchone()
+    fields = json.loads(row[4])
+    fields.update(DISPATCH_FIELDS)
+    version = row[8]
+    fields_json = json.dumps(fields)
+    cur = conn.execute(_UPDATE, ("dispatched", row[3], fields_json, now_text, version + 1,
+                                 False, tid, version))
+    if cur.rowcount != 1:
+        raise RuntimeError("conflict")
+    data = json.dumps({"fields": DISPATCH_FIELDS})
+    conn.execute(_HISTORY, (tid, version + 1, now_text, "transition", "dispatch", row[2],
+                            "dispatched", row[3], row[3], CENTRE.id, CENTRE.role, None, data))
+    conn.execute(_CANCEL, (tid, row[2], ""))
+    conn.execute(_TIMER, (tid, "arrival_due", "dispatched", due_text, now_text))
+    payload = json.dumps({"type": "ticket.transitioned", "ticket_id": tid, "seq": version + 1,
+                          "trigger": "dispatch", "from_state": row[2], "to_state": "dispatched",
+                          "fields": fields, "data": {"fields": DISPATCH_FIELDS}})
+    conn.execute(_OUTBOX, (str(uuid.uuid4()), "ticket.transitioned", tid, "grid_incident",
+                           version + 1, now_text, payload))
+
+
+def floor_runner(path: Path, batch: int) -> Callable[[list[str]], None]:
+    conn = floor_connection(path)
+    now_text = sqlite_text(T0)
+    due_text = sqlite_text(T0 + timedelta(hours=2))
+
+    def run(ids: list[str]) -> None:
+        step = max(batch, 1)
+        for start in range(0, len(ids), step):
+            conn.execute("BEGIN IMMEDIATE")
+            for tid in ids[start:start + step]:
+                floor_command(conn, tid, now_text, due_text)
+            conn.execute("COMMIT")
+    return run
+
+
+def interleaved(size: int, rounds: int, batch: int, work: Path) -> dict[str, float]:
+    """Run engine and floor alternately, ``rounds`` times ``size`` commands each."""
+    work.mkdir(parents=True, exist_ok=True)
+    n = size * rounds
+    eng = seeded_engine(work / "engine.sqlite", n)
+    seeded_engine(work / "floor.sqlite", n).stop()  # the same schema and rows for the floor
+    run_engine = engine_runner(eng, batch)
+    run_floor = floor_runner(work / "floor.sqlite", batch)
+    ratios, engine_rates, floor_rates = [], [], []
+    for r in range(rounds):
+        ids = [f"t{i}" for i in range(r * size, (r + 1) * size)]
+        t = time.perf_counter()
+        run_engine(ids)
+        e = time.perf_counter() - t
+        t = time.perf_counter()
+        run_floor(ids)
+        f = time.perf_counter() - t
+        engine_rates.append(size / e)
+        floor_rates.append(size / f)
+        ratios.append(f / e)
+    eng.stop()
+    from _common import median
+    return {"engine_cmd_per_s": median(engine_rates), "floor_cmd_per_s": median(floor_rates),
+            "ratio_engine_over_floor": median(ratios)}

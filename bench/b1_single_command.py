@@ -1,0 +1,25 @@
+"""Benchmark 1: a persisted transition, one command per transaction, vs the sqlite3 floor."""
+
+from __future__ import annotations
+
+import argparse
+
+from _common import report, workdir
+from _dispatch import interleaved
+
+
+def main(argv: list[str] | None = None) -> dict[str, float]:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--size", type=int, default=2000, help="commands per round")
+    ap.add_argument("--rounds", type=int, default=5)
+    args = ap.parse_args(argv)
+    with workdir() as work:
+        figures = interleaved(args.size, args.rounds, 1, work)
+    figures["target_ratio"] = 0.5
+    figures["met"] = figures["ratio_engine_over_floor"] >= 0.5
+    report("b1_single_command", figures)
+    return figures
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,26 @@
+"""Benchmark 2: batch mode, many commands per transaction, vs the sqlite3 floor."""
+
+from __future__ import annotations
+
+import argparse
+
+from _common import report, workdir
+from _dispatch import interleaved
+
+
+def main(argv: list[str] | None = None) -> dict[str, float]:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--size", type=int, default=5000, help="commands per round")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--batch", type=int, default=500, help="commands per transaction")
+    args = ap.parse_args(argv)
+    with workdir() as work:
+        figures = interleaved(args.size, args.rounds, args.batch, work)
+    figures["target_ratio"] = 2 / 3
+    figures["met"] = figures["ratio_engine_over_floor"] >= 2 / 3
+    report("b2_batch", figures)
+    return figures
+
+
+if __name__ == "__main__":
+    main()
