@@ -26,3 +26,20 @@ def deadline_timers(engine, ticket_id=None, *, status=None):  # type: ignore[no-
 def core_history(engine, ticket_id):  # type: ignore[no-untyped-def]
     """History without SLA warnings and breaches (kinds report, transition, breach)."""
     return [h for h in engine.history(ticket_id) if not h.kind.startswith("sla_")]
+
+
+def quick_lifecycle(after: str) -> str:
+    """A two-state lifecycle whose only deadline (`soon`, record only) falls due ``after``."""
+    return f"""
+format: 1
+name: quick
+initial: open
+roles: {{centre: {{}}, system: {{}}}}
+levels: [{{name: community}}]
+report: {{roles: centre}}
+states: {{open: {{}}, done: {{final: true}}}}
+transitions:
+  - {{trigger: finish, source: open, dest: done, roles: centre}}
+deadlines:
+  soon: {{state: open, after: {after}, on_breach: record}}
+"""

@@ -15,24 +15,13 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import quick_lifecycle
 
 from engine import Actor, Engine, parse_definition
 
 pytestmark = pytest.mark.slow
 
-LIFECYCLE = """
-format: 1
-name: quick
-initial: open
-roles: {centre: {}, system: {}}
-levels: [{name: community}]
-report: {roles: centre}
-states: {open: {}, done: {final: true}}
-transitions:
-  - {trigger: finish, source: open, dest: done, roles: centre}
-deadlines:
-  soon: {state: open, after: PT0.5S, on_breach: record}
-"""
+LIFECYCLE = quick_lifecycle("PT0.5S")
 
 CHILD = """
 import sys

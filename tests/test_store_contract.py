@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import workers
 from backends import BACKENDS, store_url
-from helpers import at
+from helpers import at, quick_lifecycle
 from sqlalchemy import func, select
 
 from engine import (
@@ -425,19 +425,7 @@ def test_refused_commands_and_the_tie_rule_behave_alike(
     assert eng.check_invariants() == []
 
 
-QUICK = """
-format: 1
-name: quick
-initial: open
-roles: {centre: {}, system: {}}
-levels: [{name: community}]
-report: {roles: centre}
-states: {open: {}, done: {final: true}}
-transitions:
-  - {trigger: finish, source: open, dest: done, roles: centre}
-deadlines:
-  soon: {state: open, after: PT0.3S, on_breach: record}
-"""
+QUICK = quick_lifecycle("PT0.3S")
 
 
 def test_two_started_engines_share_real_time_deadlines(url: str) -> None:
