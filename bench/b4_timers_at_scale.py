@@ -20,7 +20,7 @@ from _common import T0, median, report, rss_mb, sqlite_text, workdir
 from _dispatch import WORKER
 
 from engine import Engine, VirtualClock
-from engine.runtime.claims import _claim_statement
+from engine.store.claims import _claim_statement
 
 
 def fill(path: Path, pending: int) -> None:

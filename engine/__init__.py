@@ -39,6 +39,7 @@ from engine.errors import (
     MigrationRefused,
     NoRouting,
     NotADuplicate,
+    OutsideCalendar,
     Problem,
     RoleNotAllowed,
     TicketExists,
@@ -48,29 +49,36 @@ from engine.errors import (
     UnknownDepartment,
 )
 from engine.events import EVENT_TYPES, DomainEvent
+from engine.facade import Engine
 from engine.ladder import LadderPosition
 from engine.lifecycle import CommandContext, Lifecycle, Registry
 from engine.periodic import run_periodic
 from engine.runtime import (
     SYSTEM,
     Actor,
+    Change,
+    CheckContext,
     DefinitionVersion,
-    Engine,
+    FireContext,
     FiredTimer,
     HistoryEntry,
+    Participant,
+    PendingTimer,
+    PlanContext,
     Summary,
     Ticket,
-    TicketImpact,
     TicketPage,
+    TicketRecord,
     Timer,
     TopLevelReached,
+    Unit,
     Violation,
     find_tickets,
 )
-from engine.runtime.batching import PartialCommandError
 from engine.sla import SlaClock
 from engine.store import Database
 from engine.timing import LifecycleNotValid, MinimumLagNotReached, OutsideWorkingHours
+from engine.versions import TicketImpact
 
 __version__ = "0.1.0"
 
@@ -83,6 +91,8 @@ __all__ = [
     "BounceNeedsApproval",
     "BusinessCalendar",
     "CalendarOutOfRange",
+    "Change",
+    "CheckContext",
     "Clock",
     "CommandContext",
     "CommandRefused",
@@ -95,6 +105,7 @@ __all__ = [
     "Departments",
     "DomainEvent",
     "Engine",
+    "FireContext",
     "FiredTimer",
     "GridwhistleError",
     "GuardRejected",
@@ -109,9 +120,12 @@ __all__ = [
     "MinimumLagNotReached",
     "NoRouting",
     "NotADuplicate",
+    "OutsideCalendar",
     "OutsideWorkingHours",
     "PartSLA",
-    "PartialCommandError",
+    "Participant",
+    "PendingTimer",
+    "PlanContext",
     "Problem",
     "Registry",
     "RoleNotAllowed",
@@ -124,10 +138,12 @@ __all__ = [
     "TicketImpact",
     "TicketNotFound",
     "TicketPage",
+    "TicketRecord",
     "TicketSLA",
     "Timer",
     "TopLevelReached",
     "TriggerNotAllowed",
+    "Unit",
     "UnknownDefinition",
     "UnknownDepartment",
     "Violation",

@@ -18,6 +18,8 @@ The tree::
     │   ├── HostCallbackFailed       a guard, action or listener of the host app raised
     │   ├── IdempotencyKeyReused     an idempotency key came back with a different command
     │   ├── MigrationRefused         a ticket cannot move to another lifecycle version
+│   ├── OutsideCalendar          the command needs a day outside a business calendar's
+│   │                            validity (valid_from / valid_until)
     │   ├── NoRouting                the lifecycle declares no routing table (departments)
     │   ├── UnknownDepartment        a department that the lifecycle does not declare
     │   ├── BounceNeedsApproval      the first receiver bounces without the centre's approval
@@ -35,6 +37,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
 
 __all__ = [
     "BounceBudgetExceeded",
@@ -52,6 +55,7 @@ __all__ = [
     "MigrationRefused",
     "NoRouting",
     "NotADuplicate",
+    "OutsideCalendar",
     "Problem",
     "RoleNotAllowed",
     "TicketExists",
@@ -250,6 +254,34 @@ class HostCallbackFailed(CommandRefused):
         )
 
 
+class OutsideCalendar(CommandRefused):
+    """The command needs working time on a day its business calendar is not valid for.
+
+    A calendar's ``valid_from`` / ``valid_until`` are the dates it is known to be right for;
+    a deadline, SLA clock or duty-hours check that needs a day outside them refuses the
+    command, which changes nothing. Extend the calendar's dates (and check its extra days)
+    in the lifecycle file, deploy it, and retry.
+
+    Attributes:
+        ticket_id: the ticket the command was for.
+        calendar: the calendar's name; ``day``: the local date needed;
+        valid_from, valid_until: the calendar's validity (None: unbounded).
+    """
+
+    def __init__(self, ticket_id: str, calendar: str, day: date,
+                 valid_from: date | None, valid_until: date | None):
+        self.calendar = calendar
+        self.day = day
+        self.valid_from = valid_from
+        self.valid_until = valid_until
+        super().__init__(
+            ticket_id,
+            f"ticket {ticket_id!r}: the command needs calendar {calendar!r} on {day}, outside "
+            f"its validity ({valid_from or 'the beginning'} to {valid_until or 'open end'}); "
+            "extend the calendar's valid_from/valid_until in the lifecycle and deploy it",
+        )
+
+
 class ConcurrencyConflict(GridwhistleError):
     """Another command changed the ticket between this command's read and its write.
 
@@ -261,14 +293,15 @@ class ConcurrencyConflict(GridwhistleError):
         actual_version: the row version found when writing (None if the ticket vanished).
     """
 
-    def __init__(self, ticket_id: str, expected_version: int, actual_version: int | None):
+    def __init__(self, ticket_id: str, expected_version: int, actual_version: int | None,
+                 *, message: str | None = None):
         self.ticket_id = ticket_id
         self.expected_version = expected_version
         self.actual_version = actual_version
-        super().__init__(
+        super().__init__(message or (
             f"ticket {ticket_id!r} changed while this command ran (read version "
             f"{expected_version}, found {actual_version}); reload it and retry"
-        )
+        ))
 
 
 class ConfigurationError(GridwhistleError):

@@ -25,8 +25,9 @@ from pathlib import Path
 
 from engine.clock import VirtualClock
 from engine.events.model import DomainEvent
+from engine.events.outbox import read_events
+from engine.facade import Engine
 from engine.lifecycle.registry import Registry
-from engine.runtime.engine import Engine
 from engine.runtime.model import FiredTimer
 
 __all__ = ["Harness", "temporary_engine"]
@@ -50,8 +51,6 @@ class Harness:
 
     def events(self, ticket_id: str | None = None) -> list[DomainEvent]:
         """The domain events in the outbox, oldest first (optionally of one ticket)."""
-        from engine.events.outbox import read_events
-
         with self.engine.db.read() as conn:
             return [event for _, event in read_events(conn, ticket_id=ticket_id, limit=10**9)]
 

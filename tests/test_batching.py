@@ -1,4 +1,4 @@
-"""SQLite batches: the next-due lower bound, commands without savepoints, the cursor fast path."""
+"""Batches: the next-due lower bound, commands dropped alone, the cursor path of the store."""
 
 from __future__ import annotations
 
@@ -10,12 +10,10 @@ import pytest
 from helpers import START
 from sqlalchemy import select
 
-from engine import Actor, Engine, TriggerNotAllowed, VirtualClock
-from engine.runtime.batching import PartialCommandError
-from engine.runtime.changes import Change
-from engine.store import fast
+from engine import Actor, Change, Engine, Participant, PlanContext, TriggerNotAllowed, VirtualClock
 from engine.store import statements as S
-from engine.store.tables import tickets, timers
+from engine.store.reads import load_tickets
+from engine.store.tables import tickets
 
 
 def _history(eng: Engine, tid: str) -> list[tuple[str, str, str, str]]:
@@ -85,39 +83,55 @@ def test_a_refused_command_in_a_batch_changes_nothing_and_the_batch_goes_on(
                                      ("transition", "dispatch", "dispatched", "community")]
 
 
-class _FailOn:
+class _FailOn(Participant):
+    """A participant with a bug: planning a change of one ticket raises."""
+
     def __init__(self, ticket_id: str):
         self.ticket_id = ticket_id
 
-    def on_change(self, conn: Any, change: Change) -> None:
+    def plan(self, ctx: PlanContext, change: Change) -> None:
         if change.ticket_id == self.ticket_id:
             raise RuntimeError("participant bug")
 
 
-def test_a_command_failing_after_it_wrote_rolls_the_whole_batch_back(
+def test_a_command_failing_while_planned_is_dropped_alone_and_the_batch_goes_on(
     engine: Engine, grid_worker: Actor
 ) -> None:
     engine.add_participant(_FailOn("b"))
-    with pytest.raises(PartialCommandError) as caught, engine.batch():
+    with engine.batch():
         engine.report("grid_incident", {"category": "x"}, actor=grid_worker, ticket_id="a")
-        engine.report("grid_incident", {"category": "x"}, actor=grid_worker, ticket_id="b")
-    assert isinstance(caught.value.cause, RuntimeError)
+        with pytest.raises(RuntimeError, match="participant bug"):
+            engine.report("grid_incident", {"category": "x"}, actor=grid_worker, ticket_id="b")
+        engine.report("grid_incident", {"category": "x"}, actor=grid_worker, ticket_id="c")
+    with engine.db.read() as conn:
+        assert conn.execute(select(tickets.c.id).order_by(tickets.c.id)).scalars().all() == [
+            "a", "c"]
+    assert {t.ticket_id for t in engine.timers()} == {"a", "c"}
+    assert engine.check_invariants() == []
+
+
+def test_a_batch_whose_block_raises_writes_nothing(engine: Engine, grid_worker: Actor) -> None:
+    with pytest.raises(KeyError), engine.batch():
+        engine.report("grid_incident", {"category": "x"}, actor=grid_worker, ticket_id="a")
+        raise KeyError("the host's own error")
     with engine.db.read() as conn:
         assert conn.execute(select(tickets.c.id)).all() == []
-        assert conn.execute(select(timers.c.id)).all() == []
 
 
-def test_the_fast_path_stores_and_reads_what_sqlalchemy_does(
-    engine: Engine, grid_worker: Actor
-) -> None:
+def test_the_cursor_path_reads_what_sqlalchemy_does(engine: Engine, grid_worker: Actor) -> None:
     engine.report("grid_incident", {"category": "x", "target_at": "2024-05-02T08:00:00+00:00"},
                   actor=grid_worker, ticket_id="a")
     with engine.db.write() as conn:
-        ours = fast.fetch_one(conn, S.SELECT_TICKET, {"b_id": "a"})
+        ours, timers = load_tickets(conn, ["a"])["a"]
         theirs = dict(conn.execute(S.SELECT_TICKET, {"b_id": "a"}).mappings().one())
-        missing = fast.fetch_one(conn, S.SELECT_TICKET, {"b_id": "nope"})
-    assert ours == theirs
+        many = load_tickets(conn, ["a", "nope"])
+        missing = load_tickets(conn, ["nope"])
+    assert ours == theirs == many["a"][0]
+    assert timers == many["a"][1]
+    assert {t["name"] for t in timers} == {
+        "dispatch_due", "resolution", "sla:time_to_dispatch", "sla:time_to_dispatch:warn:0",
+        "sla:time_to_resolve", "sla:time_to_resolve:warn:0"}
     assert ours["created_at"] == START and ours["created_at"].tzinfo is not None
     assert ours["fields"] == {"category": "x", "target_at": "2024-05-02T08:00:00+00:00"}
     assert ours["overdue"] is False
-    assert missing is None
+    assert missing == {}

@@ -76,7 +76,7 @@ def test_started_engine_schedules_cron_jobs_and_catches_up(tmp_path):
     eng = Engine(tmp_path / "s.sqlite", clock=VirtualClock(T0 + timedelta(hours=8)))
     try:
         eng.start()
-        jobs = {j.id: j for j in eng._scheduler._scheduler.get_jobs()}
+        jobs = {j.id: j for j in eng.scheduler.aps.get_jobs()}
         patrol = jobs["periodic:grid_incident:grid_patrol"]
         assert isinstance(patrol.trigger, CronTrigger)
         assert str(patrol.trigger.timezone) == "Asia/Shanghai"

@@ -85,7 +85,7 @@ class TicketMachine(RuleBasedStateMachine):
                                     idempotency_key=key) == first
             assert self._snap(tid) == after
             try:
-                self.engine.fire(tid, "close", actor=Actor("b", role), idempotency_key=key)
+                self.engine.fire(tid, "close", actor=Actor("a", role), idempotency_key=key)
                 raise AssertionError("a reused key with other content must be refused")
             except IdempotencyKeyReused:
                 assert self._snap(tid) == after

@@ -252,16 +252,20 @@ def test_same_key_with_other_content_is_refused_and_changes_nothing(
     before = (eng.get("T1"), eng.history("T1"), eng.timers("T1"))
     for call in (
         lambda: eng.fire("T1", "resolve", actor=DEPT, idempotency_key="k1"),
-        lambda: eng.fire("T1", "arrive", actor=Actor("other", "department"),
-                         idempotency_key="k1"),
-        lambda: eng.escalate("T1", actor=CENTRE, reason="x", idempotency_key="k1"),
-        lambda: eng.report(LC, {"category": "drain"}, actor=GW, idempotency_key="k1"),
+        lambda: eng.escalate("T1", actor=DEPT, reason="x", idempotency_key="k1"),
+        lambda: eng.report(LC, {"category": "drain"}, actor=DEPT, idempotency_key="k1"),
     ):
         with pytest.raises(IdempotencyKeyReused) as err:
             call()
         assert (err.value.key, err.value.ticket_id, err.value.command) == ("k1", "T1", "fire")
     assert (eng.get("T1"), eng.history("T1"), eng.timers("T1")) == before
     assert _count(eng, idempotency) == 1
+    # keys are scoped per actor: another department's "k1" is a key of its own
+    with pytest.raises(TriggerNotAllowed):
+        eng.fire("T1", "arrive", actor=Actor("other", "department"), idempotency_key="k1")
+    resolved = eng.fire("T1", "resolve", actor=Actor("other", "department"),
+                        idempotency_key="k1")
+    assert resolved.state == "resolved" and _count(eng, idempotency) == 2
 
 
 def test_a_refused_command_leaves_its_key_unused(open_engine: Callable[..., Engine]) -> None:
@@ -302,7 +306,7 @@ def test_a_dead_workers_claim_is_taken_over_after_its_lease(
     b = open_engine(worker_id="worker-b", lease_seconds=60)
     a.report(LC, {"category": "drain"}, actor=GW, ticket_id="T1")   # dispatch_due 08:30
     with a.db.write() as conn:       # worker A claims the timer, then dies before firing it
-        claimed = a._claims.claim_due(conn, at(8, 31), inclusive=False, limit=10)
+        claimed = a.kernel.claims.claim_due(conn, at(8, 31), inclusive=False, limit=10)
     assert [(r["name"], r["claimed_by"], r["lease_until"]) for r in claimed] == [
         ("dispatch_due", "worker-a", at(8, 32))]
     assert b.run_due(at(8, 31, )) == []              # A's lease still holds
@@ -310,9 +314,7 @@ def test_a_dead_workers_claim_is_taken_over_after_its_lease(
     assert b.next_due() == at(8, 32)                  # when B may take it over
     fired = b.run_due(at(8, 32))
     assert [(f.timer.name, f.outcome) for f in fired] == [("dispatch_due", "escalated")]
-    with a.db.write() as conn:       # A comes back: its claim is gone, it fires nothing
-        assert not a._claims.take(conn, "T1", claimed[0]["id"], at(8, 33))
-    assert a.run_due(at(9)) == []
+    assert a.run_due(at(9)) == []    # A comes back: its claim is gone, it fires nothing
     tm = next(t for t in b.timers("T1") if t.name == "dispatch_due")
     assert (tm.status, tm.fired_at) == ("fired", at(8, 32))
     assert [h.trigger for h in b.history("T1")] == ["report", "dispatch_due", "escalate"]
@@ -329,7 +331,7 @@ def test_resolve_committed_before_a_claimed_deadline_fires_means_no_escalation(
     host.clock.set(at(11))  # type: ignore[attr-defined]
     host.fire("T1", "arrive", actor=DEPT)
     with worker.db.write() as conn:  # the worker claims the resolution deadline (due 12:00)...
-        claimed = worker._claims.claim_due(conn, target + timedelta(seconds=1),
+        claimed = worker.kernel.claims.claim_due(conn, target + timedelta(seconds=1),
                                            inclusive=False, limit=10)
     assert [r["name"] for r in claimed] == ["resolution"]
     host.clock.set(target)  # type: ignore[attr-defined]
@@ -464,10 +466,10 @@ def test_postgres_workers_claim_disjoint_batches_without_waiting(
             a.clock.set(at(8, i))  # type: ignore[attr-defined]
             a.report(LC, {"category": "drain"}, actor=GW, ticket_id=f"T{i}")
     with a.db.write() as conn_a:
-        first = a._claims.claim_due(conn_a, at(10), inclusive=False, limit=4)
+        first = a.kernel.claims.claim_due(conn_a, at(10), inclusive=False, limit=4)
         # A's claim is not committed yet: its rows are locked; B skips them, without waiting
         with b.db.write() as conn_b:
-            second = b._claims.claim_due(conn_b, at(10), inclusive=False, limit=4)
+            second = b.kernel.claims.claim_due(conn_b, at(10), inclusive=False, limit=4)
     assert [r["ticket_id"] for r in first] == ["T0", "T1", "T2", "T3"]
     assert [r["ticket_id"] for r in second] == ["T4", "T5", "T6", "T7"]
     assert {r["claimed_by"] for r in second} == {"b"}

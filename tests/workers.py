@@ -58,5 +58,5 @@ def claim_and_die(url: str, now_iso: str) -> None:
     now = datetime.fromisoformat(now_iso)
     eng = Engine(url, clock=VirtualClock(now), worker_id="dying-worker", lease_seconds=60)
     with eng.db.write() as conn:
-        eng._claims.claim_due(conn, now, inclusive=False, limit=1000)
+        eng.kernel.claims.claim_due(conn, now, inclusive=False, limit=1000)
     os.kill(os.getpid(), signal.SIGKILL)

@@ -1,16 +1,15 @@
-"""Many departments on one ticket: routing, lead and co-handling work orders, the duties.
+"""Many departments on one ticket: the centre's commands and the departments' figures.
 
-* :mod:`~engine.departments.routing`: the routing table, applied.
-* :mod:`~engine.departments.orders`: work orders (child tickets) on the database.
-* :mod:`~engine.departments.participant`: the in-transaction rules (bounce duties, fallback,
-  the parent's resolution rule, reopen).
 * :mod:`~engine.departments.service`: the centre's commands (:class:`Departments`).
 * :mod:`~engine.departments.figures`: per-department figures for reports.
+
+The rules that run with every work-order change (bounce duties, fallback, the resolution
+rule, reopen) are the work-order participant's: :mod:`engine.workorders`.
 """
 
 from engine.departments.figures import department_figures
-from engine.departments.model import PartSLA, TicketSLA, WorkOrder
-from engine.departments.routing import Route
 from engine.departments.service import Departments
+from engine.workorders.model import PartSLA, TicketSLA, WorkOrder
+from engine.workorders.routing import Route
 
 __all__ = ["Departments", "PartSLA", "Route", "TicketSLA", "WorkOrder", "department_figures"]

@@ -1,44 +1,45 @@
 """The department commands of the centre: dispatch, designate, joint meeting, merge.
 
-:class:`Departments` wraps an :class:`~engine.Engine`. Each command is atomic (one
-transaction, or one savepoint inside ``Engine.batch``): the parent's transition, its work
-orders and the recorded decision commit together or not at all.
+:class:`Departments` is a service over an engine's kernel. Each command is one compound
+command (:meth:`engine.runtime.kernel.Kernel.compound`): the ticket's transition, its work
+orders and the recorded decision are decided and checked together, then written together
+— or, on any refusal, not at all.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import insert, select
 
-from engine.departments import orders as O
-from engine.departments.model import (
-    LIVE_EXCLUDED,
-    PartSLA,
-    TicketSLA,
-    WorkOrder,
-    derived_due,
-)
-from engine.departments.routing import Route, route_for
+from engine.departments.figures import department_figures
 from engine.errors import (
-    ConfigurationError,
     InvalidFields,
     NotADuplicate,
     RoleNotAllowed,
     TicketNotFound,
 )
+from engine.lifecycle.machine import Lifecycle
+from engine.runtime.kernel import HasKernel, Kernel
 from engine.runtime.model import Actor
-from engine.store.department_tables import department_actions, ticket_links
-from engine.store.tables import definitions
-
-if TYPE_CHECKING:
-    from engine.runtime.engine import Engine
+from engine.runtime.participant import Unit
+from engine.runtime.working import TicketRecord
+from engine.store.department_tables import department_actions, ticket_links, work_orders
+from engine.store.reads import ticket_exists
+from engine.store.tables import history, timers
+from engine.workorders import orders as O
+from engine.workorders.model import LIVE_EXCLUDED, PartSLA, TicketSLA, WorkOrder, derived_due
+from engine.workorders.participant import WorkOrders
+from engine.workorders.routing import Route, route_for
+from engine.workorders.state import Link
 
 __all__ = ["Departments"]
 
+_INSERT_LINK = insert(ticket_links)
 
-def _need_centre(lc: Any, row: Any, actor: Actor, what: str) -> None:
+
+def _need_centre(lc: Lifecycle, rec: TicketRecord, actor: Actor, what: str) -> None:
     """Decisions on departments belong to the roles that may dispatch (the centre).
 
     Raises:
@@ -46,7 +47,7 @@ def _need_centre(lc: Any, row: Any, actor: Actor, what: str) -> None:
     """
     allowed = sorted({r for t in lc.spec.transitions if t.trigger == "dispatch" for r in t.roles})
     if actor.role not in allowed:
-        raise RoleNotAllowed(row["id"], row["state"], what, actor.role, allowed)
+        raise RoleNotAllowed(rec.id, rec.state, what, actor.role, allowed)
 
 
 def _need_reason(ticket_id: str, reason: str | None, what: str) -> str:
@@ -61,18 +62,25 @@ class Departments:
     A ticket's lifecycle declares ``departments`` and a ``routing`` table; each department's
     share of a ticket is a *work order*: a child ticket running the routing's work-order
     lifecycle (bundled: ``work_order``) with its own state, deadlines and escalation. The
-    engine's work-order participant applies the duties and the resolution rule in the same
-    transaction as each work-order change (see :mod:`engine.departments.participant`).
+    engine's work-order participant applies the duties and the resolution rule with each
+    work-order change (see :mod:`engine.workorders.participant`).
 
     Args:
-        engine: the engine whose tickets these are.
+        engine: the engine whose tickets these are (or its kernel).
 
-    The work-order lifecycle is deployed on first use; inside ``Engine.batch()`` deploy it
-    first (``engine.deploy("work_order")``): deploying needs its own transaction.
+    The work-order lifecycle is deployed on first use (inside a batch too).
     """
 
-    def __init__(self, engine: Engine):
-        self.engine = engine
+    def __init__(self, engine: HasKernel | Kernel):
+        self.kernel: Kernel = engine if isinstance(engine, Kernel) else engine.kernel
+        found = [p for p in self.kernel.participants if isinstance(p, WorkOrders)]
+        if not found:
+            self.kernel.add_participant(WorkOrders())
+            found = [p for p in self.kernel.participants if isinstance(p, WorkOrders)]
+        self._participant = found[0]
+
+    def _unit(self, *, read: bool = False) -> Any:
+        return self.kernel.compound(self._participant, read_only=read)
 
     # -- reads ------------------------------------------------------------------------------
 
@@ -82,9 +90,9 @@ class Departments:
         Raises:
             TicketNotFound, NoRouting.
         """
-        with self.engine._read() as conn:
-            row, lc = O.parent_context(self.engine, conn, ticket_id)
-        return route_for(lc.spec, row["fields"].get("category"), row["level"])
+        with self._unit(read=True) as u:
+            rec, lc = O.parent_of(u, ticket_id)
+            return route_for(lc.spec, rec.fields.get("category"), rec.level)
 
     def work_orders(self, ticket_id: str) -> list[WorkOrder]:
         """The ticket's work orders, in the order they were issued.
@@ -92,9 +100,9 @@ class Departments:
         Raises:
             TicketNotFound: no such ticket.
         """
-        with self.engine._read() as conn:
-            self.engine._load(conn, ticket_id)
-            return O.list_orders(conn, ticket_id)
+        with self._unit(read=True) as u:
+            u.ticket(ticket_id)
+            return O.list_orders(u, ticket_id)
 
     def actions(self, ticket_id: str) -> list[dict[str, Any]]:
         """The recorded department decisions on a ticket, oldest first.
@@ -103,7 +111,7 @@ class Departments:
         ``dispatch``, ``designate``, ``meeting``, ``approve_bounce``, ``fallback``,
         ``reopen``, ``merge``.
         """
-        with self.engine._read() as conn:
+        with self.kernel.reading() as conn:
             rows = conn.execute(select(department_actions).where(
                 department_actions.c.ticket_id == ticket_id)
                 .order_by(department_actions.c.id)).mappings().all()
@@ -115,10 +123,8 @@ class Departments:
 
         See :func:`~engine.departments.figures.department_figures`.
         """
-        from engine.departments.figures import department_figures
-
-        lc = self.engine.lifecycle(lifecycle)
-        with self.engine._read() as conn:
+        lc = self.kernel.lifecycle(lifecycle)
+        with self.kernel.reading() as conn:
             return department_figures(conn, lifecycle, final_states=lc.final_states,
                                       escalation_trigger=lc.spec.escalation_trigger)
 
@@ -132,11 +138,8 @@ class Departments:
         Raises:
             TicketNotFound: no such ticket.
         """
-        from engine.store.department_tables import work_orders
-        from engine.store.tables import history
-
-        with self.engine._read() as conn:
-            self.engine._load(conn, ticket_id)
+        with self.kernel.reading() as conn:
+            self._exists(conn, ticket_id)
             links = {r.child_id: (r.department, r.role) for r in conn.execute(
                 select(work_orders.c.child_id, work_orders.c.department, work_orders.c.role)
                 .where(work_orders.c.parent_id == ticket_id))}
@@ -159,18 +162,15 @@ class Departments:
         Raises:
             TicketNotFound: no such ticket.
         """
-        from engine.store.tables import history, timers
-
-        with self.engine._read() as conn:
-            self.engine._load(conn, ticket_id)
-            rule, quorum = O.latest_rule(conn, ticket_id)
-            parts: list[PartSLA] = []
-            for order in O.list_orders(conn, ticket_id):
-                if order.state in LIVE_EXCLUDED:
-                    continue
-                child = self.engine._load(conn, order.id)
-                name = self.engine._lifecycle_by_id(
-                    conn, child["definition_id"]).spec.resolution_deadline
+        with self._unit(read=True) as u:
+            u.ticket(ticket_id)
+            orders = O.orders_of(u, ticket_id)
+            listed = [o for o in O.list_orders(u, ticket_id) if o.state not in LIVE_EXCLUDED]
+            children = {o.id: u.ticket(o.id) for o in listed}
+        parts: list[PartSLA] = []
+        with self.kernel.reading() as conn:
+            for order in listed:
+                name = children[order.id].lifecycle.spec.resolution_deadline
                 due = conn.execute(select(timers.c.due_at).where(
                     timers.c.ticket_id == order.id, timers.c.name == name)
                     .order_by(timers.c.id).limit(1)).scalar()
@@ -179,26 +179,24 @@ class Departments:
                     history.c.kind == "transition").limit(1)).scalar()
                 parts.append(PartSLA(order.id, order.department, order.role, due, done,
                                      None if done is None else not order.overdue))
-        due_at, met_at = derived_due(rule, quorum, parts)
+        due_at, met_at = derived_due(orders.rule, orders.quorum, parts)
         on_time = None if due_at is None or met_at is None else met_at <= due_at
-        return TicketSLA(rule, quorum, tuple(parts), due_at, met_at, on_time)
+        return TicketSLA(orders.rule, orders.quorum, tuple(parts), due_at, met_at, on_time)
+
+    def duplicate_of(self, ticket_id: str) -> str | None:
+        """The original a ticket was merged into, or None."""
+        with self.kernel.reading() as conn:
+            found: str | None = conn.execute(select(ticket_links.c.other_id).where(
+                ticket_links.c.ticket_id == ticket_id,
+                ticket_links.c.kind == "duplicate")).scalar()
+            return found
+
+    @staticmethod
+    def _exists(conn: Any, ticket_id: str) -> None:
+        if not ticket_exists(conn, ticket_id):
+            raise TicketNotFound(ticket_id)
 
     # -- commands ---------------------------------------------------------------------------
-
-    def _prepare(self, ticket_id: str) -> None:
-        """Deploy the work-order lifecycle before a transaction opens (first use)."""
-        with self.engine._read() as conn:
-            _, lc = O.parent_context(self.engine, conn, ticket_id)
-            assert lc.spec.routing is not None
-            name = lc.spec.routing.work_orders
-            deployed = name in self.engine._current or conn.execute(
-                select(definitions.c.id).where(definitions.c.name == name).limit(1)
-            ).first() is not None
-        if not deployed and getattr(self.engine._local, "conn", None) is not None:
-            raise ConfigurationError(
-                f"the work-order lifecycle {name!r} is not deployed yet and cannot be inside "
-                f"Engine.batch(); call engine.deploy({name!r}) before the batch")
-        self.engine.lifecycle(name)
 
     def dispatch(
         self, ticket_id: str, *, actor: Actor, reason: str | None = None,
@@ -220,22 +218,20 @@ class Departments:
         Raises:
             NoRouting; anything :meth:`Engine.fire` raises for the ticket's trigger.
         """
-        self._prepare(ticket_id)
-        with self.engine.atomic() as conn:
-            row, lc = O.parent_context(self.engine, conn, ticket_id)
-            route = route_for(lc.spec, row["fields"].get("category"), row["level"])
+        with self._unit() as u:
+            rec, lc = O.parent_of(u, ticket_id)
+            route = route_for(lc.spec, rec.fields.get("category"), rec.level)
             fields = {"department": route.lead} if "department" in lc.spec.fields else {}
-            self.engine.fire(ticket_id, trigger, actor=actor, reason=reason, fields=fields)
-            for old in O.list_orders(conn, ticket_id):  # a re-dispatch replaces them
-                O.retire(self.engine, old, actor, "re-dispatched")
-            row = self.engine._load(conn, ticket_id)
-            ids = [O.issue(self.engine, conn, row, lc, route.lead, "lead", actor, reason=reason)]
-            ids += [O.issue(self.engine, conn, row, lc, dept, "co", actor, reason=reason)
-                    for dept in route.co]
-            O.record(conn, ticket_id, "dispatch", actor, self.engine.clock.now(), reason, {
+            u.fire(ticket_id, trigger, actor=actor, reason=reason, fields=fields)
+            for old in O.list_orders(u, ticket_id):  # a re-dispatch replaces them
+                O.retire(u, old, actor, "re-dispatched")
+            rec = u.ticket(ticket_id)
+            ids = [O.issue(u, rec, route.lead, "lead", actor, reason=reason)]
+            ids += [O.issue(u, rec, dept, "co", actor, reason=reason) for dept in route.co]
+            O.record(u, ticket_id, "dispatch", actor, reason, {
                 "lead": route.lead, "co": list(route.co), "rule": route.rule,
                 "resolution": route.resolution, "quorum": route.quorum})
-            return [o for o in O.list_orders(conn, ticket_id) if o.id in ids]
+            return [o for o in O.list_orders(u, ticket_id) if o.id in ids]
 
     def add_work_order(
         self, ticket_id: str, department: str, *, actor: Actor, role: str = "co",
@@ -257,14 +253,13 @@ class Departments:
         Raises:
             NoRouting, UnknownDepartment, TicketExists (``work_order_id`` taken).
         """
-        self._prepare(ticket_id)
-        with self.engine.atomic() as conn:
-            row, lc = O.parent_context(self.engine, conn, ticket_id)
+        with self._unit() as u:
+            rec, lc = O.parent_of(u, ticket_id)
             if declared_only:
                 O.check_department(lc, ticket_id, department)
-            wid = O.issue(self.engine, conn, row, lc, department, role, actor, reason=reason,
+            wid = O.issue(u, rec, department, role, actor, reason=reason,
                           work_order_id=work_order_id)
-            return next(o for o in O.list_orders(conn, ticket_id) if o.id == wid)
+            return next(o for o in O.list_orders(u, ticket_id) if o.id == wid)
 
     def approve_bounce(self, work_order_id: str, *, actor: Actor, reason: str) -> None:
         """The centre lets the first receiver bounce this work order (recorded with reason).
@@ -274,12 +269,12 @@ class Departments:
             actor's role may not dispatch (only the centre decides).
         """
         _need_reason(work_order_id, reason, "approving a bounce")
-        with self.engine.atomic() as conn:
-            link = self._link(conn, work_order_id)
-            parent, lc = O.parent_context(self.engine, conn, link["parent_id"])
+        with self._unit() as u:
+            link = self._link(u, work_order_id)
+            parent, lc = O.parent_of(u, link.parent_id)
             _need_centre(lc, parent, actor, "approve_bounce")
-            O.record(conn, link["parent_id"], "approve_bounce", actor, self.engine.clock.now(),
-                     reason, {"work_order": work_order_id, "department": link["department"]})
+            O.record(u, link.parent_id, "approve_bounce", actor, reason,
+                     {"work_order": work_order_id, "department": link.department})
 
     def bounce(self, work_order_id: str, *, actor: Actor, reason: str) -> None:
         """A department says "not ours": fire ``bounce`` on its work order (reason required).
@@ -289,7 +284,7 @@ class Departments:
             or what :meth:`Engine.fire` raises.
         """
         _need_reason(work_order_id, reason, "a bounce")
-        self.engine.fire(work_order_id, "bounce", actor=actor, reason=reason)
+        self.kernel.fire(work_order_id, "bounce", actor=actor, reason=reason)
 
     def designate_lead(
         self, ticket_id: str, department: str, *, actor: Actor, reason: str
@@ -338,16 +333,15 @@ class Departments:
         self, ticket_id: str, actor: Actor, reason: str | None, lead: str,
         co: list[str] | None, *, kind: str, data: dict[str, Any], check: Sequence[str] = (),
     ) -> WorkOrder:
-        self._prepare(ticket_id)
-        with self.engine.atomic() as conn:
-            row, lc = O.parent_context(self.engine, conn, ticket_id)
-            _need_centre(lc, row, actor, kind)
+        with self._unit() as u:
+            rec, lc = O.parent_of(u, ticket_id)
+            _need_centre(lc, rec, actor, kind)
             for dept in [lead, *(co or []), *check]:
                 O.check_department(lc, ticket_id, dept)
-            if row["state"] == lc.spec.initial and not O.list_orders(conn, ticket_id):
+            if rec.state == lc.spec.initial and not O.list_orders(u, ticket_id):
                 # deciding on a ticket not yet dispatched dispatches it
-                self.engine.fire(ticket_id, "dispatch", actor=actor, reason=reason)
-            live = [o for o in O.list_orders(conn, ticket_id)
+                u.fire(ticket_id, "dispatch", actor=actor, reason=reason)
+            live = [o for o in O.list_orders(u, ticket_id)
                     if o.state not in LIVE_EXCLUDED - {"bounced"} and o.state != "done"]
             wanted = {lead: "lead"} | ({d: "co" for d in co if d != lead} if co is not None
                                        else {})
@@ -359,16 +353,16 @@ class Departments:
                 if (role == order.role and order.state != "bounced") or keeps_role:
                     keep[order.department] = order
                 else:
-                    O.retire(self.engine, order, actor, why)
+                    O.retire(u, order, actor, why)
             if kind == "meeting":
-                data = {**data, "resolution": O.latest_rule(conn, ticket_id)[0],
-                        "quorum": O.latest_rule(conn, ticket_id)[1]}
-            O.record(conn, ticket_id, kind, actor, self.engine.clock.now(), reason, data)
-            row = self.engine._load(conn, ticket_id)
+                orders = O.orders_of(u, ticket_id)
+                data = {**data, "resolution": orders.rule, "quorum": orders.quorum}
+            O.record(u, ticket_id, kind, actor, reason, data)
+            rec = u.ticket(ticket_id)
             for dept, role in wanted.items():
                 if dept not in keep:
-                    O.issue(self.engine, conn, row, lc, dept, role, actor, reason=why)
-            return next(o for o in O.list_orders(conn, ticket_id)
+                    O.issue(u, rec, dept, role, actor, reason=why)
+            return next(o for o in O.list_orders(u, ticket_id)
                         if o.department == lead and o.role == "lead"
                         and o.state not in LIVE_EXCLUDED)
 
@@ -388,27 +382,25 @@ class Departments:
             :meth:`Engine.fire` raises for ``merge``.
         """
         _need_reason(ticket_id, reason, "a merge")
-        with self.engine.atomic() as conn:
-            dup, lc = O.parent_context(self.engine, conn, ticket_id)
-            original = self.engine._load(conn, original_id)
+        with self._unit() as u:
+            dup, lc = O.parent_of(u, ticket_id)
+            original = u.ticket(original_id)
             routing = lc.spec.routing
             assert routing is not None
             if ticket_id == original_id:
                 raise NotADuplicate(ticket_id, original_id, "a ticket is not its own duplicate")
-            if original["definition_id"] != dup["definition_id"]:
-                other = self.engine._lifecycle_by_id(conn, original["definition_id"])
-                if other.name != lc.name:
-                    raise NotADuplicate(ticket_id, original_id,
-                                        f"lifecycles differ ({lc.name} / {other.name})")
-            if original["state"] in lc.final_states:
+            if original.lifecycle.name != lc.name:
                 raise NotADuplicate(ticket_id, original_id,
-                                    f"the original is already {original['state']!r}")
+                                    f"lifecycles differ ({lc.name} / {original.lifecycle.name})")
+            if original.state in lc.final_states:
+                raise NotADuplicate(ticket_id, original_id,
+                                    f"the original is already {original.state!r}")
             for name in routing.duplicates.match:
-                mine, theirs = dup["fields"].get(name), original["fields"].get(name)
+                mine, theirs = dup.fields.get(name), original.fields.get(name)
                 if mine is None or mine != theirs:
                     raise NotADuplicate(ticket_id, original_id,
                                         f"field {name!r} differs ({mine!r} / {theirs!r})")
-            gap = dup["created_at"] - original["created_at"]
+            gap = dup.created_at - original.created_at
             if gap.total_seconds() < 0:
                 raise NotADuplicate(ticket_id, original_id,
                                     "the original was reported later; merge the other way")
@@ -416,27 +408,17 @@ class Departments:
                 raise NotADuplicate(ticket_id, original_id,
                                     f"reported {gap} apart, more than the window "
                                     f"{routing.duplicates.window}")
-            for order in O.list_orders(conn, ticket_id):
-                O.retire(self.engine, order, actor, f"merged into {original_id}")
-            self.engine.fire(ticket_id, "merge", actor=actor, reason=reason)
-            now = self.engine.clock.now()
-            conn.execute(insert(ticket_links).values(
-                ticket_id=ticket_id, other_id=original_id, kind="duplicate", at=now,
-                actor=actor.id))
-            O.record(conn, original_id, "merge", actor, now, reason, {"duplicate": ticket_id})
+            for order in O.list_orders(u, ticket_id):
+                O.retire(u, order, actor, f"merged into {original_id}")
+            u.fire(ticket_id, "merge", actor=actor, reason=reason)
+            u.add_row(_INSERT_LINK, {"ticket_id": ticket_id, "other_id": original_id,
+                                     "kind": "duplicate", "at": u.now, "actor": actor.id})
+            O.record(u, original_id, "merge", actor, reason, {"duplicate": ticket_id})
 
-    def duplicate_of(self, ticket_id: str) -> str | None:
-        """The original a ticket was merged into, or None."""
-        with self.engine._read() as conn:
-            return conn.execute(select(ticket_links.c.other_id).where(
-                ticket_links.c.ticket_id == ticket_id,
-                ticket_links.c.kind == "duplicate")).scalar()
-
-    def _link(self, conn: Any, work_order_id: str) -> Any:
-        from engine.store.department_tables import work_orders
-
-        link = conn.execute(select(work_orders).where(
-            work_orders.c.child_id == work_order_id)).mappings().first()
-        if link is None:
+    @staticmethod
+    def _link(u: Unit, work_order_id: str) -> Link:
+        u.ticket(work_order_id)
+        link = u.state(work_order_id)
+        if not isinstance(link, Link):
             raise TicketNotFound(work_order_id)
         return link

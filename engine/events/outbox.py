@@ -14,8 +14,6 @@ not miss an event should read the outbox (or use a webhook) instead: the outbox 
 from __future__ import annotations
 
 import logging
-import threading
-import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,7 +22,7 @@ from sqlalchemy import Connection, insert, select
 from engine.events.model import DomainEvent, event_from_change
 from engine.lifecycle.registry import Registry
 from engine.runtime.changes import Change
-from engine.store import fast
+from engine.runtime.participant import Participant, PlanContext
 from engine.store.event_tables import outbox
 
 __all__ = ["OutboxParticipant", "read_events"]
@@ -33,42 +31,36 @@ log = logging.getLogger("gridwhistle.events")
 _INSERT = insert(outbox)
 
 
-class OutboxParticipant:
-    """Writes one ``gw_outbox`` row per change; calls listeners once the change committed.
+class OutboxParticipant(Participant):
+    """Stages one ``gw_outbox`` row per change; calls listeners once the change committed.
 
     Args:
         registry: where the host's listeners are registered (``Registry.listener``).
+
+    The event's id is the change's ``change_id``, so the event handed to listeners after the
+    commit is the one stored. Listeners of fired timers run on
+    the engine's after-commit thread (see :mod:`engine.runtime.unit_of_work`), so a listener
+    that hangs cannot hold up the deadlines.
     """
 
     def __init__(self, registry: Registry):
         self.registry = registry
-        self._local = threading.local()
 
-    def _events(self) -> dict[tuple[str, int], DomainEvent]:
-        events: dict[tuple[str, int], DomainEvent] | None = getattr(self._local, "events", None)
-        if events is None:
-            events = self._local.events = {}
-        return events
-
-    def on_change(self, conn: Connection, change: Change) -> None:
-        """Insert the change's event into ``gw_outbox`` (inside the command's transaction)."""
-        event = event_from_change(str(uuid.uuid4()), change)
-        fast.execute(conn, _INSERT, {
+    def plan(self, ctx: PlanContext, change: Change) -> None:
+        """Stage the change's event in ``gw_outbox`` (written with the change)."""
+        event = event_from_change(change.change_id, change)
+        ctx.add_row(_INSERT, {
             "event_id": event.event_id, "type": event.type, "ticket_id": event.ticket_id,
             "lifecycle": event.lifecycle, "seq": event.seq, "occurred_at": event.occurred_at,
             "payload": event.payload,
         })
-        if self.registry.listeners:
-            self._events()[(change.ticket_id, change.seq)] = event
 
     def after_commit(self, changes: Sequence[Change]) -> None:
         """Call the listeners for each committed change, in order (errors are logged)."""
-        events = self._events()
-        self._local.events = {}  # what is left belongs to rolled-back savepoints
+        if not self.registry.listeners:
+            return
         for change in changes:
-            event = events.get((change.ticket_id, change.seq))
-            if event is None:
-                continue
+            event = event_from_change(change.change_id, change)
             for name, (fn, types) in self.registry.listeners.items():
                 if types is not None and event.type not in types:
                     continue

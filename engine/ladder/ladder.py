@@ -1,37 +1,35 @@
-"""The whistle ladder, kept by a participant in each command's transaction.
+"""The whistle ladder: a participant that re-targets tickets and runs level budgets.
 
 Rules:
 
 * When a ticket is reported, and each time it changes level (an escalation, by a breached
   deadline, SLA, budget or by hand), it is **re-targeted** to the level's ``handler`` role and
-  gets the level's **budget** (a duration or working duration) as a new timer.
+  gets the level's **budget** (a duration or working duration) as a timer ``ladder:<level>``.
 * The budget stops when one of ``ladder.acknowledged_by`` triggers fires (someone at the
   level owns the ticket) or the ticket enters one of ``ladder.stop_in`` or a final state.
 * A budget that runs out is a breach (history kind ``breach``, trigger ``<level>_budget``)
   and escalates one level, whose budget starts in turn: escalation repeats until someone
   acknowledges or the top level is reached.
+
+A ticket's place is a :class:`LadderState` (table ``gw_ladder``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, bindparam, insert, select, update
 
 from engine.calendars.spans import due_after
 from engine.lifecycle.machine import Lifecycle
 from engine.runtime.changes import Change
-from engine.runtime.model import FiredTimer, Timer
+from engine.runtime.participant import FireContext, Participant, PlanContext, RowWrite
+from engine.runtime.working import PendingTimer, TicketRecord
 from engine.store.tables import ladder
-from engine.timing import timers as T
-from engine.timing.breach import history_row, record
 
-if TYPE_CHECKING:
-    from engine.runtime.engine import Engine
-
-__all__ = ["Ladder", "LadderPosition", "fire_budget", "ladder_position"]
+__all__ = ["Ladder", "LadderPosition", "LadderState", "ladder_position"]
 
 
 @dataclass(frozen=True)
@@ -55,57 +53,104 @@ class LadderPosition:
     acknowledged_by: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class LadderState:
+    """A ticket's ``gw_ladder`` row in the working copy."""
+
+    level: str
+    handler: str | None
+    since: datetime
+    budget_due: datetime | None
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None
+
+
 def _uses_ladder(lc: Lifecycle) -> bool:
     return any(level.handler or level.budget for level in lc.spec.levels)
 
 
+_c = ladder.c
+_SELECT = select(ladder).where(_c.ticket_id.in_(bindparam("b_ids", expanding=True)))
 _INSERT = insert(ladder)
-_UPDATE = update(ladder).where(ladder.c.ticket_id == bindparam("b_tid"))
-"""SET columns come from the parameters given with it (prebuilt: the hot path of replays)."""
-_STOP = (update(ladder)
-         .where(ladder.c.ticket_id == bindparam("b_tid"), ladder.c.budget_due.is_not(None))
-         .values(budget_due=None))
-_ACK = update(ladder).where(ladder.c.ticket_id == bindparam("b_tid"),
-                            ladder.c.acknowledged_at.is_(None))
+_UPDATE = (
+    update(ladder).where(_c.ticket_id == bindparam("b_tid"))
+    .values(level=bindparam("b_level"), handler=bindparam("b_handler"),
+            since=bindparam("b_since", type_=_c.since.type),
+            budget_due=bindparam("b_budget_due", type_=_c.budget_due.type),
+            acknowledged_at=bindparam("b_ack_at", type_=_c.acknowledged_at.type),
+            acknowledged_by=bindparam("b_ack_by"))
+)
 
 
-class Ladder:
+class Ladder(Participant):
     """The participant that re-targets tickets and runs level budgets.
 
     Every Engine registers it; it does nothing for lifecycles whose levels name no handler
     and no budget.
     """
 
-    def on_change(self, conn: Connection, change: Change) -> None:
+    key = "ladder"
+    timer_prefix = "ladder"
+
+    def interested(self, lifecycle: Lifecycle) -> bool:
+        """Lifecycles whose levels name a handler or a budget."""
+        return _uses_ladder(lifecycle)
+
+    def load(self, conn: Connection, ticket_ids: Sequence[str]) -> Mapping[str, LadderState]:
+        """The tickets' stored places on the ladder."""
+        return {r["ticket_id"]: LadderState(r["level"], r["handler"], r["since"],
+                                            r["budget_due"], r["acknowledged_at"],
+                                            r["acknowledged_by"])
+                for r in conn.execute(_SELECT, {"b_ids": list(ticket_ids)}).mappings()}
+
+    def writes(self, ticket_id: str, stored: LadderState | None,
+               current: LadderState | None) -> Iterable[RowWrite]:
+        """Insert the row on report, update it after."""
+        if current is None or current == stored:
+            return
+        if stored is None:
+            yield _INSERT, {"ticket_id": ticket_id, "level": current.level,
+                            "handler": current.handler, "since": current.since,
+                            "budget_due": current.budget_due,
+                            "acknowledged_at": current.acknowledged_at,
+                            "acknowledged_by": current.acknowledged_by}
+        else:
+            yield _UPDATE, {"b_tid": ticket_id, "b_level": current.level,
+                            "b_handler": current.handler, "b_since": current.since,
+                            "b_budget_due": current.budget_due,
+                            "b_ack_at": current.acknowledged_at,
+                            "b_ack_by": current.acknowledged_by}
+
+    def plan(self, ctx: PlanContext, change: Change) -> None:
         """Follow level changes, acknowledgements and stops of ``change``'s ticket."""
         lc = change.lifecycle
-        if change.kind not in ("report", "transition") or not _uses_ladder(lc):
+        if change.kind not in ("report", "transition"):
             return
         tid = change.ticket_id
         stop = change.to_state in lc.final_states or change.to_state in lc.spec.ladder.stop_in
         if change.kind == "report" or change.from_level != change.to_level:
-            values: dict[str, Any] = dict(
-                level=change.to_level, handler=self._handler(lc, change.to_level),
-                since=change.at, budget_due=None, acknowledged_at=None, acknowledged_by=None)
-            budget = self._budget(change) if not stop else None
+            budget = None if stop else self._budget(change)
+            if change.kind != "report":
+                ctx.cancel(tid, "ladder")
+            ctx.set_state(tid, LadderState(change.to_level, self._handler(lc, change.to_level),
+                                           change.at, budget, None, None))
             if budget is not None:
-                values["budget_due"] = budget
-            if change.kind == "report":
-                conn.execute(_INSERT, values | {"ticket_id": tid})
-            else:
-                T.cancel(conn, tid, "ladder")
-                conn.execute(_UPDATE, values | {"b_tid": tid})
-            if budget is not None:
-                T.schedule(conn, tid, f"ladder:{change.to_level}", budget, change.at)
+                ctx.schedule(tid, f"ladder:{change.to_level}", budget)
             return
-        if change.trigger in lc.spec.ladder.acknowledged_by:
-            conn.execute(_ACK, {"b_tid": tid, "acknowledged_at": change.at,
-                                "acknowledged_by": change.actor})
-        elif not stop:
+        acknowledges = change.trigger in lc.spec.ladder.acknowledged_by
+        if not acknowledges and not stop:
             return
-        # acknowledged or stopped: the level's budget (if running) stops
-        if conn.execute(_STOP, {"b_tid": tid}).rowcount:
-            T.cancel(conn, tid, "ladder")
+        pos: LadderState | None = ctx.state(tid)
+        if pos is None:
+            return
+        new = pos
+        if acknowledges and pos.acknowledged_at is None:
+            new = replace(new, acknowledged_at=change.at, acknowledged_by=change.actor)
+        if new.budget_due is not None:  # acknowledged or stopped: the budget stops
+            new = replace(new, budget_due=None)
+            ctx.cancel(tid, "ladder")
+        if new != pos:
+            ctx.set_state(tid, new)
 
     @staticmethod
     def _handler(lc: Lifecycle, level: str) -> str | None:
@@ -119,29 +164,32 @@ class Ladder:
             return None
         return due_after(lc.calendars, spec.budget, change.at)
 
+    def fire(self, ctx: FireContext, timer: PendingTimer, ticket: TicketRecord) -> str:
+        """A claimed budget timer: record the breach and escalate one level."""
+        level = timer.name.split(":", 1)[1]
+        pos: LadderState | None = ctx.state(ticket.id)
+        if (pos is None or pos.level != level or ticket.level != level
+                or pos.acknowledged_at is not None):
+            return "stale"
+        ctx.set_state(ticket.id, replace(pos, budget_due=None))
+        outcome = ctx.record(
+            ticket.id, "breach", f"{level}_budget",
+            f"the {level!r} level's budget due {timer.due_at.isoformat()} ran out",
+            {"due_at": timer.due_at.isoformat(), "timer_id": timer.id, "level": level,
+             "handler": pos.handler, "on_breach": "escalate"}, escalate=True)
+        return "breached" if outcome == "recorded" else outcome
 
-def fire_budget(engine: Engine, conn: Connection, timer: Timer, row: Any, lc: Lifecycle,
-                now: datetime) -> FiredTimer:
-    """A claimed budget timer: record the breach and escalate one level."""
-    level = timer.name.split(":", 1)[1]
-    pos = conn.execute(select(ladder).where(ladder.c.ticket_id == timer.ticket_id)).mappings() \
-        .first()
-    if pos is None or pos["level"] != level or row["level"] != level \
-            or pos["acknowledged_at"] is not None:
-        return T.stale(conn, timer, now)
-    conn.execute(update(ladder).where(ladder.c.ticket_id == timer.ticket_id)
-                 .values(budget_due=None))
-    entry = history_row(
-        row, now, "breach", f"{level}_budget",
-        f"the {level!r} level's budget due {timer.due_at.isoformat()} ran out",
-        {"due_at": timer.due_at.isoformat(), "timer_id": timer.id, "level": level,
-         "handler": pos["handler"], "on_breach": "escalate"})
-    outcome = record(engine, conn, row, lc, entry, escalate=True)
-    return FiredTimer(timer, "breached" if outcome == "recorded" else outcome)
+    def timer_problem(self, name: str, state: str, level: str,
+                      lifecycle: Lifecycle) -> str | None:
+        """A budget of another level than the ticket's."""
+        owner = name.split(":", 1)[1]
+        if owner != level:
+            return f"a budget of level {owner!r}, the ticket is at {level!r}"
+        return None
 
 
 def ladder_position(conn: Connection, ticket_id: str) -> LadderPosition | None:
-    """The ticket's place on the ladder.
+    """The ticket's place on the ladder as stored.
 
     None when its lifecycle's levels name no handler and no budget.
     """

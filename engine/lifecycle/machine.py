@@ -19,6 +19,7 @@ from transitions import EventData, Machine
 from engine.calendars import compile_calendars
 from engine.definition.loader import Definition
 from engine.definition.schema import DeadlineSpec, TransitionSpec
+from engine.definition.yaml_source import parse_yaml
 from engine.errors import (
     DefinitionError,
     GuardRejected,
@@ -192,8 +193,6 @@ def _missing(kind: str, name: str) -> Callable[[CommandContext], Any]:
 
 
 def _line(definition: Definition, index: int) -> int:
-    from engine.definition.yaml_source import parse_yaml
-
     return parse_yaml(definition.source, definition.file).line_of(("transitions", index))
 
 

@@ -19,21 +19,20 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from apscheduler.triggers.cron import CronTrigger
-from sqlalchemy import func, insert, select
+from sqlalchemy import bindparam, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from engine.calendars.model import BusinessCalendar
 from engine.clock import ensure_utc
 from engine.definition.schema import PeriodicSpec
+from engine.errors import TicketExists
+from engine.runtime.kernel import HasKernel, Kernel
 from engine.runtime.model import Actor
 from engine.store.tables import definitions
 from engine.store.tables import occurrences as occurrences_table
-
-if TYPE_CHECKING:
-    from engine.runtime.engine import Engine
 
 __all__ = ["add_periodic_jobs", "occurrences", "run_periodic"]
 
@@ -56,7 +55,7 @@ def occurrences(rule: PeriodicSpec, calendar: BusinessCalendar, after: datetime,
         yield nxt.astimezone(after.tzinfo)
 
 
-def run_periodic(engine: Engine, until: datetime | None = None) -> list[str]:
+def run_periodic(engine: HasKernel, until: datetime | None = None) -> list[str]:
     """Report one ticket per periodic occurrence due up to ``until`` (default: now).
 
     Covers the newest deployed version of every lifecycle known to the database.
@@ -65,26 +64,28 @@ def run_periodic(engine: Engine, until: datetime | None = None) -> list[str]:
         The ids of the tickets created by this call (occurrences another process or an
         earlier run already created are skipped).
     """
-    until = until or engine.clock.now()
+    kernel = engine.kernel
+    until = until or kernel.clock.now()
     created: list[str] = []
-    for version in _newest_versions(engine):
-        lc = engine.lifecycle(version)
+    for version in _newest_versions(kernel):
+        lc = kernel.lifecycle(version)
         for name, rule in lc.spec.periodic.items():
             cal = lc.calendars[rule.calendar]
-            for at in occurrences(rule, cal, _last(engine, version, name), until):
-                tid = _create(engine, version, name, rule, cal, at)
+            for at in occurrences(rule, cal, _last(kernel, version, name), until):
+                tid = _create(kernel, version, name, rule, cal, at)
                 if tid is not None:
                     created.append(tid)
     return created
 
 
-def _newest_versions(engine: Engine) -> list[str]:
-    return sorted({v.name for v in engine.versions()})
+def _newest_versions(kernel: Kernel) -> list[str]:
+    with kernel.reading() as conn:
+        return sorted({v.name for v in kernel.catalog.versions(conn)})
 
 
-def _last(engine: Engine, lifecycle: str, rule: str) -> datetime:
+def _last(kernel: Kernel, lifecycle: str, rule: str) -> datetime:
     last: Any
-    with engine.db.read() as conn:
+    with kernel.reading() as conn:
         last = conn.execute(select(func.max(occurrences_table.c.due_at)).where(
             occurrences_table.c.lifecycle == lifecycle,
             occurrences_table.c.rule == rule)).scalar()
@@ -92,37 +93,49 @@ def _last(engine: Engine, lifecycle: str, rule: str) -> datetime:
             last = conn.execute(select(func.min(definitions.c.created_at)).where(
                 definitions.c.name == lifecycle)).scalar()
     if last is None:
-        return engine.clock.now()
+        return kernel.clock.now()
     if isinstance(last, str):  # aggregates lose the column type on SQLite
         last = datetime.fromisoformat(last)
     return ensure_utc(last if last.tzinfo else last.replace(tzinfo=UTC))
 
 
-def _create(engine: Engine, lifecycle: str, name: str, rule: PeriodicSpec,
+_INSERT_OCCURRENCE = insert(occurrences_table)
+_OCCURRENCE = select(occurrences_table.c.id).where(
+    occurrences_table.c.lifecycle == bindparam("b_lc"),
+    occurrences_table.c.rule == bindparam("b_rule"),
+    occurrences_table.c.due_at == bindparam("b_at", type_=occurrences_table.c.due_at.type))
+
+
+def _create(kernel: Kernel, lifecycle: str, name: str, rule: PeriodicSpec,
             cal: BusinessCalendar, at: datetime) -> str | None:
+    """Report the occurrence's ticket with its ``gw_occurrences`` row, in one transaction."""
     local = at.astimezone(cal.zone)
     tid = f"{name}-{local:%Y-%m-%dT%H:%M}"
     try:
-        with engine.batch(), engine._tx() as conn:
-            conn.execute(insert(occurrences_table).values(
-                lifecycle=lifecycle, rule=name, due_at=at, ticket_id=tid,
-                created_at=engine.clock.now()))
-            engine.report(lifecycle, dict(rule.fields), actor=Actor(rule.actor, rule.role),
-                          ticket_id=tid, level=rule.level,
-                          reason=f"periodic {name!r} due {at.isoformat()}")
-    except IntegrityError:
+        with kernel.compound() as unit:
+            if unit.query(lambda conn: conn.execute(
+                    _OCCURRENCE, {"b_lc": lifecycle, "b_rule": name, "b_at": at}).first()):
+                return None  # created already (another process, or before a restart)
+            unit.report(lifecycle, dict(rule.fields), actor=Actor(rule.actor, rule.role),
+                        ticket_id=tid, level=rule.level,
+                        reason=f"periodic {name!r} due {at.isoformat()}")
+            unit.add_row(_INSERT_OCCURRENCE, {"lifecycle": lifecycle, "rule": name,
+                                              "due_at": at, "ticket_id": tid,
+                                              "created_at": unit.now})
+    except (IntegrityError, TicketExists):
         return None  # another process created this occurrence first
     return tid
 
 
-def add_periodic_jobs(scheduler: Any, engine: Engine) -> int:
+def add_periodic_jobs(scheduler: Any, engine: HasKernel) -> int:
     """Add one APScheduler cron job per periodic rule of the deployed lifecycles.
 
     Also adds a catch-up run now. Returns the number of rules scheduled.
     """
     count = 0
-    for version in _newest_versions(engine):
-        lc = engine.lifecycle(version)
+    kernel = engine.kernel
+    for version in _newest_versions(kernel):
+        lc = kernel.lifecycle(version)
         for name, rule in lc.spec.periodic.items():
             cal = lc.calendars[rule.calendar]
             scheduler.add_job(_safe_run, CronTrigger.from_crontab(rule.cron, timezone=cal.zone),
@@ -135,7 +148,7 @@ def add_periodic_jobs(scheduler: Any, engine: Engine) -> int:
     return count
 
 
-def _safe_run(engine: Engine) -> None:
+def _safe_run(engine: HasKernel) -> None:
     import logging
 
     try:

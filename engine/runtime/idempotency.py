@@ -1,8 +1,9 @@
 """Idempotent commands: a key sent twice applies its command once.
 
 A host (or an HTTP client retrying after a timeout) passes ``idempotency_key=`` to
-``Engine.report`` / ``fire`` / ``escalate``. In the command's own transaction the engine looks
-the key up in ``gw_idempotency``:
+``Engine.report`` / ``fire`` / ``escalate``. Keys are scoped per actor (``Actor.id``): two
+clients may use the same key for different commands. In the command's own transaction the
+engine looks the (actor, key) up in ``gw_idempotency``:
 
 * unknown key: the command runs, and its result is written under the key *in the same
   transaction* (so the key exists exactly when the command's effects do);
@@ -12,7 +13,7 @@ the key up in ``gw_idempotency``:
 
 A refused command writes nothing, so its key stays unused. Two callers racing with one key
 both run the command; the second's insert of the key hits the primary key, its transaction
-rolls back, and it returns the first's result (see ``Engine._keyed``).
+rolls back, and it returns the first's result (see :class:`engine.runtime.kernel.Kernel`).
 """
 
 from __future__ import annotations
@@ -27,12 +28,14 @@ from sqlalchemy import Connection, bindparam, insert, select
 from engine.errors import IdempotencyKeyReused
 from engine.store.tables import idempotency
 
-__all__ = ["MAX_KEY_LENGTH", "check_key", "command_digest", "lookup", "record"]
+__all__ = ["INSERT", "MAX_KEY_LENGTH", "check_key", "command_digest", "lookup", "row"]
 
 MAX_KEY_LENGTH = 128
 
-_SELECT = select(idempotency).where(idempotency.c.key == bindparam("b_key"))
-_INSERT = insert(idempotency)
+_SELECT = select(idempotency).where(idempotency.c.owner == bindparam("b_owner"),
+                                    idempotency.c.key == bindparam("b_key"))
+INSERT = insert(idempotency)
+"""The statement that stores a key (with :func:`row`'s parameters)."""
 
 
 def _default(value: Any) -> Any:
@@ -54,24 +57,23 @@ def check_key(key: str) -> None:
         raise ValueError(f"an idempotency key has 1 to {MAX_KEY_LENGTH} characters, got {key!r}")
 
 
-def lookup(conn: Connection, key: str, command: str, digest: str) -> dict[str, Any] | None:
-    """The stored result of the key's first command, or None if the key is new.
+def lookup(conn: Connection, owner: str, key: str, command: str,
+           digest: str) -> dict[str, Any] | None:
+    """The stored result of the actor's first command with this key, or None if it is new.
 
     Raises:
-        IdempotencyKeyReused: the key was used for a command with other content.
+        IdempotencyKeyReused: the actor used the key for a command with other content.
     """
-    row = conn.execute(_SELECT, {"b_key": key}).mappings().first()
-    if row is None:
+    found = conn.execute(_SELECT, {"b_owner": owner, "b_key": key}).mappings().first()
+    if found is None:
         return None
-    if row["digest"] != digest or row["command"] != command:
-        raise IdempotencyKeyReused(key, row["ticket_id"], row["command"])
-    return dict(row["result"])
+    if found["digest"] != digest or found["command"] != command:
+        raise IdempotencyKeyReused(key, found["ticket_id"], found["command"])
+    return dict(found["result"])
 
 
-def record(
-    conn: Connection, key: str, command: str, digest: str, ticket_id: str,
-    result: dict[str, Any], now: datetime,
-) -> None:
-    """Store the key with its command's digest and result (inside the command's transaction)."""
-    conn.execute(_INSERT, dict(key=key, command=command, digest=digest, ticket_id=ticket_id,
-                               result=result, created_at=now))
+def row(owner: str, key: str, command: str, digest: str, ticket_id: str,
+        result: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """The parameters of :data:`INSERT` storing a key with its command's digest and result."""
+    return {"owner": owner, "key": key, "command": command, "digest": digest,
+            "ticket_id": ticket_id, "result": result, "created_at": now}

@@ -15,8 +15,9 @@ Rules (the ``rule`` of a :class:`Violation`):
 * ``timer_owner``: each pending timer belongs to the ticket's current state, or is a ticket
   deadline that still runs (the ticket is not in one of its ``stop_in`` or final states), and
   its deadline exists in the ticket's lifecycle version;
-  SLA (``sla:``), ladder budget (``ladder:``) and lag (``lag:``) timers belong to a clock,
-  the current level or a lag rule of the lifecycle, on a ticket not in a final state;
+  a participant's timer (``sla:``, ``ladder:``, ``lag:``, ...) is on a ticket not in a final
+  state, and its participant finds nothing wrong with it (``Participant.timer_problem``);
+* ``timer_failed``: a pending timer whose firing failed (it is retried; see its error);
 * ``timer_twice``: at most one pending timer per ticket and deadline;
 * ``timer_missing``: for each ``after`` deadline of the current state, the newest timer was
   created when the ticket last entered the state and is pending, or fired if it fell due;
@@ -41,22 +42,9 @@ __all__ = ["Violation", "check_invariants"]
 
 _ENTRY_KINDS = ("report", "transition", "migration")
 _TIMER_KINDS = ("breach", "sla_warning", "sla_breach")  # history rows a fired timer writes
-EXTENSION_PREFIXES = ("sla:", "ladder:", "lag:")  # timers of engine/sla, engine/ladder, timing
 
-
-def _extension_timer_problem(name: str, state: str, level: str, lc: Lifecycle) -> str | None:
-    """Why a pending SLA, ladder or lag timer should not be pending now (None: it may be)."""
-    if state in lc.final_states:
-        return f"the ticket is in the final state {state!r}"
-    kind, _, rest = name.partition(":")
-    owner = rest.split(":", 1)[0]
-    if kind == "sla" and owner not in lc.spec.slas:
-        return f"no SLA clock {owner!r} in {lc.name}"
-    if kind == "ladder" and owner != level:
-        return f"a budget of level {owner!r}, the ticket is at {level!r}"
-    if kind == "lag" and owner not in lc.spec.lags:
-        return f"no lag rule {owner!r} in {lc.name}"
-    return None
+TimerOwner = Callable[[str], Any]
+"""Timer name → the participant owning its prefix (``Participant``), or None for a deadline."""
 
 
 @dataclass(frozen=True)
@@ -81,6 +69,7 @@ def check_invariants(
     conn: Connection,
     lifecycle_of: Callable[[int], Lifecycle],
     *,
+    owner_of: TimerOwner,
     ticket_ids: list[str] | None = None,
 ) -> list[Violation]:
     """Check every ticket (or those in ``ticket_ids``); return the violations, by ticket.
@@ -89,6 +78,7 @@ def check_invariants(
         conn: a connection to read with (one consistent snapshot on PostgreSQL when it is in
             a REPEATABLE READ transaction; SQLite reads are snapshots in WAL mode).
         lifecycle_of: the compiled lifecycle of a ``gw_definitions.id``.
+        owner_of: the participant owning a timer name's prefix (None: a deadline).
         ticket_ids: only these tickets (default: all).
     """
     tq = select(tickets).order_by(tickets.c.id)
@@ -108,11 +98,12 @@ def check_invariants(
     for ticket in conn.execute(tq).mappings():
         tid = ticket["id"]
         lc = lifecycle_of(ticket["definition_id"])
-        out += _check_ticket(ticket, rows_by.get(tid, []), timers_by.get(tid, []), lc)
+        out += _check_ticket(ticket, rows_by.get(tid, []), timers_by.get(tid, []), lc, owner_of)
     return out
 
 
-def _check_ticket(ticket: Any, rows: list[Any], tms: list[Any], lc: Lifecycle) -> list[Violation]:
+def _check_ticket(ticket: Any, rows: list[Any], tms: list[Any], lc: Lifecycle,
+                  owner_of: TimerOwner) -> list[Violation]:
     tid = ticket["id"]
     out: list[Violation] = []
 
@@ -151,8 +142,14 @@ def _check_ticket(ticket: Any, rows: list[Any], tms: list[Any], lc: Lifecycle) -
         if t["status"] != "pending":
             continue
         pending_names[t["name"]] += 1
-        if t["name"].startswith(EXTENSION_PREFIXES):
-            problem = _extension_timer_problem(t["name"], state, ticket["level"], lc)
+        if t["failures"]:
+            bad("timer_failed", f"pending timer {t['id']} {t['name']!r} failed "
+                f"{t['failures']} time(s), retried at {t['lease_until']}: {t['last_error']}")
+        if ":" in t["name"]:
+            owner = owner_of(t["name"])
+            problem = (f"the ticket is in the final state {state!r}" if state in lc.final_states
+                       else "no participant owns this timer's prefix" if owner is None
+                       else owner.timer_problem(t["name"], state, ticket["level"], lc))
             if problem:
                 bad("timer_owner", f"pending timer {t['id']} {t['name']!r}: {problem}")
             continue

@@ -11,17 +11,31 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from sqlalchemy import exists, func, select
 
+from engine.clock import Clock
 from engine.runtime.model import Ticket
+from engine.store.database import Database
 from engine.store.tables import definitions, history, tickets, timers
 
-if TYPE_CHECKING:
-    from engine.runtime.engine import Engine
+__all__ = ["TicketPage", "TicketSource", "find_tickets"]
 
-__all__ = ["TicketPage", "find_tickets"]
+
+class TicketSource(Protocol):
+    """What a listing reads from (the public Engine is one)."""
+
+    @property
+    def db(self) -> Database:
+        """The database read."""
+
+    @property
+    def clock(self) -> Clock:
+        """Where ``now`` comes from."""
+
+    def get(self, ticket_id: str) -> Ticket:
+        """One ticket (raises TicketNotFound)."""
 
 MAX_LIMIT = 500
 
@@ -43,7 +57,7 @@ class TicketPage:
 
 
 def find_tickets(
-    engine: Engine,
+    engine: TicketSource,
     *,
     lifecycle: str | None = None,
     state: str | None = None,

@@ -109,6 +109,10 @@ class Timer:
         due_at: when it falls due (aware UTC).
         status: ``pending``, ``fired``, ``cancelled`` or ``stale`` (its ticket had moved on).
         fired_at: when it was fired (aware UTC) or None.
+        failures: how often firing it failed (a bug, a database error); a pending timer
+            with failures is retried with a growing delay (see
+            :mod:`engine.runtime.dispatcher`).
+        last_error: the last failure's error, or None.
     """
 
     id: int
@@ -118,6 +122,8 @@ class Timer:
     due_at: datetime
     status: str
     fired_at: datetime | None
+    failures: int = 0
+    last_error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -128,8 +134,9 @@ class FiredTimer:
         timer: the timer as it was claimed (``due_at`` is its original due time).
         outcome: ``breached`` (recorded), ``escalated`` (recorded and escalated one level),
             ``top_level`` (escalation asked for, already at the top: recorded only),
-            ``warned`` (an SLA warning recorded) or ``stale`` (the ticket had moved on, left
-            the level or stopped the clock: nothing done).
+            ``warned`` (an SLA warning recorded), ``stale`` (the ticket had moved on, left
+            the level or stopped the clock: nothing done) or ``failed`` (firing raised an
+            error; nothing of it was written, the timer stays pending and is retried).
     """
 
     timer: Timer

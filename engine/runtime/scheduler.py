@@ -1,33 +1,37 @@
 """APScheduler as the wake-up clock that fires deadlines in real time.
 
 APScheduler keeps no state of ours: timers are rows in the database, and a job here only
-*wakes the engine* to call :meth:`Engine.run_due`. Two jobs, in memory:
+*wakes the engine* to fire what is due (:meth:`Kernel.run_due`). Jobs, in memory:
 
 * ``wake``: a date trigger at the next due time (plus 1 ms, since a deadline is breached only
-  once the clock is past it), re-armed after each run and whenever a command creates an
+  once the clock is past it), re-armed after each run and whenever a commit creates an
   earlier timer;
-* ``sweep``: an interval trigger (default every 30 s) that calls ``run_due`` anyway, in case
+* ``sweep``: an interval trigger (default every 30 s) that fires what is due anyway, in case
   another process created timers or a wake-up was missed;
-* ``periodic:*``: one cron trigger per ``periodic`` rule of the deployed lifecycles (see
-  :mod:`engine.periodic.runner`).
+* whatever the ``jobs`` callback adds (the engine adds one cron job per ``periodic`` rule,
+  see :mod:`engine.periodic.runner`).
 
-Because claiming a timer is a conditional update in the database, a timer fires once even if
-both jobs (or several processes) run at the same moment.
+Claiming a timer is a conditional update in the database, so a timer fires once even if
+both jobs (or several processes) run at the same moment. The wake-up runs no host code
+after a commit: listeners of fired timers run on their own thread
+(:class:`~engine.runtime.unit_of_work.AfterCommitExecutor`), so a hung listener cannot
+stop the clock.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-if TYPE_CHECKING:
-    from engine.runtime.engine import Engine
+from engine.clock import VirtualClock
+from engine.runtime.kernel import Kernel
 
 __all__ = ["WakeUpScheduler"]
 
@@ -36,21 +40,29 @@ _SLACK = timedelta(milliseconds=1)
 
 
 class WakeUpScheduler:
-    """Calls ``engine.run_due()`` at each next due time and every ``sweep_seconds``.
+    """Fires the kernel's due timers at each next due time and every ``sweep_seconds``.
 
     Args:
-        engine: the engine to wake.
+        kernel: the engine's kernel.
         sweep_seconds: interval of the safety sweep (seconds).
+        jobs: called with the APScheduler scheduler once it runs, to add more jobs.
     """
 
-    def __init__(self, engine: Engine, *, sweep_seconds: float = 30.0):
-        self.engine = engine
+    def __init__(self, kernel: Kernel, *, sweep_seconds: float = 30.0,
+                 jobs: Callable[[Any], object] | None = None):
+        self.kernel = kernel
         self._scheduler = BackgroundScheduler(timezone=UTC)
         self._lock = threading.Lock()
         self._armed: datetime | None = None
         self._sweep = sweep_seconds
+        self._jobs = jobs
         self._stopping = False
-        self._running = threading.Lock()  # held while a run_due is in flight
+        self._running = threading.Lock()  # held while a run is in flight
+
+    @property
+    def aps(self) -> BackgroundScheduler:
+        """The APScheduler scheduler underneath (to list its jobs)."""
+        return self._scheduler
 
     def start(self) -> None:
         """Start the background thread, sweep once, and arm the first wake-up."""
@@ -58,12 +70,11 @@ class WakeUpScheduler:
                                 max_instances=1, coalesce=True)
         self._scheduler.start()
         self._scheduler.add_job(self._run, id="startup", max_instances=1)
-        from engine.periodic import add_periodic_jobs
-
-        add_periodic_jobs(self._scheduler, self.engine)  # cron jobs of `periodic` rules
+        if self._jobs is not None:
+            self._jobs(self._scheduler)
 
     def stop(self) -> None:
-        """Stop the thread, waiting for a running ``run_due`` to finish.
+        """Stop the thread, waiting for a running run to finish.
 
         APScheduler's ``shutdown(wait=True)`` holds its job-store lock while waiting for the
         running job, and that job re-arms the wake-up (which needs the same lock): so we stop
@@ -82,9 +93,7 @@ class WakeUpScheduler:
         it with ``run_until``), so waking at a virtual instant would spin; the start-up run and
         the sweep still fire what is due on it.
         """
-        from engine.clock import VirtualClock
-
-        if isinstance(self.engine.clock, VirtualClock):
+        if isinstance(self.kernel.clock, VirtualClock):
             return
         when = due + _SLACK
         with self._lock:
@@ -100,14 +109,14 @@ class WakeUpScheduler:
             if self._stopping:
                 return
             try:
-                fired = self.engine.run_due()
+                fired = self.kernel.run_due(self.kernel.clock.now())
                 if fired:
                     log.info("fired %d timer(s)", len(fired))
                 with self._lock:
                     self._armed = None
-                nxt = self.engine.next_due()
+                nxt = self.kernel.next_due()
             except Exception:  # the scheduler thread must survive; the next sweep retries
-                log.exception("run_due failed; will retry at the next wake-up")
+                log.exception("firing due timers failed; will retry at the next wake-up")
                 return
             if nxt is not None:
                 self.wake_at(nxt)

@@ -8,14 +8,14 @@ from __future__ import annotations
 import statistics
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, func, select
 
-from engine.sla.clocks import sla_outcomes
-from engine.store.tables import definitions, history, tickets
+from engine.store.tables import definitions, history, sla_clocks, tickets
 
-__all__ = ["Summary", "summarize"]
+__all__ = ["Summary", "sla_outcomes", "summarize"]
 
 
 @dataclass(frozen=True)
@@ -116,8 +116,24 @@ def summarize(
 
 def _aware(value: Any) -> Any:
     """``func.min`` loses the column type on some backends: put UTC back if needed."""
-    from datetime import UTC, datetime
-
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
     return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def sla_outcomes(conn: Connection, lifecycle: str) -> dict[str, dict[str, int]]:
+    """Outcome counts per SLA clock name over every ticket of ``lifecycle``.
+
+    ``{"met": n, "breached": n, "open": n}``; open = not stopped yet and not breached.
+    """
+    ids = select(definitions.c.id).where(definitions.c.name == lifecycle).scalar_subquery()
+    mine = select(tickets.c.id).where(tickets.c.definition_id.in_(ids))
+    out: dict[str, dict[str, int]] = {}
+    for name, outcome, count in conn.execute(
+        select(sla_clocks.c.name, sla_clocks.c.outcome, func.count())
+        .where(sla_clocks.c.ticket_id.in_(mine))
+        .group_by(sla_clocks.c.name, sla_clocks.c.outcome)
+    ).all():
+        entry = out.setdefault(name, {"met": 0, "breached": 0, "open": 0})
+        entry[outcome or "open"] += int(count)
+    return dict(sorted(out.items()))

@@ -1,11 +1,20 @@
-"""Which timers a command creates and cancels: the deadline rules of a lifecycle, applied.
+"""Which deadline timers a command creates and cancels: a lifecycle's deadline rules, applied.
 
-Pure planning over one ticket inside the command's transaction; the Engine calls these and
-inserts the rows they return, so timers change in the same transaction as the state.
+Pure planning over one ticket's staged record; the command handler stages what these return,
+so timers change in the same transaction as the state.
+
+* Entering a state starts its ``state:`` deadlines; a report also starts the ticket
+  deadlines (``stop_in:``) that the initial state does not stop.
+* Leaving a state cancels its deadlines; entering one of a ticket deadline's ``stop_in``
+  states, or a final state, stops that ticket deadline.
+* A command that sets or changes a deadline's ``at_field`` moves that ticket deadline while
+  it still runs (never reached a stop state, not yet breached); clearing the field cancels it.
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -13,88 +22,91 @@ from sqlalchemy import Connection, select
 
 from engine.calendars.spans import due_after
 from engine.lifecycle.machine import Lifecycle
-from engine.store import fast
-from engine.store import statements as S
+from engine.runtime.working import PendingTimer
 from engine.store.tables import history, timers
 
-__all__ = ["cancel_on_exit", "reschedule_field_deadlines", "timers_on_entry"]
+__all__ = ["entry_timers", "exit_cancels", "field_deadline_moves"]
+
+Planned = tuple[str, str | None, datetime]
+"""A timer to create: ``(name, owning state or None for a ticket deadline, due)``."""
 
 
-def timers_on_entry(
-    lc: Lifecycle, ticket_id: str, state: str, fields: dict[str, Any], now: datetime,
-    *, report: bool,
-) -> list[dict[str, Any]]:
-    """Timer rows for entering ``state`` (and, on report, the ticket deadlines)."""
-    out: list[dict[str, Any]] = []
-    chosen = [(d, d.spec.state) for d in lc.state_deadlines.get(state, ())]
+def entry_timers(lc: Lifecycle, state: str, fields: Mapping[str, Any], now: datetime,
+                 *, report: bool) -> list[Planned]:
+    """Timers for entering ``state`` at ``now`` (and, on report, the ticket deadlines).
+
+    Raises:
+        CalendarOutOfRange: a working-time deadline needs a day outside its calendar.
+    """
+    out: list[Planned] = []
+    for d in lc.state_deadlines.get(state, ()):
+        due = _due(lc, d.spec.after, d.spec.at_field, fields, now)
+        if due is not None:
+            out.append((d.name, state, due))
     if report:
-        chosen += [(d, None) for d in lc.ticket_deadlines
-                   if state not in (d.spec.stop_in or ())]
-    for d, owner in chosen:
-        if d.spec.after is not None:
-            due = due_after(lc.calendars, d.spec.after, now)
-        else:
-            raw = fields.get(d.spec.at_field or "")
-            if raw is None:
+        for d in lc.ticket_deadlines:
+            if state in (d.spec.stop_in or ()):
                 continue
-            due = datetime.fromisoformat(raw)
-        out.append(dict(ticket_id=ticket_id, name=d.name, state=owner, due_at=due,
-                        status="pending", created_at=now, fired_at=None))
+            due = _due(lc, d.spec.after, d.spec.at_field, fields, now)
+            if due is not None:
+                out.append((d.name, None, due))
     return out
 
-def reschedule_field_deadlines(
-    conn: Connection, lc: Lifecycle, ticket_id: str, dest: str, updates: dict[str, Any],
-    now: datetime,
-) -> list[dict[str, Any]]:
-    """A command that sets or changes an ``at_field`` moves that ticket deadline.
 
-    The deadline is (re)scheduled while it still runs: the ticket has never reached one of
-    its stop states, and it has not fired yet. Clearing the field cancels it.
+def _due(lc: Lifecycle, after: Any, at_field: str | None, fields: Mapping[str, Any],
+         now: datetime) -> datetime | None:
+    if after is not None:
+        return due_after(lc.calendars, after, now)
+    raw = fields.get(at_field or "")
+    return None if raw is None else datetime.fromisoformat(raw)
+
+
+def exit_cancels(lc: Lifecycle, pending: Mapping[str, PendingTimer], source: str,
+                 dest: str) -> list[str]:
+    """Names of the pending deadline timers that a move from ``source`` to ``dest`` ends."""
+    out = [name for name, t in pending.items() if t.state is not None and t.state == source]
+    final = dest in lc.final_states
+    for d in lc.ticket_deadlines:
+        if d.name in pending and (final or dest in (d.spec.stop_in or ())):
+            out.append(d.name)
+    return out
+
+
+def field_deadline_moves(
+    lc: Lifecycle, ticket_id: str, dest: str, updates: Mapping[str, Any],
+    pending: Mapping[str, PendingTimer], query: Callable[[Callable[[Connection], Any]], Any],
+) -> Iterable[tuple[str, datetime | None]]:
+    """The ticket deadlines an update of their ``at_field`` moves: ``(name, new due or None)``.
+
+    None as the due cancels the deadline (its field was cleared). A deadline that is not
+    pending is moved only if it never fired and the ticket never reached one of its stop
+    states; that is read from the store through ``query`` (rare: the field set later).
     """
-    out: list[dict[str, Any]] = []
     for d in lc.ticket_deadlines:
         field_name = d.spec.at_field
         if field_name is None or field_name not in updates:
             continue
         if dest in (d.spec.stop_in or ()) or dest in lc.final_states:
             continue
-        statuses = set(conn.execute(
-            select(timers.c.status).where(timers.c.ticket_id == ticket_id,
-                                          timers.c.name == d.name,
-                                          timers.c.state.is_(None))).scalars())
-        if statuses & {"fired", "stale"}:
-            continue  # already breached: moving the target does not undo that
-        stop_states = sorted(set(d.spec.stop_in or ()) | lc.final_states)
-        stopped = conn.execute(
-            select(history.c.id).where(history.c.ticket_id == ticket_id,
-                                       history.c.kind == "transition",
-                                       history.c.to_state.in_(stop_states)).limit(1)
-        ).first()
-        if stopped is not None:
-            continue  # the deadline stopped when the ticket first reached a stop state
-        conn.execute(S.CANCEL_TIMERS, {"b_id": ticket_id, "b_state": None,
-                                       "b_names": [d.name]})
         value = updates[field_name]
-        if value is not None:
-            out.append(dict(ticket_id=ticket_id, name=d.name, state=None,
-                            due_at=datetime.fromisoformat(value), status="pending",
-                            created_at=now, fired_at=None))
-    return out
+        due = None if value is None else datetime.fromisoformat(value)
+        if d.name in pending:
+            yield d.name, due
+            continue
+        stops = sorted(set(d.spec.stop_in or ()) | lc.final_states)
+        if due is not None and not query(functools.partial(_ended, ticket_id=ticket_id,
+                                                           name=d.name, stop_states=stops)):
+            yield d.name, due
 
-def cancel_on_exit(
-    conn: Connection, lc: Lifecycle, ticket_id: str, source: str, dest: str
-) -> None:
-    """Cancel the timers of the state being left and the ticket deadlines ``dest`` stops."""
-    stopped = [d.name for d in lc.ticket_deadlines if dest in (d.spec.stop_in or ())]
-    if dest in lc.final_states:
-        stopped = [d.name for d in lc.ticket_deadlines]
-    leaving = source in lc.state_deadlines
-    if not stopped and not leaving:
-        return
-    if not stopped:  # the common cases, without an expanding IN (engine/store/fast.py)
-        fast.execute(conn, S.CANCEL_STATE_TIMERS, {"b_id": ticket_id, "b_state": source})
-    elif not leaving and len(stopped) == 1:
-        fast.execute(conn, S.CANCEL_TICKET_DEADLINE, {"b_id": ticket_id, "b_name": stopped[0]})
-    else:
-        conn.execute(S.CANCEL_TIMERS, {"b_id": ticket_id, "b_state": source if leaving else None,
-                                       "b_names": stopped})
+
+def _ended(conn: Connection, *, ticket_id: str, name: str, stop_states: list[str]) -> bool:
+    """Whether a ticket deadline has fired (breached) or stopped for good."""
+    fired = conn.execute(select(timers.c.id).where(
+        timers.c.ticket_id == ticket_id, timers.c.name == name, timers.c.state.is_(None),
+        timers.c.status.in_(("fired", "stale"))).limit(1)).first()
+    if fired is not None:
+        return True
+    stopped = conn.execute(select(history.c.id).where(
+        history.c.ticket_id == ticket_id, history.c.kind == "transition",
+        history.c.to_state.in_(stop_states)).limit(1)).first()
+    return stopped is not None

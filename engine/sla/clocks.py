@@ -1,4 +1,4 @@
-"""SLA clocks, kept by a participant in each command's transaction.
+"""SLA clocks: a participant that starts, pauses, resumes and stops them on every change.
 
 Rules, applied to every report and transition of a ticket, for each clock of its lifecycle:
 
@@ -18,35 +18,37 @@ Rules, applied to every report and transition of a ticket, for each clock of its
   ``states`` (a self-transition enters nothing).
 
 Elapsed time is counted in the target's calendar (working time) for a working target, else in
-elapsed time. While a clock runs it has a breach timer at the instant the remaining target is
-used up, and a timer for each warning not yet given (``percent`` of the target, or ``before``
-the breach). Pausing or stopping cancels them; resuming schedules them again from what is left.
-A clock with ``at_field`` is due at that instant and cannot pause; a command that changes the
-field moves its breach and warnings (clearing it leaves the clock without a due instant).
+elapsed time. While a clock runs it has a breach timer (``sla:<clock>``) at the instant the
+remaining target is used up, and a timer for each warning not yet given
+(``sla:<clock>:warn:<i>``: ``percent`` of the target, or ``before`` the breach). Pausing or
+stopping cancels them; resuming schedules them again from what is left. A clock with
+``at_field`` is due at that instant and cannot pause; a command that changes the field moves
+its breach and warnings (clearing it leaves the clock without a due instant).
+
+A clock's state is kept per ticket as :class:`ClockState` values (table ``gw_sla_clocks``);
+a change that cannot affect any clock of the lifecycle (see :func:`_touches`) does not even
+read them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 from engine.definition.schema import ConditionSpec, SlaSpec, WorkingSpan
 from engine.durations import format_duration
 from engine.lifecycle.machine import Lifecycle
 from engine.runtime.changes import Change
-from engine.runtime.model import FiredTimer, Timer
-from engine.store import statements as S
-from engine.store.tables import definitions, sla_clocks, tickets
-from engine.timing import timers as T
-from engine.timing.breach import history_row, record
+from engine.runtime.participant import FireContext, Participant, PlanContext, RowWrite
+from engine.runtime.summary import sla_outcomes
+from engine.runtime.working import PendingTimer, TicketRecord
+from engine.store.tables import sla_clocks
 
-if TYPE_CHECKING:
-    from engine.runtime.engine import Engine
-
-__all__ = ["SlaClock", "SlaClocks", "clocks_of", "fire_sla", "sla_outcomes"]
+__all__ = ["ClockState", "SlaClock", "SlaClocks", "clocks_of", "sla_outcomes"]
 
 _ZERO = timedelta(0)
 
@@ -76,17 +78,37 @@ class SlaClock:
     breached_at: datetime | None
 
 
+@dataclass(frozen=True, slots=True)
+class ClockState:
+    """One clock in the working copy: the columns of its ``gw_sla_clocks`` row."""
+
+    name: str
+    status: str
+    started_at: datetime
+    running_since: datetime | None
+    elapsed_seconds: float
+    due_at: datetime | None
+    outcome: str | None
+    breached_at: datetime | None
+    stopped_at: datetime | None
+    warned: tuple[int, ...]
+
+
+Clocks = tuple[ClockState, ...]
+"""A ticket's clocks, by name."""
+
+
 def _matches(cond: ConditionSpec | None, change: Change) -> bool:
     if cond is None:
         return False
-    entered = change.to_state if change.from_state != change.to_state else None
+    entered = change.entered
     return change.trigger in cond.triggers or (entered is not None and entered in cond.states)
 
 
 def _stops(sla: SlaSpec, change: Change) -> bool:
     """``stop`` matches, or the ticket reaches a final state (which stops every clock)."""
     return _matches(sla.stop, change) or (
-        change.from_state != change.to_state and change.to_state in change.lifecycle.final_states)
+        change.entered is not None and change.to_state in change.lifecycle.final_states)
 
 
 def _left_stop_states(sla: SlaSpec, change: Change) -> bool:
@@ -94,6 +116,31 @@ def _left_stop_states(sla: SlaSpec, change: Change) -> bool:
     return (change.from_state in sla.stop.states
             and change.to_state not in sla.stop.states
             and change.to_state not in change.lifecycle.final_states)
+
+
+def _implicit_resume(sla: SlaSpec, change: Change) -> bool:
+    """A paused clock without ``resume`` resumes on entering a state not in ``pause.states``."""
+    return (sla.resume is None and sla.pause is not None and change.entered is not None
+            and change.to_state not in sla.pause.states)
+
+
+def _touches(sla: SlaSpec, change: Change) -> bool:
+    """Whether ``change`` can change this clock, whatever its stored state (pure).
+
+    Every branch of :meth:`SlaClocks._step` needs one of these; when none holds the stored
+    clock is not even read.
+    """
+    if (_matches(sla.start, change) or _stops(sla, change) or _matches(sla.pause, change)
+            or _matches(sla.resume, change) or _left_stop_states(sla, change)):
+        return True
+    if sla.at_field is not None and sla.at_field in (change.data.get("fields") or {}):
+        return True
+    if _implicit_resume(sla, change):
+        pause = sla.pause
+        assert pause is not None
+        # paused by states only: a paused clock means the ticket is in a pause state
+        return bool(pause.triggers) or change.from_state in pause.states
+    return False
 
 
 def _measure(lc: Lifecycle, sla: SlaSpec, a: datetime, b: datetime) -> timedelta:
@@ -115,104 +162,162 @@ def _target(sla: SlaSpec) -> timedelta | None:
     return sla.target
 
 
-_SELECT = select(sla_clocks).where(sla_clocks.c.ticket_id == bindparam("b_tid"))
-_BY_NAME = select(sla_clocks).where(sla_clocks.c.ticket_id == bindparam("b_tid"),
-                                    sla_clocks.c.name == bindparam("b_name"))
+_SELECT = select(sla_clocks).where(sla_clocks.c.ticket_id.in_(bindparam("b_ids", expanding=True)))
 _INSERT = insert(sla_clocks)
-_UPDATE = update(sla_clocks).where(sla_clocks.c.id == bindparam("b_cid"))
-"""SET columns come from the parameters given with it (prebuilt: the hot path of replays)."""
+_c = sla_clocks.c
+_UPDATE = (
+    update(sla_clocks)
+    .where(_c.ticket_id == bindparam("b_tid"), _c.name == bindparam("b_name"))
+    .values(status=bindparam("b_status"),
+            running_since=bindparam("b_running_since", type_=_c.running_since.type),
+            elapsed_seconds=bindparam("b_elapsed", type_=_c.elapsed_seconds.type),
+            due_at=bindparam("b_due_at", type_=_c.due_at.type),
+            outcome=bindparam("b_outcome"),
+            breached_at=bindparam("b_breached_at", type_=_c.breached_at.type),
+            stopped_at=bindparam("b_stopped_at", type_=_c.stopped_at.type),
+            warned=bindparam("b_warned", type_=_c.warned.type))
+)
+"""A clock's row after a change (one statement for every kind of change: executemany)."""
 
 
-class SlaClocks:
+class SlaClocks(Participant):
     """The participant that keeps SLA clocks (registered by every Engine)."""
 
-    def on_change(self, conn: Connection, change: Change) -> None:
-        """Start, pause, resume or stop the ticket's clocks for ``change``."""
-        specs = change.lifecycle.spec.slas
-        if not specs or change.kind not in ("report", "transition"):
-            return
-        rows = ({} if change.kind == "report" else
-                {r["name"]: r for r in conn.execute(_SELECT, {"b_tid": change.ticket_id})
-                 .mappings()})
-        new_timers: list[dict[str, Any]] = []
-        for name, sla in specs.items():
-            self._step(conn, change, name, sla, rows.get(name), new_timers)
-        if new_timers:
-            conn.execute(S.INSERT_TIMERS, new_timers)
+    key = "sla"
+    timer_prefix = "sla"
 
-    def _step(self, conn: Connection, change: Change, name: str, sla: SlaSpec,
-              row: Any, new_timers: list[dict[str, Any]]) -> None:
-        lc, at, tid = change.lifecycle, change.at, change.ticket_id
-        if row is None:
-            if not _matches(sla.start, change):
-                return
-            paused = sla.pause is not None and change.to_state in sla.pause.states
-            values: dict[str, Any] = dict(
-                ticket_id=tid, name=name, status="paused" if paused else "running",
-                started_at=at, running_since=None if paused else at, elapsed_seconds=0.0,
-                due_at=None, outcome=None, breached_at=None, stopped_at=None, warned=[])
-            if not paused:
-                values["due_at"] = self._arm(change, name, sla, values, new_timers)
-            conn.execute(_INSERT, values)
+    def __init__(self) -> None:
+        self._specs: dict[int, tuple[tuple[str, SlaSpec], ...]] = {}
+
+    def interested(self, lifecycle: Lifecycle) -> bool:
+        """Lifecycles that declare SLA clocks."""
+        return bool(lifecycle.spec.slas)
+
+    def empty(self, lifecycle: Lifecycle) -> Clocks:
+        """No clock started yet."""
+        return ()
+
+    def load(self, conn: Connection, ticket_ids: Sequence[str]) -> Mapping[str, Clocks]:
+        """The tickets' stored clocks."""
+        out: dict[str, list[ClockState]] = {}
+        for r in conn.execute(_SELECT, {"b_ids": list(ticket_ids)}).mappings():
+            out.setdefault(r["ticket_id"], []).append(ClockState(
+                r["name"], r["status"], r["started_at"], r["running_since"],
+                r["elapsed_seconds"], r["due_at"], r["outcome"], r["breached_at"],
+                r["stopped_at"], tuple(r["warned"] or ())))
+        return {tid: tuple(sorted(c, key=lambda x: x.name)) for tid, c in out.items()}
+
+    def writes(self, ticket_id: str, stored: Clocks | None,
+               current: Clocks) -> Iterable[RowWrite]:
+        """Insert new clocks, update changed ones."""
+        before = {c.name: c for c in stored or ()}
+        for c in current:
+            old = before.get(c.name)
+            if old == c:
+                continue
+            if old is None:
+                yield _INSERT, {
+                    "ticket_id": ticket_id, "name": c.name, "status": c.status,
+                    "started_at": c.started_at, "running_since": c.running_since,
+                    "elapsed_seconds": c.elapsed_seconds, "due_at": c.due_at,
+                    "outcome": c.outcome, "breached_at": c.breached_at,
+                    "stopped_at": c.stopped_at, "warned": list(c.warned)}
+            else:
+                yield _UPDATE, {
+                    "b_tid": ticket_id, "b_name": c.name, "b_status": c.status,
+                    "b_running_since": c.running_since, "b_elapsed": c.elapsed_seconds,
+                    "b_due_at": c.due_at, "b_outcome": c.outcome,
+                    "b_breached_at": c.breached_at, "b_stopped_at": c.stopped_at,
+                    "b_warned": list(c.warned)}
+
+    def _clocks_of(self, lc: Lifecycle) -> tuple[tuple[str, SlaSpec], ...]:
+        found = self._specs.get(id(lc))
+        if found is None:
+            found = self._specs[id(lc)] = tuple(lc.spec.slas.items())
+        return found
+
+    def plan(self, ctx: PlanContext, change: Change) -> None:
+        """Start, pause, resume or stop the ticket's clocks for ``change``."""
+        if change.kind not in ("report", "transition"):
             return
-        status = row["status"]
-        elapsed = timedelta(seconds=row["elapsed_seconds"])
+        specs = [(n, s) for n, s in self._clocks_of(change.lifecycle) if _touches(s, change)]
+        if not specs:
+            return
+        tid = change.ticket_id
+        current: Clocks = ctx.state(tid)
+        by_name = {c.name: c for c in current}
+        changed = False
+        for name, sla in specs:
+            new = self._step(ctx, change, name, sla, by_name.get(name))
+            if new is not None:
+                by_name[name] = new
+                changed = True
+        if changed:
+            ctx.set_state(tid, tuple(sorted(by_name.values(), key=lambda c: c.name)))
+
+    def _step(self, ctx: PlanContext, change: Change, name: str, sla: SlaSpec,
+              clock: ClockState | None) -> ClockState | None:
+        """The clock after ``change`` (None: unchanged)."""
+        lc, at, tid = change.lifecycle, change.at, change.ticket_id
+        if clock is None:
+            if not _matches(sla.start, change):
+                return None
+            paused = sla.pause is not None and change.to_state in sla.pause.states
+            new = ClockState(name, "paused" if paused else "running", at,
+                             None if paused else at, 0.0, None, None, None, None, ())
+            if not paused:
+                new = replace(new, due_at=self._arm(ctx, change, name, sla, new))
+            return new
+        status = clock.status
         if status == "running":
-            elapsed += _measure(lc, sla, row["running_since"], at)
+            assert clock.running_since is not None
+            elapsed = (timedelta(seconds=clock.elapsed_seconds)
+                       + _measure(lc, sla, clock.running_since, at))
             if _stops(sla, change):
                 # met at its due instant (the tie rule); past it, breached even if the
                 # breach timer has not fired yet
-                late = row["due_at"] is not None and at > row["due_at"]
-                conn.execute(_UPDATE, dict(
-                    b_cid=row["id"], status="stopped", running_since=None,
+                late = clock.due_at is not None and at > clock.due_at
+                ctx.cancel(tid, f"sla:{name}")
+                return replace(
+                    clock, status="stopped", running_since=None,
                     elapsed_seconds=elapsed.total_seconds(), due_at=None, stopped_at=at,
-                    outcome=row["outcome"] or ("breached" if late else "met"),
-                    breached_at=row["breached_at"] or (row["due_at"] if late else None)))
-            elif _matches(sla.pause, change):
-                conn.execute(_UPDATE, dict(b_cid=row["id"], status="paused", running_since=None,
-                                           elapsed_seconds=elapsed.total_seconds(),
-                                           due_at=None))
-            elif sla.at_field is not None and sla.at_field in (change.data.get("fields") or {}):
+                    outcome=clock.outcome or ("breached" if late else "met"),
+                    breached_at=clock.breached_at or (clock.due_at if late else None))
+            if _matches(sla.pause, change):
+                ctx.cancel(tid, f"sla:{name}")
+                return replace(clock, status="paused", running_since=None,
+                               elapsed_seconds=elapsed.total_seconds(), due_at=None)
+            if sla.at_field is not None and sla.at_field in (change.data.get("fields") or {}):
                 # the due instant's field changed: the clock follows it (like at_field deadlines)
-                T.cancel(conn, tid, f"sla:{name}")
-                due = self._arm(change, name, sla, dict(row), new_timers)
-                conn.execute(_UPDATE, dict(b_cid=row["id"], due_at=due))
-                return
-            else:
-                return
-            T.cancel(conn, tid, f"sla:{name}")
-        elif status == "paused":
+                ctx.cancel(tid, f"sla:{name}")
+                return replace(clock, due_at=self._arm(ctx, change, name, sla, clock))
+            return None
+        if status == "paused":
             if _stops(sla, change):
-                conn.execute(_UPDATE, dict(b_cid=row["id"], status="stopped", stopped_at=at,
-                                           outcome=row["outcome"] or "met"))
-            elif _matches(sla.resume, change) or (
-                sla.resume is None and sla.pause is not None
-                and change.from_state != change.to_state
-                and change.to_state not in sla.pause.states
-            ):
-                values = dict(row) | {"status": "running", "running_since": at}
-                due = self._arm(change, name, sla, values, new_timers)
-                conn.execute(_UPDATE, dict(b_cid=row["id"], status="running",
-                                           running_since=at, due_at=due))
-        elif status == "stopped" and not _stops(sla, change) and (
-            _matches(sla.start, change) or _left_stop_states(sla, change)
-        ):
-            values = dict(row) | {"status": "running", "running_since": at}
-            due = self._arm(change, name, sla, values, new_timers)
-            conn.execute(_UPDATE, dict(
-                b_cid=row["id"], status="running", running_since=at, stopped_at=None,
-                due_at=due, outcome="breached" if row["outcome"] == "breached" else None))
+                return replace(clock, status="stopped", stopped_at=at,
+                               outcome=clock.outcome or "met")
+            if _matches(sla.resume, change) or _implicit_resume(sla, change):
+                resumed = replace(clock, status="running", running_since=at)
+                return replace(resumed, due_at=self._arm(ctx, change, name, sla, resumed))
+            return None
+        if not _stops(sla, change) and (_matches(sla.start, change)
+                                        or _left_stop_states(sla, change)):
+            resumed = replace(clock, status="running", running_since=at, stopped_at=None,
+                              outcome="breached" if clock.outcome == "breached" else None)
+            return replace(resumed, due_at=self._arm(ctx, change, name, sla, resumed))
+        return None
 
     @staticmethod
-    def _arm(change: Change, name: str, sla: SlaSpec, values: dict[str, Any],
-             new_timers: list[dict[str, Any]]) -> datetime | None:
-        """Plan the timers of a clock that (re)starts now; return its breach instant.
+    def _arm(ctx: PlanContext, change: Change, name: str, sla: SlaSpec,
+             clock: ClockState) -> datetime | None:
+        """Schedule the timers of a clock that (re)starts now; return its breach instant.
 
         The breach timer (unless already breached) and the warnings not yet given.
         """
         lc, tid, now = change.lifecycle, change.ticket_id, change.at
-        since: datetime = values["running_since"]
-        elapsed = timedelta(seconds=values["elapsed_seconds"])
+        since = clock.running_since
+        assert since is not None
+        elapsed = timedelta(seconds=clock.elapsed_seconds)
         target = _target(sla)
         if target is not None:
             due = _after(lc, sla, since, target - elapsed)
@@ -221,10 +326,10 @@ class SlaClocks:
             if raw is None:
                 return None
             due = datetime.fromisoformat(raw)
-        if values["outcome"] != "breached":
-            new_timers.append(T.timer_row(tid, f"sla:{name}", due, now))
+        if clock.outcome != "breached":
+            ctx.schedule(tid, f"sla:{name}", due)
         for i, w in enumerate(sla.warn):
-            if i in (values["warned"] or []):
+            if i in clock.warned:
                 continue
             if w.percent is not None and target is not None:
                 left = target * (w.percent / 100) - elapsed
@@ -241,74 +346,65 @@ class SlaClocks:
             else:
                 continue
             if warn_at < due:
-                new_timers.append(T.timer_row(tid, f"sla:{name}:warn:{i}", max(warn_at, now),
-                                              now))
+                ctx.schedule(tid, f"sla:{name}:warn:{i}", max(warn_at, now))
         return due
 
+    def fire(self, ctx: FireContext, timer: PendingTimer, ticket: TicketRecord) -> str:
+        """A claimed SLA timer: record the warning or the breach (and escalate if asked)."""
+        parts = timer.name.split(":")
+        name = parts[1]
+        lc = ticket.lifecycle
+        sla = lc.spec.slas.get(name)
+        clocks: Clocks = ctx.state(ticket.id)
+        clock = next((c for c in clocks if c.name == name), None)
+        if (sla is None or clock is None or clock.status != "running"
+                or ticket.state in lc.final_states or clock.running_since is None):
+            return "stale"
+        elapsed = timedelta(seconds=clock.elapsed_seconds) + _measure(
+            lc, sla, clock.running_since, timer.due_at)
+        target = _target(sla)
+        data: dict[str, Any] = {"due_at": timer.due_at.isoformat(), "timer_id": timer.id,
+                                "elapsed_seconds": elapsed.total_seconds()}
+        if target is not None:
+            data["target_seconds"] = target.total_seconds()
+        others = tuple(c for c in clocks if c.name != name)
+        if len(parts) == 4:  # a warning
+            index = int(parts[3])
+            if index in clock.warned:
+                return "stale"
+            ctx.set_state(ticket.id, tuple(sorted(
+                (*others, replace(clock, warned=(*clock.warned, index))),
+                key=lambda c: c.name)))
+            w = sla.warn[index]
+            what = f"{w.percent}% of its target used" if w.percent is not None else (
+                f"{format_duration(w.before or _ZERO)} before its breach")
+            ctx.record(ticket.id, "sla_warning", name, f"SLA {name!r} warning: {what}",
+                       data | {"warning": index}, escalate=False)
+            return "warned"
+        if clock.outcome == "breached":
+            return "stale"
+        ctx.set_state(ticket.id, tuple(sorted(
+            (*others, replace(clock, outcome="breached", breached_at=timer.due_at)),
+            key=lambda c: c.name)))
+        outcome = ctx.record(ticket.id, "sla_breach", name,
+                             f"SLA {name!r} due {timer.due_at.isoformat()} was breached",
+                             data | {"on_breach": sla.on_breach},
+                             escalate=sla.on_breach == "escalate")
+        return "breached" if outcome == "recorded" else outcome
 
-def fire_sla(engine: Engine, conn: Connection, timer: Timer, row: Any, lc: Lifecycle,
-             now: datetime) -> FiredTimer:
-    """A claimed SLA timer: record the warning or the breach (and escalate if configured)."""
-    parts = timer.name.split(":")
-    name = parts[1]
-    sla = lc.spec.slas.get(name)
-    clock = conn.execute(_BY_NAME, {"b_tid": timer.ticket_id, "b_name": name}).mappings().first()
-    if sla is None or clock is None or clock["status"] != "running" \
-            or row["state"] in lc.final_states:
-        return T.stale(conn, timer, now)
-    elapsed = timedelta(seconds=clock["elapsed_seconds"]) + _measure(
-        lc, sla, clock["running_since"], timer.due_at)
-    target = _target(sla)
-    data: dict[str, Any] = {"due_at": timer.due_at.isoformat(), "timer_id": timer.id,
-                            "elapsed_seconds": elapsed.total_seconds()}
-    if target is not None:
-        data["target_seconds"] = target.total_seconds()
-    if len(parts) == 4:  # a warning
-        index = int(parts[3])
-        warned = list(clock["warned"] or [])
-        if index in warned:
-            return T.stale(conn, timer, now)
-        conn.execute(_UPDATE, {"b_cid": clock["id"], "warned": [*warned, index]})
-        w = sla.warn[index]
-        what = f"{w.percent}% of its target used" if w.percent is not None else (
-            f"{format_duration(w.before or _ZERO)} before its breach")
-        entry = history_row(row, now, "sla_warning", name,
-                            f"SLA {name!r} warning: {what}", data | {"warning": index})
-        record(engine, conn, row, lc, entry, escalate=False)
-        return FiredTimer(timer, "warned")
-    if clock["outcome"] == "breached":
-        return T.stale(conn, timer, now)
-    conn.execute(_UPDATE, {"b_cid": clock["id"], "outcome": "breached",
-                           "breached_at": timer.due_at})
-    entry = history_row(row, now, "sla_breach", name,
-                        f"SLA {name!r} due {timer.due_at.isoformat()} was breached",
-                        data | {"on_breach": sla.on_breach})
-    outcome = record(engine, conn, row, lc, entry, escalate=sla.on_breach == "escalate")
-    return FiredTimer(timer, "breached" if outcome == "recorded" else outcome)
+    def timer_problem(self, name: str, state: str, level: str,
+                      lifecycle: Lifecycle) -> str | None:
+        """A clock timer of a clock the lifecycle does not have."""
+        owner = name.split(":")[1] if name.count(":") >= 1 else ""
+        if owner not in lifecycle.spec.slas:
+            return f"no SLA clock {owner!r} in {lifecycle.name}"
+        return None
 
 
 def clocks_of(conn: Connection, ticket_id: str) -> list[SlaClock]:
-    """The ticket's SLA clocks, by name."""
+    """The ticket's SLA clocks as stored, by name."""
     rows = conn.execute(select(sla_clocks).where(sla_clocks.c.ticket_id == ticket_id)
                         .order_by(sla_clocks.c.name)).mappings().all()
     return [SlaClock(r["ticket_id"], r["name"], r["status"], r["started_at"], r["stopped_at"],
                      timedelta(seconds=r["elapsed_seconds"]), r["due_at"], r["outcome"],
                      r["breached_at"]) for r in rows]
-
-
-def sla_outcomes(conn: Connection, lifecycle: str) -> dict[str, dict[str, int]]:
-    """Outcome counts per SLA clock name over every ticket of ``lifecycle``.
-
-    ``{"met": n, "breached": n, "open": n}``; open = not stopped yet and not breached.
-    """
-    ids = select(definitions.c.id).where(definitions.c.name == lifecycle).scalar_subquery()
-    mine = select(tickets.c.id).where(tickets.c.definition_id.in_(ids))
-    out: dict[str, dict[str, int]] = {}
-    for name, outcome, count in conn.execute(
-        select(sla_clocks.c.name, sla_clocks.c.outcome, func.count())
-        .where(sla_clocks.c.ticket_id.in_(mine))
-        .group_by(sla_clocks.c.name, sla_clocks.c.outcome)
-    ).all():
-        entry = out.setdefault(name, {"met": 0, "breached": 0, "open": 0})
-        entry[outcome or "open"] += int(count)
-    return dict(sorted(out.items()))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,9 +16,78 @@ from engine.errors import ConfigurationError
 from engine.store.migrate import VERSION_TABLE, create_fresh
 from engine.store.tables import metadata
 
-__all__ = ["Database", "to_url"]
+__all__ = ["Database", "WriterQueue", "to_url"]
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+class WriterQueue:
+    """A first-come, first-served lock for the write transactions of one SQLite file.
+
+    SQLite has no queue for its write lock: a writer that finds it taken sleeps and polls
+    (the busy timeout), and a thread that commits and begins again at once can keep
+    winning — an API request would then wait behind a whole run of fired timers. Writers
+    of the same file in one process therefore queue here first, in arrival order, and each
+    waits for at most the transactions queued before it. Re-entrant per thread. Writers in
+    other processes still meet SQLite's own lock (and its busy timeout).
+    """
+
+    def __init__(self, timeout: float = SQLITE_BUSY_TIMEOUT_MS / 1000) -> None:
+        self._cond = threading.Condition()
+        self._next = 0
+        self._serving = 0
+        self._gone: set[int] = set()  # tickets whose holder stopped waiting
+        self._owner: int | None = None
+        self._depth = 0
+        self.timeout = timeout
+
+    @contextmanager
+    def turn(self) -> Iterator[None]:
+        """Hold the lock for the block (waiting for the writers that came first).
+
+        Raises:
+            ConfigurationError: waited longer than the busy timeout (30 s): another writer
+                of this process holds its transaction open that long.
+        """
+        me = threading.get_ident()
+        with self._cond:
+            if self._owner == me:
+                self._depth += 1
+            else:
+                ticket = self._next
+                self._next += 1
+                if not self._cond.wait_for(lambda: self._serving == ticket, self.timeout):
+                    self._gone.add(ticket)
+                    raise ConfigurationError(
+                        f"waited {self.timeout:.0f} s for this process's other writers of the "
+                        "SQLite file; one holds its transaction open too long (a slow host "
+                        "guard or action?)")
+                self._owner, self._depth = me, 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._depth -= 1
+                if self._depth == 0:
+                    self._owner = None
+                    self._serving += 1
+                    while self._serving in self._gone:
+                        self._gone.discard(self._serving)
+                        self._serving += 1
+                    self._cond.notify_all()
+
+
+_queues: dict[str, WriterQueue] = {}
+_queues_lock = threading.Lock()
+
+
+def _queue_for(path: str) -> WriterQueue:
+    """The process's writer queue of one SQLite file (SQLite's lock is per file too)."""
+    with _queues_lock:
+        queue = _queues.get(path)
+        if queue is None:
+            queue = _queues[path] = WriterQueue()
+        return queue
 
 
 def to_url(target: str | Path) -> str:
@@ -63,8 +133,12 @@ class Database:
             except (ArgumentError, ImportError) as exc:
                 raise ConfigurationError(f"cannot use database {url!r}: {exc}") from exc
             self._owned = True
+        self._writers: WriterQueue | None = None
         if self.engine.dialect.name == "sqlite":
             _tune_sqlite(self.engine)
+            database = self.engine.url.database
+            if database not in (None, "", ":memory:"):
+                self._writers = _queue_for(str(Path(database).resolve()))
         if create:
             try:
                 if not inspect(self.engine).has_table("gw_tickets"):
@@ -85,8 +159,18 @@ class Database:
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
-        """A connection in a write transaction, committed on success, rolled back on error."""
-        with self.engine.connect() as conn:
+        """A connection in a write transaction, committed on success, rolled back on error.
+
+        On a SQLite file, writers of this process queue first-come, first-served
+        (:class:`WriterQueue`).
+        """
+        if self._writers is None:
+            with self.engine.connect() as conn:
+                conn.execution_options(gridwhistle_write=True)
+                with conn.begin():
+                    yield conn
+            return
+        with self._writers.turn(), self.engine.connect() as conn:
             conn.execution_options(gridwhistle_write=True)
             with conn.begin():
                 yield conn

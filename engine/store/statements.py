@@ -1,27 +1,26 @@
-"""The statements a command runs, built once with bound parameters.
+"""The statements of the ticket reads and the writers, built once with bound parameters.
 
 Building a SQLAlchemy expression costs more than executing its cached compiled form, so the
-hot path (one command = read ticket, conditional update, history insert, timer changes)
-uses these prebuilt statements with parameter dictionaries.
+reads (:mod:`engine.store.reads`) and the writers (:mod:`engine.store.writer`) use these
+prebuilt statements with parameter dictionaries. Nothing else in the engine writes
+``gw_tickets``, ``gw_history`` or ``gw_timers``.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import bindparam, insert, select, update
 
 from engine.store.tables import history, tickets, timers
 
 __all__ = [
-    "CANCEL_STATE_TIMERS",
-    "CANCEL_TICKET_DEADLINE",
-    "CANCEL_TIMERS",
-    "CLAIM_TIMER",
+    "CANCEL_PENDING",
+    "FAIL_TIMER",
     "INSERT_HISTORY",
     "INSERT_TICKET",
-    "INSERT_TIMERS",
-    "MARK_TIMER",
-    "NEXT_DUE",
+    "INSERT_TIMER",
+    "PENDING_TIMERS",
     "SELECT_TICKET",
+    "TAKE_TIMER",
     "TICKET_EXISTS",
     "TICKET_VERSION",
     "UPDATE_TICKET",
@@ -32,12 +31,20 @@ TICKET_EXISTS = select(tickets.c.id).where(tickets.c.id == bindparam("b_id"))
 TICKET_VERSION = select(tickets.c.row_version).where(tickets.c.id == bindparam("b_id"))
 INSERT_TICKET = insert(tickets)
 INSERT_HISTORY = insert(history)
-INSERT_TIMERS = insert(timers)
+INSERT_TIMER = insert(timers)
+
+PENDING_TIMERS = (
+    select(timers.c.id, timers.c.ticket_id, timers.c.name, timers.c.state, timers.c.due_at,
+           timers.c.claimed_by, timers.c.failures)
+    .where(timers.c.ticket_id == bindparam("b_id"), timers.c.status == "pending")
+)
+"""A ticket's pending timers (at most one per name)."""
 
 UPDATE_TICKET = (
     update(tickets)
     .where(tickets.c.id == bindparam("b_id"), tickets.c.row_version == bindparam("b_version"))
     .values(
+        definition_id=bindparam("b_def"),
         state=bindparam("b_state"),
         level=bindparam("b_level"),
         fields=bindparam("b_fields", type_=tickets.c.fields.type),
@@ -46,48 +53,31 @@ UPDATE_TICKET = (
         overdue=bindparam("b_overdue"),
     )
 )
-"""Optimistic write: matches no row if another command bumped ``row_version`` first."""
+"""Optimistic write: matches no row if another transaction bumped ``row_version`` first."""
 
-CANCEL_TIMERS = (
+CANCEL_PENDING = (
     update(timers)
-    .where(
-        timers.c.ticket_id == bindparam("b_id"),
-        timers.c.status == "pending",
-        or_(
-            timers.c.state == bindparam("b_state"),
-            and_(timers.c.state.is_(None),
-                 timers.c.name.in_(bindparam("b_names", expanding=True))),
-        ),
-    )
+    .where(timers.c.ticket_id == bindparam("b_tid"), timers.c.name == bindparam("b_name"),
+           timers.c.status == "pending")
     .values(status="cancelled")
 )
-"""Cancel the pending timers of state ``b_state`` and the ticket deadlines in ``b_names``."""
+"""Cancel the ticket's pending timer of that name (there is at most one)."""
 
-CANCEL_STATE_TIMERS = (
+TAKE_TIMER = (
     update(timers)
-    .where(timers.c.ticket_id == bindparam("b_id"), timers.c.status == "pending",
-           timers.c.state == bindparam("b_state"))
-    .values(status="cancelled")
+    .where(timers.c.id == bindparam("b_id"), timers.c.status == "pending",
+           timers.c.claimed_by == bindparam("b_owner"))
+    .values(status=bindparam("b_status"),
+            fired_at=bindparam("b_now", type_=timers.c.fired_at.type))
 )
-"""``CANCEL_TIMERS`` with no ticket deadline to stop (no expanding ``IN``: the fast path)."""
+"""The take: only the worker holding the claim moves a pending timer to ``fired`` (or
+``stale``: it had nothing left to do)."""
 
-CANCEL_TICKET_DEADLINE = (
-    update(timers)
-    .where(timers.c.ticket_id == bindparam("b_id"), timers.c.status == "pending",
-           timers.c.state.is_(None), timers.c.name == bindparam("b_name"))
-    .values(status="cancelled")
-)
-"""``CANCEL_TIMERS`` for one ticket deadline and no state timer (the fast path)."""
-
-NEXT_DUE = select(func.min(timers.c.due_at)).where(timers.c.status == "pending")
-
-CLAIM_TIMER = (
+FAIL_TIMER = (
     update(timers)
     .where(timers.c.id == bindparam("b_id"), timers.c.status == "pending")
-    .values(status="fired", fired_at=bindparam("b_now", type_=timers.c.fired_at.type))
+    .values(failures=bindparam("b_failures"), last_error=bindparam("b_error"),
+            claimed_by=None,
+            lease_until=bindparam("b_retry", type_=timers.c.lease_until.type))
 )
-"""The claim: only one caller can move a timer from ``pending`` to ``fired``."""
-
-MARK_TIMER = (
-    update(timers).where(timers.c.id == bindparam("b_id")).values(status=bindparam("b_status"))
-)
+"""A firing that failed: count it, keep the error, retry at ``b_retry`` (nobody holds it)."""

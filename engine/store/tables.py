@@ -5,10 +5,12 @@
   version for optimistic locking.
 * ``gw_history``: append-only; one row per report, transition and deadline breach.
 * ``gw_timers``: one row per deadline timer with its due time and status
-  (``pending`` → ``fired`` | ``cancelled`` | ``stale``), and the claim of the worker that is
-  about to fire it (``claimed_by``, ``lease_until``).
-* ``gw_idempotency``: one row per command sent with an idempotency key: the digest of the
-  command and the result it returned, written in the command's own transaction.
+  (``pending`` → ``fired`` | ``cancelled`` | ``stale``), the claim of the worker that is
+  about to fire it (``claimed_by``, ``lease_until``) and its failed firings (``failures``,
+  ``last_error``). At most one timer per ticket and name is ``pending``.
+* ``gw_idempotency``: one row per (actor, idempotency key) a command was sent with: the
+  digest of the command and the result it returned, written in the command's own
+  transaction.
 * ``gw_sla_clocks``, ``gw_ladder``, ``gw_occurrences``: SLA clocks per ticket, each ticket's
   place on the whistle ladder, and the periodic occurrences already created (one per rule and
   instant: the unique constraint makes periodic work exactly-once).
@@ -122,6 +124,10 @@ timers = Table(
     # worker takes the timer over once the lease has passed (see engine/runtime/claims.py).
     Column("claimed_by", String(128), nullable=True),
     Column("lease_until", UTCDateTime(), nullable=True),
+    # A firing that failed (a bug, a database error): how often, the last error, and (in
+    # lease_until, with claimed_by NULL) when it is retried (see engine/runtime/dispatcher.py).
+    Column("failures", Integer, nullable=False, default=0, server_default="0"),
+    Column("last_error", Text, nullable=True),
     Index(None, "status", "due_at"),
     Index(None, "ticket_id", "status"),
 )
@@ -129,6 +135,8 @@ timers = Table(
 idempotency = Table(
     "gw_idempotency",
     metadata,
+    # Keys are scoped per actor: two clients may use the same key for different commands.
+    Column("owner", String(128), primary_key=True),  # the actor id that sent the key
     Column("key", String(128), primary_key=True),
     Column("command", String(16), nullable=False),  # report | fire | escalate
     Column("digest", String(64), nullable=False),  # SHA-256 of the command's content

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import tempfile
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -117,21 +117,31 @@ def stored_commands(engine: Any, lifecycle: str) -> tuple[dict[int, Definition],
     return defs, owner, commands
 
 
+EngineFactory = Callable[..., Any]
+"""Makes an engine: ``factory(path, clock=VirtualClock, registry=Registry)``."""
+
+
 def replay_commands(
     definition: Definition, commands: Iterable[Command], until: datetime, folder: Path,
-    registry: Registry | None = None,
+    registry: Registry | None = None, *, engine_factory: EngineFactory,
 ) -> tuple[Any, dict[str, str]]:
     """Replay ``commands`` on ``definition`` in a fresh SQLite store under ``folder``.
+
+    Args:
+        definition: the version to replay on.
+        commands: the commands to replay (sorted here by time).
+        until: run the virtual clock to this instant at the end (aware UTC).
+        folder: where the throw-away SQLite file goes.
+        registry: host guards and actions.
+        engine_factory: makes the throw-away engine (the public ``Engine`` class).
 
     Returns ``(engine, refused)``: the engine (stop it when done) and ticket id → the first
     command the definition refused.
     """
-    from engine.runtime.engine import Engine
-
     ordered = sorted(commands, key=lambda c: (c.at, c.ticket_id, c.seq))
     start = ordered[0].at if ordered else until
-    eng = Engine(folder / f"{definition.digest[:12]}.sqlite", clock=VirtualClock(start),
-                 registry=registry)
+    eng = engine_factory(folder / f"{definition.digest[:12]}.sqlite",
+                         clock=VirtualClock(start), registry=registry)
     eng.deploy(definition)
     refused: dict[str, str] = {}
     with eng.batch():
@@ -187,7 +197,7 @@ def compare_stores(
 
 def impact_of(
     engine: Any, new: Definition, *, until: datetime | None = None,
-    registry: Registry | None = None,
+    registry: Registry | None = None, engine_factory: EngineFactory,
 ) -> list[TicketImpact]:
     """Replay a store's history of ``new.name`` on its current versions and on ``new``.
 
@@ -196,6 +206,7 @@ def impact_of(
         new: the candidate lifecycle version.
         until: run both virtual clocks to this instant (default: ``engine.clock.now()``).
         registry: host guards and actions (default: the engine's).
+        engine_factory: makes the throw-away engines (the public ``Engine`` class).
 
     Returns:
         One :class:`TicketImpact` per ticket, by id (``changed`` tells which differ).
@@ -208,12 +219,14 @@ def impact_of(
         by_version[owner[c.ticket_id]].append(c)
     out: list[TicketImpact] = []
     with tempfile.TemporaryDirectory(prefix="gridwhistle-impact-") as folder:
-        new_eng, refused = replay_commands(new, commands, until, Path(folder), registry)
+        new_eng, refused = replay_commands(new, commands, until, Path(folder), registry,
+                                           engine_factory=engine_factory)
         try:
             for def_id, cmds in sorted(by_version.items()):
                 sub = Path(folder) / f"v{def_id}"
                 sub.mkdir()
-                cur_eng, _ = replay_commands(defs[def_id], cmds, until, sub, registry)
+                cur_eng, _ = replay_commands(defs[def_id], cmds, until, sub, registry,
+                                             engine_factory=engine_factory)
                 try:
                     ids = {c.ticket_id for c in cmds}
                     out += [i for i in compare_stores(cur_eng, new_eng, refused)

@@ -9,16 +9,20 @@ two steps:
    workers claim disjoint batches without waiting for each other; on SQLite writers are
    serialised anyway (``BEGIN IMMEDIATE``). A timer whose lease has passed — its owner died
    or hung — is claimable again: another worker takes it over.
-2. **Take each timer** (one transaction per timer, where it is also applied): first lock the
-   ticket row (``SELECT ... FOR UPDATE`` on PostgreSQL; the write lock on SQLite), then move
-   the timer from ``pending`` to ``fired`` *only if it is still pending and still ours*. A
-   command that cancelled the timer (the ticket moved on) or a worker that took the claim
-   over makes this update match no row, and the timer is skipped. The caller then re-reads
-   the ticket in the same transaction before acting.
+2. **Fire the claimed timers** (a few per transaction, see
+   :mod:`engine.runtime.dispatcher`): each is decided on the ticket as read in that
+   transaction — a timer no longer pending, or no longer claimed by this worker, is left
+   alone — and the writer's *take* (:data:`engine.store.statements.TAKE_TIMER`) moves it from
+   ``pending`` to ``fired`` only if it is still pending and still ours. If another worker
+   took the claim over or a command cancelled it meanwhile, the take matches no row and the
+   transaction is rolled back (:class:`~engine.errors.ConcurrencyConflict`).
 
-Locking the ticket before the timer is the order commands use (ticket update, then timer
-changes), so a command and a firing never deadlock; whichever commits first wins, and the
-other sees its result. The lease and ``now`` come from the engine's clock.
+The writer updates tickets (in id order) before timers, as every transaction does, so a
+command and a firing never deadlock; whichever commits first wins, and the other sees its
+result. The lease and ``now`` come from the engine's clock.
+
+A timer whose firing failed (``failures`` > 0) is held by nobody until ``lease_until``, when
+it is retried (:data:`engine.store.statements.FAIL_TIMER`).
 """
 
 from __future__ import annotations
@@ -39,24 +43,15 @@ from sqlalchemy import (
     update,
 )
 
-from engine.store import fast
-from engine.store.tables import tickets, timers
+from engine.store import _cursor
+from engine.store.tables import timers
 from engine.store.types import UTCDateTime
 
 __all__ = ["TimerClaims"]
 
-_LOCK_TICKET = (
-    select(tickets.c.id).where(tickets.c.id == bindparam("b_id")).with_for_update()
-)
 _FIRST_PENDING = (
     select(timers.c.due_at, timers.c.claimed_by, timers.c.lease_until)
     .where(timers.c.status == "pending").order_by(timers.c.due_at, timers.c.id).limit(1)
-)
-_TAKE = (
-    update(timers)
-    .where(timers.c.id == bindparam("b_id"), timers.c.status == "pending",
-           timers.c.claimed_by == bindparam("b_owner"))
-    .values(status="fired", fired_at=bindparam("b_now", type_=timers.c.fired_at.type))
 )
 
 
@@ -106,14 +101,17 @@ class TimerClaims:
         That is a timer's due time, or, for a timer another worker holds a lease on, the end
         of that lease (when it may be taken over). None when no timer is pending.
         """
-        first = fast.fetch_one(conn, _FIRST_PENDING, {})
-        if first is None:
+        found = _cursor.rows(conn, _FIRST_PENDING, {})
+        if not found:
             return None
+        first = found[0]
         due: datetime = first["due_at"]
         owner, lease = first["claimed_by"], first["lease_until"]
-        if owner is None or owner == self.owner or lease is None or lease <= due:
+        if owner == self.owner or lease is None or lease <= due:
             return due  # the usual case, straight from the (status, due_at) index
-        held_by_other = and_(timers.c.claimed_by != self.owner,
+        # held by another worker, or failed and waiting for its retry (nobody holds it)
+        held_by_other = and_(or_(timers.c.claimed_by.is_(None),
+                                 timers.c.claimed_by != self.owner),
                              timers.c.lease_until > timers.c.due_at)
         effective = case((held_by_other, timers.c.lease_until), else_=timers.c.due_at)
         earliest = type_coerce(func.min(effective), UTCDateTime())
@@ -132,18 +130,7 @@ class TimerClaims:
         columns) in due order. Commit the claim before taking the timers, so other workers
         skip them.
         """
-        rows = fast.fetch_all(conn, _claim_statement(inclusive, limit), {
+        found = _cursor.rows(conn, _claim_statement(inclusive, limit), {
             "b_now": now, "b_owner": self.owner, "b_lease": now + self.lease,
         })
-        return sorted(rows, key=lambda r: (r["due_at"], r["id"]))
-
-    def take(self, conn: Connection, ticket_id: str, timer_id: int, now: datetime) -> bool:
-        """Lock the timer's ticket, then move the timer from ``pending`` to ``fired``.
-
-        Returns False when the timer is no longer pending (a command cancelled it, or another
-        worker fired it) or no longer claimed by this worker (the lease ended and another
-        worker took it over): the caller must then leave it alone.
-        """
-        fast.fetch_one(conn, _LOCK_TICKET, {"b_id": ticket_id})
-        taken = fast.execute(conn, _TAKE, {"b_id": timer_id, "b_owner": self.owner, "b_now": now})
-        return taken == 1
+        return sorted(found, key=lambda r: (r["due_at"], r["id"]))

@@ -1,0 +1,540 @@
+"""The Engine: the public facade over the kernel, its participants and services.
+
+A command (report, fire, escalate), a fired timer and a department decision each run one way
+— load, decide, check, plan, one write, after-commit — in one database transaction (see
+:mod:`engine.runtime.commands` and docs/architecture.md). If anything refuses — a trigger,
+role, guard, field, host callback, a participant's rule, a business calendar out of range —
+nothing has been written, and the ticket, its history and its timers are as they were.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from engine.clock import Clock, SystemClock, VirtualClock
+from engine.definition.loader import Definition
+from engine.errors import TicketNotFound
+from engine.events.outbox import OutboxParticipant
+from engine.ladder.ladder import Ladder, LadderPosition, ladder_position
+from engine.lifecycle.machine import Lifecycle
+from engine.lifecycle.registry import Registry
+from engine.periodic.runner import add_periodic_jobs
+from engine.runtime.invariants import Violation, check_invariants
+from engine.runtime.kernel import Kernel
+from engine.runtime.model import (
+    SYSTEM,
+    Actor,
+    DefinitionVersion,
+    FiredTimer,
+    HistoryEntry,
+    Ticket,
+    Timer,
+)
+from engine.runtime.participant import Participant, Unit
+from engine.runtime.scheduler import WakeUpScheduler
+from engine.runtime.summary import Summary, summarize
+from engine.sla.clocks import SlaClock, SlaClocks, clocks_of
+from engine.store.database import Database
+from engine.store.reads import load_tickets, ticket_exists
+from engine.store.tables import history, timers
+from engine.timing.rules import TimeRules
+from engine.versions.impact import TicketImpact, compare_stores, impact_of
+from engine.versions.migration import move_tickets
+from engine.workorders.participant import WorkOrders
+
+__all__ = ["Engine"]
+
+
+class Engine:
+    """Runs tickets through their lifecycles and persists every step.
+
+    Args:
+        database: a SQLAlchemy URL, a SQLite file path, a SQLAlchemy ``Engine`` (borrowed), or
+            a :class:`~engine.store.Database`. Default: ``gridwhistle.sqlite`` in the working
+            directory.
+        clock: where ``now`` comes from (default :class:`~engine.clock.SystemClock`).
+        registry: the host app's named guards, actions and listeners.
+        events: write a domain event to the ``gw_outbox`` table for every history row, in
+            the same transaction, and call the registry's listeners after each commit
+            (default True; see :mod:`engine.events`).
+        sweep_seconds: with :meth:`start`, how often the scheduler also sweeps for due timers
+            in case a wake-up was missed (seconds, default 30).
+        worker_id: this engine's name when claiming timers (``gw_timers.claimed_by``, up to
+            128 characters). Default: ``host:pid:random``, unique per Engine.
+        lease_seconds: how long this engine's claim on a due timer holds before another
+            engine may take the timer over (seconds, default 60). Keep it well above the time
+            one claimed chunk (200 timers) takes to fire.
+        timers_per_transaction: due timers fired per transaction outside a batch (default
+            20): an API write on SQLite waits for at most one such transaction.
+
+    Use as a context manager, or call :meth:`start` / :meth:`stop`, to have APScheduler fire
+    deadlines in real time. Several engines may live in one process; there is no global state.
+    """
+
+    def __init__(
+        self,
+        database: str | Path | Any = "gridwhistle.sqlite",
+        *,
+        clock: Clock | None = None,
+        registry: Registry | None = None,
+        sweep_seconds: float = 30.0,
+        events: bool = True,
+        worker_id: str | None = None,
+        lease_seconds: float = 60.0,
+        timers_per_transaction: int = 20,
+    ):
+        self.db = database if isinstance(database, Database) else Database(database)
+        self.clock: Clock = clock or SystemClock()
+        self.registry = registry or Registry()
+        self.sweep_seconds = sweep_seconds
+        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        if lease_seconds <= 0:
+            raise ValueError(f"the claim lease must be positive, got {lease_seconds} s")
+        self.kernel = Kernel(self.db, self.clock, self.registry, worker_id=self.worker_id,
+                             lease=timedelta(seconds=lease_seconds),
+                             timers_per_transaction=timers_per_transaction)
+        self._scheduler: WakeUpScheduler | None = None
+        # The engine's own participants: time rules first (their refusals), SLA clocks,
+        # the ladder, the outbox, work orders (see engine/runtime/participant.py).
+        for participant in (TimeRules(), SlaClocks(), Ladder()):
+            self.kernel.add_participant(participant)
+        if events:
+            self.kernel.add_participant(OutboxParticipant(self.registry))
+        self.kernel.add_participant(WorkOrders())
+
+    # -- lifecycle of the engine ------------------------------------------------------------
+
+    def start(self) -> Engine:
+        """Start the APScheduler wake-up clock that fires deadlines in real time.
+
+        Also schedules the ``periodic`` rules of the deployed lifecycles (cron jobs).
+        """
+        if self._scheduler is None:
+            scheduler = WakeUpScheduler(self.kernel, sweep_seconds=self.sweep_seconds,
+                                        jobs=lambda aps: add_periodic_jobs(aps, self))
+            self.kernel.wake = scheduler.wake_at
+            scheduler.start()
+            self._scheduler = scheduler
+        return self
+
+    def stop(self) -> None:
+        """Stop the scheduler (if started) and release the database if this engine opened it."""
+        if self._scheduler is not None:
+            self.kernel.wake = None
+            self._scheduler.stop()
+            self._scheduler = None
+        self.kernel.stop()
+        self.db.close()
+
+    @property
+    def scheduler(self) -> WakeUpScheduler | None:
+        """The running wake-up scheduler (None unless :meth:`start` was called)."""
+        return self._scheduler
+
+    def __enter__(self) -> Engine:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def add_participant(self, participant: Participant) -> None:
+        """Register a participant (see :mod:`engine.runtime.participant`); before commands."""
+        self.kernel.add_participant(participant)
+
+    def drain_listeners(self, timeout: float | None = None) -> bool:
+        """Wait until the listeners of fired timers (run on their own thread) have run.
+
+        Returns False if ``timeout`` seconds passed first.
+        """
+        return self.kernel.executor.drain(timeout)
+
+    # -- definitions ------------------------------------------------------------------------
+
+    def deploy(self, lifecycle: str | Path | Definition) -> DefinitionVersion:
+        """Register a lifecycle version (bundled name, YAML path or loaded Definition).
+
+        Deploying the same content again returns the existing version; changed content gets
+        the next version number. New reports use the newest version; running tickets stay
+        on the version they started with. Inside :meth:`batch` it joins the batch.
+
+        Raises:
+            UnknownDefinition, DefinitionError: the lifecycle cannot be loaded.
+        """
+        return self.kernel.deploy(lifecycle)
+
+    def lifecycle(self, name: str) -> Lifecycle:
+        """The compiled current version of lifecycle ``name`` (deploying the bundled one if new).
+
+        Raises:
+            UnknownDefinition: never deployed and not bundled.
+        """
+        return self.kernel.lifecycle(name)
+
+    def versions(self) -> list[DefinitionVersion]:
+        """Every deployed lifecycle version, by name then version."""
+        with self.kernel.reading() as conn:
+            return self.kernel.catalog.versions(conn)
+
+    # -- transactions -----------------------------------------------------------------------
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Apply the commands issued inside this block in one transaction (replays, imports).
+
+        A refused command is dropped alone — nothing of it was written — and the batch goes
+        on; the whole batch commits at the end of the block (or rolls back if the block
+        raises). Per thread, not shared across threads. Nested batches join the outer one.
+        """
+        with self.kernel.batch():
+            yield
+
+    @contextmanager
+    def atomic(self) -> Iterator[Unit]:
+        """Apply several commands as one: all of them are written, or none is.
+
+        Commands issued in the block (through the engine or the yielded unit) are decided,
+        checked and staged one after another; if one raises, everything staged in the block
+        is dropped. Inside a :meth:`batch` the block is part of the batch's transaction.
+        """
+        with self.kernel.compound() as unit:
+            yield unit
+
+    # -- commands ---------------------------------------------------------------------------
+
+    def report(
+        self,
+        lifecycle: str,
+        fields: dict[str, Any],
+        *,
+        actor: Actor,
+        ticket_id: str | None = None,
+        level: str | None = None,
+        reason: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Ticket:
+        """Create a ticket in the lifecycle's initial state.
+
+        Args:
+            lifecycle: the lifecycle name (its newest deployed version valid now is used; the
+                bundled one of that name is deployed on first use).
+            fields: ticket fields (``required`` ones must be present).
+            actor: who reports; the role must be in the lifecycle's ``report.roles``.
+            ticket_id: the id to use (1 to 64 characters); generated when omitted.
+            level: initial whistle level (default: the lowest).
+            reason: free text kept in history.
+            idempotency_key: names this command for its actor (1 to 128 characters);
+                sending the same report again with the same key returns the first result and
+                creates nothing (see :mod:`engine.runtime.idempotency`).
+
+        Returns:
+            The new ticket.
+
+        Raises:
+            RoleNotAllowed, TicketExists, InvalidFields, LifecycleNotValid, OutsideCalendar:
+                nothing was created.
+            IdempotencyKeyReused: the key was used for another command; nothing was created.
+            UnknownDefinition: no such lifecycle.
+            ValueError: the idempotency key is empty or longer than 128 characters.
+        """
+        return self.kernel.report(lifecycle, fields, actor=actor, ticket_id=ticket_id,
+                                  level=level, reason=reason, idempotency_key=idempotency_key)
+
+    def fire(
+        self,
+        ticket_id: str,
+        trigger: str,
+        *,
+        actor: Actor,
+        reason: str | None = None,
+        fields: dict[str, Any] | None = None,
+        expected_version: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> Ticket:
+        """Fire ``trigger`` on a ticket as ``actor``; optionally update fields at the same time.
+
+        Firing the lifecycle's escalation trigger (``escalate``) also moves the ticket one
+        whistle level up.
+
+        Args:
+            ticket_id: the ticket.
+            trigger: the trigger to fire.
+            actor: who fires it (their role must be allowed).
+            reason: free text kept in history (required by ``reason_required`` transitions).
+            fields: field updates applied with the transition; ``None`` clears a field.
+            expected_version: the ``row_version`` the caller decided on (e.g. from
+                :meth:`get`); if the ticket has changed since, nothing is applied and
+                :class:`ConcurrencyConflict` is raised (optimistic locking across requests).
+            idempotency_key: names this command for its actor (1 to 128 characters);
+                sending it again with the same key returns the first result and applies
+                nothing.
+
+        Returns:
+            The ticket after the transition.
+
+        Raises:
+            TicketNotFound, TriggerNotAllowed, RoleNotAllowed, GuardRejected, InvalidFields,
+            HostCallbackFailed, TopLevelReached, IdempotencyKeyReused, OutsideCalendar and
+            the participants' refusals (MinimumLagNotReached, OutsideWorkingHours, the bounce
+            duties, ...): refused; nothing changed.
+            ConcurrencyConflict: another command changed the ticket first (or since
+                ``expected_version``); reload and retry.
+            ValueError: the idempotency key is empty or longer than 128 characters.
+        """
+        return self.kernel.fire(ticket_id, trigger, actor=actor, reason=reason, fields=fields,
+                                expected_version=expected_version,
+                                idempotency_key=idempotency_key)
+
+    def escalate(
+        self, ticket_id: str, *, actor: Actor, reason: str, expected_version: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> Ticket:
+        """Escalate a ticket by hand ("level-up handling"): one level up, with a reason.
+
+        Fires the lifecycle's escalation trigger as ``actor``; the reason is always kept in
+        history, and is mandatory when the lifecycle marks that transition ``reason_required``
+        (the bundled grid_incident does).
+
+        ``expected_version`` and ``idempotency_key`` work as in :meth:`fire`.
+
+        Raises:
+            InvalidFields: the reason is empty where required. Otherwise as :meth:`fire`.
+        """
+        return self.kernel.escalate(ticket_id, actor=actor, reason=reason,
+                                    expected_version=expected_version,
+                                    idempotency_key=idempotency_key)
+
+    # -- versions ---------------------------------------------------------------------------
+
+    def migrate(
+        self,
+        lifecycle: str,
+        ticket_ids: Sequence[str] | None = None,
+        *,
+        version: int | None = None,
+        state_map: dict[str, str] | None = None,
+        actor: Actor = SYSTEM,
+        reason: str | None = None,
+    ) -> list[Ticket]:
+        """Move tickets of ``lifecycle`` to another deployed version, recomputing deadlines.
+
+        See :mod:`engine.versions.migration` for what a move does. All chosen tickets move
+        in one transaction, or none does.
+
+        Args:
+            lifecycle: the lifecycle name.
+            ticket_ids: the tickets to move; default: every ticket of the lifecycle that is
+                on another version and not in a final state.
+            version: the target version number (default: the newest deployed).
+            state_map: old state name → new state name, for states renamed or removed.
+            actor: who moves them (recorded in history; default the system).
+            reason: free text kept in history.
+
+        Returns:
+            The moved tickets (a ticket already on the target version is returned unchanged).
+
+        Raises:
+            ConfigurationError: no such lifecycle version.
+            TicketNotFound: a ticket does not exist.
+            MigrationRefused: a ticket's state, level or fields do not fit the target version,
+                or it belongs to another lifecycle; nothing was moved.
+            ConcurrencyConflict: a ticket changed meanwhile; nothing was moved.
+        """
+        return move_tickets(self.kernel, lifecycle, ticket_ids, version, state_map or {},
+                            actor, reason)
+
+    def impact(self, new: Definition, *, until: datetime | None = None) -> list[TicketImpact]:
+        """What ``new`` would change for the stored tickets of its lifecycle (dry run).
+
+        Replays the stored history on each ticket's current version and on ``new`` in
+        throw-away stores and compares them (see :mod:`engine.versions.impact`). Nothing in
+        this engine's store changes.
+
+        Args:
+            new: the candidate version (e.g. ``load_definition("new.yaml")``).
+            until: run both replays to this instant (default: this engine's ``now``).
+
+        Returns:
+            One :class:`TicketImpact` per ticket, by id.
+        """
+        return impact_of(self, new, until=until, engine_factory=Engine)
+
+    def compare(self, other: Engine) -> list[TicketImpact]:
+        """Compare the tickets of this store (before) with those of ``other`` (after), by id."""
+        return compare_stores(self, other)
+
+    # -- timers -----------------------------------------------------------------------------
+
+    def next_due(self) -> datetime | None:
+        """The earliest due time of a pending timer, or None (aware UTC).
+
+        A timer another engine holds a claim on counts from the end of that claim's lease,
+        when this engine may take it over; a failed timer from its retry time.
+        """
+        return self.kernel.next_due()
+
+    def run_due(self, now: datetime | None = None) -> list[FiredTimer]:
+        """Claim and fire every pending timer that is due strictly before ``now``.
+
+        The rule for ties: a deadline due at instant *t* is met by a command at *t*; it is
+        breached only once the clock is past *t*. Due timers are claimed under a lease
+        (:mod:`engine.store.claims`) and fired a few per transaction
+        (:mod:`engine.runtime.dispatcher`); a timer fires once even with several engines. The
+        ticket's state is re-checked; a timer whose ticket has moved on is marked ``stale``.
+        A timer whose firing fails is marked failed and retried later; the others fire.
+
+        Args:
+            now: the instant to fire up to (aware UTC); default: the engine's clock.
+
+        Returns:
+            What happened to each timer, in the order fired.
+
+        Raises:
+            ValueError: ``now`` is naive.
+        """
+        if now is not None and (now.tzinfo is None or now.utcoffset() is None):
+            raise ValueError(f"run_due needs an aware instant (UTC), got {now.isoformat()}")
+        return self.kernel.run_due(now or self.clock.now(), inclusive=False)
+
+    def run_until(self, until: datetime) -> list[FiredTimer]:
+        """Move a :class:`~engine.clock.VirtualClock` to ``until``, firing timers on the way.
+
+        Each timer due before ``until`` fires at its own due instant, in due order, so a
+        breach's consequences (an escalation and its new deadline) start when they would have
+        in real time. Timers due exactly at ``until`` do not fire yet: commands at ``until``
+        come first (see :meth:`run_due` for the tie rule).
+
+        Raises:
+            TypeError: the engine's clock is not a VirtualClock.
+        """
+        clock = self.clock
+        if not isinstance(clock, VirtualClock):
+            raise TypeError("run_until needs a VirtualClock; with the system clock use start()")
+        uow = self.kernel.uow
+        done: list[FiredTimer] = []
+        while True:
+            floor = uow.floor
+            if floor is not None and floor.nothing_due_before(until):
+                break  # inside a SQLite batch: nothing can be due yet
+            nxt = self.kernel.next_due()
+            if floor is not None:
+                floor.set(nxt)
+            if nxt is None or nxt >= until:
+                break
+            clock.set(max(nxt, clock.now()))
+            done.extend(self.kernel.run_due(clock.now(), inclusive=True))
+        clock.set(until)
+        return done
+
+    # -- reads ------------------------------------------------------------------------------
+
+    def get(self, ticket_id: str) -> Ticket:
+        """Read a ticket as stored (inside a batch or atomic block: as staged there).
+
+        Raises:
+            TicketNotFound: no such ticket.
+        """
+        kernel = self.kernel
+        if kernel.uow.active:
+            return kernel.handler.snapshot(kernel.handler.ticket(ticket_id))
+        with kernel.db.read() as conn:
+            found = load_tickets(conn, [ticket_id]) if isinstance(ticket_id, str) else {}
+            if not found:
+                raise TicketNotFound(str(ticket_id))
+            return kernel.handler.snapshot_row(conn, found[ticket_id][0])
+
+    def history(self, ticket_id: str) -> list[HistoryEntry]:
+        """The ticket's history, oldest first.
+
+        Raises:
+            TicketNotFound: no such ticket.
+        """
+        with self.kernel.reading() as conn:
+            self._must_exist(conn, ticket_id)
+            rows = conn.execute(
+                select(history).where(history.c.ticket_id == ticket_id).order_by(history.c.seq)
+            ).mappings().all()
+        return [
+            HistoryEntry(r["seq"], r["at"], r["kind"], r["trigger"], r["from_state"],
+                         r["to_state"], r["from_level"], r["to_level"], r["actor"], r["role"],
+                         r["reason"], r["data"] or {})
+            for r in rows
+        ]
+
+    def timers(self, ticket_id: str | None = None, *, status: str | None = None) -> list[Timer]:
+        """Timers, by due time; optionally of one ticket and/or one status.
+
+        Raises:
+            TicketNotFound: ``ticket_id`` is given and no such ticket exists.
+        """
+        query = select(timers).order_by(timers.c.due_at, timers.c.id)
+        if ticket_id is not None:
+            query = query.where(timers.c.ticket_id == ticket_id)
+        if status is not None:
+            query = query.where(timers.c.status == status)
+        with self.kernel.reading() as conn:
+            if ticket_id is not None:
+                self._must_exist(conn, ticket_id)
+            return [Timer(r["id"], r["ticket_id"], r["name"], r["state"], r["due_at"],
+                          r["status"], r["fired_at"], r["failures"] or 0, r["last_error"])
+                    for r in conn.execute(query).mappings().all()]
+
+    @staticmethod
+    def _must_exist(conn: Connection, ticket_id: str) -> None:
+        if not isinstance(ticket_id, str) or not ticket_exists(conn, ticket_id):
+            raise TicketNotFound(str(ticket_id))
+
+    def sla_clocks(self, ticket_id: str) -> list[SlaClock]:
+        """The ticket's SLA clocks, by name (see :mod:`engine.sla.clocks`).
+
+        Raises:
+            TicketNotFound: no such ticket.
+        """
+        with self.kernel.reading() as conn:
+            self._must_exist(conn, ticket_id)
+            return clocks_of(conn, ticket_id)
+
+    def ladder(self, ticket_id: str) -> LadderPosition | None:
+        """The ticket's level, handler role, budget and acknowledgement.
+
+        None when its lifecycle's levels name no handler and no budget.
+
+        Raises:
+            TicketNotFound: no such ticket.
+        """
+        with self.kernel.reading() as conn:
+            self._must_exist(conn, ticket_id)
+            return ladder_position(conn, ticket_id)
+
+    def summary(self, lifecycle: str, *, verdict_field: str | None = None) -> Summary:
+        """Figures over every ticket of lifecycle ``lifecycle`` (all its versions).
+
+        Args:
+            lifecycle: the lifecycle name.
+            verdict_field: a ticket field holding a source system's verdict, to pair with the
+                engine's overdue flag in ``Summary.verdict_pairs``.
+        """
+        lc = self.lifecycle(lifecycle)
+        with self.kernel.reading() as conn:
+            return summarize(conn, lifecycle, final_states=lc.final_states,
+                             escalation_trigger=lc.spec.escalation_trigger, levels=lc.levels,
+                             verdict_field=verdict_field)
+
+    def check_invariants(self, ticket_ids: list[str] | None = None) -> list[Violation]:
+        """Check that every ticket's state, level and timers agree with its history.
+
+        See :mod:`engine.runtime.invariants` for the rules. Returns the violations (empty
+        when all hold), by ticket id.
+        """
+        with self.kernel.reading() as conn:
+            return check_invariants(conn, lambda def_id: self.kernel.catalog.by_id(conn, def_id),
+                                    owner_of=self.kernel.handler.owner_of,
+                                    ticket_ids=ticket_ids)

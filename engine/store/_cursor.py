@@ -1,0 +1,148 @@
+"""The SQLite cursor path of the store's reads and writers (private to ``engine.store``).
+
+Executing a prebuilt statement with ``Connection.execute`` costs SQLAlchemy 40-60 µs of Python
+per call (cache lookup, execution context, result setup, events) while SQLite itself needs
+5-15 µs. The ticket reads (:mod:`engine.store.reads`) and the writers
+(:mod:`engine.store.writer`) therefore run *every* statement they issue through :func:`run`,
+:func:`run_many` and :func:`rows`: on SQLite, inside a transaction, they execute the SQL text
+and bind/result processors SQLAlchemy compiled for the statement on the connection's own
+``sqlite3`` cursor, so the values stored and read are exactly those of ``Connection.execute``
+(UTC text for instants, JSON text, 0/1). On any other dialect, outside a transaction, or for
+a statement SQLAlchemy must expand at execution time (``IN`` lists, Python-side defaults),
+they call ``Connection.execute``. Nothing outside the store uses this module.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Connection
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql import Insert
+
+__all__ = ["rows", "run", "run_many"]
+
+
+class _Plan:
+    """A statement compiled once for SQLite: SQL text, bind order and value converters."""
+
+    __slots__ = ("columns", "construct", "converters", "fixed", "order", "sql")
+
+    def __init__(self, sql: str, order: list[str], processors: dict[str, Callable[[Any], Any]],
+                 construct: Callable[..., dict[str, Any]], fixed: dict[str, Any]):
+        self.sql = sql
+        self.order = order
+        self.converters = [processors.get(name) for name in order]
+        self.construct = construct
+        self.fixed = fixed
+        self.columns: list[tuple[str, Callable[[Any], Any] | None]] = []
+
+    def values(self, params: Mapping[str, Any]) -> tuple[Any, ...]:
+        """The positional values of one parameter dict, converted as SQLAlchemy would."""
+        fixed = self.fixed
+        try:
+            raw = [params[n] if n in params else fixed[n] for n in self.order]
+        except KeyError:
+            built = self.construct(params)  # raises SQLAlchemy's own error for a missing value
+            raw = [built[n] for n in self.order]
+        return tuple(v if c is None or v is None else c(v)
+                     for v, c in zip(raw, self.converters, strict=True))
+
+
+_plans: dict[tuple[int, tuple[str, ...]], _Plan | None] = {}
+_lock = threading.Lock()
+
+
+def _plan(conn: Connection, stmt: Any, keys: tuple[str, ...]) -> _Plan | None:
+    cache_key = (id(stmt), keys)
+    try:
+        return _plans[cache_key]
+    except KeyError:
+        pass
+    column_keys = list(keys) if isinstance(stmt, Insert) else None
+    compiled = stmt.compile(dialect=conn.dialect, column_keys=column_keys)
+    sql = str(compiled)
+    plan: _Plan | None = None
+    if ("POSTCOMPILE" not in sql and compiled.positiontup is not None
+            and not compiled.escaped_bind_names
+            and not compiled.insert_prefetch and not compiled.update_prefetch):
+        # (prefetch: column defaults computed in Python at execution; not on this path)
+        fixed = {name: bind.value for name, bind in compiled.binds.items()
+                 if not bind.required and bind.callable is None}
+        plan = _Plan(sql, list(compiled.positiontup), dict(compiled._bind_processors),
+                     compiled.construct_params, fixed)
+        plan.columns = [(rc[0], rc[3]._cached_result_processor(conn.dialect, None))
+                        for rc in compiled._result_columns]
+    with _lock:
+        _plans[cache_key] = plan
+    return plan
+
+
+def _raw(conn: Connection) -> Any:
+    raw = conn.connection.dbapi_connection
+    if raw is None:  # pragma: no cover - inside a transaction the connection is checked out
+        raise RuntimeError("the connection is not checked out")
+    return raw
+
+
+def _usable(conn: Connection) -> bool:
+    return conn.dialect.name == "sqlite" and conn.in_transaction()
+
+
+def run(conn: Connection, stmt: Any, params: Mapping[str, Any]) -> int:
+    """Execute a write statement with one parameter dict; return the rows it changed."""
+    plan = _plan(conn, stmt, tuple(params)) if _usable(conn) else None
+    if plan is None:
+        return int(conn.execute(stmt, params).rowcount)
+    cursor = _raw(conn).cursor()
+    try:
+        cursor.execute(plan.sql, plan.values(params))
+        return int(cursor.rowcount)
+    except conn.dialect.loaded_dbapi.Error as exc:
+        raise DBAPIError.instance(plan.sql, None, exc, conn.dialect.loaded_dbapi.Error) from exc
+    finally:
+        cursor.close()
+
+
+def run_many(conn: Connection, stmt: Any, params: Sequence[Mapping[str, Any]]) -> int:
+    """Execute a write statement once per parameter dict (all with the same keys).
+
+    Returns the total number of rows changed. An empty ``params`` does nothing.
+    """
+    if not params:
+        return 0
+    plan = _plan(conn, stmt, tuple(params[0])) if _usable(conn) else None
+    if plan is None:
+        return int(conn.execute(stmt, list(params)).rowcount)
+    cursor = _raw(conn).cursor()
+    try:
+        cursor.executemany(plan.sql, [plan.values(p) for p in params])
+        return int(cursor.rowcount)
+    except conn.dialect.loaded_dbapi.Error as exc:
+        raise DBAPIError.instance(plan.sql, None, exc, conn.dialect.loaded_dbapi.Error) from exc
+    finally:
+        cursor.close()
+
+
+def rows(conn: Connection, stmt: Any, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The rows of a SELECT (or ``... RETURNING``), as dicts of column name to value.
+
+    Values are converted as ``Connection.execute`` converts them (aware datetimes, parsed
+    JSON, booleans).
+    """
+    plan = _plan(conn, stmt, ()) if _usable(conn) else None
+    if plan is None:
+        return [dict(r) for r in conn.execute(stmt, dict(params)).mappings()]
+    cursor = _raw(conn).cursor()
+    try:
+        cursor.execute(plan.sql, plan.values(params))
+        found = cursor.fetchall()
+    except conn.dialect.loaded_dbapi.Error as exc:
+        raise DBAPIError.instance(plan.sql, None, exc, conn.dialect.loaded_dbapi.Error) from exc
+    finally:
+        cursor.close()
+    columns = plan.columns
+    return [{name: (proc(value) if proc is not None and value is not None else value)
+             for (name, proc), value in zip(columns, row, strict=True)} for row in found]

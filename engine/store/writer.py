@@ -1,0 +1,216 @@
+"""The one writer: a change set flushed to the database, ``executemany`` per table.
+
+Every command, fired timer, migration and department decision is decided and checked in
+memory first (:mod:`engine.runtime.commands`); what it changes is collected in a
+:class:`ChangeSet` and written here, after every check has passed. Three writers, one per
+table family, each the only code that writes its tables:
+
+* :class:`TicketWriter` — ``gw_tickets`` and ``gw_history``. The rule ``row_version`` = the
+  ``seq`` of the ticket's last history row is kept here, once: each ticket is written once
+  per flush with the version it was read at (``WHERE row_version = ?``), whatever number of
+  commands changed it, and a mismatch is a :class:`~engine.errors.ConcurrencyConflict`.
+  Tickets are updated in id order, so that transactions on PostgreSQL take their row locks in
+  one global order and never deadlock.
+* :class:`TimerWriter` — ``gw_timers``: cancellations, takes, stale marks and failures of
+  stored timers (by id, or by ticket and name: at most one timer per ticket and name is
+  pending), then the inserts of new ones, with the status they ended the change set in.
+* :class:`RowWriter` — the participants' tables (SLA clocks, the ladder, work orders, the
+  outbox, department decisions, ...): the rows each participant planned, grouped by
+  statement in first-seen order.
+
+On SQLite every statement runs on the connection's cursor (:mod:`engine.store._cursor`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from engine.errors import ConcurrencyConflict
+from engine.store import _cursor
+from engine.store import statements as S
+from engine.store.reads import ticket_version
+from engine.store.tables import tickets
+
+__all__ = ["ChangeSet", "RowWriter", "TicketWriter", "TimerOp", "TimerWriter", "flush"]
+
+
+@dataclass(frozen=True, slots=True)
+class TimerOp:
+    """One change to ``gw_timers``, in the order it was decided.
+
+    Attributes:
+        kind: ``new`` (insert ``row``), ``cancel`` (the pending timer ``name`` of ``ticket_id``),
+            ``take`` (timer ``timer_id``, still pending and claimed by ``owner``, becomes
+            ``status`` — ``fired`` or ``stale`` — at ``at``), ``fail`` (timer ``timer_id``
+            failed: ``failures``, ``error``; retried at ``at``).
+    """
+
+    kind: str
+    ticket_id: str = ""
+    name: str = ""
+    timer_id: int = 0
+    row: Mapping[str, Any] | None = None
+    owner: str | None = None
+    at: datetime | None = None
+    failures: int = 0
+    error: str | None = None
+    status: str = "fired"
+
+
+@dataclass
+class ChangeSet:
+    """What a flush writes. Built by the unit of work from its staged changes.
+
+    Attributes:
+        ticket_inserts: full ``gw_tickets`` rows of new tickets.
+        ticket_updates: ``UPDATE_TICKET`` parameters (``b_id``, ``b_version`` — the version the
+            ticket was read at — ``b_def``, ``b_state``, ``b_level``, ``b_fields``, ``b_now``,
+            ``b_new_version``, ``b_overdue``).
+        history: ``gw_history`` rows, in order.
+        timer_ops: :class:`TimerOp` in the order they were decided.
+        rows: ``(statement, parameters)`` of the participants' tables, in order.
+    """
+
+    ticket_inserts: list[dict[str, Any]] = field(default_factory=list)
+    ticket_updates: list[dict[str, Any]] = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    timer_ops: list[TimerOp] = field(default_factory=list)
+    rows: list[tuple[Any, Mapping[str, Any]]] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.ticket_inserts or self.ticket_updates or self.history
+                    or self.timer_ops or self.rows)
+
+
+class TicketWriter:
+    """Writes ``gw_tickets`` and ``gw_history`` (the ``row_version`` rule lives here)."""
+
+    def write(self, conn: Connection, inserts: Sequence[Mapping[str, Any]],
+              updates: Sequence[Mapping[str, Any]], history: Sequence[Mapping[str, Any]]) -> None:
+        """Insert new tickets, update changed ones (in id order), append history rows.
+
+        Raises:
+            ConcurrencyConflict: a ticket's stored ``row_version`` is no longer the one it was
+                read at (another transaction changed it); roll back, reload, retry.
+        """
+        if updates:
+            ordered = sorted(updates, key=lambda u: u["b_id"])
+            if conn.dialect.name == "sqlite":
+                # executemany; SQLite counts rows exactly (and a SQLite transaction holds the
+                # write lock from its first statement, so a mismatch is all but impossible)
+                if _cursor.run_many(conn, S.UPDATE_TICKET, ordered) != len(ordered):
+                    _raise_conflict(conn, ordered)
+            else:
+                for update in ordered:  # one by one: each conflict is named exactly
+                    if _cursor.run(conn, S.UPDATE_TICKET, update) != 1:
+                        raise ConcurrencyConflict(update["b_id"], update["b_version"],
+                                                  ticket_version(conn, update["b_id"]))
+        if inserts:
+            _cursor.run_many(conn, S.INSERT_TICKET, list(inserts))
+        if history:
+            _cursor.run_many(conn, S.INSERT_HISTORY, list(history))
+
+
+def _raise_conflict(conn: Connection, updates: Sequence[Mapping[str, Any]]) -> None:
+    ids = [u["b_id"] for u in updates]
+    stored = {r.id: r.row_version for r in conn.execute(
+        select(tickets.c.id, tickets.c.row_version).where(tickets.c.id.in_(ids)))}
+    for u in updates:
+        actual = stored.get(u["b_id"])
+        if actual != u["b_new_version"]:  # this update did not apply
+            raise ConcurrencyConflict(u["b_id"], u["b_version"], actual)
+    raise ConcurrencyConflict(ids[0], updates[0]["b_version"], None)  # pragma: no cover
+
+
+class TimerWriter:
+    """Writes ``gw_timers``: changes to stored timers first, then the new timers."""
+
+    def write(self, conn: Connection, ops: Sequence[TimerOp]) -> None:
+        """Apply ``ops`` in their order of decision.
+
+        A ``cancel`` of a timer created earlier in the same ops only changes the status that
+        timer is inserted with; a ``cancel`` of a stored timer updates it (before the
+        inserts, so a timer of the same name created after it stays pending).
+
+        Raises:
+            ConcurrencyConflict: a ``take`` found its timer no longer pending or no longer
+                claimed by this worker (another worker took the claim over).
+        """
+        new: dict[tuple[str, str], dict[str, Any]] = {}
+        inserts: list[dict[str, Any]] = []
+        cancels: list[dict[str, Any]] = []
+        takes: list[dict[str, Any]] = []
+        fails: list[dict[str, Any]] = []
+        for op in ops:
+            kind = op.kind
+            if kind == "new":
+                assert op.row is not None
+                row = dict(op.row)
+                new[(row["ticket_id"], row["name"])] = row
+                inserts.append(row)
+            elif kind == "cancel":
+                mine = new.pop((op.ticket_id, op.name), None)
+                if mine is not None:
+                    mine["status"] = "cancelled"
+                else:
+                    cancels.append({"b_tid": op.ticket_id, "b_name": op.name})
+            elif kind == "take":
+                takes.append({"b_id": op.timer_id, "b_owner": op.owner, "b_now": op.at,
+                              "b_status": op.status})
+            elif kind == "fail":
+                fails.append({"b_id": op.timer_id, "b_failures": op.failures,
+                              "b_error": op.error, "b_retry": op.at})
+            else:  # pragma: no cover - the unit of work only builds the kinds above
+                raise ValueError(f"unknown timer op {kind!r}")
+        if takes:
+            if conn.dialect.name == "sqlite":
+                taken = _cursor.run_many(conn, S.TAKE_TIMER, takes)
+            else:
+                taken = sum(_cursor.run(conn, S.TAKE_TIMER, take) for take in takes)
+            if taken != len(takes):
+                raise ConcurrencyConflict(
+                    "(timers)", len(takes), taken,
+                    message=f"{len(takes) - taken} of {len(takes)} claimed timers were taken "
+                            "over or cancelled by another worker; fire them again")
+        _cursor.run_many(conn, S.FAIL_TIMER, fails)
+        _cursor.run_many(conn, S.CANCEL_PENDING, cancels)
+        if inserts:
+            _cursor.run_many(conn, S.INSERT_TIMER, inserts)
+
+
+class RowWriter:
+    """Writes the participants' rows, grouped by statement in first-seen order."""
+
+    def write(self, conn: Connection, rows: Sequence[tuple[Any, Mapping[str, Any]]]) -> None:
+        """Execute each statement once with all its parameter dicts (grouped by their keys)."""
+        groups: dict[tuple[int, tuple[str, ...]], tuple[Any, list[Mapping[str, Any]]]] = {}
+        for stmt, params in rows:
+            key = (id(stmt), tuple(params))
+            group = groups.get(key)
+            if group is None:
+                groups[key] = (stmt, [params])
+            else:
+                group[1].append(params)
+        for stmt, params_list in groups.values():
+            _cursor.run_many(conn, stmt, params_list)
+
+
+_TICKETS = TicketWriter()
+_TIMERS = TimerWriter()
+_ROWS = RowWriter()
+
+
+def flush(conn: Connection, changes: ChangeSet) -> None:
+    """Write a change set in one go: tickets and history, timers, then the other rows.
+
+    Raises:
+        ConcurrencyConflict: see :class:`TicketWriter` and :class:`TimerWriter`.
+    """
+    _TICKETS.write(conn, changes.ticket_inserts, changes.ticket_updates, changes.history)
+    _TIMERS.write(conn, changes.timer_ops)
+    _ROWS.write(conn, changes.rows)

@@ -1,0 +1,156 @@
+"""Moving running tickets to another version of their lifecycle.
+
+``Engine.deploy`` keeps every version (by content digest) and running tickets stay on the
+version they were reported on. An administrator who wants chosen tickets to follow a new
+version moves them with :meth:`Engine.migrate` (``gridwhistle migrate``). For each ticket, in
+one transaction with the others:
+
+* its state becomes ``state_map.get(state, state)``, which must exist in the new version; its
+  level must exist there, and its fields must satisfy the new field declarations;
+* its pending deadline timers are cancelled and its deadlines recomputed under the new version
+  (SLA clocks, ladder budgets and lag timers carry over unchanged):
+  ``after`` deadlines of the (mapped) state count from when the ticket entered its state;
+  ticket deadlines (``stop_in``) that still run count from the report (``after``) or take their
+  field (``at_field``); a ticket deadline already breached is not started again. A recomputed
+  deadline already in the past falls due at the next ``run_due``;
+* a history row of kind ``migration`` (trigger ``migrate``) records the versions, the state
+  change and the new deadlines.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from engine.calendars.spans import due_after
+from engine.errors import ConfigurationError, MigrationRefused
+from engine.lifecycle.machine import Lifecycle
+from engine.runtime.fields import check_fields
+from engine.runtime.kernel import Kernel
+from engine.runtime.model import Actor, Ticket
+from engine.runtime.working import TicketRecord
+from engine.store.tables import definitions, history, tickets, timers
+
+__all__ = ["move_tickets", "plan_migration"]
+
+_ENTRY_KINDS = ("report", "transition", "migration")
+
+Planned = tuple[str, str | None, datetime]
+"""A deadline timer to create: ``(name, owning state or None, due)``."""
+
+
+def plan_migration(
+    conn: Connection, rec: TicketRecord, new: Lifecycle, state_map: dict[str, str],
+) -> tuple[str, list[Planned], list[str]]:
+    """Work out one ticket's move: ``(new state, deadline timers to create, problems)``.
+
+    Args:
+        conn: a connection that sees the ticket's history and timers.
+        rec: the ticket as staged.
+        new: the target lifecycle version.
+        state_map: old state → new state; unmapped states keep their name.
+
+    An empty ``problems`` list means the move is possible.
+    """
+    tid = rec.id
+    dest = state_map.get(rec.state, rec.state)
+    problems: list[str] = []
+    if dest not in new.spec.states:
+        problems.append(f"state {dest!r} does not exist in {new.name} (states: "
+                        f"{', '.join(new.spec.states)})")
+    if rec.level not in new.levels:
+        problems.append(f"level {rec.level!r} does not exist in {new.name}")
+    _, errors = check_fields(new.spec.fields, rec.fields, require=True)
+    problems += [f"field {k}: {v}" for k, v in sorted(errors.items())]
+    if problems:
+        return dest, [], problems
+
+    rows = conn.execute(
+        select(history.c.kind, history.c.at).where(history.c.ticket_id == tid)
+        .order_by(history.c.seq)
+    ).all()
+    entered = next((r.at for r in reversed(rows) if r.kind in _ENTRY_KINDS), rec.created_at)
+    breached = set(conn.execute(
+        select(timers.c.name).where(timers.c.ticket_id == tid, timers.c.state.is_(None),
+                                    timers.c.status.in_(("fired", "stale")))
+    ).scalars())
+    out: list[Planned] = []
+    for d in new.state_deadlines.get(dest, ()):
+        if d.spec.after is not None:
+            out.append((d.name, dest, due_after(new.calendars, d.spec.after, entered)))
+    if dest not in new.final_states:
+        for d in new.ticket_deadlines:
+            if dest in (d.spec.stop_in or ()) or d.name in breached:
+                continue
+            if d.spec.after is not None:
+                due = due_after(new.calendars, d.spec.after, rec.created_at)
+            else:
+                raw = rec.fields.get(d.spec.at_field or "")
+                if raw is None:
+                    continue
+                due = datetime.fromisoformat(raw)
+            out.append((d.name, None, due))
+    return dest, out, []
+
+
+def move_tickets(
+    kernel: Kernel, lifecycle: str, ticket_ids: Sequence[str] | None, version: int | None,
+    state_map: dict[str, str], actor: Actor, reason: str | None,
+) -> list[Ticket]:
+    """Apply :meth:`Engine.migrate`: every chosen ticket moves, or (on a problem) none does.
+
+    Returns:
+        The tickets after the move.
+
+    Raises:
+        ConfigurationError, TicketNotFound, MigrationRefused, ConcurrencyConflict.
+    """
+    handler = kernel.handler
+    moved: list[Ticket] = []
+    with kernel.compound() as u:
+        def target_of(conn: Connection) -> Any:
+            query = select(definitions.c.id).where(definitions.c.name == lifecycle)
+            if version is not None:
+                query = query.where(definitions.c.version == version)
+            return conn.execute(query.order_by(definitions.c.version.desc()).limit(1)).scalar()
+
+        target_id = u.query(target_of)
+        if target_id is None:
+            raise ConfigurationError(
+                f"lifecycle {lifecycle!r} has no deployed version {version or ''}; deploy it "
+                "first (Engine.deploy, or gridwhistle migrate --workflow)")
+        target_id = int(target_id)
+        new = kernel.lifecycle_by_id(target_id)
+        if ticket_ids is None:
+            def candidates(conn: Connection) -> list[str]:
+                all_versions = select(definitions.c.id).where(definitions.c.name == lifecycle)
+                finals = {s for i in conn.execute(all_versions).scalars()
+                          for s in kernel.catalog.by_id(conn, int(i)).final_states}
+                return list(conn.execute(
+                    select(tickets.c.id)
+                    .where(tickets.c.definition_id.in_(all_versions),
+                           tickets.c.definition_id != target_id,
+                           tickets.c.state.not_in(sorted(finals | {""})))
+                    .order_by(tickets.c.id)).scalars())
+
+            ids = u.query(candidates)
+        else:
+            ids = list(ticket_ids)
+        for tid in ids:
+            rec = u.ticket(tid)
+            if rec.lifecycle.name != lifecycle:
+                raise MigrationRefused(tid, [f"it runs on lifecycle {rec.lifecycle.name!r}"])
+            if rec.definition_id == target_id:
+                moved.append(handler.snapshot(rec))
+                continue
+            dest, new_timers, problems = u.query(
+                functools.partial(plan_migration, rec=rec, new=new, state_map=state_map))
+            if problems:
+                raise MigrationRefused(tid, problems)
+            moved.append(handler.snapshot(handler.migrate(
+                tid, target_id, dest, new_timers, actor=actor, reason=reason)))
+    return moved
