@@ -137,6 +137,17 @@ def compare(cal: BusinessCalendar, op: str, t: datetime, other: datetime,
     else:
         pair = (lambda: cal.add_working_days(t, days),
                 lambda: _walking.add_working_days(cal, t, days))
+        if cal.valid_until is None and not any(cal.shifts):
+            # No weekday hours and no end: after its last extra working day the walk counted
+            # on to year 9999 (OverflowError, minutes later); the index gives up like the
+            # other methods, on the 3,661st day in a row that is not a working day.
+            ours = outcome(pair[0])
+            gave_up = ours[2] if ours[0] == "out of range" else None
+            if isinstance(gave_up, date) and (
+                    cal.valid_from is None or gave_up > cal.valid_from + timedelta(3661)):
+                assert not any(cal.is_working_day(gave_up - timedelta(k)) for k in range(3661))
+                event("add_working_days: gave up")
+                return
     ours, walked = outcome(pair[0]), outcome(pair[1])
     assert ours == walked, (op, t, other, amount, days)
     event(f"{op}: {ours[0]}")
@@ -270,6 +281,19 @@ def test_ten_years_between_two_working_days_gives_up_in_between() -> None:
     after = datetime(2015, 1, 1, tzinfo=UTC)  # starting inside the gap, less than ten years
     assert both(cal, "add", after, timedelta(hours=1)) == (
         "ok", datetime.combine(second, time(10), NY).astimezone(UTC))
+
+
+def test_counting_working_days_without_an_end_gives_up_after_ten_years() -> None:
+    # The walk counted on to year 9999 and raised OverflowError; the index raises
+    # CalendarOutOfRange on the 3,661st day in a row that is not a working day.
+    last = date(2024, 5, 6)
+    cal = BusinessCalendar("rare", NY, ((),) * 7, make_up_shifts=((time(9), time(17)),),
+                           extra_working_days=frozenset({date(2024, 5, 3), last}))
+    start = datetime(2024, 5, 3, 10, tzinfo=NY)
+    assert cal.add_working_days(start, 1) == datetime(2024, 5, 6, 10, tzinfo=NY)
+    with pytest.raises(CalendarOutOfRange) as info:
+        cal.add_working_days(start, 2)
+    assert info.value.day == last + timedelta(3661)
 
 
 def test_daylight_saving_nights_in_new_york() -> None:
