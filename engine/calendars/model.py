@@ -10,27 +10,52 @@ Rules (documented for administrators in ``docs/yaml-reference.md``, section *Cal
 * **Working time** is the union of the day's shifts, each a local ``[start, end)`` interval
   converted to UTC with the calendar's zone (``zoneinfo``). Durations are real elapsed seconds
   inside those intervals: on a daylight-saving day a shift lasts what the wall clock says it
-  lasts in real time.
+  lasts in real time. Shifts count in time order whatever order they are listed in. A clock
+  time inside a skipped hour reads as ``zoneinfo`` reads it (the offset before the change);
+  where that makes shifts overlap in UTC the overlap counts once, and a shift that would end
+  before it starts counts nothing.
 * **Outside working hours**: a clock started outside working time starts at the next working
   instant (``add(t, 0)``); a duration counted from a Saturday evening report starts on the
   next working morning.
 * The calendar is **valid** from ``valid_from`` to ``valid_until`` (local dates, inclusive):
   arithmetic that would need a day outside that range raises :class:`CalendarOutOfRange`, so a
   stale calendar never silently invents working days.
+
+How the arithmetic is computed (``engine/calendars/_index.py`` has the details):
+
+* Each calendar keeps a **cumulative index**: per local day of its validity period its
+  working intervals as UTC instants (integer microseconds), laid end to end in sorted arrays
+  with a prefix sum of working time. ``working_between(a, b)`` is the prefix sum at ``b``
+  minus the prefix sum at ``a`` (a ``bisect`` each, the partial day from the interval found);
+  ``add(t, w)`` bisects the prefix sums for the interval where ``w`` more is reached;
+  ``next_working_instant``, ``is_working_time`` and ``add_working_days`` bisect likewise.
+* **Complexity**: O(log intervals) per call, about 3-6 µs whatever the span, where the
+  day-by-day walk it replaced took 10 µs for a day, 1.4 ms for a year and 5 ms for three
+  (``bench/b9_calendar.py``). The walk stays in ``engine/calendars/_walking.py`` as the
+  oracle of ``tests/test_calendar_index.py``: results and :class:`CalendarOutOfRange` errors
+  (same day, same message) are the walk's.
+* **Building and memory**: built lazily, a calendar year at a time, the first time a
+  computation needs a day of that year (about 3-5 ms a year); the years built are always one
+  contiguous range. A 21-year split-shift calendar (7,670 days) takes about 310 KB. A calendar
+  without validity bounds grows the same way, as far as its computations reach.
+* **Threads**: a compiled calendar is shared by every thread of a lifecycle version. Readers
+  use the current immutable snapshot of the index without locking; building a missing year
+  takes the calendar's lock and publishes a new snapshot.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import holidays as holidays_lib
 
+from engine.calendars._index import WorkingIndex, from_us, utc_intervals
+from engine.calendars.errors import CalendarOutOfRange
 from engine.clock import ensure_utc
-from engine.errors import GridwhistleError
 
 if TYPE_CHECKING:
     from engine.definition.schema import CalendarSpec
@@ -39,30 +64,9 @@ __all__ = ["BusinessCalendar", "CalendarOutOfRange", "compile_calendars"]
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _ZERO = timedelta(0)
+_US = timedelta(microseconds=1)
 
 Shift = tuple[time, time]
-
-
-class CalendarOutOfRange(GridwhistleError):
-    """Working-time arithmetic needed a day outside the calendar's validity period.
-
-    Extend the calendar's ``valid_from`` / ``valid_until`` (and check its extra holidays and
-    working days for the new years), then deploy the lifecycle again.
-
-    Attributes:
-        calendar: the calendar's name.
-        day: the local date that was needed.
-    """
-
-    def __init__(self, calendar: str, day: date, valid_from: date | None,
-                 valid_until: date | None):
-        self.calendar = calendar
-        self.day = day
-        super().__init__(
-            f"calendar {calendar!r} is valid from {valid_from or 'the beginning'} to "
-            f"{valid_until or 'the end'}, but {day.isoformat()} was needed; extend its "
-            "validity period (and its extra holidays / working days) and deploy again"
-        )
 
 
 @dataclass(frozen=True)
@@ -91,14 +95,17 @@ class BusinessCalendar:
     extra_working_days: frozenset[date] = frozenset()
     valid_from: date | None = None
     valid_until: date | None = None
-    _public: Any = field(default=None, compare=False, repr=False)
+    _public: Any = field(default=None, init=False, compare=False, repr=False)
     _days: dict[date, tuple[tuple[datetime, datetime], ...]] = field(
-        default_factory=dict, compare=False, repr=False)
+        default_factory=dict, init=False, compare=False, repr=False)
+    _index: WorkingIndex = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.country is not None:
             public = holidays_lib.country_holidays(self.country, subdiv=self.subdivision)
             object.__setattr__(self, "_public", public)
+        object.__setattr__(self, "_index", WorkingIndex(
+            self.name, self.zone, self.valid_from, self.valid_until, self._shifts_of))
 
     # -- days ------------------------------------------------------------------------------
 
@@ -116,11 +123,19 @@ class BusinessCalendar:
         return day in getattr(self._public, "weekend_workdays", ())
 
     def is_working_day(self, day: date) -> bool:
-        """True if local date ``day`` has working hours (see the module's rules)."""
+        """True if local date ``day`` has working hours (see the module's rules).
+
+        Raises:
+            CalendarOutOfRange: ``day`` is outside the validity period.
+        """
         return bool(self._day_shifts(day))
 
     def _day_shifts(self, day: date) -> tuple[Shift, ...]:
         self._check_valid(day)
+        return self._shifts_of(day)
+
+    def _shifts_of(self, day: date) -> tuple[Shift, ...]:
+        """The local shifts worked on ``day`` by the module's rules (no validity check)."""
         if day in self.extra_holidays:
             return ()
         weekday = self.shifts[day.weekday()]
@@ -139,50 +154,49 @@ class BusinessCalendar:
     def intervals(self, day: date) -> tuple[tuple[datetime, datetime], ...]:
         """The working intervals of local date ``day`` as aware UTC ``(start, end)`` pairs.
 
+        The day's shifts converted to UTC in the calendar's zone, sorted; on a day whose
+        clocks skip an hour, shifts that overlap in UTC are merged and a shift that ends
+        before it starts is dropped (see ``engine/calendars/_index.py``).
+
         Raises:
             CalendarOutOfRange: ``day`` is outside the validity period.
         """
         cached = self._days.get(day)
         if cached is None:
-            cached = tuple(
-                (datetime.combine(day, a, self.zone).astimezone(UTC),
-                 datetime.combine(day, b, self.zone).astimezone(UTC))
-                for a, b in self._day_shifts(day)
-            )
+            cached = tuple((from_us(a), from_us(b))
+                           for a, b in utc_intervals(day, self._day_shifts(day), self.zone))
             if len(self._days) > 20_000:
                 self._days.clear()
             self._days[day] = cached
         return cached
 
-    def _walk(self, start: datetime) -> Iterator[tuple[datetime, datetime]]:
-        """Working intervals from ``start``'s local day on, clipped to begin at ``start``."""
-        day = start.astimezone(self.zone).date()
-        self._check_valid(day)
-        if self.valid_from is None or day > self.valid_from:
-            day -= timedelta(days=1)  # yesterday's shift may still run (in UTC terms)
-        idle = 0
-        while True:
-            found = False
-            for a, b in self.intervals(day):
-                if b > start:
-                    found = True
-                    yield max(a, start), b
-            idle = 0 if found else idle + 1
-            if idle > 3660:  # ten years without a working day: the calendar has no hours
-                raise CalendarOutOfRange(self.name, day, self.valid_from, self.valid_until)
-            day += timedelta(days=1)
+    def index_stats(self) -> dict[str, int]:
+        """What the working-time index holds so far: days, intervals, working days, bytes.
+
+        The index is built lazily, a calendar year at a time, as computations need it (see
+        ``engine/calendars/_index.py``); this is for benchmarks and diagnostics.
+        """
+        return self._index.stats()
 
     # -- instants ----------------------------------------------------------------------------
 
     def is_working_time(self, instant: datetime) -> bool:
-        """True if ``instant`` (aware) lies inside a working interval."""
-        t = ensure_utc(instant)
-        for a, b in self._walk(t):
-            return a <= t < b
-        return False  # pragma: no cover - _walk never ends
+        """True if ``instant`` (aware) lies inside a working interval.
+
+        Raises:
+            ValueError: ``instant`` is naive.
+            CalendarOutOfRange: ``instant``'s local day is outside the validity period, or no
+                working time follows it before the end of the validity period.
+        """
+        return self._index.is_working_time(ensure_utc(instant))
 
     def next_working_instant(self, instant: datetime) -> datetime:
-        """The first instant at or after ``instant`` that is working time (aware UTC)."""
+        """The first instant at or after ``instant`` that is working time (aware UTC).
+
+        Raises:
+            ValueError: ``instant`` is naive.
+            CalendarOutOfRange: as :meth:`add`.
+        """
         return self.add(instant, _ZERO)
 
     def add(self, start: datetime, working: timedelta) -> datetime:
@@ -200,32 +214,27 @@ class BusinessCalendar:
 
         Raises:
             ValueError: ``working`` is negative or ``start`` is naive.
-            CalendarOutOfRange: the result lies beyond the validity period.
+            CalendarOutOfRange: ``start``'s local day or the result lies outside the validity
+                period.
         """
         if working < _ZERO:
             raise ValueError(f"cannot add a negative working duration {working}")
         t = ensure_utc(start, what="start")
-        left = working
-        for a, b in self._walk(t):
-            if left == _ZERO:
-                return a
-            span = b - a
-            if span >= left:
-                return a + left
-            left -= span
-        raise AssertionError("unreachable")  # pragma: no cover - _walk never ends
+        return self._index.add(t, working // _US)
 
     def working_between(self, start: datetime, end: datetime) -> timedelta:
-        """Working time between two aware instants (zero if ``end <= start``)."""
+        """Working time between two aware instants (zero if ``end <= start``).
+
+        Raises:
+            ValueError: ``start`` or ``end`` is naive.
+            CalendarOutOfRange: ``start``'s local day is outside the validity period, or no
+                working time starts at or after ``end`` before the end of the validity period
+                (the walk this index replaced looked that far; kept for compatibility).
+        """
         a0, b0 = ensure_utc(start, what="start"), ensure_utc(end, what="end")
-        total = _ZERO
         if b0 <= a0:
-            return total
-        for a, b in self._walk(a0):
-            if a >= b0:
-                break
-            total += min(b, b0) - a
-        return total
+            return _ZERO
+        return _US * self._index.working_between(a0, b0)
 
     def add_working_days(self, start: datetime, days: int) -> datetime:
         """The same local time of day, ``days`` working days later.
@@ -234,19 +243,17 @@ class BusinessCalendar:
         target day's working hours, the result is the next working instant after it.
 
         Raises:
-            ValueError: ``days`` is negative.
-            CalendarOutOfRange: beyond the validity period.
+            ValueError: ``days`` is negative or ``start`` is naive.
+            CalendarOutOfRange: beyond the validity period (without ``valid_until``: more than
+                ten years without a working day).
         """
         if days < 0:
             raise ValueError(f"cannot add a negative number of working days {days}")
         t = self.next_working_instant(start)
         local = t.astimezone(self.zone)
         day = local.date()
-        count = 0
-        while count < days:
-            day += timedelta(days=1)
-            if self.is_working_day(day):
-                count += 1
+        if days:
+            day = self._index.nth_working_day(day, days)
         target = datetime.combine(day, local.time(), self.zone)
         return self.next_working_instant(target)
 
