@@ -5,7 +5,7 @@
 * :mod:`~engine.departments.participant`: the in-transaction rules (bounce duties, fallback,
   the parent's resolution rule, reopen).
 * :mod:`~engine.departments.service`: the centre's commands (:class:`Departments`).
-* :mod:`~engine.departments.figures`: per-department figures for reports.
+* :mod:`~engine.departments.figures`: per-department figures (now in :mod:`engine.reports`).
 """
 
 from engine.departments.figures import department_figures

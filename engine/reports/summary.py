@@ -1,0 +1,123 @@
+"""Figures over the stored tickets: what a replay or an operator's report shows.
+
+Computed with SQL over the tables (history is the source of truth), not kept in memory.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, func, select
+
+from engine.sla.clocks import sla_outcomes
+from engine.store.tables import definitions, history, tickets
+
+__all__ = ["Summary", "summarize"]
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Figures over the tickets of one lifecycle.
+
+    Attributes:
+        tickets: tickets stored.
+        transitions: transitions applied (history rows of kind ``transition``; reports and
+            breaches are not transitions).
+        closed: tickets in a final state; ``closure_rate`` = closed / tickets (0 when none).
+        overdue: tickets whose resolution deadline was breached.
+        escalations: escalation hops by the level reached (``{"street": 12, ...}``).
+        breaches: deadline breaches by deadline name.
+        by_state: tickets by current state; ``by_level``: by current level.
+        median_close_seconds: median seconds from report to reaching a final state, or None.
+        verdict_pairs: ``(source value, engine overdue)`` counts for the verdict field asked.
+        slas: per SLA clock name, ``{"met": n, "breached": n, "open": n}``.
+        budget_breaches: level budgets that ran out, by level (``{"street": 3, ...}``).
+    """
+
+    tickets: int
+    transitions: int
+    closed: int
+    closure_rate: float
+    overdue: int
+    escalations: dict[str, int]
+    breaches: dict[str, int]
+    by_state: dict[str, int]
+    by_level: dict[str, int]
+    median_close_seconds: float | None
+    verdict_pairs: dict[tuple[str, bool], int] = field(default_factory=dict)
+    slas: dict[str, dict[str, int]] = field(default_factory=dict)
+    budget_breaches: dict[str, int] = field(default_factory=dict)
+
+
+def summarize(
+    conn: Connection,
+    lifecycle: str,
+    *,
+    final_states: frozenset[str],
+    escalation_trigger: str,
+    levels: tuple[str, ...],
+    verdict_field: str | None = None,
+) -> Summary:
+    """Compute a :class:`Summary` for every version of lifecycle ``lifecycle``."""
+    ids = select(definitions.c.id).where(definitions.c.name == lifecycle).scalar_subquery()
+    mine = tickets.c.definition_id.in_(ids)
+    in_mine = history.c.ticket_id.in_(select(tickets.c.id).where(mine))
+    by_state: dict[str, int] = dict(conn.execute(
+        select(tickets.c.state, func.count()).where(mine).group_by(tickets.c.state)).all())
+    by_level: dict[str, int] = dict(conn.execute(
+        select(tickets.c.level, func.count()).where(mine).group_by(tickets.c.level)).all())
+    total = sum(by_state.values())
+    closed = sum(n for s, n in by_state.items() if s in final_states)
+    overdue = conn.execute(
+        select(func.count()).where(mine, tickets.c.overdue.is_(True))).scalar() or 0
+    transitions = conn.execute(
+        select(func.count()).where(in_mine, history.c.kind == "transition")).scalar() or 0
+    esc_rows = conn.execute(
+        select(history.c.to_level, func.count())
+        .where(in_mine, history.c.kind == "transition", history.c.trigger == escalation_trigger,
+               history.c.from_level != history.c.to_level)
+        .group_by(history.c.to_level)
+    ).all()
+    found: dict[str, int] = dict(esc_rows)
+    escalations = {lvl: int(found.get(lvl, 0)) for lvl in levels[1:]}
+    breaches: dict[str, int] = dict(conn.execute(
+        select(history.c.trigger, func.count())
+        .where(in_mine, history.c.kind == "breach").group_by(history.c.trigger)).all())
+    closes = conn.execute(
+        select(tickets.c.created_at, func.min(history.c.at))
+        .join(history, history.c.ticket_id == tickets.c.id)
+        .where(mine, history.c.to_state.in_(sorted(final_states)),
+               history.c.kind == "transition")
+        .group_by(tickets.c.id, tickets.c.created_at)
+    ).all()
+    durations = [(_aware(c) - _aware(o)).total_seconds() for o, c in closes]
+    pairs: Counter[tuple[str, bool]] = Counter()
+    if verdict_field is not None:
+        for fields, is_overdue in conn.execute(select(tickets.c.fields, tickets.c.overdue)
+                                               .where(mine)):
+            value = (fields or {}).get(verdict_field)
+            if value is not None:
+                pairs[(str(value), bool(is_overdue))] += 1
+    return Summary(
+        tickets=total, transitions=int(transitions), closed=closed,
+        closure_rate=(closed / total) if total else 0.0, overdue=int(overdue),
+        escalations=escalations, breaches={k: int(v) for k, v in breaches.items()},
+        by_state={k: int(v) for k, v in by_state.items()},
+        by_level={k: int(v) for k, v in by_level.items()},
+        median_close_seconds=statistics.median(durations) if durations else None,
+        verdict_pairs=dict(pairs),
+        slas=sla_outcomes(conn, lifecycle),
+        budget_breaches={lvl: int(breaches.get(f"{lvl}_budget", 0)) for lvl in levels},
+    )
+
+
+def _aware(value: Any) -> Any:
+    """``func.min`` loses the column type on some backends: put UTC back if needed."""
+    from datetime import UTC, datetime
+
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
