@@ -12,7 +12,6 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select
 
-from engine.sla.clocks import sla_outcomes
 from engine.store.tables import definitions, history, tickets
 
 __all__ = ["Summary", "summarize"]
@@ -62,6 +61,8 @@ def summarize(
     verdict_field: str | None = None,
 ) -> Summary:
     """Compute a :class:`Summary` for every version of lifecycle ``lifecycle``."""
+    from engine.sla.clocks import sla_outcomes  # engine.sla imports the runtime, which imports us
+
     ids = select(definitions.c.id).where(definitions.c.name == lifecycle).scalar_subquery()
     mine = tickets.c.definition_id.in_(ids)
     in_mine = history.c.ticket_id.in_(select(tickets.c.id).where(mine))
