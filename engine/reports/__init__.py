@@ -10,6 +10,26 @@
 """
 
 from engine.reports.departments import DEPARTMENT_FIGURES, department_figures
+from engine.reports.figures import Figure, figures_for, percentile, register_source
+from engine.reports.report import BY, PERIODS, Group, Report, build_report
 from engine.reports.summary import Summary, summarize
+from engine.reports.units import Milestones, Unit, register_facts
 
-__all__ = ["DEPARTMENT_FIGURES", "Summary", "department_figures", "summarize"]
+__all__ = [
+    "BY",
+    "DEPARTMENT_FIGURES",
+    "PERIODS",
+    "Figure",
+    "Group",
+    "Milestones",
+    "Report",
+    "Summary",
+    "Unit",
+    "build_report",
+    "department_figures",
+    "figures_for",
+    "percentile",
+    "register_facts",
+    "register_source",
+    "summarize",
+]
