@@ -51,6 +51,7 @@ from engine.events import EVENT_TYPES, DomainEvent
 from engine.ladder import LadderPosition
 from engine.lifecycle import CommandContext, Lifecycle, Registry
 from engine.periodic import run_periodic
+from engine.reports import Report, build_report
 from engine.runtime import (
     SYSTEM,
     Actor,
@@ -114,6 +115,7 @@ __all__ = [
     "PartialCommandError",
     "Problem",
     "Registry",
+    "Report",
     "RoleNotAllowed",
     "Route",
     "SlaClock",
@@ -134,6 +136,7 @@ __all__ = [
     "VirtualClock",
     "WorkOrder",
     "__version__",
+    "build_report",
     "bundled_names",
     "find_tickets",
     "load_definition",

@@ -26,6 +26,8 @@ PUBLIC = {
     "BounceBudgetExceeded",
     "BounceLimitReached", "BounceNeedsApproval", "NoRouting", "NotADuplicate",
     "UnknownDepartment",
+    # issue 13: the centre's reports
+    "Report", "build_report",
 }
 
 

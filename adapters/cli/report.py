@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC
 import sys
+from datetime import UTC
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -77,14 +77,14 @@ def report(
                    ] = Format.table,
     as_json: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
 ) -> None:
-    """Figures over a lifecycle's tickets: closure and on-time rates, times to dispatch, site
-    and resolution (median, 90th percentile), escalations by level, bounce-backs.
+    """Figures over a lifecycle's tickets: closure, on time, times, escalations, bounces.
 
-    The same figures as ``GET /reports`` and the console's reports page (engine/reports).
-    JSON also carries the lifecycle's summary (states, levels, breaches). Exit code 1 for an
-    unknown lifecycle or database.
+    Closure and on-time rates, times to dispatch, site and resolution (median, 90th
+    percentile), escalations by level, bounce-backs. The same figures as ``GET /reports``
+    and the console's reports page (engine/reports). JSON also carries the lifecycle's
+    summary (states, levels, breaches). Exit code 1 for an unknown lifecycle or database.
     """
-    from engine.reports import build_report
+    from engine import build_report
 
     start = parse_instant(since, UTC, option="--from") if since else None
     stop = parse_instant(until, UTC, option="--until") if until else None

@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from adapters.http import api, open311
+from adapters.http import api, departments, open311, reports
 from adapters.http.auth import ApiKey, KeyRing
 from adapters.http.problems import (
     Problem,
@@ -71,6 +71,8 @@ def create_app(
         return {"status": "ok"}
 
     app.include_router(api.router)
+    app.include_router(departments.router)
+    app.include_router(reports.router)
     if open311_api:
         app.include_router(open311.router)
     return app

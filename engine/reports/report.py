@@ -1,4 +1,4 @@
-"""Figures grouped by department, whistle level or period: what reports, the API and the console show.
+"""Figures grouped by department, whistle level or period (reports, the API, the console).
 
 :func:`build_report` reads the units of one lifecycle's tickets reported in a range, groups
 them and computes the lifecycle's figure set (:func:`~engine.reports.figures.figures_for`) for
@@ -90,8 +90,11 @@ class Report:
         }
 
     def as_csv(self) -> str:
-        """CSV: a header of ``group``, ``title`` and the figure names; one row per group, then
-        the total (``all``). Empty values are empty cells."""
+        """The CSV shape.
+
+        A header of ``group``, ``title`` and the figure names; one row per group, then the
+        total (``all``). Missing values are empty cells.
+        """
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(["group", "title", *(f.name for f in self.figures)])
@@ -147,7 +150,9 @@ def build_report(
             :func:`~engine.reports.units.department_units`), ``level`` (the ticket's current
             whistle level) or ``period`` (of the report instant, in :func:`report_zone`).
         period: ``day``, ``week`` (ISO weeks, ``2024-W18``) or ``month``.
-        since, until: aware datetimes bounding the report instant (until exclusive); None
+        since: aware datetime, the first report instant counted (None: open).
+        until: aware datetime, the report instant to stop before (None: open).
+            Aware datetimes bounding the report instant (until exclusive); None
             leaves that side open. Later history of those tickets counts (times, closure).
         lang: ``zh`` or ``en`` for titles (the lifecycle's titles; falls back to English).
 
