@@ -88,10 +88,12 @@ def state_diagram_svg(lc: Any, current: str | None, lang: str) -> str:
             e.view.points = [(x + shift, y) for x, y in e.view.points]
         offset = max(v.view.xy[0] + v.view.w / 2 for v in comp.sV) + 60
     boxes = {n: v.view for n, v in vertices.items()}
-    min_x = min(b.xy[0] - b.w / 2 for b in boxes.values()) - _PAD - 40
-    min_y = min(b.xy[1] - b.h / 2 for b in boxes.values()) - _PAD
-    max_x = max(b.xy[0] + b.w / 2 for b in boxes.values()) + _PAD + 40
-    max_y = max(b.xy[1] + b.h / 2 for b in boxes.values()) + _PAD
+    bends = [p for e in edges for p in e.view.points]
+    min_x = min([b.xy[0] - b.w / 2 for b in boxes.values()] + [x for x, _ in bends]) - _PAD
+    min_y = min([b.xy[1] - b.h / 2 for b in boxes.values()] + [y for _, y in bends]) - _PAD
+    max_x = max([b.xy[0] + b.w / 2 for b in boxes.values()] + [x + 90 for x, _ in bends]
+                ) + _PAD + 60
+    max_y = max([b.xy[1] + b.h / 2 for b in boxes.values()] + [y for _, y in bends]) + _PAD
     width, height = max_x - min_x, max_y - min_y
 
     def pt(x: float, y: float) -> str:
