@@ -25,6 +25,7 @@ CASES = {
     "b5_lateness": ["--timers", "40", "--window", "0.5"],
     "b6_district_year": ["--tickets", "60", "--floor-commands", "40"],
     "b8_peer_spiff": ["--size", "4", "--rounds", "1"],
+    "b9_console_live": ["--reports", "3", "--boards", "1", "--gap", "0.05"],
 }
 
 
@@ -51,6 +52,8 @@ def test_benchmark_runs_at_a_tiny_size(name: str) -> None:
     if name == "b6_district_year":
         assert figures["tickets"] == 60
         assert figures["events_applied"] == 300  # report, dispatch, arrive, resolve, close
+    if name == "b9_console_live":
+        assert (figures["received"], figures["missed"]) == (3, 0)  # every report reached it
 
 
 @pytest.mark.postgres
