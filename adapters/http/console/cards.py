@@ -2,9 +2,10 @@
 
 Risk of an open ticket, from its timers and SLA clocks (public engine reads only):
 
-* **red** (breached): its overdue flag is set, an SLA clock of it is breached and not
-  stopped, the latest timer of a deadline or level budget has fired, or a pending one is
-  already past due; ``over_since`` is the earliest such due instant;
+* **red** (breached, 超期): its overdue flag is set, an SLA clock of it is breached and not
+  stopped, a deadline, level budget or lag timer of it has fired (a breach stays on the card
+  until the ticket closes, also after the escalation it caused), or a pending one is already
+  past due; ``over_since`` is the earliest such due instant;
 * **yellow** (at risk): not red, and an SLA clock's warning threshold has passed (its
   warning timer fired, or is past due) while the clock runs;
 * **ok** otherwise.
@@ -125,7 +126,8 @@ def card_of(engine: Engine, ticket: Ticket, lang: str, now: datetime) -> Card | 
                 continue
         if t.status == "pending":
             due.append(t.due_at)
-        elif t.status == "fired" and parts[0] != "sla" and t.state in (None, ticket.state):
+    for t in timers:
+        if t.status == "fired" and t.name.split(":")[0] != "sla":
             over.append(t.due_at)
     for c in clocks.values():
         if c.outcome == "breached" and c.status != "stopped" and c.breached_at is not None:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import Callable
-from datetime import UTC, date, datetime, time
+from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -121,7 +121,8 @@ def _page(request: Request, template: str, requester: Who | None, status: int = 
         grant=requester.grant if requester else None,
         csrf=requester.session.csrf if requester and requester.session else "",
         path=request.url.path, other_lang="en" if lang == "zh" else "zh", at=at,
-        iso=lambda v: v.isoformat() if v else "", quote=quote, **ctx)
+        iso=lambda v: v.isoformat() if v else "", quote=quote,
+        now_iso=_engine_now(_engine(request)).isoformat(), **ctx)
     return HTMLResponse(html, status_code=status)
 
 
@@ -202,16 +203,15 @@ def choose_language(lang: str, request: Request) -> Response:
 # -- board ---------------------------------------------------------------------------------
 
 
-def _card_html(card: C.Card, lang: str) -> str:
+def _card_html(card: C.Card, lang: str, now: datetime) -> str:
     w = words(lang)
     return _env.get_template("card.html").render(card=card, w=w, lang=lang,
                                                   iso=lambda v: v.isoformat() if v else "",
-                                                  left=_left(card, lang))
+                                                  left=_left(card, lang, now))
 
 
-def _left(card: C.Card, lang: str) -> str:
+def _left(card: C.Card, lang: str, now: datetime) -> str:
     w = words(lang)
-    now = datetime.now(UTC)
     if card.risk == "red" and card.over_since is not None:
         return f"{w['over']} {duration(now - card.over_since, lang)}"
     if card.due_at is not None:
@@ -236,8 +236,8 @@ def board(request: Request) -> HTMLResponse:
     tickets = C.cards(engine, tickets_lc, requester.grant, lang, now)
     orders = C.cards(engine, orders_lc, requester.grant, lang, now)
     return _page(request, "board.html", requester, cursor=cursor,
-                 tickets=[(c, Markup(_card_html(c, lang))) for c in tickets],
-                 orders=[(c, Markup(_card_html(c, lang))) for c in orders])
+                 tickets=[(c, Markup(_card_html(c, lang, now))) for c in tickets],
+                 orders=[(c, Markup(_card_html(c, lang, now))) for c in orders])
 
 
 @router.get("/events")
@@ -258,10 +258,11 @@ async def events(request: Request) -> StreamingResponse:
             return {"id": ticket_id, "remove": True}
         if not C.in_scope(grant, ticket):
             return {"id": ticket_id, "remove": True}
-        card = C.card_of(engine, ticket, lang, _engine_now(engine))
+        now = _engine_now(engine)
+        card = C.card_of(engine, ticket, lang, now)
         if card is None:
             return {"id": ticket_id, "remove": True}
-        return {"id": ticket_id, "kind": card.kind, "html": _card_html(card, lang)}
+        return {"id": ticket_id, "kind": card.kind, "html": _card_html(card, lang, now)}
 
     stream = stream_cards(engine, cursor, set(tickets_lc) | set(orders_lc), render,
                           request.is_disconnected)
@@ -295,7 +296,7 @@ def risk(request: Request) -> HTMLResponse:
         return [(k, t, r, y) for (k, t), (r, y) in sorted(out.items(), key=lambda i: -i[1][0])]
 
     return _page(request, "risk.html", requester,
-                 cards=[(c, Markup(_card_html(c, lang))) for c in shown],
+                 cards=[(c, Markup(_card_html(c, lang, now))) for c in shown],
                  by_department=count(lambda c: (c.department or "", c.department_title or
                                                 words(lang)["none"])),
                  by_level=count(lambda c: (c.level, c.level_title)),

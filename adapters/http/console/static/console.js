@@ -4,6 +4,10 @@
   "use strict";
   var body = document.body;
   var lang = body.dataset.lang || "zh";
+  // count on the engine's clock: the server's "now" at render, kept with the browser's
+  // own ticking (the real clock in production; a replay's virtual clock in demos)
+  var offset = body.dataset.now ? Date.parse(body.dataset.now) - Date.now() : 0;
+  function nowMs() { return Date.now() + offset; }
 
   function span(ms) {
     var s = Math.floor(Math.abs(ms) / 1000);
@@ -29,7 +33,7 @@
   }
 
   function tick(el) {
-    var now = Date.now();
+    var now = nowMs();
     var over = el.dataset.over ? Date.parse(el.dataset.over) : NaN;
     var due = el.dataset.due ? Date.parse(el.dataset.due) : NaN;
     var warn = el.dataset.warn ? Date.parse(el.dataset.warn) : NaN;
