@@ -189,18 +189,24 @@ def ticket_units(
 ) -> list[Unit]:
     """One unit per ticket of ``lifecycle`` reported in ``[since, until)`` (aware UTC).
 
-    ``bounces`` sums the bounce-backs of the ticket's work orders.
+    ``bounces`` sums the bounce-backs of the ticket's work orders; ``on_site_at`` is the
+    first arrival of the ticket or of any of its work orders (with work orders the ticket
+    itself arrives only when its resolution rule is met).
     """
     parents = _parents(lifecycle, since, until)
     steps = _steps(conn, parents, milestones, work_order=False)
     bounced: dict[str, int] = {}
+    first_on_site: dict[str, datetime] = {}
     orders = _orders(conn, parents)
     if orders:
         child_ids = select(work_orders.c.child_id).where(work_orders.c.parent_id.in_(parents))
         child_steps = _steps(conn, child_ids, milestones, work_order=True)
         for o in orders:
-            n = child_steps.get(o.child_id, _Steps()).bounces
-            bounced[o.parent_id] = bounced.get(o.parent_id, 0) + n
+            cs = child_steps.get(o.child_id, _Steps())
+            bounced[o.parent_id] = bounced.get(o.parent_id, 0) + cs.bounces
+            if cs.on_site_at is not None and (
+                    o.parent_id not in first_on_site or cs.on_site_at < first_on_site[o.parent_id]):
+                first_on_site[o.parent_id] = cs.on_site_at
     extra = _extra(conn, parents)
     units = []
     for tid, created, state, level, overdue, fields in conn.execute(
@@ -208,11 +214,13 @@ def ticket_units(
                tickets.c.overdue, tickets.c.fields)
         .where(tickets.c.id.in_(parents)).order_by(tickets.c.created_at, tickets.c.id)):
         s = steps.get(tid, _Steps())
+        on_site = min((at for at in (s.on_site_at, first_on_site.get(tid)) if at is not None),
+                      default=None)
         dept = (fields or {}).get("department")
         units.append(Unit(
             ticket_id=tid, work_order=None, department=str(dept) if dept else None, role=None,
             level=level, reported_at=created, dispatched_at=s.dispatched_at,
-            on_site_at=s.on_site_at, resolved_at=s.resolved_at,
+            on_site_at=on_site, resolved_at=s.resolved_at,
             closed=state in milestones.closed_states,
             merged=state in milestones.excluded_states, overdue=bool(overdue),
             bounces=bounced.get(tid, 0), escalations=tuple(s.escalations),
