@@ -26,6 +26,7 @@ WORDS: dict[str, dict[str, str]] = {
     "open_tickets": {"zh": "在办事件", "en": "Open tickets"},
     "work_orders": {"zh": "部门工单", "en": "Work orders"},
     "none": {"zh": "暂无", "en": "None"},
+    "unassigned": {"zh": "未分派", "en": "Not assigned"},
     "left": {"zh": "剩余", "en": "left"},
     "over": {"zh": "已超期", "en": "over"},
     "no_deadline": {"zh": "无时限", "en": "no deadline"},

@@ -298,7 +298,7 @@ def risk(request: Request) -> HTMLResponse:
     return _page(request, "risk.html", requester,
                  cards=[(c, Markup(_card_html(c, lang, now))) for c in shown],
                  by_department=count(lambda c: (c.department or "", c.department_title or
-                                                words(lang)["none"])),
+                                                words(lang)["unassigned"])),
                  by_level=count(lambda c: (c.level, c.level_title)),
                  department=dept, level=level)
 
