@@ -41,6 +41,7 @@ WATER, SAN = Actor("water-3", "department"), Actor("san-1", "department")
 
 
 def seed(engine: Engine) -> None:
+    """A day of live tickets before ``NOW``, run on the engine's virtual clock."""
     clock = engine.clock
     assert isinstance(clock, VirtualClock)
     depts = Departments(engine)
@@ -80,6 +81,7 @@ def seed(engine: Engine) -> None:
 
 
 def main() -> None:
+    """Replay, seed, serve on loopback, photograph every page at two widths."""
     with tempfile.TemporaryDirectory(prefix="gw-shots-") as d:
         db = Path(d) / "replay.sqlite"
         subprocess.run([sys.executable, "-m", "adapters.cli", "replay", "--db", str(db)],
