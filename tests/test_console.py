@@ -206,3 +206,14 @@ def test_the_event_stream_sends_the_card_of_a_new_report(site) -> None:
                 break
     assert f"id: {cursor + 1}" in lines and "event: card" in lines
     assert '"id": "T-9"' in lines[-1] and 'id=\\"card-T-9\\"' in lines[-1]
+
+
+def test_a_work_order_page_shows_its_times_beside_its_tickets(site) -> None:
+    url, engine = site
+    engine.report("grid_incident", {"category": "blocked_drain", "area": "A1"}, actor=GW,
+                  ticket_id="T-1")
+    Departments(engine).dispatch("T-1", actor=Actor("ops-1", "centre"))
+    html = httpx.get(f"{url}/console/tickets/T-1.1", headers=CENTRE).text
+    # work_order.yaml has no calendar: its instants are shown in the centre's zone too
+    assert "从2024年5月18日（周六）20:00起1天（自然时间） → 2024年5月19日（周日）20:00" in html
+    assert "下水道堵塞" in html and "主办" in html  # the parent's category title, the role

@@ -48,11 +48,11 @@ class Explained:
     matches: bool = True
 
 
-def _zone(lc: Any) -> tzinfo:
+def _zone(lc: Any, fallback: tzinfo | None = None) -> tzinfo:
     for cal in lc.calendars.values():
         zone: tzinfo = cal.zone
         return zone
-    return UTC
+    return fallback or UTC
 
 
 def timer_title(lc: Any, name: str, lang: str) -> tuple[str, str]:
@@ -161,7 +161,7 @@ def _sentence(span_text: str, start: datetime | None, due: datetime, zone: tzinf
 
 def explain_timers(
     lc: Any, ticket: Ticket, history: list[HistoryEntry], timers: list[Timer],
-    clocks: list[SlaClock], lang: str,
+    clocks: list[SlaClock], lang: str, zone: tzinfo | None = None,
 ) -> list[Explained]:
     """Explain each pending timer of ``ticket`` (see the module docstring).
 
@@ -172,24 +172,25 @@ def explain_timers(
         timers: from ``Engine.timers`` (only ``pending`` ones are explained).
         clocks: from ``Engine.sla_clocks``.
         lang: ``zh`` or ``en``.
+        zone: where to show instants of rules without a calendar (default: the lifecycle's
+            first calendar's zone, else UTC); e.g. a work order shown beside its ticket.
     """
     out = []
     for t in sorted((t for t in timers if t.status == "pending"), key=lambda t: t.due_at):
         try:
-            out.append(_explain(lc, ticket, history, t, clocks, lang))
+            out.append(_explain(lc, ticket, history, t, clocks, lang, _zone(lc, zone)))
         except (GridwhistleError, KeyError, ValueError):  # a rule gone or out of range
             kind, name = timer_title(lc, t.name, lang)
-            zone = _zone(lc)
-            out.append(Explained(t, kind, name, instant(t.due_at, zone, lang), "", [], False))
+            out.append(Explained(t, kind, name, instant(t.due_at, _zone(lc, zone), lang), "",
+                                 [], False))
     return out
 
 
 def _explain(lc: Any, ticket: Ticket, history: list[HistoryEntry], t: Timer,
-             clocks: list[SlaClock], lang: str) -> Explained:
+             clocks: list[SlaClock], lang: str, zone: tzinfo) -> Explained:
     spec = lc.spec
     kind, name = timer_title(lc, t.name, lang)
     parts = t.name.split(":")
-    zone = _zone(lc)
     span: Any = None
     start: datetime | None = None
     prefix = ""
@@ -213,7 +214,7 @@ def _explain(lc: Any, ticket: Ticket, history: list[HistoryEntry], t: Timer,
         span = lag.max
         start = _last_trigger(history, lag.since)
     else:
-        return _explain_sla(lc, t, kind, name, parts, history, clocks, lang)
+        return _explain_sla(lc, t, kind, name, parts, history, clocks, lang, zone)
     span_text, cal = _span_text(lc, span, lang)
     if cal is not None:
         zone = cal.zone
@@ -225,10 +226,10 @@ def _explain(lc: Any, ticket: Ticket, history: list[HistoryEntry], t: Timer,
 
 
 def _explain_sla(lc: Any, t: Timer, kind: str, name: str, parts: list[str],
-                 history: list[HistoryEntry], clocks: list[SlaClock], lang: str) -> Explained:
+                 history: list[HistoryEntry], clocks: list[SlaClock], lang: str,
+                 zone: tzinfo) -> Explained:
     sla = lc.spec.slas[parts[1]]
     clock = next(c for c in clocks if c.name == parts[1])
-    zone = _zone(lc)
     target = sla.target
     if target is None:  # at_field
         fld = lc.spec.fields.get(sla.at_field or "")

@@ -408,6 +408,7 @@ def _ticket_page(request: Request, requester: Who, ticket_id: str, *, status: in
         except TicketNotFound:
             parent = None
     dept_spec = (parent_lc or lc).spec.departments
+    categories = (parent_lc or lc).spec.categories
     fields = []
     for name, value in ticket.fields.items():
         if value in (None, ""):
@@ -416,8 +417,10 @@ def _ticket_page(request: Request, requester: Who, ticket_id: str, *, status: in
         shown = value
         if name == "department" and str(value) in dept_spec:
             shown = title(dept_spec[str(value)].title, lang, str(value))
-        elif name == "category" and str(value) in spec.categories:
-            shown = title(spec.categories[str(value)].title, lang, str(value))
+        elif name == "category" and str(value) in categories:
+            shown = title(categories[str(value)].title, lang, str(value))
+        elif name == "role" and parent_lc is not None:
+            shown = words(lang).get(str(value), str(value))
         fields.append((title(fld.title if fld else None, lang, name), shown))
     orders = []
     if spec.routing is not None:
@@ -434,7 +437,7 @@ def _ticket_page(request: Request, requester: Who, ticket_id: str, *, status: in
                 "level": title(lv.title if lv else None, lang, o.level),
                 "overdue": o.overdue, "issued_at": o.issued_at})
     explained = explain_timers(lc, ticket, engine.history(ticket.id), engine.timers(ticket.id),
-                               engine.sla_clocks(ticket.id), lang)
+                               engine.sla_clocks(ticket.id), lang, zone=_zone(request))
     level_spec = next((x for x in spec.levels if x.name == ticket.level), None)
     departments = [(n, title(d.title, lang, n)) for n, d in spec.departments.items()]
     card = C.card_of(engine, ticket, lang, _engine_now(engine))
