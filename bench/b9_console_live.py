@@ -17,6 +17,7 @@ import socket
 import statistics
 import threading
 import time
+from typing import Any
 
 import httpx
 import uvicorn
@@ -29,7 +30,7 @@ KEYS = {"k-centre": ApiKey(actor="ops-1", role="centre"),
         "k-gw": ApiKey(actor="gw-017", role="grid_worker")}
 
 
-def serve(app: object) -> tuple[uvicorn.Server, threading.Thread, str]:
+def serve(app: Any) -> tuple[uvicorn.Server, threading.Thread, str]:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))

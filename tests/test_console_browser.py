@@ -24,6 +24,7 @@ KEYS = {
     "k-gw": ApiKey(actor="gw-017", role="grid_worker"),
 }
 CENTRE = Actor("ops-1", "centre")
+Site = tuple[str, Engine]
 GW = Actor("gw-017", "grid_worker")
 
 
@@ -77,7 +78,7 @@ def card(page: Any, ticket_id: str) -> Any:
     return page.locator(f'[id="card-{ticket_id}"]')
 
 
-def test_the_board_updates_live_when_another_client_reports(site, page_of) -> None:
+def test_the_board_updates_live_when_another_client_reports(site: Site, page_of: Any) -> None:
     from playwright.sync_api import expect
 
     url, engine = site
@@ -98,7 +99,7 @@ def test_the_board_updates_live_when_another_client_reports(site, page_of) -> No
 
 
 @pytest.mark.slow
-def test_an_overdue_card_turns_red_when_its_deadline_passes(site, page_of) -> None:
+def test_an_overdue_card_turns_red_when_its_deadline_passes(site: Site, page_of: Any) -> None:
     from playwright.sync_api import expect
 
     _, engine = site
@@ -116,7 +117,7 @@ def test_an_overdue_card_turns_red_when_its_deadline_passes(site, page_of) -> No
     expect(card(page, "Q-1")).to_be_visible()
 
 
-def test_a_department_key_sees_only_its_own_work_orders(site, page_of) -> None:
+def test_a_department_key_sees_only_its_own_work_orders(site: Site, page_of: Any) -> None:
     from playwright.sync_api import expect
 
     _, engine = site
@@ -139,7 +140,7 @@ def test_a_department_key_sees_only_its_own_work_orders(site, page_of) -> None:
     expect(rows.first).to_contain_text("区水务局")
 
 
-def test_an_action_refused_by_its_role_shows_the_reason(site, page_of) -> None:
+def test_an_action_refused_by_its_role_shows_the_reason(site: Site, page_of: Any) -> None:
     from playwright.sync_api import expect
 
     url, engine = site
@@ -158,7 +159,7 @@ def test_an_action_refused_by_its_role_shows_the_reason(site, page_of) -> None:
     assert engine.get("T-1").level == "community"
 
 
-def test_every_page_fits_a_phone_without_scrolling_sideways(site, page_of) -> None:
+def test_every_page_fits_a_phone_without_scrolling_sideways(site: Site, page_of: Any) -> None:
     url, engine = site
     engine.report("grid_incident", {"category": "road_damage", "area": "A1",
                                     "description": "a long description " * 10},

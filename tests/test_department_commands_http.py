@@ -28,6 +28,7 @@ KEYS = {
     "k-water": ApiKey(actor="water-3", role="department", department="water"),
     "k-san": ApiKey(actor="san-1", role="department", department="sanitation"),
 }
+Api = tuple[httpx.Client, Engine, Path]
 CENTRE, GW = {"X-API-Key": "k-centre"}, {"X-API-Key": "k-gw"}
 WATER, SAN = {"X-API-Key": "k-water"}, {"X-API-Key": "k-san"}
 
@@ -47,7 +48,7 @@ def report(client: httpx.Client, tid: str, category: str, area: str = "A1") -> N
     assert r.status_code == 201, r.text
 
 
-def test_dispatch_lead_meeting_and_work_orders_over_http(api) -> None:
+def test_dispatch_lead_meeting_and_work_orders_over_http(api: Api) -> None:
     client, engine, _ = api
     report(client, "T-1", "blocked_drain")
     r = client.post("/tickets/T-1/dispatch", json={"reason": "routine"}, headers=CENTRE)
@@ -82,7 +83,7 @@ def test_dispatch_lead_meeting_and_work_orders_over_http(api) -> None:
     assert (r.status_code, r.json()["department"], r.json()["role"]) == (201, "lighting", "co")
 
 
-def test_department_refusals_carry_their_data(api) -> None:
+def test_department_refusals_carry_their_data(api: Api) -> None:
     client, _, _ = api
     report(client, "T-1", "blocked_drain")
     r = client.post("/tickets/T-1/lead", json={"department": "fire_brigade", "reason": "x"},
@@ -138,13 +139,14 @@ def test_a_minimum_lag_refusal_carries_its_earliest_instant(tmp_path: Path) -> N
     assert datetime.fromisoformat(body["earliest"]) == now + timedelta(minutes=10)
 
 
-def test_get_reports_gives_the_figures_of_gridwhistle_report(api) -> None:
+def test_get_reports_gives_the_figures_of_gridwhistle_report(api: Api) -> None:
     client, engine, db = api
     for tid, category in (("T-1", "blocked_drain"), ("T-2", "garbage"), ("T-3", "noise")):
         report(client, tid, category, area=tid)
     client.post("/tickets/T-1/dispatch", json={}, headers=CENTRE)
     client.post("/tickets/T-2/dispatch", json={}, headers=CENTRE)
-    engine.clock.advance(timedelta(minutes=20))  # type: ignore[attr-defined]
+    assert isinstance(engine.clock, VirtualClock)
+    engine.clock.advance(timedelta(minutes=20))
     for key, wid in ((WATER, "T-1.1"), (SAN, "T-1.2")):
         for trigger in ("accept", "arrive", "finish"):
             assert client.post(f"/tickets/{wid}/triggers/{trigger}", json={},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -52,8 +53,7 @@ def report_for(request: Request, engine: Any, department: str | None, *, lifecyc
     except ValueError as exc:
         raise Problem(422, "bad-report-parameters", str(exc)) from None
     if department is not None and by == "department":
-        rep = Report(**{**rep.__dict__,
-                        "groups": tuple(g for g in rep.groups if g.key == department)})
+        rep = replace(rep, groups=tuple(g for g in rep.groups if g.key == department))
     return rep
 
 
