@@ -24,8 +24,8 @@ _STYLE = Style(
     background="transparent", plot_background="transparent", foreground="#1f2933",
     foreground_strong="#1f2933", foreground_subtle="#7b8794",
     colors=("#2f6fdf", "#e0892b", "#3c9d5d", "#c2413b", "#7a5cc2", "#3b9ab2", "#9aa5b1"),
-    font_family="sans-serif", label_font_size=13, major_label_font_size=13,
-    legend_font_size=13, title_font_size=15, value_font_size=12, tooltip_font_size=12,
+    font_family="sans-serif", label_font_size=15, major_label_font_size=15,
+    legend_font_size=15, title_font_size=18, value_font_size=14, tooltip_font_size=14,
 )
 _SCRIPT = re.compile(r"<script\b.*?</script>", re.S)
 
@@ -42,8 +42,8 @@ def chart_svg(report: Report, chart: str, heading: str, *, limit: int = 24) -> s
         return None
     groups: Sequence[object] = report.groups[-limit:] if report.groups else [report.total]
     labels = [g.title for g in groups]  # type: ignore[attr-defined]
-    bar = pygal.Bar(style=_STYLE, js=[], disable_xml_declaration=True, width=720,
-                    height=360, title=heading, x_label_rotation=30 if len(labels) > 6 else 0,
+    bar = pygal.Bar(style=_STYLE, js=[], disable_xml_declaration=True, width=600,
+                    height=420, title=heading, x_label_rotation=30 if len(labels) > 6 else 0,
                     legend_at_bottom=True, legend_at_bottom_columns=2, print_values=False,
                     show_y_guides=True, truncate_legend=-1, truncate_label=-1,
                     explicit_size=False)
