@@ -53,6 +53,7 @@ from engine.facade import Engine
 from engine.ladder import LadderPosition
 from engine.lifecycle import CommandContext, Lifecycle, Registry
 from engine.periodic import run_periodic
+from engine.reports import Report, Summary, build_report
 from engine.runtime import (
     SYSTEM,
     Actor,
@@ -65,7 +66,6 @@ from engine.runtime import (
     Participant,
     PendingTimer,
     PlanContext,
-    Summary,
     Ticket,
     TicketPage,
     TicketRecord,
@@ -128,6 +128,7 @@ __all__ = [
     "PlanContext",
     "Problem",
     "Registry",
+    "Report",
     "RoleNotAllowed",
     "Route",
     "SlaClock",
@@ -150,6 +151,7 @@ __all__ = [
     "VirtualClock",
     "WorkOrder",
     "__version__",
+    "build_report",
     "bundled_names",
     "find_tickets",
     "load_definition",

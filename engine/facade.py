@@ -41,7 +41,7 @@ from engine.runtime.model import (
 )
 from engine.runtime.participant import Participant, Unit
 from engine.runtime.scheduler import WakeUpScheduler
-from engine.runtime.summary import Summary, summarize
+from engine.reports.summary import Summary, summarize
 from engine.sla.clocks import SlaClock, SlaClocks, clocks_of
 from engine.store.database import Database
 from engine.store.reads import load_tickets, ticket_exists

@@ -26,6 +26,7 @@ CASES = {
     "b6_district_year": ["--tickets", "60", "--floor-commands", "40"],
     "b8_peer_spiff": ["--size", "4", "--rounds", "1"],
     "b9_calendar": ["--size", "3", "--rounds", "1"],
+    "b10_console_live": ["--reports", "3", "--boards", "1", "--gap", "0.05"],
 }
 
 
@@ -54,6 +55,8 @@ def test_benchmark_runs_at_a_tiny_size(name: str) -> None:
         assert figures["events_applied"] == 300  # report, dispatch, arrive, resolve, close
     if name == "b9_calendar":
         assert figures["index_days"] == 7_670  # centre_hours, 2010-01-01 .. 2030-12-31
+    if name == "b10_console_live":
+        assert (figures["received"], figures["missed"]) == (3, 0)  # every report reached it
 
 
 @pytest.mark.postgres

@@ -29,6 +29,8 @@ PUBLIC = {
     # issue 10: the participant protocol; a calendar out of range refuses the command
     "Participant", "Change", "CheckContext", "PlanContext", "FireContext", "Unit",
     "TicketRecord", "PendingTimer", "OutsideCalendar",
+    # issue 13: the centre's reports
+    "Report", "build_report",
 }
 
 

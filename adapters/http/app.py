@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from adapters.http import api, open311
+from adapters.http import api, departments, open311, reports
 from adapters.http.auth import ApiKey, KeyRing
 from adapters.http.problems import (
     Problem,
@@ -29,6 +29,7 @@ def create_app(
     api_keys: Mapping[str, ApiKey],
     lifecycles: Sequence[str] = ("grid_incident",),
     open311_api: bool = True,
+    console: bool = True,
 ) -> FastAPI:
     """Build the HTTP app for ``engine``.
 
@@ -38,6 +39,8 @@ def create_app(
         lifecycles: the lifecycles the API serves, by name; the first is the default for
             reports and the one Open311 serves. Each is deployed (bundled name) if new.
         open311_api: also serve Open311 GeoReport v2 under ``/open311/v2``.
+        console: also serve the command-centre console under ``/console``
+            (``docs/console.md``).
 
     Returns:
         The FastAPI app; its OpenAPI document is at ``/openapi.json``, docs at ``/docs``.
@@ -71,8 +74,14 @@ def create_app(
         return {"status": "ok"}
 
     app.include_router(api.router)
+    app.include_router(departments.router)
+    app.include_router(reports.router)
     if open311_api:
         app.include_router(open311.router)
+    if console:
+        from adapters.http.console import mount_console
+
+        mount_console(app)
     return app
 
 

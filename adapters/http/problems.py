@@ -11,6 +11,7 @@ and 3.2 (extension members).
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi import Request
@@ -33,6 +34,7 @@ from engine import (
     TopLevelReached,
     TriggerNotAllowed,
     UnknownDefinition,
+    UnknownDepartment,
 )
 
 __all__ = ["PROBLEM_JSON", "Problem", "problem_response", "status_of"]
@@ -51,6 +53,7 @@ _STATUS: list[tuple[type[Exception], int]] = [
     (InvalidFields, 422),
     (HostCallbackFailed, 422),
     (DefinitionError, 422),
+    (UnknownDepartment, 422),
     (CommandRefused, 409),
     (ConfigurationError, 500),
 ]
@@ -104,13 +107,40 @@ def problem_response(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
+def jsonable(value: Any) -> Any:
+    """``value`` as JSON.
+
+    Instants as ISO 8601, durations as seconds, tuples and sets as lists, anything else
+    unknown as its text.
+    """
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, set | frozenset):
+        return sorted(jsonable(v) for v in value)
+    return str(value)
+
+
 def error_data(exc: GridwhistleError) -> dict[str, Any]:
-    """The error's data attributes as JSON-ready extension members."""
+    """The error's data as JSON-ready extension members: its public attributes.
+
+    Every attribute an error sets on itself whose name does not start with ``_`` (the typed
+    errors document them: ``earliest`` of ``MinimumLagNotReached``, ``next_opening`` of
+    ``OutsideWorkingHours``, ``parent_id`` and ``department`` of ``BounceNeedsApproval``,
+    ...), plus the known data attributes of older errors.
+    """
     data: dict[str, Any] = {}
-    for attr in _DATA_ATTRIBUTES:
-        if hasattr(exc, attr):
-            value = getattr(exc, attr)
-            data[attr] = list(value) if isinstance(value, tuple) else value
+    names = [*_DATA_ATTRIBUTES, *(n for n in vars(exc) if not n.startswith("_"))]
+    for attr in names:
+        if hasattr(exc, attr) and attr not in data:
+            data[attr] = jsonable(getattr(exc, attr))
     if isinstance(exc, DefinitionError):
         data["problems"] = [str(p) for p in exc.problems]
     return data

@@ -13,7 +13,6 @@ from typing import Any
 
 from sqlalchemy import insert, select
 
-from engine.departments.figures import department_figures
 from engine.errors import (
     InvalidFields,
     NotADuplicate,
@@ -25,6 +24,7 @@ from engine.runtime.kernel import HasKernel, Kernel
 from engine.runtime.model import Actor
 from engine.runtime.participant import Unit
 from engine.runtime.working import TicketRecord
+from engine.reports.departments import department_figures
 from engine.store.department_tables import department_actions, ticket_links, work_orders
 from engine.store.reads import ticket_exists
 from engine.store.tables import history, timers
@@ -121,7 +121,7 @@ class Departments:
     def figures(self, lifecycle: str) -> dict[str, dict[str, int]]:
         """Per-department figures over the tickets of ``lifecycle``.
 
-        See :func:`~engine.departments.figures.department_figures`.
+        See :func:`~engine.reports.departments.department_figures`.
         """
         lc = self.kernel.lifecycle(lifecycle)
         with self.kernel.reading() as conn:

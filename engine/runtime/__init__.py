@@ -29,7 +29,6 @@ from engine.runtime.participant import (
     PlanContext,
     Unit,
 )
-from engine.runtime.summary import Summary
 from engine.runtime.working import PendingTimer, TicketRecord
 
 __all__ = [
@@ -44,7 +43,6 @@ __all__ = [
     "Participant",
     "PendingTimer",
     "PlanContext",
-    "Summary",
     "Ticket",
     "TicketPage",
     "TicketRecord",

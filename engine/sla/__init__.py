@@ -3,6 +3,6 @@
 See :mod:`engine.sla.clocks` for the rules and ``docs/yaml-reference.md`` (*SLA clocks*).
 """
 
-from engine.sla.clocks import SlaClock, SlaClocks, clocks_of, sla_outcomes
+from engine.sla.clocks import ClockState, SlaClock, SlaClocks, clocks_of
 
-__all__ = ["SlaClock", "SlaClocks", "clocks_of", "sla_outcomes"]
+__all__ = ["ClockState", "SlaClock", "SlaClocks", "clocks_of"]

@@ -44,11 +44,10 @@ from engine.durations import format_duration
 from engine.lifecycle.machine import Lifecycle
 from engine.runtime.changes import Change
 from engine.runtime.participant import FireContext, Participant, PlanContext, RowWrite
-from engine.runtime.summary import sla_outcomes
 from engine.runtime.working import PendingTimer, TicketRecord
 from engine.store.tables import sla_clocks
 
-__all__ = ["ClockState", "SlaClock", "SlaClocks", "clocks_of", "sla_outcomes"]
+__all__ = ["ClockState", "SlaClock", "SlaClocks", "clocks_of"]
 
 _ZERO = timedelta(0)
 

@@ -1,4 +1,4 @@
-"""Figures over the stored tickets: what a replay or an operator's report shows.
+"""The summary of one lifecycle's tickets: what a replay or ``gridwhistle check`` shows.
 
 Computed with SQL over the tables (history is the source of truth), not kept in memory.
 """

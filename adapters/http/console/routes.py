@@ -1,0 +1,609 @@
+"""The console's pages and forms under ``/console`` (server-rendered, a little JavaScript).
+
+========================================  ===================================================
+``GET  /console``                         live board (open tickets, work orders)
+``GET  /console/events``                  its server-sent events (see :mod:`.feed`)
+``GET  /console/risk``                    overdue and at-risk lists, by department and level
+``GET  /console/tickets/{id}``            a ticket: timeline, timers explained, work orders,
+                                          state diagram, the actions of its state
+``POST /console/tickets/{id}/actions``    one action, through the engine's commands
+``GET  /console/reports``                 figures with SVG charts (``reports.csv``: CSV)
+``GET/POST /console/login``, ``POST /console/logout``, ``GET /console/lang/{zh|en}``
+========================================  ===================================================
+
+Every page needs a key (``X-API-Key``) or a session (sign-in); actions go through
+:class:`~engine.Departments`, :meth:`Engine.fire <engine.Engine.fire>` and
+:meth:`Engine.escalate <engine.Engine.escalate>` as the key's actor and role, so the engine's
+permissions apply, and a refusal is shown on the page in words.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Callable
+from datetime import date, datetime, time
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
+
+from adapters.http.auth import ApiKey
+from adapters.http.console import cards as C
+from adapters.http.console.charts import CHARTS, chart_svg
+from adapters.http.console.diagram import state_diagram_svg
+from adapters.http.console.explain import explain_timers, timer_title
+from adapters.http.console.feed import latest_event_id, stream_cards
+from adapters.http.console.i18n import LANGS, default_lang, duration, instant, title, words
+from adapters.http.console.sessions import (
+    COOKIE,
+    LOGIN_COOKIE,
+    SESSION_SECONDS,
+    SessionStore,
+    Who,
+    check_csrf,
+    who,
+)
+from adapters.http.departments import visible_orders
+from adapters.http.problems import Problem
+from adapters.http.reports import report_for
+from engine import (
+    CommandRefused,
+    Departments,
+    Engine,
+    GridwhistleError,
+    InvalidFields,
+    RoleNotAllowed,
+    Ticket,
+    TicketNotFound,
+)
+from engine.reports.report import report_zone
+
+__all__ = ["router"]
+
+HERE = Path(__file__).parent
+router = APIRouter(prefix="/console", include_in_schema=False)
+_env = Environment(loader=FileSystemLoader(HERE / "templates"),
+                   autoescape=select_autoescape(["html"]), trim_blocks=True,
+                   lstrip_blocks=True)
+
+
+class _SignIn(Exception):
+    """No key and no session: send the browser to the sign-in form."""
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+def _engine(request: Request) -> Engine:
+    engine: Engine = request.app.state.engine
+    return engine
+
+
+def _served(request: Request) -> tuple[str, ...]:
+    served: tuple[str, ...] = request.app.state.lifecycles
+    return served
+
+
+def _who(request: Request) -> Who:
+    requester = who(request)
+    if requester is None:
+        raise _SignIn()
+    return requester
+
+
+def _lang(request: Request) -> str:
+    chosen = request.query_params.get("lang") or request.cookies.get("gw_lang")
+    if chosen in LANGS:
+        return str(chosen)
+    return default_lang(_engine(request).lifecycle(_served(request)[0]))
+
+
+def _zone(request: Request) -> Any:
+    return report_zone(_engine(request).lifecycle(_served(request)[0]))
+
+
+def _page(request: Request, template: str, requester: Who | None, status: int = 200,
+          **ctx: Any) -> HTMLResponse:
+    lang = _lang(request)
+    w = words(lang)
+    zone = _zone(request)
+
+    def at(value: datetime | None, weekday: bool = True) -> str:
+        return instant(value, zone, lang, weekday=weekday) if value else "–"
+
+    html = _env.get_template(template).render(
+        request=request, lang=lang, w=w, who=requester,
+        grant=requester.grant if requester else None,
+        csrf=requester.session.csrf if requester and requester.session else "",
+        path=request.url.path, other_lang="en" if lang == "zh" else "zh", at=at,
+        iso=lambda v: v.isoformat() if v else "", quote=quote,
+        now_iso=_engine_now(_engine(request)).isoformat(), **ctx)
+    return HTMLResponse(html, status_code=status)
+
+
+def _role_title(engine: Engine, served: tuple[str, ...], role: str, lang: str) -> str:
+    for name in served:
+        r = engine.lifecycle(name).spec.roles.get(role)
+        if r is not None:
+            return title(r.title, lang, role)
+    return role
+
+
+# -- sign in -------------------------------------------------------------------------------
+
+
+@router.get("/login")
+def login_form(request: Request) -> HTMLResponse:
+    """The sign-in form (with a double-submit token)."""
+    token = secrets.token_urlsafe(24)
+    response = _page(request, "login.html", None, login_token=token,
+                     failed=request.query_params.get("failed") == "1",
+                     next=_safe_next(request.query_params.get("next")))
+    response.set_cookie(LOGIN_COOKIE, token, httponly=True, samesite="strict",
+                        path="/console", secure=request.url.scheme == "https", max_age=600)
+    return response
+
+
+def _safe_next(value: str | None) -> str:
+    if value and value.startswith("/console") and "//" not in value and "\\" not in value:
+        return value
+    return "/console"
+
+
+@router.post("/login")
+async def login(request: Request) -> Response:
+    """Exchange a key for a session cookie; back to the form when it is not valid."""
+    form = await request.form()
+    token = str(form.get("login_token") or "")
+    cookie = request.cookies.get(LOGIN_COOKIE) or ""
+    nxt = _safe_next(str(form.get("next") or ""))
+    if not token or not secrets.compare_digest(token, cookie):
+        raise Problem(403, "csrf", "the sign-in form expired; reload it and try again")
+    grant = request.app.state.keys.find(str(form.get("key") or "").strip())
+    if grant is None:
+        return RedirectResponse(f"/console/login?failed=1&next={quote(nxt)}", 303)
+    store: SessionStore = request.app.state.console_sessions
+    sid, _ = store.create(grant)
+    response = RedirectResponse(nxt, 303)
+    response.set_cookie(COOKIE, sid, httponly=True, samesite="strict", path="/console",
+                        secure=request.url.scheme == "https", max_age=SESSION_SECONDS)
+    response.delete_cookie(LOGIN_COOKIE, path="/console")
+    return response
+
+
+@router.post("/logout")
+async def logout(request: Request) -> Response:
+    """End the session (CSRF-checked)."""
+    requester = _who(request)
+    form = await request.form()
+    check_csrf(requester, str(form.get("csrf") or ""))
+    store: SessionStore = request.app.state.console_sessions
+    store.end(request.cookies.get(COOKIE))
+    response = RedirectResponse("/console/login", 303)
+    response.delete_cookie(COOKIE, path="/console")
+    return response
+
+
+@router.get("/lang/{lang}")
+def choose_language(lang: str, request: Request) -> Response:
+    """Remember the language (cookie ``gw_lang``) and go back."""
+    if lang not in LANGS:
+        raise Problem(404, "unknown-language", f"languages: {', '.join(LANGS)}")
+    response = RedirectResponse(_safe_next(request.query_params.get("next")), 303)
+    response.set_cookie("gw_lang", lang, samesite="lax", path="/console",
+                        max_age=365 * 86400)
+    return response
+
+
+# -- board ---------------------------------------------------------------------------------
+
+
+def _card_html(card: C.Card, lang: str, now: datetime) -> str:
+    w = words(lang)
+    return _env.get_template("card.html").render(card=card, w=w, lang=lang,
+                                                  iso=lambda v: v.isoformat() if v else "",
+                                                  left=_left(card, lang, now))
+
+
+def _left(card: C.Card, lang: str, now: datetime) -> str:
+    w = words(lang)
+    if card.risk == "red" and card.over_since is not None:
+        return f"{w['over']} {duration(now - card.over_since, lang)}"
+    if card.due_at is not None:
+        return f"{w['left']} {duration(card.due_at - now, lang)}" if lang == "en" else \
+            f"{w['left']}{duration(card.due_at - now, lang)}"
+    return w["no_deadline"]
+
+
+def _engine_now(engine: Engine) -> datetime:
+    return engine.clock.now()
+
+
+@router.get("")
+def board(request: Request) -> HTMLResponse:
+    """The live board: open tickets and work orders in the key's scope, most urgent first."""
+    requester = _who(request)
+    engine = _engine(request)
+    lang = _lang(request)
+    cursor = latest_event_id(engine)  # before reading: nothing between is missed
+    tickets_lc, orders_lc = C.board_lifecycles(engine, _served(request))
+    now = _engine_now(engine)
+    tickets = C.cards(engine, tickets_lc, requester.grant, lang, now)
+    orders = C.cards(engine, orders_lc, requester.grant, lang, now)
+    return _page(request, "board.html", requester, cursor=cursor,
+                 tickets=[(c, Markup(_card_html(c, lang, now))) for c in tickets],
+                 orders=[(c, Markup(_card_html(c, lang, now))) for c in orders])
+
+
+@router.get("/events")
+async def events(request: Request) -> StreamingResponse:
+    """Server-sent ``card`` events for the board (resumes after ``Last-Event-ID``)."""
+    requester = _who(request)
+    engine = _engine(request)
+    lang = _lang(request)
+    tickets_lc, orders_lc = C.board_lifecycles(engine, _served(request))
+    start = request.headers.get("last-event-id") or request.query_params.get("after") or ""
+    cursor = int(start) if start.isdigit() else await asyncio.to_thread(latest_event_id, engine)
+    grant = requester.grant
+
+    def render(ticket_id: str) -> dict[str, Any] | None:
+        try:
+            ticket = engine.get(ticket_id)
+        except TicketNotFound:
+            return {"id": ticket_id, "remove": True}
+        if not C.in_scope(grant, ticket):
+            return {"id": ticket_id, "remove": True}
+        now = _engine_now(engine)
+        card = C.card_of(engine, ticket, lang, now)
+        if card is None:
+            return {"id": ticket_id, "remove": True}
+        return {"id": ticket_id, "kind": card.kind, "html": _card_html(card, lang, now)}
+
+    stream = stream_cards(engine, cursor, set(tickets_lc) | set(orders_lc), render,
+                          request.is_disconnected)
+    return StreamingResponse(stream, media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+# -- overdue and at risk ---------------------------------------------------------------------
+
+
+@router.get("/risk")
+def risk(request: Request) -> HTMLResponse:
+    """Red (breached) and yellow (past an SLA warning) tickets and work orders."""
+    requester = _who(request)
+    engine = _engine(request)
+    lang = _lang(request)
+    tickets_lc, orders_lc = C.board_lifecycles(engine, _served(request))
+    now = _engine_now(engine)
+    every = C.cards(engine, tickets_lc + orders_lc, requester.grant, lang, now, limit=500)
+    flagged = [c for c in every if c.risk != "ok"]
+    dept = request.query_params.get("department")
+    level = request.query_params.get("level")
+    shown = [c for c in flagged if (not dept or c.department == dept)
+             and (not level or c.level == level)]
+
+    def count(key: Callable[[C.Card], tuple[str, str]]) -> list[tuple[str, str, int, int]]:
+        out: dict[tuple[str, str], list[int]] = {}
+        for c in flagged:
+            n = out.setdefault(key(c), [0, 0])
+            n[0 if c.risk == "red" else 1] += 1
+        return [(k, t, r, y) for (k, t), (r, y) in sorted(out.items(), key=lambda i: -i[1][0])]
+
+    return _page(request, "risk.html", requester,
+                 cards=[(c, Markup(_card_html(c, lang, now))) for c in shown],
+                 by_department=count(lambda c: (c.department or "", c.department_title or
+                                                words(lang)["unassigned"])),
+                 by_level=count(lambda c: (c.level, c.level_title)),
+                 department=dept, level=level)
+
+
+# -- a ticket ------------------------------------------------------------------------------
+
+
+def _history_rows(engine: Engine, lc: Any, ticket: Ticket, served: tuple[str, ...],
+                  lang: str) -> list[dict[str, Any]]:
+    spec = lc.spec
+    trig = {t.trigger: title(t.title, lang, t.trigger) for t in spec.transitions}
+    w = words(lang)
+    rows = []
+    for h in engine.history(ticket.id):
+        if h.kind in ("transition", "migration"):
+            what = trig.get(h.trigger, h.trigger)
+        elif h.kind == "report":
+            what = w["report"]
+        else:
+            what = f"{w.get(h.kind, h.kind)}: {timer_title(lc, h.trigger, lang)[1]}"
+        states = spec.states
+        evidence = []
+        for k, v in (h.data.get("fields") or {}).items():
+            fld = spec.fields.get(k)
+            evidence.append(f"{title(fld.title if fld else None, lang, k)} = {v}")
+        if "due_at" in h.data:
+            due = datetime.fromisoformat(h.data["due_at"])
+            evidence.append(f"{w['due']} {instant(due, report_zone(lc), lang)}")
+        rows.append({
+            "seq": h.seq, "at": h.at, "kind": h.kind, "what": what,
+            "from_state": title(states[h.from_state].title, lang, h.from_state or "")
+            if h.from_state in states else h.from_state,
+            "to_state": title(states[h.to_state].title, lang, h.to_state)
+            if h.to_state in states else h.to_state,
+            "level_change": (h.from_level, h.to_level)
+            if h.from_level not in (None, h.to_level) else None,
+            "actor": h.actor, "role": _role_title(engine, (ticket.lifecycle, *served),
+                                                  h.role, lang),
+            "reason": h.reason, "evidence": evidence,
+        })
+    return rows
+
+
+def _actions(engine: Engine, lc: Any, ticket: Ticket, grant: ApiKey, lang: str,
+             parent_lc: Any) -> list[dict[str, Any]]:
+    """The forms of the ticket's state; ``allowed`` says whether the key's role may."""
+    spec = lc.spec
+    out: list[dict[str, Any]] = []
+    if ticket.state in lc.final_states:
+        return out
+    routing = spec.routing
+    for trigger in lc.triggers_from(ticket.state):
+        ts = lc.transitions_for(ticket.state, trigger)
+        roles = sorted({r for t in ts for r in t.roles})
+        name = title(ts[0].title, lang, trigger)
+        kind = f"fire:{trigger}"
+        if routing is not None and trigger == "dispatch":
+            kind, name = "dispatch_routing", words(lang)["dispatch_routing"]
+        elif trigger == spec.escalation_trigger:
+            kind = "escalate"
+        elif routing is not None and trigger == "merge":
+            kind = "merge"
+        out.append({"kind": kind, "trigger": trigger, "title": name, "roles": roles,
+                    "allowed": grant.role in roles,
+                    "reason_required": any(t.reason_required for t in ts) or kind == "merge"})
+    if routing is not None:
+        dispatchers = sorted({r for t in spec.transitions if t.trigger == "dispatch"
+                              for r in t.roles})
+        for kind in ("designate", "meeting", "add_order"):
+            out.append({"kind": kind, "trigger": kind, "title": words(lang)[kind],
+                        "roles": dispatchers, "allowed": grant.role in dispatchers,
+                        "reason_required": kind == "designate"})
+    if parent_lc is not None and ticket.state in ("issued", "accepted"):
+        dispatchers = sorted({r for t in parent_lc.spec.transitions if t.trigger == "dispatch"
+                              for r in t.roles})
+        out.append({"kind": "approve_bounce", "trigger": "approve_bounce",
+                    "title": words(lang)["approve_bounce"], "roles": dispatchers,
+                    "allowed": grant.role in dispatchers and grant.department is None,
+                    "reason_required": True})
+    return out
+
+
+def _ticket_page(request: Request, requester: Who, ticket_id: str, *, status: int = 200,
+                 refusal: str | None = None, refusal_detail: str | None = None,
+                 done: str | None = None) -> HTMLResponse:
+    engine = _engine(request)
+    lang = _lang(request)
+    served = _served(request)
+    grant = requester.grant
+    try:
+        ticket = engine.get(ticket_id)
+    except TicketNotFound:
+        return _page(request, "error.html", requester, status=404,
+                     message=f"{words(lang)['not_found']}: {ticket_id}")
+    if not C.in_scope(grant, ticket):
+        return _page(request, "error.html", requester, status=403,
+                     message=_scope_words(grant, lang))
+    lc = engine.lifecycle(ticket.lifecycle)
+    spec = lc.spec
+    parent = None
+    parent_lc = None
+    parent_id = ticket.fields.get("parent")
+    if parent_id is not None and "role" in ticket.fields:
+        try:
+            parent = engine.get(str(parent_id))
+            parent_lc = engine.lifecycle(parent.lifecycle)
+        except TicketNotFound:
+            parent = None
+    dept_spec = (parent_lc or lc).spec.departments
+    categories = (parent_lc or lc).spec.categories
+    fields = []
+    for name, value in ticket.fields.items():
+        if value in (None, ""):
+            continue
+        fld = spec.fields.get(name)
+        shown = value
+        if name == "department" and str(value) in dept_spec:
+            shown = title(dept_spec[str(value)].title, lang, str(value))
+        elif name == "category" and str(value) in categories:
+            shown = title(categories[str(value)].title, lang, str(value))
+        elif name == "role" and parent_lc is not None:
+            shown = words(lang).get(str(value), str(value))
+        fields.append((title(fld.title if fld else None, lang, name), shown))
+    orders = []
+    if spec.routing is not None:
+        wo_lc = engine.lifecycle(spec.routing.work_orders)
+        for o in visible_orders(grant, Departments(engine).work_orders(ticket.id)):
+            d = spec.departments.get(o.department)
+            lv = next((x for x in wo_lc.spec.levels if x.name == o.level), None)
+            orders.append({
+                "id": o.id, "department": title(d.title if d else None, lang, o.department),
+                "role": words(lang).get(o.role, o.role),
+                "state": title(wo_lc.spec.states[o.state].title, lang, o.state)
+                if o.state in wo_lc.spec.states else o.state, "final": o.state in
+                wo_lc.final_states,
+                "level": title(lv.title if lv else None, lang, o.level),
+                "overdue": o.overdue, "issued_at": o.issued_at})
+    explained = explain_timers(lc, ticket, engine.history(ticket.id), engine.timers(ticket.id),
+                               engine.sla_clocks(ticket.id), lang, zone=_zone(request))
+    level_spec = next((x for x in spec.levels if x.name == ticket.level), None)
+    departments = [(n, title(d.title, lang, n)) for n, d in spec.departments.items()]
+    card = C.card_of(engine, ticket, lang, _engine_now(engine))
+    return _page(
+        request, "ticket.html", requester, status=status, ticket=ticket, spec=spec,
+        lifecycle_title=title(spec.title, lang, spec.name),
+        state_title=title(spec.states[ticket.state].title, lang, ticket.state),
+        level_title=title(level_spec.title if level_spec else None, lang, ticket.level),
+        final=ticket.state in lc.final_states, fields=fields, orders=orders,
+        explained=explained, history=_history_rows(engine, lc, ticket, served, lang),
+        diagram=Markup(state_diagram_svg(lc, ticket.state, lang)),
+        actions=_actions(engine, lc, ticket, grant, lang, parent_lc), departments=departments,
+        parent=parent, refusal=refusal, refusal_detail=refusal_detail, done=done, card=card)
+
+
+def _scope_words(grant: ApiKey, lang: str) -> str:
+    if lang == "zh":
+        return f"此密钥只能查看和处理本部门（{grant.department}）的事件和工单。"
+    return f"This key sees and acts on department {grant.department!r}'s tickets only."
+
+
+@router.get("/tickets/{ticket_id}")
+def ticket_page(ticket_id: str, request: Request) -> HTMLResponse:
+    """A ticket: its history, timers explained, work orders, diagram and actions."""
+    return _ticket_page(request, _who(request), ticket_id,
+                        done=request.query_params.get("done"))
+
+
+def refusal_words(exc: Exception, engine: Engine, served: tuple[str, ...], lc: Any,
+                  lang: str) -> str:
+    """A refusal in the console's language (the engine's own message is shown beside it)."""
+    zh = lang == "zh"
+    if isinstance(exc, RoleNotAllowed):
+        role = _role_title(engine, served, exc.role, lang)
+        allowed = "、".join(_role_title(engine, served, r, lang) for r in exc.allowed_roles) \
+            if zh else ", ".join(_role_title(engine, served, r, lang) for r in exc.allowed_roles)
+        trig = next((title(t.title, lang, t.trigger) for t in lc.spec.transitions
+                     if t.trigger == exc.trigger), words(lang).get(exc.trigger, exc.trigger))
+        if zh:
+            return f"角色“{role}”不能执行“{trig}”；可以执行的角色：{allowed}。"
+        return f"The role “{role}” may not “{trig}”; roles that may: {allowed}."
+    if isinstance(exc, InvalidFields) and "reason" in exc.errors:
+        return "请填写理由。" if zh else "Give a reason."
+    if isinstance(exc, Problem) and exc.slug == "wrong-department":
+        return ("此密钥只能处理本部门的事件和工单。" if zh
+                else "This key acts for its own department only.")
+    if isinstance(exc, CommandRefused):
+        return "引擎拒绝了这个操作。" if zh else "The engine refused this action."
+    return "操作未完成。" if zh else "The action was not done."
+
+
+@router.post("/tickets/{ticket_id}/actions")
+async def act(ticket_id: str, request: Request) -> Response:
+    """Run one action of the ticket page; the engine's refusal is shown on the page."""
+    requester = _who(request)
+    form = await request.form()
+    check_csrf(requester, str(form.get("csrf") or ""))
+    engine = _engine(request)
+    action = str(form.get("action") or "")
+    reason = str(form.get("reason") or "").strip() or None
+    actor = requester.grant.as_actor()
+    depts = Departments(engine)
+    text = {k: str(form.get(k) or "").strip() for k in ("department", "lead", "original_id",
+                                                         "role")}
+    present = [str(v) for v in form.getlist("present")]
+    co = [str(v) for v in form.getlist("co")]
+
+    def run() -> None:
+        ticket = engine.get(ticket_id)
+        if not C.in_scope(requester.grant, ticket):
+            raise Problem(403, "wrong-department", _scope_words(requester.grant, "en"))
+        if action == "dispatch_routing":
+            depts.dispatch(ticket_id, actor=actor, reason=reason)
+        elif action == "designate":
+            depts.designate_lead(ticket_id, text["department"], actor=actor,
+                                 reason=reason or "")
+        elif action == "meeting":
+            depts.joint_meeting(ticket_id, actor=actor, present=present or [text["lead"]],
+                                lead=text["lead"], co=co, reason=reason)
+        elif action == "merge":
+            depts.merge_duplicate(ticket_id, text["original_id"], actor=actor,
+                                  reason=reason or "")
+        elif action == "add_order":
+            depts.add_work_order(ticket_id, text["department"], actor=actor,
+                                 role=text["role"] or "co", reason=reason)
+        elif action == "approve_bounce":
+            if requester.grant.department is not None:
+                raise RoleNotAllowed(ticket_id, ticket.state, "approve_bounce",
+                                     requester.grant.role, ["centre"])
+            depts.approve_bounce(ticket_id, actor=actor, reason=reason or "")
+        elif action == "escalate":
+            engine.escalate(ticket_id, actor=actor, reason=reason or "")
+        elif action.startswith("fire:"):
+            trigger = action.removeprefix("fire:")
+            if trigger == "bounce":
+                depts.bounce(ticket_id, actor=actor, reason=reason or "")
+            else:
+                engine.fire(ticket_id, trigger, actor=actor, reason=reason)
+        else:
+            raise Problem(422, "unknown-action", f"unknown action {action!r}")
+
+    try:
+        await asyncio.to_thread(run)
+    except (GridwhistleError, Problem) as exc:
+        lang = _lang(request)
+        status = exc.status if isinstance(exc, Problem) else _status(exc)
+        lc = engine.lifecycle(engine.get(ticket_id).lifecycle)
+        return await asyncio.to_thread(
+            _ticket_page, request, requester, ticket_id, status=status,
+            refusal=refusal_words(exc, engine, _served(request), lc, lang),
+            refusal_detail=exc.detail if isinstance(exc, Problem) else str(exc))
+    return RedirectResponse(f"/console/tickets/{quote(ticket_id)}?done={quote(action)}", 303)
+
+
+def _status(exc: GridwhistleError) -> int:
+    from adapters.http.problems import status_of
+
+    return status_of(exc)
+
+
+# -- reports -------------------------------------------------------------------------------
+
+
+def _bound(value: str | None, zone: Any, *, end: bool = False) -> str | None:
+    if not value:
+        return None
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        return value  # an instant: report_for checks it
+    from datetime import timedelta
+
+    if end:
+        day += timedelta(days=1)  # "until 31 May" includes 31 May
+    return datetime.combine(day, time(0), zone).isoformat()
+
+
+def _report(request: Request, requester: Who) -> Any:
+    q = request.query_params
+    zone = _zone(request)
+    return report_for(request, _engine(request), requester.grant.department,
+                      lifecycle=q.get("lifecycle"), by=q.get("by") or "department",
+                      period=q.get("period") or "month",
+                      since=_bound(q.get("from"), zone), until=_bound(q.get("until"), zone,
+                                                                      end=True),
+                      lang=_lang(request))
+
+
+@router.get("/reports")
+def reports_page(request: Request) -> HTMLResponse:
+    """Figures by department, level or period, with SVG charts."""
+    requester = _who(request)
+    rep = _report(request, requester)
+    w = words(rep.lang)
+    charts = [(name, Markup(svg)) for name in CHARTS
+              if (svg := chart_svg(rep, name, w[name])) is not None]
+    q = request.query_params
+    return _page(request, "reports.html", requester, report=rep, charts=charts,
+                 by=rep.by, period=q.get("period") or "month", since=q.get("from") or "",
+                 until=q.get("until") or "", query=str(request.url.query))
+
+
+@router.get("/reports.csv")
+def reports_csv(request: Request) -> Response:
+    """The reports page's figures as CSV."""
+    rep = _report(request, _who(request))
+    return Response(rep.as_csv(), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": 'attachment; filename="gridwhistle-'
+                             f'{rep.lifecycle}-{rep.by}.csv"'})

@@ -1,0 +1,175 @@
+"""The console in a real browser: Debian's chromium driven by Playwright, against a real
+uvicorn server on loopback with the deadline scheduler running on the real clock."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from browser import chromium, need_browser
+from helpers import quick_lifecycle
+from servers import running
+
+from adapters.http import ApiKey, create_app
+from engine import Actor, Departments, Engine
+
+pytestmark = pytest.mark.browser
+
+KEYS = {
+    "k-centre": ApiKey(actor="ops-1", role="centre"),
+    "k-water": ApiKey(actor="water-3", role="department", department="water"),
+    "k-gw": ApiKey(actor="gw-017", role="grid_worker"),
+}
+CENTRE = Actor("ops-1", "centre")
+Site = tuple[str, Engine]
+GW = Actor("gw-017", "grid_worker")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    need_browser()
+    with chromium() as b:
+        yield b
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[tuple[str, Engine]]:
+    quick = tmp_path / "quick.yaml"
+    quick.write_text(quick_lifecycle("PT4S"))
+    engine = Engine(tmp_path / "console.sqlite")  # the real clock
+    engine.deploy(quick)
+    engine.start()  # the deadline scheduler fires breaches on time
+    try:
+        app = create_app(engine, api_keys=KEYS, lifecycles=("grid_incident", "quick"))
+        with running(app) as url:
+            yield url, engine
+    finally:
+        engine.stop()
+
+
+@pytest.fixture
+def page_of(browser: Any, site: tuple[str, Engine]) -> Iterator[Any]:
+    """Open a new page signed in with a key (by the sign-in form), at 375 px by default."""
+    url, _ = site
+    contexts: list[Any] = []
+
+    def open_page(key: str, width: int = 375) -> Any:
+        ctx = browser.new_context(viewport={"width": width, "height": 800})
+        contexts.append(ctx)
+        page = ctx.new_page()
+        page.requested = []
+        page.on("request", lambda r: page.requested.append(r.url))
+        page.goto(f"{url}/console")
+        assert "/console/login" in page.url  # not signed in yet
+        page.fill("input[name=key]", key)
+        page.click("button[type=submit]")
+        page.wait_for_url(f"{url}/console")
+        return page
+
+    yield open_page
+    for ctx in contexts:
+        ctx.close()
+
+
+def card(page: Any, ticket_id: str) -> Any:
+    return page.locator(f'[id="card-{ticket_id}"]')
+
+
+def test_the_board_updates_live_when_another_client_reports(site: Site, page_of: Any) -> None:
+    from playwright.sync_api import expect
+
+    url, engine = site
+    page = page_of("k-centre")
+    expect(page.locator("#live")).to_have_text("实时更新中")
+    assert card(page, "T-live").count() == 0
+    r = httpx.post(f"{url}/tickets", headers={"X-API-Key": "k-gw"},
+                   json={"ticket_id": "T-live", "fields": {"category": "noise", "area": "A1"}})
+    assert r.status_code == 201
+    expect(card(page, "T-live")).to_be_visible(timeout=10_000)
+    expect(card(page, "T-live").locator("h3")).to_have_text("噪声扰民")
+    expect(card(page, "T-live").locator(".state")).to_have_text("已上报")
+    Departments(engine).dispatch("T-live", actor=CENTRE)  # another client again
+    expect(card(page, "T-live").locator(".state")).to_have_text("已派遣", timeout=10_000)
+    expect(page.locator("#work_orders").locator(card(page, "T-live.1"))).to_be_visible()
+    expect(page.locator('[data-count="work_order"]')).to_have_text("1")
+    assert all(u.startswith(url) for u in page.requested), page.requested  # nothing else
+
+
+@pytest.mark.slow
+def test_an_overdue_card_turns_red_when_its_deadline_passes(site: Site, page_of: Any) -> None:
+    from playwright.sync_api import expect
+
+    _, engine = site
+    engine.report("quick", {}, actor=CENTRE, ticket_id="Q-1")  # `soon` falls due in 4 s
+    page = page_of("k-centre")
+    red = card(page, "Q-1")
+    expect(red).to_have_attribute("data-risk", "ok")
+    expect(red).to_have_attribute("data-risk", "red", timeout=20_000)
+    expect(red.locator(".clock")).to_contain_text("已超期")
+    # the engine's own breach reached the board too: its card now comes from the server red
+    page.reload()
+    expect(card(page, "Q-1")).to_have_attribute("data-risk", "red")
+    assert any(h.kind == "breach" for h in engine.history("Q-1"))
+    page.goto(page.url + "/risk")
+    expect(card(page, "Q-1")).to_be_visible()
+
+
+def test_a_department_key_sees_only_its_own_work_orders(site: Site, page_of: Any) -> None:
+    from playwright.sync_api import expect
+
+    _, engine = site
+    engine.report("grid_incident", {"category": "blocked_drain", "area": "A1"}, actor=GW,
+                  ticket_id="T-1")
+    engine.report("grid_incident", {"category": "garbage", "area": "A2"}, actor=GW,
+                  ticket_id="T-2")
+    Departments(engine).dispatch("T-1", actor=CENTRE)  # water leads, sanitation co-handles
+    Departments(engine).dispatch("T-2", actor=CENTRE)  # sanitation alone
+    page = page_of("k-water")
+    orders = page.locator("#work_orders .card")
+    expect(orders).to_have_count(1)
+    expect(orders.first).to_have_attribute("data-id", "T-1.1")
+    expect(page.locator("#tickets .card")).to_have_count(1)
+    page.goto(page.url + "/tickets/T-1.2")
+    expect(page.locator(".refusal")).to_contain_text("本部门（water）")
+    page.goto(page.url.split("/console")[0] + "/console/tickets/T-1")
+    rows = page.locator("#work-orders tbody tr")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("区水务局")
+
+
+def test_an_action_refused_by_its_role_shows_the_reason(site: Site, page_of: Any) -> None:
+    from playwright.sync_api import expect
+
+    url, engine = site
+    engine.report("grid_incident", {"category": "blocked_drain", "area": "A1"}, actor=GW,
+                  ticket_id="T-1")
+    Departments(engine).dispatch("T-1", actor=CENTRE)
+    page = page_of("k-water")
+    page.goto(f"{url}/console/tickets/T-1")
+    page.click("details.others summary")
+    form = page.locator('form[data-action="escalate"]')
+    form.locator("input[name=reason]").fill("too slow")
+    form.locator("button[type=submit]").click()
+    refusal = page.locator("#refusal")
+    expect(refusal).to_contain_text("角色“职能部门”不能执行“升级处置”；可以执行的角色：指挥中心、系统。")
+    expect(refusal).to_contain_text("role 'department' may not fire 'escalate'")
+    assert engine.get("T-1").level == "community"
+
+
+def test_every_page_fits_a_phone_without_scrolling_sideways(site: Site, page_of: Any) -> None:
+    url, engine = site
+    engine.report("grid_incident", {"category": "road_damage", "area": "A1",
+                                    "description": "a long description " * 10},
+                  actor=GW, ticket_id="T-1")
+    Departments(engine).dispatch("T-1", actor=CENTRE)
+    page = page_of("k-centre", width=375)
+    for path in ("/console", "/console/risk", "/console/tickets/T-1",
+                 "/console/tickets/T-1.1", "/console/reports?by=level",
+                 "/console/reports?by=period&period=day"):
+        page.goto(url + path)
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 375, (path, width)
+    assert all(u.startswith(url) for u in page.requested), page.requested
