@@ -56,7 +56,7 @@ def test_diagram_prints_mermaid_and_highlights_a_tickets_state(db: str) -> None:
     dot_text = run("diagram", "grid_incident", "--format", "dot", "--state", "closed",
                    check=True).stdout
     assert dot_text.startswith("digraph lifecycle {")
-    assert 'closed [label="已结案 / Closed", peripheries=2, fillcolor="#ffd54f"' in dot_text
+    assert '"closed" [label="已结案 / Closed", peripheries=2, fillcolor="#ffd54f"' in dot_text
     bad = run("diagram", "grid_incident", "--highlight", "nope", "--db", db)
     assert (bad.returncode, bad.stderr.strip()) == (
         1, "error: ticket 'nope' does not exist; check the id")

@@ -45,6 +45,10 @@ __all__ = [
 NAME_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
 _NAME_RE = re.compile(NAME_PATTERN)
 RESERVED_TRIGGERS = frozenset({"report"})
+MACHINE_NAMES = frozenset({"state", "trigger"})
+"""Trigger names the ``transitions`` library claims on the object it moves: ``state`` (the
+attribute holding the state; ``Machine.add_transition`` raises ValueError for it) and
+``trigger`` (the method it adds to every model)."""
 
 
 def _check_name(value: object) -> object:
@@ -394,6 +398,11 @@ class TransitionSpec(_Spec):
             raise ValueError(
                 f"{value!r} is reserved for creating tickets; configure it under 'report'"
             )
+        if value in MACHINE_NAMES:
+            raise ValueError(
+                f"{value!r} is reserved: the state machine (the transitions library) uses it "
+                f"on every ticket; name the trigger otherwise, e.g. set_{value} or "
+                f"change_{value}")
         return value
 
 
