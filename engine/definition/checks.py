@@ -129,10 +129,34 @@ def no_trap_states(spec: LifecycleSpec) -> Iterator[Finding]:
 
 
 def fields_sound(spec: LifecycleSpec) -> Iterator[Finding]:
-    """Field choices only on strings."""
+    """Choices, ranges and lengths fit the field's type and each other."""
     for name, f in spec.fields.items():
-        if f.choices is not None and f.type != "string":
-            yield ("fields", name, "choices"), "choices are only allowed on string fields"
+        path: tuple[str | int, ...] = ("fields", name)
+        if f.choices is not None:
+            if f.type not in ("string", "integer"):
+                yield (*path, "choices"), "choices are only allowed on string and integer fields"
+            for j, c in enumerate(f.choices):
+                if f.type == "string" and not isinstance(c, str):
+                    yield ((*path, "choices", j),
+                           f"{c!r} is a number; a string field's choices are text (quote it)")
+                elif f.type == "integer" and not isinstance(c, int):
+                    yield ((*path, "choices", j),
+                           f"{c!r} is text; an integer field's choices are whole numbers")
+                elif f.type == "integer" and isinstance(c, int) and not (
+                        (f.min is None or c >= f.min) and (f.max is None or c <= f.max)):
+                    yield (*path, "choices", j), f"{c} is outside min/max"
+        for bound in ("min", "max"):
+            value = getattr(f, bound)
+            if value is None:
+                continue
+            if f.type not in ("integer", "number"):
+                yield (*path, bound), f"{bound} is only allowed on integer and number fields"
+            elif f.type == "integer" and not isinstance(value, int):
+                yield (*path, bound), f"{value!r}: an integer field's {bound} is a whole number"
+        if f.min is not None and f.max is not None and f.min > f.max:
+            yield (*path, "max"), f"max {f.max} is less than min {f.min}"
+        if f.max_length is not None and f.type != "string":
+            yield (*path, "max_length"), "max_length is only allowed on string fields"
 
 
 def deadlines_sound(spec: LifecycleSpec) -> Iterator[Finding]:

@@ -356,11 +356,21 @@ class LevelSpec(_Spec):
 
 
 class FieldSpec(_Spec):
-    """A ticket field: its type, whether a report must carry it, its allowed values."""
+    """A ticket field: its type, whether a report must carry it, its allowed values.
+
+    ``choices`` (text for ``string`` fields, whole numbers for ``integer`` ones) lists the
+    allowed values; ``min`` and ``max`` bound ``integer`` and ``number`` fields (inclusive);
+    ``max_length`` bounds a ``string`` field in characters (default: the engine's
+    ``Limits.text_length``, 10,000). Which combinations are allowed is checked by
+    :func:`engine.definition.checks.fields_sound`.
+    """
 
     type: Literal["string", "integer", "number", "boolean", "datetime"] = "string"
     required: bool = False
-    choices: list[str] | None = None
+    choices: list[str | int] | None = None
+    min: int | float | None = None
+    max: int | float | None = None
+    max_length: int | None = Field(default=None, ge=1)
     title: Title = Field(default_factory=dict)
     description: str = ""
 
