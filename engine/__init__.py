@@ -17,6 +17,7 @@ from engine.calendars import BusinessCalendar, CalendarOutOfRange
 from engine.clock import Clock, SystemClock, VirtualClock
 from engine.definition import (
     Definition,
+    DefinitionLimits,
     bundled_names,
     load_definition,
     load_yaml_model,
@@ -71,6 +72,7 @@ from engine.runtime.batching import PartialCommandError
 from engine.sla import SlaClock
 from engine.store import Database
 from engine.timing import LifecycleNotValid, MinimumLagNotReached, OutsideWorkingHours
+from engine.validation import Limits
 
 __version__ = "0.1.0"
 
@@ -91,6 +93,7 @@ __all__ = [
     "Database",
     "Definition",
     "DefinitionError",
+    "DefinitionLimits",
     "DefinitionVersion",
     "Departments",
     "DomainEvent",
@@ -105,6 +108,7 @@ __all__ = [
     "LadderPosition",
     "Lifecycle",
     "LifecycleNotValid",
+    "Limits",
     "MigrationRefused",
     "MinimumLagNotReached",
     "NoRouting",

@@ -26,6 +26,8 @@ PUBLIC = {
     "BounceBudgetExceeded",
     "BounceLimitReached", "BounceNeedsApproval", "NoRouting", "NotADuplicate",
     "UnknownDepartment",
+    # issue 11: bounded definitions, one validation at the engine's edge
+    "DefinitionLimits", "Limits",
 }
 
 

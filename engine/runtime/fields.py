@@ -17,11 +17,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from engine.definition.schema import FieldSpec
+from engine.validation import DEFAULT_TEXT_LENGTH
 
 __all__ = ["DEFAULT_TEXT_LENGTH", "MAX_SAFE_INTEGER", "check_fields", "load_fields"]
-
-DEFAULT_TEXT_LENGTH = 10_000
-"""Characters a ``string`` field may hold when it declares no ``max_length``."""
 
 MAX_SAFE_INTEGER = 2**53 - 1
 """The largest whole number JSON readers (JavaScript's among them) represent exactly."""
