@@ -170,6 +170,7 @@ def test_a_client_reads_the_lifecycle(api) -> None:
                                     "source": ["reported", "escalated"], "dest": "dispatched",
                                     "roles": ["centre"], "reason_required": False}
     assert lc["fields"]["category"] == {"type": "string", "required": True, "choices": None,
+                                        "min": None, "max": None, "max_length": None,
                                         "title": {"zh": "问题类别", "en": "Category"}}
     assert lc["categories"]["noise"]["group"] == "public_order"
     assert lc["diagram"].startswith("---\ntitle: 网格事件处置 / Grid incident handling")
