@@ -123,7 +123,8 @@ def test_exit_codes() -> None:
 
 def test_serve_runs_the_api_and_delivers_webhooks(tmp_path: Path) -> None:
     keys = tmp_path / "keys.yaml"
-    keys.write_text("keys:\n  k-gw: {actor: gw-1, role: grid_worker}\n")
+    key = run("keys", "add", str(keys), "--actor", "gw-1", "--role", "grid_worker",
+              check=True).stdout.strip()
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -133,7 +134,7 @@ def test_serve_runs_the_api_and_delivers_webhooks(tmp_path: Path) -> None:
                                  "--webhook", f"ops={hook.url}"],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            _drive_served_api(f"http://127.0.0.1:{port}", hook)
+            _drive_served_api(f"http://127.0.0.1:{port}", hook, key)
         finally:
             proc.terminate()
             # uvicorn finishes in-flight requests, then re-raises the signal it caught
@@ -142,7 +143,7 @@ def test_serve_runs_the_api_and_delivers_webhooks(tmp_path: Path) -> None:
     assert bad.returncode == 1
 
 
-def _drive_served_api(url: str, hook: Receiver) -> None:
+def _drive_served_api(url: str, hook: Receiver, key: str) -> None:
     for _ in range(600):  # up to 30 s on a loaded machine
         try:
             if httpx.get(f"{url}/health").status_code == 200:
@@ -150,7 +151,7 @@ def _drive_served_api(url: str, hook: Receiver) -> None:
         except httpx.TransportError:
             time.sleep(0.05)
     r = httpx.post(f"{url}/tickets", json={"fields": {"category": "noise"}},
-                   headers={"X-API-Key": "k-gw"})
+                   headers={"X-API-Key": key})
     assert (r.status_code, r.json()["state"]) == (201, "reported")
     assert len(httpx.get(f"{url}/open311/v2/requests.json").json()) == 1
     for _ in range(600):  # the worker polls every second
