@@ -4,6 +4,7 @@ serve, and the documented exit codes."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -132,6 +133,8 @@ def test_serve_runs_the_api_and_delivers_webhooks(tmp_path: Path) -> None:
         proc = subprocess.Popen([*CLI, "serve", "--api-keys", str(keys), "--db",
                                  str(tmp_path / "serve.sqlite"), "--port", str(port),
                                  "--webhook", f"ops={hook.url}"],
+                                env={**os.environ, "GRIDWHISTLE_WEBHOOK_SECRET_OPS":
+                                     "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"},
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             _drive_served_api(f"http://127.0.0.1:{port}", hook, key)

@@ -9,8 +9,8 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from adapters.cli.app import DEFAULT_REPLAY_DB, app, console, fail
-from engine import Database, Engine, GridwhistleError, VirtualClock
+from adapters.cli.app import DEFAULT_REPLAY_DB, app, console, fail, open_engine
+from engine import GridwhistleError
 
 
 @app.command()
@@ -20,7 +20,7 @@ def report(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Figures over a lifecycle's tickets: states, levels, closure, overdue, escalations."""
-    engine = Engine(Database(db), clock=VirtualClock(), events=False)
+    engine = open_engine(db, events=False)
     try:
         s = engine.summary(lifecycle)
     except GridwhistleError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -23,7 +24,7 @@ from adapters.http.problems import (
     problem_response,
     validation_handler,
 )
-from engine import Engine, GridwhistleError, Limits, __version__
+from engine import Engine, GridwhistleError, Limits, __version__, load_definition
 
 __all__ = ["create_app"]
 
@@ -42,8 +43,9 @@ def create_app(
     Args:
         engine: the engine the app drives (the caller starts and stops it; the app does not).
         api_keys: key → :class:`ApiKey` (actor, role, department); or a :class:`KeyRing`.
-        lifecycles: the lifecycles the API serves, by name; the first is the default for
-            reports and the one Open311 serves. Each is deployed (bundled name) if new.
+        lifecycles: the lifecycles the API serves, by bundled name or YAML path (deployed and
+            then served by its name); the first is the default for reports and the one
+            Open311 serves. A bundled one is deployed if new.
         open311_api: also serve Open311 GeoReport v2 under ``/open311/v2``.
         open311_privacy: what Open311 reads show without a key (default
             :class:`Open311Privacy`: no actor ids, roles or reasons).
@@ -59,8 +61,13 @@ def create_app(
     """
     if not lifecycles:
         raise ValueError("give at least one lifecycle to serve")
-    for name in lifecycles:
-        engine.lifecycle(name)  # deploys a bundled lifecycle on first use; fails early
+    names = []
+    for item in lifecycles:
+        if Path(item).is_file():  # a YAML path: deploy it, serve it by its name
+            names.append(engine.deploy(load_definition(item)).name)
+        else:
+            engine.lifecycle(item)  # deploys a bundled lifecycle on first use; fails early
+            names.append(item)
     app = FastAPI(
         title="Gridwhistle",
         version=__version__,
@@ -70,7 +77,7 @@ def create_app(
     limits = limits or getattr(engine, "limits", None) or Limits()
     app.state.engine = engine
     app.state.keys = api_keys if isinstance(api_keys, KeyRing) else KeyRing(api_keys)
-    app.state.lifecycles = tuple(lifecycles)
+    app.state.lifecycles = tuple(names)
     app.state.limits = limits
     app.state.open311_privacy = open311_privacy or Open311Privacy()
     app.add_exception_handler(GridwhistleError, gridwhistle_error_handler)
