@@ -312,13 +312,16 @@ class PeriodicSpec(_Spec):
     """Recurring ticket creation on a cron rule.
 
     ``cron`` has five fields (crontab syntax) read in the calendar's zone;
-    ``working_days_only`` skips occurrences on the calendar's non-working days.
+    ``working_days_only`` skips occurrences on the calendar's non-working days; ``catch_up``
+    says which occurrences missed while no engine ran are created: ``latest`` (default) the
+    most recent, ``all`` each, ``none`` none (see :mod:`engine.periodic.occurrences`).
     """
 
     title: Title = Field(default_factory=dict)
     cron: str
     calendar: Name
     working_days_only: bool = False
+    catch_up: Literal["latest", "all", "none"] = "latest"
     fields: dict[Name, str | int | float | bool] = Field(default_factory=dict)
     actor: str = "gridwhistle-periodic"
     role: Name = "system"
