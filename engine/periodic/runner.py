@@ -30,7 +30,8 @@ from sqlalchemy.exc import IntegrityError
 from engine.calendars.model import BusinessCalendar
 from engine.clock import ensure_utc
 from engine.definition.schema import PeriodicSpec
-from engine.periodic import occurrences as timing
+from engine.periodic.occurrences import ON_TIME, due_now, occurrence_id
+from engine.periodic.occurrences import occurrences as wall_occurrences
 from engine.runtime.model import Actor
 from engine.store.tables import definitions
 from engine.store.tables import occurrences as occurrences_table
@@ -47,7 +48,7 @@ def occurrences(rule: PeriodicSpec, calendar: BusinessCalendar, after: datetime,
 
     See :func:`engine.periodic.occurrences.occurrences` (daylight saving, working days).
     """
-    yield from timing.occurrences(
+    yield from wall_occurrences(
         rule.cron, calendar.zone, after, until,
         working_day=calendar.is_working_day if rule.working_days_only else None)
 
@@ -69,9 +70,9 @@ def run_periodic(engine: Engine, until: datetime | None = None) -> list[str]:
             cal = lc.calendars[rule.calendar]
             after = _last(engine, version, name)
             if rule.catch_up == "none":  # only an occurrence on time can be created
-                after = max(after, until - timing.ON_TIME - timedelta(microseconds=1))
+                after = max(after, until - ON_TIME - timedelta(microseconds=1))
             due = list(occurrences(rule, cal, after, until))
-            for at in timing.due_now(due, rule.catch_up, until):
+            for at in due_now(due, rule.catch_up, until):
                 tid = _create(engine, version, name, rule, cal, at)
                 if tid is not None:
                     created.append(tid)
@@ -100,7 +101,7 @@ def _last(engine: Engine, lifecycle: str, rule: str) -> datetime:
 
 def _create(engine: Engine, lifecycle: str, name: str, rule: PeriodicSpec,
             cal: BusinessCalendar, at: datetime) -> str | None:
-    tid = timing.occurrence_id(name, at, cal.zone)
+    tid = occurrence_id(name, at, cal.zone)
     try:
         with engine.batch(), engine._tx() as conn:
             conn.execute(insert(occurrences_table).values(
