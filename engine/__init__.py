@@ -17,6 +17,7 @@ from engine.calendars import BusinessCalendar, CalendarOutOfRange
 from engine.clock import Clock, SystemClock, VirtualClock
 from engine.definition import (
     Definition,
+    DefinitionLimits,
     bundled_names,
     load_definition,
     load_yaml_model,
@@ -78,6 +79,7 @@ from engine.runtime import (
 from engine.sla import SlaClock
 from engine.store import Database
 from engine.timing import LifecycleNotValid, MinimumLagNotReached, OutsideWorkingHours
+from engine.validation import Limits
 from engine.versions import TicketImpact
 
 __version__ = "0.1.0"
@@ -101,6 +103,7 @@ __all__ = [
     "Database",
     "Definition",
     "DefinitionError",
+    "DefinitionLimits",
     "DefinitionVersion",
     "Departments",
     "DomainEvent",
@@ -116,6 +119,7 @@ __all__ = [
     "LadderPosition",
     "Lifecycle",
     "LifecycleNotValid",
+    "Limits",
     "MigrationRefused",
     "MinimumLagNotReached",
     "NoRouting",

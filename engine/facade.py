@@ -28,6 +28,7 @@ from engine.ladder.ladder import Ladder, LadderPosition, ladder_position
 from engine.lifecycle.machine import Lifecycle
 from engine.lifecycle.registry import Registry
 from engine.periodic.runner import add_periodic_jobs
+from engine.reports.summary import Summary, summarize
 from engine.runtime.invariants import Violation, check_invariants
 from engine.runtime.kernel import Kernel
 from engine.runtime.model import (
@@ -41,12 +42,12 @@ from engine.runtime.model import (
 )
 from engine.runtime.participant import Participant, Unit
 from engine.runtime.scheduler import WakeUpScheduler
-from engine.reports.summary import Summary, summarize
 from engine.sla.clocks import SlaClock, SlaClocks, clocks_of
 from engine.store.database import Database
 from engine.store.reads import load_tickets, ticket_exists
 from engine.store.tables import history, timers
 from engine.timing.rules import TimeRules
+from engine.validation import Limits, ticket_id_problem
 from engine.versions.impact import TicketImpact, compare_stores, impact_of
 from engine.versions.migration import move_tickets
 from engine.workorders.participant import WorkOrders
@@ -75,6 +76,9 @@ class Engine:
             one claimed chunk (200 timers) takes to fire.
         timers_per_transaction: due timers fired per transaction outside a batch (default
             20): an API write on SQLite waits for at most one such transaction.
+        limits: the sizes every command's inputs are checked against, the same for Python,
+            the CLI, HTTP, Open311 and replays (default :class:`~engine.Limits`; see
+            :mod:`engine.validation`).
 
     Use as a context manager, or call :meth:`start` / :meth:`stop`, to have APScheduler fire
     deadlines in real time. Several engines may live in one process; there is no global state.
@@ -91,6 +95,7 @@ class Engine:
         worker_id: str | None = None,
         lease_seconds: float = 60.0,
         timers_per_transaction: int = 20,
+        limits: Limits | None = None,
     ):
         self.db = database if isinstance(database, Database) else Database(database)
         self.clock: Clock = clock or SystemClock()
@@ -101,7 +106,8 @@ class Engine:
             raise ValueError(f"the claim lease must be positive, got {lease_seconds} s")
         self.kernel = Kernel(self.db, self.clock, self.registry, worker_id=self.worker_id,
                              lease=timedelta(seconds=lease_seconds),
-                             timers_per_transaction=timers_per_transaction)
+                             timers_per_transaction=timers_per_transaction, limits=limits)
+        self.limits = self.kernel.limits
         self._scheduler: WakeUpScheduler | None = None
         # The engine's own participants: time rules first (their refusals), SLA clocks,
         # the ladder, the outbox, work orders (see engine/runtime/participant.py).
@@ -443,10 +449,11 @@ class Engine:
             TicketNotFound: no such ticket.
         """
         kernel = self.kernel
-        if kernel.uow.active:
+        if kernel.uow.active and ticket_id_problem(ticket_id) is None:
             return kernel.handler.snapshot(kernel.handler.ticket(ticket_id))
         with kernel.db.read() as conn:
-            found = load_tickets(conn, [ticket_id]) if isinstance(ticket_id, str) else {}
+            found = (load_tickets(conn, [ticket_id]) if ticket_id_problem(ticket_id) is None
+                     else {})
             if not found:
                 raise TicketNotFound(str(ticket_id))
             return kernel.handler.snapshot_row(conn, found[ticket_id][0])
@@ -489,7 +496,7 @@ class Engine:
 
     @staticmethod
     def _must_exist(conn: Connection, ticket_id: str) -> None:
-        if not isinstance(ticket_id, str) or not ticket_exists(conn, ticket_id):
+        if ticket_id_problem(ticket_id) is not None or not ticket_exists(conn, ticket_id):
             raise TicketNotFound(str(ticket_id))
 
     def sla_clocks(self, ticket_id: str) -> list[SlaClock]:

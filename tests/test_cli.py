@@ -4,6 +4,7 @@ serve, and the documented exit codes."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -56,7 +57,7 @@ def test_diagram_prints_mermaid_and_highlights_a_tickets_state(db: str) -> None:
     dot_text = run("diagram", "grid_incident", "--format", "dot", "--state", "closed",
                    check=True).stdout
     assert dot_text.startswith("digraph lifecycle {")
-    assert 'closed [label="已结案 / Closed", peripheries=2, fillcolor="#ffd54f"' in dot_text
+    assert '"closed" [label="已结案 / Closed", peripheries=2, fillcolor="#ffd54f"' in dot_text
     bad = run("diagram", "grid_incident", "--highlight", "nope", "--db", db)
     assert (bad.returncode, bad.stderr.strip()) == (
         1, "error: ticket 'nope' does not exist; check the id")
@@ -123,7 +124,8 @@ def test_exit_codes() -> None:
 
 def test_serve_runs_the_api_and_delivers_webhooks(tmp_path: Path) -> None:
     keys = tmp_path / "keys.yaml"
-    keys.write_text("keys:\n  k-gw: {actor: gw-1, role: grid_worker}\n")
+    key = run("keys", "add", str(keys), "--actor", "gw-1", "--role", "grid_worker",
+              check=True).stdout.strip()
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -131,9 +133,11 @@ def test_serve_runs_the_api_and_delivers_webhooks(tmp_path: Path) -> None:
         proc = subprocess.Popen([*CLI, "serve", "--api-keys", str(keys), "--db",
                                  str(tmp_path / "serve.sqlite"), "--port", str(port),
                                  "--webhook", f"ops={hook.url}"],
+                                env={**os.environ, "GRIDWHISTLE_WEBHOOK_SECRET_OPS":
+                                     "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"},
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            _drive_served_api(f"http://127.0.0.1:{port}", hook)
+            _drive_served_api(f"http://127.0.0.1:{port}", hook, key)
         finally:
             proc.terminate()
             # uvicorn finishes in-flight requests, then re-raises the signal it caught
@@ -142,7 +146,7 @@ def test_serve_runs_the_api_and_delivers_webhooks(tmp_path: Path) -> None:
     assert bad.returncode == 1
 
 
-def _drive_served_api(url: str, hook: Receiver) -> None:
+def _drive_served_api(url: str, hook: Receiver, key: str) -> None:
     for _ in range(600):  # up to 30 s on a loaded machine
         try:
             if httpx.get(f"{url}/health").status_code == 200:
@@ -150,7 +154,7 @@ def _drive_served_api(url: str, hook: Receiver) -> None:
         except httpx.TransportError:
             time.sleep(0.05)
     r = httpx.post(f"{url}/tickets", json={"fields": {"category": "noise"}},
-                   headers={"X-API-Key": "k-gw"})
+                   headers={"X-API-Key": key})
     assert (r.status_code, r.json()["state"]) == (201, "reported")
     assert len(httpx.get(f"{url}/open311/v2/requests.json").json()) == 1
     for _ in range(600):  # the worker polls every second

@@ -170,6 +170,7 @@ def test_a_client_reads_the_lifecycle(api) -> None:
                                     "source": ["reported", "escalated"], "dest": "dispatched",
                                     "roles": ["centre"], "reason_required": False}
     assert lc["fields"]["category"] == {"type": "string", "required": True, "choices": None,
+                                        "min": None, "max": None, "max_length": None,
                                         "title": {"zh": "问题类别", "en": "Category"}}
     assert lc["categories"]["noise"]["group"] == "public_order"
     assert lc["diagram"].startswith("---\ntitle: 网格事件处置 / Grid incident handling")
@@ -184,14 +185,19 @@ def test_openapi_document_is_served(api) -> None:
 
 
 def test_api_keys_file_is_strict(tmp_path: Path) -> None:
+    from adapters.http.auth import hash_key
+
     good = tmp_path / "keys.yaml"
-    good.write_text("keys:\n  k1: {actor: ops-1, role: centre}\n"
-                    "  k2: {actor: w, role: department, department: water}\n")
-    assert load_api_keys(good) == {"k1": ApiKey(actor="ops-1", role="centre"),
-                                   "k2": ApiKey(actor="w", role="department",
-                                                department="water")}
+    good.write_text(f"keys:\n  a: {{hash: '{hash_key('k1')}', actor: ops-1, role: centre}}\n"
+                    f"  b: {{hash: '{hash_key('k2')}', actor: w, role: department, "
+                    "department: water}\n")
+    ring = load_api_keys(good)
+    assert (ring.find("k1"), ring.find("k2"), ring.find("k3")) == (
+        ApiKey(actor="ops-1", role="centre"),
+        ApiKey(actor="w", role="department", department="water"), None)
     bad = tmp_path / "bad.yaml"
-    bad.write_text("keys:\n  k1: {actor: ops-1, role: centre, admin: true}\n")
+    bad.write_text(f"keys:\n  k1: {{hash: '{hash_key('k1')}', actor: ops-1, role: centre, "
+                   "admin: true}\n")
     from engine import DefinitionError
 
     with pytest.raises(DefinitionError) as info:

@@ -152,9 +152,13 @@ def test_extensions_add_the_history_as_notes(served) -> None:
     assert [(n["type"], n["summary"]) for n in r2["notes"]] == [
         ("report", "report"), ("transition", "dispatch"), ("transition", "arrive"),
         ("transition", "resolve"), ("transition", "close")]
+    # Without a key: what happened, not who (issue 11); with a key: who, too.
     assert r2["notes"][1] == {"datetime": "2024-05-01T09:00:00+00:00", "type": "transition",
                               "summary": "dispatch",
-                              "description": "reported -> dispatched (community) by x (centre)"}
+                              "description": "reported -> dispatched (community)"}
+    [keyed] = httpx.get(f"{root}/requests/R-2.json",
+                        params={"extensions": "true", "api_key": "k-gw"}).json()
+    assert keyed["notes"][1]["description"] == "reported -> dispatched (community) by x (centre)"
     xml = xmltodict.parse(httpx.get(f"{root}/requests/R-2.xml",
                                     params={"extensions": "true"}).text)
     notes = xml["service_requests"]["request"]["notes"]["note"]

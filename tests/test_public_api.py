@@ -31,6 +31,8 @@ PUBLIC = {
     "TicketRecord", "PendingTimer", "OutsideCalendar",
     # issue 13: the centre's reports
     "Report", "build_report",
+    # issue 11: bounded definitions, one validation at the engine's edge
+    "DefinitionLimits", "Limits",
 }
 
 

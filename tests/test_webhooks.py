@@ -3,6 +3,7 @@ backoff, the attempt log, dead letters and their replay from the CLI."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -27,6 +28,7 @@ from engine import Actor, DefinitionError, Engine
 from engine.store import deliveries, delivery_attempts
 
 POLICY = RetryPolicy(max_attempts=4, initial_backoff=10, multiplier=2, timeout=5)
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # the Standard Webhooks example secret
 
 
 def attempts(engine) -> list[tuple[int, int | None, str | None, datetime]]:
@@ -40,7 +42,7 @@ def attempts(engine) -> list[tuple[int, int | None, str | None, datetime]]:
 def test_retries_with_exponential_backoff_until_delivered(engine, clock, grid_worker) -> None:
     ticket = engine.report("grid_incident", {"category": "drain"}, actor=grid_worker)
     with receiver([500, 503]) as hook:
-        worker = WebhookWorker(engine, [Endpoint("ops", hook.url, secret="s3cret")],
+        worker = WebhookWorker(engine, [Endpoint("ops", hook.url, secret=SECRET)],
                                policy=POLICY)
         try:
             assert worker.enqueue() == 1
@@ -63,14 +65,16 @@ def test_retries_with_exponential_backoff_until_delivered(engine, clock, grid_wo
     first, last = hook.received[0], hook.received[-1]
     assert first["body"] == last["body"]
     event_id = last["body"]["event_id"]
-    assert {r["headers"]["Gridwhistle-Event-Id"] for r in hook.received} == {event_id}
+    assert {r["headers"]["webhook-id"] for r in hook.received} == {event_id}
     assert [r["headers"]["Gridwhistle-Delivery-Attempt"] for r in hook.received] == [
         "1", "2", "3"]
     assert last["headers"]["Gridwhistle-Event-Type"] == "ticket.reported"
     assert last["body"]["ticket_id"] == ticket.id
     body = json.dumps(last["body"], ensure_ascii=False, sort_keys=True).encode()
-    assert last["headers"]["Gridwhistle-Signature"] == (
-        "sha256=" + hmac.new(b"s3cret", body, hashlib.sha256).hexdigest())
+    stamp = last["headers"]["webhook-timestamp"]
+    key = base64.b64decode(SECRET.removeprefix("whsec_"))
+    assert last["headers"]["webhook-signature"] == "v1," + base64.b64encode(hmac.new(
+        key, f"{event_id}.{stamp}.".encode() + body, hashlib.sha256).digest()).decode()
     assert attempts(engine) == [
         (1, 500, "HTTP 500", START), (2, 503, "HTTP 503", START + timedelta(seconds=10)),
         (3, 200, None, START + timedelta(seconds=30))]
@@ -82,7 +86,8 @@ def test_dead_letters_are_replayed_by_the_operator(engine, clock, grid_worker, d
                 reason="urgent")
     with receiver([500] * 8) as hook:
         worker = WebhookWorker(engine, [Endpoint("ops", hook.url,
-                                                 types=frozenset({"ticket.escalated"}))],
+                                                 types=frozenset({"ticket.escalated"}),
+                                                 secret=SECRET)],
                                policy=POLICY)
         try:
             worker.enqueue()
@@ -120,7 +125,7 @@ def test_a_refused_connection_is_retried(engine, clock, grid_worker) -> None:
     engine.report("grid_incident", {"category": "drain"}, actor=grid_worker)
     with receiver([]) as hook:
         url = hook.url
-    worker = WebhookWorker(engine, [Endpoint("gone", url)], policy=POLICY)
+    worker = WebhookWorker(engine, [Endpoint("gone", url, secret=SECRET)], policy=POLICY)
     try:
         [result] = worker.run_once()
     finally:
@@ -132,11 +137,12 @@ def test_a_refused_connection_is_retried(engine, clock, grid_worker) -> None:
 def test_endpoints_file_is_strict(tmp_path) -> None:
     good = tmp_path / "hooks.yaml"
     good.write_text('endpoints:\n  ops:\n    url: https://ops.example.org/hook\n'
-                    '    types: [ticket.escalated]\n    secret: s\n'
-                    '  archive: {url: "http://10.0.0.7:9000/events"}\n')
-    assert load_endpoints(good) == [
-        Endpoint("ops", "https://ops.example.org/hook", frozenset({"ticket.escalated"}), "s"),
-        Endpoint("archive", "http://10.0.0.7:9000/events")]
+                    f'    types: [ticket.escalated]\n    secret: {SECRET}\n'
+                    '  archive: {url: "http://10.0.0.7:9000/events", secret_env: ARCHIVE_KEY}\n')
+    assert load_endpoints(good, environ={"ARCHIVE_KEY": SECRET}) == [
+        Endpoint("ops", "https://ops.example.org/hook", frozenset({"ticket.escalated"}),
+                 SECRET),
+        Endpoint("archive", "http://10.0.0.7:9000/events", None, SECRET)]
     bad = tmp_path / "bad.yaml"
     bad.write_text("endpoints:\n  ops: {url: ftp://x, retries: 3}\n")
     with pytest.raises(DefinitionError) as info:
@@ -150,7 +156,8 @@ def test_the_background_worker_retries_on_the_system_clock(tmp_path) -> None:
     engine.report("grid_incident", {"category": "drain"}, actor=Actor("gw", "grid_worker"),
                   ticket_id="L1")
     with receiver([502]) as hook:
-        worker = WebhookWorker(engine, [Endpoint("ops", hook.url)], poll_seconds=0.02,
+        worker = WebhookWorker(engine, [Endpoint("ops", hook.url, secret=SECRET)],
+                               poll_seconds=0.02,
                                policy=RetryPolicy(initial_backoff=0.05, timeout=5))
         worker.start()
         try:

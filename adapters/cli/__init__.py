@@ -8,6 +8,7 @@ from adapters.cli import (  # noqa: F401  (they register commands)
     db,
     departments,
     diagram,
+    keys,
     replay,
     report,
     serve,

@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 
 if TYPE_CHECKING:
-    from engine import Engine
+    from engine import Clock, Database, Engine
 
 app = typer.Typer(
     name="gridwhistle",
@@ -37,17 +37,78 @@ def fail(message: str) -> None:
     raise typer.Exit(1)
 
 
-def open_engine(db: str) -> Engine:
-    """Open an existing database for reading and commands (exit 1 with a message if absent)."""
-    from engine import Database, Engine, GridwhistleError, VirtualClock
+def _sqlite_file(db: str) -> Path | None:
+    """The file of a SQLite ``--db`` (None for other databases and in-memory SQLite)."""
     from engine.store import to_url
 
     url = to_url(db)
-    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
-        fail(f"no database at {db}; run `gridwhistle replay` first or give --db")
+    if not url.startswith("sqlite:"):
+        return None
+    path = url.split(":///", 1)[1] if ":///" in url else ""
+    return None if path in ("", ":memory:") or path.startswith("file:") else Path(path)
+
+
+def open_database(db: str, *, create: bool = False, tables: bool = True) -> Database:
+    """Open ``--db`` the one way every command does; exit 1 with one clear line if it cannot.
+
+    Args:
+        db: a SQLite file or a SQLAlchemy URL.
+        create: make the database (a new SQLite file, Gridwhistle's tables) if it is missing;
+            only for commands that create data (``replay``, ``serve``). Otherwise a missing
+            SQLite file is refused before anything touches it, so a mistyped ``--db`` never
+            leaves an empty file behind.
+        tables: require Gridwhistle's tables (every command but ``db current/revision``).
+
+    Returns:
+        The open :class:`~engine.Database` (close it, or the engine built on it, when done).
+    """
+    from sqlalchemy import inspect
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from engine import Database, GridwhistleError
+
+    path = _sqlite_file(db)
+    if path is not None and not create and not path.is_file():
+        fail(f"no database at {db}; create one with `gridwhistle db upgrade --db {db}` (or "
+             "fill one with `gridwhistle replay`), or check the --db option")
+    if path is not None and create and not path.is_file():
+        err_console.print(f"note: no database at {db}: creating it", highlight=False)
     try:
-        return Engine(Database(db), clock=VirtualClock())
+        database = Database(db, create=create)
+        found = inspect(database.engine).has_table("gw_tickets")
     except GridwhistleError as exc:
+        fail(str(exc))
+        raise  # unreachable: fail() exits
+    except SQLAlchemyError as exc:
+        reason = getattr(exc, "orig", None) or exc
+        fail(f"cannot open database {db}: {str(reason).strip().splitlines()[0]}; check the "
+             "path or URL and that the server is running")
+        raise  # unreachable
+    if tables and not found:
+        database.close()
+        fail(f"{db} holds no Gridwhistle tables; create them with "
+             f"`gridwhistle db upgrade --db {db}`, or check the --db option")
+    return database
+
+
+def open_engine(db: str, *, create: bool = False, events: bool = True,
+                clock: Clock | None = None) -> Engine:
+    """An :class:`~engine.Engine` on ``--db`` opened by :func:`open_database`.
+
+    Args:
+        db: a SQLite file or a SQLAlchemy URL.
+        create: see :func:`open_database`.
+        events: write outbox events for commands (off for pure reads).
+        clock: the engine's clock (default a :class:`~engine.VirtualClock`: reads and
+            one-off commands do not fire deadlines on their own).
+    """
+    from engine import Engine, GridwhistleError, VirtualClock
+
+    database = open_database(db, create=create)
+    try:
+        return Engine(database, clock=clock or VirtualClock(), events=events)
+    except GridwhistleError as exc:
+        database.close()
         fail(str(exc))
         raise  # unreachable: fail() exits
 

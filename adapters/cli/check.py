@@ -6,8 +6,8 @@ from typing import Annotated
 
 import typer
 
-from adapters.cli.app import DEFAULT_REPLAY_DB, app
-from engine import Database, Engine, GridwhistleError, VirtualClock
+from adapters.cli.app import DEFAULT_REPLAY_DB, app, open_engine
+from engine import GridwhistleError
 
 
 @app.command()
@@ -20,7 +20,7 @@ def check(
     Exits 0 when all rules hold, 1 with the list of violations otherwise.
     """
     try:
-        engine = Engine(Database(db, create=False), clock=VirtualClock())
+        engine = open_engine(db, events=False)
         try:
             violations = engine.check_invariants()
         finally:

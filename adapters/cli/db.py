@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from adapters.cli.app import DEFAULT_REPLAY_DB, app, fail
+from adapters.cli.app import DEFAULT_REPLAY_DB, app, fail, open_database
 from engine import Database, GridwhistleError
 
 db_app = typer.Typer(help="Database schema: upgrade, show the revision, add a revision.",
@@ -17,6 +17,7 @@ DbOption = Annotated[str, typer.Option("--db", help="SQLite file or SQLAlchemy U
 
 
 def _open(db: str) -> Database:
+    """The database to upgrade: made if it does not exist (that is what upgrade is for)."""
     try:
         return Database(db, create=False)
     except GridwhistleError as exc:
@@ -52,7 +53,7 @@ def current(db: DbOption = DEFAULT_REPLAY_DB) -> None:
     """Show the database's revision and the newest one this Gridwhistle ships."""
     from engine.store.migrate import current_revision, head_revision
 
-    database = _open(db)
+    database = open_database(db, tables=False)
     try:
         with database.read() as conn:
             rev = current_revision(conn)
@@ -75,7 +76,7 @@ def revision(
     """
     from engine.store.migrate import current_revision, head_revision, new_revision
 
-    database = _open(db)
+    database = open_database(db, tables=False)
     try:
         with database.write() as conn:
             if current_revision(conn) != head_revision():

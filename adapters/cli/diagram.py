@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from adapters.cli.app import DEFAULT_REPLAY_DB, app, fail
-from engine import Database, Engine, GridwhistleError, VirtualClock, load_definition
+from engine import GridwhistleError, load_definition
 
 
 class DiagramFormat(StrEnum):
@@ -57,7 +57,9 @@ def diagram(
         definition = load_definition(lifecycle)
         current = state
         if highlight is not None:
-            engine = Engine(Database(db), clock=VirtualClock(), events=False)
+            from adapters.cli.app import open_engine
+
+            engine = open_engine(db, events=False)
             try:
                 current = engine.get(highlight).state
             finally:

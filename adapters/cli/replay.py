@@ -12,9 +12,17 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from adapters.cli.app import DEFAULT_REPLAY_DB, app, console, err_console, fail, parse_instant
+from adapters.cli.app import (
+    DEFAULT_REPLAY_DB,
+    app,
+    console,
+    err_console,
+    fail,
+    open_database,
+    parse_instant,
+)
 from adapters.replay.replayer import ReplayOutcome
-from engine import Database, Engine, GridwhistleError, VirtualClock, load_definition
+from engine import Engine, GridwhistleError, VirtualClock, load_definition
 
 
 @app.command()
@@ -73,7 +81,7 @@ def replay(
             preflight(data, spec, workflow or spec.lifecycle)  # before anything is emptied
         else:
             load_definition(workflow or "grid_incident")
-        database = Database(db)
+        database = open_database(db, create=True)
         if fresh:
             database.drop_all()
         engine = Engine(database, clock=VirtualClock(datetime(1970, 1, 1, tzinfo=UTC)))

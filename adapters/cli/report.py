@@ -11,8 +11,8 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from adapters.cli.app import DEFAULT_REPLAY_DB, app, console, fail, parse_instant
-from engine import Database, Engine, GridwhistleError, VirtualClock
+from adapters.cli.app import DEFAULT_REPLAY_DB, app, console, fail, open_engine, parse_instant
+from engine import GridwhistleError
 
 
 class By(StrEnum):
@@ -88,7 +88,7 @@ def report(
 
     start = parse_instant(since, UTC, option="--from") if since else None
     stop = parse_instant(until, UTC, option="--until") if until else None
-    engine = Engine(Database(db), clock=VirtualClock(), events=False)
+    engine = open_engine(db, events=False)
     try:
         s = engine.summary(lifecycle)
         rep = build_report(engine, lifecycle, by=by.value, period=period.value, since=start,

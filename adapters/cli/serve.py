@@ -2,70 +2,114 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import os
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from adapters.cli.app import app, fail
-from engine import Database, Engine, GridwhistleError
+from adapters.cli.app import app, fail, open_engine
+from engine import GridwhistleError, Limits, SystemClock
+
+if TYPE_CHECKING:
+    from adapters.webhooks import Endpoint
+
+ALLOWED_HOSTS_VARIABLE = "GRIDWHISTLE_WEBHOOK_ALLOWED_HOSTS"
 
 
-def parse_webhook(spec: str) -> tuple[str, str]:
-    """``NAME=URL`` → ``(name, url)``.
+def webhook_endpoints(webhook: list[str] | None, webhooks: str | None) -> list[Endpoint]:
+    """The endpoints of ``--webhook NAME=URL`` options and a ``--webhooks`` file.
+
+    Each ``--webhook`` takes its secret from ``GRIDWHISTLE_WEBHOOK_SECRET_<NAME>``.
 
     Raises:
-        typer.BadParameter: not of that form.
+        GridwhistleError: an option or the file is wrong, or a secret is missing.
+        OSError: the file cannot be read.
     """
-    name, sep, url = spec.partition("=")
-    if not sep or not name or not url.startswith(("http://", "https://")):
-        raise typer.BadParameter(f"{spec!r}: write NAME=http://host/path",
-                                 param_hint="--webhook")
-    return name, url
+    from adapters.webhooks import endpoint_from_option, load_endpoints
+
+    endpoints = [endpoint_from_option(w) for w in webhook or []]
+    if webhooks is not None:
+        endpoints += load_endpoints(webhooks)
+    return endpoints
+
+
+def allowed_hosts(options: list[str] | None) -> list[str] | None:
+    """``--webhook-allow-host`` options, else ``GRIDWHISTLE_WEBHOOK_ALLOWED_HOSTS`` (a, b)."""
+    if options:
+        return list(options)
+    env = os.environ.get(ALLOWED_HOSTS_VARIABLE, "")
+    hosts = [h.strip() for h in env.split(",") if h.strip()]
+    return hosts or None
 
 
 @app.command()
 def serve(
     api_keys: Annotated[str, typer.Option(
-        help="YAML file of API keys (see docs/http.md).")],
-    db: Annotated[str, typer.Option(help="SQLite file or SQLAlchemy URL.")] = "gridwhistle.sqlite",
+        help="YAML file of API key hashes (gridwhistle keys add; see docs/http.md).")],
+    db: Annotated[str, typer.Option(
+        help="SQLite file or SQLAlchemy URL (a missing SQLite file is created).")
+    ] = "gridwhistle.sqlite",
     lifecycle: Annotated[list[str] | None, typer.Option(
-        help="Lifecycle(s) to serve; the first is the default and Open311's. "
-             "Default: grid_incident.")] = None,
+        help="Lifecycle(s) to serve, by bundled name or YAML path; the first is the default "
+             "and Open311's. Default: grid_incident.")] = None,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8311,
     webhook: Annotated[list[str] | None, typer.Option(
-        help="Deliver events to NAME=URL (repeatable).")] = None,
+        help="Deliver events to NAME=URL (repeatable); the signing secret comes from the "
+             "environment variable GRIDWHISTLE_WEBHOOK_SECRET_<NAME>.")] = None,
     webhooks: Annotated[str | None, typer.Option(
         help="YAML file of webhook endpoints (url, types, secret; see docs/events.md).")
     ] = None,
+    webhook_allow_host: Annotated[list[str] | None, typer.Option(
+        help="Only these webhook target hosts (repeatable; *.example.org allowed). Default: "
+             f"${ALLOWED_HOSTS_VARIABLE} (comma separated), else any host.")] = None,
+    max_body_bytes: Annotated[int, typer.Option(
+        min=1, help="Largest request body accepted (bytes).")] = Limits().body_bytes,
+    open311_reads: Annotated[str, typer.Option(
+        help="public (Open311 reads need no key) or key.")] = "public",
+    open311_history: Annotated[str, typer.Option(
+        help="What extensions=true shows without a key: anonymous (no actor ids, roles or "
+             "reasons), none, or full.")] = "anonymous",
     no_open311: Annotated[bool, typer.Option("--no-open311", help="Do not serve Open311.")
                           ] = False,
 ) -> None:
     """Serve the HTTP API and Open311 with uvicorn; fire deadlines and deliver webhooks.
 
-    Stops on Ctrl-C. Exit code 1 when the keys file or a lifecycle is invalid.
+    Stops on Ctrl-C. Exit code 1 when the keys file, a lifecycle, a webhook endpoint or the
+    database is wrong.
     """
     try:
         import uvicorn
 
-        from adapters.http import create_app, load_api_keys
-        from adapters.webhooks import Endpoint, WebhookWorker, load_endpoints
+        from adapters.http import Open311Privacy, create_app, load_api_keys
+        from adapters.webhooks import WebhookWorker
     except ImportError as exc:
         fail(f"{exc.name} is missing: install the HTTP extra, pip install 'gridwhistle[http]'")
         return
 
-    endpoints = [Endpoint(*parse_webhook(w)) for w in webhook or []]
     try:
-        if webhooks is not None:
-            endpoints += load_endpoints(webhooks)
+        privacy = Open311Privacy(reads=open311_reads,  # type: ignore[arg-type]
+                                 history=open311_history)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    try:
+        endpoints = webhook_endpoints(webhook, webhooks)
         keys = load_api_keys(api_keys)
-        engine = Engine(Database(db))
-        application = create_app(engine, api_keys=keys, lifecycles=lifecycle or
-                                 ["grid_incident"], open311_api=not no_open311)
     except (GridwhistleError, OSError) as exc:
         fail(str(exc))
         return
-    worker = WebhookWorker(engine, endpoints) if endpoints else None
+    engine = open_engine(db, create=True, clock=SystemClock())
+    try:
+        worker = (WebhookWorker(engine, endpoints, allowed_hosts=allowed_hosts(
+            webhook_allow_host)) if endpoints else None)
+        application = create_app(engine, api_keys=keys,
+                                 lifecycles=lifecycle or ["grid_incident"],
+                                 open311_api=not no_open311, open311_privacy=privacy,
+                                 limits=Limits(body_bytes=max_body_bytes))
+    except GridwhistleError as exc:
+        engine.stop()
+        fail(str(exc))
+        return
     engine.start()
     if worker is not None:
         worker.start()

@@ -11,9 +11,11 @@ import typer
 from rich.table import Table
 
 from adapters.cli.app import DEFAULT_REPLAY_DB, app, console, fail, open_engine, parse_instant
-from engine import GridwhistleError
+from engine import Engine, GridwhistleError
 
-_open = open_engine
+
+def _open(db: str) -> Engine:
+    return open_engine(db, events=False)
 
 
 @app.command()

@@ -12,12 +12,12 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from adapters.cli.app import DEFAULT_REPLAY_DB, app, console, fail, parse_instant
+from adapters.cli.app import DEFAULT_REPLAY_DB, app, console, fail, open_engine, parse_instant
 from engine import (
-    Database,
     Definition,
     Engine,
     GridwhistleError,
+    SystemClock,
     TicketImpact,
     VirtualClock,
     load_definition,
@@ -52,7 +52,7 @@ def migrate(
     mapping = _state_map(state_map or [])
     try:
         definition = load_definition(workflow)
-        engine = Engine(Database(db, create=False))
+        engine = open_engine(db, clock=SystemClock())
         try:
             version = engine.deploy(definition)
             moved = engine.migrate(version.name, ticket or None, version=version.version,
@@ -109,7 +109,7 @@ def impact(
     try:
         new = load_definition(workflow)
         if data is None:
-            engine = Engine(Database(db, create=False))
+            engine = open_engine(db, events=False, clock=SystemClock())
             try:
                 impacts = engine.impact(new, until=stop)
             finally:

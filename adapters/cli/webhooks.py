@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from adapters.cli.app import app, console, fail
-from engine import Database, Engine, GridwhistleError
+from adapters.cli.app import app, console, fail, open_engine
+from engine import Engine, GridwhistleError
 
 webhooks_app = typer.Typer(help="Webhook deliveries: list dead letters, replay them.",
                            no_args_is_help=True)
@@ -19,7 +19,9 @@ DbOption = Annotated[str, typer.Option(help="SQLite file or SQLAlchemy URL.")]
 
 
 def _open(db: str) -> Engine:
-    return Engine(Database(db), events=False)
+    from engine import SystemClock
+
+    return open_engine(db, events=False, clock=SystemClock())
 
 
 @webhooks_app.command("dead")
@@ -70,21 +72,27 @@ def deliver(
         help="YAML file of webhook endpoints (see docs/events.md).")] = None,
     db: DbOption = "gridwhistle.sqlite",
 ) -> None:
-    """Run one delivery round now (enqueue new events, send what is due); print outcomes."""
-    from adapters.cli.serve import parse_webhook
-    from adapters.webhooks import Endpoint, WebhookWorker, load_endpoints
+    """Run one delivery round now (enqueue new events, send what is due); print outcomes.
 
-    endpoints = [Endpoint(*parse_webhook(w)) for w in webhook or []]
+    Each ``--webhook NAME=URL`` takes its secret from ``GRIDWHISTLE_WEBHOOK_SECRET_<NAME>``.
+    """
+    from adapters.cli.serve import allowed_hosts, webhook_endpoints
+    from adapters.webhooks import WebhookWorker
+
     try:
-        if webhooks is not None:
-            endpoints += load_endpoints(webhooks)
+        endpoints = webhook_endpoints(webhook, webhooks)
     except (GridwhistleError, OSError) as exc:
         fail(str(exc))
         return
     if not endpoints:
         raise typer.BadParameter("give --webhook NAME=URL or --webhooks FILE")
     engine = _open(db)
-    worker = WebhookWorker(engine, endpoints)
+    try:
+        worker = WebhookWorker(engine, endpoints, allowed_hosts=allowed_hosts(None))
+    except GridwhistleError as exc:
+        engine.stop()
+        fail(str(exc))
+        return
     try:
         results = worker.run_once()
     finally:
@@ -93,3 +101,16 @@ def deliver(
     for r in results:
         typer.echo(f"{r.endpoint} {r.event_id} attempt {r.attempt}: {r.outcome}"
                    + (f" ({r.error})" if r.error else ""))
+
+
+@webhooks_app.command("secret")
+def secret() -> None:
+    """Print a new signing secret (whsec_ and base64 of 32 random bytes) for an endpoint.
+
+    Put it in the endpoint's ``secret_env`` variable (or ``GRIDWHISTLE_WEBHOOK_SECRET_<NAME>``
+    for ``--webhook NAME=URL``) and give it to the receiver, which verifies with any Standard
+    Webhooks library.
+    """
+    from adapters.webhooks import new_secret
+
+    typer.echo(new_secret())

@@ -98,6 +98,9 @@ def mermaid(definition: Definition, *, highlight: str | None = None, lang: str =
 def dot(definition: Definition, *, highlight: str | None = None, lang: str = "both") -> str:
     """Graphviz DOT text for a lifecycle (same content as :func:`mermaid`, without notes).
 
+    Every identifier is a quoted DOT string, so a state named like a DOT keyword (``node``,
+    ``edge``, ``graph``, ``digraph``, ``subgraph``, ``strict``) is an ordinary node.
+
     Raises:
         ValueError: as :func:`mermaid`.
     """
@@ -111,19 +114,19 @@ def dot(definition: Definition, *, highlight: str | None = None, lang: str = "bo
              f"  label={q(_title(spec.title, spec.name, lang))}; labelloc=t;",
              '  node [shape=box, style="rounded,filled", fillcolor=white, fontname="sans-serif"];',
              '  edge [fontname="sans-serif", fontsize=10];',
-             '  __start [shape=point, label=""];']
+             '  "__start" [shape=point, label=""];']
     for name, state in spec.states.items():
         attrs = [f"label={q(_title(state.title, name, lang))}"]
         if state.final:
             attrs.append("peripheries=2")
         if name == highlight:
             attrs.append('fillcolor="#ffd54f", color="#e65100", penwidth=3')
-        lines.append(f"  {name} [{', '.join(attrs)}];")
-    lines.append(f"  __start -> {spec.initial};")
+        lines.append(f"  {q(name)} [{', '.join(attrs)}];")
+    lines.append(f'  "__start" -> {q(spec.initial)};')
     for t in spec.transitions:
         label = f"{_title(t.title, t.trigger, lang)} [{_roles(t.roles)}]"
         for source in t.source:
-            lines.append(f"  {source} -> {t.dest} [label={q(label)}];")
+            lines.append(f"  {q(source)} -> {q(t.dest)} [label={q(label)}];")
     lines.append("}")
     return "\n".join(lines) + "\n"
 

@@ -1,9 +1,15 @@
-"""The ticket API: report, fire a trigger, read a ticket, list tickets."""
+"""The ticket API: report, fire a trigger, read a ticket, list tickets.
+
+Ticket ids follow :mod:`engine.validation` (ASCII, segments joined by ``/``), so the routes take
+them as ``{ticket_id:path}``: ``GET /tickets/14-00011080/lead`` reads the Chicago replay's work
+order ``14-00011080/lead``. An id no ticket can have is a 404. ``Idempotency-Key`` (1 to 128
+visible ASCII characters, else 400) is passed to the engine on every creating endpoint.
+"""
 
 from __future__ import annotations
 
-import inspect
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, Security
 from fastapi.security import APIKeyHeader
@@ -22,13 +28,14 @@ from adapters.http.models import (
     TransitionOut,
 )
 from adapters.http.problems import PROBLEM_JSON, Problem
-from engine import Engine, Ticket, find_tickets
+from engine import Engine, Limits, Ticket, find_tickets
+from engine.validation import idempotency_key_problem, ticket_id_problem
 
 __all__ = ["router"]
 
 _PROBLEM = {"content": {PROBLEM_JSON: {}}, "description": "RFC 9457 problem details"}
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    s: _PROBLEM for s in (401, 403, 404, 409, 422)}
+    s: _PROBLEM for s in (400, 401, 403, 404, 409, 413, 422)}
 
 router = APIRouter(tags=["tickets"], responses=_ERRORS)
 
@@ -48,9 +55,46 @@ def _grant(request: Request, x_api_key: Annotated[str | None, Security(_API_KEY)
     return keys.require(x_api_key)
 
 
+def _limits(request: Request) -> Limits:
+    limits: Limits = request.app.state.limits
+    return limits
+
+
+def _idempotency_key(
+    request: Request,
+    idempotency_key: Annotated[str | None, Header(
+        description="Repeat a request with the same key to have it applied at most once: "
+                    "the first result is answered again and nothing else changes. 1 to 128 "
+                    "visible ASCII characters (e.g. a UUID); anything else is a 400. Keys "
+                    "belong to the key holder that sent them.",
+        json_schema_extra={"minLength": 1, "maxLength": 128, "pattern": "^[!-~]+$"})] = None,
+) -> str | None:
+    if idempotency_key is None:
+        return None
+    problem = idempotency_key_problem(idempotency_key, _limits(request))
+    if problem is not None:
+        raise Problem(400, "invalid-idempotency-key", f"Idempotency-Key {problem}")
+    return idempotency_key
+
+
+def _ticket_id(ticket_id: Annotated[str, Path(
+        description="The ticket id: ASCII letters, digits and - _ . : ~ +, in segments "
+                    "joined by / (see engine.validation).")]) -> str:
+    problem = ticket_id_problem(ticket_id)
+    if problem is not None:
+        raise Problem(404, "ticket-not-found", f"no ticket can have this id ({problem})")
+    return ticket_id
+
+
 EngineDep = Annotated[Engine, Depends(_engine)]
 GrantDep = Annotated[ApiKey, Depends(_grant)]
-TicketId = Annotated[str, Path(min_length=1, max_length=64)]
+TicketId = Annotated[str, Depends(_ticket_id)]
+KeyDep = Annotated[str | None, Depends(_idempotency_key)]
+
+
+def location(ticket_id: str) -> str:
+    """The ``Location`` of a ticket: ``/tickets/`` and the id, percent-encoded (RFC 3986)."""
+    return "/tickets/" + quote(ticket_id, safe="/:~+")
 
 
 def _lifecycle(request: Request, name: str | None) -> str:
@@ -68,46 +112,43 @@ def _out(engine: Engine, ticket: Ticket) -> TicketOut:
     return TicketOut.of(ticket, ticket.state in engine.lifecycle(ticket.lifecycle).final_states)
 
 
-def _supports_idempotency(engine: Engine) -> bool:
-    return "idempotency_key" in inspect.signature(engine.fire).parameters
-
-
 @router.post("/tickets", status_code=201, response_model=TicketOut,
              summary="Report a new ticket")
 def report_ticket(body: ReportIn, request: Request, response: Response, engine: EngineDep,
-                  grant: GrantDep) -> TicketOut:
-    """Create a ticket in the lifecycle's initial state, as the key's actor and role."""
+                  grant: GrantDep, idempotency_key: KeyDep) -> TicketOut:
+    """Create a ticket in the lifecycle's initial state, as the key's actor and role.
+
+    With ``Idempotency-Key`` a retried report answers the first ticket again (201).
+    """
     lifecycle = _lifecycle(request, body.lifecycle)
-    ticket = engine.report(lifecycle, body.fields, actor=grant.as_actor(),
-                           ticket_id=body.ticket_id, level=body.level, reason=body.reason)
-    response.headers["Location"] = f"/tickets/{ticket.id}"
+    actor = grant.as_actor()
+    ticket = engine.report(lifecycle, body.fields, actor=actor, ticket_id=body.ticket_id,
+                           level=body.level, reason=body.reason,
+                           idempotency_key=idempotency_key)
+    response.headers["Location"] = location(ticket.id)
     return _out(engine, ticket)
 
 
-@router.post("/tickets/{ticket_id}/triggers/{trigger}", response_model=TicketOut,
+@router.post("/tickets/{ticket_id:path}/triggers/{trigger}", response_model=TicketOut,
              summary="Fire a trigger on a ticket")
 def fire_trigger(
     ticket_id: TicketId,
     trigger: Annotated[str, Path(min_length=1, max_length=64)],
     body: FireIn,
+    request: Request,
     engine: EngineDep,
     grant: GrantDep,
-    idempotency_key: Annotated[str | None, Header(
-        max_length=200,
-        description="Repeat a request with the same key to have it applied at most once "
-                    "(honoured when the engine supports idempotency keys).")] = None,
+    idempotency_key: KeyDep,
 ) -> TicketOut:
     """Fire ``trigger`` as the key's actor and role; the lifecycle's role rules apply."""
     check_scope(grant, engine.get(ticket_id))
-    kwargs: dict[str, Any] = {}
-    if idempotency_key is not None and _supports_idempotency(engine):
-        kwargs["idempotency_key"] = idempotency_key
-    ticket = engine.fire(ticket_id, trigger, actor=grant.as_actor(), reason=body.reason,
-                         fields=body.fields, **kwargs)
+    actor = grant.as_actor()
+    ticket = engine.fire(ticket_id, trigger, actor=actor, reason=body.reason,
+                         fields=body.fields, idempotency_key=idempotency_key)
     return _out(engine, ticket)
 
 
-@router.get("/tickets/{ticket_id}", response_model=TicketDetail,
+@router.get("/tickets/{ticket_id:path}", response_model=TicketDetail,
             summary="Read a ticket with its history and timers")
 def read_ticket(ticket_id: TicketId, engine: EngineDep, grant: GrantDep) -> TicketDetail:
     """The ticket, its full history (oldest first), its timers and the triggers it allows."""
@@ -188,7 +229,8 @@ def read_lifecycle(name: str, request: Request, engine: EngineDep,
                                    dest=t.dest, roles=list(t.roles),
                                    reason_required=t.reason_required)
                      for t in spec.transitions],
-        fields={n: f.model_dump(include={"type", "required", "choices", "title"})
+        fields={n: f.model_dump(include={"type", "required", "choices", "min", "max",
+                                         "max_length", "title"})
                 for n, f in spec.fields.items()},
         categories={n: c.model_dump() for n, c in spec.categories.items()},
         diagram=mermaid(lc.definition),

@@ -3,22 +3,28 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from adapters.http import api, departments, open311, reports
 from adapters.http.auth import ApiKey, KeyRing
+from adapters.http.middleware import BodyLimit, ServerErrors, too_large
+from adapters.http.open311 import Open311Privacy
 from adapters.http.problems import (
     Problem,
     gridwhistle_error_handler,
     http_error_handler,
+    internal_error_response,
     problem_handler,
+    problem_response,
     validation_handler,
 )
-from engine import Engine, GridwhistleError, __version__
+from engine import Engine, GridwhistleError, Limits, __version__, load_definition
 
 __all__ = ["create_app"]
 
@@ -26,21 +32,28 @@ __all__ = ["create_app"]
 def create_app(
     engine: Engine,
     *,
-    api_keys: Mapping[str, ApiKey],
+    api_keys: Mapping[str, ApiKey] | KeyRing,
     lifecycles: Sequence[str] = ("grid_incident",),
     open311_api: bool = True,
     console: bool = True,
+    open311_privacy: Open311Privacy | None = None,
+    limits: Limits | None = None,
 ) -> FastAPI:
     """Build the HTTP app for ``engine``.
 
     Args:
         engine: the engine the app drives (the caller starts and stops it; the app does not).
-        api_keys: key → :class:`ApiKey` (actor, role, department).
-        lifecycles: the lifecycles the API serves, by name; the first is the default for
-            reports and the one Open311 serves. Each is deployed (bundled name) if new.
+        api_keys: key → :class:`ApiKey` (actor, role, department); or a :class:`KeyRing`.
+        lifecycles: the lifecycles the API serves, by bundled name or YAML path (deployed and
+            then served by its name); the first is the default for reports and the one
+            Open311 serves. A bundled one is deployed if new.
         open311_api: also serve Open311 GeoReport v2 under ``/open311/v2``.
         console: also serve the command-centre console under ``/console``
             (``docs/console.md``).
+        open311_privacy: what Open311 reads show without a key (default
+            :class:`Open311Privacy`: no actor ids, roles or reasons).
+        limits: the request body limit (``body_bytes``) and the bounds of idempotency keys;
+            default: the engine's ``limits`` if it has them, else :class:`~engine.Limits`.
 
     Returns:
         The FastAPI app; its OpenAPI document is at ``/openapi.json``, docs at ``/docs``.
@@ -51,22 +64,32 @@ def create_app(
     """
     if not lifecycles:
         raise ValueError("give at least one lifecycle to serve")
-    for name in lifecycles:
-        engine.lifecycle(name)  # deploys a bundled lifecycle on first use; fails early
+    names = []
+    for item in lifecycles:
+        if Path(item).is_file():  # a YAML path: deploy it, serve it by its name
+            names.append(engine.deploy(load_definition(item)).name)
+        else:
+            engine.lifecycle(item)  # deploys a bundled lifecycle on first use; fails early
+            names.append(item)
     app = FastAPI(
         title="Gridwhistle",
         version=__version__,
         description="Grid-governance tickets: report, dispatch, escalate. Errors are RFC 9457 "
                     "problem details; authenticate with the X-API-Key header.",
     )
+    limits = limits or getattr(engine, "limits", None) or Limits()
     app.state.engine = engine
-    app.state.keys = KeyRing(api_keys)
-    app.state.lifecycles = tuple(lifecycles)
+    app.state.keys = api_keys if isinstance(api_keys, KeyRing) else KeyRing(api_keys)
+    app.state.lifecycles = tuple(names)
+    app.state.limits = limits
+    app.state.open311_privacy = open311_privacy or Open311Privacy()
     app.add_exception_handler(GridwhistleError, gridwhistle_error_handler)
     app.add_exception_handler(Problem, problem_handler)
     app.add_exception_handler(RequestValidationError, _validation)
-    app.add_exception_handler(StarletteHTTPException, http_error_handler)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(open311.Open311Error, _open311_error)
+    app.add_middleware(BodyLimit, limit=limits.body_bytes, refuse=_too_large)
+    app.add_middleware(ServerErrors, answer=_internal_error)
 
     @app.get("/health", tags=["meta"], summary="Liveness")
     def health() -> dict[str, str]:
@@ -85,15 +108,61 @@ def create_app(
     return app
 
 
+def _open311_fmt(path: str) -> str | None:
+    """``json`` or ``xml`` for an Open311 path (by its suffix), None for other paths."""
+    if not path.startswith("/open311/"):
+        return None
+    return "xml" if path.endswith(".xml") else "json"
+
+
+def _too_large(path: str, limit: int) -> Response:
+    fmt = _open311_fmt(path)
+    if fmt is not None:
+        return open311.error_response(open311.Open311Error(413, too_large(limit), fmt))
+    return problem_response(413, "http-413", "Content Too Large", too_large(limit), path)
+
+
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
+def _allowed(request: Request) -> str:
+    """Every method some route serves at this path (Starlette names the first route's only)."""
+    allowed = []
+    for method in _METHODS:
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] == Match.FULL for route in request.app.router.routes):
+            allowed.append(method)
+    return ", ".join(allowed)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 405:
+        exc = StarletteHTTPException(405, exc.detail, headers={**(exc.headers or {}),
+                                                               "Allow": _allowed(request)})
+    fmt = _open311_fmt(request.url.path)
+    if fmt is not None:
+        return open311.error_response(open311.Open311Error(exc.status_code, str(exc.detail),
+                                                           fmt), headers=exc.headers)
+    return await http_error_handler(request, exc)
+
+
+def _internal_error(path: str) -> Response:
+    fmt = _open311_fmt(path)
+    if fmt is not None:
+        return open311.error_response(open311.Open311Error(
+            500, "the server failed to answer this request and logged the error", fmt))
+    return internal_error_response(path)
+
+
 async def _open311_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, open311.Open311Error)
     return open311.error_response(exc)
 
 
 async def _validation(request: Request, exc: Exception) -> Response:
-    path = request.url.path
-    if path.startswith("/open311/"):
-        fmt = "xml" if path.endswith(".xml") else "json"
+    fmt = _open311_fmt(request.url.path)
+    if fmt is not None:
         assert isinstance(exc, RequestValidationError)
         detail = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}"
                            for e in exc.errors())

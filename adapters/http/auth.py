@@ -1,31 +1,45 @@
 """API keys: each key acts as one actor in one role, and a department key for one department.
 
-Keys are given to :func:`~adapters.http.create_app` as a mapping, or loaded from a YAML file
-(strict, like lifecycles)::
+A keys file holds no key, only each key's SHA-256 hash, under a name for its holder (strict
+YAML, like lifecycles)::
 
     keys:
-      k-centre-7f3a: {actor: ops-1, role: centre}
-      k-water-19c2: {actor: water-3, role: department, department: water}
-      k-gw-017:     {actor: gw-017, role: grid_worker}
+      ops-1:   {hash: "sha256:5f0c…", actor: ops-1, role: centre}
+      water-3: {hash: "sha256:9b1e…", actor: water-3, role: department, department: water}
+
+``gridwhistle keys add`` makes a key, prints it once and appends its hash. A file of the old
+form, where each entry's name was the key itself, is refused with the one command that
+converts it in place (``gridwhistle keys migrate FILE``; the keys keep working). Why one
+unsalted SHA-256 suffices here, and not a password hash: ``docs/decisions.md``.
 
 Callers send the key in the ``X-API-Key`` header (Open311's ``POST requests`` takes it as the
 ``api_key`` form field, as GeoReport v2 specifies). What a key's role may do is decided by the
 lifecycle's role rules; a key with a ``department`` may only read and act on tickets whose
-``department`` field is that department.
+``department`` field is that department. A :class:`KeyRing` keeps only the hashes in memory.
 """
 
 from __future__ import annotations
 
-import hmac
+import hashlib
+import json
+import os
+import re
+import secrets
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from adapters.http.problems import Problem
-from engine import Actor, Ticket, load_yaml_model
+from engine import Actor, DefinitionError, Ticket, load_yaml_model
+from engine import Problem as DefinitionProblem
 
-__all__ = ["ApiKey", "KeyRing", "load_api_keys"]
+__all__ = ["ApiKey", "KeyRing", "add_api_key", "hash_key", "key_holders", "load_api_keys",
+           "migrate_api_keys", "new_key"]
+
+HASH_PREFIX = "sha256:"
+KEY_PREFIX = "gwk_"
 
 
 class ApiKey(BaseModel):
@@ -39,8 +53,8 @@ class ApiKey(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
-    actor: str
-    role: str
+    actor: str = Field(min_length=1, max_length=128)
+    role: str = Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")
     department: str | None = None
 
     def as_actor(self) -> Actor:
@@ -48,38 +62,69 @@ class ApiKey(BaseModel):
         return Actor(self.actor, self.role)
 
 
+class _HashedKey(ApiKey):
+    hash: str = Field(pattern=r"^sha256:[0-9a-f]{64}$")
+
+    def grant(self) -> ApiKey:
+        return ApiKey(actor=self.actor, role=self.role, department=self.department)
+
+
 class _KeyFile(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    keys: dict[str, _HashedKey] = Field(default_factory=dict)
+
+
+class _PlainKeyFile(BaseModel):
+    """The keys file before issue 11: ``keys: {<the key>: {actor, role, department?}}``."""
+
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
     keys: dict[str, ApiKey]
 
 
-def load_api_keys(path: str | Path) -> dict[str, ApiKey]:
-    """Read a YAML file of API keys (format in this module's docstring).
+def hash_key(key: str) -> str:
+    """``sha256:<hex>`` of a key (UTF-8)."""
+    return HASH_PREFIX + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
 
-    Raises:
-        DefinitionError: the file is not valid (file:line: field problems).
-        OSError: it cannot be read.
-    """
-    text = Path(path).read_text(encoding="utf-8")
-    return dict(load_yaml_model(text, _KeyFile, file=str(path)).keys)
+
+def new_key() -> str:
+    """A new random key: ``gwk_`` and 43 URL-safe characters (256 bits from ``secrets``)."""
+    return KEY_PREFIX + secrets.token_urlsafe(32)
 
 
 class KeyRing:
-    """Looks keys up in constant time per key and enforces department scope."""
+    """The keys a server accepts, held as their hashes only.
 
-    def __init__(self, keys: Mapping[str, ApiKey]):
-        self._keys = dict(keys)
+    Args:
+        keys: plain key → :class:`ApiKey` (for tests and host apps that keep keys elsewhere);
+            each key is hashed at once and not kept.
+
+    Use :func:`load_api_keys` for a keys file.
+    """
+
+    def __init__(self, keys: Mapping[str, ApiKey] | None = None):
+        self._by_hash: dict[str, ApiKey] = {hash_key(k): g for k, g in (keys or {}).items()}
+
+    @classmethod
+    def from_hashes(cls, hashed: Mapping[str, ApiKey]) -> KeyRing:
+        """A ring from ``sha256:<hex>`` hashes → grants (what a keys file holds)."""
+        ring = cls()
+        ring._by_hash = dict(hashed)
+        return ring
+
+    def __len__(self) -> int:
+        return len(self._by_hash)
 
     def find(self, presented: str | None) -> ApiKey | None:
-        """The key's grant, or None when it is unknown or missing."""
+        """The key's grant, or None when it is unknown or missing.
+
+        The presented key is hashed and the hash looked up: what is compared is a digest an
+        attacker cannot steer, so the lookup's timing tells nothing about stored keys.
+        """
         if not presented:
             return None
-        found = None
-        for key, grant in self._keys.items():
-            if hmac.compare_digest(key.encode("utf-8"), presented.encode("utf-8")):
-                found = grant
-        return found
+        return self._by_hash.get(hash_key(presented))
 
     def require(self, presented: str | None) -> ApiKey:
         """The key's grant.
@@ -92,6 +137,150 @@ class KeyRing:
             raise Problem(401, "unauthorized",
                           "send a valid API key in the X-API-Key header")
         return grant
+
+
+def _first_entry_line(text: str) -> int:
+    lines = text.splitlines()
+    for i, line in enumerate(lines, start=1):
+        if line.startswith((" ", "\t")) and line.strip() and not line.strip().startswith("#"):
+            return i
+    return 1
+
+
+def load_api_keys(path: str | Path) -> KeyRing:
+    """Read a keys file (format in this module's docstring).
+
+    Raises:
+        DefinitionError: the file is not valid (file:line: field problems); a file of plain
+            keys (the old form) is refused with the command that converts it.
+        OSError: it cannot be read.
+    """
+    text = Path(path).read_text(encoding="utf-8")
+    try:
+        spec = load_yaml_model(text, _KeyFile, file=str(path))
+    except DefinitionError as exc:
+        try:
+            load_yaml_model(text, _PlainKeyFile, file=str(path))
+        except DefinitionError:
+            raise exc from None
+        raise DefinitionError([DefinitionProblem(
+            str(path), _first_entry_line(text), "keys",
+            "this keys file holds the keys themselves (the form before hashed keys); run "
+            f"`gridwhistle keys migrate {path}` once to replace each key by its SHA-256 "
+            "hash — the keys keep working (docs/http.md#api-keys)")]) from None
+    hashes = [e.hash for e in spec.keys.values()]
+    dup = sorted({h for h in hashes if hashes.count(h) > 1})
+    if dup:
+        raise DefinitionError([DefinitionProblem(
+            str(path), _first_entry_line(text), "keys",
+            f"two entries have the same hash {dup[0][:19]}…: one key, two holders; remove one")])
+    return KeyRing.from_hashes({e.hash: e.grant() for e in spec.keys.values()})
+
+
+def key_holders(path: str | Path) -> list[tuple[str, ApiKey, str]]:
+    """``(name, grant, hash)`` of every entry of a keys file, in file order.
+
+    Raises:
+        DefinitionError, OSError: as :func:`load_api_keys`.
+    """
+    load_api_keys(path)
+    spec = load_yaml_model(Path(path).read_text(encoding="utf-8"), _KeyFile, file=str(path))
+    return [(n, e.grant(), e.hash) for n, e in spec.keys.items()]
+
+
+def _entry(name: str, hashed: str, grant: ApiKey) -> str:
+    parts = [f"hash: {json.dumps(hashed)}", f"actor: {json.dumps(grant.actor)}",
+             f"role: {grant.role}"]
+    if grant.department is not None:
+        parts.append(f"department: {json.dumps(grant.department)}")
+    return f"  {json.dumps(name, ensure_ascii=False)}: {{{', '.join(parts)}}}\n"
+
+
+def _write(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` atomically, readable by its owner only (0600)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+
+
+def add_api_key(path: str | Path, name: str, grant: ApiKey) -> str:
+    """Make a new key for ``grant``, store its hash in the keys file under ``name``.
+
+    The file is created if missing. Existing entries and comments are kept.
+
+    Returns:
+        The new key: show it to its holder now, it is not stored anywhere.
+
+    Raises:
+        DefinitionError: the file is invalid (or of the old form), or ``name`` is taken.
+        ValueError: ``name`` is not 1-64 letters, digits and ``. _ @ -``.
+    """
+    if not _NAME.match(name):
+        raise ValueError(f"{name!r}: a key's name is 1 to 64 letters, digits and . _ @ - "
+                         "(e.g. the actor id)")
+    target = Path(path)
+    key = new_key()
+    line = _entry(name, hash_key(key), grant)
+    if not target.exists():
+        _write(target, "# API keys: hashes only (gridwhistle keys add)\nkeys:\n" + line)
+        return key
+    text = target.read_text(encoding="utf-8")
+    load_api_keys(target)  # valid, and of the hashed form
+    spec = load_yaml_model(text, _KeyFile, file=str(target))
+    if name in spec.keys:
+        raise DefinitionError([DefinitionProblem(
+            str(target), _first_entry_line(text), f"keys.{name}",
+            f"a key named {name!r} exists; choose another name or remove that entry")])
+    if re.search(r"^keys:[ \t]*(#.*)?$", text, flags=re.M):  # block style: append a line
+        _write(target, text + ("" if text.endswith("\n") else "\n") + line)
+    else:
+        entries = "".join(_entry(n, e.hash, e.grant()) for n, e in spec.keys.items())
+        _write(target, "# API keys: hashes only (gridwhistle keys add)\nkeys:\n" + entries
+               + line)
+    return key
+
+
+def migrate_api_keys(path: str | Path) -> int:
+    """Rewrite a keys file of plain keys (the old form) with their hashes; keys keep working.
+
+    Each entry is named after its actor (``-2``, ``-3``… when an actor holds several keys).
+
+    Returns:
+        How many keys were hashed (0: the file was already hashed).
+
+    Raises:
+        DefinitionError: the file is valid in neither form.
+    """
+    target = Path(path)
+    text = target.read_text(encoding="utf-8")
+    try:
+        load_yaml_model(text, _KeyFile, file=str(target))
+        return 0
+    except DefinitionError:
+        pass
+    plain = load_yaml_model(text, _PlainKeyFile, file=str(target))
+    names: set[str] = set()
+    lines = []
+    for key, grant in plain.keys.items():
+        base = re.sub(r"[^A-Za-z0-9._@-]", "-", grant.actor)[:60] or "key"
+        name, n = base, 1
+        while name in names:
+            n += 1
+            name = f"{base}-{n}"
+        names.add(name)
+        lines.append(_entry(name, hash_key(key), grant))
+    _write(target, "# API keys: hashes only (migrated by gridwhistle keys migrate)\nkeys:\n"
+           + "".join(lines))
+    return len(lines)
 
 
 def check_scope(grant: ApiKey, ticket: Ticket) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from engine import HistoryEntry, Ticket, Timer
+from engine.validation import MAX_TICKET_ID, TICKET_ID_PATTERN
 
 __all__ = ["FireIn", "HistoryOut", "LifecycleOut", "ReportIn", "StateOut", "TicketDetail",
            "TicketList", "TicketOut", "TimerOut", "TransitionOut"]
@@ -20,8 +21,11 @@ class ReportIn(BaseModel):
 
     fields: dict[str, Any] = Field(description="Ticket fields, as the lifecycle declares them.")
     lifecycle: str | None = Field(None, description="Lifecycle name; default: the app's first.")
-    ticket_id: str | None = Field(None, min_length=1, max_length=64,
-                                  description="The id to use; generated when omitted.")
+    ticket_id: str | None = Field(
+        None, description="The id to use; generated when omitted. ASCII letters, digits and "
+                          "- _ . : ~ +, in segments joined by /; 1 to 64 characters. Checked "
+                          "by the engine (InvalidFields naming ticket_id).",
+        json_schema_extra={"pattern": TICKET_ID_PATTERN, "maxLength": MAX_TICKET_ID})
     level: str | None = Field(None, description="Initial whistle level; default the lowest.")
     reason: str | None = Field(None, description="Free text kept in history.")
 

@@ -15,28 +15,66 @@ How Gridwhistle maps onto it (see ``docs/http.md``):
   ``agency_responsible`` its ``department`` field, ``address`` its ``area`` field,
   ``expected_datetime`` the due time of the pending timer of the lifecycle's
   ``resolution_deadline``;
-* ``POST requests`` reports a ticket as the ``api_key``'s actor and role.
+* ``POST requests`` reports a ticket as the ``api_key``'s actor and role; its
+  ``attribute[NAME]`` values are read as the declared field's type and checked by the engine
+  like JSON field values; an ``Idempotency-Key`` header makes a retried POST answer the first
+  request again.
+
+Reads follow :class:`Open311Privacy`: by default they need no key but show no actor ids,
+roles or reasons (``extensions=true`` notes say what happened, not who did it); with a key
+(``api_key`` parameter or ``X-API-Key`` header) the notes are complete. XML output replaces
+characters XML 1.0 cannot carry (control characters other than tab, CR and LF) with U+FFFD,
+so it is always well-formed.
 """
 
 from __future__ import annotations
 
+import math
+import re
 import xml.etree.ElementTree as ET
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 
-from adapters.http.auth import KeyRing
+from adapters.http.auth import ApiKey, KeyRing
 from engine import CommandRefused, Engine, Lifecycle, Ticket, find_tickets
+from engine.definition.schema import FieldSpec
+from engine.validation import idempotency_key_problem, ticket_id_problem
 
-__all__ = ["Open311Error", "router"]
+__all__ = ["Open311Error", "Open311Privacy", "router"]
 
 MAX_RANGE = timedelta(days=90)
 """GeoReport v2: a start_date/end_date range may not span more than 90 days."""
 
 router = APIRouter(prefix="/open311/v2", tags=["open311"])
+
+
+@dataclass(frozen=True)
+class Open311Privacy:
+    """What Open311 reads show (GeoReport v2 reads are public by design).
+
+    Attributes:
+        reads: ``public`` (default): reads need no key; ``key``: every read needs a valid
+            key (``api_key`` parameter or ``X-API-Key`` header), else 403.
+        history: what ``extensions=true`` shows to a caller without a key: ``anonymous``
+            (default) the notes without actor ids, roles and reasons; ``none`` no notes;
+            ``full`` the notes with them. A key always sees full notes (a department key:
+            of its own department's tickets).
+    """
+
+    reads: Literal["public", "key"] = "public"
+    history: Literal["anonymous", "none", "full"] = "anonymous"
+
+    def __post_init__(self) -> None:
+        if self.reads not in ("public", "key"):
+            raise ValueError(f"Open311Privacy.reads is public or key, not {self.reads!r}")
+        if self.history not in ("anonymous", "none", "full"):
+            raise ValueError("Open311Privacy.history is anonymous, none or full, not "
+                             f"{self.history!r}")
 
 
 class Open311Error(Exception):
@@ -49,16 +87,27 @@ class Open311Error(Exception):
         super().__init__(description)
 
 
-def error_response(exc: Open311Error) -> Response:
-    """The spec's error list, in JSON or XML."""
+def error_response(exc: Open311Error, headers: Mapping[str, str] | None = None) -> Response:
+    """The spec's error list, in JSON or XML (``headers``: e.g. a 405's ``Allow``)."""
     items = [{"code": exc.status, "description": exc.description}]
-    return _render(items, exc.fmt, "errors", "error", status=exc.status)
+    response = _render(items, exc.fmt, "errors", "error", status=exc.status)
+    response.headers.update(headers or {})
+    return response
 
 
 def _fmt(value: str) -> str:
     if value not in ("json", "xml"):
         raise Open311Error(404, f"unknown format {value!r}; use .json or .xml")
     return value
+
+
+_NOT_XML = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+"""Characters XML 1.0 cannot carry, even escaped (section 2.2, production [2] Char)."""
+
+
+def xml_text(value: str) -> str:
+    """``value`` with every character XML 1.0 cannot carry replaced by U+FFFD."""
+    return _NOT_XML.sub("\ufffd", value)
 
 
 def _text(value: Any) -> str:
@@ -68,7 +117,7 @@ def _text(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, datetime):
         return value.isoformat()
-    return str(value)
+    return xml_text(str(value))
 
 
 def _jsonable(value: Any) -> Any:
@@ -138,13 +187,16 @@ def _service_name(lc: Lifecycle, code: str | None) -> str | None:
 
 
 def request_of(
-    engine: Engine, lc: Lifecycle, ticket: Ticket, *, extensions: bool = False
+    engine: Engine, lc: Lifecycle, ticket: Ticket, *, extensions: bool = False,
+    history: Literal["anonymous", "none", "full"] = "full",
 ) -> dict[str, Any]:
     """A ticket as a GeoReport v2 service request.
 
     With ``extensions`` (the ``extensions=true`` parameter several cities support), also
     ``extended_attributes`` (state, level, overdue) and ``notes``: the ticket's history as
-    ``{datetime, type, summary, description}``, oldest first.
+    ``{datetime, type, summary, description}``, oldest first. ``history`` says what the notes
+    show (see :class:`Open311Privacy`): ``full`` with actor, role and reason, ``anonymous``
+    without them, ``none`` no notes.
     """
     state = lc.spec.states.get(ticket.state)
     expected = None
@@ -175,13 +227,42 @@ def request_of(
     if extensions:
         out["extended_attributes"] = {"state": ticket.state, "level": ticket.level,
                                       "overdue": ticket.overdue}
-        out["notes"] = [
-            {"datetime": h.at, "type": h.kind, "summary": h.trigger,
-             "description": f"{h.from_state or '-'} -> {h.to_state} ({h.to_level}) by "
-                            f"{h.actor} ({h.role})" + (f": {h.reason}" if h.reason else "")}
-            for h in engine.history(ticket.id)
-        ]
+        if history != "none":
+            out["notes"] = [
+                {"datetime": h.at, "type": h.kind, "summary": h.trigger,
+                 "description": f"{h.from_state or '-'} -> {h.to_state} ({h.to_level})" + (
+                     f" by {h.actor} ({h.role})" + (f": {h.reason}" if h.reason else "")
+                     if history == "full" else "")}
+                for h in engine.history(ticket.id)
+            ]
     return out
+
+
+def _reader(request: Request, api_key: str | None, fmt: str) -> ApiKey | None:
+    """The key of an Open311 read (``api_key`` or ``X-API-Key``), enforcing ``reads: key``."""
+    keys: KeyRing = request.app.state.keys
+    privacy: Open311Privacy = request.app.state.open311_privacy
+    presented = api_key or request.headers.get("X-API-Key")
+    grant = keys.find(presented) if presented else None
+    if presented and grant is None:
+        raise Open311Error(403, "api_key is unknown", fmt)
+    if privacy.reads == "key" and grant is None:
+        raise Open311Error(403, "this server's Open311 reads need an api_key", fmt)
+    return grant
+
+
+def _history_for(request: Request, grant: ApiKey | None,
+                 ticket: Ticket) -> Literal["anonymous", "none", "full"]:
+    privacy: Open311Privacy = request.app.state.open311_privacy
+    if grant is not None and grant.department in (None, ticket.fields.get("department")):
+        return "full"
+    return privacy.history
+
+
+def _requests(request: Request, engine: Engine, lc: Lifecycle, tickets: Sequence[Ticket],
+              grant: ApiKey | None, extensions: bool) -> list[dict[str, Any]]:
+    return [request_of(engine, lc, t, extensions=extensions,
+                       history=_history_for(request, grant, t)) for t in tickets]
 
 
 def _split(value: str | None) -> list[str] | None:
@@ -207,26 +288,29 @@ def _instant(value: str | None, name: str, fmt: str) -> datetime | None:
 
 
 @router.get("/services.{fmt}", summary="Open311: list services")
-def list_services(fmt: str, request: Request,
-                  jurisdiction_id: str | None = None) -> Response:
+def list_services(fmt: str, request: Request, jurisdiction_id: str | None = None,
+                  api_key: str | None = None) -> Response:
     """The lifecycle's categories as GeoReport v2 services."""
     fmt = _fmt(fmt)
     _, lc = _engine(request)
+    _reader(request, api_key, fmt)
     return _render(services_of(lc), fmt, "services", "service")
 
 
 @router.get("/services/{service_code}.{fmt}", summary="Open311: service definition")
 def service_definition(service_code: str, fmt: str, request: Request,
-                       jurisdiction_id: str | None = None) -> Response:
+                       jurisdiction_id: str | None = None,
+                       api_key: str | None = None) -> Response:
     """A service's definition (Gridwhistle services have no extra attributes)."""
     fmt = _fmt(fmt)
     _, lc = _engine(request)
+    _reader(request, api_key, fmt)
     if service_code not in {s["service_code"] for s in services_of(lc)}:
         raise Open311Error(404, f"no service {service_code!r}", fmt)
     if fmt == "json":
         return JSONResponse({"service_code": service_code, "attributes": []})
     top = ET.Element("service_definition")
-    ET.SubElement(top, "service_code").text = service_code
+    ET.SubElement(top, "service_code").text = xml_text(service_code)
     ET.SubElement(top, "attributes")
     return Response(ET.tostring(top, encoding="unicode", xml_declaration=True),
                     media_type="text/xml; charset=utf-8")
@@ -241,6 +325,11 @@ async def create_request(fmt: str, request: Request) -> Response:
     ``attribute[NAME]`` (set ticket field NAME when the lifecycle declares it).
     """
     fmt = _fmt(fmt)
+    key = request.headers.get("Idempotency-Key")
+    if key is not None:
+        problem = idempotency_key_problem(key, request.app.state.limits)
+        if problem is not None:
+            raise Open311Error(400, f"Idempotency-Key {problem}", fmt)
     form = await request.form()
     values = {k: v for k, v in form.items() if isinstance(v, str)}
     keys: KeyRing = request.app.state.keys
@@ -262,7 +351,7 @@ async def create_request(fmt: str, request: Request) -> Response:
                                 "address_id", fmt)
     fields = _report_fields(lc, values, code, fmt)
     try:
-        ticket = engine.report(lc.name, fields, actor=grant.as_actor())
+        ticket = engine.report(lc.name, fields, actor=grant.as_actor(), idempotency_key=key)
     except CommandRefused as exc:
         raise Open311Error(400, str(exc), fmt) from None
     return _render([{"service_request_id": ticket.id, "service_notice": None,
@@ -281,18 +370,43 @@ def _report_fields(lc: Lifecycle, values: dict[str, str], code: str,
     for coordinate in ("lat", "long"):
         value = values.get(coordinate, "").strip()
         if value and coordinate in declared and declared[coordinate].type == "number":
-            try:
-                fields[coordinate] = float(value)
-            except ValueError:
-                raise Open311Error(400, f"{coordinate} must be a number", fmt) from None
+            fields[coordinate] = _typed(declared[coordinate], value, coordinate, fmt)
     if "channel" in declared:
         fields["channel"] = "open311"
     for key, value in values.items():
         if key.startswith("attribute[") and key.endswith("]"):
             name = key[len("attribute["):-1]
-            if name in declared and declared[name].type == "string":
-                fields[name] = value
+            spec = declared.get(name)
+            if spec is None:
+                known = ", ".join(sorted(declared)) or "(none)"
+                raise Open311Error(400, f"{key}: the lifecycle declares no field {name!r}; "
+                                        f"declared: {known}", fmt)
+            fields[name] = _typed(spec, value, key, fmt)
     return fields
+
+
+def _typed(spec: FieldSpec, text: str, name: str, fmt: str) -> Any:
+    """A form value read as the field's type; the engine then checks it like JSON values."""
+    kind = spec.type
+    if kind in ("string", "datetime"):
+        return text  # a datetime field takes ISO 8601 text, as in JSON
+    value = text.strip()
+    if kind == "boolean":
+        if value.lower() not in ("true", "false"):
+            raise Open311Error(400, f"{name} must be true or false, got {_short(text)}", fmt)
+        return value.lower() == "true"
+    try:
+        number: int | float = int(value) if kind == "integer" else float(value)
+    except ValueError:
+        what = "a whole number" if kind == "integer" else "a number"
+        raise Open311Error(400, f"{name} must be {what}, got {_short(text)}", fmt) from None
+    if isinstance(number, float) and not math.isfinite(number):
+        raise Open311Error(400, f"{name} must be a finite number, got {_short(text)}", fmt)
+    return number
+
+
+def _short(text: str) -> str:
+    return repr(text) if len(text) <= 40 else repr(text[:40] + "...")
 
 
 @router.get("/requests.{fmt}", summary="Open311: query service requests")
@@ -308,21 +422,24 @@ def list_requests(
     page: Annotated[int, Query(ge=1, le=10**6)] = 1,
     page_size: Annotated[int, Query(ge=1, le=500)] = 50,
     extensions: bool = False,
+    api_key: str | None = None,
 ) -> Response:
     """Service requests by GeoReport v2 filters, newest update first.
 
     ``service_request_id`` (comma separated) overrides the other filters. Without dates the
     range is the last 90 days; with one date it is the 90 days from (or up to) it; a range
     longer than 90 days is refused. ``page``, ``page_size`` and ``extensions`` (history as
-    ``notes``) are extensions.
+    ``notes``) are extensions; ``api_key`` shows complete notes (see :class:`Open311Privacy`).
     """
     fmt = _fmt(fmt)
     engine, lc = _engine(request)
+    grant = _reader(request, api_key, fmt)
     ids = _split(service_request_id)
     if ids is not None:
+        ids = [i for i in ids if ticket_id_problem(i) is None]  # others cannot exist
         found = find_tickets(engine, lifecycle=lc.name, ids=ids, limit=500)
-        return _render([request_of(engine, lc, t, extensions=extensions)
-                        for t in found.items], fmt, "service_requests", "request")
+        return _render(_requests(request, engine, lc, found.items, grant, extensions), fmt,
+                       "service_requests", "request")
     start = _instant(start_date, "start_date", fmt)
     end = _instant(end_date, "end_date", fmt)
     try:
@@ -344,8 +461,8 @@ def list_requests(
     found = find_tickets(engine, lifecycle=lc.name, states=states, created_from=start,
                          created_to=end, field_values={"category": codes} if codes else None,
                          limit=page_size, offset=(page - 1) * page_size)
-    return _render([request_of(engine, lc, t, extensions=extensions) for t in found.items],
-                   fmt, "service_requests", "request")
+    return _render(_requests(request, engine, lc, found.items, grant, extensions), fmt,
+                   "service_requests", "request")
 
 
 def _states(lc: Lifecycle, status: Sequence[str] | None, fmt: str) -> list[str] | None:
@@ -362,14 +479,21 @@ def _states(lc: Lifecycle, status: Sequence[str] | None, fmt: str) -> list[str] 
     return out
 
 
-@router.get("/requests/{service_request_id}.{fmt}", summary="Open311: one service request")
+@router.get("/requests/{service_request_id:path}.{fmt}",
+            summary="Open311: one service request")
 def get_request(service_request_id: str, fmt: str, request: Request,
-                jurisdiction_id: str | None = None, extensions: bool = False) -> Response:
-    """One service request, as a list of one (as the spec shows)."""
+                jurisdiction_id: str | None = None, extensions: bool = False,
+                api_key: str | None = None) -> Response:
+    """One service request, as a list of one (as the spec shows).
+
+    The id may hold ``/`` (a work order of the Chicago replay: ``requests/14-1/lead.json``).
+    """
     fmt = _fmt(fmt)
     engine, lc = _engine(request)
-    found = find_tickets(engine, lifecycle=lc.name, ids=[service_request_id], limit=1)
-    if not found.items:
+    grant = _reader(request, api_key, fmt)
+    found = (find_tickets(engine, lifecycle=lc.name, ids=[service_request_id], limit=1)
+             if ticket_id_problem(service_request_id) is None else None)
+    if found is None or not found.items:
         raise Open311Error(404, f"no service request {service_request_id!r}", fmt)
-    return _render([request_of(engine, lc, found.items[0], extensions=extensions)], fmt,
+    return _render(_requests(request, engine, lc, found.items, grant, extensions), fmt,
                    "service_requests", "request")

@@ -11,6 +11,7 @@ and 3.2 (extension members).
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -95,16 +96,18 @@ def status_of(exc: GridwhistleError) -> int:
 
 def problem_response(
     status: int, slug: str, title: str, detail: str, instance: str | None = None,
-    **extra: Any,
+    headers: Mapping[str, str] | None = None, **extra: Any,
 ) -> JSONResponse:
-    """A problem+json response."""
+    """A problem+json response (``headers``: extra response headers, e.g. ``Allow``)."""
     body: dict[str, Any] = {"type": f"urn:gridwhistle:problem:{slug}", "title": title,
                             "status": status, "detail": detail}
     if instance:
         body["instance"] = instance
     body.update({k: v for k, v in extra.items() if k not in body})
-    headers = {"WWW-Authenticate": "ApiKey"} if status == 401 else None
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+    out = dict(headers or {})
+    if status == 401:
+        out["WWW-Authenticate"] = "ApiKey"
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=out or None)
 
 
 def jsonable(value: Any) -> Any:
@@ -173,7 +176,18 @@ async def validation_handler(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def http_error_handler(request: Request, exc: Exception) -> JSONResponse:
-    """Render Starlette's own HTTP errors (404 route, 405 method, ...) as problem+json."""
+    """Render Starlette's own HTTP errors (404 route, 405 method, ...) as problem+json.
+
+    The error's headers are kept: a 405 carries ``Allow`` (RFC 9110, section 15.5.6).
+    """
     assert isinstance(exc, StarletteHTTPException)
     return problem_response(exc.status_code, f"http-{exc.status_code}", str(exc.detail),
-                            str(exc.detail), request.url.path)
+                            str(exc.detail), request.url.path, headers=exc.headers)
+
+
+def internal_error_response(path: str) -> JSONResponse:
+    """The 500 problem+json for an unexpected error (the traceback goes to the log only)."""
+    return problem_response(500, "internal-error", "Internal server error",
+                            "the server failed to answer this request and logged the error; a "
+                            "command may or may not have been applied: read the ticket, or "
+                            "retry with the same Idempotency-Key", path)

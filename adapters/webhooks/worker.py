@@ -6,28 +6,42 @@ payload to the endpoint for every pending delivery whose ``next_attempt_at`` has
 
 * a 2xx answer marks it ``delivered``;
 * anything else (another status, a timeout, a refused connection) is logged in
-  ``gw_delivery_attempts`` and retried after ``initial_backoff * multiplier**(n-1)`` seconds
-  (capped at ``max_backoff``); after ``max_attempts`` attempts the delivery is ``dead``;
+  ``gw_delivery_attempts`` and retried ``initial_backoff * multiplier**(n-1)`` seconds
+  (capped at ``max_backoff``) after *that attempt ended*; after ``max_attempts`` attempts the
+  delivery is ``dead``;
 * an operator puts dead deliveries back with :func:`replay_dead`
   (``gridwhistle webhooks replay``); they get ``max_attempts`` new attempts.
 
-Delivery is *at least once*: an answer lost on the way back means the event is sent again.
-Each request carries the headers ``Gridwhistle-Event-Id`` (receivers de-duplicate on it),
-``Gridwhistle-Event-Type``, ``Gridwhistle-Delivery-Attempt`` and, when the endpoint has a
-secret, ``Gridwhistle-Signature: sha256=<hex HMAC-SHA256 of the body>``.
+Requests follow the Standard Webhooks conventions (standardwebhooks.com, "Signature
+scheme"): ``webhook-id`` (the event id, the same on every retry: receivers de-duplicate on
+it), ``webhook-timestamp`` (Unix seconds of the wall clock when this attempt is sent) and
+``webhook-signature: v1,<base64 HMAC-SHA256 of "<id>.<timestamp>.<body>">`` keyed with the
+endpoint's secret (``whsec_`` and base64 of 24 to 64 random bytes; every endpoint has one).
+Receivers verify with any Standard Webhooks library and refuse timestamps more than five
+minutes from their own clock (the replay window), so a captured request cannot be replayed
+later. ``Gridwhistle-Event-Type`` and ``Gridwhistle-Delivery-Attempt`` are sent too.
 
-A pending delivery is claimed by moving its ``next_attempt_at`` forward by ``lease`` seconds
-with a conditional UPDATE, so two workers on one database do not send it at the same moment.
+Each endpoint has its own queue and its own thread (:meth:`WebhookWorker.start`) and HTTP
+client, so a slow or dead endpoint delays only its own deliveries. Every attempt takes its
+own times from the engine's clock: the claim (``next_attempt_at`` moved ``lease`` seconds
+ahead with a conditional UPDATE, so two workers on one database do not send it at once) is
+made just before the request, the attempt is stamped when sent, and the backoff counts from
+when it ended. An optional allow-list of target hosts refuses endpoints anywhere else.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import json
 import logging
+import secrets
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -35,13 +49,17 @@ from typing import Any
 import httpx
 from sqlalchemy import and_, insert, select, update
 
-from engine import Engine
+from engine import ConfigurationError, Engine
 from engine.store import deliveries, delivery_attempts, outbox
 
-__all__ = ["DeliveryResult", "Endpoint", "RetryPolicy", "WebhookWorker", "dead_letters",
-           "replay_dead"]
+__all__ = ["DeliveryResult", "Endpoint", "RetryPolicy", "WebhookWorker", "check_secret",
+           "dead_letters", "host_allowed", "new_secret", "replay_dead", "sign"]
 
 log = logging.getLogger("gridwhistle.webhooks")
+
+SECRET_PREFIX = "whsec_"
+REPLAY_WINDOW = timedelta(minutes=5)
+"""How far a receiver accepts ``webhook-timestamp`` from its own clock (Standard Webhooks)."""
 
 
 @dataclass(frozen=True)
@@ -50,15 +68,62 @@ class Endpoint:
 
     Attributes:
         name: a short unique name (``ops-dashboard``); deliveries are kept per name.
-        url: where events are POSTed.
+        url: where events are POSTed (``http`` or ``https``).
         types: only these event types (None: every event).
-        secret: when set, each request is signed (``Gridwhistle-Signature``).
+        secret: the signing secret, ``whsec_<base64>`` (:func:`new_secret` makes one);
+            required by :class:`WebhookWorker`.
     """
 
     name: str
     url: str
     types: frozenset[str] | None = None
     secret: str | None = None
+
+
+def new_secret() -> str:
+    """A new signing secret: ``whsec_`` and base64 of 32 random bytes."""
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode("ascii")
+
+
+def check_secret(secret: str | None, endpoint: str = "?") -> bytes:
+    """The key bytes of a ``whsec_`` secret.
+
+    Raises:
+        ConfigurationError: missing, without the prefix, not base64, or not 24 to 64 bytes.
+    """
+    hint = "make one with `gridwhistle webhooks secret`"
+    if not secret:
+        raise ConfigurationError(f"webhook endpoint {endpoint!r} has no secret; every "
+                                 f"endpoint signs its requests: {hint}")
+    if not secret.startswith(SECRET_PREFIX):
+        raise ConfigurationError(f"webhook endpoint {endpoint!r}: a secret is whsec_ and "
+                                 f"base64 (Standard Webhooks), not a password; {hint}")
+    try:
+        key = base64.b64decode(secret[len(SECRET_PREFIX):], validate=True)
+    except (binascii.Error, ValueError):
+        raise ConfigurationError(f"webhook endpoint {endpoint!r}: the secret after whsec_ is "
+                                 f"not base64; {hint}") from None
+    if not 24 <= len(key) <= 64:
+        raise ConfigurationError(f"webhook endpoint {endpoint!r}: the secret holds "
+                                 f"{len(key)} bytes, 24 to 64 are needed; {hint}")
+    return key
+
+
+def sign(key: bytes, msg_id: str, timestamp: int, body: bytes) -> str:
+    """``v1,<base64 HMAC-SHA256(key, "<msg_id>.<timestamp>.<body>")>`` (Standard Webhooks)."""
+    to_sign = f"{msg_id}.{timestamp}.".encode() + body
+    digest = hmac.new(key, to_sign, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode("ascii")
+
+
+def host_allowed(host: str, allowed: Iterable[str]) -> bool:
+    """Whether ``host`` is one of ``allowed``: exact names or IPs, or ``*.example.org``."""
+    host = host.lower().rstrip(".")
+    for pattern in allowed:
+        p = pattern.lower().rstrip(".")
+        if host == p or (p.startswith("*.") and host.endswith(p[1:])):
+            return True
+    return False
 
 
 @dataclass(frozen=True)
@@ -71,7 +136,8 @@ class RetryPolicy:
         multiplier: each further wait is this many times longer (default 2.0).
         max_backoff: the longest wait, in seconds (default 3600).
         timeout: seconds to wait for an answer (default 10).
-        lease: seconds a claimed delivery is hidden from other workers (default 60).
+        lease: seconds a claimed delivery is hidden from other workers, from its claim just
+            before the request (default 60); keep it above ``timeout``.
     """
 
     max_attempts: int = 8
@@ -105,17 +171,32 @@ class DeliveryResult:
     error: str | None
 
 
+@dataclass(frozen=True)
+class _Target:
+    endpoint: Endpoint
+    key: bytes
+    client: httpx.Client
+
+
 class WebhookWorker:
-    """Delivers the engine's outbox events to webhook endpoints.
+    """Delivers the engine's outbox events to webhook endpoints, each on its own queue.
 
     Args:
         engine: the engine whose database holds the outbox (its clock gives ``now``).
-        endpoints: the receivers.
+        endpoints: the receivers; each needs a ``whsec_`` secret.
         policy: retries and timeouts.
-        client: an ``httpx.Client`` to use (borrowed); default: one of its own.
+        client: an ``httpx.Client`` to use for every endpoint (borrowed); default: one of its
+            own per endpoint, not following redirects.
+        poll_seconds: how often each endpoint's thread looks for work (:meth:`start`).
+        allowed_hosts: when given, endpoints must target one of these hosts (exact names or
+            IP addresses, or ``*.example.org``).
 
-    Call :meth:`run_once` from your own loop, or :meth:`start` / :meth:`stop` for a background
-    thread polling every ``poll_seconds``.
+    Raises:
+        ConfigurationError: duplicate names, a URL that is not ``http(s)://host/...``, a host
+            outside ``allowed_hosts``, or a missing or malformed secret.
+
+    Call :meth:`run_once` from your own loop, or :meth:`start` / :meth:`stop` for a thread per
+    endpoint polling every ``poll_seconds``.
     """
 
     def __init__(
@@ -126,48 +207,82 @@ class WebhookWorker:
         policy: RetryPolicy | None = None,
         client: httpx.Client | None = None,
         poll_seconds: float = 1.0,
+        allowed_hosts: Sequence[str] | None = None,
     ):
         names = [e.name for e in endpoints]
         if len(set(names)) != len(names):
-            raise ValueError(f"endpoint names must be unique: {names}")
+            raise ConfigurationError(f"webhook endpoint names must be unique: {names}")
         self.engine = engine
-        self.endpoints = {e.name: e for e in endpoints}
         self.policy = policy or RetryPolicy()
-        self._client = client or httpx.Client(timeout=self.policy.timeout)
-        self._own_client = client is None
         self.poll_seconds = poll_seconds
+        self._own_client = client is None
+        self._targets: dict[str, _Target] = {}
+        for e in endpoints:
+            key = check_secret(e.secret, e.name)
+            _check_url(e, allowed_hosts)
+            own = client or httpx.Client(timeout=self.policy.timeout, follow_redirects=False)
+            self._targets[e.name] = _Target(e, key, own)
+        self.endpoints = {e.name: e for e in endpoints}
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
 
     # -- work ---------------------------------------------------------------------------
 
-    def enqueue(self) -> int:
-        """Create the missing delivery rows (one per event and endpoint); return how many."""
-        now = self.engine.clock.now()
+    def enqueue(self, endpoint: str | None = None) -> int:
+        """Create the missing delivery rows (one per event and endpoint); return how many.
+
+        Args:
+            endpoint: only this endpoint's (default: every endpoint's).
+        """
         created = 0
-        with self.engine.db.write() as conn:
-            for endpoint in self.endpoints.values():
-                have = select(deliveries.c.outbox_id).where(
-                    deliveries.c.endpoint == endpoint.name)
+        names = [endpoint] if endpoint is not None else list(self.endpoints)
+        for name in names:
+            e = self.endpoints[name]
+            now = self.engine.clock.now()
+            with self.engine.db.write() as conn:
+                have = select(deliveries.c.outbox_id).where(deliveries.c.endpoint == e.name)
                 query = select(outbox.c.id, outbox.c.type).where(outbox.c.id.not_in(have))
                 rows = [
-                    {"outbox_id": oid, "endpoint": endpoint.name, "status": "pending",
+                    {"outbox_id": oid, "endpoint": e.name, "status": "pending",
                      "attempts": 0, "next_attempt_at": now, "created_at": now}
                     for oid, kind in conn.execute(query.order_by(outbox.c.id))
-                    if endpoint.types is None or kind in endpoint.types
+                    if e.types is None or kind in e.types
                 ]
                 if rows:
                     conn.execute(insert(deliveries), rows)
                     created += len(rows)
         return created
 
-    def deliver_due(self, now: datetime | None = None) -> list[DeliveryResult]:
-        """Attempt every pending delivery due at ``now`` (default: the engine's clock), in order.
+    def deliver_due(self, now: datetime | None = None, *,
+                    endpoint: str | None = None) -> list[DeliveryResult]:
+        """Attempt every pending delivery due at ``now`` (default: the engine's clock).
+
+        Each endpoint's deliveries go in due order, one after the other; different endpoints
+        are served at the same time (a thread each), so one slow endpoint does not hold up
+        the others.
+
+        Args:
+            now: which deliveries are due (each attempt still takes its own times).
+            endpoint: only this endpoint's.
 
         Returns:
-            One result per attempt made.
+            One result per attempt made, grouped by endpoint in the order endpoints were given.
         """
         now = now or self.engine.clock.now()
+        names = [endpoint] if endpoint is not None else list(self.endpoints)
+        if len(names) == 1:
+            return self._deliver(names[0], now)
+        with ThreadPoolExecutor(max_workers=len(names),
+                                thread_name_prefix="gridwhistle-webhook") as pool:
+            rounds = list(pool.map(lambda n: self._deliver(n, now), names))
+        return [r for results in rounds for r in results]
+
+    def run_once(self) -> list[DeliveryResult]:
+        """:meth:`enqueue` then :meth:`deliver_due`."""
+        self.enqueue()
+        return self.deliver_due()
+
+    def _deliver(self, name: str, now: datetime) -> list[DeliveryResult]:
         with self.engine.db.read() as conn:
             due = conn.execute(
                 select(deliveries.c.id, deliveries.c.endpoint, deliveries.c.attempts,
@@ -175,44 +290,50 @@ class WebhookWorker:
                        outbox.c.payload)
                 .join(outbox, outbox.c.id == deliveries.c.outbox_id)
                 .where(deliveries.c.status == "pending", deliveries.c.next_attempt_at <= now,
-                       deliveries.c.endpoint.in_(list(self.endpoints)))
+                       deliveries.c.endpoint == name)
                 .order_by(deliveries.c.next_attempt_at, deliveries.c.id)
             ).mappings().all()
-        return [r for r in (self._attempt(row, now) for row in due) if r is not None]
+        out = []
+        for row in due:
+            if self._stop.is_set():
+                break
+            result = self._attempt(self._targets[name], row)
+            if result is not None:
+                out.append(result)
+        return out
 
-    def run_once(self) -> list[DeliveryResult]:
-        """:meth:`enqueue` then :meth:`deliver_due`."""
-        self.enqueue()
-        return self.deliver_due()
-
-    def _attempt(self, row: Any, now: datetime) -> DeliveryResult | None:
-        lease_until = now + timedelta(seconds=self.policy.lease)
+    def _attempt(self, target: _Target, row: Any) -> DeliveryResult | None:
+        clock = self.engine.clock
+        claimed_at = clock.now()
         with self.engine.db.write() as conn:
             claimed = conn.execute(
                 update(deliveries)
                 .where(deliveries.c.id == row["id"], deliveries.c.status == "pending",
                        deliveries.c.next_attempt_at == row["next_attempt_at"])
-                .values(next_attempt_at=lease_until)
+                .values(next_attempt_at=claimed_at + timedelta(seconds=self.policy.lease))
             ).rowcount
         if claimed != 1:
             return None  # another worker has it
-        endpoint = self.endpoints[row["endpoint"]]
+        endpoint = target.endpoint
         attempt = row["attempts"] + 1
-        status_code, error = self._post(endpoint, row["event_id"], row["type"], row["payload"],
+        sent_at = clock.now()
+        status_code, error = self._post(target, row["event_id"], row["type"], row["payload"],
                                         attempt)
+        ended_at = clock.now()
         if error is None:
-            outcome, values = "delivered", {"status": "delivered", "delivered_at": now,
+            outcome, values = "delivered", {"status": "delivered", "delivered_at": ended_at,
                                             "last_error": None}
         elif attempt >= self.policy.max_attempts:
             outcome, values = "dead", {"status": "dead", "last_error": error}
         else:
             outcome = "retry"
-            values = {"next_attempt_at": now + self.policy.backoff(attempt), "last_error": error}
+            values = {"next_attempt_at": ended_at + self.policy.backoff(attempt),
+                      "last_error": error}
         with self.engine.db.write() as conn:
             conn.execute(update(deliveries).where(deliveries.c.id == row["id"])
                          .values(attempts=attempt, **values))
             conn.execute(insert(delivery_attempts).values(
-                delivery_id=row["id"], attempt=attempt, at=now, status_code=status_code,
+                delivery_id=row["id"], attempt=attempt, at=sent_at, status_code=status_code,
                 error=error))
         if outcome != "delivered":
             log.warning("webhook %s: event %s attempt %d failed (%s): %s", endpoint.name,
@@ -221,53 +342,78 @@ class WebhookWorker:
                               error)
 
     def _post(
-        self, endpoint: Endpoint, event_id: str, kind: str, payload: Any, attempt: int
+        self, target: _Target, event_id: str, kind: str, payload: Any, attempt: int
     ) -> tuple[int | None, str | None]:
         body = json.dumps(payload, ensure_ascii=False, sort_keys=True).encode("utf-8")
+        timestamp = int(time.time())  # the wall clock: receivers compare it with theirs
         headers = {
             "Content-Type": "application/json",
-            "Gridwhistle-Event-Id": event_id,
+            "webhook-id": event_id,
+            "webhook-timestamp": str(timestamp),
+            "webhook-signature": sign(target.key, event_id, timestamp, body),
             "Gridwhistle-Event-Type": kind,
             "Gridwhistle-Delivery-Attempt": str(attempt),
         }
-        if endpoint.secret:
-            digest = hmac.new(endpoint.secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
-            headers["Gridwhistle-Signature"] = f"sha256={digest}"
         try:
-            response = self._client.post(endpoint.url, content=body, headers=headers)
+            response = target.client.post(target.endpoint.url, content=body, headers=headers,
+                                          timeout=self.policy.timeout)
         except httpx.HTTPError as exc:
             return None, f"{type(exc).__name__}: {exc}"
         if 200 <= response.status_code < 300:
             return response.status_code, None
         return response.status_code, f"HTTP {response.status_code}"
 
-    # -- background thread ---------------------------------------------------------------
+    # -- background threads --------------------------------------------------------------
 
     def start(self) -> WebhookWorker:
-        """Run :meth:`run_once` every ``poll_seconds`` in a daemon thread."""
-        if self._thread is None:
+        """Run each endpoint's queue in a daemon thread of its own, every ``poll_seconds``."""
+        if not self._threads:
             self._stop.clear()
-            self._thread = threading.Thread(target=self._loop, name="gridwhistle-webhooks",
-                                            daemon=True)
-            self._thread.start()
+            for name in self.endpoints:
+                thread = threading.Thread(target=self._loop, args=(name,), daemon=True,
+                                          name=f"gridwhistle-webhook-{name}")
+                self._threads.append(thread)
+                thread.start()
         return self
 
-    def _loop(self) -> None:
+    def _loop(self, name: str) -> None:
         while not self._stop.is_set():
             try:
-                self.run_once()
+                self.enqueue(name)
+                self._deliver(name, self.engine.clock.now())
             except Exception:  # keep the thread alive; the next poll retries
-                log.exception("webhook delivery round failed")
+                log.exception("webhook delivery round for %s failed", name)
             self._stop.wait(self.poll_seconds)
 
     def stop(self) -> None:
-        """Stop the thread (if started) and close the HTTP client if this worker made it."""
-        if self._thread is not None:
-            self._stop.set()
-            self._thread.join()
-            self._thread = None
+        """Stop the threads (after their current attempt) and close the clients it made."""
+        self._stop.set()
+        for thread in self._threads:
+            thread.join()
+        self._threads = []
+        self._stop.clear()
         if self._own_client:
-            self._client.close()
+            for target in self._targets.values():
+                target.client.close()
+
+
+def _check_url(endpoint: Endpoint, allowed_hosts: Sequence[str] | None) -> None:
+    try:
+        url = httpx.URL(endpoint.url)
+    except (httpx.InvalidURL, TypeError) as exc:
+        raise ConfigurationError(f"webhook endpoint {endpoint.name!r}: {endpoint.url!r} is "
+                                 f"not a URL: {exc}") from None
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ConfigurationError(f"webhook endpoint {endpoint.name!r}: {endpoint.url!r} must "
+                                 "be http(s)://host/path")
+    if url.userinfo:
+        raise ConfigurationError(f"webhook endpoint {endpoint.name!r}: put no user or "
+                                 "password in the URL; requests are signed with the secret")
+    if allowed_hosts is not None and not host_allowed(url.host, allowed_hosts):
+        raise ConfigurationError(
+            f"webhook endpoint {endpoint.name!r}: host {url.host!r} is not in the allowed "
+            f"hosts ({', '.join(allowed_hosts) or 'none'}); add it to the allow-list or use "
+            "another URL")
 
 
 def dead_letters(engine: Engine, *, endpoint: str | None = None) -> list[dict[str, Any]]:

@@ -1,5 +1,6 @@
 """Lifecycle definitions: YAML in, a validated frozen :class:`Definition` out."""
 
+from engine.definition.limits import DefinitionLimits
 from engine.definition.loader import (
     Definition,
     bundled_names,
@@ -11,6 +12,7 @@ from engine.definition.loader import (
 
 __all__ = [
     "Definition",
+    "DefinitionLimits",
     "bundled_names",
     "bundled_workflows_dir",
     "load_definition",

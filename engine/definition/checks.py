@@ -2,24 +2,37 @@
 
 Each check takes the validated :class:`~engine.definition.schema.LifecycleSpec` and yields
 ``(path, message)`` for every offence it finds, so that one load reports them all.
+
+Every check is linear (or n log n) in the size of the file: graphs are walked over adjacency
+lists built once, and a message lists at most :data:`LISTED` names, so that a lifecycle of
+10,000 states is checked in well under a second and a broken one does not produce megabytes
+of messages.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from engine.definition.schema import LifecycleSpec, WorkingSpan
 
-__all__ = ["ALL_CHECKS", "run_checks"]
+__all__ = ["ALL_CHECKS", "LISTED", "run_checks"]
 
 Finding = tuple[tuple[str | int, ...], str]
 Check = Callable[[LifecycleSpec], Iterator[Finding]]
 
+LISTED = 30
+"""At most this many names are listed in one message ("declared states: a, b, ... (n in all)")."""
 
-def _known(kind: str, names: object) -> str:
-    listed = ", ".join(sorted(names))  # type: ignore[call-overload]
-    return f"declared {kind}: {listed or '(none)'}"
+
+def _names(names: Iterable[str]) -> str:
+    ordered = sorted(names)
+    shown = ", ".join(ordered[:LISTED])
+    return shown + (f", ... ({len(ordered):,} in all)" if len(ordered) > LISTED else "")
+
+
+def _known(kind: str, names: Iterable[str]) -> str:
+    return f"declared {kind}: {_names(names) or '(none)'}"
 
 
 def initial_state_exists(spec: LifecycleSpec) -> Iterator[Finding]:
@@ -80,14 +93,17 @@ def states_reachable(spec: LifecycleSpec) -> Iterator[Finding]:
     """Every state can be reached from the initial state."""
     if spec.initial not in spec.states:
         return
+    after: dict[str, set[str]] = {}
+    for t in spec.transitions:
+        for src in t.source:
+            after.setdefault(src, set()).add(t.dest)
     reached = {spec.initial}
     frontier = [spec.initial]
     while frontier:
-        here = frontier.pop()
-        for t in spec.transitions:
-            if here in t.source and t.dest not in reached:
-                reached.add(t.dest)
-                frontier.append(t.dest)
+        for dest in after.get(frontier.pop(), ()):
+            if dest not in reached:
+                reached.add(dest)
+                frontier.append(dest)
     for name in spec.states:
         if name not in reached:
             yield ("states", name), f"state {name!r} cannot be reached from {spec.initial!r}"
@@ -113,16 +129,41 @@ def no_trap_states(spec: LifecycleSpec) -> Iterator[Finding]:
 
 
 def fields_sound(spec: LifecycleSpec) -> Iterator[Finding]:
-    """Field choices only on strings."""
+    """Choices, ranges and lengths fit the field's type and each other."""
     for name, f in spec.fields.items():
-        if f.choices is not None and f.type != "string":
-            yield ("fields", name, "choices"), "choices are only allowed on string fields"
+        path: tuple[str | int, ...] = ("fields", name)
+        if f.choices is not None:
+            if f.type not in ("string", "integer"):
+                yield (*path, "choices"), "choices are only allowed on string and integer fields"
+            for j, c in enumerate(f.choices):
+                if f.type == "string" and not isinstance(c, str):
+                    yield ((*path, "choices", j),
+                           f"{c!r} is a number; a string field's choices are text (quote it)")
+                elif f.type == "integer" and not isinstance(c, int):
+                    yield ((*path, "choices", j),
+                           f"{c!r} is text; an integer field's choices are whole numbers")
+                elif f.type == "integer" and isinstance(c, int) and not (
+                        (f.min is None or c >= f.min) and (f.max is None or c <= f.max)):
+                    yield (*path, "choices", j), f"{c} is outside min/max"
+        for bound in ("min", "max"):
+            value = getattr(f, bound)
+            if value is None:
+                continue
+            if f.type not in ("integer", "number"):
+                yield (*path, bound), f"{bound} is only allowed on integer and number fields"
+            elif f.type == "integer" and not isinstance(value, int):
+                yield (*path, bound), f"{value!r}: an integer field's {bound} is a whole number"
+        if f.min is not None and f.max is not None and f.min > f.max:
+            yield (*path, "max"), f"max {f.max} is less than min {f.min}"
+        if f.max_length is not None and f.type != "string":
+            yield (*path, "max_length"), "max_length is only allowed on string fields"
 
 
 def deadlines_sound(spec: LifecycleSpec) -> Iterator[Finding]:
     """Deadlines have one start rule and one due rule that resolve, and can be escalated."""
     escalable = {src for t in spec.transitions if t.trigger == spec.escalation_trigger
                  for src in t.source}
+    stuck = [n for n, s in spec.states.items() if not s.final and n not in escalable]
     for name, d in spec.deadlines.items():
         path: tuple[str | int, ...] = ("deadlines", name)
         if (d.state is None) == (d.stop_in is None):
@@ -131,7 +172,7 @@ def deadlines_sound(spec: LifecycleSpec) -> Iterator[Finding]:
         if (d.after is None) == (d.at_field is None):
             yield path, ("give exactly one of 'after' (a duration like PT2H) or 'at_field' "
                          "(a datetime field holding the due instant)")
-        running: set[str] = set()
+        running: list[str] = []
         if d.state is not None:
             if d.state not in spec.states:
                 yield ((*path, "state"),
@@ -140,14 +181,14 @@ def deadlines_sound(spec: LifecycleSpec) -> Iterator[Finding]:
                 yield ((*path, "state"),
                        f"state {d.state!r} is final: a deadline there could never be met")
             else:
-                running = {d.state}
+                running = [d.state]
         if d.stop_in is not None:
             for j, s in enumerate(d.stop_in):
                 if s not in spec.states:
                     yield ((*path, "stop_in", j),
                            f"unknown state {s!r}; {_known('states', spec.states)}")
-            running = {n for n, s in spec.states.items()
-                       if not s.final and n not in set(d.stop_in)}
+            stops = set(d.stop_in)
+            running = [n for n in stuck if n not in stops]  # only those that cannot escalate
         if d.at_field is not None:
             f = spec.fields.get(d.at_field)
             if f is None:
@@ -157,12 +198,12 @@ def deadlines_sound(spec: LifecycleSpec) -> Iterator[Finding]:
                 yield ((*path, "at_field"),
                        f"field {d.at_field!r} is a {f.type}; at_field needs a datetime field")
         if d.on_breach == "escalate":
-            missing = sorted(running - escalable)
+            missing = [n for n in running if n not in escalable]
             if missing:
                 yield ((*path, "on_breach"),
                        "escalate needs an escalation transition "
                        f"({spec.escalation_trigger!r}) out of "
-                       f"{', '.join(missing)}; add one or use on_breach: record")
+                       f"{_names(missing)}; add one or use on_breach: record")
 
 
 def escalation_sound(spec: LifecycleSpec) -> Iterator[Finding]:
@@ -250,9 +291,8 @@ def calendar_names_resolve(spec: LifecycleSpec) -> Iterator[Finding]:
 
 
 def _condition_names(
-    spec: LifecycleSpec, path: tuple[str | int, ...], cond: object
+    spec: LifecycleSpec, path: tuple[str | int, ...], cond: object, triggers: set[str]
 ) -> Iterator[Finding]:
-    triggers = _triggers(spec)
     for j, s in enumerate(getattr(cond, "states", ())):
         if s not in spec.states:
             yield (*path, "states", j), f"unknown state {s!r}; {_known('states', spec.states)}"
@@ -263,6 +303,7 @@ def _condition_names(
 
 def slas_sound(spec: LifecycleSpec) -> Iterator[Finding]:
     """SLA clocks have one target, conditions that resolve, and sound warnings."""
+    triggers = _triggers(spec)
     for name, sla in spec.slas.items():
         path: tuple[str | int, ...] = ("slas", name)
         if (sla.target is None) == (sla.at_field is None):
@@ -283,7 +324,7 @@ def slas_sound(spec: LifecycleSpec) -> Iterator[Finding]:
             if cond is not None:
                 if not cond.states and not cond.triggers:
                     yield (*path, part), "give at least one of 'states' or 'triggers'"
-                yield from _condition_names(spec, (*path, part), cond)
+                yield from _condition_names(spec, (*path, part), cond, triggers)
         if sla.pause is not None and sla.resume is None and not sla.pause.states:
             yield ((*path, "resume"),
                    "a clock paused by triggers needs 'resume' (by states or triggers)")
@@ -423,6 +464,26 @@ def duplicate_match_fields_resolve(spec: LifecycleSpec) -> Iterator[Finding]:
                    f"unknown field {name!r}; {_known('fields', spec.fields)}")
 
 
+def names_fit_the_machine(spec: LifecycleSpec) -> Iterator[Finding]:
+    """No trigger is named like a method ``transitions`` adds for a state or trigger.
+
+    On a model it moves, ``transitions`` adds ``is_<state>`` for every state and
+    ``may_<trigger>`` for every trigger; a trigger of either name would be silently
+    shadowed. (``state`` and ``trigger`` themselves are refused by the schema.)
+    """
+    triggers = {t.trigger for t in spec.transitions}
+    claimed = {f"is_{s}": f"state {s!r}" for s in spec.states}
+    claimed.update({f"may_{t}": f"trigger {t!r}" for t in triggers})
+    reported: set[str] = set()
+    for i, t in enumerate(spec.transitions):
+        owner = claimed.get(t.trigger)
+        if owner is not None and t.trigger not in reported:
+            reported.add(t.trigger)
+            yield (("transitions", i, "trigger"),
+                   f"trigger {t.trigger!r} clashes with the method the state machine adds "
+                   f"for {owner}; rename the trigger")
+
+
 ALL_CHECKS: tuple[Check, ...] = (
     initial_state_exists,
     transition_names_resolve,
@@ -445,9 +506,21 @@ ALL_CHECKS: tuple[Check, ...] = (
     routing_departments_resolve,
     routing_rules_resolve,
     duplicate_match_fields_resolve,
+    names_fit_the_machine,
 )
+
+MAX_FINDINGS = 1000
+"""A broken file is reported up to this many findings, then one line saying there are more."""
 
 
 def run_checks(spec: LifecycleSpec) -> list[Finding]:
-    """Run every check and return all findings."""
-    return [finding for check in ALL_CHECKS for finding in check(spec)]
+    """Run every check and return all findings (at most :data:`MAX_FINDINGS`, then a note)."""
+    out: list[Finding] = []
+    for check in ALL_CHECKS:
+        for finding in check(spec):
+            if len(out) == MAX_FINDINGS:
+                out.append(((), f"more than {MAX_FINDINGS:,} problems; fix these and "
+                                "validate again to see the rest"))
+                return out
+            out.append(finding)
+    return out

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from engine.definition.checks import run_checks
+from engine.definition.limits import SECTION_LIMITS, DefinitionLimits, how_to_raise
 from engine.definition.schema import LifecycleSpec
 from engine.definition.yaml_source import ParsedDocument, parse_yaml
 from engine.errors import DefinitionError, Problem, UnknownDefinition
@@ -73,28 +74,47 @@ def bundled_names() -> list[str]:
     return sorted(p.stem for p in bundled_workflows_dir().glob("*.yaml"))
 
 
-def load_definition(name_or_path: str | Path) -> Definition:
+def load_definition(
+    name_or_path: str | Path, *, limits: DefinitionLimits | None = None
+) -> Definition:
     """Load and validate a lifecycle by bundled name (``grid_incident``) or file path.
+
+    Args:
+        name_or_path: a bundled lifecycle's name or a YAML file's path.
+        limits: size and complexity bounds (default :meth:`DefinitionLimits.from_env`).
 
     Raises:
         UnknownDefinition: neither a bundled name nor an existing file.
-        DefinitionError: the file has problems (all of them listed).
+        DefinitionError: the file has problems (all of them listed), or exceeds a limit.
     """
+    limits = limits or DefinitionLimits.from_env()
     path = Path(name_or_path)
     if not path.is_file():
         candidate = bundled_workflows_dir() / f"{name_or_path}.yaml"
         if not candidate.is_file():
             raise UnknownDefinition(str(name_or_path), bundled_names())
         path = candidate
-    return parse_definition(read_text(path), file=str(path))
+    return parse_definition(read_text(path, limits=limits), file=str(path), limits=limits)
 
 
-def read_text(path: Path) -> str:
+def read_text(path: Path, *, limits: DefinitionLimits | None = None) -> str:
     """Read a definition file as UTF-8 (a byte-order mark is allowed).
 
+    Args:
+        path: the file.
+        limits: its size is checked against ``max_bytes`` before it is read.
+
     Raises:
-        DefinitionError: the file is not UTF-8 text (e.g. saved as GBK); says how to fix it.
+        DefinitionError: the file is larger than ``max_bytes``, or not UTF-8 text (e.g. saved
+            as GBK); says how to fix it.
     """
+    limits = limits or DefinitionLimits.from_env()
+    size = path.stat().st_size
+    if size > limits.max_bytes:
+        raise DefinitionError([Problem(
+            str(path), 1, "",
+            f"the file has {size:,} bytes, more than the limit of {limits.max_bytes:,} "
+            f"(max_bytes); split it, or {how_to_raise('max_bytes')}")])
     raw = path.read_bytes()
     try:
         return raw.decode("utf-8-sig")
@@ -107,17 +127,25 @@ def read_text(path: Path) -> str:
         )]) from None
 
 
-def parse_definition(text: str, file: str = "<string>") -> Definition:
+def parse_definition(
+    text: str, file: str = "<string>", *, limits: DefinitionLimits | None = None
+) -> Definition:
     """Validate lifecycle YAML text.
 
     Args:
         text: the YAML source.
         file: the name used in problems.
+        limits: size and complexity bounds (default :meth:`DefinitionLimits.from_env`):
+            checked before the schema and the graph checks run.
 
     Raises:
         DefinitionError: listing every problem with file, line and field path.
     """
-    doc = parse_yaml(text, file)
+    limits = limits or DefinitionLimits.from_env()
+    doc = parse_yaml(text, file, limits=limits)
+    over = section_problems(doc, limits)
+    if over:
+        raise DefinitionError([*doc.problems, *over])
     spec = validate_document(doc, LifecycleSpec)
     problems = [doc.problem(path, message) for path, message in run_checks(spec)]
     if problems:
@@ -126,17 +154,42 @@ def parse_definition(text: str, file: str = "<string>") -> Definition:
     return Definition(spec=spec, digest=digest, source=text, file=file)
 
 
-def load_yaml_model(text: str, model: type[M], file: str = "<string>") -> M:
+def section_problems(doc: ParsedDocument, limits: DefinitionLimits) -> list[Problem]:
+    """Sections of a lifecycle with more entries than ``limits`` allow (one problem each)."""
+    out: list[Problem] = []
+    for path, limit in SECTION_LIMITS:
+        node: Any = doc.data
+        for part in path:
+            node = node.get(part) if isinstance(node, dict) else None
+        bound: int = getattr(limits, limit)
+        if isinstance(node, dict | list) and len(node) > bound:
+            out.append(doc.problem(path, (
+                f"{len(node):,} entries, more than the limit of {bound:,} ({limit}); split "
+                f"the lifecycle, or {how_to_raise(limit)}")))
+    return out
+
+
+def load_yaml_model(
+    text: str, model: type[M], file: str = "<string>", *,
+    limits: DefinitionLimits | None = None,
+) -> M:
     """Parse YAML text safely and validate it against a strict pydantic ``model``.
 
     For other definition files (e.g. replay mappings) that want the same guarantees as
     lifecycles: safe loading, duplicate keys rejected, YAML 1.1 surprises kept as text, and
     every problem reported at once with file, line and field path.
 
+    Args:
+        text: the YAML source.
+        model: the pydantic model to validate against.
+        file: the name used in problems.
+        limits: size, depth and value-count bounds (default
+            :meth:`DefinitionLimits.from_env`).
+
     Raises:
         DefinitionError: listing every problem.
     """
-    return validate_document(parse_yaml(text, file), model)
+    return validate_document(parse_yaml(text, file, limits=limits), model)
 
 
 def validate_document(doc: ParsedDocument, model: type[M]) -> M:

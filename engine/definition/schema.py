@@ -45,6 +45,10 @@ __all__ = [
 NAME_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
 _NAME_RE = re.compile(NAME_PATTERN)
 RESERVED_TRIGGERS = frozenset({"report"})
+MACHINE_NAMES = frozenset({"state", "trigger"})
+"""Trigger names the ``transitions`` library claims on the object it moves: ``state`` (the
+attribute holding the state; ``Machine.add_transition`` raises ValueError for it) and
+``trigger`` (the method it adds to every model)."""
 
 
 def _check_name(value: object) -> object:
@@ -308,13 +312,16 @@ class PeriodicSpec(_Spec):
     """Recurring ticket creation on a cron rule.
 
     ``cron`` has five fields (crontab syntax) read in the calendar's zone;
-    ``working_days_only`` skips occurrences on the calendar's non-working days.
+    ``working_days_only`` skips occurrences on the calendar's non-working days; ``catch_up``
+    says which occurrences missed while no engine ran are created: ``latest`` (default) the
+    most recent, ``all`` each, ``none`` none (see :mod:`engine.periodic.occurrences`).
     """
 
     title: Title = Field(default_factory=dict)
     cron: str
     calendar: Name
     working_days_only: bool = False
+    catch_up: Literal["latest", "all", "none"] = "latest"
     fields: dict[Name, str | int | float | bool] = Field(default_factory=dict)
     actor: str = "gridwhistle-periodic"
     role: Name = "system"
@@ -352,11 +359,21 @@ class LevelSpec(_Spec):
 
 
 class FieldSpec(_Spec):
-    """A ticket field: its type, whether a report must carry it, its allowed values."""
+    """A ticket field: its type, whether a report must carry it, its allowed values.
+
+    ``choices`` (text for ``string`` fields, whole numbers for ``integer`` ones) lists the
+    allowed values; ``min`` and ``max`` bound ``integer`` and ``number`` fields (inclusive);
+    ``max_length`` bounds a ``string`` field in characters (default: the engine's
+    ``Limits.text_length``, 10,000). Which combinations are allowed is checked by
+    :func:`engine.definition.checks.fields_sound`.
+    """
 
     type: Literal["string", "integer", "number", "boolean", "datetime"] = "string"
     required: bool = False
-    choices: list[str] | None = None
+    choices: list[str | int] | None = None
+    min: int | float | None = None
+    max: int | float | None = None
+    max_length: int | None = Field(default=None, ge=1)
     title: Title = Field(default_factory=dict)
     description: str = ""
 
@@ -394,6 +411,11 @@ class TransitionSpec(_Spec):
             raise ValueError(
                 f"{value!r} is reserved for creating tickets; configure it under 'report'"
             )
+        if value in MACHINE_NAMES:
+            raise ValueError(
+                f"{value!r} is reserved: the state machine (the transitions library) uses it "
+                f"on every ticket; name the trigger otherwise, e.g. set_{value} or "
+                f"change_{value}")
         return value
 
 

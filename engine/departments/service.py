@@ -20,11 +20,11 @@ from engine.errors import (
     TicketNotFound,
 )
 from engine.lifecycle.machine import Lifecycle
+from engine.reports.departments import department_figures
 from engine.runtime.kernel import HasKernel, Kernel
 from engine.runtime.model import Actor
 from engine.runtime.participant import Unit
 from engine.runtime.working import TicketRecord
-from engine.reports.departments import department_figures
 from engine.store.department_tables import department_actions, ticket_links, work_orders
 from engine.store.reads import ticket_exists
 from engine.store.tables import history, timers

@@ -1,16 +1,18 @@
 """Periodic work: each ``periodic`` rule of a lifecycle reports a ticket per cron occurrence.
 
-* Occurrences come from APScheduler's ``CronTrigger`` (crontab syntax, five fields) in the
-  rule's calendar zone, so ``0 9,15 * * *`` means 09:00 and 15:00 *local* time across
-  daylight-saving changes. With ``working_days_only`` an occurrence on a non-working day of
+* Occurrences (:mod:`engine.periodic.occurrences`) are the cron rule's *local* times in the
+  rule's calendar zone, so ``0 9,15 * * *`` means 09:00 and 15:00 local time across
+  daylight-saving changes (a time repeated at fall-back makes one occurrence, a skipped one
+  runs shifted by the gap). With ``working_days_only`` an occurrence on a non-working day of
   the calendar is skipped.
 * **Exactly once**: each occurrence is a row of ``gw_occurrences`` (unique per lifecycle, rule
   and instant) written in the same transaction as the ticket it reports. A second process, or
   the same one after a restart, finds the row and skips the occurrence.
-* **Catch-up**: occurrences missed while no engine ran are created at the next run, each once,
-  starting after the rule's last recorded occurrence (or, the first time, after the
-  lifecycle's first deployment). The ticket records the occurrence's instant in its history
-  (``reason``) and gets the id ``<rule>-<local date>T<local time>``.
+* **Catch-up**: of the occurrences due since the rule's last recorded one (or, the first time,
+  since the lifecycle's first deployment), the rule's ``catch_up`` picks which are created:
+  ``latest`` (default) the most recent, ``all`` each once, ``none`` only one on time. The
+  ticket records the occurrence's instant in its history (``reason``) and gets the id
+  ``<rule>-<local date>T<local time>`` (:func:`~engine.periodic.occurrences.occurrence_id`).
 * In real time :func:`add_periodic_jobs` puts one cron job per rule on the engine's APScheduler
   (see :mod:`engine.runtime.scheduler`); on virtual time call :func:`run_periodic`.
 """
@@ -29,6 +31,8 @@ from engine.calendars.model import BusinessCalendar
 from engine.clock import ensure_utc
 from engine.definition.schema import PeriodicSpec
 from engine.errors import TicketExists
+from engine.periodic.occurrences import ON_TIME, due_now, occurrence_id
+from engine.periodic.occurrences import occurrences as wall_occurrences
 from engine.runtime.kernel import HasKernel, Kernel
 from engine.runtime.model import Actor
 from engine.store.tables import definitions
@@ -39,20 +43,13 @@ __all__ = ["add_periodic_jobs", "occurrences", "run_periodic"]
 
 def occurrences(rule: PeriodicSpec, calendar: BusinessCalendar, after: datetime,
                 until: datetime) -> Iterator[datetime]:
-    """The rule's occurrences in ``(after, until]``, as aware UTC instants, in order."""
-    trigger = CronTrigger.from_crontab(rule.cron, timezone=calendar.zone)
-    cursor = after + timedelta(seconds=1)
-    while True:
-        nxt = trigger.get_next_fire_time(None, cursor)
-        if nxt is None or nxt > until:
-            return
-        cursor = nxt + timedelta(seconds=1)
-        if nxt <= after:
-            continue
-        if rule.working_days_only and not calendar.is_working_day(
-                nxt.astimezone(calendar.zone).date()):
-            continue
-        yield nxt.astimezone(after.tzinfo)
+    """The rule's occurrences in ``(after, until]``, as aware UTC instants, in order.
+
+    See :func:`engine.periodic.occurrences.occurrences` (daylight saving, working days).
+    """
+    yield from wall_occurrences(
+        rule.cron, calendar.zone, after, until,
+        working_day=calendar.is_working_day if rule.working_days_only else None)
 
 
 def run_periodic(engine: HasKernel, until: datetime | None = None) -> list[str]:
@@ -71,7 +68,11 @@ def run_periodic(engine: HasKernel, until: datetime | None = None) -> list[str]:
         lc = kernel.lifecycle(version)
         for name, rule in lc.spec.periodic.items():
             cal = lc.calendars[rule.calendar]
-            for at in occurrences(rule, cal, _last(kernel, version, name), until):
+            after = _last(kernel, version, name)
+            if rule.catch_up == "none":  # only an occurrence on time can be created
+                after = max(after, until - ON_TIME - timedelta(microseconds=1))
+            due = list(occurrences(rule, cal, after, until))
+            for at in due_now(due, rule.catch_up, until):
                 tid = _create(kernel, version, name, rule, cal, at)
                 if tid is not None:
                     created.append(tid)
@@ -109,8 +110,7 @@ _OCCURRENCE = select(occurrences_table.c.id).where(
 def _create(kernel: Kernel, lifecycle: str, name: str, rule: PeriodicSpec,
             cal: BusinessCalendar, at: datetime) -> str | None:
     """Report the occurrence's ticket with its ``gw_occurrences`` row, in one transaction."""
-    local = at.astimezone(cal.zone)
-    tid = f"{name}-{local:%Y-%m-%dT%H:%M}"
+    tid = occurrence_id(name, at, cal.zone)
     try:
         with kernel.compound() as unit:
             if unit.query(lambda conn: conn.execute(

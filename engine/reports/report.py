@@ -21,7 +21,6 @@ from engine.reports.units import Unit, department_units, milestones_of, ticket_u
 from engine.store.database import Database
 
 
-
 class ReportSource(Protocol):
     """What a report reads (the public Engine is one)."""
 

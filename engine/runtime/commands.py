@@ -44,7 +44,7 @@ from engine.lifecycle.machine import Lifecycle, Subject
 from engine.lifecycle.registry import CommandContext
 from engine.runtime.catalog import Catalog
 from engine.runtime.changes import Change
-from engine.runtime.fields import check_fields, load_fields
+from engine.runtime.fields import DEFAULT_TEXT_LENGTH, check_fields, load_fields
 from engine.runtime.model import SYSTEM, Actor, FiredTimer, Ticket, Timer
 from engine.runtime.participant import (
     CheckContext,
@@ -59,6 +59,7 @@ from engine.runtime.working import Layer, PendingTimer, Stored, TicketRecord
 from engine.store.reads import load_tickets, ticket_exists
 from engine.store.tables import history
 from engine.store.writer import TimerOp
+from engine.validation import ticket_id_problem
 
 __all__ = ["MAX_TICKET_ID", "CommandHandler"]
 
@@ -91,10 +92,13 @@ class CommandHandler:
         catalog: the compiled lifecycle versions.
         clock: where ``now`` comes from.
         owner: this engine's worker id (the claims it may take).
+        text_length: the longest text a field without its own ``max_length`` may hold.
     """
 
-    def __init__(self, uow: UnitOfWork, catalog: Catalog, clock: Clock, owner: str):
+    def __init__(self, uow: UnitOfWork, catalog: Catalog, clock: Clock, owner: str, *,
+                 text_length: int = DEFAULT_TEXT_LENGTH):
         self.uow = uow
+        self.text_length = text_length
         self.catalog = catalog
         self.clock = clock
         self.owner = owner
@@ -343,19 +347,18 @@ class CommandHandler:
                 ticket_id: str | None, level: str | None, reason: str | None) -> TicketRecord:
         lc = self.catalog.by_id(self.uow.conn, def_id)
         tid = uuid.uuid4().hex if ticket_id is None else ticket_id
-        if not isinstance(tid, str):
-            raise InvalidFields(repr(tid)[:MAX_TICKET_ID], {
-                "ticket_id": f"must be text, got {type(tid).__name__}"})
-        if not 0 < len(tid) <= MAX_TICKET_ID:
-            raise InvalidFields(tid[:MAX_TICKET_ID] or "(empty)", {
-                "ticket_id": f"must be 1 to {MAX_TICKET_ID} characters, got {len(tid)}"})
+        problem = ticket_id_problem(tid)
+        if problem is not None:
+            raise InvalidFields(tid[:MAX_TICKET_ID] if isinstance(tid, str) and tid
+                                else "(new)", {"ticket_id": problem})
         if actor.role not in lc.spec.report.roles:
             raise RoleNotAllowed(tid, "(new)", "report", actor.role, lc.spec.report.roles)
         level = level or lc.levels[0]
         if level not in lc.levels:
             raise InvalidFields(tid, {"level": f"unknown level {level!r}; levels: "
                                       f"{', '.join(lc.levels)}"})
-        stored, errors = check_fields(lc.spec.fields, fields, require=True)
+        stored, errors = check_fields(lc.spec.fields, fields, require=True,
+                                      text_length=self.text_length)
         if errors:
             raise InvalidFields(tid, errors)
         stored = {k: v for k, v in stored.items() if v is not None}
@@ -404,7 +407,8 @@ class CommandHandler:
                 raise TopLevelReached(ticket_id, level)
             new_level = above
         if field_updates:
-            updates, errors = check_fields(lc.spec.fields, field_updates, require=False)
+            updates, errors = check_fields(lc.spec.fields, field_updates, require=False,
+                                           text_length=self.text_length)
             if errors:
                 raise InvalidFields(ticket_id, errors)
             merged = {k: v for k, v in {**rec.fields, **updates}.items() if v is not None}

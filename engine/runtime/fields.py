@@ -2,20 +2,32 @@
 
 Datetime fields are stored as ISO 8601 text in UTC (``2024-05-01T12:00:00+00:00``) and come
 back as aware UTC datetimes.
+
+The rules per type (``docs/yaml-reference.md#fields``): text up to the field's
+``max_length`` (default :data:`DEFAULT_TEXT_LENGTH` characters) and one of its ``choices``;
+whole numbers within ``min``/``max`` and one of the ``choices``, never beyond
+±(2**53 − 1) (what every JSON reader reads exactly); numbers finite (NaN and infinities are
+refused: JSON has no spelling for them) and within ``min``/``max``.
 """
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from typing import Any
 
 from engine.definition.schema import FieldSpec
+from engine.validation import DEFAULT_TEXT_LENGTH
 
-__all__ = ["check_fields", "load_fields"]
+__all__ = ["DEFAULT_TEXT_LENGTH", "MAX_SAFE_INTEGER", "check_fields", "load_fields"]
+
+MAX_SAFE_INTEGER = 2**53 - 1
+"""The largest whole number JSON readers (JavaScript's among them) represent exactly."""
 
 
 def check_fields(
-    declared: dict[str, FieldSpec], values: dict[str, Any], *, require: bool
+    declared: dict[str, FieldSpec], values: dict[str, Any], *, require: bool,
+    text_length: int = DEFAULT_TEXT_LENGTH,
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """Check ``values`` against ``declared``; return ``(json_ready_values, errors)``.
 
@@ -23,6 +35,12 @@ def check_fields(
         declared: the lifecycle's field declarations.
         values: field name → value; ``None`` clears a field.
         require: also report required fields that are missing (on report).
+        text_length: the longest text of a ``string`` field that declares no
+            ``max_length`` (characters; the engine passes its ``Limits.text_length``).
+
+    Returns:
+        The values ready for the JSON column, and ``{field: message}`` for every value that
+        does not fit (empty when all do).
     """
     out: dict[str, Any] = {}
     errors: dict[str, str] = {}
@@ -35,7 +53,7 @@ def check_fields(
             out[name] = None
             continue
         try:
-            out[name] = _to_json(spec, value)
+            out[name] = _to_json(spec, value, text_length)
         except (ValueError, OverflowError) as exc:  # overflow: an instant beyond year 1..9999
             errors[name] = str(exc)
     if require:
@@ -45,21 +63,47 @@ def check_fields(
     return out, errors
 
 
-def _to_json(spec: FieldSpec, value: Any) -> Any:
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:40]}... ({len(text):,} characters)"
+
+
+def _to_json(spec: FieldSpec, value: Any, text_length: int) -> Any:
     kind = spec.type
     if kind == "string":
         if not isinstance(value, str):
-            raise ValueError(f"expected text, got {value!r}")
+            raise ValueError(f"expected text, got {_shown(value)}")
+        longest = spec.max_length if spec.max_length is not None else text_length
+        if len(value) > longest:
+            raise ValueError(f"text of {len(value):,} characters is longer than the "
+                             f"{longest:,} this field allows")
         if spec.choices is not None and value not in spec.choices:
-            raise ValueError(f"{value!r} is not one of {', '.join(spec.choices)}")
+            raise ValueError(f"{_shown(value)} is not one of "
+                             f"{', '.join(str(c) for c in spec.choices)}")
         return value
     if kind == "integer":
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"expected a whole number, got {value!r}")
+            raise ValueError(f"expected a whole number, got {_shown(value)}")
+        if abs(value) > MAX_SAFE_INTEGER:
+            raise ValueError(f"{_shown(value)} is too large; whole numbers are at most "
+                             f"{MAX_SAFE_INTEGER:,} either way")
+        _in_range(spec, value)
+        if spec.choices is not None and value not in spec.choices:
+            raise ValueError(f"{value} is not one of "
+                             f"{', '.join(str(c) for c in spec.choices)}")
         return value
     if kind == "number":
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ValueError(f"expected a number, got {value!r}")
+            raise ValueError(f"expected a number, got {_shown(value)}")
+        if isinstance(value, int) and abs(value) > MAX_SAFE_INTEGER:
+            try:
+                value = float(value)
+            except OverflowError:
+                raise ValueError(f"{_shown(value)} is too large for a number") from None
+        if not math.isfinite(value):
+            raise ValueError(f"{value!r} is not a finite number; NaN and infinities are "
+                             "refused (JSON cannot carry them)")
+        _in_range(spec, value)
         return value
     if kind == "boolean":
         if not isinstance(value, bool):
@@ -76,6 +120,13 @@ def _to_json(spec: FieldSpec, value: Any) -> Any:
     if value.tzinfo is None:
         raise ValueError(f"instant {value.isoformat()} has no time zone; add one (e.g. +00:00)")
     return value.astimezone(UTC).isoformat()
+
+
+def _in_range(spec: FieldSpec, value: float) -> None:
+    if spec.min is not None and value < spec.min:
+        raise ValueError(f"{value} is less than the minimum {spec.min}")
+    if spec.max is not None and value > spec.max:
+        raise ValueError(f"{value} is more than the maximum {spec.max}")
 
 
 def load_fields(declared: dict[str, FieldSpec], stored: dict[str, Any]) -> dict[str, Any]:

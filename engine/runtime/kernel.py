@@ -34,6 +34,7 @@ from engine.runtime.unit_of_work import AfterCommitExecutor, UnitOfWork
 from engine.runtime.working import TicketRecord
 from engine.store.claims import TimerClaims
 from engine.store.database import Database
+from engine.validation import Limits, check_escalate, check_fire, check_report
 
 __all__ = ["HasKernel", "Kernel"]
 
@@ -56,11 +57,15 @@ class Kernel:
         worker_id: this engine's name when claiming timers.
         lease: how long a claim on a due timer holds.
         timers_per_transaction: timers fired per transaction outside a batch.
+        limits: the sizes every command's inputs are checked against at the edge
+            (:mod:`engine.validation`).
     """
 
     def __init__(self, db: Database, clock: Clock, registry: Registry, *, worker_id: str,
-                 lease: timedelta, timers_per_transaction: int = 20):
+                 lease: timedelta, timers_per_transaction: int = 20,
+                 limits: Limits | None = None):
         self.db = db
+        self.limits = limits or Limits()
         self.clock = clock
         self.registry = registry
         self.catalog = Catalog(registry)
@@ -68,7 +73,8 @@ class Kernel:
         self.wake: Callable[[datetime], None] | None = None
         self.uow = UnitOfWork(db, lambda: self.handler.participants, self._committed,
                               self.executor)
-        self.handler = CommandHandler(self.uow, self.catalog, clock, worker_id)
+        self.handler = CommandHandler(self.uow, self.catalog, clock, worker_id,
+                                      text_length=self.limits.text_length)
         self.handler.ensure = self.ensure
         self.claims = TimerClaims(worker_id, lease)
         self.dispatcher = TimerDispatcher(self.uow, self.handler, self.claims,
@@ -140,7 +146,14 @@ class Kernel:
     def report(self, lifecycle: str, fields: dict[str, Any], *, actor: Actor,
                ticket_id: str | None = None, level: str | None = None,
                reason: str | None = None, idempotency_key: str | None = None) -> Ticket:
-        """Report a ticket (see :meth:`engine.Engine.report`)."""
+        """Report a ticket (see :meth:`engine.Engine.report`).
+
+        ``lifecycle`` may also be the path of a YAML file: it is deployed and used by name.
+        """
+        check_report(self.limits, actor=actor, fields=fields, ticket_id=ticket_id,
+                     reason=reason, idempotency_key=idempotency_key)
+        if _is_file(lifecycle):
+            lifecycle = self.deploy(lifecycle).name
         self.ensure(lifecycle)
         content = {"lifecycle": lifecycle, "fields": fields, "actor": [actor.id, actor.role],
                    "ticket_id": ticket_id, "level": level, "reason": reason}
@@ -151,6 +164,8 @@ class Kernel:
              fields: dict[str, Any] | None = None, expected_version: int | None = None,
              idempotency_key: str | None = None) -> Ticket:
         """Fire a trigger (see :meth:`engine.Engine.fire`)."""
+        check_fire(self.limits, ticket_id=ticket_id, trigger=trigger, actor=actor,
+                   fields=fields, reason=reason, idempotency_key=idempotency_key)
         content = {"ticket_id": ticket_id, "trigger": trigger, "actor": [actor.id, actor.role],
                    "reason": reason, "fields": fields or {}}
         return self._keyed(idempotency_key, "fire", content, actor, lambda: self.handler.fire(
@@ -161,6 +176,8 @@ class Kernel:
                  expected_version: int | None = None,
                  idempotency_key: str | None = None) -> Ticket:
         """Fire the lifecycle's escalation trigger (see :meth:`engine.Engine.escalate`)."""
+        check_escalate(self.limits, ticket_id=ticket_id, actor=actor, reason=reason,
+                       idempotency_key=idempotency_key)
         def run() -> TicketRecord:
             trigger = self.handler.ticket(ticket_id).lifecycle.spec.escalation_trigger
             return self.handler.fire(ticket_id, trigger, actor=actor, reason=reason,
@@ -281,3 +298,8 @@ class Kernel:
     def stop(self) -> None:
         """Let the after-commit thread end (after its queued hooks)."""
         self.executor.stop()
+
+
+def _is_file(lifecycle: str) -> bool:
+    """Whether a lifecycle argument names a YAML file rather than a deployed lifecycle."""
+    return lifecycle.endswith((".yaml", ".yml")) and Path(lifecycle).is_file()

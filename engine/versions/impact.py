@@ -188,11 +188,37 @@ def compare_stores(
         moved = {name: (x["pending"].get(name), y["pending"].get(name))
                  for name in sorted(set(x["pending"]) | set(y["pending"]))
                  if x["pending"].get(name) != y["pending"].get(name)}
+        new = sorted(y["breaches"] - x["breaches"])
+        gone = sorted(x["breaches"] - y["breaches"])
+        _pair_moved_breaches(moved, new, gone)
         out.append(TicketImpact(
             tid, (x["state"], y["state"]), (x["level"], y["level"]), moved,
-            tuple(sorted(y["breaches"] - x["breaches"])),
-            tuple(sorted(x["breaches"] - y["breaches"])), refused.get(tid)))
+            tuple(new), tuple(gone), refused.get(tid)))
     return out
+
+
+def _pair_moved_breaches(
+    moved: dict[str, tuple[datetime | None, datetime | None]],
+    new: list[tuple[str, str]], gone: list[tuple[str, str]],
+) -> None:
+    """Count a deadline breached under both versions, at different due times, as moved.
+
+    A shortened (or lengthened) deadline that is missed either way is one deadline whose due
+    time moved, not one breach gone and another new: each such pair (same name, in due order)
+    leaves ``new`` and ``gone`` (changed in place) for ``moved`` (old due, new due). A name
+    already in ``moved`` (a pending timer that differs too) keeps its breaches as they are.
+    """
+    for name in sorted({n for n, _ in new} & {n for n, _ in gone}):
+        if name in moved:
+            continue
+        olds = [b for b in gone if b[0] == name]
+        news = [b for b in new if b[0] == name]
+        for old, fresh in zip(olds, news, strict=False):
+            if not old[1] or not fresh[1]:
+                continue
+            gone.remove(old)
+            new.remove(fresh)
+            moved[name] = (datetime.fromisoformat(old[1]), datetime.fromisoformat(fresh[1]))
 
 
 def impact_of(

@@ -29,7 +29,7 @@ from sqlalchemy import Connection, select
 from engine.calendars.spans import due_after
 from engine.errors import ConfigurationError, MigrationRefused
 from engine.lifecycle.machine import Lifecycle
-from engine.runtime.fields import check_fields
+from engine.runtime.fields import DEFAULT_TEXT_LENGTH, check_fields
 from engine.runtime.kernel import Kernel
 from engine.runtime.model import Actor, Ticket
 from engine.runtime.working import TicketRecord
@@ -45,6 +45,7 @@ Planned = tuple[str, str | None, datetime]
 
 def plan_migration(
     conn: Connection, rec: TicketRecord, new: Lifecycle, state_map: dict[str, str],
+    text_length: int = DEFAULT_TEXT_LENGTH,
 ) -> tuple[str, list[Planned], list[str]]:
     """Work out one ticket's move: ``(new state, deadline timers to create, problems)``.
 
@@ -53,6 +54,7 @@ def plan_migration(
         rec: the ticket as staged.
         new: the target lifecycle version.
         state_map: old state → new state; unmapped states keep their name.
+        text_length: the engine's longest text for fields without ``max_length``.
 
     An empty ``problems`` list means the move is possible.
     """
@@ -64,7 +66,8 @@ def plan_migration(
                         f"{', '.join(new.spec.states)})")
     if rec.level not in new.levels:
         problems.append(f"level {rec.level!r} does not exist in {new.name}")
-    _, errors = check_fields(new.spec.fields, rec.fields, require=True)
+    _, errors = check_fields(new.spec.fields, rec.fields, require=True,
+                             text_length=text_length)
     problems += [f"field {k}: {v}" for k, v in sorted(errors.items())]
     if problems:
         return dest, [], problems
@@ -148,7 +151,8 @@ def move_tickets(
                 moved.append(handler.snapshot(rec))
                 continue
             dest, new_timers, problems = u.query(
-                functools.partial(plan_migration, rec=rec, new=new, state_map=state_map))
+                functools.partial(plan_migration, rec=rec, new=new, state_map=state_map,
+                                  text_length=kernel.limits.text_length))
             if problems:
                 raise MigrationRefused(tid, problems)
             moved.append(handler.snapshot(handler.migrate(

@@ -1,0 +1,79 @@
+"""``gridwhistle keys``: API keys files of hashes (make a key, convert an old file, list)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from adapters.cli.app import app, console, fail
+from engine import GridwhistleError
+
+keys_app = typer.Typer(help="API keys: make one (printed once, its hash stored), convert an "
+                            "old file of plain keys, list holders.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+FileArg = Annotated[Path, typer.Argument(help="The keys file (YAML; see docs/http.md).")]
+
+
+@keys_app.command("add")
+def add(
+    file: FileArg,
+    actor: Annotated[str, typer.Option(help="The actor id the key acts as (in history).")],
+    role: Annotated[str, typer.Option(help="The lifecycle role it acts in.")],
+    department: Annotated[str | None, typer.Option(
+        help="For a department key: the department it acts for.")] = None,
+    name: Annotated[str | None, typer.Option(
+        help="The entry's name in the file (default: the actor id).")] = None,
+) -> None:
+    """Make a new API key: print it once on stdout and append its SHA-256 hash to FILE.
+
+    The key is not stored anywhere: give it to its holder now. FILE is created (mode 0600)
+    if it does not exist.
+    """
+    try:
+        from adapters.http.auth import ApiKey, add_api_key
+
+        grant = ApiKey(actor=actor, role=role, department=department)
+        key = add_api_key(file, name or actor, grant)
+    except (GridwhistleError, ValueError, OSError) as exc:
+        fail(str(exc))
+        return
+    typer.echo(key)
+    typer.echo(f"stored its hash in {file} as {name or actor!r}; this is the only time the key "
+               "is shown", err=True)
+
+
+@keys_app.command("migrate")
+def migrate(file: FileArg) -> None:
+    """Replace the plain keys of an old keys file by their hashes, in place.
+
+    Every key keeps working; the file no longer holds them. Run it once per file.
+    """
+    try:
+        from adapters.http.auth import migrate_api_keys
+
+        count = migrate_api_keys(file)
+    except (GridwhistleError, OSError) as exc:
+        fail(str(exc))
+        return
+    typer.echo(f"{file}: already hashed" if count == 0
+               else f"{file}: {count} key(s) replaced by their SHA-256 hashes")
+
+
+@keys_app.command("list")
+def list_keys(file: FileArg) -> None:
+    """List the key holders of FILE (name, actor, role, department); never a key."""
+    try:
+        from adapters.http.auth import key_holders
+
+        holders = key_holders(file)
+    except (GridwhistleError, OSError) as exc:
+        fail(str(exc))
+        return
+    table = Table("name", "actor", "role", "department", "hash")
+    for name, grant, hashed in holders:
+        table.add_row(name, grant.actor, grant.role, grant.department or "", hashed[:19] + "…")
+    console.print(table)

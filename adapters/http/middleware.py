@@ -1,0 +1,104 @@
+"""Pure ASGI middleware: the request body size limit, and the last line for errors.
+
+:class:`BodyLimit`: a request whose ``Content-Length`` is over the limit is answered 413 at
+once, without reading its body; a body sent without a length (chunked) is counted as it
+arrives and refused once it passes the limit. The limit is :attr:`engine.Limits.body_bytes`
+(default 1,000,000 bytes).
+
+:class:`ServerErrors`: an exception no handler took becomes a 500 in the app's error format
+and is logged. (Starlette's own last line answers too, but then re-raises, and uvicorn closes
+the connection under the answer.)
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+__all__ = ["BodyLimit", "ServerErrors", "too_large"]
+
+log = logging.getLogger("gridwhistle.http")
+
+
+def too_large(limit: int) -> str:
+    """The detail of a 413."""
+    return (f"the request body is larger than {limit:,} bytes, the limit of this server; "
+            "send less (long text belongs in an attachment's URL)")
+
+
+class BodyLimit:
+    """Refuse request bodies larger than ``limit`` bytes with 413.
+
+    Args:
+        app: the ASGI app to wrap.
+        limit: the largest body accepted, in bytes.
+        refuse: builds the 413 response for a path (problem+json, or Open311's error list).
+    """
+
+    def __init__(self, app: ASGIApp, *, limit: int, refuse: Any):
+        self.app = app
+        self.limit = limit
+        self.refuse = refuse
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pass the request on, answering 413 first if its body is over the limit."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length":
+                declared = value.decode("latin-1").strip()
+                if declared.isdigit() and int(declared) > self.limit:
+                    response = self.refuse(scope["path"], self.limit)
+                    await response(scope, receive, send)
+                    return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    # FastAPI re-raises an HTTPException met while reading the body; the
+                    # app's handler renders it as 413 problem+json.
+                    raise HTTPException(413, too_large(self.limit))
+            return message
+
+        await self.app(scope, counted, send)
+
+
+class ServerErrors:
+    """Answer an exception that escaped every handler with a 500, and log it.
+
+    Args:
+        app: the ASGI app to wrap.
+        answer: builds the 500 response for a path (problem+json, or Open311's error list).
+    """
+
+    def __init__(self, app: ASGIApp, *, answer: Any):
+        self.app = app
+        self.answer = answer
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pass the request on; on an exception, log it and answer 500 if nothing was sent."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watched(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched)
+        except Exception:
+            log.exception("%s %s failed", scope.get("method"), scope.get("path"))
+            if not started:
+                await self.answer(scope["path"])(scope, receive, send)
