@@ -96,8 +96,10 @@ def create_app(
         """``{"status": "ok"}`` while the app runs."""
         return {"status": "ok"}
 
-    app.include_router(api.router)
+    # the department routes end in fixed words (/tickets/{id}/work-orders, ...): they go
+    # before the API's GET /tickets/{id:path}, whose id may itself hold a '/'
     app.include_router(departments.router)
+    app.include_router(api.router)
     app.include_router(reports.router)
     if open311_api:
         app.include_router(open311.router)
