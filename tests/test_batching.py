@@ -122,7 +122,7 @@ def test_the_cursor_path_reads_what_sqlalchemy_does(engine: Engine, grid_worker:
     engine.report("grid_incident", {"category": "x", "target_at": "2024-05-02T08:00:00+00:00"},
                   actor=grid_worker, ticket_id="a")
     with engine.db.write() as conn:
-        ours, timers = load_tickets(conn, ["a"])["a"]
+        ours, timers, _ = load_tickets(conn, ["a"])["a"]
         theirs = dict(conn.execute(S.SELECT_TICKET, {"b_id": "a"}).mappings().one())
         many = load_tickets(conn, ["a", "nope"])
         missing = load_tickets(conn, ["nope"])

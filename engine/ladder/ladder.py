@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, select, update
 
@@ -70,7 +71,6 @@ def _uses_ladder(lc: Lifecycle) -> bool:
 
 
 _c = ladder.c
-_SELECT = select(ladder).where(_c.ticket_id.in_(bindparam("b_ids", expanding=True)))
 _INSERT = insert(ladder)
 _UPDATE = (
     update(ladder).where(_c.ticket_id == bindparam("b_tid"))
@@ -91,17 +91,18 @@ class Ladder(Participant):
 
     key = "ladder"
     timer_prefix = "ladder"
+    state_table = ladder
 
     def interested(self, lifecycle: Lifecycle) -> bool:
         """Lifecycles whose levels name a handler or a budget."""
         return _uses_ladder(lifecycle)
 
-    def load(self, conn: Connection, ticket_ids: Sequence[str]) -> Mapping[str, LadderState]:
-        """The tickets' stored places on the ladder."""
-        return {r["ticket_id"]: LadderState(r["level"], r["handler"], r["since"],
-                                            r["budget_due"], r["acknowledged_at"],
-                                            r["acknowledged_by"])
-                for r in conn.execute(_SELECT, {"b_ids": list(ticket_ids)}).mappings()}
+    def from_rows(self, rows: Sequence[Mapping[str, Any]]) -> LadderState | None:
+        """A ticket's place from its ``gw_ladder`` row (None: it has none)."""
+        for r in rows:
+            return LadderState(r["level"], r["handler"], r["since"], r["budget_due"],
+                               r["acknowledged_at"], r["acknowledged_by"])
+        return None
 
     def writes(self, ticket_id: str, stored: LadderState | None,
                current: LadderState | None) -> Iterable[RowWrite]:

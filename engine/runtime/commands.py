@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, Literal, TypeVar
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, Table, select
 
 from engine.calendars.model import CalendarOutOfRange
 from engine.clock import Clock
@@ -107,6 +107,7 @@ class CommandHandler:
         self._active: dict[int, tuple[tuple[Participant, _Contexts], ...]] = {}
         self._contexts: dict[int, _Contexts] = {}
         self._service = _Contexts(self, _Service())
+        self._eager: list[tuple[Table, str]] = []
         self.ensure: Callable[[str], int] | None = None
         """Deploys a bundled lifecycle on first use (set by the kernel)."""
 
@@ -130,6 +131,8 @@ class CommandHandler:
         self.participants.append(participant)
         self._contexts[id(participant)] = _Contexts(self, participant)
         self._active = {}
+        self._eager = [(p.state_table, p.state_column) for p in self.participants
+                       if p.state_table is not None]
 
     def owner_of(self, timer_name: str) -> Participant | None:
         """The participant whose timer prefix ``timer_name`` carries (None: a deadline)."""
@@ -171,11 +174,11 @@ class CommandHandler:
         rec = top.find(ticket_id)
         if rec is not None:
             return rec
-        found = load_tickets(self.uow.conn, [ticket_id]) if isinstance(ticket_id, str) else {}
+        found = (load_tickets(self.uow.conn, [ticket_id], self._eager)
+                 if isinstance(ticket_id, str) else {})
         if not found:
             raise TicketNotFound(str(ticket_id))
-        row, timers = found[ticket_id]
-        rec = self._record(row, timers)
+        rec = self._record(*found[ticket_id])
         top.root().add(rec, dirty=False)
         return rec
 
@@ -208,18 +211,24 @@ class CommandHandler:
         missing = [t for t in ticket_ids if top.find(t) is None]
         if len(missing) > 1:
             root = top.root()
-            for row, timers in load_tickets(self.uow.conn, missing).values():
-                root.add(self._record(row, timers), dirty=False)
+            for loaded in load_tickets(self.uow.conn, missing, self._eager).values():
+                root.add(self._record(*loaded), dirty=False)
 
-    def _record(self, row: Mapping[str, Any], timers: list[dict[str, Any]]) -> TicketRecord:
+    def _record(self, row: Mapping[str, Any], timers: list[dict[str, Any]],
+                tables: Mapping[str, list[dict[str, Any]]]) -> TicketRecord:
         lc = self.catalog.by_id(self.uow.conn, row["definition_id"])
         pending = {t["name"]: PendingTimer(t["name"], t["state"], t["due_at"], t["id"],
                                            t["claimed_by"], t["failures"] or 0)
                    for t in timers}
         version = row["row_version"]
+        stored = Stored(True, version)
+        for p, _ in self._participants_of(lc):  # their state came with the ticket
+            table = p.state_table
+            if table is not None and table.name in tables:
+                stored.ext[p.key] = p.from_rows(tables[table.name])
         return TicketRecord(row["id"], row["definition_id"], lc, row["state"], row["level"],
                             row["fields"], bool(row["overdue"]), row["created_at"],
-                            row["updated_at"], version, pending, Stored(True, version))
+                            row["updated_at"], version, pending, stored)
 
     def state(self, participant: Participant, ticket_id: str) -> Any:
         """``participant``'s state of a ticket: staged, stored, or loaded now."""

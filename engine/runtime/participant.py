@@ -26,12 +26,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, ClassVar, Literal, Protocol, TypeVar
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Table
 
 from engine.lifecycle.machine import Lifecycle
 from engine.runtime.changes import Change
 from engine.runtime.model import Actor
 from engine.runtime.working import PendingTimer, TicketRecord
+from engine.store.reads import rows_of
 
 __all__ = [
     "CheckContext",
@@ -57,6 +58,9 @@ class Participant:
         timer_prefix: timers named ``<prefix>:...`` belong to this participant: it creates and
             cancels them through its context and :meth:`fire` decides what a due one does.
             None: it has no timers. Deadline names cannot contain ``:``.
+        state_table, state_column: a table whose rows with ``state_column`` = the ticket id
+            hold this participant's state. The engine then reads them *with the ticket*, in
+            the same statement, and hands them to :meth:`from_rows` (no :meth:`load` needed).
 
     The engine calls, per command: :meth:`check` for every change, then :meth:`plan` for
     every change, then (after the commit) :meth:`after_commit` with the committed changes.
@@ -67,6 +71,8 @@ class Participant:
 
     key: ClassVar[str] = ""
     timer_prefix: ClassVar[str | None] = None
+    state_table: ClassVar[Table | None] = None
+    state_column: ClassVar[str] = "ticket_id"
 
     def interested(self, lifecycle: Lifecycle) -> bool:
         """Whether this participant has anything to do with tickets of ``lifecycle``.
@@ -83,8 +89,19 @@ class Participant:
         """
         return None
 
+    def from_rows(self, rows: Sequence[Mapping[str, Any]]) -> Any:
+        """The state held by a ticket's rows of :attr:`state_table` (none: the empty state).
+
+        Raises:
+            NotImplementedError: the participant declares no ``state_table``.
+        """
+        raise NotImplementedError(f"{type(self).__name__} declares no state_table")
+
     def load(self, conn: Connection, ticket_ids: Sequence[str]) -> Mapping[str, Any]:
         """Read this participant's stored state of ``ticket_ids`` (read only, never write).
+
+        Needed only without :attr:`state_table` (or for tickets read before the participant
+        was registered). The default reads :attr:`state_table` and calls :meth:`from_rows`.
 
         Args:
             conn: the transaction's connection; what the transaction staged before is
@@ -94,7 +111,13 @@ class Participant:
         Returns:
             ticket id → state; a ticket left out gets :meth:`empty`.
         """
-        return {}
+        table = self.state_table
+        if table is None:
+            return {}
+        rows: dict[str, list[dict[str, Any]]] = {t: [] for t in ticket_ids}
+        for r in rows_of(conn, table, ticket_ids, column=self.state_column):
+            rows[r[self.state_column]].append(r)
+        return {t: self.from_rows(found) for t, found in rows.items()}
 
     def check(self, ctx: CheckContext, change: Change) -> None:
         """Refuse ``change`` if a rule of this participant forbids it.

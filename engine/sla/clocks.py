@@ -161,7 +161,6 @@ def _target(sla: SlaSpec) -> timedelta | None:
     return sla.target
 
 
-_SELECT = select(sla_clocks).where(sla_clocks.c.ticket_id.in_(bindparam("b_ids", expanding=True)))
 _INSERT = insert(sla_clocks)
 _c = sla_clocks.c
 _UPDATE = (
@@ -184,6 +183,7 @@ class SlaClocks(Participant):
 
     key = "sla"
     timer_prefix = "sla"
+    state_table = sla_clocks
 
     def __init__(self) -> None:
         self._specs: dict[int, tuple[tuple[str, SlaSpec], ...]] = {}
@@ -196,15 +196,12 @@ class SlaClocks(Participant):
         """No clock started yet."""
         return ()
 
-    def load(self, conn: Connection, ticket_ids: Sequence[str]) -> Mapping[str, Clocks]:
-        """The tickets' stored clocks."""
-        out: dict[str, list[ClockState]] = {}
-        for r in conn.execute(_SELECT, {"b_ids": list(ticket_ids)}).mappings():
-            out.setdefault(r["ticket_id"], []).append(ClockState(
-                r["name"], r["status"], r["started_at"], r["running_since"],
-                r["elapsed_seconds"], r["due_at"], r["outcome"], r["breached_at"],
-                r["stopped_at"], tuple(r["warned"] or ())))
-        return {tid: tuple(sorted(c, key=lambda x: x.name)) for tid, c in out.items()}
+    def from_rows(self, rows: Sequence[Mapping[str, Any]]) -> Clocks:
+        """A ticket's clocks from its ``gw_sla_clocks`` rows, by name."""
+        return tuple(sorted((ClockState(
+            r["name"], r["status"], r["started_at"], r["running_since"],
+            float(r["elapsed_seconds"]), r["due_at"], r["outcome"], r["breached_at"],
+            r["stopped_at"], tuple(r["warned"] or ())) for r in rows), key=lambda c: c.name))
 
     def writes(self, ticket_id: str, stored: Clocks | None,
                current: Clocks) -> Iterable[RowWrite]:

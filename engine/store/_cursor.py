@@ -16,13 +16,45 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import Insert
 
+from engine.store.types import UTCDateTime
+
 __all__ = ["rows", "run", "run_many"]
+
+
+def _utc_text(value: Any) -> Any:
+    """An aware instant as SQLite stores a ``UTCDateTime`` (what SQLAlchemy's processors make).
+
+    ``YYYY-MM-DD HH:MM:SS.ffffff`` in UTC; naive instants are refused as
+    :class:`~engine.store.types.UTCDateTime` refuses them.
+    """
+    if value is None:
+        return None
+    if not isinstance(value, datetime) or value.tzinfo is None:
+        raise ValueError(f"instants must be aware datetimes (UTC), got {value!r}")
+    if value.utcoffset():
+        value = value.astimezone(UTC)
+    return value.isoformat(" ", "microseconds")[:26]
+
+
+def _utc_value(text: Any) -> Any:
+    """A stored ``UTCDateTime`` as an aware UTC datetime."""
+    if text is None:
+        return None
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+def _converter(bind: Any, processors: dict[str, Callable[[Any], Any]],
+               name: str) -> Callable[[Any], Any] | None:
+    if isinstance(bind.type, UTCDateTime):
+        return _utc_text
+    return processors.get(name)
 
 
 class _Plan:
@@ -30,11 +62,11 @@ class _Plan:
 
     __slots__ = ("columns", "construct", "converters", "fixed", "order", "sql")
 
-    def __init__(self, sql: str, order: list[str], processors: dict[str, Callable[[Any], Any]],
+    def __init__(self, sql: str, order: list[str], converters: list[Callable[[Any], Any] | None],
                  construct: Callable[..., dict[str, Any]], fixed: dict[str, Any]):
         self.sql = sql
         self.order = order
-        self.converters = [processors.get(name) for name in order]
+        self.converters = converters
         self.construct = construct
         self.fixed = fixed
         self.columns: list[tuple[str, Callable[[Any], Any] | None]] = []
@@ -47,7 +79,7 @@ class _Plan:
         except KeyError:
             built = self.construct(params)  # raises SQLAlchemy's own error for a missing value
             raw = [built[n] for n in self.order]
-        return tuple(v if c is None or v is None else c(v)
+        return tuple(v if c is None else c(v)
                      for v, c in zip(raw, self.converters, strict=True))
 
 
@@ -71,9 +103,12 @@ def _plan(conn: Connection, stmt: Any, keys: tuple[str, ...]) -> _Plan | None:
         # (prefetch: column defaults computed in Python at execution; not on this path)
         fixed = {name: bind.value for name, bind in compiled.binds.items()
                  if not bind.required and bind.callable is None}
-        plan = _Plan(sql, list(compiled.positiontup), dict(compiled._bind_processors),
+        processors = dict(compiled._bind_processors)
+        order = list(compiled.positiontup)
+        plan = _Plan(sql, order, [_converter(compiled.binds[n], processors, n) for n in order],
                      compiled.construct_params, fixed)
-        plan.columns = [(rc[0], rc[3]._cached_result_processor(conn.dialect, None))
+        plan.columns = [(rc[0], _utc_value if isinstance(rc[3], UTCDateTime)
+                         else rc[3]._cached_result_processor(conn.dialect, None))
                         for rc in compiled._result_columns]
     with _lock:
         _plans[cache_key] = plan

@@ -1,49 +1,144 @@
-"""Reading tickets for a command: the rows of ``gw_tickets`` and their pending timers.
+"""Reading tickets for a command: in one statement, the ticket, its timers, its parts' state.
 
 The command pipeline (:mod:`engine.runtime.commands`) loads every ticket it acts on through
-:func:`load_tickets`: the ticket row and its pending timers, for one ticket or many at once.
+:func:`load_tickets`: one ``SELECT`` returns the ``gw_tickets`` row with, as JSON arrays
+aggregated in correlated subqueries, its pending timers and the rows of every participant
+table keyed by the ticket (``gw_sla_clocks``, ``gw_ladder``, …) — one read per ticket, not
+one per participant. The subqueries use each database's JSON aggregation
+(``json_group_array(json_array(...))`` on SQLite, ``json_agg(json_build_array(...))`` on
+PostgreSQL), and their values are converted back to what the column types give
+(:func:`_decoder`): aware UTC datetimes, parsed JSON, booleans.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+import threading
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import JSON, Boolean, Column, Connection, Table, bindparam, func, literal, select
+from sqlalchemy.sql.expression import ColumnElement
 
 from engine.store import _cursor
 from engine.store import statements as S
 from engine.store.tables import tickets, timers
+from engine.store.types import UTCDateTime
 
-__all__ = ["load_tickets", "ticket_exists", "ticket_version"]
+__all__ = ["Loaded", "load_tickets", "rows_of", "ticket_exists", "ticket_version"]
+
+Loaded = tuple[dict[str, Any], list[dict[str, Any]], dict[str, list[dict[str, Any]]]]
+"""A loaded ticket: ``(gw_tickets row, pending gw_timers rows, {table name: its rows})``."""
+
+_TIMER_COLUMNS = [timers.c[n] for n in ("id", "ticket_id", "name", "state", "due_at",
+                                        "claimed_by", "failures")]
 
 
-def load_tickets(
-    conn: Connection, ids: Sequence[str]
-) -> dict[str, tuple[dict[str, Any], list[dict[str, Any]]]]:
-    """The ticket rows of ``ids`` with their pending timers; ids not found are left out.
+def _instant(value: Any) -> Any:
+    if value is None:
+        return None
+    at = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+
+
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _decoder(column: Column[Any]) -> Callable[[Any], Any] | None:
+    """Turn a column's value inside a JSON aggregate back into what its type gives."""
+    if isinstance(column.type, UTCDateTime):
+        return _instant
+    if isinstance(column.type, JSON):
+        return _json
+    if isinstance(column.type, Boolean):
+        return lambda v: None if v is None else bool(v)
+    return None
+
+
+def _aggregate(dialect: str, table: Table, cols: Sequence[Column[Any]],
+               *where: ColumnElement[bool]) -> Any:
+    """A correlated scalar subquery: the rows of ``table`` as a JSON array of arrays."""
+    if dialect == "postgresql":
+        agg: Any = func.coalesce(func.json_agg(func.json_build_array(*cols)),
+                                 literal("[]").cast(JSON))
+    else:
+        agg = func.json_group_array(func.json_array(*cols))
+    return select(agg).where(*where).correlate(tickets).scalar_subquery()
+
+
+class _Plan:
+    """One composite SELECT for a set of participant tables, built once per dialect."""
+
+    def __init__(self, dialect: str, tables: Sequence[tuple[Table, str]]):
+        self.tables = list(tables)
+        parts: list[Any] = [_aggregate(dialect, timers, _TIMER_COLUMNS,
+                                       timers.c.ticket_id == tickets.c.id,
+                                       timers.c.status == "pending").label("_timers")]
+        self.columns: list[list[tuple[str, Callable[[Any], Any] | None]]] = []
+        for i, (table, key) in enumerate(self.tables):
+            cols = list(table.c)
+            parts.append(_aggregate(dialect, table, cols,
+                                    table.c[key] == tickets.c.id).label(f"_t{i}"))
+            self.columns.append([(c.name, _decoder(c)) for c in cols])
+        self.timer_columns = [(c.name, _decoder(c)) for c in _TIMER_COLUMNS]
+        self.one = select(tickets, *parts).where(tickets.c.id == bindparam("b_id"))
+        self.many = select(tickets, *parts).where(
+            tickets.c.id.in_(bindparam("b_ids", expanding=True)))
+
+    @staticmethod
+    def _rows(raw: Any, columns: list[tuple[str, Callable[[Any], Any] | None]]
+              ) -> list[dict[str, Any]]:
+        return [{name: (dec(v) if dec is not None else v)
+                 for (name, dec), v in zip(columns, values, strict=True)}
+                for values in _json(raw) or ()]
+
+    def decode(self, row: dict[str, Any]) -> Loaded:
+        found = self._rows(row.pop("_timers"), self.timer_columns)
+        extra = {table.name: self._rows(row.pop(f"_t{i}"), self.columns[i])
+                 for i, (table, _) in enumerate(self.tables)}
+        return row, found, extra
+
+
+_plans: dict[tuple[str, tuple[tuple[str, str], ...]], _Plan] = {}
+_lock = threading.Lock()
+
+
+def _plan(dialect: str, tables: Sequence[tuple[Table, str]]) -> _Plan:
+    key = (dialect, tuple((t.name, c) for t, c in tables))
+    plan = _plans.get(key)
+    if plan is None:
+        with _lock:
+            plan = _plans.setdefault(key, _Plan(dialect, tables))
+    return plan
+
+
+def load_tickets(conn: Connection, ids: Sequence[str],
+                 tables: Sequence[tuple[Table, str]] = ()) -> dict[str, Loaded]:
+    """Tickets with their pending timers and their rows of ``tables``, in one statement.
+
+    Args:
+        conn: a connection.
+        ids: the ticket ids (one, or many); ids not found are left out.
+        tables: ``(table, ticket-id column)`` of the participants' per-ticket tables.
 
     Returns:
-        ticket id → ``(gw_tickets row, [pending gw_timers rows: id, ticket_id, name, state,
-        due_at, claimed_by, failures])``, instants as aware UTC datetimes.
+        ticket id → :data:`Loaded`: the ``gw_tickets`` row, its pending ``gw_timers`` rows
+        (id, ticket_id, name, state, due_at, claimed_by, failures) and, per table name, the
+        table's rows of the ticket; instants as aware UTC datetimes.
     """
+    plan = _plan(conn.dialect.name, tables)
     if len(ids) == 1:
-        row = _cursor.rows(conn, S.SELECT_TICKET, {"b_id": ids[0]})
-        if not row:
-            return {}
-        return {ids[0]: (row[0], _cursor.rows(conn, S.PENDING_TIMERS, {"b_id": ids[0]}))}
-    out: dict[str, tuple[dict[str, Any], list[dict[str, Any]]]] = {}
+        found = _cursor.rows(conn, plan.one, {"b_id": ids[0]})
+        return {ids[0]: plan.decode(found[0])} if found else {}
+    out: dict[str, Loaded] = {}
     wanted = list(dict.fromkeys(ids))
     for start in range(0, len(wanted), 500):
         part = wanted[start:start + 500]
-        for r in conn.execute(select(tickets).where(tickets.c.id.in_(part))).mappings():
-            out[r["id"]] = (dict(r), [])
-        for t in conn.execute(
-            select(*S.PENDING_TIMERS.selected_columns)
-            .where(timers.c.ticket_id.in_(part), timers.c.status == "pending")
-        ).mappings():
-            if t["ticket_id"] in out:
-                out[t["ticket_id"]][1].append(dict(t))
+        for r in conn.execute(plan.many, {"b_ids": part}).mappings():
+            loaded = plan.decode(dict(r))
+            out[loaded[0]["id"]] = loaded
     return out
 
 
@@ -56,3 +151,36 @@ def ticket_version(conn: Connection, ticket_id: str) -> int | None:
     """The stored ``row_version`` of a ticket (None: no such ticket)."""
     found = _cursor.rows(conn, S.TICKET_VERSION, {"b_id": ticket_id})
     return int(found[0]["row_version"]) if found else None
+
+
+_BY_KEY: dict[tuple[int, str], Any] = {}
+
+
+def rows_of(conn: Connection, table: Table, ids: Sequence[str], *,
+            column: str = "ticket_id", order_by: Column[Any] | None = None
+            ) -> list[dict[str, Any]]:
+    """The rows of a participant's ``table`` whose ``column`` is one of ``ids``.
+
+    For the participants' :meth:`~engine.runtime.participant.Participant.load`: one id (the
+    usual case) runs a prebuilt statement on the store's fast path; several, one ``IN``.
+
+    Args:
+        conn: the transaction's connection.
+        table: a ``gw_*`` table with a ticket-id column.
+        ids: the ticket ids.
+        column: that column's name (default ``ticket_id``).
+        order_by: a column to order the rows by (e.g. the id, for issue order).
+    """
+    if len(ids) == 1:
+        key = (id(table), column + ("" if order_by is None else f"/{order_by.name}"))
+        stmt = _BY_KEY.get(key)
+        if stmt is None:
+            stmt = select(table).where(table.c[column] == bindparam("b_key"))
+            if order_by is not None:
+                stmt = stmt.order_by(order_by)
+            _BY_KEY[key] = stmt
+        return _cursor.rows(conn, stmt, {"b_key": ids[0]})
+    query = select(table).where(table.c[column].in_(list(ids)))
+    if order_by is not None:
+        query = query.order_by(order_by)
+    return [dict(r) for r in conn.execute(query).mappings()]

@@ -27,6 +27,7 @@ from sqlalchemy import Connection, bindparam, func, insert, select, update
 from engine.runtime.model import Actor
 from engine.runtime.participant import RowWrite
 from engine.store.department_tables import department_actions, work_orders
+from engine.store.reads import rows_of
 from engine.store.tables import history
 
 __all__ = ["Child", "Link", "Orders", "action_row", "link_writes", "load"]
@@ -78,10 +79,6 @@ class Orders:
 RULE_KINDS = ("dispatch", "meeting", "rule")
 """Decisions that set a ticket's resolution rule."""
 
-_LINKS_OF_CHILDREN = select(work_orders).where(
-    work_orders.c.child_id.in_(bindparam("b_ids", expanding=True)))
-_LINKS_OF_PARENTS = select(work_orders).where(
-    work_orders.c.parent_id.in_(bindparam("b_ids", expanding=True))).order_by(work_orders.c.id)
 _ACTIONS = (
     select(department_actions.c.ticket_id, department_actions.c.kind, department_actions.c.data)
     .where(department_actions.c.ticket_id.in_(bindparam("b_ids", expanding=True)),
@@ -107,26 +104,27 @@ def load(conn: Connection, ticket_ids: Sequence[str]) -> dict[str, Link | Orders
     Tickets that are neither a work order nor have work orders are left out.
     """
     out: dict[str, Link | Orders] = {}
-    for r in conn.execute(_LINKS_OF_CHILDREN, {"b_ids": list(ticket_ids)}).mappings():
+    for r in rows_of(conn, work_orders, ticket_ids, column="child_id"):
         out[r["child_id"]] = Link(r["parent_id"], r["department"], r["role"], r["status"],
                                   bool(r["fallback"]), r["created_at"], r["updated_at"])
     parents = [t for t in ticket_ids if t not in out]
     if not parents:
         return out
     children: dict[str, list[Child]] = {}
-    for r in conn.execute(_LINKS_OF_PARENTS, {"b_ids": parents}).mappings():
+    for r in rows_of(conn, work_orders, parents, column="parent_id",
+                     order_by=work_orders.c.id):
         children.setdefault(r["parent_id"], []).append(Child(
             r["child_id"], r["department"], r["role"], bool(r["fallback"]), r["created_at"]))
     if not children:
         return out
     rules: dict[str, tuple[str, int | None]] = {}
     approvals: dict[str, set[str]] = {}
-    for r in conn.execute(_ACTIONS, {"b_ids": list(children)}).mappings():
-        data = r["data"] or {}
-        if r["kind"] == "approve_bounce":
-            approvals.setdefault(r["ticket_id"], set()).add(str(data.get("work_order")))
+    for action in conn.execute(_ACTIONS, {"b_ids": list(children)}).mappings():
+        data = action["data"] or {}
+        if action["kind"] == "approve_bounce":
+            approvals.setdefault(action["ticket_id"], set()).add(str(data.get("work_order")))
         else:
-            rules[r["ticket_id"]] = (str(data.get("resolution", "all")), data.get("quorum"))
+            rules[action["ticket_id"]] = (str(data.get("resolution", "all")), data.get("quorum"))
     child_of = {c.child_id: p for p, cs in children.items() for c in cs}
     bounces: dict[str, int] = {}
     for tid, count in conn.execute(_BOUNCES, {"b_ids": list(child_of)}).all():
