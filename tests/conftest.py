@@ -8,9 +8,14 @@ from typing import Any
 
 import pytest
 from helpers import START
+from hypothesis import Phase, settings
 
 from engine import Actor, Engine, Registry, VirtualClock
 from engine.definition import bundled_workflows_dir
+
+# `pytest --hypothesis-profile=no-shrink`: report a failing example as found, without
+# minutes of shrinking (e.g. tests/test_batch_equivalence.py while it fails).
+settings.register_profile("no-shrink", phases=[Phase.explicit, Phase.reuse, Phase.generate])
 
 
 @pytest.fixture
