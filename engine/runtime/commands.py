@@ -618,8 +618,13 @@ class CommandHandler:
             layer.now = now
             rec = self.ticket(tid)
             pt = rec.timers.get(name)
-            if pt is None or pt.id != timer_id or pt.claimed_by != self.owner:
+            # the ticket as read must still have this timer pending and not held by another
+            # worker (a record read earlier in this transaction may predate our claim: its
+            # timer has no id yet, or no holder); the writer's take checks the claim again
+            if (pt is None or (pt.id is not None and pt.id != timer_id)
+                    or pt.claimed_by not in (None, self.owner)):
                 return None
+            pt = PendingTimer(pt.name, pt.state, pt.due_at, timer_id, self.owner, pt.failures)
             w = layer.writable(tid)
             del w.timers[name]
             index = len(layer.timer_ops)

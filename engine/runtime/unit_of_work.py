@@ -39,7 +39,10 @@ from engine.runtime.working import Layer, TicketRecord
 from engine.store.database import Database
 from engine.store.writer import ChangeSet, flush
 
-__all__ = ["AfterCommitExecutor", "DueFloor", "UnitOfWork"]
+__all__ = ["KEPT_RECORDS", "AfterCommitExecutor", "DueFloor", "UnitOfWork"]
+
+KEPT_RECORDS = 4000
+"""Tickets a batch keeps in its working copy across flushes (memory stays bounded)."""
 
 log = logging.getLogger("gridwhistle.engine")
 T = TypeVar("T")
@@ -309,6 +312,9 @@ class UnitOfWork:
                 yield conn
 
     def _flush(self, root: Layer, *, keep_records: bool) -> None:
+        # Between commands the records read so far are kept (clean) for the next commands
+        # of the transaction, up to KEPT_RECORDS of them; then the working copy starts over.
+        keep_records = keep_records or len(root.records) <= KEPT_RECORDS
         if not root.staged():
             if not keep_records:
                 root.records = {}

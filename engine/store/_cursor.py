@@ -14,12 +14,13 @@ they call ``Connection.execute``. Nothing outside the store uses this module.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import JSON, Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import Insert
 
@@ -50,10 +51,17 @@ def _utc_value(text: Any) -> Any:
     return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
+def _json_text(value: Any) -> str:
+    """A JSON column's value as SQLAlchemy's JSON type stores it (None as ``null``)."""
+    return json.dumps(value)
+
+
 def _converter(bind: Any, processors: dict[str, Callable[[Any], Any]],
                name: str) -> Callable[[Any], Any] | None:
     if isinstance(bind.type, UTCDateTime):
         return _utc_text
+    if type(bind.type) is JSON and name in processors:
+        return _json_text  # what JSON's processor does (json.dumps), without its wrapping
     return processors.get(name)
 
 
