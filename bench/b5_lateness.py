@@ -1,10 +1,12 @@
 """Benchmark 5: lateness on the real clock.
 
-``--timers`` (default 10,000) tickets are reported; their ``dispatch_due`` timers are then
-moved (one SQL update, before the engine starts) to instants spread evenly over a
+``--timers`` (default 10,000) tickets are reported ``--years-before`` (default 3) years ago
+(so their SLA clocks have run for years of working time); their ``dispatch_due`` timers are
+then moved (one SQL update, before the engine starts) to instants spread evenly over a
 ``--window`` (default 5 s) starting 2 s after start. ``Engine.start()`` with the system clock
-lets the APScheduler wake-up fire them; a listener notes the wall time at which each breach's
-escalation committed. Lateness = commit time - due time. Target: p99 <= 1 s.
+lets the APScheduler wake-up fire them; a listener (on the engine's after-commit thread) notes
+the wall time at which it sees each breach. Lateness = that time - due time. Target (issue
+10): p99 <= 100 ms.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 
-from _common import T0, report, sqlite_text, workdir
+from _common import report, sqlite_text, workdir
 from _dispatch import WORKER
 
 from engine import Engine, Registry, VirtualClock
@@ -25,11 +27,14 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--timers", type=int, default=10_000)
     ap.add_argument("--window", type=float, default=5.0, help="seconds")
+    ap.add_argument("--years-before", type=float, default=3.0,
+                    help="how long before now the tickets were reported")
     args = ap.parse_args(argv)
     n = args.timers
     with workdir() as work:
         path = work / "late.sqlite"
-        setup = Engine(path, clock=VirtualClock(T0))
+        reported = datetime.now(UTC) - timedelta(days=365.25 * args.years_before)
+        setup = Engine(path, clock=VirtualClock(reported))
         for start in range(0, n, 1000):
             with setup.batch():
                 for i in range(start, min(n, start + 1000)):
@@ -67,9 +72,9 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     figures: dict[str, object] = {"timers": n, "window_s": args.window, "fired": len(late),
                                   "p50_lateness_s": pct(0.5), "p99_lateness_s": pct(0.99),
                                   "max_lateness_s": late[-1] if late else float("nan"),
-                                  "target_p99_s": 1.0}
-    figures["ratio_p99_over_target"] = pct(0.99) / 1.0
-    figures["met"] = len(late) == n and pct(0.99) <= 1.0
+                                  "years_before": args.years_before, "target_p99_s": 0.1}
+    figures["ratio_p99_over_target"] = pct(0.99) / 0.1
+    figures["met"] = len(late) == n and pct(0.99) <= 0.1
     report("b5_lateness", figures)
     return figures
 

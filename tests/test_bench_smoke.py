@@ -25,6 +25,7 @@ CASES = {
     "b5_lateness": ["--timers", "40", "--window", "0.5"],
     "b6_district_year": ["--tickets", "60", "--floor-commands", "40"],
     "b8_peer_spiff": ["--size", "4", "--rounds", "1"],
+    "b11_writer_wait": ["--timers", "30", "--every", "0.001"],
     "b9_calendar": ["--size", "3", "--rounds", "1"],
     "b10_console_live": ["--reports", "3", "--boards", "1", "--gap", "0.05"],
 }

@@ -5,7 +5,7 @@
 1. **claim** up to :attr:`TimerDispatcher.claim_size` due timers under a lease, in a short
    transaction of its own (:mod:`engine.store.claims`);
 2. **fire** them in due order, at most :attr:`TimerDispatcher.per_transaction` per
-   transaction (and no more than :attr:`TimerDispatcher.max_hold` seconds of work), so that
+   transaction (and no more than :attr:`TimerDispatcher.max_hold` seconds of work, 10 ms), so that
    on SQLite another writer — an API request — waits for one small transaction, never for a
    whole chunk. Each timer is decided on its own layer (:mod:`engine.runtime.commands`); the
    transaction's tickets are written once, in id order, so PostgreSQL workers take their row
@@ -64,12 +64,12 @@ class TimerDispatcher:
         handler: the command handler that decides each timer.
         claims: this worker's claims.
         per_transaction: timers fired per transaction outside a batch (default 20).
-        max_hold: seconds of firing after which a transaction commits early (default 0.02).
+        max_hold: seconds of firing after which a transaction commits early (default 0.01).
         claim_size: timers claimed at a time (default 200).
     """
 
     def __init__(self, uow: UnitOfWork, handler: CommandHandler, claims: TimerClaims, *,
-                 per_transaction: int = 20, max_hold: float = 0.02, claim_size: int = 200):
+                 per_transaction: int = 20, max_hold: float = 0.01, claim_size: int = 200):
         if per_transaction < 1:
             raise ValueError(f"per_transaction must be at least 1, got {per_transaction}")
         self.uow = uow
