@@ -9,6 +9,7 @@ refused follow-on is never swallowed.
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -20,7 +21,9 @@ import pytest
 from backends import store_url
 from helpers import START, quick_lifecycle
 from sqlalchemy import event
+from typer.testing import CliRunner
 
+from adapters.cli import app
 from engine import (
     Actor,
     Change,
@@ -266,3 +269,17 @@ def test_a_refused_follow_on_is_recorded_on_the_ticket_not_swallowed(
     assert "resolve the ticket was refused" in (last.reason or "")
     assert engine.get(order.id).state == "done"  # the department's work stands
     assert engine.check_invariants() == []
+
+
+def test_failed_timers_show_in_the_cli(engine: Engine, db_path: Path) -> None:
+    engine.add_participant(_Boom("bad"))
+    _quick(engine)
+    engine.report("quick", {}, actor=CENTRE, ticket_id="bad")
+    engine.report("quick", {}, actor=CENTRE, ticket_id="good")
+    engine.run_due(START + timedelta(minutes=2))
+    out = CliRunner().invoke(app, ["timers", "--db", str(db_path), "--failed", "--json"])
+    assert out.exit_code == 0, out.output
+    assert [(t["ticket_id"], t["failures"], t["last_error"]) for t in json.loads(out.output)] == [
+        ("bad", 1, "RuntimeError: boom")]
+    check = CliRunner().invoke(app, ["check", "--db", str(db_path)])
+    assert check.exit_code != 0 and "timer_failed" in check.output

@@ -78,13 +78,20 @@ def timers(
     ticket: Annotated[str | None, typer.Option(help="Only this ticket's timers.")] = None,
     status: Annotated[str | None, typer.Option(
         help="Only timers in this status: pending, fired, cancelled or stale.")] = "pending",
+    failed: Annotated[bool, typer.Option(
+        "--failed", help="Only timers whose firing failed (retried with backoff).")] = False,
     limit: Annotated[int, typer.Option(help="At most this many rows.")] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON array.")] = False,
 ) -> None:
-    """List deadline timers by due time (default: the pending ones)."""
+    """List deadline timers by due time (default: the pending ones).
+
+    A timer whose firing failed shows how often and its last error; it is retried after a
+    growing delay (``lease_until``) while the other timers fire.
+    """
     engine = _open(db)
     try:
-        rows = engine.timers(ticket, status=status or None)[:limit]
+        rows = [t for t in engine.timers(ticket, status=status or None)
+                if t.failures or not failed][:limit]
     except GridwhistleError as exc:
         fail(str(exc))
         return
@@ -94,14 +101,16 @@ def timers(
         sys.stdout.write(json.dumps([
             {"id": t.id, "ticket_id": t.ticket_id, "name": t.name, "state": t.state,
              "due_at": t.due_at.isoformat(), "status": t.status,
-             "fired_at": t.fired_at.isoformat() if t.fired_at else None} for t in rows
+             "fired_at": t.fired_at.isoformat() if t.fired_at else None,
+             "failures": t.failures, "last_error": t.last_error} for t in rows
         ]) + "\n")
         return
-    table = Table("ticket", "timer", "state", "due (UTC)", "status", "fired (UTC)")
+    table = Table("ticket", "timer", "state", "due (UTC)", "status", "fired (UTC)", "failures")
     for t in rows:
         table.add_row(t.ticket_id, t.name, t.state or "(ticket)",
                       t.due_at.isoformat(timespec="seconds"), t.status,
-                      t.fired_at.isoformat(timespec="seconds") if t.fired_at else "")
+                      t.fired_at.isoformat(timespec="seconds") if t.fired_at else "",
+                      f"{t.failures}: {t.last_error}" if t.failures else "")
     console.print(table)
 
 
