@@ -18,18 +18,15 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, select
-
 from engine.clock import Clock, SystemClock, VirtualClock
 from engine.definition.loader import Definition
-from engine.errors import TicketNotFound
 from engine.events.outbox import OutboxParticipant
 from engine.ladder.ladder import Ladder, LadderPosition, ladder_position
 from engine.lifecycle.machine import Lifecycle
 from engine.lifecycle.registry import Registry
 from engine.periodic.runner import add_periodic_jobs
 from engine.reports.summary import Summary, summarize
-from engine.runtime.invariants import Violation, check_invariants
+from engine.runtime.invariants import Violation
 from engine.runtime.kernel import Kernel
 from engine.runtime.model import (
     SYSTEM,
@@ -41,13 +38,12 @@ from engine.runtime.model import (
     Timer,
 )
 from engine.runtime.participant import Participant, Unit
+from engine.runtime.queries import Queries, must_exist
 from engine.runtime.scheduler import WakeUpScheduler
 from engine.sla.clocks import SlaClock, SlaClocks, clocks_of
 from engine.store.database import Database
-from engine.store.reads import load_tickets, ticket_exists
-from engine.store.tables import history, timers
 from engine.timing.rules import TimeRules
-from engine.validation import Limits, ticket_id_problem
+from engine.validation import Limits
 from engine.versions.impact import TicketImpact, compare_stores, impact_of
 from engine.versions.migration import move_tickets
 from engine.workorders.participant import WorkOrders
@@ -108,6 +104,7 @@ class Engine:
                              lease=timedelta(seconds=lease_seconds),
                              timers_per_transaction=timers_per_transaction, limits=limits)
         self.limits = self.kernel.limits
+        self.queries = Queries(self.kernel)
         self._scheduler: WakeUpScheduler | None = None
         # The engine's own participants: time rules first (their refusals), SLA clocks,
         # the ladder, the outbox, work orders (see engine/runtime/participant.py).
@@ -187,8 +184,7 @@ class Engine:
 
     def versions(self) -> list[DefinitionVersion]:
         """Every deployed lifecycle version, by name then version."""
-        with self.kernel.reading() as conn:
-            return self.kernel.catalog.versions(conn)
+        return self.queries.versions()
 
     # -- transactions -----------------------------------------------------------------------
 
@@ -424,21 +420,7 @@ class Engine:
         clock = self.clock
         if not isinstance(clock, VirtualClock):
             raise TypeError("run_until needs a VirtualClock; with the system clock use start()")
-        uow = self.kernel.uow
-        done: list[FiredTimer] = []
-        while True:
-            floor = uow.floor
-            if floor is not None and floor.nothing_due_before(until):
-                break  # inside a SQLite batch: nothing can be due yet
-            nxt = self.kernel.next_due()
-            if floor is not None:
-                floor.set(nxt)
-            if nxt is None or nxt >= until:
-                break
-            clock.set(max(nxt, clock.now()))
-            done.extend(self.kernel.run_due(clock.now(), inclusive=True))
-        clock.set(until)
-        return done
+        return self.kernel.dispatcher.run_until(clock, until)
 
     # -- reads ------------------------------------------------------------------------------
 
@@ -448,15 +430,7 @@ class Engine:
         Raises:
             TicketNotFound: no such ticket.
         """
-        kernel = self.kernel
-        if kernel.uow.active and ticket_id_problem(ticket_id) is None:
-            return kernel.handler.snapshot(kernel.handler.ticket(ticket_id))
-        with kernel.db.read() as conn:
-            found = (load_tickets(conn, [ticket_id]) if ticket_id_problem(ticket_id) is None
-                     else {})
-            if not found:
-                raise TicketNotFound(str(ticket_id))
-            return kernel.handler.snapshot_row(conn, found[ticket_id][0])
+        return self.queries.get(ticket_id)
 
     def history(self, ticket_id: str) -> list[HistoryEntry]:
         """The ticket's history, oldest first.
@@ -464,17 +438,7 @@ class Engine:
         Raises:
             TicketNotFound: no such ticket.
         """
-        with self.kernel.reading() as conn:
-            self._must_exist(conn, ticket_id)
-            rows = conn.execute(
-                select(history).where(history.c.ticket_id == ticket_id).order_by(history.c.seq)
-            ).mappings().all()
-        return [
-            HistoryEntry(r["seq"], r["at"], r["kind"], r["trigger"], r["from_state"],
-                         r["to_state"], r["from_level"], r["to_level"], r["actor"], r["role"],
-                         r["reason"], r["data"] or {})
-            for r in rows
-        ]
+        return self.queries.history(ticket_id)
 
     def timers(self, ticket_id: str | None = None, *, status: str | None = None) -> list[Timer]:
         """Timers, by due time; optionally of one ticket and/or one status.
@@ -482,22 +446,7 @@ class Engine:
         Raises:
             TicketNotFound: ``ticket_id`` is given and no such ticket exists.
         """
-        query = select(timers).order_by(timers.c.due_at, timers.c.id)
-        if ticket_id is not None:
-            query = query.where(timers.c.ticket_id == ticket_id)
-        if status is not None:
-            query = query.where(timers.c.status == status)
-        with self.kernel.reading() as conn:
-            if ticket_id is not None:
-                self._must_exist(conn, ticket_id)
-            return [Timer(r["id"], r["ticket_id"], r["name"], r["state"], r["due_at"],
-                          r["status"], r["fired_at"], r["failures"] or 0, r["last_error"])
-                    for r in conn.execute(query).mappings().all()]
-
-    @staticmethod
-    def _must_exist(conn: Connection, ticket_id: str) -> None:
-        if ticket_id_problem(ticket_id) is not None or not ticket_exists(conn, ticket_id):
-            raise TicketNotFound(str(ticket_id))
+        return self.queries.timers(ticket_id, status=status)
 
     def sla_clocks(self, ticket_id: str) -> list[SlaClock]:
         """The ticket's SLA clocks, by name (see :mod:`engine.sla.clocks`).
@@ -506,7 +455,7 @@ class Engine:
             TicketNotFound: no such ticket.
         """
         with self.kernel.reading() as conn:
-            self._must_exist(conn, ticket_id)
+            must_exist(conn, ticket_id)
             return clocks_of(conn, ticket_id)
 
     def ladder(self, ticket_id: str) -> LadderPosition | None:
@@ -518,7 +467,7 @@ class Engine:
             TicketNotFound: no such ticket.
         """
         with self.kernel.reading() as conn:
-            self._must_exist(conn, ticket_id)
+            must_exist(conn, ticket_id)
             return ladder_position(conn, ticket_id)
 
     def summary(self, lifecycle: str, *, verdict_field: str | None = None) -> Summary:
@@ -541,7 +490,4 @@ class Engine:
         See :mod:`engine.runtime.invariants` for the rules. Returns the violations (empty
         when all hold), by ticket id.
         """
-        with self.kernel.reading() as conn:
-            return check_invariants(conn, lambda def_id: self.kernel.catalog.by_id(conn, def_id),
-                                    owner_of=self.kernel.handler.owner_of,
-                                    ticket_ids=ticket_ids)
+        return self.queries.check(ticket_ids)
