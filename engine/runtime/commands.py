@@ -386,7 +386,7 @@ class CommandHandler:
                 "ticket_id": tid, "at": now, "kind": "report", "trigger": "report",
                 "from_state": None, "to_state": state, "from_level": None, "to_level": level,
                 "actor": actor.id, "role": actor.role, "reason": reason,
-                # replayable: see engine/runtime/impact.py
+                # replayable: see engine/versions/impact.py
                 "data": {"fields": stored} if stored else None,
             }])
             for name, owner, due in entering:

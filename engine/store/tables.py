@@ -121,7 +121,7 @@ timers = Table(
     Column("created_at", UTCDateTime(), nullable=False),
     Column("fired_at", UTCDateTime(), nullable=True),
     # The worker that claimed the timer and until when its claim (lease) holds; another
-    # worker takes the timer over once the lease has passed (see engine/runtime/claims.py).
+    # worker takes the timer over once the lease has passed (see engine/store/claims.py).
     Column("claimed_by", String(128), nullable=True),
     Column("lease_until", UTCDateTime(), nullable=True),
     # A firing that failed (a bug, a database error): how often, the last error, and (in
