@@ -1,10 +1,17 @@
 """One command, engine and floor: ``dispatch`` on a freshly reported grid_incident ticket.
 
 The engine runs ``Engine.fire(id, "dispatch", ...)``. The floor runs, with the plain
-``sqlite3`` module on a file of the same schema, the statements that command needs: read the
-ticket, update state and row version if the version is unchanged, insert the history row,
-cancel the timers of the state left, insert the timer of the state entered, insert the outbox
-event (the engine writes one per history row, in the same transaction).
+``sqlite3`` module on a file of the same schema, the statements that command needs with the
+bundled grid_incident's SLA clocks, ladder and outbox (issue 10: the targets are for the
+bundled lifecycle, not a stripped one): read the ticket, its SLA clocks and its ladder row;
+update state and row version if the version is unchanged; insert the history row; cancel the
+timers of the state left and of the SLA clock dispatch stops; insert the timer of the state
+entered; update the stopped SLA clock and the acknowledged ladder row; insert the outbox event
+(one per history row, in the same transaction). Values are computed ahead where the engine
+computes them (the clock's elapsed working time): the floor is the statements alone.
+
+``--minimal-floor`` (the figure of issue 7, before SLA clocks and the ladder existed) leaves
+out the SLA and ladder statements.
 """
 
 from __future__ import annotations
@@ -62,6 +69,16 @@ _TIMER = ("INSERT INTO gw_timers (ticket_id, name, state, due_at, status, create
           "VALUES (?, ?, ?, ?, 'pending', ?)")
 _OUTBOX = ("INSERT INTO gw_outbox (event_id, type, ticket_id, lifecycle, seq, occurred_at, "
            "payload) VALUES (?, ?, ?, ?, ?, ?, ?)")
+_SLA = "SELECT * FROM gw_sla_clocks WHERE ticket_id = ?"
+_LADDER = "SELECT * FROM gw_ladder WHERE ticket_id = ?"
+_CANCEL_SLA = ("UPDATE gw_timers SET status = 'cancelled' WHERE ticket_id = ? AND "
+               "status = 'pending' AND name IN (?, ?)")
+_STOP_SLA = ("UPDATE gw_sla_clocks SET status = 'stopped', running_since = NULL, "
+             "elapsed_seconds = ?, due_at = NULL, stopped_at = ?, outcome = 'met' "
+             "WHERE ticket_id = ? AND name = ?")
+_ACK = ("UPDATE gw_ladder SET acknowledged_at = ?, acknowledged_by = ? WHERE ticket_id = ? "
+        "AND acknowledged_at IS NULL")
+FULL_FLOOR = True
 
 
 def floor_command(conn: sqlite3.Connection, tid: str, now_text: str, due_text: str) -> None:
@@ -84,6 +101,12 @@ def floor_command(conn: sqlite3.Connection, tid: str, now_text: str, due_text: s
                           "fields": fields, "data": {"fields": DISPATCH_FIELDS}})
     conn.execute(_OUTBOX, (str(uuid.uuid4()), "ticket.transitioned", tid, "grid_incident",
                            version + 1, now_text, payload))
+    if FULL_FLOOR:
+        conn.execute(_SLA, (tid,)).fetchall()
+        conn.execute(_LADDER, (tid,)).fetchone()
+        conn.execute(_CANCEL_SLA, (tid, "sla:time_to_dispatch", "sla:time_to_dispatch:warn:0"))
+        conn.execute(_STOP_SLA, (1800.0, now_text, tid, "time_to_dispatch"))
+        conn.execute(_ACK, (now_text, CENTRE.id, tid))
 
 
 def floor_runner(path: Path, batch: int) -> Callable[[list[str]], None]:
