@@ -29,7 +29,8 @@ def boston_report(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 def test_every_city_verdict_is_compared_and_agrees(boston_report: dict) -> None:
     # 4,995 rows; one has a blank verdict. Boston's rule: OVERDUE iff closed_dt > target_dt.
-    assert boston_report["verdicts"] == {"compared": 4994, "agree": 4994, "disagree": 0}
+    assert boston_report["verdicts"] == {"compared": 4994, "agree": 4994, "disagree": 0,
+                                        "source": "column"}
 
 
 def test_boston_figures(boston_report: dict) -> None:
@@ -116,7 +117,7 @@ def test_bad_rows_are_counted_listed_and_do_not_stop_the_replay(tmp_path: Path) 
         2: "closed_dt 2014-01-01T00:00:00+00:00 is before open_dt 2015-01-06T21:07:09+00:00",
         3: "required field 'category' (column type) is empty",
         4: "open_dt: cannot read time 'yesterday' (expected format '%Y-%m-%d %H:%M:%S')",
-        5: "the same id appears on an earlier row",
+        5: "the same id appears on an earlier row (1) with other values",
     }
 
 
@@ -158,8 +159,9 @@ def test_a_malformed_mapping_names_file_line_and_field(tmp_path: Path) -> None:
         load_mapping(bad)
     assert [str(p) for p in info.value.problems] == [
         f"{bad}:5: events[0].role: required field is missing",
-        f"{bad}:6: colour: unknown field; allowed here: blank_values, description, events, "
-        "fields, format, id_column, lifecycle, name, timestamp_format, verdict",
+        f"{bad}:6: colour: unknown field; allowed here: blank_values, columns, description, "
+        "events, fields, format, id_column, lifecycle, name, sample, timestamp_format, "
+        "timezone, verdict",
     ]
 
 
