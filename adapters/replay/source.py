@@ -203,10 +203,12 @@ class RowPlanner:
             if name not in fields:
                 raise RowError(f"required field {name!r} (column {column}) is empty")
         events: list[PlannedEvent] = []
-        prev_at: datetime | None = None
+        prev_at: datetime | None = None   # the event before (a date-only one as placed)
         prev_day = None
         prev_date = False
         prev_column = ""
+        timed_at: datetime | None = None  # the latest event with a time of day
+        timed_column = ""
         for ev in self.events:
             if ev.conditions and not all((cells[i].strip() in values) is must
                                          for i, values, must in ev.conditions):
@@ -228,12 +230,19 @@ class RowPlanner:
                 continue
             at, day, is_date = stamp
             if prev_at is not None and at < prev_at:
+                # A date-only stamp on the day of the event before it is not "before" it: it
+                # takes that event's instant. A time of day must not go before another one.
+                if not is_date and timed_at is not None and at < timed_at:
+                    raise RowError(f"{ev.at_column} {at.isoformat()} is before "
+                                   f"{timed_column} {timed_at.isoformat()}")
                 if (is_date or prev_date) and day == prev_day:
-                    at = prev_at  # a date-only stamp on the same day: not before, but with it
+                    at = prev_at
                 else:
                     raise RowError(f"{ev.at_column} {at.isoformat()} is before {prev_column} "
                                    f"{prev_at.isoformat()}")
             prev_at, prev_day, prev_date, prev_column = at, day, is_date, ev.at_column
+            if not is_date:
+                timed_at, timed_column = at, ev.at_column
             sets = NO_FIELDS
             if ev.sets:
                 sets = {}
