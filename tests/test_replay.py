@@ -6,8 +6,10 @@ import csv
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,7 +18,7 @@ from engine import ConfigurationError, DefinitionError, Engine, VirtualClock
 
 
 @pytest.fixture(scope="module")
-def boston_report(tmp_path_factory: pytest.TempPathFactory) -> dict:
+def boston_report(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     db = tmp_path_factory.mktemp("replay") / "boston.sqlite"
     engine = Engine(db, clock=VirtualClock(datetime(2000, 1, 1, tzinfo=UTC)))
     mapping = load_mapping("boston311")
@@ -27,13 +29,13 @@ def boston_report(tmp_path_factory: pytest.TempPathFactory) -> dict:
     engine.stop()
 
 
-def test_every_city_verdict_is_compared_and_agrees(boston_report: dict) -> None:
+def test_every_city_verdict_is_compared_and_agrees(boston_report: dict[str, Any]) -> None:
     # 4,995 rows; one has a blank verdict. Boston's rule: OVERDUE iff closed_dt > target_dt.
     assert boston_report["verdicts"] == {"compared": 4994, "agree": 4994, "disagree": 0,
                                         "source": "column"}
 
 
-def test_boston_figures(boston_report: dict) -> None:
+def test_boston_figures(boston_report: dict[str, Any]) -> None:
     r = boston_report
     assert r["rows"] == 4995
     assert r["tickets"] == 4995
@@ -61,7 +63,7 @@ def test_boston_figures(boston_report: dict) -> None:
     assert r["clock_until"] == "2025-01-08T03:20:36+00:00"
 
 
-def test_a_replayed_ticket_has_its_whole_history(boston_report: dict) -> None:
+def test_a_replayed_ticket_has_its_whole_history(boston_report: dict[str, Any]) -> None:
     engine: Engine = boston_report["_engine"]
     # 101001242696: opened 2015-01-05 15:22:38, target 2015-01-08 03:30, closed 16:37:37.
     ticket = engine.get("101001242696")
@@ -204,7 +206,7 @@ def test_cli_validate_reports_problems_with_exit_code_1(tmp_path: Path) -> None:
     assert "ok — grid_incident: 8 states, 11 transitions, 3 deadlines" in ok.stdout
 
 
-def test_boston_figures_per_department(boston_report: dict) -> None:
+def test_boston_figures_per_department(boston_report: dict[str, Any]) -> None:
     # Boston's `department` column: each request is one work order of that department.
     figures = boston_report["departments"]
     assert figures["PWDx"] == {"received": 2905, "bounced": 0, "resolved": 2905,

@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,7 +19,7 @@ from engine import Engine, VirtualClock
 MAPPING = Path(__file__).parents[1] / "adapters/replay/mappings/stlouis_csb.yaml"
 
 
-def _replay(db: Path, mapping_path: Path | str = "stlouis_csb") -> tuple[Engine, dict]:
+def _replay(db: Path, mapping_path: Path | str = "stlouis_csb") -> tuple[Engine, dict[str, Any]]:
     engine = Engine(db, clock=VirtualClock(datetime(2000, 1, 1, tzinfo=UTC)))
     mapping = load_mapping(mapping_path)
     assert mapping.sample is not None
@@ -26,14 +28,14 @@ def _replay(db: Path, mapping_path: Path | str = "stlouis_csb") -> tuple[Engine,
 
 
 @pytest.fixture(scope="module")
-def stlouis(tmp_path_factory: pytest.TempPathFactory) -> dict:
+def stlouis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     engine, report = _replay(tmp_path_factory.mktemp("stlouis") / "stl.sqlite")
     report["_engine"] = engine
     yield report
     engine.stop()
 
 
-def test_stlouis_figures(stlouis: dict) -> None:
+def test_stlouis_figures(stlouis: dict[str, Any]) -> None:
     r = stlouis
     assert r["lifecycle"] == "city_service_request"
     # 848 rows: 41 repeat an earlier row exactly (skipped), 19 are rejected, 788 replayed.
@@ -52,7 +54,7 @@ def test_stlouis_figures(stlouis: dict) -> None:
     assert r["clock_from"] == "2008-09-02T12:49:04+00:00"  # 07:49:04 in St. Louis (CDT)
 
 
-def test_the_rejections_are_bad_data_said_plainly(stlouis: dict) -> None:
+def test_the_rejections_are_bad_data_said_plainly(stlouis: dict[str, Any]) -> None:
     reasons = {x["row"]: x["reason"] for x in stlouis["rejections"]}
     kinds = {"repeat": 0, "order": 0, "cancel without a date": 0}
     for reason in reasons.values():
@@ -74,7 +76,7 @@ def test_the_rejections_are_bad_data_said_plainly(stlouis: dict) -> None:
                             "DATETIMEINIT 2009-09-02T16:29:18+00:00")
 
 
-def test_a_same_day_date_only_inspection_is_not_before_its_report(stlouis: dict) -> None:
+def test_a_same_day_date_only_inspection_is_not_before_its_report(stlouis: dict[str, Any]) -> None:
     engine: Engine = stlouis["_engine"]
     # Request 2009: reported 2008-09-08 08:20 (CDT), inspected "2008-09-08 00:00:00.0".
     steps = [(h.trigger, h.at) for h in engine.history("2009")]
@@ -84,7 +86,7 @@ def test_a_same_day_date_only_inspection_is_not_before_its_report(stlouis: dict)
                      ("close", datetime(2008, 9, 22, 19, 4, 37, tzinfo=UTC))]
 
 
-def test_a_date_only_deadline_is_due_by_the_end_of_its_day(stlouis: dict) -> None:
+def test_a_date_only_deadline_is_due_by_the_end_of_its_day(stlouis: dict[str, Any]) -> None:
     engine: Engine = stlouis["_engine"]
     # Request 53924: projected completion 2009-06-26, closed 2009-06-26 11:15:45: on time.
     ticket = engine.get("53924")
@@ -92,7 +94,7 @@ def test_a_date_only_deadline_is_due_by_the_end_of_its_day(stlouis: dict) -> Non
     assert (ticket.state, ticket.overdue) == ("closed", False)
 
 
-def test_sentinels_cancellations_and_open_requests(stlouis: dict) -> None:
+def test_sentinels_cancellations_and_open_requests(stlouis: dict[str, Any]) -> None:
     engine: Engine = stlouis["_engine"]
     # 7574: CANCEL, inspection 1900-01-01 (none): no inspection; cancelled after its due day.
     assert [h.trigger for h in engine.history("7574")] == [

@@ -77,7 +77,7 @@ class ColumnSpec(_Spec):
 
 
 class TriggerMap(_Spec):
-    """A trigger chosen by the value of a column (``trigger: {column: STATUS, map: ...}``).
+    """A trigger chosen by the value of a column (``trigger_from: {column: STATUS, map: ...}``).
 
     A value not in ``map`` fires ``default``; without a default the event is skipped for that
     row (as if its condition did not hold).
@@ -91,10 +91,11 @@ class TriggerMap(_Spec):
 class EventSpec(_Spec):
     """One event a row produces: fire ``trigger`` as ``role`` at the time in column ``at``.
 
-    ``trigger: report`` creates the ticket (it must come first). ``set`` copies columns into
-    ticket fields with the command (field name → column). ``when`` / ``unless``: the event
-    happens only on rows whose columns hold (``when``) or do not hold (``unless``) one of the
-    listed values (``{STATUS: [CANCEL, Cancel]}``; every column listed must match); an event
+    ``trigger: report`` creates the ticket (it must come first). Instead of ``trigger``,
+    ``trigger_from`` chooses the trigger by a column's value (a :class:`TriggerMap`). ``set``
+    copies columns into ticket fields with the command (field name → column). ``when`` /
+    ``unless``: the event happens only on rows whose columns hold (``when``) or do not hold
+    (``unless``) one of the listed values (``{STATUS: [CANCEL, Cancel]}``; every column listed must match); an event
     whose condition fails is skipped and the row goes on with its next event.
 
     ``if_empty`` says what an empty ``at`` cell means: ``end`` (default: the event has not
@@ -103,7 +104,8 @@ class EventSpec(_Spec):
     ``required: true`` is the older spelling of ``if_empty: reject``.
     """
 
-    trigger: str | TriggerMap
+    trigger: str | None = None
+    trigger_from: TriggerMap | None = None
     at: str
     role: str
     actor: str = "replay"
@@ -120,11 +122,12 @@ class EventSpec(_Spec):
 
     def triggers(self) -> list[str]:
         """Every trigger this event can fire."""
-        if isinstance(self.trigger, str):
-            return [self.trigger]
-        out = list(dict.fromkeys(self.trigger.map.values()))
-        if self.trigger.default is not None and self.trigger.default not in out:
-            out.append(self.trigger.default)
+        if self.trigger_from is None:
+            return [self.trigger] if self.trigger else []
+        out = list(dict.fromkeys(self.trigger_from.map.values()))
+        default = self.trigger_from.default
+        if default is not None and default not in out:
+            out.append(default)
         return out
 
 
@@ -199,8 +202,8 @@ class MappingSpec(_Spec):
         wanted = {self.id_column, *self.fields.values()}
         for e in self.events:
             wanted |= {e.at, *e.set.values(), *e.when, *e.unless}
-            if isinstance(e.trigger, TriggerMap):
-                wanted.add(e.trigger.column)
+            if e.trigger_from is not None:
+                wanted.add(e.trigger_from.column)
         return wanted
 
 
@@ -262,19 +265,22 @@ def _checks(spec: MappingSpec) -> Iterator[tuple[Where, str]]:
             yield ("timezone",), (f"unknown time zone {spec.timezone!r}; write an IANA name "
                                   "such as America/Chicago or Asia/Shanghai")
     first = spec.events[0]
-    if first.trigger != "report":
+    if first.trigger != "report" and first.trigger_from is None:
         yield ("events", 0, "trigger"), ("the first event must be the report "
                                          "(trigger: report), which creates the ticket")
     if first.when or first.unless:
         yield ("events", 0), "the report event cannot have when / unless conditions"
     for i, event in enumerate(spec.events):
+        if (event.trigger is None) == (event.trigger_from is None):
+            yield ("events", i), ("give trigger (a trigger of the lifecycle) or trigger_from "
+                                  "(one chosen by a column's value), one of the two")
         if event.required and event.if_empty not in (None, "reject"):
             yield ("events", i, "if_empty"), (f"required: true means if_empty: reject; "
                                               f"remove one of them (got {event.if_empty!r})")
         if i and event.trigger == "report":
             yield ("events", i, "trigger"), "only the first event can be the report"
-        if isinstance(event.trigger, TriggerMap) and "report" in event.triggers():
-            yield ("events", i, "trigger"), "a value map cannot choose the report"
+        if event.trigger_from is not None and "report" in event.triggers():
+            yield ("events", i, "trigger_from"), "a value map cannot choose the report"
         for key in ("when", "unless"):
             for column, values in getattr(event, key).items():
                 if not values:

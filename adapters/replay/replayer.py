@@ -21,7 +21,7 @@ from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
-from adapters.replay.mapping import MappingSpec, TriggerMap
+from adapters.replay.mapping import MappingSpec
 from adapters.replay.progress import ReplayProgress
 from adapters.replay.scratch import Scratch
 from adapters.replay.sorting import sort_plans
@@ -100,20 +100,21 @@ def check_mapping(mapping: MappingSpec, lifecycle: Lifecycle) -> None:
         if name not in spec.fields:
             problem(f"fields.{name}: no such field in lifecycle {spec.name!r}", "fields", name)
     for i, e in enumerate(mapping.events):
-        where: tuple[str | int, ...] = ("events", i, "trigger")
-        if isinstance(e.trigger, TriggerMap):
-            for value, trigger in e.trigger.map.items():
+        if e.trigger_from is not None:
+            where = ("events", i, "trigger_from")
+            for value, trigger in e.trigger_from.map.items():
                 if trigger not in triggers:
-                    problem(f"events[{i}].trigger.map.{value}: {trigger!r} is not a trigger "
-                            f"of {spec.name!r}; triggers: {', '.join(sorted(triggers))}",
+                    problem(f"events[{i}].trigger_from.map.{value}: {trigger!r} is not a "
+                            f"trigger of {spec.name!r}; triggers: {', '.join(sorted(triggers))}",
                             *where, "map", value)
-            default = e.trigger.default
+            default = e.trigger_from.default
             if default is not None and default not in triggers:
-                problem(f"events[{i}].trigger.default: {default!r} is not a trigger of "
+                problem(f"events[{i}].trigger_from.default: {default!r} is not a trigger of "
                         f"{spec.name!r}", *where, "default")
         elif e.trigger not in triggers:
             problem(f"events[{i}].trigger: {e.trigger!r} is not a trigger of "
-                    f"{spec.name!r}; triggers: {', '.join(sorted(triggers))}", *where)
+                    f"{spec.name!r}; triggers: {', '.join(sorted(triggers))}",
+                    "events", i, "trigger")
         if e.role not in spec.roles:
             problem(f"events[{i}].role: {e.role!r} is not a role of {spec.name!r}",
                     "events", i, "role")

@@ -28,20 +28,21 @@ MAX_RUNS = 200
 
 
 def sort_plans(plans: Iterable[T], key: Callable[[T], Any], folder: Path, *,
-               run_size: int = RUN_SIZE) -> Iterator[T]:
+               run_size: int | None = None) -> Iterator[T]:
     """Yield ``plans`` sorted by ``key`` (stable), spilling sorted runs into ``folder``.
 
     Args:
         plans: the plans, in any order; consumed entirely before the first is yielded.
         key: the sort key (for a replay: report instant, then row number).
         folder: an existing folder for the run files (they are removed once merged).
-        run_size: plans sorted in memory at once.
+        run_size: plans sorted in memory at once (default :data:`RUN_SIZE`).
     """
+    size = run_size or RUN_SIZE
     runs: list[Path] = []
     buffer: list[T] = []
     for plan in plans:
         buffer.append(plan)
-        if len(buffer) >= run_size:
+        if len(buffer) >= size:
             runs.append(_write_run(sorted(buffer, key=key), folder, len(runs)))
             buffer = []
     buffer.sort(key=key)

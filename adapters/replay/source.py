@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from adapters.replay.columns import RowError, TimeReader, is_blank, time_reader, value_reader
-from adapters.replay.mapping import MappingSpec, TriggerMap
+from adapters.replay.mapping import MappingSpec
 from adapters.replay.scratch import Scratch
 from engine import Lifecycle
 
@@ -154,15 +154,15 @@ class RowPlanner:
         events: list[_Event] = []
         for spec in mapping.events:
             choose = None
-            if isinstance(spec.trigger, TriggerMap):
-                choose = (index[spec.trigger.column], dict(spec.trigger.map),
-                          spec.trigger.default)
+            if spec.trigger_from is not None:
+                choose = (index[spec.trigger_from.column], dict(spec.trigger_from.map),
+                          spec.trigger_from.default)
             conditions = tuple(
                 (index[column], frozenset(values), must)
                 for key, must in (("when", True), ("unless", False))
                 for column, values in getattr(spec, key).items())
             events.append(_Event(
-                trigger=spec.trigger if isinstance(spec.trigger, str) else None, choose=choose,
+                trigger=spec.trigger, choose=choose,
                 at_index=index[spec.at], at_column=spec.at, read_at=read_time(spec.at),
                 at_blanks=blanks(spec.at), role=spec.role, actor=spec.actor,
                 sets=tuple(field_reader(f, c) for f, c in spec.set.items()),
