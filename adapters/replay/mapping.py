@@ -95,8 +95,9 @@ class EventSpec(_Spec):
     ``trigger_from`` chooses the trigger by a column's value (a :class:`TriggerMap`). ``set``
     copies columns into ticket fields with the command (field name → column). ``when`` /
     ``unless``: the event happens only on rows whose columns hold (``when``) or do not hold
-    (``unless``) one of the listed values (``{STATUS: [CANCEL, Cancel]}``; every column listed must match); an event
-    whose condition fails is skipped and the row goes on with its next event.
+    (``unless``) one of the listed values (``{STATUS: [CANCEL, Cancel]}``; every column
+    listed must match); an event whose condition fails is skipped and the row goes on with
+    its next event.
 
     ``if_empty`` says what an empty ``at`` cell means: ``end`` (default: the event has not
     happened yet, e.g. a request still open: it and every later event of the row are
