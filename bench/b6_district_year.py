@@ -6,7 +6,9 @@ city's verdict) and keeps that row's time of day, SLA window (target - open) and
 (closed - open, which also keeps the share closed late); the report day is spread evenly over
 2024. The CSV is replayed with ``gridwhistle replay``'s code path (adapters/replay/replayer.py:
 ``Engine.batch`` + ``Engine.run_until``, every grid_incident deadline on the virtual clock) into
-a fresh SQLite file. Target: <= 60 s wall and <= 500 MB peak RSS.
+a fresh SQLite file. Target (issue 10): <= 60 s wall and <= 200 MB peak RSS. The replay streams
+(it holds the tickets open at a time, not the input), so the peak RSS does not grow with
+``--tickets``: at 143,452 and at 286,904 tickets it should differ by <= 10 %.
 
 In the same run, the sqlite3 floor of benchmark 2 (the statements of one command, in batches of
 500) is timed on 5,000 commands, to say how long the same number of commands would take at the
@@ -106,7 +108,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         "ratio_floor_over_engine": floor_s / wall,
         "target_wall_s_scaled": 60.0 * args.tickets / 143_452,
     }
-    figures["met"] = wall <= figures["target_wall_s_scaled"] and peak <= 500  # type: ignore[operator]
+    figures["met"] = wall <= figures["target_wall_s_scaled"] and peak <= 200  # type: ignore[operator]
     report("b6_district_year", figures)
     return figures
 
