@@ -132,6 +132,8 @@ def time_reader(column: str, spec: ColumnSpec, default_format: str | None,
             following = datetime.combine(day + timedelta(days=1), _MIDNIGHT, tzinfo=zone)
             return following.astimezone(UTC) - _LAST_MICROSECOND, day, True
         try:
+            if zone is UTC:
+                return value.replace(tzinfo=UTC), day, False
             return value.replace(tzinfo=zone).astimezone(UTC), day, False
         except OverflowError:
             raise RowError(f"{column}: time {text!r} is out of range") from None

@@ -24,7 +24,6 @@ from typing import Any
 from adapters.replay.mapping import MappingSpec
 from adapters.replay.progress import ReplayProgress
 from adapters.replay.scratch import Scratch
-from adapters.replay.sorting import sort_plans
 from adapters.replay.source import (
     CsvExport,
     PlannedTicket,
@@ -235,7 +234,7 @@ def replay(
         ended_by = frozenset(verdict.ended_by) if verdict is not None else frozenset()
 
         def intake() -> Iterator[PlannedTicket]:
-            for item in export.items(survey):
+            for item in export.items(survey, scratch.folder):
                 if isinstance(item, PlannedTicket):
                     if verdict is not None and (until is None or item.events[0].at <= until):
                         overdue, deadline = _expected(item, verdict.deadline or "", ended_by,
@@ -249,15 +248,13 @@ def replay(
                 else:
                     outcome.rejections.append(item)
 
-        plans: Iterator[PlannedTicket] = intake()
         if not survey.in_order:
             outcome.source_order = "sorted"
             if survey.disorder is not None:
                 row, at, before, before_at = survey.disorder
                 outcome.disorder = (f"row {row} is reported at {at.isoformat()}, before row "
                                     f"{before} ({before_at.isoformat()})")
-            plans = sort_plans(plans, _report_key, scratch.folder)
-        timeline.run(plans)
+        timeline.run(intake())
         outcome.rows = timeline.rows
         outcome.planned = timeline.planned
         outcome.events_applied = timeline.events_applied
@@ -269,10 +266,6 @@ def replay(
     outcome.rejections.sort(key=lambda r: r.row)
     outcome.seconds = time.perf_counter() - started
     return outcome
-
-
-def _report_key(plan: PlannedTicket) -> tuple[datetime, int]:
-    return plan.events[0].at, plan.row
 
 
 def _expected(plan: PlannedTicket, deadline_field: str, ended_by: frozenset[str],
