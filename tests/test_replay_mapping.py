@@ -6,14 +6,17 @@ columns, triggers chosen by a column's value, and verdicts computed from a deadl
 
 from __future__ import annotations
 
+import re
+import typing
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 
-from adapters.replay import build_report, load_mapping, replay
+from adapters.replay import MappingSpec, build_report, load_mapping, replay
 from engine import ConfigurationError, DefinitionError, Engine, VirtualClock
 
 LIFECYCLE = Path(__file__).parents[1] / "adapters/replay/lifecycles/city_service_request.yaml"
@@ -227,3 +230,28 @@ def test_a_computed_verdict_judges_closed_and_open_requests(city: dict[str, Any]
                        "r6": False}
     assert city["verdicts"] == {"compared": 7, "agree": 7, "disagree": 0, "source": "computed"}
     assert city["clock_until"] == "2024-03-04T00:00:00+00:00"
+
+
+def _keys(model: type[BaseModel], found: set[str]) -> set[str]:
+    for name, info in model.model_fields.items():
+        found.add(name)
+        for arg in typing.get_args(info.annotation) or (info.annotation,):
+            inner = typing.get_args(arg) or (arg,)
+            for kind in inner:
+                if isinstance(kind, type) and issubclass(kind, BaseModel):
+                    _keys(kind, found)
+    return found
+
+
+def test_every_mapping_key_is_in_the_yaml_reference_and_its_example_loads(tmp_path: Path
+                                                                          ) -> None:
+    reference = (Path(__file__).parents[1] / "docs/yaml-reference.md").read_text(encoding="utf-8")
+    section = reference.split("## Replay mapping format", 1)[1].split("\n## ", 1)[0]
+    documented = set(re.findall(r"^\| `([a-z_]+)` \|", section, re.MULTILINE))
+    keys = _keys(MappingSpec, set())
+    assert {"columns", "sentinel_dates", "trigger_from", "if_empty", "ended_by"} <= keys
+    assert sorted(keys - documented) == []
+    example = section.split("### Example", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    spec = load_mapping(_write(tmp_path / "example.yaml", example))
+    assert spec.column("due").date == "end"
+    assert [e.empty_means for e in spec.events] == ["reject", "end", "skip", "end", "end"]
