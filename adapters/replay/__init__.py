@@ -1,5 +1,8 @@
-"""Replaying service-request exports (Boston 311, Chicago Open311, St. Louis and others)
-through a lifecycle, streaming (see ``docs/replay.md``)."""
+"""Replaying service-request exports through a lifecycle, streaming.
+
+Boston 311 and St. Louis CSV exports through mappings, Chicago's Open311 answers directly, and
+any other city's export by a mapping of its own (see ``docs/replay.md``).
+"""
 
 from adapters.replay.mapping import MappingSpec, bundled_mappings, load_mapping
 from adapters.replay.progress import ProgressLines, ReplayProgress
