@@ -266,7 +266,7 @@ def _checks(spec: MappingSpec) -> Iterator[tuple[Where, str]]:
             yield ("timezone",), (f"unknown time zone {spec.timezone!r}; write an IANA name "
                                   "such as America/Chicago or Asia/Shanghai")
     first = spec.events[0]
-    if first.trigger != "report" and first.trigger_from is None:
+    if first.trigger != "report":
         yield ("events", 0, "trigger"), ("the first event must be the report "
                                          "(trigger: report), which creates the ticket")
     if first.when or first.unless:

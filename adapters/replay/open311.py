@@ -324,7 +324,8 @@ def replay_open311(
             outcome.rejections.append(Rejection(event.row, event.request, why))
 
         timeline = Timeline(engine, apply, refused, until=until, progress=progress,
-                            rows_total=lambda: outcome.rows, batch_size=BATCH_SIZE)
+                            rows_total=lambda: outcome.rows, batch_size=BATCH_SIZE,
+                            started=started)
 
         def intake() -> Iterator[Open311Plan]:
             nonlocal judged

@@ -230,7 +230,7 @@ def replay(
                 scratch.forget(plan.ticket_id)
 
         timeline = Timeline(engine, apply, refused, until=until, progress=progress,
-                            rows_total=lambda: survey.rows)
+                            rows_total=lambda: survey.rows, started=started)
         ended_by = frozenset(verdict.ended_by) if verdict is not None else frozenset()
 
         def intake() -> Iterator[PlannedTicket]:

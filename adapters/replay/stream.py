@@ -67,6 +67,8 @@ class Timeline:
         progress: called after every batch and once at the end.
         rows_total: the number of input rows, when known (for ``progress``).
         batch_size: commands per transaction.
+        started: when the replay started (``time.perf_counter()``; default: now), for the
+            wall time ``progress`` reports.
 
     Raises:
         TypeError: the engine's clock is not a VirtualClock.
@@ -82,7 +84,7 @@ class Timeline:
                  until: datetime | None = None,
                  progress: Callable[[ReplayProgress], None] | None = None,
                  rows_total: Callable[[], int | None] = lambda: None,
-                 batch_size: int = BATCH_SIZE) -> None:
+                 batch_size: int = BATCH_SIZE, started: float | None = None) -> None:
         if not isinstance(engine.clock, VirtualClock):
             raise TypeError("a replay needs an engine with a VirtualClock")
         self._engine = engine
@@ -96,7 +98,7 @@ class Timeline:
         self._heap: list[tuple[datetime, int, int, Any]] = []
         self._batch: AbstractContextManager[None] | None = None
         self._in_batch = 0
-        self._started = time.perf_counter()
+        self._started = time.perf_counter() if started is None else started
         self.rows = 0
         self.planned = 0
         self.tickets = 0
