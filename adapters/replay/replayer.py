@@ -194,8 +194,8 @@ def replay(
         ConfigurationError: the mapping does not fit the lifecycle.
         ValueError: the file lacks columns the mapping names.
         TypeError: the engine's clock is not a VirtualClock.
-        GridwhistleError: any error of the engine that is not a refusal (e.g.
-            ``PartialCommandError``): the open batch is rolled back and the replay stops.
+        GridwhistleError: any error of the engine that is not a refusal: the open batch is
+            rolled back and the replay stops.
     """
     started = time.perf_counter()
     version = engine.deploy(lifecycle or mapping.lifecycle)

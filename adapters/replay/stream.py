@@ -16,8 +16,8 @@ every deadline that fell due on the way. Commands are written in batches
 (:meth:`Engine.batch`: one transaction per ``batch_size`` commands, one savepoint per
 command), so a refused command (:class:`~engine.CommandRefused`, whatever component refuses
 it) rolls back alone: its ticket's remaining events are dropped and the replay goes on. Any
-other error (:class:`~engine.PartialCommandError` included) is not a refusal: the batch rolls
-back and the error propagates.
+other error (a bug; ``PartialCommandError`` in a core that still has it) is not a refusal:
+the batch rolls back and the error propagates.
 """
 
 from __future__ import annotations
