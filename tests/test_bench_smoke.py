@@ -25,7 +25,7 @@ CASES = {
     "b5_lateness": ["--timers", "40", "--window", "0.5"],
     "b6_district_year": ["--tickets", "60", "--floor-commands", "40"],
     "b8_peer_spiff": ["--size", "4", "--rounds", "1"],
-    "b11_replay_overhead": ["--tickets", "40", "--rounds", "1"],
+    "b12_replay_overhead": ["--tickets", "40", "--rounds", "1"],
 }
 
 
@@ -52,7 +52,7 @@ def test_benchmark_runs_at_a_tiny_size(name: str) -> None:
     if name == "b6_district_year":
         assert figures["tickets"] == 60
         assert figures["events_applied"] == 300  # report, dispatch, arrive, resolve, close
-    if name == "b11_replay_overhead":
+    if name == "b12_replay_overhead":
         assert (figures["tickets"], figures["events_applied"]) == (40, 200)
         assert figures["ratio_replay_over_core"] > 0
 

@@ -13,11 +13,11 @@ the row before it.
 
 Before each event the engine's virtual clock moves to it (:meth:`Engine.run_until`), firing
 every deadline that fell due on the way. Commands are written in batches
-(:meth:`Engine.batch`: one transaction per ``batch_size`` commands, one savepoint per
-command), so a refused command (:class:`~engine.CommandRefused`, whatever component refuses
-it) rolls back alone: its ticket's remaining events are dropped and the replay goes on. Any
-other error (a bug; ``PartialCommandError`` in a core that still has it) is not a refusal:
-the batch rolls back and the error propagates.
+(:meth:`Engine.batch`: one transaction per ``batch_size`` commands), in which a refused
+command (:class:`~engine.CommandRefused`, whatever component refuses it) rolls back alone:
+its ticket's remaining events are dropped and the replay goes on. Any other error (a bug;
+``PartialCommandError`` in a core that still has it) is not a refusal: the batch rolls back
+and the error propagates.
 """
 
 from __future__ import annotations

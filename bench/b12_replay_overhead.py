@@ -1,4 +1,4 @@
-"""Benchmark 11: the replay's own cost, beside the core's batch path (issue 14).
+"""Benchmark 12: the replay's own cost, beside the core's batch path (issue 14).
 
 Both paths replay the same generated district (b6's generator: the Boston sample's mix, spread
 over 2024) into a fresh SQLite file each round, side by side in alternating rounds:
@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         "target_ratio": 0.9,
     }
     figures["met"] = figures["ratio_replay_over_core"] >= 0.9  # type: ignore[operator]
-    report("b11_replay_overhead", figures)
+    report("b12_replay_overhead", figures)
     return figures
 
 
