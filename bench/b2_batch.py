@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from _common import report, workdir
 import _dispatch
+from _common import report, workdir
 from _dispatch import interleaved
 
 

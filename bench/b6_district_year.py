@@ -4,9 +4,13 @@ Generates ``--tickets`` (default 143,452) service requests with the Boston sampl
 one copies a sample row chosen at random (its type, department, queue, channel, area and the
 city's verdict) and keeps that row's time of day, SLA window (target - open) and time to close
 (closed - open, which also keeps the share closed late); the report day is spread evenly over
-2024. The CSV is replayed with ``gridwhistle replay``'s code path (adapters/replay/replayer.py:
-``Engine.batch`` + ``Engine.run_until``, every grid_incident deadline on the virtual clock) into
-a fresh SQLite file. Target: <= 60 s wall and <= 500 MB peak RSS.
+2024, and the rows are written in order of report time (as an export sorted by open date;
+one day's rows at a time, so generating holds no more than a day). The CSV is replayed with
+``gridwhistle replay``'s code path (adapters/replay/replayer.py: ``Engine.batch`` +
+``Engine.run_until``, every grid_incident deadline on the virtual clock) into a fresh SQLite
+file. Target (issue 10): <= 60 s wall and <= 200 MB peak RSS. The replay streams
+(it holds the tickets open at a time, not the input), so the peak RSS does not grow with
+``--tickets``: at 143,452 and at 286,904 tickets it should differ by <= 10 %.
 
 In the same run, the sqlite3 floor of benchmark 2 (the statements of one command, in batches of
 500) is timed on 5,000 commands, to say how long the same number of commands would take at the
@@ -44,10 +48,15 @@ def generate(out: Path, tickets: int, seed: int = 7) -> None:
     with out.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=header)
         writer.writeheader()
+        today: list[dict[str, str]] = []
+        current = None
         for i in range(tickets):
             src = rng.choice(rows)
             opened = datetime.strptime(src["open_dt"], FMT)
             day = year + timedelta(days=366 * i // tickets)
+            if day != current:
+                writer.writerows(sorted(today, key=lambda r: r["open_dt"]))
+                today, current = [], day
             new_open = day.replace(hour=opened.hour, minute=opened.minute, second=opened.second)
             row = dict(src)
             row["case_enquiry_id"] = str(900_000_000_000 + i)
@@ -56,7 +65,8 @@ def generate(out: Path, tickets: int, seed: int = 7) -> None:
                 if src[col].strip():
                     delta = datetime.strptime(src[col], FMT) - opened
                     row[col] = (new_open + delta).strftime(FMT)
-            writer.writerow(row)
+            today.append(row)
+        writer.writerows(sorted(today, key=lambda r: r["open_dt"]))
 
 
 def main(argv: list[str] | None = None) -> dict[str, object]:
@@ -98,6 +108,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     floor_s = commands / floor_rate
     figures: dict[str, object] = {
         "tickets": outcome.planned, "events_applied": outcome.events_applied,
+        "source_order": outcome.source_order,
         "timers_fired": fired, "history_rows": transitions,
         "wall_s": wall, "tickets_per_s": outcome.planned / wall,
         "transitions_per_s": transitions / wall,
@@ -106,7 +117,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         "ratio_floor_over_engine": floor_s / wall,
         "target_wall_s_scaled": 60.0 * args.tickets / 143_452,
     }
-    figures["met"] = wall <= figures["target_wall_s_scaled"] and peak <= 500  # type: ignore[operator]
+    figures["met"] = wall <= figures["target_wall_s_scaled"] and peak <= 200  # type: ignore[operator]
     report("b6_district_year", figures)
     return figures
 

@@ -28,6 +28,7 @@ CASES = {
     "b11_writer_wait": ["--timers", "30", "--every", "0.001"],
     "b9_calendar": ["--size", "3", "--rounds", "1"],
     "b10_console_live": ["--reports", "3", "--boards", "1", "--gap", "0.05"],
+    "b12_replay_overhead": ["--tickets", "40", "--rounds", "1"],
 }
 
 
@@ -58,6 +59,9 @@ def test_benchmark_runs_at_a_tiny_size(name: str) -> None:
         assert figures["index_days"] == 7_670  # centre_hours, 2010-01-01 .. 2030-12-31
     if name == "b10_console_live":
         assert (figures["received"], figures["missed"]) == (3, 0)  # every report reached it
+    if name == "b12_replay_overhead":
+        assert (figures["tickets"], figures["events_applied"]) == (40, 200)
+        assert figures["ratio_replay_over_core"] > 0
 
 
 @pytest.mark.postgres

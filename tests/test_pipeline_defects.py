@@ -264,7 +264,7 @@ def test_a_calendar_out_of_range_inside_a_batch_refuses_that_command_alone(
         eng.report("calendar_range", {}, actor=CENTRE, ticket_id="A")
         try:
             eng.fire("R", "start", actor=CENTRE)  # needs a working day the calendar lacks
-        except GridwhistleError as exc:  # today: PartialCommandError
+        except GridwhistleError as exc:  # before issue 10: PartialCommandError
             refused: GridwhistleError | None = exc
         else:
             refused = None

@@ -6,8 +6,10 @@ import csv
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,7 +18,7 @@ from engine import ConfigurationError, DefinitionError, Engine, VirtualClock
 
 
 @pytest.fixture(scope="module")
-def boston_report(tmp_path_factory: pytest.TempPathFactory) -> dict:
+def boston_report(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     db = tmp_path_factory.mktemp("replay") / "boston.sqlite"
     engine = Engine(db, clock=VirtualClock(datetime(2000, 1, 1, tzinfo=UTC)))
     mapping = load_mapping("boston311")
@@ -27,12 +29,13 @@ def boston_report(tmp_path_factory: pytest.TempPathFactory) -> dict:
     engine.stop()
 
 
-def test_every_city_verdict_is_compared_and_agrees(boston_report: dict) -> None:
+def test_every_city_verdict_is_compared_and_agrees(boston_report: dict[str, Any]) -> None:
     # 4,995 rows; one has a blank verdict. Boston's rule: OVERDUE iff closed_dt > target_dt.
-    assert boston_report["verdicts"] == {"compared": 4994, "agree": 4994, "disagree": 0}
+    assert boston_report["verdicts"] == {"compared": 4994, "agree": 4994, "disagree": 0,
+                                        "source": "column"}
 
 
-def test_boston_figures(boston_report: dict) -> None:
+def test_boston_figures(boston_report: dict[str, Any]) -> None:
     r = boston_report
     assert r["rows"] == 4995
     assert r["tickets"] == 4995
@@ -60,7 +63,7 @@ def test_boston_figures(boston_report: dict) -> None:
     assert r["clock_until"] == "2025-01-08T03:20:36+00:00"
 
 
-def test_a_replayed_ticket_has_its_whole_history(boston_report: dict) -> None:
+def test_a_replayed_ticket_has_its_whole_history(boston_report: dict[str, Any]) -> None:
     engine: Engine = boston_report["_engine"]
     # 101001242696: opened 2015-01-05 15:22:38, target 2015-01-08 03:30, closed 16:37:37.
     ticket = engine.get("101001242696")
@@ -116,7 +119,7 @@ def test_bad_rows_are_counted_listed_and_do_not_stop_the_replay(tmp_path: Path) 
         2: "closed_dt 2014-01-01T00:00:00+00:00 is before open_dt 2015-01-06T21:07:09+00:00",
         3: "required field 'category' (column type) is empty",
         4: "open_dt: cannot read time 'yesterday' (expected format '%Y-%m-%d %H:%M:%S')",
-        5: "the same id appears on an earlier row",
+        5: "the same id appears on an earlier row (1) with other values",
     }
 
 
@@ -158,8 +161,9 @@ def test_a_malformed_mapping_names_file_line_and_field(tmp_path: Path) -> None:
         load_mapping(bad)
     assert [str(p) for p in info.value.problems] == [
         f"{bad}:5: events[0].role: required field is missing",
-        f"{bad}:6: colour: unknown field; allowed here: blank_values, description, events, "
-        "fields, format, id_column, lifecycle, name, timestamp_format, verdict",
+        f"{bad}:6: colour: unknown field; allowed here: blank_values, columns, description, "
+        "events, fields, format, id_column, lifecycle, name, sample, timestamp_format, "
+        "timezone, verdict",
     ]
 
 
@@ -202,7 +206,7 @@ def test_cli_validate_reports_problems_with_exit_code_1(tmp_path: Path) -> None:
     assert "ok — grid_incident: 8 states, 11 transitions, 3 deadlines" in ok.stdout
 
 
-def test_boston_figures_per_department(boston_report: dict) -> None:
+def test_boston_figures_per_department(boston_report: dict[str, Any]) -> None:
     # Boston's `department` column: each request is one work order of that department.
     figures = boston_report["departments"]
     assert figures["PWDx"] == {"received": 2905, "bounced": 0, "resolved": 2905,

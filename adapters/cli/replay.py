@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from adapters.cli.app import (
     DEFAULT_REPLAY_DB,
@@ -21,17 +30,50 @@ from adapters.cli.app import (
     open_database,
     parse_instant,
 )
+from adapters.replay.progress import ProgressLines, ReplayProgress
 from adapters.replay.replayer import ReplayOutcome
 from engine import Engine, GridwhistleError, VirtualClock, load_definition
+
+PROGRESS_EVERY = 5.0
+"""Seconds between two progress lines when stderr is not a terminal."""
+
+
+@contextmanager
+def progress_display(quiet: bool) -> Iterator[Callable[[ReplayProgress], None] | None]:
+    """The replay's progress callback (or None).
+
+    A Rich bar on a terminal, a line every 5 s otherwise (both on stderr), none when ``quiet``.
+    """
+    if quiet:
+        yield None
+        return
+    if not err_console.is_terminal:
+        yield ProgressLines(lambda line: err_console.print(line, highlight=False,
+                                                           soft_wrap=True),
+                            every=PROGRESS_EVERY)
+        return
+    with Progress(TextColumn("[bold]replaying"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("rows, {task.fields[rate]} tickets/s"), TimeElapsedColumn(),
+                  TextColumn("left"), TimeRemainingColumn(), console=err_console,
+                  transient=True) as bar:
+        task = bar.add_task("replay", total=None, rate="0")
+
+        def show(p: ReplayProgress) -> None:
+            bar.update(task, completed=p.rows_read, total=p.rows_total,
+                       rate=f"{p.tickets_per_s:,.0f}")
+
+        yield show
 
 
 @app.command()
 def replay(
     workflow: Annotated[str, typer.Option(help="Lifecycle: bundled name or YAML path. "
                                           "Default: the mapping's lifecycle.")] = "",
-    data: Annotated[Path | None, typer.Option(help="CSV of service requests (or Open311 JSON "
-                                              "with --format open311-json). Default: the "
-                                              "bundled Boston 311 sample (Chicago for "
+    data: Annotated[Path | None, typer.Option(help="CSV of service requests, best in order of "
+                                              "report time (or Open311 JSON with --format "
+                                              "open311-json: a file, JSON Lines, or a folder "
+                                              "of pages). Default: the mapping's sample, or "
+                                              "the bundled Boston 311 sample (Chicago for "
                                               "open311-json).")] = None,
     data_format: Annotated[str, typer.Option(
         "--format", help="csv (with a mapping) or open311-json (Open311 GeoReport v2 "
@@ -41,10 +83,14 @@ def replay(
     fresh: Annotated[bool, typer.Option("--fresh/--append",
                                         help="--fresh (default) empties the database's "
                                         "Gridwhistle tables first; --append keeps them.")] = True,
-    source_tz: Annotated[str, typer.Option(help="Zone of timestamps written without one.")] = "UTC",
+    source_tz: Annotated[str | None, typer.Option(
+        help="Zone of timestamps written without one. Default: the mapping's timezone, "
+        "else UTC.")] = None,
     until: Annotated[str | None, typer.Option(help="Stop the clock at this ISO 8601 instant; "
                                               "tickets still open are judged then.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress (no bar, no lines).")
+                     ] = False,
 ) -> None:
     """Replay service requests through a lifecycle on a virtual clock and report.
 
@@ -64,19 +110,27 @@ def replay(
     from adapters.replay import replay as run_replay
 
     try:
-        zone = ZoneInfo(source_tz)
+        zone = ZoneInfo(source_tz) if source_tz else None
     except (ZoneInfoNotFoundError, ValueError):
         raise typer.BadParameter(f"unknown time zone {source_tz!r}",
                                  param_hint="--source-tz") from None
-    stop = parse_instant(until, zone, option="--until") if until else None
     from adapters.replay.open311 import CHICAGO_SAMPLE, replay_open311
 
     open311 = data_format == "open311-json"
-    data = data or (CHICAGO_SAMPLE if open311 else BUNDLED_SAMPLE)
-    if not data.is_file():
-        fail(f"no data file at {data}")
     try:
         spec = None if open311 else load_mapping(mapping)
+    except (GridwhistleError, ValueError, OSError) as exc:
+        fail(str(exc))
+        return
+    stop = None
+    if until:
+        stop = parse_instant(until, zone or (spec.zone() if spec else UTC), option="--until")
+    if data is None:
+        data = CHICAGO_SAMPLE if open311 else Path(spec.sample) if spec and spec.sample \
+            else BUNDLED_SAMPLE
+    if not (data.is_dir() if open311 else data.is_file()) and not data.is_file():
+        fail(f"no data file at {data}")
+    try:
         if spec is not None:
             preflight(data, spec, workflow or spec.lifecycle)  # before anything is emptied
         else:
@@ -89,15 +143,7 @@ def replay(
         fail(str(exc))
         return
     try:
-        quiet = as_json or not err_console.is_terminal
-        with Progress(TextColumn("[bold]replaying"), BarColumn(), MofNCompleteColumn(),
-                      TextColumn("events"), TimeElapsedColumn(), console=err_console,
-                      disable=quiet) as bar:
-            task = bar.add_task("replay", total=None)
-
-            def progress(done: int, total: int) -> None:
-                bar.update(task, completed=done, total=total)
-
+        with progress_display(quiet) as progress:
             outcome: ReplayOutcome
             if spec is None:
                 outcome = replay_open311(engine, data, lifecycle=workflow or "grid_incident",

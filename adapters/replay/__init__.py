@@ -1,13 +1,20 @@
-"""Replaying service-request exports (Boston 311 and others) through a lifecycle."""
+"""Replaying service-request exports through a lifecycle, streaming.
+
+Boston 311 and St. Louis CSV exports through mappings, Chicago's Open311 answers directly, and
+any other city's export by a mapping of its own (see ``docs/replay.md``).
+"""
 
 from adapters.replay.mapping import MappingSpec, bundled_mappings, load_mapping
+from adapters.replay.progress import ProgressLines, ReplayProgress
 from adapters.replay.replayer import ReplayOutcome, check_mapping, preflight, replay
 from adapters.replay.report import build_report, print_report
 
 __all__ = [
     "BUNDLED_SAMPLE",
     "MappingSpec",
+    "ProgressLines",
     "ReplayOutcome",
+    "ReplayProgress",
     "build_report",
     "bundled_mappings",
     "check_mapping",

@@ -1,11 +1,14 @@
-"""Replaying Open311 answers with notes (Chicago's) through lead and co-handling work orders.
+"""Replaying Open311 GeoReport v2 requests, with Chicago's notes or without, through work orders.
 
-The input is Open311 GeoReport v2 ``GET requests`` answers with Chicago's extensions.
+The input is Open311 GeoReport v2 ``GET requests`` answers (:func:`iter_requests`): one JSON
+list of requests, several pages (a list of lists, pages one after another in one file, JSON
+Lines, or a folder of page files taken in the order of the numbers in their names).
 
-Chicago's 311 answers carry a timeline of ``notes`` per request. The replay reads them as:
+A request with a timeline of ``notes`` (Chicago's extension) is read as:
 
 * the first note (``submitted`` or ``opened``): the ticket is reported (category =
-  ``service_name``, department = ``agency_responsible``);
+  ``service_name``, department = ``agency_responsible``, ``target_at`` =
+  ``expected_datetime`` when given);
 * ``opened``: the centre dispatches it, and the responsible agency gets the *lead* work
   order (accepted at once: it is the agency's own request);
 * ``follow_on_created`` naming another agency: a *co-handling* work order to that agency
@@ -13,30 +16,45 @@ Chicago's 311 answers carry a timeline of ``notes`` per request. The replay read
 * ``follow_on_closed``: that work order is finished (a follow-on whose creation note is
   missing from the export is issued and finished then);
 * ``closed``: the lead work order is finished, then the centre closes the ticket. The ticket
-  is resolved by the resolution rule ``all`` — after its children — so a request closed
-  while a follow-on is still open is refused, and shown as a rejection.
+  is resolved by the resolution rule ``all`` — after its children — so a request the city
+  closed while a follow-on was still open stays open in the engine: the report lists it
+  under ``kept_open`` (what the city did and the lifecycle's rule disagree), not as a
+  rejected row.
 
-``activity`` notes change nothing and are not replayed. Events are applied in time order on
-the virtual clock; deadlines (the work orders' own, from ``work_order.yaml``) fire on the way.
-Agency names are kept as department names (they are not declared in the lifecycle).
+A request without notes (plain GeoReport v2) is reported and dispatched (lead work order)
+at ``requested_datetime``; one whose ``status`` is ``closed`` is closed at
+``updated_datetime`` (the standard's only time of the last change).
+
+``activity`` notes change nothing and are not replayed. Requests are put in order of their
+report (:mod:`adapters.replay.sorting`) and their events applied in time order on the
+virtual clock (:class:`~adapters.replay.stream.Timeline`); deadlines (the tickets' from
+``target_at``, the work orders' own from ``work_order.yaml``) fire on the way. Agency names
+are kept as department names (they are not declared in the lifecycle). With
+``expected_datetime``, the city's deadline, the engine's verdicts are compared with the ones
+computed from it (closed, or still open at the end, after the deadline: overdue).
 """
 
 from __future__ import annotations
 
 import json
+import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from adapters.replay.replayer import ReplayOutcome
+from adapters.replay.progress import ReplayProgress
+from adapters.replay.replayer import ReplayOutcome, compare_verdicts
+from adapters.replay.scratch import Scratch
+from adapters.replay.sorting import sort_plans
 from adapters.replay.source import Rejection
+from adapters.replay.stream import Timeline
 from engine import Actor, CommandRefused, Departments, Engine
 
-__all__ = ["CHICAGO_SAMPLE", "Open311Event", "Open311Outcome", "plan_requests",
-           "replay_open311"]
+__all__ = ["CHICAGO_SAMPLE", "KeptOpen", "Open311Event", "Open311Outcome", "Open311Plan",
+           "iter_requests", "plan_request", "replay_open311"]
 
 CHICAGO_SAMPLE = Path(__file__).resolve().parent / "data" / "chicago311_open311_with_notes.json"
 """The bundled Chicago Open311 requests with notes (see ``data/PROVENANCE.md``)."""
@@ -51,7 +69,7 @@ class Open311Event:
     """One event of a request's timeline, as the replay applies it.
 
     Attributes:
-        at: when (aware UTC); request: the request's id; row: its position in the file
+        at: when (aware UTC); request: the request's id; row: its position in the input
         (1-based); kind: ``report``, ``dispatch``, ``follow_on_created``,
         ``follow_on_closed`` or ``close``; agency: the agency concerned; follow_on: the
         follow-on request's id; fields: the ticket fields a report sets.
@@ -67,10 +85,40 @@ class Open311Event:
 
 
 @dataclass
+class Open311Plan:
+    """A request's events in the order they are applied, and its deadline (or None)."""
+
+    row: int
+    ticket_id: str
+    events: list[Open311Event]
+    deadline: datetime | None = None
+
+
+@dataclass(frozen=True)
+class KeptOpen:
+    """A request the city closed while work orders were still open; the engine keeps it open.
+
+    Attributes:
+        row, request: where it is; reason: the refusal; open_orders: the work orders still
+        open then (``"<id> (<department>)"``).
+    """
+
+    row: int
+    request: str
+    reason: str
+    open_orders: tuple[str, ...]
+
+
+@dataclass
 class Open311Outcome(ReplayOutcome):
-    """What an Open311 replay did: a replay outcome, and the ids of the requests replayed."""
+    """What an Open311 replay did.
+
+    A replay outcome, the ids of the requests replayed (sorted), and the requests kept open by
+    the lifecycle's resolution rule.
+    """
 
     requests: list[str] = field(default_factory=list)
+    kept_open: list[KeptOpen] = field(default_factory=list)
 
 
 def _instant(text: str) -> datetime:
@@ -80,29 +128,125 @@ def _instant(text: str) -> datetime:
     return value.astimezone(UTC)
 
 
-def plan_requests(data: list[dict[str, Any]]) -> tuple[list[Open311Event], list[Rejection]]:
-    """Turn GeoReport v2 requests with notes into replay events (unsorted) and rejections.
+# -- reading dumps ----------------------------------------------------------------------------
+
+_NUMBERS = re.compile(r"(\d+)")
+_PAGE_FILES = (".json", ".jsonl", ".ndjson")
+
+
+def _natural(path: Path) -> list[Any]:
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part)
+            for part in _NUMBERS.split(path.name)]
+
+
+def iter_requests(path: Path) -> Iterator[dict[str, Any]]:
+    """Every request of a GeoReport v2 dump, in input order (see the module docstring).
+
+    Args:
+        path: a ``.json`` file (one list, a list of pages, or several JSON values one after
+            another), a ``.jsonl`` / ``.ndjson`` file (one request or one page per line,
+            read line by line), or a folder of such files (pages, in the natural order of
+            their names: ``page-2`` before ``page-10``).
 
     Raises:
-        ValueError: the document is not a list of requests.
+        ValueError: the text is not JSON, or a value is not a request, a page of them, or an
+            object holding them under ``requests`` / ``service_requests``.
+        OSError: a file cannot be read.
     """
-    if not isinstance(data, list):
-        raise ValueError("expected a JSON list of Open311 service requests")
-    events: list[Open311Event] = []
-    rejections: list[Rejection] = []
-    for row, req in enumerate(data, start=1):
-        rid = str(req.get("service_request_id") or "")
-        agency = str(req.get("agency_responsible") or "")
+    if path.is_dir():
+        files = sorted((p for p in path.iterdir() if p.suffix in _PAGE_FILES), key=_natural)
+        if not files:
+            raise ValueError(f"{path}: no .json, .jsonl or .ndjson page files in this folder")
+        for file in files:
+            yield from iter_requests(file)
+        return
+    if path.suffix in (".jsonl", ".ndjson"):
+        with path.open(encoding="utf-8") as handle:
+            for number, line in enumerate(handle, start=1):
+                if line.strip():
+                    yield from _requests_in(_decode(line, path, number), path)
+        return
+    text = path.read_text(encoding="utf-8")
+    decoder = json.JSONDecoder()
+    position = 0
+    while True:
+        while position < len(text) and text[position].isspace():
+            position += 1
+        if position >= len(text):
+            return
+        try:
+            value, position = decoder.raw_decode(text, position)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}: not JSON ({exc})") from None
+        yield from _requests_in(value, path)
+
+
+def _decode(line: str, path: Path, number: int) -> Any:
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}:{number}: not JSON ({exc})") from None
+
+
+def _requests_in(value: Any, path: Path) -> Iterator[dict[str, Any]]:
+    if isinstance(value, dict):
+        inner = value.get("service_requests", value.get("requests"))
+        if isinstance(inner, list):
+            yield from _requests_in(inner, path)
+        else:
+            yield value
+    elif isinstance(value, list):
+        for item in value:
+            if isinstance(item, list | dict):
+                yield from _requests_in(item, path)
+            else:
+                raise ValueError(f"{path}: expected Open311 service requests (JSON objects), "
+                                 f"found {type(item).__name__}")
+    else:
+        raise ValueError(f"{path}: expected a JSON list of Open311 service requests")
+
+
+# -- planning ---------------------------------------------------------------------------------
+
+_ORDER = {"report": 0, "dispatch": 1, "follow_on_created": 2, "follow_on_closed": 3,
+          "close": 4}
+
+
+def plan_request(row: int, req: dict[str, Any]) -> Open311Plan | Rejection:
+    """Plan one GeoReport v2 request (with or without notes), or say why it cannot be."""
+    rid = str(req.get("service_request_id") or "")
+    agency = str(req.get("agency_responsible") or "")
+    if not rid or not agency:
+        return Rejection(row, rid or f"row {row}", "no service_request_id or agency_responsible")
+    try:
         notes = sorted(req.get("notes") or [], key=lambda n: _instant(n["datetime"]))
-        if not rid or not agency or not notes:
-            rejections.append(Rejection(row, rid or f"row {row}",
-                                        "no id, agency_responsible or notes"))
-            continue
+        requested = req.get("requested_datetime")
+        deadline = req.get("expected_datetime")
+        fields: dict[str, Any] = {"category": str(req.get("service_name") or "unknown"),
+                                  "department": agency}
         channel = (req.get("extended_attributes") or {}).get("channel")
-        fields = {"category": str(req.get("service_name") or "unknown"), "department": agency,
-                  **({"channel": str(channel)} if channel else {})}
-        mine: list[Open311Event] = [Open311Event(_instant(notes[0]["datetime"]), rid, row,
-                                                 "report", agency, fields=fields)]
+        if channel:
+            fields["channel"] = str(channel)
+        target = _instant(deadline) if deadline else None
+        if target is not None:
+            fields["target_at"] = target
+        if not notes:
+            if not requested:
+                return Rejection(row, rid, "no notes and no requested_datetime")
+            opened = _instant(requested)
+            events = [Open311Event(opened, rid, row, "report", agency, fields=fields),
+                      Open311Event(opened, rid, row, "dispatch", agency)]
+            if req.get("status") == "closed":
+                if not req.get("updated_datetime"):
+                    return Rejection(row, rid, "closed, but no updated_datetime to close it at")
+                closed = _instant(str(req["updated_datetime"]))
+                if closed < opened:
+                    return Rejection(row, rid, f"updated_datetime {closed.isoformat()} is "
+                                               f"before requested_datetime {opened.isoformat()}")
+                events.append(Open311Event(closed, rid, row, "close", agency))
+            return Open311Plan(row, rid, events, target)
+        mine = [Open311Event(_instant(notes[0]["datetime"]), rid, row, "report", agency,
+                             fields=fields)]
         for note in notes:
             kind = note.get("type")
             at = _instant(note["datetime"])
@@ -115,11 +259,15 @@ def plan_requests(data: list[dict[str, Any]]) -> tuple[list[Open311Event], list[
                                          str(extra.get("service_request_id") or "")))
             elif kind == "closed":
                 mine.append(Open311Event(at, rid, row, "close", agency))
-        if not any(e.kind == "dispatch" for e in mine):
-            rejections.append(Rejection(row, rid, "no 'opened' note"))
-            continue
-        events.extend(mine)
-    return events, rejections
+    except (KeyError, TypeError, ValueError) as exc:
+        return Rejection(row, rid, f"cannot read the request's times ({exc})")
+    if not any(e.kind == "dispatch" for e in mine):
+        return Rejection(row, rid, "no 'opened' note")
+    mine.sort(key=lambda e: (e.at, _ORDER[e.kind]))
+    return Open311Plan(row, rid, mine, target)
+
+
+# -- the replay -------------------------------------------------------------------------------
 
 
 def replay_open311(
@@ -128,73 +276,98 @@ def replay_open311(
     *,
     lifecycle: str = "grid_incident",
     until: datetime | None = None,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Callable[[ReplayProgress], None] | None = None,
 ) -> Open311Outcome:
-    """Replay Open311 requests with notes into ``engine`` (whose clock is a VirtualClock).
+    """Replay Open311 requests into ``engine`` (whose clock is a VirtualClock).
 
     Args:
         engine: the engine to replay into.
-        data: the JSON file (a list of GeoReport v2 requests with ``notes``).
+        data: the dump (see :func:`iter_requests`).
         lifecycle: the tickets' lifecycle; it needs ``departments``/``routing`` (bundled
             ``grid_incident`` has them).
         until: stop the clock here (aware); later events are not applied.
-        progress: called as ``progress(done, total)``.
+        progress: called with a :class:`~adapters.replay.progress.ReplayProgress` after every
+            batch and once at the end.
 
     Raises:
-        ValueError, OSError: the file cannot be read as Open311 JSON.
+        ValueError, OSError: the input cannot be read as Open311 JSON.
         NoRouting: the lifecycle has no routing table.
     """
     started = time.perf_counter()
-    raw = json.loads(data.read_text(encoding="utf-8"))
     version = engine.deploy(lifecycle)
-    routing = engine.lifecycle(version.name).spec.routing
+    name = version.name
+    routing = engine.lifecycle(name).spec.routing
     engine.lifecycle(routing.work_orders if routing is not None else "work_order")
-    outcome = Open311Outcome(lifecycle=version.name, rows=len(raw))
-    events, outcome.rejections = plan_requests(raw)
-    outcome.requests = sorted({e.request for e in events}, key=lambda r: r)
-    outcome.planned = len(outcome.requests)
-    events.sort(key=lambda e: (e.at, e.row, _ORDER[e.kind]))
-    if until is not None:
-        kept = [e for e in events if e.at <= until]
-        outcome.events_skipped_after_until = len(events) - len(kept)
-        events = kept
-    if events:
-        outcome.started_at = events[0].at
-        engine.clock.set(max(engine.clock.now(), events[0].at))  # type: ignore[attr-defined]
+    outcome = Open311Outcome(lifecycle=name)
     departments = Departments(engine)
-    failed: set[str] = set()
-    for start in range(0, len(events), BATCH_SIZE):
-        with engine.batch():
-            for event in events[start:start + BATCH_SIZE]:
-                if event.request in failed:
+    judged = 0
+
+    with Scratch() as scratch:
+        def apply(plan: Open311Plan, index: int) -> None:
+            _apply(engine, departments, name, plan.events[index])
+
+        def refused(plan: Open311Plan, index: int, exc: CommandRefused) -> None:
+            event = plan.events[index]
+            if plan.deadline is not None:
+                scratch.forget(plan.ticket_id)
+            why = f"{event.kind}: {exc}"
+            if event.kind == "close":
+                still = tuple(f"{o.id} ({o.department})"
+                              for o in departments.work_orders(event.request)
+                              if o.role == "co" and o.state not in _CLOSED)
+                if still:
+                    outcome.kept_open.append(KeptOpen(
+                        event.row, event.request,
+                        f"{why}; work orders still open: {', '.join(still)}", still))
+                    return
+                why += "; work orders still open: none"
+            outcome.rejections.append(Rejection(event.row, event.request, why))
+
+        timeline = Timeline(engine, apply, refused, until=until, progress=progress,
+                            rows_total=lambda: outcome.rows, batch_size=BATCH_SIZE,
+                            started=started)
+
+        def intake() -> Iterator[Open311Plan]:
+            nonlocal judged
+            for row, req in enumerate(iter_requests(data), start=1):
+                outcome.rows = row
+                item = plan_request(row, req)
+                if isinstance(item, Rejection):
+                    timeline.rows += 1
+                    outcome.rejections.append(item)
                     continue
-                engine.run_until(event.at)
-                try:
-                    _apply(engine, departments, version.name, event)
-                    outcome.events_applied += 1
-                except CommandRefused as exc:
-                    failed.add(event.request)
-                    why = f"{event.kind}: {exc}"
-                    if event.kind == "close":
-                        still = [f"{o.id} ({o.department})"
-                                 for o in departments.work_orders(event.request)
-                                 if o.role == "co" and o.state not in _CLOSED]
-                        why += f"; work orders still open: {', '.join(still) or 'none'}"
-                    outcome.rejections.append(Rejection(event.row, event.request, why))
-        if progress:
-            progress(min(start + BATCH_SIZE, len(events)), len(events))
-    end = until or (events[-1].at if events else engine.clock.now())
-    with engine.batch():
-        engine.run_until(max(end, engine.clock.now()))
-    outcome.until = engine.clock.now()
+                outcome.requests.append(item.ticket_id)
+                if item.deadline is not None and (until is None or item.events[0].at <= until):
+                    judged += 1
+                    scratch.expect(item.ticket_id, *_expected(item, until))
+                yield item
+
+        timeline.run(sort_plans(intake(), lambda p: (p.events[0].at, p.row), scratch.folder))
+        outcome.planned = len(outcome.requests)
+        outcome.requests.sort()
+        outcome.events_applied = timeline.events_applied
+        outcome.events_skipped_after_until = timeline.events_after_until
+        outcome.started_at = timeline.first_at
+        outcome.until = engine.clock.now()
+        if judged:
+            outcome.verdicts = compare_verdicts(engine, name, scratch, outcome.until)
     outcome.rejections.sort(key=lambda r: r.row)
+    outcome.kept_open.sort(key=lambda r: r.row)
     outcome.seconds = time.perf_counter() - started
     return outcome
 
 
+def _expected(plan: Open311Plan, until: datetime | None
+              ) -> tuple[bool | None, datetime | None]:
+    deadline = plan.deadline
+    assert deadline is not None
+    for event in plan.events:
+        if event.kind == "close" and (until is None or event.at <= until):
+            return event.at > deadline, deadline  # the tie rule: closed <= deadline is on time
+    return None, deadline
+
+
 _CLOSED = frozenset({"done", "withdrawn", "returned", "bounced"})
-_ORDER = {"report": 0, "dispatch": 1, "follow_on_created": 2, "follow_on_closed": 3,
-          "close": 4}
 
 
 def _agency_actor(agency: str) -> Actor:
@@ -234,7 +407,6 @@ def _apply(engine: Engine, departments: Departments, lifecycle: str,
             engine.fire(f"{rid}/lead", "finish", actor=_agency_actor(event.agency),
                         reason=REPLAYED)
             engine.fire(rid, "close", actor=CENTRE, reason=REPLAYED)
-
 
 
 def request_timelines(engine: Engine, outcome: Open311Outcome) -> list[dict[str, Any]]:

@@ -1,38 +1,70 @@
-"""Replaying service requests through a lifecycle on the virtual clock.
+"""Replaying a service-request CSV through a lifecycle on the virtual clock, streaming.
 
-The plan (every row's events) is sorted by time; before each event the engine's virtual clock
-moves to it, firing every deadline that fell due on the way (:meth:`Engine.run_until`), then
-the event is applied as a command. Commands are written in batches (one transaction per batch,
-one savepoint per command), so a refused command rolls back alone and never stops the replay.
+The export is read twice and never held whole (:mod:`adapters.replay.source`): a first pass
+counts the rows, checks their order and finds repeated ids; the second plans each row and
+hands it to the :class:`~adapters.replay.stream.Timeline`, which applies every event in time
+order while it reads, keeping only the tickets still open. The export should be in order of
+report time (the first event's column, e.g. ``open_dt``); one that is not is sorted on disk
+first (:mod:`adapters.replay.sorting`, bounded memory) and the outcome says so.
+
+A refused command (any :class:`~engine.CommandRefused`, whichever component refuses it)
+rejects that row with its reason and the replay goes on.
 """
 
 from __future__ import annotations
 
 import csv
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, tzinfo
+from datetime import datetime, tzinfo
 from pathlib import Path
+from typing import Any
 
 from adapters.replay.mapping import MappingSpec
+from adapters.replay.progress import ReplayProgress
+from adapters.replay.scratch import Scratch
 from adapters.replay.source import (
-    PlannedEvent,
+    CsvExport,
     PlannedTicket,
     Rejection,
+    Repeat,
     missing_columns,
-    read_rows,
 )
-from engine import Actor, CommandRefused, ConfigurationError, Engine, Lifecycle, load_definition
+from adapters.replay.stream import Timeline
+from engine import (
+    Actor,
+    CommandRefused,
+    ConfigurationError,
+    Engine,
+    Lifecycle,
+    find_tickets,
+    load_definition,
+)
 
-__all__ = ["ReplayOutcome", "check_mapping", "preflight", "replay"]
+__all__ = ["ReplayOutcome", "check_mapping", "compare_verdicts", "preflight", "replay"]
 
-BATCH_SIZE = 500
+REPLAYED = "replayed from source data"
 
 
 @dataclass
 class ReplayOutcome:
-    """What a replay did: rows planned, rejections, events applied, wall time (seconds)."""
+    """What a replay did.
+
+    Attributes:
+        lifecycle: the lifecycle replayed into.
+        rows: input rows read; ``planned``: rows that became tickets' plans.
+        events_applied: commands applied; ``events_skipped_after_until``: events later than
+            ``until``, not applied.
+        rejections: rows not replayed (or cut short by a refusal), in row order.
+        repeats: rows skipped because they repeat an earlier row exactly.
+        source_order: ``"in order"`` (of report time) or ``"sorted"`` (sorted on disk first;
+            ``disorder`` then says where the input first went back in time).
+        verdicts: for a computed verdict, ``{"compared", "agree", "disagree"}``; None
+            otherwise (a verdict read from a field is compared by the report).
+        started_at / until: the virtual clock's first and last instant (aware UTC).
+        seconds: wall time (seconds).
+    """
 
     lifecycle: str
     rows: int = 0
@@ -40,6 +72,10 @@ class ReplayOutcome:
     events_applied: int = 0
     events_skipped_after_until: int = 0
     rejections: list[Rejection] = field(default_factory=list)
+    repeats: int = 0
+    source_order: str = "in order"
+    disorder: str | None = None
+    verdicts: dict[str, int] | None = None
     started_at: datetime | None = None
     until: datetime | None = None
     seconds: float = 0.0
@@ -49,25 +85,54 @@ def check_mapping(mapping: MappingSpec, lifecycle: Lifecycle) -> None:
     """Check that the mapping's fields, triggers and roles exist in the lifecycle.
 
     Raises:
-        ConfigurationError: listing every name that does not resolve.
+        ConfigurationError: listing every name that does not resolve, each with the mapping's
+            file and line.
     """
     spec = lifecycle.spec
     problems: list[str] = []
     triggers = {"report"} | {t.trigger for t in spec.transitions}
+
+    def problem(message: str, *path: str | int) -> None:
+        problems.append(f"{mapping.where(*path)}: {message}")
+
     for name in mapping.fields:
         if name not in spec.fields:
-            problems.append(f"fields.{name}: no such field in lifecycle {spec.name!r}")
+            problem(f"fields.{name}: no such field in lifecycle {spec.name!r}", "fields", name)
     for i, e in enumerate(mapping.events):
-        if e.trigger not in triggers:
-            problems.append(f"events[{i}].trigger: {e.trigger!r} is not a trigger of "
-                            f"{spec.name!r}; triggers: {', '.join(sorted(triggers))}")
+        if e.trigger_from is not None:
+            where = ("events", i, "trigger_from")
+            for value, trigger in e.trigger_from.map.items():
+                if trigger not in triggers:
+                    problem(f"events[{i}].trigger_from.map.{value}: {trigger!r} is not a "
+                            f"trigger of {spec.name!r}; triggers: {', '.join(sorted(triggers))}",
+                            *where, "map", value)
+            default = e.trigger_from.default
+            if default is not None and default not in triggers:
+                problem(f"events[{i}].trigger_from.default: {default!r} is not a trigger of "
+                        f"{spec.name!r}", *where, "default")
+        elif e.trigger not in triggers:
+            problem(f"events[{i}].trigger: {e.trigger!r} is not a trigger of "
+                    f"{spec.name!r}; triggers: {', '.join(sorted(triggers))}",
+                    "events", i, "trigger")
         if e.role not in spec.roles:
-            problems.append(f"events[{i}].role: {e.role!r} is not a role of {spec.name!r}")
+            problem(f"events[{i}].role: {e.role!r} is not a role of {spec.name!r}",
+                    "events", i, "role")
         for name in e.set:
             if name not in spec.fields:
-                problems.append(f"events[{i}].set.{name}: no such field in {spec.name!r}")
-    if mapping.verdict and mapping.verdict.field not in spec.fields:
-        problems.append(f"verdict.field: {mapping.verdict.field!r} is not a field")
+                problem(f"events[{i}].set.{name}: no such field in {spec.name!r}",
+                        "events", i, "set", name)
+    verdict = mapping.verdict
+    if verdict is not None and verdict.field is not None and verdict.field not in spec.fields:
+        problem(f"verdict.field: {verdict.field!r} is not a field", "verdict", "field")
+    if verdict is not None and verdict.deadline is not None:
+        declared = spec.fields.get(verdict.deadline)
+        if declared is not None and declared.type != "datetime":
+            problem(f"verdict.deadline: field {verdict.deadline!r} is a {declared.type}, "
+                    "not a datetime", "verdict", "deadline")
+        for i, trigger in enumerate(verdict.ended_by):
+            if trigger not in triggers:
+                problem(f"verdict.ended_by[{i}]: {trigger!r} is not a trigger of "
+                        f"{spec.name!r}", "verdict", "ended_by", i)
     if problems:
         raise ConfigurationError(
             f"mapping {mapping.name!r} does not fit lifecycle {spec.name!r}:\n  "
@@ -104,83 +169,132 @@ def replay(
     mapping: MappingSpec,
     *,
     lifecycle: str | None = None,
-    source_tz: tzinfo = UTC,
+    source_tz: tzinfo | None = None,
     until: datetime | None = None,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Callable[[ReplayProgress], None] | None = None,
 ) -> ReplayOutcome:
     """Replay the rows of ``data`` into ``engine`` (whose clock must be a VirtualClock).
 
     Args:
         engine: the engine to replay into.
-        data: the CSV file.
+        data: the CSV file (UTF-8, header row), best in order of report time.
         mapping: how columns become fields and events.
         lifecycle: lifecycle name or YAML path (default: the mapping's).
-        source_tz: zone of timestamps written without one.
+        source_tz: zone of timestamps written without one (default: the mapping's
+            ``timezone``, else UTC).
         until: stop the clock here (aware); later events are not applied, and deadlines due
             before it fire. Default: the last event's time.
-        progress: called as ``progress(done, total)`` while events are applied.
+        progress: called with a :class:`~adapters.replay.progress.ReplayProgress` after every
+            batch of commands and once at the end.
 
     Returns:
         A :class:`ReplayOutcome`; figures come from :func:`adapters.replay.report.build_report`.
 
     Raises:
         ConfigurationError: the mapping does not fit the lifecycle.
+        ValueError: the file lacks columns the mapping names.
+        TypeError: the engine's clock is not a VirtualClock.
+        GridwhistleError: any error of the engine that is not a refusal: the open batch is
+            rolled back and the replay stops.
     """
     started = time.perf_counter()
     version = engine.deploy(lifecycle or mapping.lifecycle)
     lc = engine.lifecycle(version.name)
     check_mapping(mapping, lc)
     outcome = ReplayOutcome(lifecycle=version.name)
-    plans: list[PlannedTicket] = []
-    for item in read_rows(data, mapping, lc, source_tz):
-        outcome.rows += 1
-        if isinstance(item, Rejection):
-            outcome.rejections.append(item)
-        else:
-            plans.append(item)
-    outcome.planned = len(plans)
-    queue: list[tuple[datetime, int, int, PlannedTicket, PlannedEvent]] = [
-        (ev.at, p.row, i, p, ev) for p in plans for i, ev in enumerate(p.events)
-    ]
-    queue.sort(key=lambda item: item[:3])
-    if until is not None:
-        kept = [q for q in queue if q[0] <= until]
-        outcome.events_skipped_after_until = len(queue) - len(kept)
-        queue = kept
-    if queue:
-        outcome.started_at = queue[0][0]
-        engine.clock.set(max(engine.clock.now(), queue[0][0]))  # type: ignore[attr-defined]
-    failed: set[str] = set()
-    total = len(queue)
-    for start in range(0, total, BATCH_SIZE):
-        with engine.batch():
-            for at, row, _, plan, event in queue[start:start + BATCH_SIZE]:
-                if plan.ticket_id in failed:
+    verdict = mapping.verdict if mapping.verdict and mapping.verdict.computed else None
+    actors: dict[tuple[str, str], Actor] = {}
+    name = version.name
+
+    with Scratch() as scratch:
+        export = CsvExport(data, mapping, lc, mapping.zone(source_tz))
+        survey = export.survey(scratch)
+
+        def apply(plan: PlannedTicket, index: int) -> None:
+            event = plan.events[index]
+            key = (event.actor, event.role)
+            actor = actors.get(key)
+            if actor is None:
+                actor = actors[key] = Actor(event.actor, event.role)
+            if index == 0:
+                fields = {**plan.fields, **event.fields} if event.fields else plan.fields
+                engine.report(name, fields, actor=actor, ticket_id=plan.ticket_id)
+            else:
+                engine.fire(plan.ticket_id, event.trigger, actor=actor,
+                            fields=event.fields or None, reason=REPLAYED)
+
+        def refused(plan: PlannedTicket, index: int, exc: CommandRefused) -> None:
+            outcome.rejections.append(Rejection(plan.row, plan.ticket_id,
+                                                f"{plan.events[index].trigger}: {exc}"))
+            if verdict is not None:
+                scratch.forget(plan.ticket_id)
+
+        timeline = Timeline(engine, apply, refused, until=until, progress=progress,
+                            rows_total=lambda: survey.rows, started=started)
+        ended_by = frozenset(verdict.ended_by) if verdict is not None else frozenset()
+
+        def intake() -> Iterator[PlannedTicket]:
+            for item in export.items(survey, scratch.folder):
+                if isinstance(item, PlannedTicket):
+                    if verdict is not None and (until is None or item.events[0].at <= until):
+                        overdue, deadline = _expected(item, verdict.deadline or "", ended_by,
+                                                      until)
+                        scratch.expect(item.ticket_id, overdue, deadline)
+                    yield item
                     continue
-                engine.run_until(at)
-                try:
-                    _apply(engine, version.name, plan, event)
-                    outcome.events_applied += 1
-                except CommandRefused as exc:
-                    failed.add(plan.ticket_id)
-                    outcome.rejections.append(Rejection(row, plan.ticket_id,
-                                                        f"{event.trigger}: {exc}"))
-        if progress:
-            progress(min(start + BATCH_SIZE, total), total)
-    end = until or (queue[-1][0] if queue else engine.clock.now())
-    with engine.batch():
-        engine.run_until(max(end, engine.clock.now()))
-    outcome.until = engine.clock.now()
+                timeline.rows += 1  # a plan is counted when the timeline takes it
+                if isinstance(item, Repeat):
+                    outcome.repeats += 1
+                else:
+                    outcome.rejections.append(item)
+
+        if not survey.in_order:
+            outcome.source_order = "sorted"
+            if survey.disorder is not None:
+                row, at, before, before_at = survey.disorder
+                outcome.disorder = (f"row {row} is reported at {at.isoformat()}, before row "
+                                    f"{before} ({before_at.isoformat()})")
+        timeline.run(intake())
+        outcome.rows = timeline.rows
+        outcome.planned = timeline.planned
+        outcome.events_applied = timeline.events_applied
+        outcome.events_skipped_after_until = timeline.events_after_until
+        outcome.started_at = timeline.first_at
+        outcome.until = engine.clock.now()
+        if verdict is not None:
+            outcome.verdicts = compare_verdicts(engine, name, scratch, outcome.until)
     outcome.rejections.sort(key=lambda r: r.row)
     outcome.seconds = time.perf_counter() - started
     return outcome
 
 
-def _apply(engine: Engine, lifecycle: str, plan: PlannedTicket, event: PlannedEvent) -> None:
-    actor = Actor(event.actor, event.role)
-    if event.trigger == "report":
-        engine.report(lifecycle, {**plan.fields, **event.fields}, actor=actor,
-                      ticket_id=plan.ticket_id)
-    else:
-        engine.fire(plan.ticket_id, event.trigger, actor=actor, fields=event.fields or None,
-                    reason="replayed from source data")
+def _expected(plan: PlannedTicket, deadline_field: str, ended_by: frozenset[str],
+              until: datetime | None) -> tuple[bool | None, datetime | None]:
+    """The source's verdict on a plan: (overdue, or None while open; the deadline)."""
+    deadline: Any = plan.fields.get(deadline_field)
+    if not isinstance(deadline, datetime):
+        return False, None  # no deadline: on time
+    for event in plan.events:
+        if event.trigger in ended_by:
+            if until is not None and event.at > until:
+                break
+            return event.at > deadline, deadline  # the tie rule: ended <= deadline is on time
+    return None, deadline
+
+
+def compare_verdicts(engine: Engine, lifecycle: str, scratch: Scratch, as_of: datetime
+                     ) -> dict[str, int]:
+    """Compare the engine's overdue flags with the expectations in ``scratch``.
+
+    Returns:
+        ``{"compared", "agree", "disagree"}`` over every ticket with an expectation.
+    """
+    compared = agree = 0
+    for chunk in scratch.expectations(as_of):
+        page = find_tickets(engine, lifecycle=lifecycle, ids=[tid for tid, _ in chunk],
+                            overdue=True, limit=len(chunk))
+        overdue = {t.id for t in page.items}
+        for tid, expected in chunk:
+            compared += 1
+            agree += (tid in overdue) == expected
+    return {"compared": compared, "agree": agree, "disagree": compared - agree}

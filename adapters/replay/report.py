@@ -26,20 +26,28 @@ def build_report(
     budgets that ran out, by level), ``median_close_seconds``, ``verdicts`` (``compared``,
     ``agree``, ``disagree``), ``rejected`` (count), ``rejections`` (row, id, reason),
     ``events_applied``, ``events_after_until`` (events later than ``--until``, not applied),
-    ``clock_from`` / ``clock_until`` (ISO 8601 UTC), ``seconds`` (wall time of the replay) and
-    ``departments``: per department, work orders ``received``, ``bounced``, ``resolved``,
-    ``on_time``, ``escalated`` (see :meth:`engine.Departments.figures`). An Open311 replay
-    adds ``requests``: per request its state, departments involved and order of events.
+    ``repeats_skipped`` (rows repeating an earlier row exactly), ``source_order`` (``in
+    order`` or ``sorted``: the input was sorted on disk first; then ``disorder`` says where it
+    first went back in time), ``clock_from`` / ``clock_until`` (ISO 8601 UTC), ``seconds``
+    (wall time of the replay), ``tickets_per_s`` and ``departments``: per department, work
+    orders ``received``, ``bounced``, ``resolved``, ``on_time``, ``escalated`` (see
+    :meth:`engine.Departments.figures`). ``verdicts.source`` is ``column`` (the source's own
+    verdict), ``computed`` (from its deadline) or None (nothing to compare). An Open311
+    replay adds ``requests``: per request its state, departments involved and order of
+    events, and ``kept_open``: requests the city closed while work orders were still open,
+    which the lifecycle's resolution rule keeps open (row, id, reason, open work orders).
     """
     verdict = mapping.verdict if mapping is not None else None
-    summary = engine.summary(outcome.lifecycle,
-                             verdict_field=verdict.field if verdict else None)
+    read = verdict if verdict is not None and verdict.field is not None else None
+    summary = engine.summary(outcome.lifecycle, verdict_field=read.field if read else None)
     compared = agree = 0
-    if verdict is not None:
+    if outcome.verdicts is not None:
+        compared, agree = outcome.verdicts["compared"], outcome.verdicts["agree"]
+    elif read is not None:
         for (value, engine_overdue), count in summary.verdict_pairs.items():
-            if value in verdict.overdue:
+            if value in read.overdue:
                 expected = True
-            elif value in verdict.on_time:
+            elif value in read.on_time:
                 expected = False
             else:
                 continue
@@ -58,7 +66,9 @@ def build_report(
         "slas": summary.slas,
         "budget_breaches": summary.budget_breaches,
         "median_close_seconds": summary.median_close_seconds,
-        "verdicts": {"compared": compared, "agree": agree, "disagree": compared - agree},
+        "verdicts": {"compared": compared, "agree": agree, "disagree": compared - agree,
+                     "source": "computed" if outcome.verdicts is not None else
+                     "column" if read is not None else None},
         "rejected": len(outcome.rejections),
         "rejections": [
             {"row": r.row, "id": r.ticket_id, "reason": r.reason} for r in outcome.rejections
@@ -67,9 +77,16 @@ def build_report(
         "events_after_until": outcome.events_skipped_after_until,
         "clock_from": outcome.started_at.isoformat() if outcome.started_at else None,
         "clock_until": outcome.until.isoformat() if outcome.until else None,
+        "repeats_skipped": outcome.repeats,
+        "source_order": outcome.source_order,
+        **({"disorder": outcome.disorder} if outcome.disorder else {}),
         "seconds": round(outcome.seconds, 3),
+        "tickets_per_s": round(outcome.planned / outcome.seconds, 1) if outcome.seconds else None,
         "departments": Departments(engine).figures(outcome.lifecycle),
-        **({"requests": request_timelines(engine, outcome)}
+        **({"requests": request_timelines(engine, outcome),
+            "kept_open": [{"row": k.row, "id": k.request, "reason": k.reason,
+                           "open_work_orders": list(k.open_orders)}
+                          for k in outcome.kept_open]}
            if isinstance(outcome, Open311Outcome) else {}),
     }
 
@@ -97,9 +114,14 @@ def print_report(report: dict[str, Any], console: Console) -> None:
         ("overdue (resolution deadline breached)", f"{report['overdue']:,}"),
         ("median report → close", _hours(report["median_close_seconds"])),
         ("rows rejected", f"{report['rejected']:,}"),
+        ("rows skipped (exact repeats)", f"{report.get('repeats_skipped', 0):,}"),
         ("virtual clock", f"{report['clock_from']} → {report['clock_until']}"),
         ("wall time", f"{report['seconds']:.1f} s"),
     ]
+    if "kept_open" in report:
+        rows.insert(7, ("kept open by the resolution rule", f"{len(report['kept_open']):,}"))
+    if report.get("source_order") == "sorted":
+        rows.append(("input order", "not by report time: sorted on disk first"))
     for name, value in rows:
         main.add_row(name, value)
     console.print(main)
@@ -151,10 +173,22 @@ def print_report(report: dict[str, Any], console: Console) -> None:
             reqs.add_row(r["id"], r["state"], ", ".join(r["departments"]), " → ".join(steps))
         console.print(reqs)
 
+    if report.get("kept_open"):
+        kept = Table(title="Closed by the city with work orders still open (kept open: the "
+                           "lifecycle resolves a ticket after its work orders)")
+        kept.add_column("row", justify="right")
+        kept.add_column("id")
+        kept.add_column("work orders still open")
+        for k in report["kept_open"]:
+            kept.add_row(str(k["row"]), k["id"], ", ".join(k["open_work_orders"]))
+        console.print(kept)
+
     v = report["verdicts"]
     if v["compared"]:
+        what = ("verdicts computed from its deadlines" if v.get("source") == "computed"
+                else "on-time verdicts")
         console.print(
-            f"Source system's on-time verdicts compared: {v['compared']:,}; "
+            f"Source system's {what} compared: {v['compared']:,}; "
             f"engine agrees on {v['agree']:,}, disagrees on {v['disagree']:,}."
         )
     if report["rejections"]:

@@ -1,33 +1,60 @@
 """Reading a service-request CSV through a mapping: rows become planned tickets or rejections.
 
-Nothing here touches the engine; :mod:`adapters.replay.replayer` applies the plan.
+Nothing here touches the engine; :mod:`adapters.replay.replayer` applies the plans. The file
+is read twice, never held in memory:
+
+1. :meth:`CsvExport.survey` counts the rows, checks that they are in order of report time and
+   records every ticket id (with a digest of its row) in the replay's scratch file, to find
+   the rows that repeat an earlier one;
+2. :meth:`CsvExport.items` reads the rows again and plans each one (a :class:`PlannedTicket`),
+   or says why not (a :class:`Rejection`), or that it repeats an earlier row exactly (a
+   :class:`Repeat`, skipped).
+
+The mapping is compiled once (:class:`RowPlanner`): column positions, readers for times and
+typed values, conditions as frozen sets.
 """
 
 from __future__ import annotations
 
 import csv
-import sys
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, tzinfo
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
+from adapters.replay.columns import (
+    RowError,
+    Stamp,
+    TimeReader,
+    is_blank,
+    time_reader,
+    value_reader,
+)
 from adapters.replay.mapping import MappingSpec
+from adapters.replay.scratch import Scratch
+from adapters.replay.sorting import sort_plans
 from engine import Lifecycle
 
-__all__ = ["PlannedEvent", "PlannedTicket", "Rejection", "missing_columns", "read_rows"]
+__all__ = ["CsvExport", "PlannedEvent", "PlannedTicket", "Rejection", "Repeat", "RowPlanner",
+           "Survey", "missing_columns", "read_rows"]
+
+NO_FIELDS: dict[str, Any] = {}
+"""The fields of an event that sets none (shared; never changed)."""
 
 
-@dataclass(frozen=True, slots=True)  # slots: a district's year plans ~700,000 of them
-class PlannedEvent:
-    """One command to apply: at ``at`` (aware UTC), fire ``trigger`` as ``role``."""
+class PlannedEvent(NamedTuple):
+    """One command to apply: at ``at`` (aware UTC), fire ``trigger`` as ``role``.
+
+    (A named tuple: a district's year plans ~700,000 of them, and a tuple is built ~5x faster
+    than a frozen dataclass.)
+    """
 
     at: datetime
     trigger: str
     role: str
     actor: str
-    fields: dict[str, Any] = field(default_factory=dict)
+    fields: dict[str, Any]
 
 
 @dataclass(slots=True)
@@ -49,152 +76,359 @@ class Rejection:
     reason: str
 
 
-def read_rows(
-    path: Path, mapping: MappingSpec, lifecycle: Lifecycle, source_tz: tzinfo = UTC
-) -> Iterator[PlannedTicket | Rejection]:
-    """Yield a :class:`PlannedTicket` or a :class:`Rejection` for each data row of ``path``.
+@dataclass(frozen=True)
+class Repeat:
+    """A row that repeats an earlier row exactly (same id, same cells): skipped."""
+
+    row: int
+    ticket_id: str
+    first_row: int
+
+
+Item = PlannedTicket | Rejection | Repeat
+
+
+def missing_columns(columns: list[str], mapping: MappingSpec) -> list[str]:
+    """The columns the mapping names that ``columns`` lacks (sorted)."""
+    return sorted(mapping.named_columns() - set(columns))
+
+
+# -- the compiled mapping ---------------------------------------------------------------------
+
+Reader = Callable[[str], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class _Event:
+    trigger: str | None          # fixed trigger, or None: chosen by the value map
+    choose: tuple[int, dict[str, str], str | None] | None   # (column index, map, default)
+    at_index: int
+    at_column: str
+    read_at: TimeReader
+    at_blanks: frozenset[str]
+    role: str
+    actor: str
+    sets: tuple[tuple[str, int, frozenset[str], Reader], ...]
+    conditions: tuple[tuple[int, frozenset[str], bool], ...]  # (index, values, must match)
+    if_empty: str
+
+
+class RowPlanner:
+    """The mapping compiled against one file's header and a lifecycle: plans rows.
+
+    Args:
+        mapping: the mapping.
+        lifecycle: the lifecycle the tickets will run in (its field types, required fields).
+        header: the file's column names.
+        zone: the zone of timestamps written without one (and of date-only days).
+
+    Raises:
+        ValueError: the header lacks columns the mapping names.
+    """
+
+    def __init__(self, mapping: MappingSpec, lifecycle: Lifecycle, header: list[str],
+                 zone: tzinfo) -> None:
+        missing = missing_columns(header, mapping)
+        if missing:
+            raise ValueError(f"columns {', '.join(missing)} named by mapping {mapping.name!r} "
+                             f"are not in the file; its columns: "
+                             f"{', '.join(header) or '(none: the file is empty)'}")
+        self.width = len(header)
+        index = {name: i for i, name in enumerate(header)}
+        declared = lifecycle.spec.fields
+        base_blanks = frozenset(mapping.blank_values)
+        times: dict[str, TimeReader] = {}
+
+        def blanks(column: str) -> frozenset[str]:
+            return base_blanks | frozenset(mapping.column(column).blank)
+
+        def read_time(column: str) -> TimeReader:
+            if column not in times:
+                times[column] = time_reader(column, mapping.column(column),
+                                            mapping.timestamp_format, zone)
+            return times[column]
+
+        def read_value(field: str, column: str) -> Reader | None:
+            spec = declared.get(field)
+            if spec is None:
+                return None
+            return value_reader(spec.type, column, read_time(column))
+
+        def field_reader(field: str, column: str) -> tuple[str, int, frozenset[str], Reader]:
+            return (field, index[column], blanks(column), read_value(field, column) or str)
+
+        self.id_index = index[mapping.id_column]
+        self.id_column = mapping.id_column
+        self.fields = tuple(field_reader(f, c) for f, c in mapping.fields.items())
+        self.required = tuple((name, mapping.fields.get(name, "(not mapped)"))
+                              for name, spec in declared.items() if spec.required)
+        events: list[_Event] = []
+        for spec in mapping.events:
+            choose = None
+            if spec.trigger_from is not None:
+                choose = (index[spec.trigger_from.column], dict(spec.trigger_from.map),
+                          spec.trigger_from.default)
+            conditions = tuple(
+                (index[column], frozenset(values), must)
+                for key, must in (("when", True), ("unless", False))
+                for column, values in getattr(spec, key).items())
+            events.append(_Event(
+                trigger=spec.trigger, choose=choose,
+                at_index=index[spec.at], at_column=spec.at, read_at=read_time(spec.at),
+                at_blanks=blanks(spec.at), role=spec.role, actor=spec.actor,
+                sets=tuple(field_reader(f, c) for f, c in spec.set.items()),
+                conditions=conditions, if_empty=spec.empty_means))
+        self.events = tuple(events)
+        self._report = events[0]
+
+    def report_time(self, cells: list[str]) -> datetime | None:
+        """The row's report instant (aware UTC), or None when it is blank or unreadable."""
+        ev = self._report
+        text = cells[ev.at_index]
+        if is_blank(text, ev.at_blanks):
+            return None
+        try:
+            stamp = ev.read_at(text)
+        except RowError:
+            return None
+        return None if stamp is None else stamp[0]
+
+    def plan(self, number: int, tid: str, cells: list[str]) -> PlannedTicket:
+        """Plan one row (``cells`` as long as the header).
+
+        Raises:
+            RowError: the row is rejected; the message says why. A row is rejected when a
+                required field, the report time or an ``if_empty: reject`` event time is
+                empty; a value or a time cannot be read; an event time is earlier than the
+                event before it (a date-only stamp on the same local day is not: it takes the
+                earlier event's instant); or its first event is not the report.
+        """
+        fields: dict[str, Any] = {}
+        for name, i, blank, read in self.fields:
+            text = cells[i]
+            if text and text not in blank and not text.isspace():
+                value = read(text)
+                if value is not None:
+                    fields[name] = value
+        for name, column in self.required:
+            if name not in fields:
+                raise RowError(f"required field {name!r} (column {column}) is empty")
+        events: list[PlannedEvent] = []
+        prev_at: datetime | None = None   # the event before (a date-only one as placed)
+        prev_day = None
+        prev_date = False
+        prev_column = ""
+        timed_at: datetime | None = None  # the latest event with a time of day
+        timed_column = ""
+        stamps: dict[int, Stamp | None] = {}  # a column read by several events is read once
+        for ev in self.events:
+            if ev.conditions and not all((cells[i].strip() in values) is must
+                                         for i, values, must in ev.conditions):
+                continue
+            trigger = ev.trigger
+            if trigger is None:
+                assert ev.choose is not None
+                i, choices, default = ev.choose
+                trigger = choices.get(cells[i].strip(), default)
+                if trigger is None:
+                    continue
+            if ev.at_index in stamps:
+                stamp = stamps[ev.at_index]
+            else:
+                text = cells[ev.at_index]
+                stamp = None if is_blank(text, ev.at_blanks) else ev.read_at(text)
+                stamps[ev.at_index] = stamp
+            if stamp is None:
+                if ev.if_empty == "reject":
+                    raise RowError(f"{ev.at_column}: empty, but the {trigger!r} event needs it")
+                if ev.if_empty == "end":
+                    break  # not happened yet: this and later events are skipped
+                continue
+            at, day, is_date = stamp
+            if prev_at is not None and at < prev_at:
+                # A date-only stamp on the day of the event before it is not "before" it: it
+                # takes that event's instant. A time of day must not go before another one.
+                if not is_date and timed_at is not None and at < timed_at:
+                    raise RowError(f"{ev.at_column} {at.isoformat()} is before "
+                                   f"{timed_column} {timed_at.isoformat()}")
+                if (is_date or prev_date) and day == prev_day:
+                    at = prev_at
+                else:
+                    raise RowError(f"{ev.at_column} {at.isoformat()} is before {prev_column} "
+                                   f"{prev_at.isoformat()}")
+            prev_at, prev_day, prev_date, prev_column = at, day, is_date, ev.at_column
+            if not is_date:
+                timed_at, timed_column = at, ev.at_column
+            sets = NO_FIELDS
+            if ev.sets:
+                sets = {}
+                for name, i, blank, read in ev.sets:
+                    text = cells[i]
+                    if text and text not in blank and not text.isspace():
+                        value = read(text)
+                        if value is not None:
+                            sets[name] = value
+            events.append(PlannedEvent(at, trigger, ev.role, ev.actor, sets))
+        if not events or events[0].trigger != "report":
+            raise RowError("the first event must be the report")
+        return PlannedTicket(number, tid, fields, events)
+
+
+# -- the file -------------------------------------------------------------------------------
+
+
+@dataclass
+class Survey:
+    """What the first pass over a file found.
+
+    Attributes:
+        rows: data rows.
+        in_order: every readable report time is at or after the one before.
+        disorder: the first row out of order: ``(row, its report time, row before, that row's
+            report time)``, or None.
+        repeats: ``{row: (first row, exact)}`` for every row whose id an earlier row has.
+    """
+
+    rows: int = 0
+    in_order: bool = True
+    disorder: tuple[int, datetime, int, datetime] | None = None
+    repeats: dict[int, tuple[int, bool]] | None = None
+
+
+class CsvExport:
+    """A CSV export (UTF-8, header row) read through a mapping (see the module docstring).
+
+    Raises:
+        ValueError: the file lacks columns the mapping names.
+        OSError: the file cannot be read.
+    """
+
+    def __init__(self, path: Path, mapping: MappingSpec, lifecycle: Lifecycle,
+                 zone: tzinfo) -> None:
+        self.path = path
+        self.mapping = mapping
+        with path.open(newline="", encoding="utf-8") as handle:
+            header = next(csv.reader(handle), [])
+        try:
+            self.planner = RowPlanner(mapping, lifecycle, header, zone)
+        except ValueError as exc:
+            raise ValueError(f"{path}: {exc}") from None
+
+    def _rows(self) -> Iterator[tuple[int, list[str]]]:
+        width = self.planner.width
+        with self.path.open(newline="", encoding="utf-8") as handle:
+            reader = csv.reader(handle)
+            next(reader, None)
+            number = 0
+            for cells in reader:
+                if not cells:
+                    continue  # a blank line is not a row (as csv.DictReader)
+                number += 1
+                if len(cells) < width:
+                    cells.extend([""] * (width - len(cells)))
+                yield number, cells
+
+    def survey(self, scratch: Scratch) -> Survey:
+        """The first pass (see the module docstring)."""
+        planner = self.planner
+        id_index = planner.id_index
+        out = Survey(repeats={})
+        assert out.repeats is not None
+        pending: list[tuple[str, int, int]] = []
+        latest: tuple[datetime, int] | None = None
+        for number, cells in self._rows():
+            out.rows = number
+            tid = cells[id_index].strip()
+            if tid:
+                pending.append((tid, number, hash(tuple(cells))))
+                if len(pending) >= 2000:
+                    out.repeats.update((r, (first, exact))
+                                       for r, first, exact in scratch.repeats(pending))
+                    pending = []
+            if out.in_order:
+                at = planner.report_time(cells)
+                if at is not None:
+                    if latest is not None and at < latest[0]:
+                        out.in_order = False
+                        out.disorder = (number, at, latest[1], latest[0])
+                    latest = (at, number)
+        out.repeats.update((r, (first, exact)) for r, first, exact in scratch.repeats(pending))
+        return out
+
+    def _sorted_rows(self, folder: Path) -> Iterator[tuple[int, list[str]]]:
+        """The rows in order of report time (then row), sorted on disk in ``folder``.
+
+        Rows are sorted as read (their cells), not as plans: a list of strings is quick to
+        write and read back. A row whose report time cannot be read comes first (it is
+        rejected when planned).
+        """
+        report_time = self.planner.report_time
+
+        def keyed() -> Iterator[tuple[int, int, list[str]]]:
+            for number, cells in self._rows():
+                at = report_time(cells)
+                yield (-1 if at is None else (at - _EPOCH) // _MICROSECOND), number, cells
+
+        for _, number, cells in sort_plans(keyed(), _first_two, folder):
+            yield number, cells
+
+    def items(self, survey: Survey, sort_in: Path | None = None) -> Iterator[Item]:
+        """Every row: a plan, a rejection or a repeat (see the module docstring).
+
+        In file order; or, with ``sort_in`` (a folder) and rows that the survey found out of
+        order, in order of report time, sorted on disk in that folder.
+        """
+        planner = self.planner
+        id_index = planner.id_index
+        repeats = survey.repeats or {}
+        rows = self._rows()
+        if sort_in is not None and not survey.in_order:
+            rows = self._sorted_rows(sort_in)
+        for number, cells in rows:
+            tid = cells[id_index].strip()
+            if not tid:
+                yield Rejection(number, "", f"empty id column {planner.id_column!r}")
+                continue
+            repeat = repeats.get(number)
+            if repeat is not None:
+                first, exact = repeat
+                if exact:
+                    yield Repeat(number, tid, first)
+                else:
+                    yield Rejection(number, tid, f"the same id appears on an earlier row "
+                                                 f"({first}) with other values")
+                continue
+            try:
+                yield planner.plan(number, tid, cells)
+            except RowError as exc:
+                yield Rejection(number, tid, str(exc))
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def _first_two(item: tuple[int, int, list[str]]) -> tuple[int, int]:
+    return item[0], item[1]
+
+
+def read_rows(path: Path, mapping: MappingSpec, lifecycle: Lifecycle,
+              source_tz: tzinfo | None = None) -> Iterator[Item]:
+    """Yield a plan, a rejection or a repeat for each data row of ``path``, in file order.
+
+    (This is for looking at plans; :func:`adapters.replay.replayer.replay` replays them in
+    order of report time.)
 
     Args:
         path: a CSV file with a header row (UTF-8).
         mapping: the mapping to apply.
         lifecycle: the lifecycle the tickets will run in (its field types and required fields).
-        source_tz: the zone of timestamps written without one.
+        source_tz: the zone of timestamps written without one (default: the mapping's
+            ``timezone``, else UTC).
 
-    A row is rejected when: its id is empty or repeated; a required field, the report time or
-    a ``required`` event time is empty; a time cannot be parsed; or an event time is earlier
-    than the event before it (e.g. closed before opened).
+    Raises:
+        ValueError: the file lacks columns the mapping names.
     """
-    declared = lifecycle.spec.fields
-    blank = set(mapping.blank_values)
-    seen: set[str] = set()
-    with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        missing = missing_columns(list(reader.fieldnames or []), mapping)
-        if missing:
-            raise ValueError(
-                f"{path}: columns {', '.join(missing)} named by mapping {mapping.name!r} are "
-                f"not in the file; its columns: {', '.join(reader.fieldnames or [])}"
-            )
-        for number, raw in enumerate(reader, start=1):
-            tid = (raw.get(mapping.id_column) or "").strip()
-            if not tid:
-                yield Rejection(number, "", f"empty id column {mapping.id_column!r}")
-                continue
-            if tid in seen:
-                yield Rejection(number, tid, "the same id appears on an earlier row")
-                continue
-            seen.add(tid)
-            try:
-                yield _plan(number, tid, raw, mapping, declared, blank, source_tz)
-            except _RowError as exc:
-                yield Rejection(number, tid, str(exc))
-
-
-class _RowError(Exception):
-    pass
-
-
-def missing_columns(columns: list[str], mapping: MappingSpec) -> list[str]:
-    """The columns the mapping names that ``columns`` lacks (sorted)."""
-    wanted = {mapping.id_column, *mapping.fields.values()}
-    for e in mapping.events:
-        wanted |= {e.at, *e.set.values()}
-    return sorted(wanted - set(columns))
-
-
-def _value(raw: dict[str, Any], column: str, blank: set[str]) -> str | None:
-    value = raw.get(column)
-    if value is None or value in blank or not value.strip():
-        return None
-    return str(value)
-
-
-_ISO_LIKE = "%Y-%m-%d %H:%M:%S"
-
-
-def _fast_time(text: str) -> datetime | None:
-    """``text`` in the format ``_ISO_LIKE``, read ~20x faster than strptime; None: not sure."""
-    if len(text) != 19 or text[10] != " ":
-        return None
-    try:
-        return datetime.fromisoformat(text)
-    except ValueError:
-        return None  # strptime decides (and words the error)
-
-
-def _parse_time(text: str, column: str, fmt: str | None, zone: tzinfo) -> datetime:
-    try:
-        value = _fast_time(text) if fmt == _ISO_LIKE else None
-        if value is None:
-            value = datetime.strptime(text, fmt) if fmt else datetime.fromisoformat(text)
-    except ValueError:
-        expected = f"format {fmt!r}" if fmt else "ISO 8601"
-        raise _RowError(f"{column}: cannot read time {text!r} (expected {expected})") from None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=zone)
-    return value.astimezone(UTC)
-
-
-_TRUE = {"1", "true", "yes", "y", "t"}
-_FALSE = {"0", "false", "no", "n", "f"}
-
-
-def _typed(text: str, kind: str, column: str) -> Any:
-    """Convert CSV text to a field's type (integer, number, boolean; strings stay text)."""
-    try:
-        if kind == "integer":
-            return int(text)
-        if kind == "number":
-            return float(text)
-    except ValueError:
-        raise _RowError(f"{column}: {text!r} is not a {kind}") from None
-    if kind == "boolean":
-        lowered = text.strip().lower()
-        if lowered in _TRUE | _FALSE:
-            return lowered in _TRUE
-        raise _RowError(f"{column}: {text!r} is not a boolean (write 1/0 or true/false)")
-    return sys.intern(text)  # categories, departments, queues repeat on every row
-
-
-def _plan(
-    number: int, tid: str, raw: dict[str, Any], mapping: MappingSpec, declared: Any,
-    blank: set[str], zone: tzinfo,
-) -> PlannedTicket:
-    fmt = mapping.timestamp_format
-
-    def convert(field_name: str, column: str) -> Any:
-        text = _value(raw, column, blank)
-        spec = declared.get(field_name)
-        if text is None or spec is None:
-            return text
-        if spec.type == "datetime":
-            return _parse_time(text, column, fmt, zone)
-        return _typed(text, spec.type, column)
-
-    fields = {name: convert(name, column) for name, column in mapping.fields.items()}
-    fields = {k: v for k, v in fields.items() if v is not None}
-    for name, spec in declared.items():
-        if spec.required and name not in fields:
-            column = mapping.fields.get(name, "(not mapped)")
-            raise _RowError(f"required field {name!r} (column {column}) is empty")
-    events: list[PlannedEvent] = []
-    previous: tuple[str, datetime] | None = None
-    for spec in mapping.events:
-        text = _value(raw, spec.at, blank)
-        if text is None:
-            if spec.required:
-                raise _RowError(f"{spec.at}: empty, but the {spec.trigger!r} event needs it")
-            break  # not happened yet: this and later events are skipped
-        at = _parse_time(text, spec.at, fmt, zone)
-        if previous is not None and at < previous[1]:
-            raise _RowError(
-                f"{spec.at} {at.isoformat()} is before {previous[0]} "
-                f"{previous[1].isoformat()}"
-            )
-        previous = (spec.at, at)
-        sets = {name: convert(name, column) for name, column in spec.set.items()}
-        events.append(PlannedEvent(at, spec.trigger, spec.role, spec.actor,
-                                   {k: v for k, v in sets.items() if v is not None}))
-    if not events or events[0].trigger != "report":
-        raise _RowError("the first event must be the report")
-    return PlannedTicket(number, tid, fields, events)
+    with Scratch() as scratch:
+        export = CsvExport(path, mapping, lifecycle, mapping.zone(source_tz))
+        yield from export.items(export.survey(scratch))
