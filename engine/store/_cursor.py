@@ -161,7 +161,10 @@ def run_many(conn: Connection, stmt: Any, params: Sequence[Mapping[str, Any]]) -
         return int(conn.execute(stmt, list(params)).rowcount)
     cursor = _raw(conn).cursor()
     try:
-        cursor.executemany(plan.sql, [plan.values(p) for p in params])
+        if len(params) == 1:
+            cursor.execute(plan.sql, plan.values(params[0]))
+        else:
+            cursor.executemany(plan.sql, [plan.values(p) for p in params])
         return int(cursor.rowcount)
     except conn.dialect.loaded_dbapi.Error as exc:
         raise DBAPIError.instance(plan.sql, None, exc, conn.dialect.loaded_dbapi.Error) from exc
