@@ -38,7 +38,7 @@ _TIMER_COLUMNS = [timers.c[n] for n in ("id", "ticket_id", "name", "state", "due
 def _instant(value: Any) -> Any:
     if value is None:
         return None
-    at = datetime.fromisoformat(value) if isinstance(value, str) else value
+    at = datetime.fromisoformat(value)
     return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
 
 
@@ -86,6 +86,16 @@ class _Plan:
         self.one = select(tickets, *parts).where(tickets.c.id == bindparam("b_id"))
         self.many = select(tickets, *parts).where(
             tickets.c.id.in_(bindparam("b_ids", expanding=True)))
+        self._select = select(tickets, *parts)
+        self._few: dict[int, Any] = {}
+
+    def few(self, count: int) -> Any:
+        """The statement for exactly ``count`` ids (``b0``, ``b1``, ...): the fast path."""
+        stmt = self._few.get(count)
+        if stmt is None:
+            stmt = self._few.setdefault(count, self._select.where(
+                tickets.c.id.in_([bindparam(f"b{i}") for i in range(count)])))
+        return stmt
 
     @staticmethod
     def _rows(raw: Any, columns: list[tuple[str, Callable[[Any], Any] | None]]
@@ -100,6 +110,9 @@ class _Plan:
                  for i, (table, _) in enumerate(self.tables)}
         return row, found, extra
 
+
+FEW = 32
+"""Up to this many tickets are read with a prebuilt statement per count (the fast path)."""
 
 _plans: dict[tuple[str, tuple[tuple[str, str], ...]], _Plan] = {}
 _lock = threading.Lock()
@@ -134,6 +147,12 @@ def load_tickets(conn: Connection, ids: Sequence[str],
         return {ids[0]: plan.decode(found[0])} if found else {}
     out: dict[str, Loaded] = {}
     wanted = list(dict.fromkeys(ids))
+    if len(wanted) <= FEW:  # a firing chunk's tickets: one prebuilt statement
+        for r in _cursor.rows(conn, plan.few(len(wanted)),
+                              {f"b{i}": t for i, t in enumerate(wanted)}):
+            loaded = plan.decode(r)
+            out[loaded[0]["id"]] = loaded
+        return out
     for start in range(0, len(wanted), 500):
         part = wanted[start:start + 500]
         for r in conn.execute(plan.many, {"b_ids": part}).mappings():
