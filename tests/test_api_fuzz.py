@@ -31,9 +31,9 @@ def api_schema(tmp_path_factory: pytest.TempPathFactory) -> Iterator[schemathesi
     engine = Engine(path, clock=VirtualClock(START))
     for i in range(3):
         engine.report("grid_incident", {"category": "noise", "target_at": START},
-                      actor=Actor("gw", "grid_worker"), ticket_id=f"T{i}")
+                      actor=Actor("gw", "centre"), ticket_id=f"T{i}")
     engine.fire("T1", "dispatch", actor=Actor("ops", "centre"), fields={"department": "water"})
-    engine.report("grid_incident", {"category": "noise"}, actor=Actor("gw", "grid_worker"),
+    engine.report("grid_incident", {"category": "noise"}, actor=Actor("gw", "centre"),
                   ticket_id="14-00011080/lead")
     with running(create_app(engine, api_keys=KEYS)) as url:
         yield schemathesis.openapi.from_url(f"{url}/openapi.json")

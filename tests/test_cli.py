@@ -35,7 +35,7 @@ def db(tmp_path: Path) -> str:
     """A database with three tickets: dispatched (water), escalated to street, closed."""
     path = tmp_path / "cli.sqlite"
     engine = Engine(path, clock=VirtualClock(START))
-    gw, centre, dept = Actor("gw", "grid_worker"), Actor("ops", "centre"), Actor("w", "department")
+    gw, centre, dept = Actor("gw", "centre"), Actor("ops", "centre"), Actor("w", "department")
     for tid in ("A", "B", "C"):
         engine.report("grid_incident", {"category": "noise"}, actor=gw, ticket_id=tid)
     engine.fire("A", "dispatch", actor=centre, fields={"department": "water"})

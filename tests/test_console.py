@@ -27,7 +27,7 @@ KEYS = {
     "k-gw": ApiKey(actor="gw-017", role="grid_worker"),
 }
 CENTRE = {"X-API-Key": "k-centre"}
-GW = Actor("gw-017", "grid_worker")
+GW = Actor("gw-017", "centre")
 
 
 @pytest.fixture

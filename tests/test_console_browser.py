@@ -25,7 +25,7 @@ KEYS = {
 }
 CENTRE = Actor("ops-1", "centre")
 Site = tuple[str, Engine]
-GW = Actor("gw-017", "grid_worker")
+GW = Actor("gw-017", "centre")
 
 
 @pytest.fixture(scope="module")

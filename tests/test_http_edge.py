@@ -34,9 +34,9 @@ SURVEY = """\
 format: 1
 name: survey
 initial: open
-roles: {centre: {}, grid_worker: {}}
+roles: {centre: {}, reporter: {}}
 levels: [{name: community}]
-report: {roles: [grid_worker, centre]}
+report: {roles: [reporter, centre]}
 categories:
   pothole: {title: Pothole}
 fields:
@@ -99,7 +99,7 @@ def test_ids_with_slashes_dots_and_colons_round_trip(served) -> None:
 def test_every_id_the_engine_accepts_is_read_back_over_http(served, tid: str) -> None:
     client, engine = served
     if not find_tickets(engine, ids=[tid], limit=1).items:
-        engine.report("grid_incident", {"category": "noise"}, actor=Actor("gw", "grid_worker"),
+        engine.report("grid_incident", {"category": "noise"}, actor=Actor("gw", "centre"),
                       ticket_id=tid)
     got = client.get("/tickets/" + quote(tid, safe="/:~+"), headers=CENTRE)
     assert (got.status_code, got.json()["ticket"]["id"]) == (200, tid)
@@ -131,7 +131,7 @@ def test_an_id_no_ticket_can_have_is_a_404(served) -> None:
 
 def test_a_server_error_is_problem_json(served) -> None:
     client, engine = served
-    engine.report("grid_incident", {"category": "noise"}, actor=Actor("gw", "grid_worker"),
+    engine.report("grid_incident", {"category": "noise"}, actor=Actor("gw", "centre"),
                   ticket_id="T1")
     with engine.db.write() as conn:  # a real failure: the timers table is gone
         conn.execute(text("DROP TABLE gw_timers"))
@@ -188,7 +188,7 @@ def test_bodies_over_the_limit_are_refused_before_they_are_read(served) -> None:
 @pytest.mark.parametrize("key", ["", "k" * 129, "k" * 200, "two words"])
 def test_a_bad_idempotency_key_is_a_400(served, key: str) -> None:
     client, engine = served
-    engine.report("grid_incident", {"category": "noise"}, actor=Actor("gw", "grid_worker"),
+    engine.report("grid_incident", {"category": "noise"}, actor=Actor("gw", "centre"),
                   ticket_id="T1")
     for method, path, body in (("POST", "/tickets/T1/triggers/dispatch",
                                 {"fields": {"department": "water"}}),
@@ -241,7 +241,7 @@ def _served_history(engine: Engine, privacy: Open311Privacy | None, **params: st
 def test_open311_reads_hide_who_did_what_without_a_key(survey) -> None:
     engine, _ = survey
     engine.report("survey", {"category": "pothole", "area": "A1"},
-                  actor=Actor("gw-017", "grid_worker"), ticket_id="S1", reason="call 555-0101")
+                  actor=Actor("gw-017", "centre"), ticket_id="S1", reason="call 555-0101")
     engine.fire("S1", "finish", actor=Actor("ops-1", "centre"), reason="fixed by Mr Li")
     status, [anonymous] = _served_history(engine, None)
     assert status == 200
@@ -264,7 +264,7 @@ def test_open311_reads_hide_who_did_what_without_a_key(survey) -> None:
 def test_xml_stays_well_formed_with_control_characters(survey) -> None:
     engine, _ = survey
     engine.report("survey", {"category": "pothole", "description": "bell\x07 esc\x1b ok\ttab"},
-                  actor=Actor("gw", "grid_worker"), ticket_id="S1")
+                  actor=Actor("gw", "centre"), ticket_id="S1")
     app = create_app(engine, api_keys=KEYS, lifecycles=["survey"])
     with running(app) as url:
         body = httpx.get(f"{url}/open311/v2/requests.xml").text

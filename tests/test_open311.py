@@ -28,7 +28,7 @@ def served(tmp_path: Path) -> Iterator[tuple[str, Engine]]:
     engine = Engine(tmp_path / "o311.sqlite", clock=clock)
     engine.report("grid_incident", {"category": "blocked_drain", "description": "drain",
                                     "area": "Grid 7", "target_at": TARGET},
-                  actor=Actor("gw-017", "grid_worker"), ticket_id="R-1")
+                  actor=Actor("gw-017", "centre"), ticket_id="R-1")
     engine.fire("R-1", "dispatch", actor=CENTRE, fields={"department": "water"})
     clock.set(START + timedelta(hours=1))
     engine.report("grid_incident", {"category": "noise"}, actor=CENTRE, ticket_id="R-2")

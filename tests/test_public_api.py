@@ -60,7 +60,7 @@ def test_public_callables_have_docstrings() -> None:
 def test_temporary_engine_advances_virtual_time_and_fires_timers() -> None:
     with temporary_engine() as harness:
         t = harness.engine.report("grid_incident", {"category": "drain"},
-                                  actor=Actor("gw", "grid_worker"))
+                                  actor=Actor("gw", "centre"))
         assert harness.advance(timedelta(minutes=30)) == []       # due at 08:30: not yet late
         fired = harness.advance(timedelta(seconds=1))
         assert [(f.timer.name, f.outcome) for f in fired] == [("dispatch_due", "escalated")]

@@ -33,7 +33,7 @@ from engine.definition import bundled_workflows_dir
 from engine.store import idempotency, timers
 
 LC = "grid_incident"
-GW = Actor("gw-1", "grid_worker")
+GW = Actor("gw-1", "centre")
 CENTRE = Actor("ops-1", "centre")
 DEPT = Actor("water-3", "department")
 
