@@ -124,7 +124,7 @@ def test_exit_codes() -> None:
 
 def test_serve_runs_the_api_and_delivers_webhooks(tmp_path: Path) -> None:
     keys = tmp_path / "keys.yaml"
-    key = run("keys", "add", str(keys), "--actor", "gw-1", "--role", "grid_worker",
+    key = run("keys", "add", str(keys), "--actor", "ops-1", "--role", "centre",
               check=True).stdout.strip()
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
