@@ -20,10 +20,10 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
+from engine.callbacks import Callbacks, answer_link, issue_link
 from engine.clock import Clock, SystemClock, VirtualClock
 from engine.definition.loader import Definition
 from engine.errors import TicketNotFound
-from engine.callbacks import Callbacks, answer_link, issue_link
 from engine.events.outbox import OutboxParticipant
 from engine.evidence import Attachment, Blob, BlobStore, EvidenceRules, attachments_of
 from engine.evidence import read_attachment as _read_attachment
@@ -562,7 +562,9 @@ class Engine:
         with self.kernel.reading() as conn:
             return summarize(conn, lifecycle, final_states=lc.final_states,
                              escalation_trigger=lc.spec.escalation_trigger, levels=lc.levels,
-                             verdict_field=verdict_field)
+                             verdict_field=verdict_field,
+                             void_states=frozenset(n for n, s in lc.spec.states.items()
+                                                   if s.void))
 
     # -- evidence (issue 12) ------------------------------------------------------------------
 

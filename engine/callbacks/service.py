@@ -75,7 +75,8 @@ def answer_link(kernel: Kernel, participant: Callbacks, token: str, *, fixed: bo
     """The resident's verdict through the link: fires ``confirm`` or ``not_fixed``.
 
     Args:
-        kernel, participant: the engine's kernel and call-back participant.
+        kernel: the engine's kernel.
+        participant: the engine's call-back participant.
         token: the token of the link.
         fixed: whether the problem is fixed.
         rating: satisfaction, 1 (very unsatisfied) to 5 (very satisfied).

@@ -1,5 +1,7 @@
-"""Graph and name checks of issue 12's sections: requirements, evidence, the call-back,
-hand-offs beyond the district, grids and patrol links, void states.
+"""Graph and name checks of issue 12's sections (requirements, call-back, hand-offs, ...).
+
+Requirements, evidence tags, the call-back, hand-offs beyond the district, grids and patrol
+links, void states.
 
 Each check yields ``(path, message)`` like those of :mod:`engine.definition.checks`, which
 runs them after its own (see ``ALL_CHECKS`` there).

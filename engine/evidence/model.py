@@ -72,11 +72,10 @@ def parse_item(raw: object, tags: Mapping[str, object] | None) -> Item:
     if ref is not None and kind is None:
         raise ValueError("a reference needs a 'kind' (photo, video, audio or document)")
     tag = raw.get("tag")
-    if tag is not None:
-        if not isinstance(tag, str) or tags is None or tag not in tags:
-            known = ", ".join(sorted(tags or ())) or "(none declared)"
-            raise ValueError(f"'tag' {tag!r} is not an evidence tag of this lifecycle; "
-                             f"tags: {known}")
+    if tag is not None and (not isinstance(tag, str) or tags is None or tag not in tags):
+        known = ", ".join(sorted(tags or ())) or "(none declared)"
+        raise ValueError(f"'tag' {tag!r} is not an evidence tag of this lifecycle; "
+                         f"tags: {known}")
     media = raw.get("media_type")
     if media is not None and not (isinstance(media, str) and 0 < len(media) <= 128):
         raise ValueError("'media_type' must be text such as image/jpeg")

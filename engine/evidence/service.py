@@ -54,8 +54,9 @@ def upload(kernel: Kernel, store: BlobStore, participant: EvidenceRules, data: b
     """Check and store a file; record its blob row.
 
     Args:
-        kernel: the engine's kernel; store: where the bytes go; participant: the engine's
-            evidence participant (the blob row is staged on its behalf).
+        kernel: the engine's kernel.
+        store: where the bytes go.
+        participant: the engine's evidence participant (the row is staged on its behalf).
         data: the file's bytes.
         media_type: the type the sender declared (None: take the content's).
         actor: who uploads (recorded).

@@ -156,8 +156,9 @@ class Kernel:
         if _is_file(lifecycle):
             lifecycle = self.deploy(lifecycle).name
         self.ensure(lifecycle)
-        content = {"lifecycle": lifecycle, "fields": fields, "actor": [actor.id, actor.role],
-                   "ticket_id": ticket_id, "level": level, "reason": reason}
+        content: dict[str, Any] = {"lifecycle": lifecycle, "fields": fields,
+                                   "actor": [actor.id, actor.role], "ticket_id": ticket_id,
+                                   "level": level, "reason": reason}
         if evidence:
             content["evidence"] = [dict(e) for e in evidence]
         return self._keyed(idempotency_key, "report", content, actor, lambda: self.handler.report(
@@ -171,8 +172,9 @@ class Kernel:
         """Fire a trigger (see :meth:`engine.Engine.fire`)."""
         check_fire(self.limits, ticket_id=ticket_id, trigger=trigger, actor=actor,
                    fields=fields, reason=reason, idempotency_key=idempotency_key)
-        content = {"ticket_id": ticket_id, "trigger": trigger, "actor": [actor.id, actor.role],
-                   "reason": reason, "fields": fields or {}}
+        content: dict[str, Any] = {"ticket_id": ticket_id, "trigger": trigger,
+                                   "actor": [actor.id, actor.role], "reason": reason,
+                                   "fields": fields or {}}
         if evidence:
             content["evidence"] = [dict(e) for e in evidence]
         return self._keyed(idempotency_key, "fire", content, actor, lambda: self.handler.fire(
