@@ -20,10 +20,10 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from engine.callbacks import Callbacks, answer_link, issue_link
+from engine.callbacks import Callbacks, answer_link, issue_link, link_ticket
 from engine.clock import Clock, SystemClock, VirtualClock
 from engine.definition.loader import Definition
-from engine.errors import TicketNotFound
+from engine.errors import TicketNotFound, UnknownDefinition
 from engine.events.outbox import OutboxParticipant
 from engine.evidence import Attachment, Blob, BlobStore, EvidenceRules, attachments_of
 from engine.evidence import read_attachment as _read_attachment
@@ -51,7 +51,7 @@ from engine.runtime.scheduler import WakeUpScheduler
 from engine.sla.clocks import SlaClock, SlaClocks, clocks_of
 from engine.store.database import Database
 from engine.store.reads import load_tickets, ticket_exists
-from engine.store.tables import history, timers
+from engine.store.tables import definitions, history, timers
 from engine.timing.rules import TimeRules
 from engine.validation import Limits, ticket_id_problem
 from engine.versions.impact import TicketImpact, compare_stores, impact_of
@@ -202,6 +202,22 @@ class Engine:
             UnknownDefinition: never deployed and not bundled.
         """
         return self.kernel.lifecycle(name)
+
+    def lifecycle_of(self, ticket: Ticket) -> Lifecycle:
+        """The compiled lifecycle version a ticket runs on.
+
+        Raises:
+            UnknownDefinition: that version is not deployed in this store.
+        """
+        def_id = self.kernel.catalog.id_of(ticket.lifecycle, ticket.version)
+        if def_id is None:
+            with self.kernel.reading() as conn:
+                def_id = conn.execute(select(definitions.c.id).where(
+                    definitions.c.name == ticket.lifecycle,
+                    definitions.c.version == ticket.version)).scalar()
+        if def_id is None:
+            raise UnknownDefinition(f"{ticket.lifecycle} version {ticket.version}", [])
+        return self.kernel.lifecycle_by_id(int(def_id))
 
     def versions(self) -> list[DefinitionVersion]:
         """Every deployed lifecycle version, by name then version."""
@@ -624,6 +640,10 @@ class Engine:
             CallbackLinkInvalid: the ticket is not in its call-back step.
         """
         return issue_link(self.kernel, self.callbacks, ticket_id, actor=actor)
+
+    def callback_ticket(self, token: str) -> str | None:
+        """The id of the ticket a call-back token was issued for (used or not), or None."""
+        return link_ticket(self.kernel, token)
 
     def answer_callback(self, token: str, *, fixed: bool, rating: int,
                         comment: str | None = None) -> Ticket:
