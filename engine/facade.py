@@ -50,6 +50,7 @@ from engine.runtime.participant import Participant, Unit
 from engine.runtime.scheduler import WakeUpScheduler
 from engine.sla.clocks import SlaClock, SlaClocks, clocks_of
 from engine.store.database import Database
+from engine.store.evidence_tables import attachments
 from engine.store.reads import load_tickets, ticket_exists
 from engine.store.tables import definitions, history, timers
 from engine.timing.rules import TimeRules
@@ -615,6 +616,13 @@ class Engine:
         with self.kernel.reading() as conn:
             self._must_exist(conn, ticket_id)
             return attachments_of(conn, [ticket_id])
+
+    def attachment_ticket(self, attachment_id: int) -> str | None:
+        """The ticket an attachment belongs to (None: no such attachment)."""
+        with self.kernel.reading() as conn:
+            found = conn.execute(select(attachments.c.ticket_id).where(
+                attachments.c.id == attachment_id)).scalar()
+        return str(found) if found is not None else None
 
     def read_attachment(self, ticket_id: str, attachment_id: int
                         ) -> tuple[Attachment, Iterator[bytes]]:
