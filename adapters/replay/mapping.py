@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from adapters.replay.evidence import EvidenceColumnSpec
 from engine import UnknownDefinition, load_yaml_model
 from engine.definition.loader import read_text
 
@@ -70,6 +71,8 @@ class MappingSpec(_Spec):
     events: list[EventSpec] = Field(min_length=1)
     verdict: VerdictSpec | None = None
     blank_values: list[str] = Field(default_factory=lambda: [""])
+    # issue 12: columns that say an event came with a file (adapters/replay/evidence.py)
+    evidence: list[EvidenceColumnSpec] = Field(default_factory=list)
 
 
 def bundled_mappings() -> list[str]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 
+from adapters.replay.evidence import evidence_problems
 from adapters.replay.mapping import MappingSpec
 from adapters.replay.source import (
     PlannedEvent,
@@ -68,6 +69,8 @@ def check_mapping(mapping: MappingSpec, lifecycle: Lifecycle) -> None:
                 problems.append(f"events[{i}].set.{name}: no such field in {spec.name!r}")
     if mapping.verdict and mapping.verdict.field not in spec.fields:
         problems.append(f"verdict.field: {mapping.verdict.field!r} is not a field")
+    problems += evidence_problems(mapping.evidence, {e.trigger for e in mapping.events},
+                                  set(spec.evidence.tags) if spec.evidence else set())
     if problems:
         raise ConfigurationError(
             f"mapping {mapping.name!r} does not fit lifecycle {spec.name!r}:\n  "
@@ -180,7 +183,7 @@ def _apply(engine: Engine, lifecycle: str, plan: PlannedTicket, event: PlannedEv
     actor = Actor(event.actor, event.role)
     if event.trigger == "report":
         engine.report(lifecycle, {**plan.fields, **event.fields}, actor=actor,
-                      ticket_id=plan.ticket_id)
+                      ticket_id=plan.ticket_id, evidence=event.evidence or None)
     else:
         engine.fire(plan.ticket_id, event.trigger, actor=actor, fields=event.fields or None,
-                    reason="replayed from source data")
+                    reason="replayed from source data", evidence=event.evidence or None)

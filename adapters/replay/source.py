@@ -13,6 +13,7 @@ from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
+from adapters.replay.evidence import evidence_columns, evidence_refs
 from adapters.replay.mapping import MappingSpec
 from engine import Lifecycle
 
@@ -28,6 +29,7 @@ class PlannedEvent:
     role: str
     actor: str
     fields: dict[str, Any] = field(default_factory=dict)
+    evidence: tuple[dict[str, Any], ...] = ()  # issue 12: adapters/replay/evidence.py
 
 
 @dataclass(slots=True)
@@ -99,6 +101,7 @@ def missing_columns(columns: list[str], mapping: MappingSpec) -> list[str]:
     wanted = {mapping.id_column, *mapping.fields.values()}
     for e in mapping.events:
         wanted |= {e.at, *e.set.values()}
+    wanted |= evidence_columns(mapping.evidence)
     return sorted(wanted - set(columns))
 
 
@@ -194,7 +197,9 @@ def _plan(
         previous = (spec.at, at)
         sets = {name: convert(name, column) for name, column in spec.set.items()}
         events.append(PlannedEvent(at, spec.trigger, spec.role, spec.actor,
-                                   {k: v for k, v in sets.items() if v is not None}))
+                                   {k: v for k, v in sets.items() if v is not None},
+                                   evidence_refs(mapping.evidence, spec.trigger, raw, tid,
+                                                 mapping.name) if mapping.evidence else ()))
     if not events or events[0].trigger != "report":
         raise _RowError("the first event must be the report")
     return PlannedTicket(number, tid, fields, events)
