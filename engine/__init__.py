@@ -8,7 +8,7 @@ Example::
 
     with Engine("tickets.sqlite") as eng:        # starts the deadline scheduler
         t = eng.report("grid_incident", {"category": "blocked drain"},
-                       actor=Actor("gw-017", "grid_worker"))
+                       actor=Actor("hotline-1", "centre"))
         eng.fire(t.id, "dispatch", actor=Actor("ops-1", "centre"),
                  fields={"department": "water"})
 """

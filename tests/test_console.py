@@ -117,7 +117,7 @@ def test_the_ticket_page_explains_its_timers_with_the_calendar(site: Site) -> No
     assert svg is not None
     assert re.search(r'class="state current" data-state="reported" aria-current="true"',
                      svg.group(0))
-    assert svg.group(0).count('data-state=') == 8  # every state of grid_incident
+    assert svg.group(0).count('data-state=') == 11  # every state of grid_incident
 
 
 def test_public_holidays_appear_in_the_reasoning(tmp_path: Path) -> None:

@@ -24,10 +24,11 @@ from engine.validation import TICKET_ID_PATTERN, ticket_id_problem
 
 KEYS = {
     "k-gw": ApiKey(actor="gw-017", role="grid_worker"),
+    "k-hotline": ApiKey(actor="hotline-1", role="centre"),  # reports: the call centre
     "k-centre": ApiKey(actor="ops-1", role="centre"),
     "k-water": ApiKey(actor="water-3", role="department", department="water"),
 }
-GW = {"X-API-Key": "k-gw"}
+GW = {"X-API-Key": "k-hotline"}  # the call centre reports (no photo needed)
 CENTRE = {"X-API-Key": "k-centre"}
 
 SURVEY = """\
@@ -177,7 +178,7 @@ def test_bodies_over_the_limit_are_refused_before_they_are_read(served) -> None:
                                                             "application/json"})
     assert r.status_code == 413
     r = client.post("/open311/v2/requests.json", data={
-        "api_key": "k-gw", "service_code": "noise", "address_string": "A1",
+        "api_key": "k-hotline", "service_code": "noise", "address_string": "A1",
         "description": "x" * 30_000})
     assert (r.status_code, r.json()[0]["code"]) == (413, 413)
     assert count(engine) == 0
@@ -198,7 +199,7 @@ def test_a_bad_idempotency_key_is_a_400(served, key: str) -> None:
         assert r.status_code == 400, r.text  # main: 500
         assert r.json()["type"] == "urn:gridwhistle:problem:invalid-idempotency-key"
     r = client.post("/open311/v2/requests.json", headers={"Idempotency-Key": key}, data={
-        "api_key": "k-gw", "service_code": "noise", "address_string": "A1"})
+        "api_key": "k-hotline", "service_code": "noise", "address_string": "A1"})
     assert (r.status_code, r.json()[0]["code"]) == (400, 400)
     assert engine.get("T1").state == "reported"
     assert count(engine) == 1
@@ -213,7 +214,7 @@ def test_a_retried_report_with_its_key_creates_one_ticket(served) -> None:
     assert (first.status_code, again.status_code) == (201, 201)
     assert again.json()["id"] == first.json()["id"]  # main: a second ticket
     assert again.headers["location"] == first.headers["location"]
-    form = {"api_key": "k-gw", "service_code": "noise", "address_string": "A1"}
+    form = {"api_key": "k-hotline", "service_code": "noise", "address_string": "A1"}
     a = client.post("/open311/v2/requests.json", data=form, headers={"Idempotency-Key": "o-1"})
     b = client.post("/open311/v2/requests.json", data=form, headers={"Idempotency-Key": "o-1"})
     assert a.json()[0]["service_request_id"] == b.json()[0]["service_request_id"]
@@ -275,7 +276,7 @@ def test_xml_stays_well_formed_with_control_characters(survey) -> None:
 def test_open311_attributes_are_typed_and_checked_like_json(survey) -> None:
     engine, _ = survey
     app = create_app(engine, api_keys=KEYS, lifecycles=["survey"])
-    form = {"api_key": "k-gw", "service_code": "pothole", "address_string": "A1"}
+    form = {"api_key": "k-hotline", "service_code": "pothole", "address_string": "A1"}
     with running(app) as url:
         def post(**extra: str) -> httpx.Response:
             return httpx.post(f"{url}/open311/v2/requests.json", data={**form, **extra})

@@ -17,6 +17,7 @@ from adapters.http import ApiKey, create_app
 from engine import Actor, Engine, VirtualClock
 
 KEYS = {"k-gw": ApiKey(actor="gw-017", role="grid_worker"),
+        "k-hotline": ApiKey(actor="hotline-1", role="centre"),  # reports: the call centre
         "k-water": ApiKey(actor="water-3", role="department", department="water")}
 CENTRE = Actor("ops-1", "centre")
 TARGET = START + timedelta(days=3)
@@ -84,7 +85,7 @@ def test_the_georeport_client_reads_services_and_requests(served) -> None:
 def test_a_form_encoded_post_creates_a_ticket(served) -> None:
     root, engine = served
     r = httpx.post(f"{root}/requests.json", data={
-        "api_key": "k-gw", "service_code": "road_damage", "lat": "31.23", "long": "121.47",
+        "api_key": "k-hotline", "service_code": "road_damage", "lat": "31.23", "long": "121.47",
         "address_string": "Nanjing Rd 100", "description": "pothole by the bus stop"})
     assert r.status_code == 200
     [created] = r.json()
@@ -94,7 +95,7 @@ def test_a_form_encoded_post_creates_a_ticket(served) -> None:
         "area": "Nanjing Rd 100", "channel": "open311"})
     assert [h.actor for h in engine.history(ticket.id)] == ["gw-017"]
 
-    r = httpx.post(f"{root}/requests.xml", data={"api_key": "k-gw", "service_code": "noise",
+    r = httpx.post(f"{root}/requests.xml", data={"api_key": "k-hotline", "service_code": "noise",
                                                   "address_id": "A-9"})
     created_id = xmltodict.parse(r.text)["service_requests"]["request"]["service_request_id"]
     assert engine.get(created_id).fields["category"] == "noise"
@@ -107,11 +108,11 @@ def test_errors_are_the_specs_list_of_code_and_description(served) -> None:
         r = httpx.post(f"{root}/requests.json", data={"api_key": key, "service_code": "noise",
                                                       "address_string": "x"})
         assert (r.status_code, r.json()[0]["code"]) == (403, 403)
-    r = httpx.post(f"{root}/requests.json", data={"api_key": "k-gw", "service_code": "nope",
+    r = httpx.post(f"{root}/requests.json", data={"api_key": "k-hotline", "service_code": "nope",
                                                   "address_string": "x"})
     assert r.json() == [{"code": 400, "description":
                          "service_code 'nope' is not a service; see services.json"}]
-    r = httpx.post(f"{root}/requests.json", data={"api_key": "k-gw", "service_code": "noise"})
+    r = httpx.post(f"{root}/requests.json", data={"api_key": "k-hotline", "service_code": "noise"})
     assert r.status_code == 400
     assert (len(engine.versions()), [t.id for t in _all(engine)]) == before
 

@@ -33,6 +33,9 @@ PUBLIC = {
     "Report", "build_report",
     # issue 11: bounded definitions, one validation at the engine's edge
     "DefinitionLimits", "Limits",
+    # issue 12: evidence, the call-back, hand-offs, patrols
+    "EvidenceMissing", "EvidenceInvalid", "EvidenceRejected", "CallbackLinkInvalid",
+    "UnknownOrganisation", "PatrolNotOnRound",
 }
 
 
@@ -46,7 +49,7 @@ def test_every_error_is_rooted_in_one_base() -> None:
     errors = [getattr(engine, n) for n in engine.__all__
               if isinstance(getattr(engine, n), type)
               and issubclass(getattr(engine, n), Exception)]
-    assert len(errors) == 27  # PartialCommandError went, OutsideCalendar came
+    assert len(errors) == 33  # PartialCommandError went, OutsideCalendar came; issue 12: 6
     assert all(issubclass(e, engine.GridwhistleError) for e in errors)
 
 

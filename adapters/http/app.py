@@ -25,6 +25,7 @@ from adapters.http.problems import (
     validation_handler,
 )
 from engine import Engine, GridwhistleError, Limits, __version__, load_definition
+from engine.definition.schema import EvidenceSpec
 
 __all__ = ["create_app"]
 
@@ -88,7 +89,10 @@ def create_app(
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(open311.Open311Error, _open311_error)
-    app.add_middleware(BodyLimit, limit=limits.body_bytes, refuse=_too_large)
+    largest = max((engine.lifecycle(n).spec.evidence or EvidenceSpec()).max_bytes
+                  for n in names)
+    app.add_middleware(BodyLimit, limit=limits.body_bytes, refuse=_too_large,
+                       multipart_limit=largest + limits.body_bytes)  # a file and its form
     app.add_middleware(ServerErrors, answer=_internal_error)
 
     @app.get("/health", tags=["meta"], summary="Liveness")
