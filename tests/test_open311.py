@@ -92,8 +92,8 @@ def test_a_form_encoded_post_creates_a_ticket(served) -> None:
     ticket = engine.get(created["service_request_id"])
     assert (ticket.state, ticket.fields) == ("reported", {
         "category": "road_damage", "description": "pothole by the bus stop",
-        "area": "Nanjing Rd 100", "channel": "open311"})
-    assert [h.actor for h in engine.history(ticket.id)] == ["gw-017"]
+        "address": "Nanjing Rd 100", "lat": 31.23, "long": 121.47, "channel": "open311"})
+    assert [h.actor for h in engine.history(ticket.id)] == ["hotline-1"]
 
     r = httpx.post(f"{root}/requests.xml", data={"api_key": "k-hotline", "service_code": "noise",
                                                   "address_id": "A-9"})
@@ -149,7 +149,7 @@ def test_extensions_add_the_history_as_notes(served) -> None:
     root, _ = served
     [r2] = httpx.get(f"{root}/requests/R-2.json", params={"extensions": "true"}).json()
     assert r2["extended_attributes"] == {"state": "closed", "level": "community",
-                                         "overdue": False}
+                                         "overdue": False, "grid": None}
     assert [(n["type"], n["summary"]) for n in r2["notes"]] == [
         ("report", "report"), ("transition", "dispatch"), ("transition", "arrive"),
         ("transition", "resolve"), ("transition", "close")]
