@@ -184,7 +184,8 @@ def test_reports_page_draws_svg_charts_with_no_script(site: Site) -> None:
     engine.report("grid_incident", {"category": "noise"}, actor=GW, ticket_id="T-1")
     html = httpx.get(f"{url}/console/reports", params={"by": "level"}, headers=CENTRE).text
     charts = re.findall(r'<figure class="chart" data-chart="(\w+)">', html)
-    assert charts == ["rates", "times", "escalations", "bounces", "volume"]
+    assert charts == ["rates", "times", "escalations", "bounces", "volume", "satisfaction",
+                      "callbacks"]
     assert "<script" not in html.split("</head>")[1]  # pygal's scripts are removed
     assert "办结率" in html and "社区吹哨" in html
     csv_text = httpx.get(f"{url}/console/reports.csv", params={"by": "level"},
