@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from engine.definition.schema import WorkingSpan
 from engine import (
     DefinitionError,
     Problem,
@@ -18,6 +17,7 @@ from engine import (
     parse_definition,
 )
 from engine.definition import bundled_workflows_dir
+from engine.definition.schema import WorkingSpan
 
 INVALID_DIR = Path(__file__).parent / "definitions" / "invalid"
 INVALID_FILES = sorted(INVALID_DIR.glob("*.yaml"))
