@@ -29,7 +29,7 @@ from _common import T0, floor_connection, sqlite_text
 from engine import Actor, Engine, VirtualClock
 
 CENTRE = Actor("ops-1", "centre")
-WORKER = Actor("gw-1", "grid_worker")
+WORKER = Actor("gw-1", "centre")  # the intake (a grid worker reports with a photo)
 DISPATCH_FIELDS = {"department": "water", "queue": "drains"}
 
 

@@ -27,7 +27,7 @@ from adapters.http import ApiKey, create_app
 from engine import Engine
 
 KEYS = {"k-centre": ApiKey(actor="ops-1", role="centre"),
-        "k-gw": ApiKey(actor="gw-017", role="grid_worker")}
+        "k-gw": ApiKey(actor="gw-017", role="centre")}
 
 
 def serve(app: Any) -> tuple[uvicorn.Server, threading.Thread, str]:

@@ -2,10 +2,11 @@
 
 ``--timers`` (default 10,000) tickets are reported ``--years-before`` (default 3) years ago
 (so their SLA clocks have run for years of working time; their other timers are moved a
-month ahead); their ``dispatch_due`` timers are then moved (one SQL update, before the engine starts) to instants spread evenly over a
-``--window`` (default 5 s) starting 2 s after start. ``Engine.start()`` with the system clock
-lets the APScheduler wake-up fire them; a listener (on the engine's after-commit thread) notes
-the wall time at which it sees each breach. Lateness = that time - due time. Target (issue
+month ahead); their ``dispatch_due`` timers are then moved (one SQL update, before the
+engine starts) to instants spread evenly over a ``--window`` (default 5 s) starting 2 s
+after start. ``Engine.start()`` with the system clock lets the APScheduler wake-up fire
+them; a listener (on the engine's after-commit thread) notes the wall time at which it sees
+each breach. Lateness = that time - due time. Target (issue
 10): p99 <= 100 ms.
 """
 

@@ -8,7 +8,7 @@ Example::
 
     with Engine("tickets.sqlite") as eng:        # starts the deadline scheduler
         t = eng.report("grid_incident", {"category": "blocked drain"},
-                       actor=Actor("gw-017", "grid_worker"))
+                       actor=Actor("hotline-1", "centre"))
         eng.fire(t.id, "dispatch", actor=Actor("ops-1", "centre"),
                  fields={"department": "water"})
 """
@@ -28,10 +28,14 @@ from engine.errors import (
     BounceBudgetExceeded,
     BounceLimitReached,
     BounceNeedsApproval,
+    CallbackLinkInvalid,
     CommandRefused,
     ConcurrencyConflict,
     ConfigurationError,
     DefinitionError,
+    EvidenceInvalid,
+    EvidenceMissing,
+    EvidenceRejected,
     GridwhistleError,
     GuardRejected,
     HostCallbackFailed,
@@ -41,6 +45,7 @@ from engine.errors import (
     NoRouting,
     NotADuplicate,
     OutsideCalendar,
+    PatrolNotOnRound,
     Problem,
     RoleNotAllowed,
     TicketExists,
@@ -48,6 +53,7 @@ from engine.errors import (
     TriggerNotAllowed,
     UnknownDefinition,
     UnknownDepartment,
+    UnknownOrganisation,
 )
 from engine.events import EVENT_TYPES, DomainEvent
 from engine.facade import Engine
@@ -93,6 +99,7 @@ __all__ = [
     "BounceNeedsApproval",
     "BusinessCalendar",
     "CalendarOutOfRange",
+    "CallbackLinkInvalid",
     "Change",
     "CheckContext",
     "Clock",
@@ -108,6 +115,9 @@ __all__ = [
     "Departments",
     "DomainEvent",
     "Engine",
+    "EvidenceInvalid",
+    "EvidenceMissing",
+    "EvidenceRejected",
     "FireContext",
     "FiredTimer",
     "GridwhistleError",
@@ -128,6 +138,7 @@ __all__ = [
     "OutsideWorkingHours",
     "PartSLA",
     "Participant",
+    "PatrolNotOnRound",
     "PendingTimer",
     "PlanContext",
     "Problem",
@@ -151,6 +162,7 @@ __all__ = [
     "Unit",
     "UnknownDefinition",
     "UnknownDepartment",
+    "UnknownOrganisation",
     "Violation",
     "VirtualClock",
     "WorkOrder",

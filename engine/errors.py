@@ -25,7 +25,14 @@ The tree::
     │   ├── BounceNeedsApproval      the first receiver bounces without the centre's approval
     │   ├── BounceLimitReached       the ticket was bounced as often as the routing allows
     │   ├── BounceBudgetExceeded     the department held the work order too long to bounce it
-    │   └── NotADuplicate            a merge of tickets that are not the same problem
+    │   ├── NotADuplicate            a merge of tickets that are not the same problem
+    │   ├── EvidenceMissing          the trigger needs evidence the command does not carry
+    │   ├── EvidenceInvalid          an attachment of the command is malformed or unknown
+    │   ├── CallbackLinkInvalid      a call-back link that is unknown, used or expired
+    │   ├── UnknownOrganisation      a hand-off to an organisation the lifecycle lacks
+    │   └── PatrolNotOnRound         a finding linked to a patrol that is not on its round
+    ├── EvidenceRejected             an uploaded file is too large, of a media type not
+    │                                accepted, or its content is not what it says it is
     ├── ConcurrencyConflict          another command changed the ticket first; reload and retry
     └── ConfigurationError           the engine is set up wrongly (unknown callback name, bad URL)
 
@@ -43,10 +50,14 @@ __all__ = [
     "BounceBudgetExceeded",
     "BounceLimitReached",
     "BounceNeedsApproval",
+    "CallbackLinkInvalid",
     "CommandRefused",
     "ConcurrencyConflict",
     "ConfigurationError",
     "DefinitionError",
+    "EvidenceInvalid",
+    "EvidenceMissing",
+    "EvidenceRejected",
     "GridwhistleError",
     "GuardRejected",
     "HostCallbackFailed",
@@ -56,6 +67,7 @@ __all__ = [
     "NoRouting",
     "NotADuplicate",
     "OutsideCalendar",
+    "PatrolNotOnRound",
     "Problem",
     "RoleNotAllowed",
     "TicketExists",
@@ -64,6 +76,7 @@ __all__ = [
     "TriggerNotAllowed",
     "UnknownDefinition",
     "UnknownDepartment",
+    "UnknownOrganisation",
 ]
 
 
@@ -476,3 +489,112 @@ class NotADuplicate(CommandRefused):
             ticket_id,
             f"ticket {ticket_id!r} cannot be merged into {original_id!r}: {why}",
         )
+
+
+# -- issue 12: evidence, the call-back, hand-offs, patrols ------------------------------------
+
+
+class EvidenceMissing(CommandRefused):
+    """The trigger needs evidence (for this role) that the command does not carry.
+
+    The lifecycle's ``requirements`` say what each trigger needs; upload the files and send
+    the command again with them.
+
+    Attributes:
+        ticket_id, trigger, role: the command.
+        missing: what is missing, in words (``1 photo tagged 'after'``), one per need.
+    """
+
+    def __init__(self, ticket_id: str, trigger: str, role: str, missing: Sequence[str]):
+        self.trigger = trigger
+        self.role = role
+        self.missing = list(missing)
+        super().__init__(
+            ticket_id,
+            f"trigger {trigger!r} by role {role!r} on ticket {ticket_id!r} needs evidence: "
+            f"{'; '.join(self.missing)}; upload the file(s) and send the command with them",
+        )
+
+
+class EvidenceInvalid(CommandRefused):
+    """An attachment of the command is malformed, unknown or not accepted here.
+
+    Attributes:
+        ticket_id: the ticket; index: the attachment's position in the command's list;
+        why: what is wrong with it.
+    """
+
+    def __init__(self, ticket_id: str, index: int, why: str):
+        self.index = index
+        self.why = why
+        super().__init__(ticket_id, f"ticket {ticket_id!r}: evidence[{index}] {why}")
+
+
+class EvidenceRejected(GridwhistleError):
+    """An uploaded file was refused; nothing was stored.
+
+    Attributes:
+        why: ``too_large``, ``media_type`` (not accepted), ``mismatch`` (the declared type
+            and the content disagree) or ``unknown_content`` (the content is of no type
+            known); ``declared``: the media type given with the file; ``detected``: the one
+            its content shows (None: none known); ``size``, ``limit``: in bytes.
+    """
+
+    def __init__(self, why: str, message: str, *, declared: str | None = None,
+                 detected: str | None = None, size: int | None = None,
+                 limit: int | None = None):
+        self.why = why
+        self.declared = declared
+        self.detected = detected
+        self.size = size
+        self.limit = limit
+        super().__init__(message)
+
+
+class CallbackLinkInvalid(CommandRefused):
+    """A call-back link that no ticket has, that was used already, or has expired.
+
+    Attributes:
+        ticket_id: the ticket (``(unknown)`` when the token names none); why: ``unknown``,
+        ``used``, ``expired`` or ``not_in_callback`` (the ticket left its call-back step).
+    """
+
+    def __init__(self, ticket_id: str, why: str):
+        self.why = why
+        words = {"unknown": "is not a call-back link of any ticket",
+                 "used": "was used already (each link answers once)",
+                 "expired": "has expired (the call-back's deadline passed)",
+                 "not_in_callback": "belongs to a ticket no longer waiting for its call-back"}
+        super().__init__(ticket_id, f"this call-back link {words.get(why, why)}; ask the "
+                                    "centre for a new one if the problem is still there")
+
+
+class UnknownOrganisation(CommandRefused):
+    """A hand-off names an organisation the lifecycle does not declare.
+
+    Attributes:
+        ticket_id: the ticket; organisation: the name given; known: the declared ones.
+    """
+
+    def __init__(self, ticket_id: str, organisation: object, known: Sequence[str]):
+        self.organisation = organisation
+        self.known = list(known)
+        super().__init__(
+            ticket_id,
+            f"ticket {ticket_id!r}: {organisation!r} is not an outside organisation of its "
+            f"lifecycle; declared: {', '.join(self.known) or '(none)'}",
+        )
+
+
+class PatrolNotOnRound(CommandRefused):
+    """A report names a patrol round that does not exist or is not on patrol.
+
+    Attributes:
+        ticket_id: the report; patrol_id: the round named; why: what is wrong.
+    """
+
+    def __init__(self, ticket_id: str, patrol_id: object, why: str):
+        self.patrol_id = patrol_id
+        self.why = why
+        super().__init__(ticket_id, f"ticket {ticket_id!r}: patrol {patrol_id!r} {why}; "
+                                    "report the finding while the round is on patrol")

@@ -12,18 +12,27 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
+
+from engine.callbacks import Callbacks, answer_link, issue_link, link_ticket
 from engine.clock import Clock, SystemClock, VirtualClock
 from engine.definition.loader import Definition
+from engine.errors import UnknownDefinition
 from engine.events.outbox import OutboxParticipant
+from engine.evidence import Attachment, Blob, BlobStore, EvidenceRules, attachments_of
+from engine.evidence import read_attachment as _read_attachment
+from engine.evidence import upload as _upload
+from engine.handoffs import Handoffs
 from engine.ladder.ladder import Ladder, LadderPosition, ladder_position
 from engine.lifecycle.machine import Lifecycle
 from engine.lifecycle.registry import Registry
+from engine.patrols import PatrolLinks
 from engine.periodic.runner import add_periodic_jobs
 from engine.reports.summary import Summary, summarize
 from engine.runtime.invariants import Violation
@@ -42,6 +51,8 @@ from engine.runtime.queries import Queries, must_exist
 from engine.runtime.scheduler import WakeUpScheduler
 from engine.sla.clocks import SlaClock, SlaClocks, clocks_of
 from engine.store.database import Database
+from engine.store.evidence_tables import attachments
+from engine.store.tables import definitions
 from engine.timing.rules import TimeRules
 from engine.validation import Limits
 from engine.versions.impact import TicketImpact, compare_stores, impact_of
@@ -75,6 +86,10 @@ class Engine:
         limits: the sizes every command's inputs are checked against, the same for Python,
             the CLI, HTTP, Open311 and replays (default :class:`~engine.Limits`; see
             :mod:`engine.validation`).
+        evidence_store: where uploaded evidence is stored: a directory, an fsspec URL
+            (``s3://bucket/prefix``, ``memory://x``) or a
+            :class:`~engine.evidence.BlobStore`. Default: ``<database file>.evidence/``
+            beside a SQLite file, else ``gridwhistle-evidence/`` in the working directory.
 
     Use as a context manager, or call :meth:`start` / :meth:`stop`, to have APScheduler fire
     deadlines in real time. Several engines may live in one process; there is no global state.
@@ -92,8 +107,11 @@ class Engine:
         lease_seconds: float = 60.0,
         timers_per_transaction: int = 20,
         limits: Limits | None = None,
+        evidence_store: str | Path | BlobStore | None = None,
     ):
         self.db = database if isinstance(database, Database) else Database(database)
+        self.evidence_store = (evidence_store if isinstance(evidence_store, BlobStore)
+                               else BlobStore(evidence_store or _default_store(self.db)))
         self.clock: Clock = clock or SystemClock()
         self.registry = registry or Registry()
         self.sweep_seconds = sweep_seconds
@@ -113,6 +131,11 @@ class Engine:
         if events:
             self.kernel.add_participant(OutboxParticipant(self.registry))
         self.kernel.add_participant(WorkOrders())
+        # issue 12: what each trigger needs and the attachments of history rows
+        self.evidence_rules = EvidenceRules()
+        self.callbacks = Callbacks()
+        for extra in (self.evidence_rules, self.callbacks, Handoffs(), PatrolLinks()):
+            self.kernel.add_participant(extra)
 
     # -- lifecycle of the engine ------------------------------------------------------------
 
@@ -182,6 +205,22 @@ class Engine:
         """
         return self.kernel.lifecycle(name)
 
+    def lifecycle_of(self, ticket: Ticket) -> Lifecycle:
+        """The compiled lifecycle version a ticket runs on.
+
+        Raises:
+            UnknownDefinition: that version is not deployed in this store.
+        """
+        def_id = self.kernel.catalog.id_of(ticket.lifecycle, ticket.version)
+        if def_id is None:
+            with self.kernel.reading() as conn:
+                def_id = conn.execute(select(definitions.c.id).where(
+                    definitions.c.name == ticket.lifecycle,
+                    definitions.c.version == ticket.version)).scalar()
+        if def_id is None:
+            raise UnknownDefinition(f"{ticket.lifecycle} version {ticket.version}", [])
+        return self.kernel.lifecycle_by_id(int(def_id))
+
     def versions(self) -> list[DefinitionVersion]:
         """Every deployed lifecycle version, by name then version."""
         return self.queries.versions()
@@ -222,6 +261,7 @@ class Engine:
         level: str | None = None,
         reason: str | None = None,
         idempotency_key: str | None = None,
+        evidence: Sequence[Mapping[str, Any]] | None = None,
     ) -> Ticket:
         """Create a ticket in the lifecycle's initial state.
 
@@ -236,6 +276,11 @@ class Engine:
             idempotency_key: names this command for its actor (1 to 128 characters);
                 sending the same report again with the same key returns the first result and
                 creates nothing (see :mod:`engine.runtime.idempotency`).
+            evidence: attachments the report carries: ``{"upload": sha256, "tag": ...,
+                "taken_at": ISO instant}`` for a file stored with :meth:`upload`, or
+                ``{"ref": text, "kind": "photo", ...}`` for one held elsewhere (see
+                :mod:`engine.evidence`). The lifecycle's ``requirements`` say what a
+                trigger needs.
 
         Returns:
             The new ticket.
@@ -244,11 +289,14 @@ class Engine:
             RoleNotAllowed, TicketExists, InvalidFields, LifecycleNotValid, OutsideCalendar:
                 nothing was created.
             IdempotencyKeyReused: the key was used for another command; nothing was created.
+            EvidenceMissing, EvidenceRefused, RequiredFieldMissing: the lifecycle's
+                requirements are not met (nothing was created).
             UnknownDefinition: no such lifecycle.
             ValueError: the idempotency key is empty or longer than 128 characters.
         """
         return self.kernel.report(lifecycle, fields, actor=actor, ticket_id=ticket_id,
-                                  level=level, reason=reason, idempotency_key=idempotency_key)
+                                  level=level, reason=reason, idempotency_key=idempotency_key,
+                                  evidence=evidence)
 
     def fire(
         self,
@@ -260,6 +308,7 @@ class Engine:
         fields: dict[str, Any] | None = None,
         expected_version: int | None = None,
         idempotency_key: str | None = None,
+        evidence: Sequence[Mapping[str, Any]] | None = None,
     ) -> Ticket:
         """Fire ``trigger`` on a ticket as ``actor``; optionally update fields at the same time.
 
@@ -278,6 +327,7 @@ class Engine:
             idempotency_key: names this command for its actor (1 to 128 characters);
                 sending it again with the same key returns the first result and applies
                 nothing.
+            evidence: attachments the command carries (as in :meth:`report`).
 
         Returns:
             The ticket after the transition.
@@ -293,7 +343,7 @@ class Engine:
         """
         return self.kernel.fire(ticket_id, trigger, actor=actor, reason=reason, fields=fields,
                                 expected_version=expected_version,
-                                idempotency_key=idempotency_key)
+                                idempotency_key=idempotency_key, evidence=evidence)
 
     def escalate(
         self, ticket_id: str, *, actor: Actor, reason: str, expected_version: int | None = None,
@@ -482,7 +532,91 @@ class Engine:
         with self.kernel.reading() as conn:
             return summarize(conn, lifecycle, final_states=lc.final_states,
                              escalation_trigger=lc.spec.escalation_trigger, levels=lc.levels,
-                             verdict_field=verdict_field)
+                             verdict_field=verdict_field,
+                             void_states=frozenset(n for n, s in lc.spec.states.items()
+                                                   if s.void))
+
+    # -- evidence (issue 12) ------------------------------------------------------------------
+
+    def upload(self, data: bytes, *, actor: Actor, media_type: str | None = None,
+               lifecycle: str | None = None) -> Blob:
+        """Check and store a file of evidence; a command then refers to it by ``sha256``.
+
+        Args:
+            data: the file's bytes.
+            actor: who uploads it (recorded with the blob).
+            media_type: the type the sender declared; it must agree with the content (None:
+                the content's type is taken).
+            lifecycle: whose ``evidence`` limits (size, media types) apply; default the
+                built-in ones (20 MiB; JPEG, PNG, WebP, HEIC, MP4, MP3, M4A, PDF).
+
+        Returns:
+            The stored :class:`~engine.evidence.Blob` (the same bytes again: the same blob).
+
+        Raises:
+            EvidenceRejected: too large, of a type not accepted, or its content is not what
+                it was declared to be; nothing was stored.
+        """
+        return _upload(self.kernel, self.evidence_store, self.evidence_rules, data,
+                       media_type=media_type, actor=actor, lifecycle=lifecycle)
+
+    def attachments(self, ticket_id: str) -> list[Attachment]:
+        """The ticket's attachments, in history order.
+
+        Raises:
+            TicketNotFound: no such ticket.
+        """
+        with self.kernel.reading() as conn:
+            must_exist(conn, ticket_id)
+            return attachments_of(conn, [ticket_id])
+
+    def attachment_ticket(self, attachment_id: int) -> str | None:
+        """The ticket an attachment belongs to (None: no such attachment)."""
+        with self.kernel.reading() as conn:
+            found = conn.execute(select(attachments.c.ticket_id).where(
+                attachments.c.id == attachment_id)).scalar()
+        return str(found) if found is not None else None
+
+    def read_attachment(self, ticket_id: str, attachment_id: int
+                        ) -> tuple[Attachment, Iterator[bytes]]:
+        """One stored attachment of a ticket and its bytes (in chunks, for streaming).
+
+        Raises:
+            TicketNotFound: the ticket has no such stored attachment.
+            FileNotFoundError: the evidence store lost the file.
+        """
+        with self.kernel.reading() as conn:
+            return _read_attachment(conn, self.evidence_store, ticket_id, attachment_id)
+
+    # -- the resident's verdict (issue 12) ----------------------------------------------------
+
+    def callback_link(self, ticket_id: str, *, actor: Actor) -> str:
+        """Issue a single-use call-back token for a ticket in its call-back step.
+
+        The token goes into the link sent to the resident; only its SHA-256 is stored, and
+        a new token replaces the ticket's earlier one (see :mod:`engine.callbacks.service`).
+
+        Raises:
+            TicketNotFound: no such ticket.
+            CallbackLinkInvalid: the ticket is not in its call-back step.
+        """
+        return issue_link(self.kernel, self.callbacks, ticket_id, actor=actor)
+
+    def callback_ticket(self, token: str) -> str | None:
+        """The id of the ticket a call-back token was issued for (used or not), or None."""
+        return link_ticket(self.kernel, token)
+
+    def answer_callback(self, token: str, *, fixed: bool, rating: int,
+                        comment: str | None = None) -> Ticket:
+        """The resident's verdict through a call-back link (fires confirm or not_fixed).
+
+        Raises:
+            CallbackLinkInvalid: the link is unknown, used, expired, or its ticket left the
+                call-back step.
+            InvalidFields: the rating is not 1–5.
+        """
+        return answer_link(self.kernel, self.callbacks, token, fixed=fixed, rating=rating,
+                           comment=comment)
 
     def check_invariants(self, ticket_ids: list[str] | None = None) -> list[Violation]:
         """Check that every ticket's state, level and timers agree with its history.
@@ -491,3 +625,11 @@ class Engine:
         when all hold), by ticket id.
         """
         return self.queries.check(ticket_ids)
+
+
+def _default_store(db: Database) -> str:
+    """``<file>.evidence`` beside a SQLite file; ``gridwhistle-evidence`` otherwise."""
+    url = db.engine.url
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        return str(Path(url.database).resolve()) + ".evidence"
+    return str(Path("gridwhistle-evidence").resolve())

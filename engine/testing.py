@@ -9,7 +9,7 @@ Example::
     def test_late_dispatch_escalates():
         with temporary_engine() as harness:
             t = harness.engine.report("grid_incident", {"category": "drain"},
-                                      actor=Actor("gw", "grid_worker"))
+                                      actor=Actor("hotline-1", "centre"))
             harness.advance(timedelta(minutes=31))      # fires dispatch_due
             assert harness.engine.get(t.id).level == "street"
 """

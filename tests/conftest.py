@@ -54,8 +54,13 @@ def make_engine(db_path: Path, clock: VirtualClock) -> Iterator[Callable[..., En
 
 
 @pytest.fixture
-def grid_worker() -> Actor:
-    return Actor("gw-017", "grid_worker")
+def reporter() -> Actor:
+    """Who reports in tests not about evidence: the centre's intake (a hotline call).
+
+    A grid worker's report needs a photo (the bundled grid_incident's requirements); the
+    evidence tests report as grid workers with real files (tests/test_evidence.py).
+    """
+    return Actor("hotline-1", "centre")
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ def _history(eng: Engine, tid: str) -> list[tuple[str, str, str, str]]:
 
 
 def test_deadlines_inside_a_batch_fire_as_outside_it(
-    make_engine: Callable[..., Engine], tmp_path: Any, grid_worker: Actor, centre: Actor
+    make_engine: Callable[..., Engine], tmp_path: Any, reporter: Actor, centre: Actor
 ) -> None:
     outcomes = []
     for name, batched in (("plain.sqlite", False), ("batched.sqlite", True)):
@@ -30,9 +30,9 @@ def test_deadlines_inside_a_batch_fire_as_outside_it(
         def steps(eng: Engine = eng) -> None:
             eng.report("grid_incident", {"category": "x",
                                          "target_at": (START + timedelta(hours=1)).isoformat()},
-                       actor=grid_worker, ticket_id="a")
+                       actor=reporter, ticket_id="a")
             eng.run_until(START + timedelta(minutes=20))  # nothing due yet
-            eng.report("grid_incident", {"category": "y"}, actor=grid_worker, ticket_id="b")
+            eng.report("grid_incident", {"category": "y"}, actor=reporter, ticket_id="b")
             eng.run_until(START + timedelta(minutes=45))  # a's dispatch_due (30 min) fires
             eng.fire("b", "dispatch", actor=centre)
             eng.run_until(START + timedelta(hours=3))  # a's resolution, b's arrival_due
@@ -61,10 +61,10 @@ def test_deadlines_inside_a_batch_fire_as_outside_it(
 
 
 def test_a_timer_added_by_another_engine_before_the_batch_is_seen(
-    make_engine: Callable[..., Engine], grid_worker: Actor
+    make_engine: Callable[..., Engine], reporter: Actor
 ) -> None:
     other, eng = make_engine(), make_engine()
-    other.report("grid_incident", {"category": "x"}, actor=grid_worker, ticket_id="a")
+    other.report("grid_incident", {"category": "x"}, actor=reporter, ticket_id="a")
     with eng.batch():
         fired = eng.run_until(START + timedelta(hours=1))
     assert [(f.timer.ticket_id, f.timer.name, f.outcome) for f in fired] == [
@@ -72,10 +72,10 @@ def test_a_timer_added_by_another_engine_before_the_batch_is_seen(
 
 
 def test_a_refused_command_in_a_batch_changes_nothing_and_the_batch_goes_on(
-    engine: Engine, grid_worker: Actor, centre: Actor
+    engine: Engine, reporter: Actor, centre: Actor
 ) -> None:
     with engine.batch():
-        engine.report("grid_incident", {"category": "x"}, actor=grid_worker, ticket_id="a")
+        engine.report("grid_incident", {"category": "x"}, actor=reporter, ticket_id="a")
         with pytest.raises(TriggerNotAllowed):
             engine.fire("a", "close", actor=centre)
         engine.fire("a", "dispatch", actor=centre)
@@ -95,14 +95,14 @@ class _FailOn(Participant):
 
 
 def test_a_command_failing_while_planned_is_dropped_alone_and_the_batch_goes_on(
-    engine: Engine, grid_worker: Actor
+    engine: Engine, reporter: Actor
 ) -> None:
     engine.add_participant(_FailOn("b"))
     with engine.batch():
-        engine.report("grid_incident", {"category": "x"}, actor=grid_worker, ticket_id="a")
+        engine.report("grid_incident", {"category": "x"}, actor=reporter, ticket_id="a")
         with pytest.raises(RuntimeError, match="participant bug"):
-            engine.report("grid_incident", {"category": "x"}, actor=grid_worker, ticket_id="b")
-        engine.report("grid_incident", {"category": "x"}, actor=grid_worker, ticket_id="c")
+            engine.report("grid_incident", {"category": "x"}, actor=reporter, ticket_id="b")
+        engine.report("grid_incident", {"category": "x"}, actor=reporter, ticket_id="c")
     with engine.db.read() as conn:
         assert conn.execute(select(tickets.c.id).order_by(tickets.c.id)).scalars().all() == [
             "a", "c"]
@@ -110,17 +110,17 @@ def test_a_command_failing_while_planned_is_dropped_alone_and_the_batch_goes_on(
     assert engine.check_invariants() == []
 
 
-def test_a_batch_whose_block_raises_writes_nothing(engine: Engine, grid_worker: Actor) -> None:
+def test_a_batch_whose_block_raises_writes_nothing(engine: Engine, reporter: Actor) -> None:
     with pytest.raises(KeyError), engine.batch():
-        engine.report("grid_incident", {"category": "x"}, actor=grid_worker, ticket_id="a")
+        engine.report("grid_incident", {"category": "x"}, actor=reporter, ticket_id="a")
         raise KeyError("the host's own error")
     with engine.db.read() as conn:
         assert conn.execute(select(tickets.c.id)).all() == []
 
 
-def test_the_cursor_path_reads_what_sqlalchemy_does(engine: Engine, grid_worker: Actor) -> None:
+def test_the_cursor_path_reads_what_sqlalchemy_does(engine: Engine, reporter: Actor) -> None:
     engine.report("grid_incident", {"category": "x", "target_at": "2024-05-02T08:00:00+00:00"},
-                  actor=grid_worker, ticket_id="a")
+                  actor=reporter, ticket_id="a")
     with engine.db.write() as conn:
         ours, timers, _ = load_tickets(conn, ["a"])["a"]
         theirs = dict(conn.execute(S.SELECT_TICKET, {"b_id": "a"}).mappings().one())

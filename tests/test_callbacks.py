@@ -20,7 +20,8 @@ LC = "grid_incident"
 CLOSE = "    source: [resolved]\n    dest: closed\n    roles: [centre]\n"
 DISPATCH = "    source: [reported, escalated]\n    dest: dispatched\n    roles: [centre]\n"
 ARRIVE = "    source: [dispatched, escalated]\n    dest: on_site\n    roles: [department]\n"
-ESCALATE = "    roles: [system, centre]\n"
+ESCALATE = ("    source: [reported, dispatched, on_site, waiting_reporter, escalated]\n"
+            "    dest: escalated\n    roles: [system, centre]\n")
 
 
 def with_line(text: str, anchor: str, extra: str) -> str:
@@ -177,15 +178,15 @@ def test_registering_a_name_twice_is_a_configuration_error():
 
 
 def test_refused_escalation_by_a_deadline_does_not_block_other_timers(
-        make_engine, clock, grid_incident_text, grid_worker):
+        make_engine, clock, grid_incident_text, reporter):
     registry = Registry()
     registry.guard("not_t1")(lambda ctx: ctx.ticket_id != "T1")
     eng = make_engine(registry=registry)
     eng.deploy(parse_definition(with_line(grid_incident_text, ESCALATE,
                                           "    guards: [not_t1]\n")))
-    eng.report(LC, {"category": "x"}, actor=grid_worker, ticket_id="T1")
+    eng.report(LC, {"category": "x"}, actor=reporter, ticket_id="T1")
     clock.set(at(8, 10))
-    eng.report(LC, {"category": "x"}, actor=grid_worker, ticket_id="T2")
+    eng.report(LC, {"category": "x"}, actor=reporter, ticket_id="T2")
 
     fired = eng.run_until(at(9, 0))
 

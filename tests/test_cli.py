@@ -35,7 +35,7 @@ def db(tmp_path: Path) -> str:
     """A database with three tickets: dispatched (water), escalated to street, closed."""
     path = tmp_path / "cli.sqlite"
     engine = Engine(path, clock=VirtualClock(START))
-    gw, centre, dept = Actor("gw", "grid_worker"), Actor("ops", "centre"), Actor("w", "department")
+    gw, centre, dept = Actor("gw", "centre"), Actor("ops", "centre"), Actor("w", "department")
     for tid in ("A", "B", "C"):
         engine.report("grid_incident", {"category": "noise"}, actor=gw, ticket_id=tid)
     engine.fire("A", "dispatch", actor=centre, fields={"department": "water"})
@@ -124,7 +124,7 @@ def test_exit_codes() -> None:
 
 def test_serve_runs_the_api_and_delivers_webhooks(tmp_path: Path) -> None:
     keys = tmp_path / "keys.yaml"
-    key = run("keys", "add", str(keys), "--actor", "gw-1", "--role", "grid_worker",
+    key = run("keys", "add", str(keys), "--actor", "ops-1", "--role", "centre",
               check=True).stdout.strip()
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

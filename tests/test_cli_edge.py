@@ -89,7 +89,7 @@ def test_serving_a_lifecycle_given_by_path(tmp_path: Path, grid_incident_text: s
 
 def test_impact_counts_a_shortened_deadline_missed_either_way_as_moved(
         engine, clock, grid_incident_text) -> None:
-    gw, centre = Actor("gw", "grid_worker"), Actor("ops", "centre")
+    gw, centre = Actor("gw", "centre"), Actor("ops", "centre")
     engine.report("grid_incident", {"category": "a"}, actor=gw, ticket_id="SLOW")
     clock.set(at(9))
     engine.fire("SLOW", "dispatch", actor=centre, fields={"department": "water"})

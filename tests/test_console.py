@@ -27,7 +27,7 @@ KEYS = {
     "k-gw": ApiKey(actor="gw-017", role="grid_worker"),
 }
 CENTRE = {"X-API-Key": "k-centre"}
-GW = Actor("gw-017", "grid_worker")
+GW = Actor("gw-017", "centre")
 
 
 @pytest.fixture
@@ -117,7 +117,7 @@ def test_the_ticket_page_explains_its_timers_with_the_calendar(site: Site) -> No
     assert svg is not None
     assert re.search(r'class="state current" data-state="reported" aria-current="true"',
                      svg.group(0))
-    assert svg.group(0).count('data-state=') == 8  # every state of grid_incident
+    assert svg.group(0).count('data-state=') == 11  # every state of grid_incident
 
 
 def test_public_holidays_appear_in_the_reasoning(tmp_path: Path) -> None:
@@ -184,7 +184,8 @@ def test_reports_page_draws_svg_charts_with_no_script(site: Site) -> None:
     engine.report("grid_incident", {"category": "noise"}, actor=GW, ticket_id="T-1")
     html = httpx.get(f"{url}/console/reports", params={"by": "level"}, headers=CENTRE).text
     charts = re.findall(r'<figure class="chart" data-chart="(\w+)">', html)
-    assert charts == ["rates", "times", "escalations", "bounces", "volume"]
+    assert charts == ["rates", "times", "escalations", "bounces", "volume", "satisfaction",
+                      "callbacks"]
     assert "<script" not in html.split("</head>")[1]  # pygal's scripts are removed
     assert "办结率" in html and "社区吹哨" in html
     csv_text = httpx.get(f"{url}/console/reports.csv", params={"by": "level"},

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 from browser import chromium, need_browser
+from evidence_files import png_bytes
 from helpers import quick_lifecycle
 from servers import running
 
@@ -25,7 +26,7 @@ KEYS = {
 }
 CENTRE = Actor("ops-1", "centre")
 Site = tuple[str, Engine]
-GW = Actor("gw-017", "grid_worker")
+GW = Actor("gw-017", "centre")
 
 
 @pytest.fixture(scope="module")
@@ -85,8 +86,12 @@ def test_the_board_updates_live_when_another_client_reports(site: Site, page_of:
     page = page_of("k-centre")
     expect(page.locator("#live")).to_have_text("实时更新中")
     assert card(page, "T-live").count() == 0
+    # a grid worker's app: the photo first, then the report naming it
+    [blob] = httpx.post(f"{url}/uploads", headers={"X-API-Key": "k-gw"}, files={
+        "file": ("site.png", png_bytes(), "image/png")}).json()
     r = httpx.post(f"{url}/tickets", headers={"X-API-Key": "k-gw"},
-                   json={"ticket_id": "T-live", "fields": {"category": "noise", "area": "A1"}})
+                   json={"ticket_id": "T-live", "fields": {"category": "noise", "area": "A1"},
+                         "evidence": [{"upload": blob["sha256"]}]})
     assert r.status_code == 201
     expect(card(page, "T-live")).to_be_visible(timeout=10_000)
     expect(card(page, "T-live").locator("h3")).to_have_text("噪声扰民")

@@ -17,6 +17,7 @@ from engine import (
     parse_definition,
 )
 from engine.definition import bundled_workflows_dir
+from engine.definition.schema import WorkingSpan
 
 INVALID_DIR = Path(__file__).parent / "definitions" / "invalid"
 INVALID_FILES = sorted(INVALID_DIR.glob("*.yaml"))
@@ -72,12 +73,14 @@ def test_bundled_grid_incident_loads_by_name():
     assert definition.digest == hashlib.sha256(text.encode("utf-8")).hexdigest()
     assert spec.initial == "reported"
     assert list(spec.roles) == ["grid_worker", "centre", "department", "street_office",
-                               "district_office", "city_platform", "system", "resident"]
+                               "district_office", "city_platform", "system", "resident",
+                               "outside_org"]
     assert [level.name for level in spec.levels] == ["community", "street", "district", "city"]
     assert list(spec.states) == [
         "reported", "dispatched", "on_site", "waiting_reporter", "resolved", "escalated",
-        "closed", "merged"]
-    assert [n for n, s in spec.states.items() if s.final] == ["closed", "merged"]
+        "closed", "merged", "callback", "handed_off", "voided"]
+    assert [n for n, s in spec.states.items() if s.final] == ["closed", "merged", "voided"]
+    assert [n for n, s in spec.states.items() if s.void] == ["voided"]
     assert [(t.trigger, t.source, t.dest, t.roles, t.reason_required)
             for t in spec.transitions] == [
         ("dispatch", ["reported", "escalated"], "dispatched", ["centre"], False),
@@ -91,16 +94,28 @@ def test_bundled_grid_incident_loads_by_name():
          "escalated", ["system", "centre"], True),
         ("acknowledge", ["escalated"], "escalated",
          ["street_office", "district_office", "city_platform"], False),
-        ("reopen", ["resolved"], "dispatched", ["resident", "centre"], True),
+        ("reopen", ["resolved", "callback"], "dispatched", ["resident", "centre"], True),
         ("merge", ["reported", "dispatched", "on_site", "waiting_reporter", "escalated"],
          "merged", ["centre"], True),
+        ("verify", ["resolved"], "callback", ["centre"], False),
+        ("confirm", ["callback"], "closed", ["resident", "centre"], False),
+        ("callback_expired", ["callback"], "closed", ["system"], True),
+        ("hand_off", ["escalated"], "handed_off", ["district_office", "city_platform"], False),
+        ("org_answer", ["handed_off"], "resolved", ["outside_org"], False),
+        ("org_return", ["handed_off"], "escalated", ["outside_org"], True),
+        ("escalate", ["handed_off"], "escalated", ["system", "centre"], True),
+        ("void", ["reported", "dispatched", "on_site", "waiting_reporter", "escalated"],
+         "voided", ["centre", "district_office"], True),
     ]
     deadlines = {n: (d.state, d.stop_in, d.after, d.at_field, d.on_breach)
                  for n, d in spec.deadlines.items()}
     assert deadlines == {
         "dispatch_due": ("reported", None, timedelta(minutes=30), None, "escalate"),
         "arrival_due": ("dispatched", None, timedelta(hours=2), None, "record"),
-        "resolution": (None, ["resolved", "closed"], None, "target_at", "escalate"),
+        "resolution": (None, ["resolved", "callback", "closed"], None, "target_at",
+                       "escalate"),
+        "callback_due": ("callback", None, WorkingSpan(working_days=3, calendar="centre_hours"),
+                         None, "record"),
     }
     assert spec.resolution_deadline == "resolution"
     assert spec.fields["category"].required is True
@@ -237,7 +252,8 @@ def test_every_problem_in_a_file_is_reported_at_once():
     ]
     assert problems[0].message == (
         "duplicate key 'name' (first defined on line 2); keep one of them")
-    assert problems[1].message == "unknown field; allowed here: description, final, title"
+    assert problems[1].message == ("unknown field; allowed here: description, final, title, "
+                                   "void")
     assert problems[2].message.startswith("'2h' is not an ISO 8601 duration; write e.g. PT30M")
     with pytest.raises(DefinitionError) as info:
         parse_definition(text, file="x.yaml")
@@ -322,11 +338,12 @@ def test_python_object_tag_on_a_mapping_is_rejected():
 
 @pytest.mark.parametrize(("edit", "needle", "path", "allowed"), [
     (("name: small", "name: small\ncolour: red"), "colour: red", "colour",
-     "calendars, categories, deadlines, departments, description, escalation_trigger, fields, "
-     "format, initial, ladder, lags, levels, name, periodic, report, resolution_deadline, "
-     "roles, routing, slas, states, title, transitions, valid_from, valid_until"),
+     "calendars, callback, categories, deadlines, departments, description, escalation_trigger, "
+     "evidence, fields, format, grids, handoff, initial, ladder, lags, levels, name, "
+     "organisations, patrol, periodic, report, requirements, resolution_deadline, roles, "
+     "routing, slas, states, title, transitions, valid_from, valid_until"),
     (("  open: {}", "  open: {colour: red}"), "colour: red", "states.open.colour",
-     "description, final, title"),
+     "description, final, title, void"),
     (("    dest: closed\n", "    dest: closed\n    reason_requird: true\n"), "reason_requird",
      "transitions[0].reason_requird",
      "actions, dest, during, guards, reason_required, roles, source, title, trigger"),

@@ -38,7 +38,7 @@ def depts(engine: Engine) -> Departments:
 
 def report(engine: Engine, tid: str, category: str, area: str = "A1", **fields: object) -> str:
     return engine.report("grid_incident", {"category": category, "area": area, **fields},
-                         actor=Actor("gw-017", "grid_worker"), ticket_id=tid).id
+                         actor=Actor("gw-017", "centre"), ticket_id=tid).id
 
 
 def orders(depts: Departments, tid: str) -> list[tuple[str, str, str, str]]:

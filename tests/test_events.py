@@ -18,8 +18,8 @@ def events_of(engine: Engine, ticket_id: str | None = None) -> list[DomainEvent]
         return [e for _, e in read_events(conn, ticket_id=ticket_id)]
 
 
-def test_every_history_row_has_one_event(engine, clock, grid_worker, centre) -> None:
-    engine.report("grid_incident", {"category": "drain"}, actor=grid_worker, ticket_id="E1")
+def test_every_history_row_has_one_event(engine, clock, reporter, centre) -> None:
+    engine.report("grid_incident", {"category": "drain"}, actor=reporter, ticket_id="E1")
     engine.fire("E1", "dispatch", actor=centre, fields={"department": "water"})
     engine.run_until(at(10, 1))  # arrival_due (record) at 10:00
     engine.escalate("E1", actor=centre, reason="no one came")
@@ -44,8 +44,8 @@ def test_every_history_row_has_one_event(engine, clock, grid_worker, centre) -> 
     assert set(e.type for e in events) <= set(EVENT_TYPES)
 
 
-def test_a_breach_that_escalates_gives_two_events(engine, grid_worker) -> None:
-    engine.report("grid_incident", {"category": "drain"}, actor=grid_worker, ticket_id="E2")
+def test_a_breach_that_escalates_gives_two_events(engine, reporter) -> None:
+    engine.report("grid_incident", {"category": "drain"}, actor=reporter, ticket_id="E2")
     engine.run_until(at(8, 31))
     assert [(e.type, e.payload["trigger"], e.payload["to_level"])
             for e in events_of(engine, "E2")] == [
@@ -54,14 +54,14 @@ def test_a_breach_that_escalates_gives_two_events(engine, grid_worker) -> None:
         ("ticket.escalated", "escalate", "street")]
 
 
-def test_a_refused_command_writes_no_event(engine, grid_worker, centre) -> None:
-    engine.report("grid_incident", {"category": "drain"}, actor=grid_worker, ticket_id="E3")
+def test_a_refused_command_writes_no_event(engine, reporter, centre) -> None:
+    engine.report("grid_incident", {"category": "drain"}, actor=reporter, ticket_id="E3")
     with pytest.raises(TriggerNotAllowed):
         engine.fire("E3", "close", actor=centre)
     assert len(events_of(engine, "E3")) == 1
 
 
-def test_listeners_by_type_run_after_commit_only(make_engine, grid_worker, centre) -> None:
+def test_listeners_by_type_run_after_commit_only(make_engine, reporter, centre) -> None:
     seen: list[tuple[str, str]] = []
     registry = Registry()
     registry.listener("all")(lambda e: seen.append(("all", e.type)))
@@ -73,10 +73,10 @@ def test_listeners_by_type_run_after_commit_only(make_engine, grid_worker, centr
         raise RuntimeError("listener bug")  # logged; the change stays committed
 
     eng = make_engine(registry=registry)
-    eng.report("grid_incident", {"category": "drain"}, actor=grid_worker, ticket_id="E4")
+    eng.report("grid_incident", {"category": "drain"}, actor=reporter, ticket_id="E4")
     assert seen == [("all", "ticket.reported")]
     with eng.batch():
-        eng.report("grid_incident", {"category": "drain"}, actor=grid_worker, ticket_id="E5")
+        eng.report("grid_incident", {"category": "drain"}, actor=reporter, ticket_id="E5")
         with pytest.raises(TriggerNotAllowed):
             eng.fire("E5", "close", actor=centre)
         eng.escalate("E5", actor=centre, reason="urgent")
@@ -98,9 +98,9 @@ def test_two_engines_in_one_process_keep_their_own_listeners(tmp_path, clock) ->
         registry.listener("log")(lambda e, name=name: heard[name].append(e.ticket_id))
         engines.append(Engine(tmp_path / f"{name}.sqlite", clock=clock, registry=registry))
     try:
-        engines[0].report("grid_incident", {"category": "x"}, actor=Actor("g", "grid_worker"),
+        engines[0].report("grid_incident", {"category": "x"}, actor=Actor("g", "centre"),
                           ticket_id="A1")
-        engines[1].report("grid_incident", {"category": "x"}, actor=Actor("g", "grid_worker"),
+        engines[1].report("grid_incident", {"category": "x"}, actor=Actor("g", "centre"),
                           ticket_id="B1")
     finally:
         for eng in engines:
@@ -111,14 +111,14 @@ def test_two_engines_in_one_process_keep_their_own_listeners(tmp_path, clock) ->
 def test_the_testing_harness_shows_events() -> None:
     with temporary_engine() as harness:
         t = harness.engine.report("grid_incident", {"category": "x"},
-                                  actor=Actor("g", "grid_worker"))
+                                  actor=Actor("g", "centre"))
         harness.advance(timedelta(minutes=31))
         assert [e.type for e in harness.events(t.id)] == [
             "ticket.reported", "deadline.breached", "ticket.escalated"]
 
 
-def test_events_can_be_switched_off(make_engine, grid_worker, tmp_path) -> None:
+def test_events_can_be_switched_off(make_engine, reporter, tmp_path) -> None:
     eng = make_engine(tmp_path / "quiet.sqlite", events=False)
-    eng.report("grid_incident", {"category": "drain"}, actor=grid_worker)
+    eng.report("grid_incident", {"category": "drain"}, actor=reporter)
     eng.run_until(START + timedelta(hours=1))
     assert events_of(eng) == []

@@ -17,6 +17,7 @@ from engine import Engine, VirtualClock
 
 KEYS = {
     "k-gw": ApiKey(actor="gw-017", role="grid_worker"),
+    "k-hotline": ApiKey(actor="hotline-1", role="centre"),  # reports: the call centre
     "k-centre": ApiKey(actor="ops-1", role="centre"),
     "k-water": ApiKey(actor="water-3", role="department", department="water"),
     "k-roads": ApiKey(actor="roads-1", role="department", department="roads"),
@@ -42,7 +43,7 @@ def fire(client: httpx.Client, tid: str, trigger: str, key: str, **body) -> http
 def test_report_dispatch_arrive_resolve_close_over_http(api) -> None:
     client, _ = api
     r = client.post("/tickets", json={"fields": {"category": "blocked_drain"},
-                                      "ticket_id": "T-1"}, headers=as_("k-gw"))
+                                      "ticket_id": "T-1"}, headers=as_("k-hotline"))
     assert r.status_code == 201
     assert r.headers["location"] == "/tickets/T-1"
     assert (r.json()["state"], r.json()["level"], r.json()["final"]) == (
@@ -70,7 +71,7 @@ def test_report_dispatch_arrive_resolve_close_over_http(api) -> None:
 
     detail = client.get("/tickets/T-1", headers=as_("k-water")).json()
     assert [(h["trigger"], h["actor"], h["role"]) for h in detail["history"]] == [
-        ("report", "gw-017", "grid_worker"), ("dispatch", "ops-1", "centre"),
+        ("report", "hotline-1", "centre"), ("dispatch", "ops-1", "centre"),
         ("arrive", "water-3", "department"), ("resolve", "water-3", "department"),
         ("close", "ops-1", "centre")]
     # deadline timers (SLA clock timers, named sla:..., are checked in test_sla_ladder)
@@ -83,7 +84,7 @@ def test_report_dispatch_arrive_resolve_close_over_http(api) -> None:
 def test_a_refused_command_is_an_rfc9457_problem_with_the_errors_data(api) -> None:
     client, engine = api
     client.post("/tickets", json={"fields": {"category": "noise"}, "ticket_id": "T-2"},
-                headers=as_("k-gw"))
+                headers=as_("k-hotline"))
     r = fire(client, "T-2", "close", "k-centre")
     assert r.status_code == 409
     assert r.headers["content-type"] == "application/problem+json"
@@ -92,10 +93,10 @@ def test_a_refused_command_is_an_rfc9457_problem_with_the_errors_data(api) -> No
         "title": "TriggerNotAllowed",
         "status": 409,
         "detail": "ticket 'T-2' is in state 'reported', where trigger 'close' is not allowed; "
-                  "allowed triggers there: dispatch, escalate, merge",
+                  "allowed triggers there: dispatch, escalate, merge, void",
         "instance": "/tickets/T-2/triggers/close",
         "ticket_id": "T-2", "state": "reported", "trigger": "close",
-        "allowed": ["dispatch", "escalate", "merge"],
+        "allowed": ["dispatch", "escalate", "merge", "void"],
     }
     assert engine.get("T-2").row_version == 1  # nothing changed
 
@@ -108,7 +109,7 @@ def test_a_refused_command_is_an_rfc9457_problem_with_the_errors_data(api) -> No
     r = client.get("/tickets/T-2")
     assert (r.status_code, r.headers["content-type"], r.json()["type"]) == (
         401, "application/problem+json", "urn:gridwhistle:problem:unauthorized")
-    r = client.post("/tickets", json={"fields": {}}, headers=as_("k-gw"))
+    r = client.post("/tickets", json={"fields": {}}, headers=as_("k-hotline"))
     assert (r.status_code, r.json()["errors"]) == (422, {"category": "required when reporting"})
     r = client.post("/tickets", json={"fields": {"category": "x"}, "lifecycle": "/etc/passwd"},
                     headers=as_("k-centre"))
@@ -118,7 +119,7 @@ def test_a_refused_command_is_an_rfc9457_problem_with_the_errors_data(api) -> No
 def test_idempotency_key_header_is_accepted(api) -> None:
     client, _ = api
     client.post("/tickets", json={"fields": {"category": "noise"}, "ticket_id": "T-3"},
-                headers=as_("k-gw"))
+                headers=as_("k-hotline"))
     r = client.post("/tickets/T-3/triggers/dispatch", json={"fields": {"department": "water"}},
                     headers={**as_("k-centre"), "Idempotency-Key": "req-1"})
     assert r.json()["state"] == "dispatched"
@@ -128,7 +129,7 @@ def test_listing_filters_and_pages(api) -> None:
     client, engine = api
     for i, dept in enumerate(["water", "water", "roads", None]):
         client.post("/tickets", json={"fields": {"category": "noise"}, "ticket_id": f"L{i}"},
-                    headers=as_("k-gw"))
+                    headers=as_("k-hotline"))
         if dept:
             fire(client, f"L{i}", "dispatch", "k-centre", fields={"department": dept})
     engine.run_until(START + timedelta(minutes=31))  # L3's dispatch_due escalates it
@@ -163,8 +164,8 @@ def test_a_client_reads_the_lifecycle(api) -> None:
         "grid_incident", 1, "reported", ["grid_worker", "centre", "system"])
     assert lc["levels"] == ["community", "street", "district", "city"]
     assert [(s["name"], s["final"], s["triggers"]) for s in lc["states"]][:2] == [
-        ("reported", False, ["dispatch", "escalate", "merge"]),
-        ("dispatched", False, ["arrive", "escalate", "merge"])]
+        ("reported", False, ["dispatch", "escalate", "merge", "void"]),
+        ("dispatched", False, ["arrive", "escalate", "merge", "void"])]
     assert lc["transitions"][0] == {"trigger": "dispatch",
                                     "title": {"zh": "派遣", "en": "Dispatch"},
                                     "source": ["reported", "escalated"], "dest": "dispatched",

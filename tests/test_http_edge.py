@@ -24,19 +24,20 @@ from engine.validation import TICKET_ID_PATTERN, ticket_id_problem
 
 KEYS = {
     "k-gw": ApiKey(actor="gw-017", role="grid_worker"),
+    "k-hotline": ApiKey(actor="hotline-1", role="centre"),  # reports: the call centre
     "k-centre": ApiKey(actor="ops-1", role="centre"),
     "k-water": ApiKey(actor="water-3", role="department", department="water"),
 }
-GW = {"X-API-Key": "k-gw"}
+GW = {"X-API-Key": "k-hotline"}  # the call centre reports (no photo needed)
 CENTRE = {"X-API-Key": "k-centre"}
 
 SURVEY = """\
 format: 1
 name: survey
 initial: open
-roles: {centre: {}, grid_worker: {}}
+roles: {centre: {}, reporter: {}}
 levels: [{name: community}]
-report: {roles: [grid_worker, centre]}
+report: {roles: [reporter, centre]}
 categories:
   pothole: {title: Pothole}
 fields:
@@ -99,7 +100,7 @@ def test_ids_with_slashes_dots_and_colons_round_trip(served) -> None:
 def test_every_id_the_engine_accepts_is_read_back_over_http(served, tid: str) -> None:
     client, engine = served
     if not find_tickets(engine, ids=[tid], limit=1).items:
-        engine.report("grid_incident", {"category": "noise"}, actor=Actor("gw", "grid_worker"),
+        engine.report("grid_incident", {"category": "noise"}, actor=Actor("gw", "centre"),
                       ticket_id=tid)
     got = client.get("/tickets/" + quote(tid, safe="/:~+"), headers=CENTRE)
     assert (got.status_code, got.json()["ticket"]["id"]) == (200, tid)
@@ -131,7 +132,7 @@ def test_an_id_no_ticket_can_have_is_a_404(served) -> None:
 
 def test_a_server_error_is_problem_json(served) -> None:
     client, engine = served
-    engine.report("grid_incident", {"category": "noise"}, actor=Actor("gw", "grid_worker"),
+    engine.report("grid_incident", {"category": "noise"}, actor=Actor("gw", "centre"),
                   ticket_id="T1")
     with engine.db.write() as conn:  # a real failure: the timers table is gone
         conn.execute(text("DROP TABLE gw_timers"))
@@ -177,7 +178,7 @@ def test_bodies_over_the_limit_are_refused_before_they_are_read(served) -> None:
                                                             "application/json"})
     assert r.status_code == 413
     r = client.post("/open311/v2/requests.json", data={
-        "api_key": "k-gw", "service_code": "noise", "address_string": "A1",
+        "api_key": "k-hotline", "service_code": "noise", "address_string": "A1",
         "description": "x" * 30_000})
     assert (r.status_code, r.json()[0]["code"]) == (413, 413)
     assert count(engine) == 0
@@ -188,7 +189,7 @@ def test_bodies_over_the_limit_are_refused_before_they_are_read(served) -> None:
 @pytest.mark.parametrize("key", ["", "k" * 129, "k" * 200, "two words"])
 def test_a_bad_idempotency_key_is_a_400(served, key: str) -> None:
     client, engine = served
-    engine.report("grid_incident", {"category": "noise"}, actor=Actor("gw", "grid_worker"),
+    engine.report("grid_incident", {"category": "noise"}, actor=Actor("gw", "centre"),
                   ticket_id="T1")
     for method, path, body in (("POST", "/tickets/T1/triggers/dispatch",
                                 {"fields": {"department": "water"}}),
@@ -198,7 +199,7 @@ def test_a_bad_idempotency_key_is_a_400(served, key: str) -> None:
         assert r.status_code == 400, r.text  # main: 500
         assert r.json()["type"] == "urn:gridwhistle:problem:invalid-idempotency-key"
     r = client.post("/open311/v2/requests.json", headers={"Idempotency-Key": key}, data={
-        "api_key": "k-gw", "service_code": "noise", "address_string": "A1"})
+        "api_key": "k-hotline", "service_code": "noise", "address_string": "A1"})
     assert (r.status_code, r.json()[0]["code"]) == (400, 400)
     assert engine.get("T1").state == "reported"
     assert count(engine) == 1
@@ -213,7 +214,7 @@ def test_a_retried_report_with_its_key_creates_one_ticket(served) -> None:
     assert (first.status_code, again.status_code) == (201, 201)
     assert again.json()["id"] == first.json()["id"]  # main: a second ticket
     assert again.headers["location"] == first.headers["location"]
-    form = {"api_key": "k-gw", "service_code": "noise", "address_string": "A1"}
+    form = {"api_key": "k-hotline", "service_code": "noise", "address_string": "A1"}
     a = client.post("/open311/v2/requests.json", data=form, headers={"Idempotency-Key": "o-1"})
     b = client.post("/open311/v2/requests.json", data=form, headers={"Idempotency-Key": "o-1"})
     assert a.json()[0]["service_request_id"] == b.json()[0]["service_request_id"]
@@ -241,7 +242,7 @@ def _served_history(engine: Engine, privacy: Open311Privacy | None, **params: st
 def test_open311_reads_hide_who_did_what_without_a_key(survey) -> None:
     engine, _ = survey
     engine.report("survey", {"category": "pothole", "area": "A1"},
-                  actor=Actor("gw-017", "grid_worker"), ticket_id="S1", reason="call 555-0101")
+                  actor=Actor("gw-017", "centre"), ticket_id="S1", reason="call 555-0101")
     engine.fire("S1", "finish", actor=Actor("ops-1", "centre"), reason="fixed by Mr Li")
     status, [anonymous] = _served_history(engine, None)
     assert status == 200
@@ -264,7 +265,7 @@ def test_open311_reads_hide_who_did_what_without_a_key(survey) -> None:
 def test_xml_stays_well_formed_with_control_characters(survey) -> None:
     engine, _ = survey
     engine.report("survey", {"category": "pothole", "description": "bell\x07 esc\x1b ok\ttab"},
-                  actor=Actor("gw", "grid_worker"), ticket_id="S1")
+                  actor=Actor("gw", "centre"), ticket_id="S1")
     app = create_app(engine, api_keys=KEYS, lifecycles=["survey"])
     with running(app) as url:
         body = httpx.get(f"{url}/open311/v2/requests.xml").text
@@ -275,7 +276,7 @@ def test_xml_stays_well_formed_with_control_characters(survey) -> None:
 def test_open311_attributes_are_typed_and_checked_like_json(survey) -> None:
     engine, _ = survey
     app = create_app(engine, api_keys=KEYS, lifecycles=["survey"])
-    form = {"api_key": "k-gw", "service_code": "pothole", "address_string": "A1"}
+    form = {"api_key": "k-hotline", "service_code": "pothole", "address_string": "A1"}
     with running(app) as url:
         def post(**extra: str) -> httpx.Response:
             return httpx.post(f"{url}/open311/v2/requests.json", data={**form, **extra})

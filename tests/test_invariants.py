@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from adapters.cli import app
 from engine import Actor, Engine, Violation
 
-GW, CENTRE, DEPT = Actor("gw", "grid_worker"), Actor("ops", "centre"), Actor("d", "department")
+GW, CENTRE, DEPT = Actor("gw", "centre"), Actor("ops", "centre"), Actor("d", "department")
 
 
 def _tickets(engine: Engine, clock) -> None:

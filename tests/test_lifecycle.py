@@ -37,16 +37,16 @@ def pending(engine, ticket_id):
 # -- report -------------------------------------------------------------------------------------
 
 
-def test_report_creates_ticket_history_and_first_timer(engine, grid_worker):
+def test_report_creates_ticket_history_and_first_timer(engine, reporter):
     ticket = engine.report(LC, {"category": "blocked drain", "area": "A-07"},
-                           actor=grid_worker, ticket_id="T1", reason="seen on patrol")
+                           actor=reporter, ticket_id="T1", reason="seen on patrol")
     expected = Ticket("T1", "grid_incident", 1, "reported", "community",
                       {"category": "blocked drain", "area": "A-07"}, False, START, START, 1)
     assert ticket == expected
     assert engine.get("T1") == expected
     assert engine.history("T1") == [
         HistoryEntry(1, START, "report", "report", None, "reported", None, "community",
-                     "gw-017", "grid_worker", "seen on patrol",
+                     "hotline-1", "centre", "seen on patrol",
                      {"fields": {"category": "blocked drain", "area": "A-07"}}),
     ]
     assert deadline_timers(engine, "T1") == [
@@ -61,15 +61,15 @@ def test_report_by_centre_at_a_given_level(engine, centre):
     assert engine.history("T1")[0].to_level == "district"
 
 
-def test_report_generates_an_id_when_omitted(engine, grid_worker):
-    a = engine.report(LC, {"category": "x"}, actor=grid_worker)
-    b = engine.report(LC, {"category": "x"}, actor=grid_worker)
+def test_report_generates_an_id_when_omitted(engine, reporter):
+    a = engine.report(LC, {"category": "x"}, actor=reporter)
+    b = engine.report(LC, {"category": "x"}, actor=reporter)
     assert a.id != b.id
     assert engine.get(a.id).state == "reported"
 
 
-def test_duplicate_report_id_raises_ticket_exists(engine, grid_worker, centre, snapshot):
-    engine.report(LC, {"category": "blocked drain"}, actor=grid_worker, ticket_id="T1")
+def test_duplicate_report_id_raises_ticket_exists(engine, reporter, centre, snapshot):
+    engine.report(LC, {"category": "blocked drain"}, actor=reporter, ticket_id="T1")
     before = snapshot(engine, "T1")
     with pytest.raises(TicketExists) as info:
         engine.report(LC, {"category": "other"}, actor=centre, ticket_id="T1")
@@ -78,9 +78,9 @@ def test_duplicate_report_id_raises_ticket_exists(engine, grid_worker, centre, s
     assert snapshot(engine, "T1") == before
 
 
-def test_report_without_required_category_raises_invalid_fields(engine, grid_worker):
+def test_report_without_required_category_raises_invalid_fields(engine, reporter):
     with pytest.raises(InvalidFields) as info:
-        engine.report(LC, {"description": "no category"}, actor=grid_worker, ticket_id="T1")
+        engine.report(LC, {"description": "no category"}, actor=reporter, ticket_id="T1")
     assert info.value.ticket_id == "T1"
     assert info.value.errors == {"category": "required when reporting"}
     with pytest.raises(TicketNotFound):
@@ -92,12 +92,13 @@ def test_report_without_required_category_raises_invalid_fields(engine, grid_wor
     ({"category": ""}, {"category": "required when reporting"}),
     ({"category": 7}, {"category": "expected text, got 7"}),
     ({"category": "x", "colour": "red"},
-     {"colour": "unknown field; declared: area, category, channel, city_verdict, department, "
-                "description, queue, target_at"}),
+     {"colour": "unknown field; declared: address, area, category, channel, city_verdict, "
+                "department, description, lat, long, outside_org, patrol, queue, satisfaction, "
+                "satisfaction_comment, target_at"}),
 ])
-def test_report_with_bad_fields_raises_invalid_fields(engine, grid_worker, fields, errors):
+def test_report_with_bad_fields_raises_invalid_fields(engine, reporter, fields, errors):
     with pytest.raises(InvalidFields) as info:
-        engine.report(LC, fields, actor=grid_worker, ticket_id="T1")
+        engine.report(LC, fields, actor=reporter, ticket_id="T1")
     assert info.value.errors == errors
     with pytest.raises(TicketNotFound):
         engine.get("T1")
@@ -127,8 +128,8 @@ def test_unknown_ticket_raises_ticket_not_found(engine, centre):
 
 
 def test_full_path_report_dispatch_arrive_resolve_reject_close(
-        engine, clock, grid_worker, centre, department):
-    engine.report(LC, {"category": "blocked drain"}, actor=grid_worker, ticket_id="T1")
+        engine, clock, reporter, centre, department):
+    engine.report(LC, {"category": "blocked drain"}, actor=reporter, ticket_id="T1")
 
     clock.set(at(8, 10))
     t = engine.fire("T1", "dispatch", actor=centre, fields={"department": "water"})
@@ -169,7 +170,7 @@ def test_full_path_report_dispatch_arrive_resolve_reject_close(
 
     assert [(h.seq, h.kind, h.trigger, h.from_state, h.to_state, h.actor, h.role)
             for h in engine.history("T1")] == [
-        (1, "report", "report", None, "reported", "gw-017", "grid_worker"),
+        (1, "report", "report", None, "reported", "hotline-1", "centre"),
         (2, "transition", "dispatch", "reported", "dispatched", "ops-1", "centre"),
         (3, "transition", "arrive", "dispatched", "on_site", "water-3", "department"),
         (4, "transition", "resolve", "on_site", "resolved", "water-3", "department"),
@@ -268,14 +269,15 @@ def _to(engine, state, centre, department):
 
 
 @pytest.mark.parametrize(("state", "trigger", "allowed"), [
-    ("reported", "arrive", ("dispatch", "escalate", "merge")),
-    ("reported", "close", ("dispatch", "escalate", "merge")),
-    ("dispatched", "resolve", ("arrive", "escalate", "merge")),
-    ("on_site", "dispatch", ("ask_reporter", "escalate", "merge", "resolve")),
-    ("resolved", "escalate", ("close", "reject", "reopen")),
-    ("escalated", "close", ("acknowledge", "arrive", "dispatch", "escalate", "merge", "resolve")),
+    ("reported", "arrive", ("dispatch", "escalate", "merge", "void")),
+    ("reported", "close", ("dispatch", "escalate", "merge", "void")),
+    ("dispatched", "resolve", ("arrive", "escalate", "merge", "void")),
+    ("on_site", "dispatch", ("ask_reporter", "escalate", "merge", "resolve", "void")),
+    ("resolved", "escalate", ("close", "reject", "reopen", "verify")),
+    ("escalated", "close", ("acknowledge", "arrive", "dispatch", "escalate", "hand_off", "merge",
+                            "resolve", "void")),
     ("closed", "reject", ()),
-    ("reported", "no_such_trigger", ("dispatch", "escalate", "merge")),
+    ("reported", "no_such_trigger", ("dispatch", "escalate", "merge", "void")),
 ])
 def test_trigger_not_allowed_names_ticket_state_trigger_and_allowed(
         engine, clock, centre, department, snapshot, state, trigger, allowed):
@@ -349,8 +351,9 @@ def test_escalate_method_without_reason_raises_invalid_fields(
 
 @pytest.mark.parametrize(("fields", "errors"), [
     ({"colour": "red"},
-     {"colour": "unknown field; declared: area, category, channel, city_verdict, department, "
-                "description, queue, target_at"}),
+     {"colour": "unknown field; declared: address, area, category, channel, city_verdict, "
+                "department, description, lat, long, outside_org, patrol, queue, satisfaction, "
+                "satisfaction_comment, target_at"}),
     ({"department": 12}, {"department": "expected text, got 12"}),
     ({"target_at": "2024-05-02T10:00:00"},
      {"target_at": "instant 2024-05-02T10:00:00 has no time zone; add one (e.g. +00:00)"}),

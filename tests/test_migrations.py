@@ -91,7 +91,7 @@ def test_db_upgrade_command_then_the_engine_runs(tmp_path: Path) -> None:
     assert f"revision {head_revision()}; newest {head_revision()} — up to date" in current.output
     eng = Engine(path, clock=VirtualClock())
     try:
-        t = eng.report("grid_incident", {"category": "drain"}, actor=Actor("gw", "grid_worker"))
+        t = eng.report("grid_incident", {"category": "drain"}, actor=Actor("gw", "centre"))
         assert eng.get(t.id).state == "reported"
     finally:
         eng.stop()

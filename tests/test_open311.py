@@ -17,6 +17,7 @@ from adapters.http import ApiKey, create_app
 from engine import Actor, Engine, VirtualClock
 
 KEYS = {"k-gw": ApiKey(actor="gw-017", role="grid_worker"),
+        "k-hotline": ApiKey(actor="hotline-1", role="centre"),  # reports: the call centre
         "k-water": ApiKey(actor="water-3", role="department", department="water")}
 CENTRE = Actor("ops-1", "centre")
 TARGET = START + timedelta(days=3)
@@ -28,7 +29,7 @@ def served(tmp_path: Path) -> Iterator[tuple[str, Engine]]:
     engine = Engine(tmp_path / "o311.sqlite", clock=clock)
     engine.report("grid_incident", {"category": "blocked_drain", "description": "drain",
                                     "area": "Grid 7", "target_at": TARGET},
-                  actor=Actor("gw-017", "grid_worker"), ticket_id="R-1")
+                  actor=Actor("gw-017", "centre"), ticket_id="R-1")
     engine.fire("R-1", "dispatch", actor=CENTRE, fields={"department": "water"})
     clock.set(START + timedelta(hours=1))
     engine.report("grid_incident", {"category": "noise"}, actor=CENTRE, ticket_id="R-2")
@@ -84,17 +85,17 @@ def test_the_georeport_client_reads_services_and_requests(served) -> None:
 def test_a_form_encoded_post_creates_a_ticket(served) -> None:
     root, engine = served
     r = httpx.post(f"{root}/requests.json", data={
-        "api_key": "k-gw", "service_code": "road_damage", "lat": "31.23", "long": "121.47",
+        "api_key": "k-hotline", "service_code": "road_damage", "lat": "31.23", "long": "121.47",
         "address_string": "Nanjing Rd 100", "description": "pothole by the bus stop"})
     assert r.status_code == 200
     [created] = r.json()
     ticket = engine.get(created["service_request_id"])
     assert (ticket.state, ticket.fields) == ("reported", {
         "category": "road_damage", "description": "pothole by the bus stop",
-        "area": "Nanjing Rd 100", "channel": "open311"})
-    assert [h.actor for h in engine.history(ticket.id)] == ["gw-017"]
+        "address": "Nanjing Rd 100", "lat": 31.23, "long": 121.47, "channel": "open311"})
+    assert [h.actor for h in engine.history(ticket.id)] == ["hotline-1"]
 
-    r = httpx.post(f"{root}/requests.xml", data={"api_key": "k-gw", "service_code": "noise",
+    r = httpx.post(f"{root}/requests.xml", data={"api_key": "k-hotline", "service_code": "noise",
                                                   "address_id": "A-9"})
     created_id = xmltodict.parse(r.text)["service_requests"]["request"]["service_request_id"]
     assert engine.get(created_id).fields["category"] == "noise"
@@ -107,11 +108,11 @@ def test_errors_are_the_specs_list_of_code_and_description(served) -> None:
         r = httpx.post(f"{root}/requests.json", data={"api_key": key, "service_code": "noise",
                                                       "address_string": "x"})
         assert (r.status_code, r.json()[0]["code"]) == (403, 403)
-    r = httpx.post(f"{root}/requests.json", data={"api_key": "k-gw", "service_code": "nope",
+    r = httpx.post(f"{root}/requests.json", data={"api_key": "k-hotline", "service_code": "nope",
                                                   "address_string": "x"})
     assert r.json() == [{"code": 400, "description":
                          "service_code 'nope' is not a service; see services.json"}]
-    r = httpx.post(f"{root}/requests.json", data={"api_key": "k-gw", "service_code": "noise"})
+    r = httpx.post(f"{root}/requests.json", data={"api_key": "k-hotline", "service_code": "noise"})
     assert r.status_code == 400
     assert (len(engine.versions()), [t.id for t in _all(engine)]) == before
 
@@ -148,7 +149,7 @@ def test_extensions_add_the_history_as_notes(served) -> None:
     root, _ = served
     [r2] = httpx.get(f"{root}/requests/R-2.json", params={"extensions": "true"}).json()
     assert r2["extended_attributes"] == {"state": "closed", "level": "community",
-                                         "overdue": False}
+                                         "overdue": False, "grid": None}
     assert [(n["type"], n["summary"]) for n in r2["notes"]] == [
         ("report", "report"), ("transition", "dispatch"), ("transition", "arrive"),
         ("transition", "resolve"), ("transition", "close")]

@@ -14,9 +14,9 @@ LC = "grid_incident"
 TARGET_LOCAL = datetime(2024, 5, 1, 20, 0, tzinfo=timezone(timedelta(hours=8)))  # 12:00Z
 
 
-def _escalated_ticket(engine, clock, grid_worker, centre):
+def _escalated_ticket(engine, clock, reporter, centre):
     engine.report(LC, {"category": "blocked drain", "target_at": TARGET_LOCAL},
-                  actor=grid_worker, ticket_id="T1")
+                  actor=reporter, ticket_id="T1")
     clock.set(at(8, 10))
     engine.fire("T1", "dispatch", actor=centre, fields={"department": "water"})
     clock.set(at(8, 20))
@@ -24,8 +24,8 @@ def _escalated_ticket(engine, clock, grid_worker, centre):
 
 
 def test_fresh_engine_sees_state_level_fields_history_and_timers(
-        engine, make_engine, clock, grid_worker, centre):
-    _escalated_ticket(engine, clock, grid_worker, centre)
+        engine, make_engine, clock, reporter, centre):
+    _escalated_ticket(engine, clock, reporter, centre)
     ticket, history, timers = engine.get("T1"), engine.history("T1"), engine.timers("T1")
     assert (ticket.state, ticket.level) == ("escalated", "street")
 
@@ -45,8 +45,8 @@ def test_fresh_engine_sees_state_level_fields_history_and_timers(
 
 
 def test_fresh_engine_continues_the_ticket(
-        engine, make_engine, clock, grid_worker, centre, department):
-    _escalated_ticket(engine, clock, grid_worker, centre)
+        engine, make_engine, clock, reporter, centre, department):
+    _escalated_ticket(engine, clock, reporter, centre)
     engine.stop()
 
     fresh = make_engine()
@@ -69,8 +69,8 @@ def test_fresh_engine_continues_the_ticket(
 
 
 def test_fresh_engine_fires_timers_created_by_another(
-        engine, make_engine, clock, grid_worker):
-    engine.report(LC, {"category": "x"}, actor=grid_worker, ticket_id="T1")
+        engine, make_engine, clock, reporter):
+    engine.report(LC, {"category": "x"}, actor=reporter, ticket_id="T1")
     engine.stop()
     fresh = make_engine()
     fired = fresh.run_until(at(9, 0))
@@ -91,9 +91,9 @@ def _instants(eng, ticket_id):
 
 
 def test_all_instants_are_utc_also_after_reload(
-        engine, make_engine, clock, grid_worker, centre):
+        engine, make_engine, clock, reporter, centre):
     reported = engine.report(LC, {"category": "x", "target_at": TARGET_LOCAL},
-                             actor=grid_worker, ticket_id="T1")
+                             actor=reporter, ticket_id="T1")
     assert reported.fields["target_at"] == at(12, 0)
     assert all(is_utc(v) for v in (reported.created_at, reported.updated_at,
                                    reported.fields["target_at"]))
@@ -118,12 +118,12 @@ def test_all_instants_are_utc_also_after_reload(
     assert is_utc(fresh.next_due())
 
 
-def test_naive_target_at_is_refused_not_guessed(engine, grid_worker):
+def test_naive_target_at_is_refused_not_guessed(engine, reporter):
     from engine import InvalidFields
 
     with pytest.raises(InvalidFields) as info:
         engine.report(LC, {"category": "x", "target_at": datetime(2024, 5, 1, 12)},
-                      actor=grid_worker, ticket_id="T1")
+                      actor=reporter, ticket_id="T1")
     assert info.value.errors == {
         "target_at": "instant 2024-05-01T12:00:00 has no time zone; add one (e.g. +00:00)"}
 
@@ -146,8 +146,8 @@ def test_same_version_across_engines(engine, make_engine):
 
 
 def test_changed_yaml_gives_version_2_and_running_tickets_stay_on_1(
-        engine, clock, grid_worker, centre, department, grid_incident_text):
-    engine.report(LC, {"category": "x"}, actor=grid_worker, ticket_id="OLD")
+        engine, clock, reporter, centre, department, grid_incident_text):
+    engine.report(LC, {"category": "x"}, actor=reporter, ticket_id="OLD")
     assert engine.get("OLD").version == 1
 
     changed = grid_incident_text.replace("after: PT30M", "after: PT45M")
@@ -159,7 +159,7 @@ def test_changed_yaml_gives_version_2_and_running_tickets_stay_on_1(
     assert engine.deploy(parse_definition(changed)) == v2  # idempotent too
 
     assert engine.get("OLD").version == 1
-    new = engine.report(LC, {"category": "y"}, actor=grid_worker, ticket_id="NEW")
+    new = engine.report(LC, {"category": "y"}, actor=reporter, ticket_id="NEW")
     assert new.version == 2
     assert engine.get("NEW").version == 2
     # each ticket's deadline follows its own version
@@ -173,18 +173,18 @@ def test_changed_yaml_gives_version_2_and_running_tickets_stay_on_1(
 
 
 def test_fresh_engine_reports_on_the_newest_deployed_version(
-        engine, make_engine, grid_worker, grid_incident_text):
+        engine, make_engine, reporter, grid_incident_text):
     engine.deploy("grid_incident")
     engine.deploy(parse_definition(grid_incident_text.replace("after: PT30M", "after: PT45M")))
     fresh = make_engine()
-    assert fresh.report(LC, {"category": "x"}, actor=grid_worker, ticket_id="T9").version == 2
+    assert fresh.report(LC, {"category": "x"}, actor=reporter, ticket_id="T9").version == 2
 
 
 def test_tickets_of_both_versions_reload_in_a_fresh_engine(
-        engine, make_engine, grid_worker, grid_incident_text):
-    engine.report(LC, {"category": "x"}, actor=grid_worker, ticket_id="OLD")
+        engine, make_engine, reporter, grid_incident_text):
+    engine.report(LC, {"category": "x"}, actor=reporter, ticket_id="OLD")
     engine.deploy(parse_definition(grid_incident_text.replace("after: PT30M", "after: PT45M")))
-    engine.report(LC, {"category": "y"}, actor=grid_worker, ticket_id="NEW")
+    engine.report(LC, {"category": "y"}, actor=reporter, ticket_id="NEW")
     fresh = make_engine()
     assert (fresh.get("OLD").version, fresh.get("NEW").version) == (1, 2)
     fired = fresh.run_until(datetime(2024, 5, 1, 9, 0, tzinfo=UTC))

@@ -49,7 +49,7 @@ def test_lifecycle_and_deadlines_on_postgres(pg_engine: Engine) -> None:
     eng = pg_engine
     target = datetime(2024, 5, 2, 8, tzinfo=UTC)
     t = eng.report("grid_incident", {"category": "blocked drain", "target_at": target},
-                   actor=Actor("gw-1", "grid_worker"), ticket_id="pg-1")
+                   actor=Actor("gw-1", "centre"), ticket_id="pg-1")
     eng.fire(t.id, "dispatch", actor=Actor("ops", "centre"), fields={"department": "water"})
     with pytest.raises(TriggerNotAllowed):
         eng.fire(t.id, "close", actor=Actor("ops", "centre"))
@@ -72,7 +72,7 @@ def test_work_orders_duties_and_resolution_on_postgres(pg_engine: Engine) -> Non
     eng, centre = pg_engine, Actor("ops", "centre")
     depts = Departments(eng)
     eng.report("grid_incident", {"category": "blocked_drain", "area": "A1"},
-               actor=Actor("gw-1", "grid_worker"), ticket_id="pg-2")
+               actor=Actor("gw-1", "centre"), ticket_id="pg-2")
     lead, co = depts.dispatch("pg-2", actor=centre)
     water = Actor("water-1", "department")
     with pytest.raises(BounceNeedsApproval):

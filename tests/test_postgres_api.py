@@ -16,7 +16,7 @@ pytestmark = pytest.mark.postgres
 
 def test_listing_and_outbox_on_postgres(pg_engine: Engine) -> None:  # noqa: F811
     eng = pg_engine
-    gw, centre = Actor("gw", "grid_worker"), Actor("ops", "centre")
+    gw, centre = Actor("gw", "centre"), Actor("ops", "centre")
     for tid, dept in [("P1", "water"), ("P2", "roads"), ("P3", None)]:
         eng.report("grid_incident", {"category": "noise"}, actor=gw, ticket_id=tid)
         if dept:

@@ -33,6 +33,9 @@ PUBLIC = {
     "Report", "build_report",
     # issue 11: bounded definitions, one validation at the engine's edge
     "DefinitionLimits", "Limits",
+    # issue 12: evidence, the call-back, hand-offs, patrols
+    "EvidenceMissing", "EvidenceInvalid", "EvidenceRejected", "CallbackLinkInvalid",
+    "UnknownOrganisation", "PatrolNotOnRound",
 }
 
 
@@ -46,7 +49,7 @@ def test_every_error_is_rooted_in_one_base() -> None:
     errors = [getattr(engine, n) for n in engine.__all__
               if isinstance(getattr(engine, n), type)
               and issubclass(getattr(engine, n), Exception)]
-    assert len(errors) == 27
+    assert len(errors) == 33  # issue 12 added 6
     assert all(issubclass(e, engine.GridwhistleError) for e in errors)
 
 
@@ -60,7 +63,7 @@ def test_public_callables_have_docstrings() -> None:
 def test_temporary_engine_advances_virtual_time_and_fires_timers() -> None:
     with temporary_engine() as harness:
         t = harness.engine.report("grid_incident", {"category": "drain"},
-                                  actor=Actor("gw", "grid_worker"))
+                                  actor=Actor("gw", "centre"))
         assert harness.advance(timedelta(minutes=30)) == []       # due at 08:30: not yet late
         fired = harness.advance(timedelta(seconds=1))
         assert [(f.timer.name, f.outcome) for f in fired] == [("dispatch_due", "escalated")]

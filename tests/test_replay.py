@@ -203,7 +203,7 @@ def test_cli_validate_reports_problems_with_exit_code_1(tmp_path: Path) -> None:
     ok = subprocess.run([sys.executable, "-m", "adapters.cli", "validate", "grid_incident"],
                         capture_output=True, text=True)
     assert ok.returncode == 0, ok.stdout + ok.stderr
-    assert "ok — grid_incident: 8 states, 11 transitions, 3 deadlines" in ok.stdout
+    assert "ok — grid_incident: 11 states, 19 transitions, 4 deadlines" in ok.stdout
 
 
 def test_boston_figures_per_department(boston_report: dict[str, Any]) -> None:

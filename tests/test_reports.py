@@ -12,7 +12,7 @@ from engine.reports import Figure, percentile, register_facts, register_source
 from engine.reports import figures as figures_module
 from engine.reports import units as units_module
 
-GW, CENTRE = Actor("gw-017", "grid_worker"), Actor("ops-1", "centre")
+GW, CENTRE = Actor("gw-017", "centre"), Actor("ops-1", "centre")
 WATER, SAN = Actor("water-3", "department"), Actor("san-1", "department")
 
 

@@ -28,7 +28,7 @@ db, t0 = sys.argv[1], datetime.fromisoformat(sys.argv[2])
 eng = Engine(db, clock=VirtualClock(t0), sweep_seconds=0.2)
 eng.start()
 for i in range(4):
-    eng.report("grid_incident", {"category": "drain"}, actor=Actor("gw", "grid_worker"),
+    eng.report("grid_incident", {"category": "drain"}, actor=Actor("gw", "centre"),
                ticket_id=f"T{i}")
 eng.fire("T3", "dispatch", actor=Actor("ops", "centre"))
 eng.run_due()

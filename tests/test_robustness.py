@@ -26,7 +26,7 @@ def test_engine_start_stop_never_hangs(tmp_path: Path) -> None:
         for i in range(40):
             with Engine({str(tmp_path / 'a.sqlite')!r}) as eng:
                 eng.report("grid_incident", {{"category": "drain"}},
-                           actor=Actor("gw", "grid_worker"))
+                           actor=Actor("gw", "centre"))
         print("done")
     """)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
@@ -86,7 +86,7 @@ def test_stored_tickets_can_be_read_without_the_host_callbacks(tmp_path: Path) -
     registry.guard("verified")(lambda ctx: True)
     host = Engine(tmp_path / "g.sqlite", clock=VirtualClock(), registry=registry)
     host.deploy(parse_definition(text))
-    host.report("grid_incident", {"category": "x"}, actor=Actor("g", "grid_worker"),
+    host.report("grid_incident", {"category": "x"}, actor=Actor("g", "centre"),
                 ticket_id="T1")
     host.stop()
     reader = Engine(tmp_path / "g.sqlite", clock=VirtualClock())  # no registry

@@ -300,7 +300,7 @@ def test_grid_incident_sla_runs_into_a_chinese_make_up_saturday(tmp_path):
     eng = Engine(tmp_path / "cn.sqlite",
                  clock=VirtualClock(datetime(2024, 5, 10, 17, tzinfo=sh)))
     try:
-        eng.report("grid_incident", {"category": "drain"}, actor=Actor("gw", "grid_worker"),
+        eng.report("grid_incident", {"category": "drain"}, actor=Actor("gw", "centre"),
                    ticket_id="G1")
         clocks = {c.name: c for c in eng.sla_clocks("G1")}
         assert clocks["time_to_dispatch"].due_at == datetime(2024, 5, 11, 9, tzinfo=sh)

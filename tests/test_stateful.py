@@ -60,7 +60,8 @@ class TicketMachine(RuleBasedStateMachine):
         try:
             self.engine.report("grid_incident", fields, actor=Actor("a", role), ticket_id=tid)
         except CommandRefused:
-            assert role not in ("grid_worker", "centre")
+            # a grid worker's report needs a photo (tests/test_evidence.py)
+            assert role != "centre"
             self.engine.report("grid_incident", fields, actor=Actor("a", "centre"),
                                ticket_id=tid)
         return tid

@@ -33,7 +33,7 @@ from engine.definition import bundled_workflows_dir
 from engine.store import idempotency, timers
 
 LC = "grid_incident"
-GW = Actor("gw-1", "grid_worker")
+GW = Actor("gw-1", "centre")
 CENTRE = Actor("ops-1", "centre")
 DEPT = Actor("water-3", "department")
 
@@ -415,7 +415,7 @@ def test_refused_commands_and_the_tie_rule_behave_alike(
     before = (eng.get("T1"), eng.history("T1"), eng.timers("T1"))
     with pytest.raises(TriggerNotAllowed) as err:
         eng.fire("T1", "close", actor=CENTRE)
-    assert err.value.allowed == ("arrive", "escalate", "merge")
+    assert err.value.allowed == ("arrive", "escalate", "merge", "void")
     assert (eng.get("T1"), eng.history("T1"), eng.timers("T1")) == before
     eng.fire("T1", "arrive", actor=DEPT)
     assert eng.run_until(at(12)) == []            # due at 12:00: not breached at 12:00

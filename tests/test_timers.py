@@ -25,8 +25,8 @@ def pending(engine, ticket_id):
 
 
 @pytest.mark.parametrize("how", ["run_until", "set_clock_then_run_due"])
-def test_dispatch_due_fires_exactly_once(engine, clock, grid_worker, how):
-    engine.report(LC, {"category": "blocked drain"}, actor=grid_worker, ticket_id="T1")
+def test_dispatch_due_fires_exactly_once(engine, clock, reporter, how):
+    engine.report(LC, {"category": "blocked drain"}, actor=reporter, ticket_id="T1")
     if how == "run_until":
         fired = engine.run_until(at(9, 0))
         fired_at = at(8, 30)  # run_until fires each timer at its own due instant
@@ -70,8 +70,8 @@ def test_dispatch_due_fires_exactly_once(engine, clock, grid_worker, how):
             if tm.name.startswith("ladder:")] == [("ladder:street", fired_at + timedelta(days=2))]
 
 
-def test_timer_due_at_t_is_not_fired_at_t(engine, clock, grid_worker):
-    engine.report(LC, {"category": "x"}, actor=grid_worker, ticket_id="T1")
+def test_timer_due_at_t_is_not_fired_at_t(engine, clock, reporter):
+    engine.report(LC, {"category": "x"}, actor=reporter, ticket_id="T1")
     clock.set(at(8, 30))
     assert engine.run_due() == []
     assert engine.run_due(at(8, 30)) == []
@@ -79,8 +79,8 @@ def test_timer_due_at_t_is_not_fired_at_t(engine, clock, grid_worker):
     assert pending(engine, "T1") == [("dispatch_due", "reported", at(8, 30))]
 
 
-def test_deadline_due_at_t_is_met_by_a_command_at_t(engine, clock, grid_worker, centre):
-    engine.report(LC, {"category": "x"}, actor=grid_worker, ticket_id="T1")
+def test_deadline_due_at_t_is_met_by_a_command_at_t(engine, clock, reporter, centre):
+    engine.report(LC, {"category": "x"}, actor=reporter, ticket_id="T1")
     assert engine.run_until(at(8, 30)) == []
     assert clock.now() == at(8, 30)
     t = engine.fire("T1", "dispatch", actor=centre)
@@ -94,8 +94,8 @@ def test_deadline_due_at_t_is_met_by_a_command_at_t(engine, clock, grid_worker, 
     assert engine.get("T1").level == "community"
 
 
-def test_timer_of_a_ticket_that_moved_on_does_nothing(engine, clock, grid_worker, centre):
-    engine.report(LC, {"category": "x"}, actor=grid_worker, ticket_id="T1")
+def test_timer_of_a_ticket_that_moved_on_does_nothing(engine, clock, reporter, centre):
+    engine.report(LC, {"category": "x"}, actor=reporter, ticket_id="T1")
     clock.set(at(8, 10))
     engine.fire("T1", "dispatch", actor=centre)
     ticket, history = engine.get("T1"), engine.history("T1")
@@ -109,8 +109,8 @@ def test_timer_of_a_ticket_that_moved_on_does_nothing(engine, clock, grid_worker
     assert deadline_timers(engine, "T1") == timers
 
 
-def test_arrival_due_records_a_breach_without_escalating(engine, clock, grid_worker, centre):
-    engine.report(LC, {"category": "x"}, actor=grid_worker, ticket_id="T1")
+def test_arrival_due_records_a_breach_without_escalating(engine, clock, reporter, centre):
+    engine.report(LC, {"category": "x"}, actor=reporter, ticket_id="T1")
     engine.fire("T1", "dispatch", actor=centre)
     fired = engine.run_until(at(11, 0))
     assert [(f.timer.name, f.outcome) for f in fired] == [("arrival_due", "breached")]
@@ -123,8 +123,8 @@ def test_arrival_due_records_a_breach_without_escalating(engine, clock, grid_wor
         ("breach", "arrival_due", "record")]
 
 
-def test_pending_timer_of_a_left_state_is_marked_stale(engine, clock, grid_worker, centre):
-    engine.report(LC, {"category": "x"}, actor=grid_worker, ticket_id="T1")
+def test_pending_timer_of_a_left_state_is_marked_stale(engine, clock, reporter, centre):
+    engine.report(LC, {"category": "x"}, actor=reporter, ticket_id="T1")
     engine.fire("T1", "dispatch", actor=centre)
     with engine.db.write() as conn:
         stale_id = conn.execute(insert(timers_table).values(
@@ -147,9 +147,9 @@ def test_pending_timer_of_a_left_state_is_marked_stale(engine, clock, grid_worke
 
 
 def test_resolution_deadline_from_target_at_escalates_and_marks_overdue(
-        engine, clock, grid_worker, centre, department):
+        engine, clock, reporter, centre, department):
     engine.report(LC, {"category": "x", "target_at": "2024-05-01T12:00:00+00:00"},
-                  actor=grid_worker, ticket_id="T1")
+                  actor=reporter, ticket_id="T1")
     assert pending(engine, "T1") == [("dispatch_due", "reported", at(8, 30)),
                                      ("resolution", None, at(12, 0))]
     clock.set(at(8, 10))
@@ -172,9 +172,9 @@ def test_resolution_deadline_from_target_at_escalates_and_marks_overdue(
 
 
 def test_resolving_before_target_at_cancels_the_resolution_timer(
-        engine, clock, grid_worker, centre, department):
+        engine, clock, reporter, centre, department):
     engine.report(LC, {"category": "x", "target_at": "2024-05-01T12:00:00+00:00"},
-                  actor=grid_worker, ticket_id="T1")
+                  actor=reporter, ticket_id="T1")
     clock.set(at(8, 10))
     engine.fire("T1", "dispatch", actor=centre)
     engine.fire("T1", "arrive", actor=department)
@@ -194,10 +194,10 @@ def test_resolving_before_target_at_cancels_the_resolution_timer(
     assert [tm.name for tm in deadline_timers(engine, "T1", status="pending")] == ["arrival_due"]
 
 
-def test_resolution_breach_while_resolved_is_stale(engine, clock, grid_worker, centre,
+def test_resolution_breach_while_resolved_is_stale(engine, clock, reporter, centre,
                                                    department):
     """A resolution timer that somehow stayed pending past `resolved` must not escalate."""
-    engine.report(LC, {"category": "x"}, actor=grid_worker, ticket_id="T1")
+    engine.report(LC, {"category": "x"}, actor=reporter, ticket_id="T1")
     engine.fire("T1", "dispatch", actor=centre)
     engine.fire("T1", "arrive", actor=department)
     engine.fire("T1", "resolve", actor=department)
@@ -211,8 +211,8 @@ def test_resolution_breach_while_resolved_is_stale(engine, clock, grid_worker, c
     assert (engine.get("T1"), engine.history("T1")) == (ticket, history)
 
 
-def test_three_hop_escalation_community_street_district_city(engine, grid_worker):
-    engine.report(LC, {"category": "x"}, actor=grid_worker, ticket_id="T1")
+def test_three_hop_escalation_community_street_district_city(engine, reporter):
+    engine.report(LC, {"category": "x"}, actor=reporter, ticket_id="T1")
     fired = engine.run_until(at(12, 0, day=6))
     assert [(f.timer.name, f.timer.due_at, f.outcome) for f in fired
             if not f.timer.name.startswith("sla:")] == [
@@ -248,10 +248,10 @@ def test_three_hop_escalation_community_street_district_city(engine, grid_worker
         "sla:time_to_resolve"]
 
 
-def test_two_engines_on_one_file_fire_each_timer_once(engine, make_engine, clock, grid_worker):
+def test_two_engines_on_one_file_fire_each_timer_once(engine, make_engine, clock, reporter):
     ids = [f"T{i:02d}" for i in range(24)]
     for tid in ids:
-        engine.report(LC, {"category": "x"}, actor=grid_worker, ticket_id=tid)
+        engine.report(LC, {"category": "x"}, actor=reporter, ticket_id=tid)
     other = make_engine()
     clock.set(at(9, 0))
 
@@ -288,8 +288,8 @@ def test_two_engines_on_one_file_fire_each_timer_once(engine, make_engine, clock
 
 
 def test_two_engines_calling_run_due_one_after_the_other(engine, make_engine, clock,
-                                                         grid_worker):
-    engine.report(LC, {"category": "x"}, actor=grid_worker, ticket_id="T1")
+                                                         reporter):
+    engine.report(LC, {"category": "x"}, actor=reporter, ticket_id="T1")
     other = make_engine()
     clock.set(at(9, 0))
     first = other.run_due()
@@ -299,8 +299,8 @@ def test_two_engines_calling_run_due_one_after_the_other(engine, make_engine, cl
 
 
 def test_setting_the_target_field_later_schedules_and_moves_the_resolution_deadline(
-        engine, grid_worker, centre):
-    t = engine.report("grid_incident", {"category": "x"}, actor=grid_worker, ticket_id="F1")
+        engine, reporter, centre):
+    t = engine.report("grid_incident", {"category": "x"}, actor=reporter, ticket_id="F1")
     assert [tm.name for tm in deadline_timers(engine, t.id)] == ["dispatch_due"]
     engine.fire(t.id, "dispatch", actor=centre, fields={"target_at": at(12, 0)})
     pending = {tm.name: tm.due_at for tm in deadline_timers(engine, t.id, status="pending")}
@@ -321,10 +321,10 @@ def test_timers_of_an_unknown_ticket_is_an_error(engine):
 
 
 def test_a_stopped_ticket_deadline_is_not_restarted_by_setting_its_field_later(
-        engine, grid_worker, centre, department):
+        engine, reporter, centre, department):
     # No target at report: no resolution timer. The ticket is resolved (the deadline stops),
     # then verification fails and the centre sets a target: the deadline must stay stopped.
-    t = engine.report("grid_incident", {"category": "x"}, actor=grid_worker, ticket_id="S1")
+    t = engine.report("grid_incident", {"category": "x"}, actor=reporter, ticket_id="S1")
     engine.fire(t.id, "dispatch", actor=centre)
     engine.fire(t.id, "arrive", actor=department)
     engine.fire(t.id, "resolve", actor=department)
@@ -333,7 +333,7 @@ def test_a_stopped_ticket_deadline_is_not_restarted_by_setting_its_field_later(
     assert [tm.name for tm in engine.timers(t.id) if tm.name == "resolution"] == []
 
 
-def test_a_ticket_id_longer_than_64_characters_is_refused(engine, grid_worker):
+def test_a_ticket_id_longer_than_64_characters_is_refused(engine, reporter):
     with pytest.raises(InvalidFields, match="must be 1 to 64 characters, got 65"):
-        engine.report("grid_incident", {"category": "x"}, actor=grid_worker,
+        engine.report("grid_incident", {"category": "x"}, actor=reporter,
                       ticket_id="x" * 65)

@@ -21,7 +21,7 @@ from engine.validation import (
     ticket_id_problem,
 )
 
-GW = Actor("gw-017", "grid_worker")
+GW = Actor("gw-017", "centre")
 
 GOOD_IDS = ["T1", "101001242696", "14-00195506/14-00214133", "14-00011080/lead",
             "grid_patrol-2024-11-03T01:30-05:00", "T-1.2", "a", "x" * 64, "A_b~c+d:e",

@@ -14,7 +14,7 @@ from adapters.replay import BUNDLED_SAMPLE
 from engine import Actor, MigrationRefused, parse_definition
 
 LC = "grid_incident"
-GW, CENTRE, DEPT = Actor("gw", "grid_worker"), Actor("ops", "centre"), Actor("d", "department")
+GW, CENTRE, DEPT = Actor("gw", "centre"), Actor("ops", "centre"), Actor("d", "department")
 
 
 def _v2(text: str, **swaps: str) -> str:

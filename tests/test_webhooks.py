@@ -39,8 +39,8 @@ def attempts(engine) -> list[tuple[int, int | None, str | None, datetime]]:
             .order_by(delivery_attempts.c.id))]
 
 
-def test_retries_with_exponential_backoff_until_delivered(engine, clock, grid_worker) -> None:
-    ticket = engine.report("grid_incident", {"category": "drain"}, actor=grid_worker)
+def test_retries_with_exponential_backoff_until_delivered(engine, clock, reporter) -> None:
+    ticket = engine.report("grid_incident", {"category": "drain"}, actor=reporter)
     with receiver([500, 503]) as hook:
         worker = WebhookWorker(engine, [Endpoint("ops", hook.url, secret=SECRET)],
                                policy=POLICY)
@@ -80,8 +80,8 @@ def test_retries_with_exponential_backoff_until_delivered(engine, clock, grid_wo
         (3, 200, None, START + timedelta(seconds=30))]
 
 
-def test_dead_letters_are_replayed_by_the_operator(engine, clock, grid_worker, db_path):
-    engine.report("grid_incident", {"category": "drain"}, actor=grid_worker, ticket_id="W1")
+def test_dead_letters_are_replayed_by_the_operator(engine, clock, reporter, db_path):
+    engine.report("grid_incident", {"category": "drain"}, actor=reporter, ticket_id="W1")
     engine.fire("W1", "escalate", actor=Actor("ops", "centre"),
                 reason="urgent")
     with receiver([500] * 8) as hook:
@@ -121,8 +121,8 @@ def test_dead_letters_are_replayed_by_the_operator(engine, clock, grid_worker, d
         assert conn.execute(select(deliveries.c.status)).scalars().all() == ["pending"]
 
 
-def test_a_refused_connection_is_retried(engine, clock, grid_worker) -> None:
-    engine.report("grid_incident", {"category": "drain"}, actor=grid_worker)
+def test_a_refused_connection_is_retried(engine, clock, reporter) -> None:
+    engine.report("grid_incident", {"category": "drain"}, actor=reporter)
     with receiver([]) as hook:
         url = hook.url
     worker = WebhookWorker(engine, [Endpoint("gone", url, secret=SECRET)], policy=POLICY)
@@ -153,7 +153,7 @@ def test_endpoints_file_is_strict(tmp_path) -> None:
 
 def test_the_background_worker_retries_on_the_system_clock(tmp_path) -> None:
     engine = Engine(tmp_path / "live.sqlite")
-    engine.report("grid_incident", {"category": "drain"}, actor=Actor("gw", "grid_worker"),
+    engine.report("grid_incident", {"category": "drain"}, actor=Actor("gw", "centre"),
                   ticket_id="L1")
     with receiver([502]) as hook:
         worker = WebhookWorker(engine, [Endpoint("ops", hook.url, secret=SECRET)],

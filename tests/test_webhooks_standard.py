@@ -34,7 +34,7 @@ from engine.store import deliveries, delivery_attempts
 
 REPO = Path(__file__).resolve().parents[1]
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-GW = Actor("gw", "grid_worker")
+GW = Actor("gw", "centre")
 
 
 @dataclass

@@ -92,7 +92,7 @@ def open_database(db: str, *, create: bool = False, tables: bool = True) -> Data
 
 
 def open_engine(db: str, *, create: bool = False, events: bool = True,
-                clock: Clock | None = None) -> Engine:
+                clock: Clock | None = None, evidence_store: str | None = None) -> Engine:
     """An :class:`~engine.Engine` on ``--db`` opened by :func:`open_database`.
 
     Args:
@@ -101,12 +101,14 @@ def open_engine(db: str, *, create: bool = False, events: bool = True,
         events: write outbox events for commands (off for pure reads).
         clock: the engine's clock (default a :class:`~engine.VirtualClock`: reads and
             one-off commands do not fire deadlines on their own).
+        evidence_store: where evidence files are stored (default: the engine's).
     """
     from engine import Engine, GridwhistleError, VirtualClock
 
     database = open_database(db, create=create)
     try:
-        return Engine(database, clock=clock or VirtualClock(), events=events)
+        return Engine(database, clock=clock or VirtualClock(), events=events,
+                      evidence_store=evidence_store)
     except GridwhistleError as exc:
         database.close()
         fail(str(exc))

@@ -27,6 +27,9 @@ def add(
         help="For a department key: the department it acts for.")] = None,
     name: Annotated[str | None, typer.Option(
         help="The entry's name in the file (default: the actor id).")] = None,
+    organisation: Annotated[str | None, typer.Option(
+        help="For an outside organisation's key: the organisation it acts for (it sees "
+             "only the tickets that organisation holds).")] = None,
 ) -> None:
     """Make a new API key: print it once on stdout and append its SHA-256 hash to FILE.
 
@@ -36,7 +39,8 @@ def add(
     try:
         from adapters.http.auth import ApiKey, add_api_key
 
-        grant = ApiKey(actor=actor, role=role, department=department)
+        grant = ApiKey(actor=actor, role=role, department=department,
+                       organisation=organisation)
         key = add_api_key(file, name or actor, grant)
     except (GridwhistleError, ValueError, OSError) as exc:
         fail(str(exc))

@@ -106,7 +106,8 @@ def report(
     if fmt is Format.json:
         out: dict[str, Any] = {
             "lifecycle": lifecycle, "tickets": s.tickets, "transitions": s.transitions,
-            "closed": s.closed, "closure_rate": round(s.closure_rate, 4), "overdue": s.overdue,
+            "closed": s.closed, "voided": s.voided, "closure_rate": round(s.closure_rate, 4),
+            "overdue": s.overdue,
             "escalations": s.escalations, "breaches": dict(sorted(s.breaches.items())),
             "by_state": dict(sorted(s.by_state.items())), "by_level": s.by_level,
             "median_close_seconds": s.median_close_seconds, "database": db,

@@ -72,6 +72,12 @@ def serve(
              "reasons), none, or full.")] = "anonymous",
     no_open311: Annotated[bool, typer.Option("--no-open311", help="Do not serve Open311.")
                           ] = False,
+    open311_evidence: Annotated[str, typer.Option(
+        help="Who sees Open311 media_url (photos): key (a key with access to the ticket), "
+             "public, or none.")] = "key",
+    evidence_store: Annotated[str | None, typer.Option(
+        help="Where uploaded evidence is stored: a directory or fsspec URL (s3://bucket/x). "
+             "Default: <db>.evidence beside a SQLite file.")] = None,
 ) -> None:
     """Serve the HTTP API and Open311 with uvicorn; fire deadlines and deliver webhooks.
 
@@ -89,7 +95,8 @@ def serve(
 
     try:
         privacy = Open311Privacy(reads=open311_reads,  # type: ignore[arg-type]
-                                 history=open311_history)  # type: ignore[arg-type]
+                                 history=open311_history,  # type: ignore[arg-type]
+                                 evidence=open311_evidence)  # type: ignore[arg-type]
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     try:
@@ -98,7 +105,7 @@ def serve(
     except (GridwhistleError, OSError) as exc:
         fail(str(exc))
         return
-    engine = open_engine(db, create=True, clock=SystemClock())
+    engine = open_engine(db, create=True, clock=SystemClock(), evidence_store=evidence_store)
     try:
         worker = (WebhookWorker(engine, endpoints, allowed_hosts=allowed_hosts(
             webhook_allow_host)) if endpoints else None)

@@ -16,6 +16,7 @@ from fastapi.security import APIKeyHeader
 
 from adapters.http.auth import ApiKey, KeyRing, check_scope
 from adapters.http.models import (
+    AttachmentOut,
     FireIn,
     HistoryOut,
     LifecycleOut,
@@ -29,6 +30,7 @@ from adapters.http.models import (
 )
 from adapters.http.problems import PROBLEM_JSON, Problem
 from engine import Engine, Limits, Ticket, find_tickets
+from engine.evidence import Attachment
 from engine.validation import idempotency_key_problem, ticket_id_problem
 
 __all__ = ["router"]
@@ -124,7 +126,8 @@ def report_ticket(body: ReportIn, request: Request, response: Response, engine: 
     actor = grant.as_actor()
     ticket = engine.report(lifecycle, body.fields, actor=actor, ticket_id=body.ticket_id,
                            level=body.level, reason=body.reason,
-                           idempotency_key=idempotency_key)
+                           idempotency_key=idempotency_key,
+                           evidence=[e.plain() for e in body.evidence])
     response.headers["Location"] = location(ticket.id)
     return _out(engine, ticket)
 
@@ -140,27 +143,40 @@ def fire_trigger(
     grant: GrantDep,
     idempotency_key: KeyDep,
 ) -> TicketOut:
-    """Fire ``trigger`` as the key's actor and role; the lifecycle's role rules apply."""
-    check_scope(grant, engine.get(ticket_id))
+    """Fire ``trigger`` as the key's actor and role; the lifecycle's role rules apply.
+
+    ``evidence`` names files uploaded with ``POST /uploads`` (or send both in one request:
+    ``POST /tickets/{id}/triggers/{trigger}/with-evidence``).
+    """
+    current = engine.get(ticket_id)
+    check_scope(grant, current, engine.lifecycle_of(current))
     actor = grant.as_actor()
     ticket = engine.fire(ticket_id, trigger, actor=actor, reason=body.reason,
-                         fields=body.fields, idempotency_key=idempotency_key)
+                         fields=body.fields, idempotency_key=idempotency_key,
+                         evidence=[e.plain() for e in body.evidence])
     return _out(engine, ticket)
 
 
 @router.get("/tickets/{ticket_id:path}", response_model=TicketDetail,
             summary="Read a ticket with its history and timers")
 def read_ticket(ticket_id: TicketId, engine: EngineDep, grant: GrantDep) -> TicketDetail:
-    """The ticket, its full history (oldest first), its timers and the triggers it allows."""
+    """The ticket, its history (oldest first), timers, allowed triggers and attachments."""
     ticket = engine.get(ticket_id)
-    check_scope(grant, ticket)
+    check_scope(grant, ticket, engine.lifecycle_of(ticket))
     lc = engine.lifecycle(ticket.lifecycle)
     return TicketDetail(
         ticket=_out(engine, ticket),
         history=[HistoryOut.of(h) for h in engine.history(ticket_id)],
         timers=[TimerOut.of(t) for t in engine.timers(ticket_id)],
         triggers=sorted(lc.triggers_from(ticket.state)),
+        evidence=[AttachmentOut.of(a, download_path(a) if a.stored else None)
+                  for a in engine.attachments(ticket_id)],
     )
+
+
+def download_path(a: Attachment) -> str:
+    """Where an attachment's bytes are served: ``/tickets/{id}/evidence/{attachment id}``."""
+    return f"{location(a.ticket_id)}/evidence/{a.id}"
 
 
 @router.get("/tickets", response_model=TicketList, summary="List tickets")
@@ -185,10 +201,13 @@ def list_tickets(
 ) -> TicketList:
     """Tickets matching every filter given, most recently updated first, paginated.
 
-    A department key sees its own department's tickets only.
+    A department key sees its own department's tickets only; an outside organisation's key
+    only the tickets it holds now.
     """
     if lifecycle is not None:
         _lifecycle(request, lifecycle)
+    if grant.organisation is not None:
+        return _held(request, engine, grant.organisation, limit, offset)
     if grant.department is not None:
         if department not in (None, grant.department):
             raise Problem(403, "wrong-department",
@@ -200,6 +219,21 @@ def list_tickets(
                         overdue=overdue, limit=limit, offset=offset)
     return TicketList(items=[_out(engine, t) for t in page.items], total=page.total,
                       limit=page.limit, offset=page.offset)
+
+
+def _held(request: Request, engine: Engine, organisation: str, limit: int,
+          offset: int) -> TicketList:
+    """The tickets an outside organisation holds now, across the served lifecycles."""
+    items: list[Ticket] = []
+    for name in request.app.state.lifecycles:
+        h = engine.lifecycle(name).spec.handoff
+        if h is None:
+            continue
+        page = find_tickets(engine, lifecycle=name, states=list(h.holding),
+                            field_values={h.field: [organisation]}, limit=500)
+        items.extend(page.items)
+    return TicketList(items=[_out(engine, t) for t in items[offset:offset + limit]],
+                      total=len(items), limit=limit, offset=offset)
 
 
 @router.get("/lifecycles", response_model=list[str], summary="Lifecycles served")

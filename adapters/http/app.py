@@ -11,7 +11,7 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from adapters.http import api, departments, open311, reports
+from adapters.http import api, departments, evidence, open311, reports
 from adapters.http.auth import ApiKey, KeyRing
 from adapters.http.middleware import BodyLimit, ServerErrors, too_large
 from adapters.http.open311 import Open311Privacy
@@ -25,6 +25,7 @@ from adapters.http.problems import (
     validation_handler,
 )
 from engine import Engine, GridwhistleError, Limits, __version__, load_definition
+from engine.definition.schema import EvidenceSpec
 
 __all__ = ["create_app"]
 
@@ -88,7 +89,10 @@ def create_app(
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(open311.Open311Error, _open311_error)
-    app.add_middleware(BodyLimit, limit=limits.body_bytes, refuse=_too_large)
+    largest = max((engine.lifecycle(n).spec.evidence or EvidenceSpec()).max_bytes
+                  for n in names)
+    app.add_middleware(BodyLimit, limit=limits.body_bytes, refuse=_too_large,
+                       multipart_limit=largest + limits.body_bytes)  # a file and its form
     app.add_middleware(ServerErrors, answer=_internal_error)
 
     @app.get("/health", tags=["meta"], summary="Liveness")
@@ -99,6 +103,7 @@ def create_app(
     # the department routes end in fixed words (/tickets/{id}/work-orders, ...): they go
     # before the API's GET /tickets/{id:path}, whose id may itself hold a '/'
     app.include_router(departments.router)
+    app.include_router(evidence.router)  # its routes end in fixed words too
     app.include_router(api.router)
     app.include_router(reports.router)
     if open311_api:

@@ -32,8 +32,9 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from adapters.http.problems import Problem
-from engine import Actor, DefinitionError, Ticket, load_yaml_model
+from engine import Actor, DefinitionError, Lifecycle, Ticket, load_yaml_model
 from engine import Problem as DefinitionProblem
+from engine.handoffs import held_by
 
 __all__ = ["ApiKey", "KeyRing", "add_api_key", "hash_key", "key_holders", "load_api_keys",
            "migrate_api_keys", "new_key"]
@@ -49,6 +50,8 @@ class ApiKey(BaseModel):
         actor: the actor id written to history.
         role: a role of the lifecycle.
         department: for department keys, the department they act for.
+        organisation: for an outside organisation's key (issue 12), the organisation it
+            acts for: it sees and acts on only the tickets that organisation holds now.
     """
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
@@ -56,6 +59,7 @@ class ApiKey(BaseModel):
     actor: str = Field(min_length=1, max_length=128)
     role: str = Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")
     department: str | None = None
+    organisation: str | None = None
 
     def as_actor(self) -> Actor:
         """The engine :class:`~engine.Actor` of this key."""
@@ -66,7 +70,8 @@ class _HashedKey(ApiKey):
     hash: str = Field(pattern=r"^sha256:[0-9a-f]{64}$")
 
     def grant(self) -> ApiKey:
-        return ApiKey(actor=self.actor, role=self.role, department=self.department)
+        return ApiKey(actor=self.actor, role=self.role, department=self.department,
+                      organisation=self.organisation)
 
 
 class _KeyFile(BaseModel):
@@ -193,6 +198,8 @@ def _entry(name: str, hashed: str, grant: ApiKey) -> str:
              f"role: {grant.role}"]
     if grant.department is not None:
         parts.append(f"department: {json.dumps(grant.department)}")
+    if grant.organisation is not None:
+        parts.append(f"organisation: {json.dumps(grant.organisation)}")
     return f"  {json.dumps(name, ensure_ascii=False)}: {{{', '.join(parts)}}}\n"
 
 
@@ -283,12 +290,27 @@ def migrate_api_keys(path: str | Path) -> int:
     return len(lines)
 
 
-def check_scope(grant: ApiKey, ticket: Ticket) -> None:
-    """Refuse a department key acting on another department's ticket.
+def check_scope(grant: ApiKey, ticket: Ticket, lifecycle: Lifecycle | None = None) -> None:
+    """Refuse a key acting on a ticket it has no access to.
+
+    A department key may act on its department's tickets only; an organisation's key on the
+    tickets that organisation holds now.
+
+    Args:
+        grant: the key's grant.
+        ticket: the ticket.
+        lifecycle: its compiled lifecycle (needed for an organisation's key: which states
+            hold it; without it such a key is refused).
 
     Raises:
-        Problem: 403 ``wrong-department``.
+        Problem: 403 ``wrong-department`` or ``not-held``.
     """
+    if grant.organisation is not None and (
+            lifecycle is None or held_by(lifecycle, ticket) != grant.organisation):
+        raise Problem(403, "not-held",
+                      f"this key acts for organisation {grant.organisation!r}, which does not "
+                      f"hold ticket {ticket.id!r} now",
+                      ticket_id=ticket.id, organisation=grant.organisation)
     if grant.department is not None and ticket.fields.get("department") != grant.department:
         raise Problem(403, "wrong-department",
                       f"this key acts for department {grant.department!r}; ticket "

@@ -123,7 +123,8 @@ def visible_orders(grant: ApiKey, orders: list[WorkOrder]) -> list[WorkOrder]:
 
 
 def _scoped(engine: Engine, grant: ApiKey, ticket_id: str) -> None:
-    check_scope(grant, engine.get(ticket_id))
+    ticket = engine.get(ticket_id)
+    check_scope(grant, ticket, engine.lifecycle_of(ticket))
 
 
 @router.get("/tickets/{ticket_id}/work-orders", response_model=WorkOrdersOut,

@@ -3,7 +3,8 @@
 :class:`BodyLimit`: a request whose ``Content-Length`` is over the limit is answered 413 at
 once, without reading its body; a body sent without a length (chunked) is counted as it
 arrives and refused once it passes the limit. The limit is :attr:`engine.Limits.body_bytes`
-(default 1,000,000 bytes).
+(default 1,000,000 bytes); a ``multipart/form-data`` request (files of evidence) may be as
+large as ``multipart_limit`` (the app sets it from the lifecycles' ``evidence.max_bytes``).
 
 :class:`ServerErrors`: an exception no handler took becomes a 500 in the app's error format
 and is logged. (Starlette's own last line answers too, but then re-raises, and uvicorn closes
@@ -36,23 +37,31 @@ class BodyLimit:
         app: the ASGI app to wrap.
         limit: the largest body accepted, in bytes.
         refuse: builds the 413 response for a path (problem+json, or Open311's error list).
+        multipart_limit: the largest ``multipart/form-data`` body (default: ``limit``).
     """
 
-    def __init__(self, app: ASGIApp, *, limit: int, refuse: Any):
+    def __init__(self, app: ASGIApp, *, limit: int, refuse: Any,
+                 multipart_limit: int | None = None):
         self.app = app
         self.limit = limit
         self.refuse = refuse
+        self.multipart_limit = max(limit, multipart_limit or limit)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Pass the request on, answering 413 first if its body is over the limit."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        for name, value in scope.get("headers", ()):
+        headers = scope.get("headers", ())
+        limit = self.limit
+        for name, value in headers:
+            if name == b"content-type" and value.lower().startswith(b"multipart/form-data"):
+                limit = self.multipart_limit
+        for name, value in headers:
             if name == b"content-length":
                 declared = value.decode("latin-1").strip()
-                if declared.isdigit() and int(declared) > self.limit:
-                    response = self.refuse(scope["path"], self.limit)
+                if declared.isdigit() and int(declared) > limit:
+                    response = self.refuse(scope["path"], limit)
                     await response(scope, receive, send)
                     return
         seen = 0
@@ -62,10 +71,10 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.limit:
+                if seen > limit:
                     # FastAPI re-raises an HTTPException met while reading the body; the
                     # app's handler renders it as 413 problem+json.
-                    raise HTTPException(413, too_large(self.limit))
+                    raise HTTPException(413, too_large(limit))
             return message
 
         await self.app(scope, counted, send)

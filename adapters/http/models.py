@@ -8,10 +8,36 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from engine import HistoryEntry, Ticket, Timer
+from engine.evidence import Attachment
 from engine.validation import MAX_TICKET_ID, TICKET_ID_PATTERN
 
-__all__ = ["FireIn", "HistoryOut", "LifecycleOut", "ReportIn", "StateOut", "TicketDetail",
-           "TicketList", "TicketOut", "TimerOut", "TransitionOut"]
+__all__ = ["AttachmentOut", "BlobOut", "EvidenceIn", "FireIn", "HistoryOut", "LifecycleOut",
+           "ReportIn", "StateOut", "TicketDetail", "TicketList", "TicketOut", "TimerOut",
+           "TransitionOut"]
+
+
+class EvidenceIn(BaseModel):
+    """One attachment a command carries: an upload (its SHA-256) or a reference."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    upload: str | None = Field(None, description="The sha256 POST /uploads answered.",
+                               json_schema_extra={"pattern": "^[0-9a-f]{64}$"})
+    ref: str | None = Field(None, max_length=2000,
+                            description="A reference to a file held elsewhere (kept, not "
+                                        "fetched; does not count for requirements).")
+    kind: str | None = Field(None, description="photo, video, audio or document (needed "
+                                               "with ref).")
+    tag: str | None = Field(None, description="An evidence tag of the lifecycle (before, "
+                                              "after).")
+    taken_at: str | None = Field(None, description="When it was taken (ISO 8601 instant with "
+                                                   "a UTC offset).")
+    media_type: str | None = Field(None, max_length=128,
+                                   description="A reference's media type, if known.")
+
+    def plain(self) -> dict[str, Any]:
+        """The object the engine takes (keys given only)."""
+        return self.model_dump(exclude_none=True)
 
 
 class ReportIn(BaseModel):
@@ -28,6 +54,8 @@ class ReportIn(BaseModel):
         json_schema_extra={"pattern": TICKET_ID_PATTERN, "maxLength": MAX_TICKET_ID})
     level: str | None = Field(None, description="Initial whistle level; default the lowest.")
     reason: str | None = Field(None, description="Free text kept in history.")
+    evidence: list[EvidenceIn] = Field(default_factory=list, max_length=20,
+                                       description="Attachments (uploads by sha256).")
 
 
 class FireIn(BaseModel):
@@ -39,6 +67,8 @@ class FireIn(BaseModel):
     fields: dict[str, Any] = Field(default_factory=dict,
                                    description="Fields to update with the transition "
                                                "(null clears a field).")
+    evidence: list[EvidenceIn] = Field(default_factory=list, max_length=20,
+                                       description="Attachments (uploads by sha256).")
 
 
 class TicketOut(BaseModel):
@@ -106,6 +136,44 @@ class TimerOut(BaseModel):
                    fired_at=t.fired_at)
 
 
+class BlobOut(BaseModel):
+    """A stored file (POST /uploads)."""
+
+    sha256: str = Field(description="What a command's evidence names: {\"upload\": sha256}.")
+    media_type: str
+    kind: str
+    size: int
+    new: bool = Field(description="False when the same bytes had been uploaded before.")
+
+
+class AttachmentOut(BaseModel):
+    """An attachment of a ticket's history row."""
+
+    id: int
+    seq: int = Field(description="The history row it came with.")
+    trigger: str
+    kind: str
+    tag: str | None
+    media_type: str | None
+    size: int | None
+    sha256: str | None
+    ref: str | None
+    taken_at: datetime | None
+    added_at: datetime
+    actor: str
+    role: str
+    download: str | None = Field(description="Where its bytes are (a key with access to the "
+                                             "ticket); None for a reference.")
+
+    @classmethod
+    def of(cls, a: Attachment, download: str | None) -> AttachmentOut:
+        """Build from an engine :class:`~engine.evidence.Attachment`."""
+        return cls(id=a.id, seq=a.seq, trigger=a.trigger, kind=a.kind, tag=a.tag,
+                   media_type=a.media_type, size=a.size, sha256=a.sha256, ref=a.ref,
+                   taken_at=a.taken_at, added_at=a.added_at, actor=a.actor, role=a.role,
+                   download=download)
+
+
 class TicketDetail(BaseModel):
     """A ticket with its history, its timers and the triggers its state allows."""
 
@@ -113,6 +181,8 @@ class TicketDetail(BaseModel):
     history: list[HistoryOut]
     timers: list[TimerOut]
     triggers: list[str] = Field(description="Triggers with a transition out of the state.")
+    evidence: list[AttachmentOut] = Field(default_factory=list,
+                                          description="Attachments, in history order.")
 
 
 class StateOut(BaseModel):

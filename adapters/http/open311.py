@@ -30,6 +30,7 @@ so it is always well-formed.
 from __future__ import annotations
 
 import math
+import mimetypes
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
@@ -40,9 +41,11 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 
-from adapters.http.auth import ApiKey, KeyRing
-from engine import CommandRefused, Engine, Lifecycle, Ticket, find_tickets
+from adapters.http.auth import ApiKey, KeyRing, check_scope
+from adapters.http.problems import Problem
+from engine import CommandRefused, Engine, EvidenceRejected, Lifecycle, Ticket, find_tickets
 from engine.definition.schema import FieldSpec
+from engine.evidence import kind_of
 from engine.validation import idempotency_key_problem, ticket_id_problem
 
 __all__ = ["Open311Error", "Open311Privacy", "router"]
@@ -64,10 +67,15 @@ class Open311Privacy:
             (default) the notes without actor ids, roles and reasons; ``none`` no notes;
             ``full`` the notes with them. A key always sees full notes (a department key:
             of its own department's tickets).
+        evidence: who sees a request's ``media_url`` (its photo) and may fetch it from
+            ``/open311/v2/media/{id}``: ``key`` (default) clients with a key that has access
+            to the ticket; ``public`` every client, with or without a key; ``none`` nobody
+            through Open311.
     """
 
     reads: Literal["public", "key"] = "public"
     history: Literal["anonymous", "none", "full"] = "anonymous"
+    evidence: Literal["public", "key", "none"] = "key"
 
     def __post_init__(self) -> None:
         if self.reads not in ("public", "key"):
@@ -75,6 +83,9 @@ class Open311Privacy:
         if self.history not in ("anonymous", "none", "full"):
             raise ValueError("Open311Privacy.history is anonymous, none or full, not "
                              f"{self.history!r}")
+        if self.evidence not in ("public", "key", "none"):
+            raise ValueError("Open311Privacy.evidence is public, key or none, not "
+                             f"{self.evidence!r}")
 
 
 class Open311Error(Exception):
@@ -188,7 +199,7 @@ def _service_name(lc: Lifecycle, code: str | None) -> str | None:
 
 def request_of(
     engine: Engine, lc: Lifecycle, ticket: Ticket, *, extensions: bool = False,
-    history: Literal["anonymous", "none", "full"] = "full",
+    history: Literal["anonymous", "none", "full"] = "full", media_base: str | None = None,
 ) -> dict[str, Any]:
     """A ticket as a GeoReport v2 service request.
 
@@ -196,7 +207,9 @@ def request_of(
     ``extended_attributes`` (state, level, overdue) and ``notes``: the ticket's history as
     ``{datetime, type, summary, description}``, oldest first. ``history`` says what the notes
     show (see :class:`Open311Privacy`): ``full`` with actor, role and reason, ``anonymous``
-    without them, ``none`` no notes.
+    without them, ``none`` no notes. ``media_base``: the URL prefix of
+    ``/open311/v2/media/{id}`` when the caller may see the ticket's evidence (its
+    ``media_url`` is then the report's first photo, or a reference's URL); None: no media.
     """
     state = lc.spec.states.get(ticket.state)
     expected = None
@@ -217,16 +230,17 @@ def request_of(
         "requested_datetime": ticket.created_at,
         "updated_datetime": ticket.updated_at,
         "expected_datetime": expected,
-        "address": ticket.fields.get("area"),
+        "address": ticket.fields.get("address") or ticket.fields.get("area"),
         "address_id": None,
         "zipcode": None,
         "lat": ticket.fields.get("lat"),
         "long": ticket.fields.get("long"),
-        "media_url": ticket.fields.get("media_url"),
+        "media_url": _media_url(engine, ticket, media_base),
     }
     if extensions:
         out["extended_attributes"] = {"state": ticket.state, "level": ticket.level,
-                                      "overdue": ticket.overdue}
+                                      "overdue": ticket.overdue,
+                                      "grid": ticket.fields.get("area")}
         if history != "none":
             out["notes"] = [
                 {"datetime": h.at, "type": h.kind, "summary": h.trigger,
@@ -236,6 +250,44 @@ def request_of(
                 for h in engine.history(ticket.id)
             ]
     return out
+
+
+def _media_url(engine: Engine, ticket: Ticket, base: str | None) -> str | None:
+    """The request's photo: its report's first photo (else any), stored or referenced."""
+    if base is None:
+        return None
+    found = engine.attachments(ticket.id)
+    photos = [a for a in found if a.kind == "photo"] or found
+    if not photos:
+        return None
+    first = min(photos, key=lambda a: (a.seq != 1, a.seq, a.id))
+    if first.sha256 is not None:
+        return f"{base}/{first.id}"
+    return first.ref if first.ref and first.ref.startswith(("http://", "https://")) else None
+
+
+def _media_base(request: Request, grant: ApiKey | None, ticket: Ticket,
+                engine: Engine) -> str | None:
+    """The media URL prefix when this caller may see the ticket's evidence, else None."""
+    privacy: Open311Privacy = request.app.state.open311_privacy
+    if not _may_see_evidence(privacy, grant, ticket, engine):
+        return None
+    return str(request.base_url).rstrip("/") + "/open311/v2/media"
+
+
+def _may_see_evidence(privacy: Open311Privacy, grant: ApiKey | None, ticket: Ticket,
+                      engine: Engine) -> bool:
+    if privacy.evidence == "none":
+        return False
+    if privacy.evidence == "public":
+        return True
+    if grant is None:
+        return False
+    try:
+        check_scope(grant, ticket, engine.lifecycle_of(ticket))
+    except Problem:
+        return False
+    return True
 
 
 def _reader(request: Request, api_key: str | None, fmt: str) -> ApiKey | None:
@@ -262,7 +314,8 @@ def _history_for(request: Request, grant: ApiKey | None,
 def _requests(request: Request, engine: Engine, lc: Lifecycle, tickets: Sequence[Ticket],
               grant: ApiKey | None, extensions: bool) -> list[dict[str, Any]]:
     return [request_of(engine, lc, t, extensions=extensions,
-                       history=_history_for(request, grant, t)) for t in tickets]
+                       history=_history_for(request, grant, t),
+                       media_base=_media_base(request, grant, t, engine)) for t in tickets]
 
 
 def _split(value: str | None) -> list[str] | None:
@@ -322,7 +375,12 @@ async def create_request(fmt: str, request: Request) -> Response:
 
     Form fields: ``api_key``, ``service_code``, a location (``lat`` and ``long``,
     ``address_string`` or ``address_id``), optional ``description``, ``media_url`` and
-    ``attribute[NAME]`` (set ticket field NAME when the lifecycle declares it).
+    ``attribute[NAME]`` (set ticket field NAME when the lifecycle declares it). The form may
+    be multipart with the photo itself as the file part ``media``.
+
+    Evidence: a ``media`` file is uploaded (checked like ``POST /uploads``) and attached to
+    the report; a ``media_url`` naming this server's upload (``.../uploads/<sha256>``) attaches
+    that upload; any other ``media_url`` is kept as a reference (not fetched).
     """
     fmt = _fmt(fmt)
     key = request.headers.get("Idempotency-Key")
@@ -350,19 +408,52 @@ async def create_request(fmt: str, request: Request) -> Response:
         raise Open311Error(400, "a location is required: lat and long, address_string or "
                                 "address_id", fmt)
     fields = _report_fields(lc, values, code, fmt)
+    evidence = await _media(engine, lc, grant, form, values.get("media_url", "").strip(), fmt)
     try:
-        ticket = engine.report(lc.name, fields, actor=grant.as_actor(), idempotency_key=key)
+        ticket = engine.report(lc.name, fields, actor=grant.as_actor(), idempotency_key=key,
+                               evidence=evidence)
     except CommandRefused as exc:
         raise Open311Error(400, str(exc), fmt) from None
     return _render([{"service_request_id": ticket.id, "service_notice": None,
                      "account_id": None}], fmt, "service_requests", "request")
 
 
+_UPLOAD_URL = re.compile(r"/uploads/([0-9a-f]{64})/?$")
+
+
+async def _media(engine: Engine, lc: Lifecycle, grant: ApiKey, form: Any, media_url: str,
+                 fmt: str) -> list[dict[str, Any]]:
+    """The report's evidence from a ``media`` file part and/or ``media_url``."""
+    out: list[dict[str, Any]] = []
+    media = form.get("media")
+    if media is not None and not isinstance(media, str):
+        try:
+            blob = engine.upload(await media.read(), actor=grant.as_actor(),
+                                 media_type=media.content_type, lifecycle=lc.name)
+        except EvidenceRejected as exc:
+            raise Open311Error(400, f"media: {exc}", fmt) from None
+        out.append({"upload": blob.sha256})
+    if media_url:
+        mine = _UPLOAD_URL.search(media_url)
+        if mine:
+            out.append({"upload": mine.group(1)})
+        elif media_url.startswith(("http://", "https://")) and len(media_url) <= 2000:
+            guessed = mimetypes.guess_type(media_url.split("?", 1)[0])[0]
+            out.append({"ref": media_url, "kind": kind_of(guessed) if guessed else "photo",
+                        **({"media_type": guessed} if guessed else {})})
+        else:
+            raise Open311Error(400, "media_url must be an http(s) URL of at most 2000 "
+                                    "characters", fmt)
+    return out
+
+
 def _report_fields(lc: Lifecycle, values: dict[str, str], code: str,
                    fmt: str) -> dict[str, Any]:
     declared = lc.spec.fields
     fields: dict[str, Any] = {"category": code}
-    plain = {"description": "description", "address_string": "area", "media_url": "media_url"}
+    address = "address" if "address" in declared else "area"
+    plain = {"description": "description", "address_string": address,
+             "media_url": "media_url"}
     for form_key, field in plain.items():
         value = values.get(form_key, "").strip()
         if value and field in declared and declared[field].type == "string":
@@ -477,6 +568,32 @@ def _states(lc: Lifecycle, status: Sequence[str] | None, fmt: str) -> list[str] 
     if "closed" in status:
         out += sorted(lc.final_states)
     return out
+
+
+@router.get("/media/{attachment_id}", summary="Open311: a request's photo")
+def get_media(attachment_id: int, request: Request, api_key: str | None = None) -> Response:
+    """The bytes of a request's stored photo (its ``media_url``), per the privacy setting.
+
+    ``evidence: public``: any client; ``key`` (default): a key with access to the ticket
+    (``api_key`` or ``X-API-Key``); ``none``: nobody.
+    """
+    from adapters.http.evidence import evidence_response
+
+    engine, lc = _engine(request)
+    grant = _reader(request, api_key, "json")
+    ticket_id = engine.attachment_ticket(attachment_id)
+    found = (find_tickets(engine, lifecycle=lc.name, ids=[ticket_id], limit=1)
+             if ticket_id is not None else None)
+    if found is None or not found.items:
+        raise Open311Error(404, f"no media {attachment_id}", "json")
+    privacy: Open311Privacy = request.app.state.open311_privacy
+    if not _may_see_evidence(privacy, grant, found.items[0], engine):
+        raise Open311Error(403, "this request's media needs an api_key with access to it",
+                           "json")
+    try:
+        return evidence_response(engine, found.items[0].id, attachment_id)
+    except Problem:
+        raise Open311Error(404, f"no media {attachment_id}", "json") from None
 
 
 @router.get("/requests/{service_request_id:path}.{fmt}",

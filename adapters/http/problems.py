@@ -25,6 +25,9 @@ from engine import (
     ConcurrencyConflict,
     ConfigurationError,
     DefinitionError,
+    EvidenceInvalid,
+    EvidenceMissing,
+    EvidenceRejected,
     GridwhistleError,
     GuardRejected,
     HostCallbackFailed,
@@ -36,6 +39,7 @@ from engine import (
     TriggerNotAllowed,
     UnknownDefinition,
     UnknownDepartment,
+    UnknownOrganisation,
 )
 
 __all__ = ["PROBLEM_JSON", "Problem", "problem_response", "status_of"]
@@ -55,6 +59,10 @@ _STATUS: list[tuple[type[Exception], int]] = [
     (HostCallbackFailed, 422),
     (DefinitionError, 422),
     (UnknownDepartment, 422),
+    (EvidenceMissing, 422),
+    (EvidenceInvalid, 422),
+    (EvidenceRejected, 422),
+    (UnknownOrganisation, 422),
     (CommandRefused, 409),
     (ConfigurationError, 500),
 ]

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr
 
+from adapters.replay.evidence import EvidenceColumnSpec
 from engine import DefinitionError, UnknownDefinition
 from engine.definition.loader import read_text, validate_document
 from engine.definition.yaml_source import ParsedDocument, parse_yaml
@@ -176,6 +177,8 @@ class MappingSpec(_Spec):
     events: list[EventSpec] = Field(min_length=1)
     verdict: VerdictSpec | None = None
     blank_values: list[str] = Field(default_factory=lambda: [""])
+    # issue 12: columns that say an event came with a file (adapters/replay/evidence.py)
+    evidence: list[EvidenceColumnSpec] = Field(default_factory=list)
 
     _file: str = PrivateAttr(default="<string>")
     _lines: dict[tuple[str | int, ...], int] = PrivateAttr(default_factory=dict)
@@ -205,7 +208,7 @@ class MappingSpec(_Spec):
             wanted |= {e.at, *e.set.values(), *e.when, *e.unless}
             if e.trigger_from is not None:
                 wanted.add(e.trigger_from.column)
-        return wanted
+        return wanted | {s.column for s in self.evidence}
 
 
 _PLAIN = ColumnSpec()

@@ -21,6 +21,7 @@ from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
+from adapters.replay.evidence import evidence_problems
 from adapters.replay.mapping import MappingSpec
 from adapters.replay.progress import ReplayProgress
 from adapters.replay.scratch import Scratch
@@ -133,6 +134,10 @@ def check_mapping(mapping: MappingSpec, lifecycle: Lifecycle) -> None:
             if trigger not in triggers:
                 problem(f"verdict.ended_by[{i}]: {trigger!r} is not a trigger of "
                         f"{spec.name!r}", "verdict", "ended_by", i)
+    tags = set(spec.evidence.tags) if spec.evidence else set()
+    for message in evidence_problems(
+            mapping.evidence, {e.trigger for e in mapping.events if e.trigger}, tags):
+        problem(message, "evidence")
     if problems:
         raise ConfigurationError(
             f"mapping {mapping.name!r} does not fit lifecycle {spec.name!r}:\n  "
@@ -218,10 +223,12 @@ def replay(
                 actor = actors[key] = Actor(event.actor, event.role)
             if index == 0:
                 fields = {**plan.fields, **event.fields} if event.fields else plan.fields
-                engine.report(name, fields, actor=actor, ticket_id=plan.ticket_id)
+                engine.report(name, fields, actor=actor, ticket_id=plan.ticket_id,
+                              evidence=event.evidence or None)
             else:
                 engine.fire(plan.ticket_id, event.trigger, actor=actor,
-                            fields=event.fields or None, reason=REPLAYED)
+                            fields=event.fields or None, reason=REPLAYED,
+                            evidence=event.evidence or None)
 
         def refused(plan: PlannedTicket, index: int, exc: CommandRefused) -> None:
             outcome.rejections.append(Rejection(plan.row, plan.ticket_id,

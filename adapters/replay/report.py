@@ -7,6 +7,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from adapters.replay.evidence import evidence_counts
 from adapters.replay.mapping import MappingSpec
 from adapters.replay.open311 import Open311Outcome, request_timelines
 from adapters.replay.replayer import ReplayOutcome
@@ -60,6 +61,8 @@ def build_report(
         "transitions": summary.transitions,
         "closed": summary.closed,
         "closure_rate": round(summary.closure_rate, 4),
+        "voided": summary.voided,  # issue 12: counted apart (closed / (all - voided))
+        "evidence": evidence_counts(engine, outcome.lifecycle),  # issue 12
         "overdue": summary.overdue,
         "escalations": summary.escalations,
         "breaches": dict(sorted(summary.breaches.items())),
@@ -110,7 +113,11 @@ def print_report(report: dict[str, Any], console: Console) -> None:
         ("tickets", f"{report['tickets']:,}"),
         ("transitions applied", f"{report['transitions']:,}"),
         ("closed", f"{report['closed']:,}"),
-        ("closure rate", f"{report['closure_rate']:.2%}"),
+        ("closure rate (closed / (all - voided))", f"{report['closure_rate']:.2%}"),
+        ("voided (counted apart)", f"{report.get('voided', 0):,}"),
+        ("photos and files (stored / references)",
+         "{stored:,} / {references:,}".format(**report.get("evidence", {"stored": 0,
+                                                                      "references": 0}))),
         ("overdue (resolution deadline breached)", f"{report['overdue']:,}"),
         ("median report → close", _hours(report["median_close_seconds"])),
         ("rows rejected", f"{report['rejected']:,}"),

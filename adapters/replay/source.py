@@ -31,6 +31,7 @@ from adapters.replay.columns import (
     time_reader,
     value_reader,
 )
+from adapters.replay.evidence import evidence_refs
 from adapters.replay.mapping import MappingSpec
 from adapters.replay.scratch import Scratch
 from adapters.replay.sorting import sort_plans
@@ -55,6 +56,7 @@ class PlannedEvent(NamedTuple):
     role: str
     actor: str
     fields: dict[str, Any]
+    evidence: tuple[dict[str, Any], ...] = ()  # issue 12: adapters/replay/evidence.py
 
 
 @dataclass(slots=True)
@@ -135,6 +137,9 @@ class RowPlanner:
                              f"{', '.join(header) or '(none: the file is empty)'}")
         self.width = len(header)
         index = {name: i for i, name in enumerate(header)}
+        self.evidence = tuple(mapping.evidence)
+        self.evidence_index = {s.column: index[s.column] for s in self.evidence}
+        self.source = mapping.name
         declared = lifecycle.spec.fields
         base_blanks = frozenset(mapping.blank_values)
         times: dict[str, TimeReader] = {}
@@ -268,10 +273,17 @@ class RowPlanner:
                         value = read(text)
                         if value is not None:
                             sets[name] = value
-            events.append(PlannedEvent(at, trigger, ev.role, ev.actor, sets))
+            refs = (evidence_refs(self.evidence, trigger, _cells_of(self.evidence_index, cells),
+                                  tid, self.source) if self.evidence else ())
+            events.append(PlannedEvent(at, trigger, ev.role, ev.actor, sets, refs))
         if not events or events[0].trigger != "report":
             raise RowError("the first event must be the report")
         return PlannedTicket(number, tid, fields, events)
+
+
+def _cells_of(columns: dict[str, int], cells: list[str]) -> dict[str, str]:
+    """The evidence columns of a row, by name."""
+    return {name: cells[i] for name, i in columns.items()}
 
 
 # -- the file -------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterable, Iterator
 
+from engine.definition.evidence_checks import EVIDENCE_CHECKS
 from engine.definition.schema import LifecycleSpec, WorkingSpan
 
 __all__ = ["ALL_CHECKS", "LISTED", "run_checks"]
@@ -507,6 +508,7 @@ ALL_CHECKS: tuple[Check, ...] = (
     routing_rules_resolve,
     duplicate_match_fields_resolve,
     names_fit_the_machine,
+    *EVIDENCE_CHECKS,  # issue 12: engine/definition/evidence_checks.py
 )
 
 MAX_FINDINGS = 1000

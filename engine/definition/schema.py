@@ -20,18 +20,27 @@ from engine.durations import parse_duration
 __all__ = [
     "BounceSpec",
     "CalendarSpec",
+    "CallbackSpec",
     "CategorySpec",
     "ConditionSpec",
     "DeadlineSpec",
     "DepartmentSpec",
     "DuplicateSpec",
+    "EvidenceNeedSpec",
+    "EvidenceSpec",
+    "EvidenceTagSpec",
     "FieldSpec",
+    "GridSpec",
+    "HandoffSpec",
     "LadderSpec",
     "LagSpec",
     "LevelSpec",
     "LifecycleSpec",
+    "OrganisationSpec",
+    "PatrolLinkSpec",
     "PeriodicSpec",
     "ReportSpec",
+    "RequirementSpec",
     "RoleSpec",
     "RouteSpec",
     "RoutingSpec",
@@ -315,6 +324,9 @@ class PeriodicSpec(_Spec):
     ``working_days_only`` skips occurrences on the calendar's non-working days; ``catch_up``
     says which occurrences missed while no engine ran are created: ``latest`` (default) the
     most recent, ``all`` each, ``none`` none (see :mod:`engine.periodic.occurrences`).
+    ``per_grid``: one ticket per grid of the lifecycle's ``grids`` per occurrence, with the
+    grid in field ``area`` and its worker in ``grid_worker`` (a grid's own calendar decides
+    its working days).
     """
 
     title: Title = Field(default_factory=dict)
@@ -326,6 +338,7 @@ class PeriodicSpec(_Spec):
     actor: str = "gridwhistle-periodic"
     role: Name = "system"
     level: Name | None = None
+    per_grid: bool = False  # issue 12: one ticket per grid of `grids` per occurrence
 
     @field_validator("cron")
     @classmethod
@@ -379,11 +392,16 @@ class FieldSpec(_Spec):
 
 
 class StateSpec(_Spec):
-    """A state of the lifecycle. A final state has no way out."""
+    """A state of the lifecycle. A final state has no way out.
+
+    ``void``: a final state of tickets voided (作废, with a reason): reports count them apart
+    (the closure rate is closed ÷ (all − voided)).
+    """
 
     title: Title = Field(default_factory=dict)
     description: str = ""
     final: bool = False
+    void: bool = False  # issue 12: a voided ticket (作废), counted apart in reports
 
 
 class TransitionSpec(_Spec):
@@ -522,6 +540,147 @@ class RoutingSpec(_Spec):
     rules: list[RouteSpec] = Field(default_factory=list)
 
 
+# -- evidence, requirements per trigger, the resident's verdict, hand-offs beyond the district,
+# -- grids and the patrol (issue 12) ---------------------------------------------------------
+
+EVIDENCE_KINDS = ("photo", "video", "audio", "document")
+"""What an attachment is, from its media type: ``image/*`` a photo, ``video/*`` a video,
+``audio/*`` audio, anything else a document."""
+
+DEFAULT_MEDIA_TYPES = ("image/jpeg", "image/png", "image/webp", "image/heic", "video/mp4",
+                       "audio/mpeg", "audio/mp4", "application/pdf")
+
+
+class EvidenceTagSpec(_Spec):
+    """A tag an attachment may carry (``before``, ``after``): what the picture shows."""
+
+    title: Title = Field(default_factory=dict)
+    description: str = ""
+
+
+class EvidenceSpec(_Spec):
+    """What attachments a lifecycle's tickets accept.
+
+    ``max_bytes``: the largest file (default 20 MiB); ``media_types``: the media types
+    accepted (each checked against the file's content); ``tags``: the tags attachments may
+    carry (an attachment without a tag is allowed).
+    """
+
+    max_bytes: int = Field(default=20 * 1024 * 1024, ge=1)
+    media_types: list[str] = Field(default_factory=lambda: list(DEFAULT_MEDIA_TYPES),
+                                   min_length=1)
+    tags: dict[Name, EvidenceTagSpec] = Field(default_factory=dict)
+
+    @field_validator("media_types")
+    @classmethod
+    def _media_types(cls, value: list[str]) -> list[str]:
+        for item in value:
+            if not re.match(r"^[a-z0-9][a-z0-9.+-]*/[a-z0-9][a-z0-9.+-]*$", item):
+                raise ValueError(f"{item!r} is not a media type; write e.g. image/jpeg")
+        return value
+
+
+class EvidenceNeedSpec(_Spec):
+    """Evidence a command must carry: at least ``min`` attachments of ``kind`` (and ``tag``).
+
+    Only uploaded files count (their content was checked); references to files held
+    elsewhere (a replayed export's photo flags, an external URL) do not.
+    """
+
+    kind: Literal["photo", "video", "audio", "document", "any"] = "photo"
+    tag: Name | None = None
+    min: int = Field(default=1, ge=1)
+
+
+class RequirementSpec(_Spec):
+    """What a trigger needs: fields that must hold a value after it, evidence it must carry.
+
+    ``trigger``: a transition's trigger, or ``report``. ``roles``: the roles it binds
+    (default: every role). ``reported_by``: only tickets reported *with evidence* by one of
+    these roles (each must have a ``report`` requirement with evidence; default: every
+    ticket). ``fields``: fields that must have a value once the command applied (given with
+    it, or set before). ``evidence``: what the command must carry.
+    """
+
+    trigger: Name
+    title: Title = Field(default_factory=dict)
+    roles: NameList = Field(default_factory=list)
+    reported_by: NameList = Field(default_factory=list)
+    fields: NameList = Field(default_factory=list)
+    evidence: list[EvidenceNeedSpec] = Field(default_factory=list)
+
+
+class CallbackSpec(_Spec):
+    """The resident's verdict (回访) after resolution.
+
+    ``state``: the call-back step; ``deadline``: a deadline of that state (its own time
+    limit); when it is breached the system fires ``expire`` with the reason recorded.
+    ``confirm`` (fixed) and ``not_fixed`` (back to work) are the resident's answers, by the
+    per-ticket link or recorded by the centre; ``rating`` is the 1–5 satisfaction field and
+    ``comment`` the comment field they set.
+    """
+
+    state: Name
+    deadline: Name
+    expire: Name
+    confirm: Name
+    not_fixed: Name
+    rating: Name
+    comment: Name | None = None
+
+
+class OrganisationSpec(_Spec):
+    """An organisation outside the district (a metro company, a utility) tickets go to.
+
+    ``deadline``: how long it has to answer or return a ticket handed to it (elapsed or
+    working time).
+    """
+
+    title: Title = Field(default_factory=dict)
+    description: str = ""
+    deadline: Span
+
+
+class HandoffSpec(_Spec):
+    """Hand-off beyond the district (转办 / 退回).
+
+    ``field``: the ticket field naming the organisation that holds the ticket; ``hand_off``:
+    the triggers that hand it over (the field must then name a declared organisation);
+    ``holding``: the states in which that organisation holds it (its API key sees it only
+    then); ``answer`` and ``give_back``: the organisation's triggers (its answer; its return
+    with a reason).
+    """
+
+    field: Name = "outside_org"
+    hand_off: NameList
+    holding: NameList
+    answer: NameList = Field(default_factory=list)
+    give_back: NameList = Field(default_factory=list)
+
+
+class GridSpec(_Spec):
+    """A grid (网格): its grid worker and the calendar that says which days are worked."""
+
+    title: Title = Field(default_factory=dict)
+    worker: str = Field(min_length=1, max_length=128)
+    calendar: Name | None = None
+
+
+class PatrolLinkSpec(_Spec):
+    """Reports found on a patrol: linked to their patrol round.
+
+    A report whose ``field`` names a ticket of ``lifecycle`` (a patrol round on patrol) is
+    linked to it, and ``trigger`` is fired on the round as the reporter, counting the
+    finding in its integer field ``count``.
+    """
+
+    field: Name = "patrol"
+    lifecycle: Name = "grid_patrol"
+    trigger: Name = "record_finding"
+    count: Name = "findings"
+    states: NameList = Field(default_factory=lambda: ["on_patrol"])
+
+
 class ReportSpec(_Spec):
     """Who may report (create) a ticket."""
 
@@ -555,3 +714,11 @@ class LifecycleSpec(_Spec):
     valid_until: InstantText | None = None
     departments: dict[Name, DepartmentSpec] = Field(default_factory=dict)
     routing: RoutingSpec | None = None
+    # issue 12: evidence, requirements, the resident's verdict, hand-offs, grids, patrols
+    evidence: EvidenceSpec | None = None
+    requirements: list[RequirementSpec] = Field(default_factory=list)
+    callback: CallbackSpec | None = None
+    organisations: dict[Name, OrganisationSpec] = Field(default_factory=dict)
+    handoff: HandoffSpec | None = None
+    grids: dict[Name, GridSpec] = Field(default_factory=dict)
+    patrol: PatrolLinkSpec | None = None

@@ -13,6 +13,9 @@
   ``latest`` (default) the most recent, ``all`` each once, ``none`` only one on time. The
   ticket records the occurrence's instant in its history (``reason``) and gets the id
   ``<rule>-<local date>T<local time>`` (:func:`~engine.periodic.occurrences.occurrence_id`).
+* **Per grid** (``per_grid: true``): one ticket per grid of the lifecycle's ``grids`` per
+  occurrence, ``<rule>-<grid>-<local time>``, each grid's occurrences kept apart (the
+  ``gw_occurrences`` rule is ``<rule>/<grid>``) — the twice-daily patrol of grid_patrol.
 * In real time :func:`add_periodic_jobs` puts one cron job per rule on the engine's APScheduler
   (see :mod:`engine.runtime.scheduler`); on virtual time call :func:`run_periodic`.
 """
@@ -67,16 +70,34 @@ def run_periodic(engine: HasKernel, until: datetime | None = None) -> list[str]:
     for version in _newest_versions(kernel):
         lc = kernel.lifecycle(version)
         for name, rule in lc.spec.periodic.items():
-            cal = lc.calendars[rule.calendar]
-            after = _last(kernel, version, name)
-            if rule.catch_up == "none":  # only an occurrence on time can be created
-                after = max(after, until - ON_TIME - timedelta(microseconds=1))
-            due = list(occurrences(rule, cal, after, until))
-            for at in due_now(due, rule.catch_up, until):
-                tid = _create(kernel, version, name, rule, cal, at)
-                if tid is not None:
-                    created.append(tid)
+            for key, label, cal, fields in _targets(lc, name, rule):
+                after = _last(kernel, version, key)
+                if rule.catch_up == "none":  # only an occurrence on time can be created
+                    after = max(after, until - ON_TIME - timedelta(microseconds=1))
+                due = list(occurrences(rule, cal, after, until))
+                for at in due_now(due, rule.catch_up, until):
+                    tid = _create(kernel, version, key, label, rule, fields, cal, at)
+                    if tid is not None:
+                        created.append(tid)
     return created
+
+
+def _targets(lc: Any, name: str, rule: PeriodicSpec
+             ) -> Iterator[tuple[str, str, BusinessCalendar, dict[str, Any]]]:
+    """``(occurrence key, ticket id prefix, calendar, fields)`` of each ticket a rule makes.
+
+    A rule makes one ticket per occurrence; a ``per_grid`` rule one per grid of the
+    lifecycle's ``grids`` (key ``<rule>/<grid>``, id ``<rule>-<grid>-<local time>``), with
+    the grid in ``area``, its worker in ``grid_worker``, and the grid's own calendar (else
+    the rule's) deciding its zone and working days.
+    """
+    if not rule.per_grid:
+        yield name, name, lc.calendars[rule.calendar], dict(rule.fields)
+        return
+    for grid, spec in lc.spec.grids.items():
+        cal = lc.calendars[spec.calendar or rule.calendar]
+        yield (f"{name}/{grid}", f"{name}-{grid}", cal,
+               {**rule.fields, "area": grid, "grid_worker": spec.worker})
 
 
 def _newest_versions(kernel: Kernel) -> list[str]:
@@ -107,16 +128,16 @@ _OCCURRENCE = select(occurrences_table.c.id).where(
     occurrences_table.c.due_at == bindparam("b_at", type_=occurrences_table.c.due_at.type))
 
 
-def _create(kernel: Kernel, lifecycle: str, name: str, rule: PeriodicSpec,
-            cal: BusinessCalendar, at: datetime) -> str | None:
+def _create(kernel: Kernel, lifecycle: str, name: str, label: str, rule: PeriodicSpec,
+            fields: dict[str, Any], cal: BusinessCalendar, at: datetime) -> str | None:
     """Report the occurrence's ticket with its ``gw_occurrences`` row, in one transaction."""
-    tid = occurrence_id(name, at, cal.zone)
+    tid = occurrence_id(label, at, cal.zone)
     try:
         with kernel.compound() as unit:
             if unit.query(lambda conn: conn.execute(
                     _OCCURRENCE, {"b_lc": lifecycle, "b_rule": name, "b_at": at}).first()):
                 return None  # created already (another process, or before a restart)
-            unit.report(lifecycle, dict(rule.fields), actor=Actor(rule.actor, rule.role),
+            unit.report(lifecycle, fields, actor=Actor(rule.actor, rule.role),
                         ticket_id=tid, level=rule.level,
                         reason=f"periodic {name!r} due {at.isoformat()}")
             unit.add_row(_INSERT_OCCURRENCE, {"lifecycle": lifecycle, "rule": name,
@@ -137,7 +158,7 @@ def add_periodic_jobs(scheduler: Any, engine: HasKernel) -> int:
     for version in _newest_versions(kernel):
         lc = kernel.lifecycle(version)
         for name, rule in lc.spec.periodic.items():
-            cal = lc.calendars[rule.calendar]
+            cal = lc.calendars[rule.calendar]  # per-grid rules: each run covers every grid
             scheduler.add_job(_safe_run, CronTrigger.from_crontab(rule.cron, timezone=cal.zone),
                               args=[engine], id=f"periodic:{version}:{name}",
                               replace_existing=True, max_instances=1, coalesce=True,

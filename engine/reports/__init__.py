@@ -7,8 +7,11 @@
 * :mod:`~engine.reports.summary`: a lifecycle's summary (``Engine.summary``).
 * :mod:`~engine.reports.departments`: per-department work-order counts
   (``Departments.figures``).
+* :mod:`~engine.reports.callbacks`: call-back and satisfaction figures (issue 12),
+  registered with ``register_facts`` / ``register_source``.
 """
 
+from engine.reports import callbacks as _callbacks  # noqa: F401  (registers its figures)
 from engine.reports.departments import DEPARTMENT_FIGURES, department_figures
 from engine.reports.figures import Figure, figures_for, percentile, register_source
 from engine.reports.report import BY, PERIODS, Group, Report, build_report

@@ -10,7 +10,8 @@ name                        kind    value
 ``received``                count   units (tickets, or a department's work orders)
 ``closed``                  count   closed (办结): a final state other than ``merged``; a done
                                     work order
-``closure_rate``            rate    closed / (received − merged) (办结率)
+``closure_rate``            rate    closed / (received − merged − voided) (办结率)
+``voided``                  count   voided tickets (作废), counted apart
 ``on_time``                 count   closed without breaching the resolution deadline
 ``on_time_rate``            rate    on_time / closed (按期办结率)
 ``overdue``                 count   the resolution deadline was breached
@@ -146,7 +147,8 @@ def _bundled(lc: Any) -> list[Figure]:
         Figure("received", {"zh": "受理数", "en": "Received"}, "count", len, "volume"),
         Figure("closed", {"zh": "办结数", "en": "Closed"}, "count", _closed, "volume"),
         Figure("closure_rate", {"zh": "办结率", "en": "Closure rate"}, "rate",
-               lambda us: _ratio(_closed(us), len(us) - sum(u.merged for u in us)), "rates"),
+               lambda us: _ratio(_closed(us), len(us) - sum(u.merged or u.voided for u in us)),
+               "rates"),
         Figure("on_time", {"zh": "按期办结数", "en": "Closed on time"}, "count", _on_time,
                "volume"),
         Figure("on_time_rate", {"zh": "按期办结率", "en": "On-time rate"}, "rate",
@@ -177,6 +179,8 @@ def _bundled(lc: Any) -> list[Figure]:
                lambda us: sum(u.bounces for u in us), "bounces"),
         Figure("merged", {"zh": "合并重复数", "en": "Merged duplicates"}, "count",
                lambda us: sum(u.merged for u in us), "volume"),
+        Figure("voided", {"zh": "作废数", "en": "Voided"}, "count",
+               lambda us: sum(u.voided for u in us), "volume"),
     ]
     return out
 

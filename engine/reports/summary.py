@@ -26,7 +26,9 @@ class Summary:
         tickets: tickets stored.
         transitions: transitions applied (history rows of kind ``transition``; reports and
             breaches are not transitions).
-        closed: tickets in a final state; ``closure_rate`` = closed / tickets (0 when none).
+        closed: tickets in a final state other than a void one (作废); ``closure_rate`` =
+            closed / (tickets − voided) (0 when none).
+        voided: tickets in a void state (``void: true``), counted apart.
         overdue: tickets whose resolution deadline was breached.
         escalations: escalation hops by the level reached (``{"street": 12, ...}``).
         breaches: deadline breaches by deadline name.
@@ -50,6 +52,7 @@ class Summary:
     verdict_pairs: dict[tuple[str, bool], int] = field(default_factory=dict)
     slas: dict[str, dict[str, int]] = field(default_factory=dict)
     budget_breaches: dict[str, int] = field(default_factory=dict)
+    voided: int = 0
 
 
 def summarize(
@@ -60,8 +63,13 @@ def summarize(
     escalation_trigger: str,
     levels: tuple[str, ...],
     verdict_field: str | None = None,
+    void_states: frozenset[str] = frozenset(),
 ) -> Summary:
-    """Compute a :class:`Summary` for every version of lifecycle ``lifecycle``."""
+    """Compute a :class:`Summary` for every version of lifecycle ``lifecycle``.
+
+    ``void_states``: the lifecycle's void states (作废): not closed, and out of the closure
+    rate's denominator.
+    """
     ids = select(definitions.c.id).where(definitions.c.name == lifecycle).scalar_subquery()
     mine = tickets.c.definition_id.in_(ids)
     in_mine = history.c.ticket_id.in_(select(tickets.c.id).where(mine))
@@ -70,7 +78,8 @@ def summarize(
     by_level: dict[str, int] = dict(conn.execute(
         select(tickets.c.level, func.count()).where(mine).group_by(tickets.c.level)).all())
     total = sum(by_state.values())
-    closed = sum(n for s, n in by_state.items() if s in final_states)
+    voided = sum(n for s, n in by_state.items() if s in void_states)
+    closed = sum(n for s, n in by_state.items() if s in final_states and s not in void_states)
     overdue = conn.execute(
         select(func.count()).where(mine, tickets.c.overdue.is_(True))).scalar() or 0
     transitions = conn.execute(
@@ -103,7 +112,8 @@ def summarize(
                 pairs[(str(value), bool(is_overdue))] += 1
     return Summary(
         tickets=total, transitions=int(transitions), closed=closed,
-        closure_rate=(closed / total) if total else 0.0, overdue=int(overdue),
+        closure_rate=(closed / (total - voided)) if total > voided else 0.0,
+        overdue=int(overdue),
         escalations=escalations, breaches={k: int(v) for k, v in breaches.items()},
         by_state={k: int(v) for k, v in by_state.items()},
         by_level={k: int(v) for k, v in by_level.items()},
@@ -111,6 +121,7 @@ def summarize(
         verdict_pairs=dict(pairs),
         slas=sla_outcomes(conn, lifecycle),
         budget_breaches={lvl: int(breaches.get(f"{lvl}_budget", 0)) for lvl in levels},
+        voided=voided,
     )
 
 

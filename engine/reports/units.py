@@ -69,8 +69,11 @@ class Milestones:
         dispatch: triggers that dispatch (first one counts).
         on_site: triggers that mark arrival on site.
         resolved_states: states whose first entry means resolved.
-        closed_states: final states that count as closed (办结); others (``merged``) do not.
+        closed_states: final states that count as closed (办结); others (``merged``, void
+            states) do not.
         excluded_states: final states that are not a closure (a merged duplicate).
+        void_states: final states of voided tickets (作废): counted apart, out of the
+            closure rate's denominator.
         escalation_triggers: triggers whose level-changing transitions are escalations.
     """
 
@@ -80,6 +83,7 @@ class Milestones:
     closed_states: frozenset[str]
     excluded_states: frozenset[str]
     escalation_triggers: frozenset[str]
+    void_states: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -97,6 +101,7 @@ class Unit:
             arrival and resolution, or None.
         closed: resolved for good (a closed ticket, a done work order).
         merged: a duplicate merged into another ticket.
+        voided: voided (作废, with a reason); not a closure, not in the closure rate.
         overdue: its resolution deadline was breached.
         bounces: bounce-backs (of the ticket's work orders, or of this work order).
         escalations: the level reached by each escalation hop, in order.
@@ -118,6 +123,7 @@ class Unit:
     bounces: int
     escalations: tuple[str, ...]
     extra: Mapping[str, Any] = field(default_factory=dict)
+    voided: bool = False
 
 
 @dataclass
@@ -224,7 +230,7 @@ def ticket_units(
             closed=state in milestones.closed_states,
             merged=state in milestones.excluded_states, overdue=bool(overdue),
             bounces=bounced.get(tid, 0), escalations=tuple(s.escalations),
-            extra=extra.get(tid, {})))
+            extra=extra.get(tid, {}), voided=state in milestones.void_states))
     return units
 
 
@@ -270,11 +276,13 @@ def milestones_of(lc: Any) -> Milestones:
 
     Dispatch: trigger ``dispatch``; on site: trigger ``arrive``; resolved: the states of the
     ``resolution_deadline``'s ``stop_in`` (else the closed states); closed: final states but
-    ``merged``; escalations: the lifecycle's escalation trigger.
+    ``merged`` and void states (``void: true``, 作废); escalations: the lifecycle's
+    escalation trigger.
     """
     spec = lc.spec
+    voids = frozenset(n for n, s in spec.states.items() if s.void)
     excluded = frozenset({"merged"}) & lc.final_states
-    closed = lc.final_states - excluded
+    closed = lc.final_states - excluded - voids
     resolved: frozenset[str] = closed
     deadline = spec.deadlines.get(spec.resolution_deadline or "")
     if deadline is not None and deadline.stop_in:
@@ -282,4 +290,5 @@ def milestones_of(lc: Any) -> Milestones:
     return Milestones(dispatch=frozenset({"dispatch"}), on_site=frozenset({"arrive"}),
                       resolved_states=resolved, closed_states=closed,
                       excluded_states=excluded,
-                      escalation_triggers=frozenset({spec.escalation_trigger, "escalate"}))
+                      escalation_triggers=frozenset({spec.escalation_trigger, "escalate"}),
+                      void_states=voids)

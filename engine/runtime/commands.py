@@ -310,9 +310,13 @@ class CommandHandler:
     # -- commands -------------------------------------------------------------------------
 
     def fire(self, ticket_id: str, trigger: str, *, actor: Actor, reason: str | None = None,
-             fields: dict[str, Any] | None = None, expected_version: int | None = None
-             ) -> TicketRecord:
+             fields: dict[str, Any] | None = None, expected_version: int | None = None,
+             evidence: Sequence[Mapping[str, Any]] | None = None) -> TicketRecord:
         """Decide, check and plan a transition; stage it (inside an open transaction).
+
+        ``evidence``: attachments the command carries (JSON objects, see
+        :mod:`engine.evidence`), kept in the history row's ``data["evidence"]``, where the
+        participants check and store them.
 
         Raises:
             TicketNotFound, TriggerNotAllowed, RoleNotAllowed, GuardRejected, InvalidFields,
@@ -320,12 +324,16 @@ class CommandHandler:
             refusals; ConcurrencyConflict (``expected_version`` differs). Nothing is staged.
         """
         return self._guarded(ticket_id, lambda: self._transition(
-            ticket_id, trigger, actor, reason, fields or {}, expected_version=expected_version))
+            ticket_id, trigger, actor, reason, fields or {}, expected_version=expected_version,
+            evidence=evidence))
 
     def report(self, lifecycle: str, fields: dict[str, Any], *, actor: Actor,
                ticket_id: str | None = None, level: str | None = None,
-               reason: str | None = None) -> TicketRecord:
+               reason: str | None = None,
+               evidence: Sequence[Mapping[str, Any]] | None = None) -> TicketRecord:
         """Report a ticket on the newest version of ``lifecycle`` valid now; stage it.
+
+        ``evidence``: as for :meth:`fire`.
 
         Raises:
             UnknownDefinition, RoleNotAllowed, TicketExists, InvalidFields, OutsideCalendar
@@ -333,7 +341,7 @@ class CommandHandler:
         """
         def_id = self.current_version(lifecycle)
         return self._guarded(ticket_id or "(new)", lambda: self._report(
-            def_id, fields, actor, ticket_id, level, reason))
+            def_id, fields, actor, ticket_id, level, reason, evidence))
 
     def current_version(self, lifecycle: str) -> int:
         """The version a report of ``lifecycle`` made now runs on (deployed by the caller)."""
@@ -353,7 +361,8 @@ class CommandHandler:
                                   getattr(exc, "valid_until", None)) from exc
 
     def _report(self, def_id: int, fields: dict[str, Any], actor: Actor,
-                ticket_id: str | None, level: str | None, reason: str | None) -> TicketRecord:
+                ticket_id: str | None, level: str | None, reason: str | None,
+                evidence: Sequence[Mapping[str, Any]] | None = None) -> TicketRecord:
         lc = self.catalog.by_id(self.uow.conn, def_id)
         tid = uuid.uuid4().hex if ticket_id is None else ticket_id
         problem = ticket_id_problem(tid)
@@ -387,7 +396,7 @@ class CommandHandler:
                 "from_state": None, "to_state": state, "from_level": None, "to_level": level,
                 "actor": actor.id, "role": actor.role, "reason": reason,
                 # replayable: see engine/versions/impact.py
-                "data": {"fields": stored} if stored else None,
+                "data": _data({"fields": stored} if stored else None, evidence),
             }])
             for name, owner, due in entering:
                 self._new_timer(layer, rec, name, owner, due, now)
@@ -398,7 +407,7 @@ class CommandHandler:
         self, ticket_id: str, trigger: str, actor: Actor, reason: str | None,
         field_updates: dict[str, Any], *, expected_version: int | None = None,
         extra: list[dict[str, Any]] | None = None, overdue: bool = False,
-        now: datetime | None = None,
+        now: datetime | None = None, evidence: Sequence[Mapping[str, Any]] | None = None,
     ) -> TicketRecord:
         rec = self.ticket(ticket_id)
         if expected_version is not None and rec.version != expected_version:
@@ -439,7 +448,7 @@ class CommandHandler:
                 "ticket_id": ticket_id, "at": now, "kind": "transition", "trigger": trigger,
                 "from_state": source, "to_state": dest, "from_level": level,
                 "to_level": new_level, "actor": actor.id, "role": actor.role, "reason": reason,
-                "data": {"fields": updates} if updates else None,
+                "data": _data({"fields": updates} if updates else None, evidence),
             })
             w.state, w.level, w.fields, w.updated_at = dest, new_level, merged, now
             if overdue:
@@ -693,6 +702,14 @@ def _stage_rows(layer: Layer, w: TicketRecord, rows: list[dict[str, Any]]) -> li
                           row["role"], row["reason"], row["at"], fields,
                           dict(row["data"]) if row["data"] else {}, str(uuid.uuid4())))
     return out
+
+
+def _data(data: dict[str, Any] | None,
+          evidence: Sequence[Mapping[str, Any]] | None) -> dict[str, Any] | None:
+    """A history row's data with the command's evidence (``data["evidence"]``), if any."""
+    if not evidence:
+        return data
+    return {**(data or {}), "evidence": [dict(e) for e in evidence]}
 
 
 def _cancel(layer: Layer, w: TicketRecord, name: str) -> None:

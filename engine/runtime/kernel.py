@@ -9,7 +9,7 @@ the engine's internals.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -145,7 +145,8 @@ class Kernel:
 
     def report(self, lifecycle: str, fields: dict[str, Any], *, actor: Actor,
                ticket_id: str | None = None, level: str | None = None,
-               reason: str | None = None, idempotency_key: str | None = None) -> Ticket:
+               reason: str | None = None, idempotency_key: str | None = None,
+               evidence: Sequence[Mapping[str, Any]] | None = None) -> Ticket:
         """Report a ticket (see :meth:`engine.Engine.report`).
 
         ``lifecycle`` may also be the path of a YAML file: it is deployed and used by name.
@@ -155,22 +156,30 @@ class Kernel:
         if _is_file(lifecycle):
             lifecycle = self.deploy(lifecycle).name
         self.ensure(lifecycle)
-        content = {"lifecycle": lifecycle, "fields": fields, "actor": [actor.id, actor.role],
-                   "ticket_id": ticket_id, "level": level, "reason": reason}
+        content: dict[str, Any] = {"lifecycle": lifecycle, "fields": fields,
+                                   "actor": [actor.id, actor.role], "ticket_id": ticket_id,
+                                   "level": level, "reason": reason}
+        if evidence:
+            content["evidence"] = [dict(e) for e in evidence]
         return self._keyed(idempotency_key, "report", content, actor, lambda: self.handler.report(
-            lifecycle, fields, actor=actor, ticket_id=ticket_id, level=level, reason=reason))
+            lifecycle, fields, actor=actor, ticket_id=ticket_id, level=level, reason=reason,
+            evidence=evidence))
 
     def fire(self, ticket_id: str, trigger: str, *, actor: Actor, reason: str | None = None,
              fields: dict[str, Any] | None = None, expected_version: int | None = None,
-             idempotency_key: str | None = None) -> Ticket:
+             idempotency_key: str | None = None,
+             evidence: Sequence[Mapping[str, Any]] | None = None) -> Ticket:
         """Fire a trigger (see :meth:`engine.Engine.fire`)."""
         check_fire(self.limits, ticket_id=ticket_id, trigger=trigger, actor=actor,
                    fields=fields, reason=reason, idempotency_key=idempotency_key)
-        content = {"ticket_id": ticket_id, "trigger": trigger, "actor": [actor.id, actor.role],
-                   "reason": reason, "fields": fields or {}}
+        content: dict[str, Any] = {"ticket_id": ticket_id, "trigger": trigger,
+                                   "actor": [actor.id, actor.role], "reason": reason,
+                                   "fields": fields or {}}
+        if evidence:
+            content["evidence"] = [dict(e) for e in evidence]
         return self._keyed(idempotency_key, "fire", content, actor, lambda: self.handler.fire(
             ticket_id, trigger, actor=actor, reason=reason, fields=fields,
-            expected_version=expected_version))
+            expected_version=expected_version, evidence=evidence))
 
     def escalate(self, ticket_id: str, *, actor: Actor, reason: str,
                  expected_version: int | None = None,

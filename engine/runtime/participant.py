@@ -208,10 +208,12 @@ class Pipeline(Protocol):
     def follow(self, participant: Participant, step: Callable[[Unit], None], *,
                ticket_id: str, what: str, on_refusal: Literal["refuse", "record"]) -> None: ...
     def fire(self, ticket_id: str, trigger: str, *, actor: Actor, reason: str | None = None,
-             fields: dict[str, Any] | None = None) -> TicketRecord: ...
+             fields: dict[str, Any] | None = None,
+             evidence: Sequence[Mapping[str, Any]] | None = None) -> TicketRecord: ...
     def report(self, lifecycle: str, fields: dict[str, Any], *, actor: Actor,
                ticket_id: str | None = None, level: str | None = None,
-               reason: str | None = None) -> TicketRecord: ...
+               reason: str | None = None,
+               evidence: Sequence[Mapping[str, Any]] | None = None) -> TicketRecord: ...
     def record(self, ticket_id: str, kind: str, trigger: str, reason: str,
                data: dict[str, Any], *, escalate: bool, overdue: bool = False) -> str: ...
 
@@ -351,16 +353,19 @@ class Unit(PlanContext):
     __slots__ = ()
 
     def fire(self, ticket_id: str, trigger: str, *, actor: Actor, reason: str | None = None,
-             fields: dict[str, Any] | None = None) -> TicketRecord:
+             fields: dict[str, Any] | None = None,
+             evidence: Sequence[Mapping[str, Any]] | None = None) -> TicketRecord:
         """Fire a trigger (as :meth:`Engine.fire`); returns the ticket's staged record."""
-        return self._pipe.fire(ticket_id, trigger, actor=actor, reason=reason, fields=fields)
+        return self._pipe.fire(ticket_id, trigger, actor=actor, reason=reason, fields=fields,
+                               evidence=evidence)
 
     def report(self, lifecycle: str, fields: dict[str, Any], *, actor: Actor,
                ticket_id: str | None = None, level: str | None = None,
-               reason: str | None = None) -> TicketRecord:
+               reason: str | None = None,
+               evidence: Sequence[Mapping[str, Any]] | None = None) -> TicketRecord:
         """Report a ticket (as :meth:`Engine.report`); returns its staged record."""
         return self._pipe.report(lifecycle, fields, actor=actor, ticket_id=ticket_id,
-                                 level=level, reason=reason)
+                                 level=level, reason=reason, evidence=evidence)
 
 
 class FireContext(Unit):

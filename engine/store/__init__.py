@@ -3,14 +3,20 @@
 from engine.store.database import Database, to_url
 from engine.store.department_tables import department_actions, ticket_links, work_orders
 from engine.store.event_tables import deliveries, delivery_attempts, outbox
+from engine.store.evidence_tables import attachments, blobs, callback_links, callbacks, handoffs
 from engine.store.tables import definitions, history, idempotency, metadata, tickets, timers
 
 __all__ = [
     "Database",
+    "attachments",
+    "blobs",
+    "callback_links",
+    "callbacks",
     "definitions",
     "deliveries",
     "delivery_attempts",
     "department_actions",
+    "handoffs",
     "history",
     "idempotency",
     "metadata",

@@ -148,9 +148,9 @@ def load_tickets(conn: Connection, ids: Sequence[str],
     out: dict[str, Loaded] = {}
     wanted = list(dict.fromkeys(ids))
     if len(wanted) <= FEW:  # a firing chunk's tickets: one prebuilt statement
-        for r in _cursor.rows(conn, plan.few(len(wanted)),
-                              {f"b{i}": t for i, t in enumerate(wanted)}):
-            loaded = plan.decode(r)
+        for hit in _cursor.rows(conn, plan.few(len(wanted)),
+                                  {f"b{i}": t for i, t in enumerate(wanted)}):
+            loaded = plan.decode(hit)
             out[loaded[0]["id"]] = loaded
         return out
     for start in range(0, len(wanted), 500):

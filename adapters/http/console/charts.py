@@ -17,7 +17,7 @@ from engine import Report
 
 __all__ = ["CHARTS", "chart_svg"]
 
-CHARTS = ("rates", "times", "escalations", "bounces", "volume")
+CHARTS = ("rates", "times", "escalations", "bounces", "volume", "satisfaction", "callbacks")
 """Chart groups, in page order (a figure's ``chart`` names one)."""
 
 _STYLE = Style(

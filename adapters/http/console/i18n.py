@@ -80,6 +80,8 @@ WORDS: dict[str, dict[str, str]] = {
     "escalations": {"zh": "升级（按到达层级）", "en": "Escalations by level reached"},
     "bounces": {"zh": "退回", "en": "Bounce-backs"},
     "volume": {"zh": "受理与办结", "en": "Received and closed"},
+    "satisfaction": {"zh": "回访率与满意度", "en": "Call-backs answered and satisfaction"},
+    "callbacks": {"zh": "回访", "en": "Call-backs"},
     "table": {"zh": "明细", "en": "Table"},
     "hours": {"zh": "小时", "en": "h"},
     "actor": {"zh": "操作人", "en": "Actor"},

@@ -1,0 +1,21 @@
+"""Evidence as part of history (issue 12): uploads, attachments, what each trigger needs.
+
+* :mod:`~engine.evidence.content` — a file's media type from its content, against the
+  declared one and the lifecycle's limits (the ``filetype`` package);
+* :mod:`~engine.evidence.storage` — :class:`BlobStore`: content-addressed bytes on any fsspec
+  backend (a local directory by default);
+* :mod:`~engine.evidence.model` — evidence as commands carry it; :class:`Attachment` as stored;
+* :mod:`~engine.evidence.participant` — :class:`EvidenceRules`, the participant that checks
+  the lifecycle's ``requirements`` (fields and evidence per trigger and role) and links
+  attachments to history rows;
+* :mod:`~engine.evidence.service` — :func:`upload` and the reads.
+"""
+
+from engine.evidence.content import check_file, detect, kind_of
+from engine.evidence.model import Attachment
+from engine.evidence.participant import EvidenceRules
+from engine.evidence.service import Blob, attachments_of, read_attachment, upload
+from engine.evidence.storage import BlobStore
+
+__all__ = ["Attachment", "Blob", "BlobStore", "EvidenceRules", "attachments_of", "check_file",
+           "detect", "kind_of", "read_attachment", "upload"]
