@@ -198,7 +198,7 @@ def template() -> tuple[Path, MetaData]:
         eng.deploy(definition)
     centre, worker = Actor("ops-1", "centre"), Actor("w-1", "worker")
     eng.report("grid_incident", {"category": "blocked_drain", "area": "A1"},
-               actor=Actor("gw-017", "grid_worker"), ticket_id="G0")
+               actor=Actor("cc-1", "centre"), ticket_id="G0")  # the call centre: no photo needed
     Departments(eng).dispatch("G0", actor=centre)
     eng.report("volunteer_parking", {"task": "sweep the yard"},
                actor=Actor("org-1", "organiser"), ticket_id="V0")

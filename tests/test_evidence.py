@@ -119,3 +119,26 @@ def test_requirement_problems_name_file_line_and_field() -> None:
     messages = sorted(p.message for p in info.value.problems)
     assert messages[0].startswith("unknown evidence tag 'afterwards'")
     assert messages[1].startswith("unknown field 'satisfation'")
+
+
+def test_work_orders_resolve_a_photographed_ticket_with_their_after_photo(
+        tmp_path: Path) -> None:
+    """The follow-on that resolves the ticket carries the finishing work order's evidence."""
+    from engine import Departments, VirtualClock
+
+    eng = Engine(tmp_path / "wo.sqlite", clock=VirtualClock(datetime(2024, 5, 1, 8, tzinfo=UTC)))
+    try:
+        before = eng.upload(photo(tmp_path).read_bytes(), actor=GW)
+        t = eng.report("grid_incident", {"category": "garbage", "area": "A1"}, actor=GW,
+                       evidence=[{"upload": before.sha256}])
+        (order,) = Departments(eng).dispatch(t.id, actor=CENTRE)
+        san = Actor("san-1", "department")
+        eng.fire(order.id, "accept", actor=san)
+        after = eng.upload(png_bytes(rgb=(0, 250, 0)), actor=san)
+        eng.fire(order.id, "finish", actor=san,
+                 evidence=[{"upload": after.sha256, "tag": "after"}])
+        assert eng.get(t.id).state == "resolved"
+        assert [h.kind for h in eng.history(t.id)][-1] == "transition"
+        assert {a.sha256 for a in eng.attachments(t.id)} == {before.sha256, after.sha256}
+    finally:
+        eng.stop()

@@ -39,7 +39,7 @@ from engine import (
 )
 
 CENTRE = Actor("ops-1", "centre")
-GRID_WORKER = Actor("gw-017", "grid_worker")
+CALL_CENTRE = Actor("cc-1", "centre")  # a grid worker reports with a photo (evidence rules)
 WATER = Actor("water-3", "department")
 
 EVERY_DAY_9_TO_5 = "\n".join(
@@ -218,19 +218,19 @@ def test_a_bounce_needing_approval_inside_a_batch_keeps_the_earlier_tickets(
     eng.deploy("work_order")  # deploying needs its own transaction (Departments' docstring)
     depts = Departments(eng)
     eng.report("grid_incident", {"category": "blocked_drain", "area": "A1"},
-               actor=GRID_WORKER, ticket_id="T1")
+               actor=CALL_CENTRE, ticket_id="T1")
     depts.dispatch("T1", actor=CENTRE)  # T1.1 (water) is the first receiver
     before = snap(eng, "T1.1"), snap(eng, "T1"), depts.work_orders("T1")
     with eng.batch():
         eng.report("grid_incident", {"category": "garbage", "area": "A2"},
-                   actor=GRID_WORKER, ticket_id="T2")
+                   actor=CALL_CENTRE, ticket_id="T2")
         depts.dispatch("T2", actor=CENTRE)
         eng.report("grid_incident", {"category": "noise", "area": "A3"},
-                   actor=GRID_WORKER, ticket_id="T3")
+                   actor=CALL_CENTRE, ticket_id="T3")
         with pytest.raises(BounceNeedsApproval) as info:
             depts.bounce("T1.1", actor=WATER, reason="a sewage pipe, not water supply")
         eng.report("grid_incident", {"category": "noise", "area": "A4"},
-                   actor=GRID_WORKER, ticket_id="T4")
+                   actor=CALL_CENTRE, ticket_id="T4")
     assert (info.value.ticket_id, info.value.parent_id) == ("T1.1", "T1")
     assert (snap(eng, "T1.1"), snap(eng, "T1"), depts.work_orders("T1")) == before
     assert kinds(eng, "T2") == [("report", "report", "reported"),

@@ -162,7 +162,7 @@ def test_a_malformed_mapping_names_file_line_and_field(tmp_path: Path) -> None:
     assert [str(p) for p in info.value.problems] == [
         f"{bad}:5: events[0].role: required field is missing",
         f"{bad}:6: colour: unknown field; allowed here: blank_values, columns, description, "
-        "events, fields, format, id_column, lifecycle, name, sample, timestamp_format, "
+        "events, evidence, fields, format, id_column, lifecycle, name, sample, timestamp_format, "
         "timezone, verdict",
     ]
 

@@ -166,7 +166,9 @@ class WorkOrders(Participant):
                            what="fallback department", on_refusal="refuse")
         elif change.to_state == "done":
             dept = str(change.fields.get("department", "department"))[:128]
-            ctx.follow(lambda u: _resolve_ticket(u, parent_id, tid, dept), ticket_id=parent_id,
+            evidence = change.data.get("evidence")  # the finished work's photos, say
+            ctx.follow(lambda u: _resolve_ticket(u, parent_id, tid, dept, evidence),
+                       ticket_id=parent_id,
                        what="resolve the ticket", on_refusal="record")
 
     def _deadline_passed(self, ctx: PlanContext, change: Change) -> None:
@@ -233,7 +235,9 @@ def _reroute(u: Unit, work_order_id: str, reason: str) -> None:
     u.fire(work_order_id, "reroute", actor=SYSTEM, reason=reason)
 
 
-def _resolve_ticket(u: Unit, parent_id: str, child_id: str, department: str) -> None:
+def _resolve_ticket(u: Unit, parent_id: str, child_id: str, department: str,
+                    evidence: list[dict[str, Any]] | None = None) -> None:
+    """Resolve the ticket when its rule is met, with the evidence of the work that met it."""
     parent = u.ticket(parent_id)
     lc = parent.lifecycle
     if parent.state in lc.final_states or parent.state == "resolved":
@@ -246,7 +250,7 @@ def _resolve_ticket(u: Unit, parent_id: str, child_id: str, department: str) -> 
     actor = Actor(department, "department")  # the department whose work completed the rule
     if parent.state == "dispatched":
         u.fire(parent_id, "arrive", actor=actor, reason=reason)
-    u.fire(parent_id, "resolve", actor=actor, reason=reason)
+    u.fire(parent_id, "resolve", actor=actor, reason=reason, evidence=evidence)
 
 
 def _fallback(u: Unit, parent_id: str, why: str) -> None:
