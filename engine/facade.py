@@ -51,6 +51,7 @@ from engine.runtime.queries import Queries, must_exist
 from engine.runtime.scheduler import WakeUpScheduler
 from engine.sla.clocks import SlaClock, SlaClocks, clocks_of
 from engine.store.database import Database
+from engine.store.dbclock import DatabaseClock
 from engine.store.evidence_tables import attachments
 from engine.store.tables import definitions
 from engine.timing.rules import TimeRules
@@ -90,6 +91,13 @@ class Engine:
             (``s3://bucket/prefix``, ``memory://x``) or a
             :class:`~engine.evidence.BlobStore`. Default: ``<database file>.evidence/``
             beside a SQLite file, else ``gridwhistle-evidence/`` in the working directory.
+        time_source: whose clock decides deadlines and stamps commands: ``"database"`` —
+            the database server's (:class:`~engine.store.dbclock.DatabaseClock`: the clock
+            plus the offset to PostgreSQL's ``clock_timestamp()``, measured every minute),
+            so workers with skewed clocks agree; ``"local"`` — the clock as given;
+            ``"auto"`` (default) — the database's on PostgreSQL when the clock is a
+            :class:`~engine.clock.SystemClock`, the local one otherwise (SQLite runs on one
+            machine; a :class:`~engine.clock.VirtualClock` is never replaced).
 
     Use as a context manager, or call :meth:`start` / :meth:`stop`, to have APScheduler fire
     deadlines in real time. Several engines may live in one process; there is no global state.
@@ -108,11 +116,12 @@ class Engine:
         timers_per_transaction: int = 20,
         limits: Limits | None = None,
         evidence_store: str | Path | BlobStore | None = None,
+        time_source: str = "auto",
     ):
         self.db = database if isinstance(database, Database) else Database(database)
         self.evidence_store = (evidence_store if isinstance(evidence_store, BlobStore)
                                else BlobStore(evidence_store or _default_store(self.db)))
-        self.clock: Clock = clock or SystemClock()
+        self.clock: Clock = _choose_clock(self.db, clock or SystemClock(), time_source)
         self.registry = registry or Registry()
         self.sweep_seconds = sweep_seconds
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -625,6 +634,28 @@ class Engine:
         when all hold), by ticket id.
         """
         return self.queries.check(ticket_ids)
+
+
+def _choose_clock(db: Database, clock: Clock, time_source: str) -> Clock:
+    """The engine's clock for ``time_source`` (see :class:`Engine`).
+
+    Raises:
+        ValueError: an unknown ``time_source``, or ``"database"`` with a VirtualClock.
+        ConfigurationError: ``"database"`` on a database without a server clock (SQLite).
+    """
+    if time_source not in ("auto", "database", "local"):
+        raise ValueError(f"time_source must be 'auto', 'database' or 'local', "
+                         f"got {time_source!r}")
+    if time_source == "auto":
+        use_db = db.dialect == "postgresql" and isinstance(clock, SystemClock)
+    else:
+        use_db = time_source == "database"
+    if not use_db or isinstance(clock, DatabaseClock):
+        return clock
+    if isinstance(clock, VirtualClock):
+        raise ValueError("time_source='database' cannot replace a VirtualClock; tests and "
+                         "replays move virtual time themselves")
+    return DatabaseClock(db.engine, clock)
 
 
 def _default_store(db: Database) -> str:
