@@ -21,13 +21,14 @@ from typing import Any
 from sqlalchemy import select
 
 from engine.callbacks import Callbacks, answer_link, issue_link, link_ticket
-from engine.clock import Clock, SystemClock, VirtualClock
+from engine.clock import Clock, SystemClock, VirtualClock, ensure_utc
 from engine.definition.loader import Definition
 from engine.errors import UnknownDefinition
 from engine.events.outbox import OutboxParticipant
 from engine.evidence import Attachment, Blob, BlobStore, EvidenceRules, attachments_of
 from engine.evidence import read_attachment as _read_attachment
 from engine.evidence import upload as _upload
+from engine.evidence.service import is_attachment_id
 from engine.handoffs import Handoffs
 from engine.ladder.ladder import Ladder, LadderPosition, ladder_position
 from engine.lifecycle.machine import Lifecycle
@@ -425,7 +426,12 @@ class Engine:
 
         Returns:
             One :class:`TicketImpact` per ticket, by id.
+
+        Raises:
+            ValueError: ``until`` is naive.
         """
+        if until is not None:
+            until = ensure_utc(until, what="impact's until")
         return impact_of(self, new, until=until, engine_factory=Engine)
 
     def compare(self, other: Engine) -> list[TicketImpact]:
@@ -475,10 +481,12 @@ class Engine:
 
         Raises:
             TypeError: the engine's clock is not a VirtualClock.
+            ValueError: ``until`` is naive.
         """
         clock = self.clock
         if not isinstance(clock, VirtualClock):
             raise TypeError("run_until needs a VirtualClock; with the system clock use start()")
+        until = ensure_utc(until, what="run_until's instant")
         return self.kernel.dispatcher.run_until(clock, until)
 
     # -- reads ------------------------------------------------------------------------------
@@ -581,6 +589,8 @@ class Engine:
 
     def attachment_ticket(self, attachment_id: int) -> str | None:
         """The ticket an attachment belongs to (None: no such attachment)."""
+        if not is_attachment_id(attachment_id):
+            return None
         with self.kernel.reading() as conn:
             found = conn.execute(select(attachments.c.ticket_id).where(
                 attachments.c.id == attachment_id)).scalar()

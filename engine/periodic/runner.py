@@ -64,9 +64,12 @@ def run_periodic(engine: HasKernel, until: datetime | None = None) -> list[str]:
     Returns:
         The ids of the tickets created by this call (occurrences another process or an
         earlier run already created are skipped).
+
+    Raises:
+        ValueError: ``until`` is naive.
     """
     kernel = engine.kernel
-    until = until or kernel.clock.now()
+    until = ensure_utc(until, what="run_periodic's until") if until else kernel.clock.now()
     created: list[str] = []
     for version in _newest_versions(kernel):
         lc = kernel.lifecycle(version)
