@@ -84,6 +84,7 @@ from engine.runtime import (
 )
 from engine.sla import SlaClock
 from engine.store import Database
+from engine.store.dbclock import DatabaseClock
 from engine.timing import LifecycleNotValid, MinimumLagNotReached, OutsideWorkingHours
 from engine.validation import Limits
 from engine.versions import TicketImpact
@@ -108,6 +109,7 @@ __all__ = [
     "ConcurrencyConflict",
     "ConfigurationError",
     "Database",
+    "DatabaseClock",
     "Definition",
     "DefinitionError",
     "DefinitionLimits",

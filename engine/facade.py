@@ -21,13 +21,14 @@ from typing import Any
 from sqlalchemy import select
 
 from engine.callbacks import Callbacks, answer_link, issue_link, link_ticket
-from engine.clock import Clock, SystemClock, VirtualClock
+from engine.clock import Clock, SystemClock, VirtualClock, ensure_utc
 from engine.definition.loader import Definition
 from engine.errors import UnknownDefinition
 from engine.events.outbox import OutboxParticipant
 from engine.evidence import Attachment, Blob, BlobStore, EvidenceRules, attachments_of
 from engine.evidence import read_attachment as _read_attachment
 from engine.evidence import upload as _upload
+from engine.evidence.service import is_attachment_id
 from engine.handoffs import Handoffs
 from engine.ladder.ladder import Ladder, LadderPosition, ladder_position
 from engine.lifecycle.machine import Lifecycle
@@ -51,6 +52,7 @@ from engine.runtime.queries import Queries, must_exist
 from engine.runtime.scheduler import WakeUpScheduler
 from engine.sla.clocks import SlaClock, SlaClocks, clocks_of
 from engine.store.database import Database
+from engine.store.dbclock import DatabaseClock
 from engine.store.evidence_tables import attachments
 from engine.store.tables import definitions
 from engine.timing.rules import TimeRules
@@ -90,6 +92,13 @@ class Engine:
             (``s3://bucket/prefix``, ``memory://x``) or a
             :class:`~engine.evidence.BlobStore`. Default: ``<database file>.evidence/``
             beside a SQLite file, else ``gridwhistle-evidence/`` in the working directory.
+        time_source: whose clock decides deadlines and stamps commands: ``"database"`` —
+            the database server's (:class:`~engine.store.dbclock.DatabaseClock`: the clock
+            plus the offset to PostgreSQL's ``clock_timestamp()``, measured every minute),
+            so workers with skewed clocks agree; ``"local"`` — the clock as given;
+            ``"auto"`` (default) — the database's on PostgreSQL when the clock is a
+            :class:`~engine.clock.SystemClock`, the local one otherwise (SQLite runs on one
+            machine; a :class:`~engine.clock.VirtualClock` is never replaced).
 
     Use as a context manager, or call :meth:`start` / :meth:`stop`, to have APScheduler fire
     deadlines in real time. Several engines may live in one process; there is no global state.
@@ -108,11 +117,12 @@ class Engine:
         timers_per_transaction: int = 20,
         limits: Limits | None = None,
         evidence_store: str | Path | BlobStore | None = None,
+        time_source: str = "auto",
     ):
         self.db = database if isinstance(database, Database) else Database(database)
         self.evidence_store = (evidence_store if isinstance(evidence_store, BlobStore)
                                else BlobStore(evidence_store or _default_store(self.db)))
-        self.clock: Clock = clock or SystemClock()
+        self.clock: Clock = _choose_clock(self.db, clock or SystemClock(), time_source)
         self.registry = registry or Registry()
         self.sweep_seconds = sweep_seconds
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -416,7 +426,12 @@ class Engine:
 
         Returns:
             One :class:`TicketImpact` per ticket, by id.
+
+        Raises:
+            ValueError: ``until`` is naive.
         """
+        if until is not None:
+            until = ensure_utc(until, what="impact's until")
         return impact_of(self, new, until=until, engine_factory=Engine)
 
     def compare(self, other: Engine) -> list[TicketImpact]:
@@ -466,10 +481,12 @@ class Engine:
 
         Raises:
             TypeError: the engine's clock is not a VirtualClock.
+            ValueError: ``until`` is naive.
         """
         clock = self.clock
         if not isinstance(clock, VirtualClock):
             raise TypeError("run_until needs a VirtualClock; with the system clock use start()")
+        until = ensure_utc(until, what="run_until's instant")
         return self.kernel.dispatcher.run_until(clock, until)
 
     # -- reads ------------------------------------------------------------------------------
@@ -572,6 +589,8 @@ class Engine:
 
     def attachment_ticket(self, attachment_id: int) -> str | None:
         """The ticket an attachment belongs to (None: no such attachment)."""
+        if not is_attachment_id(attachment_id):
+            return None
         with self.kernel.reading() as conn:
             found = conn.execute(select(attachments.c.ticket_id).where(
                 attachments.c.id == attachment_id)).scalar()
@@ -625,6 +644,28 @@ class Engine:
         when all hold), by ticket id.
         """
         return self.queries.check(ticket_ids)
+
+
+def _choose_clock(db: Database, clock: Clock, time_source: str) -> Clock:
+    """The engine's clock for ``time_source`` (see :class:`Engine`).
+
+    Raises:
+        ValueError: an unknown ``time_source``, or ``"database"`` with a VirtualClock.
+        ConfigurationError: ``"database"`` on a database without a server clock (SQLite).
+    """
+    if time_source not in ("auto", "database", "local"):
+        raise ValueError(f"time_source must be 'auto', 'database' or 'local', "
+                         f"got {time_source!r}")
+    if time_source == "auto":
+        use_db = db.dialect == "postgresql" and isinstance(clock, SystemClock)
+    else:
+        use_db = time_source == "database"
+    if not use_db or isinstance(clock, DatabaseClock):
+        return clock
+    if isinstance(clock, VirtualClock):
+        raise ValueError("time_source='database' cannot replace a VirtualClock; tests and "
+                         "replays move virtual time themselves")
+    return DatabaseClock(db.engine, clock)
 
 
 def _default_store(db: Database) -> str:

@@ -36,6 +36,8 @@ PUBLIC = {
     # issue 12: evidence, the call-back, hand-offs, patrols
     "EvidenceMissing", "EvidenceInvalid", "EvidenceRejected", "CallbackLinkInvalid",
     "UnknownOrganisation", "PatrolNotOnRound",
+    # issue 11: deadlines on the database server's clock (PostgreSQL)
+    "DatabaseClock",
 }
 
 

@@ -103,6 +103,19 @@ def attachments_of(conn: Connection, ticket_ids: Sequence[str]) -> list[Attachme
     return [_attachment(r) for r in rows]
 
 
+MAX_ATTACHMENT_ID = 2**31 - 1  # gw_attachments.id is a 32-bit integer on PostgreSQL
+
+
+def is_attachment_id(value: object) -> bool:
+    """Whether ``value`` could be an attachment's id (a whole number 1 to 2**31 - 1).
+
+    Anything else — a huge number a client sent — names no attachment, and is not sent
+    to the database (SQLite and PostgreSQL both fail on integers past their range).
+    """
+    return (isinstance(value, int) and not isinstance(value, bool)
+            and 1 <= value <= MAX_ATTACHMENT_ID)
+
+
 def read_attachment(conn: Connection, store: BlobStore, ticket_id: str,
                     attachment_id: int) -> tuple[Attachment, Iterator[bytes]]:
     """An attachment of a ticket and its bytes, in chunks.
@@ -112,9 +125,11 @@ def read_attachment(conn: Connection, store: BlobStore, ticket_id: str,
             are not held here).
         FileNotFoundError: the storage lost the file.
     """
-    row = conn.execute(select(attachments).where(attachments.c.id == attachment_id,
-                                                 attachments.c.ticket_id == ticket_id)
-                       ).mappings().first()
+    row = None
+    if is_attachment_id(attachment_id):
+        row = conn.execute(select(attachments).where(attachments.c.id == attachment_id,
+                                                     attachments.c.ticket_id == ticket_id)
+                           ).mappings().first()
     if row is None or row["sha256"] is None:
         raise TicketNotFound(f"{ticket_id} (attachment {attachment_id})")
     found = _attachment(row)

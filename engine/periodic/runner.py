@@ -27,11 +27,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.date import DateTrigger
 from sqlalchemy import bindparam, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from engine.calendars.model import BusinessCalendar
-from engine.clock import ensure_utc
+from engine.clock import VirtualClock, ensure_utc
 from engine.definition.schema import PeriodicSpec
 from engine.errors import TicketExists
 from engine.periodic.occurrences import ON_TIME, due_now, occurrence_id
@@ -63,9 +64,12 @@ def run_periodic(engine: HasKernel, until: datetime | None = None) -> list[str]:
     Returns:
         The ids of the tickets created by this call (occurrences another process or an
         earlier run already created are skipped).
+
+    Raises:
+        ValueError: ``until`` is naive.
     """
     kernel = engine.kernel
-    until = until or kernel.clock.now()
+    until = ensure_utc(until, what="run_periodic's until") if until else kernel.clock.now()
     created: list[str] = []
     for version in _newest_versions(kernel):
         lc = kernel.lifecycle(version)
@@ -160,7 +164,7 @@ def add_periodic_jobs(scheduler: Any, engine: HasKernel) -> int:
         for name, rule in lc.spec.periodic.items():
             cal = lc.calendars[rule.calendar]  # per-grid rules: each run covers every grid
             scheduler.add_job(_safe_run, CronTrigger.from_crontab(rule.cron, timezone=cal.zone),
-                              args=[engine], id=f"periodic:{version}:{name}",
+                              args=[engine, scheduler], id=f"periodic:{version}:{name}",
                               replace_existing=True, max_instances=1, coalesce=True,
                               misfire_grace_time=None)
             count += 1
@@ -169,10 +173,26 @@ def add_periodic_jobs(scheduler: Any, engine: HasKernel) -> int:
     return count
 
 
-def _safe_run(engine: HasKernel) -> None:
+def _safe_run(engine: HasKernel, scheduler: Any = None) -> None:
+    """Run the periodic work now; again once the engine's clock reaches this instant.
+
+    The cron jobs wake on this machine's clock. When the engine's clock is behind it (the
+    database server's clock, see :mod:`engine.store.dbclock`), an occurrence is not yet due
+    on the engine's clock when its job wakes, so the work runs once more when it is.
+    """
     import logging
 
+    woke, engine_now = datetime.now(UTC), engine.kernel.clock.now()
     try:
         run_periodic(engine)
     except Exception:  # the scheduler thread must survive; the next occurrence retries
         logging.getLogger("gridwhistle.periodic").exception("periodic work failed")
+    behind = woke - engine_now
+    if scheduler is not None and behind > _LATE and not isinstance(engine.kernel.clock,
+                                                                   VirtualClock):
+        scheduler.add_job(_safe_run, DateTrigger(run_date=woke + behind + _LATE),
+                          args=[engine], id=f"periodic:late:{woke.isoformat()}",
+                          max_instances=1, misfire_grace_time=None)
+
+
+_LATE = timedelta(milliseconds=1)

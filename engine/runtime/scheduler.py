@@ -87,7 +87,7 @@ class WakeUpScheduler:
             pass
 
     def wake_at(self, due: datetime) -> None:
-        """Make sure the engine wakes just after ``due`` (aware UTC).
+        """Make sure the engine wakes just after its clock reaches ``due`` (aware UTC).
 
         Not with a :class:`~engine.clock.VirtualClock`: it does not move by itself (tests move
         it with ``run_until``), so waking at a virtual instant would spin; the start-up run and
@@ -95,7 +95,10 @@ class WakeUpScheduler:
         """
         if isinstance(self.kernel.clock, VirtualClock):
             return
-        when = due + _SLACK
+        # APScheduler waits on this machine's clock; the engine's may differ (the database
+        # server's, see engine.store.dbclock): wake when the engine's clock reaches ``due``
+        ahead = self.kernel.clock.now() - datetime.now(UTC)
+        when = due - ahead + _SLACK
         with self._lock:
             if self._stopping or (self._armed is not None and self._armed <= when):
                 return

@@ -19,7 +19,9 @@ two steps:
 
 The writer updates tickets (in id order) before timers, as every transaction does, so a
 command and a firing never deadlock; whichever commits first wins, and the other sees its
-result. The lease and ``now`` come from the engine's clock.
+result. The lease and ``now`` come from the engine's clock — on PostgreSQL with the real
+clock, the database server's (:mod:`engine.store.dbclock`), so that workers whose own clocks
+disagree claim a timer at the same instant.
 
 A timer whose firing failed (``failures`` > 0) is held by nobody until ``lease_until``, when
 it is retried (:data:`engine.store.statements.FAIL_TIMER`).
