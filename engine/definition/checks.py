@@ -485,6 +485,16 @@ def names_fit_the_machine(spec: LifecycleSpec) -> Iterator[Finding]:
                    f"for {owner}; rename the trigger")
 
 
+def internal_transitions_sound(spec: LifecycleSpec) -> Iterator[Finding]:
+    """An internal transition stays in its state: every ``source`` is its ``dest``."""
+    for i, t in enumerate(spec.transitions):
+        if t.internal and any(src != t.dest for src in t.source):
+            others = sorted({src for src in t.source if src != t.dest})
+            yield (("transitions", i, "internal"),
+                   f"an internal transition stays in its state: source must be {t.dest!r} "
+                   f"(its dest), not {', '.join(others)}; drop internal: true or split it")
+
+
 ALL_CHECKS: tuple[Check, ...] = (
     initial_state_exists,
     transition_names_resolve,
@@ -508,6 +518,7 @@ ALL_CHECKS: tuple[Check, ...] = (
     routing_rules_resolve,
     duplicate_match_fields_resolve,
     names_fit_the_machine,
+    internal_transitions_sound,
     *EVIDENCE_CHECKS,  # issue 12: engine/definition/evidence_checks.py
 )
 

@@ -409,7 +409,9 @@ class TransitionSpec(_Spec):
 
     ``roles`` may fire it; every guard named in ``guards`` must say yes (guards and actions
     are registered by the host app by name); ``reason_required`` makes the command carry a
-    reason.
+    reason. ``internal``: a self-transition that neither leaves nor re-enters its state (a
+    note, a comment): the state's deadlines and timers run on, not restarted; it needs
+    ``source`` = ``dest``.
     """
 
     trigger: Name
@@ -421,6 +423,7 @@ class TransitionSpec(_Spec):
     actions: NameList = Field(default_factory=list)
     reason_required: bool = False
     during: Name | None = None
+    internal: bool = False
 
     @field_validator("trigger")
     @classmethod

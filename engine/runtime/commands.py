@@ -439,7 +439,8 @@ class CommandHandler:
             reason=reason, now=now,
         )
         dest = lc.fire(Subject(source), ctx)
-        entering = entry_timers(lc, dest, merged, now, report=False)
+        internal = ctx.internal  # stays in its state: its deadlines run on
+        entering = entry_timers(lc, dest, merged, now, report=False, internal=internal)
         with self.uow.layer() as layer:
             layer.now = now
             w = layer.writable(ticket_id)
@@ -448,13 +449,13 @@ class CommandHandler:
                 "ticket_id": ticket_id, "at": now, "kind": "transition", "trigger": trigger,
                 "from_state": source, "to_state": dest, "from_level": level,
                 "to_level": new_level, "actor": actor.id, "role": actor.role, "reason": reason,
-                "data": _data({"fields": updates} if updates else None, evidence),
+                "data": _data(_row_data(updates, internal), evidence),
             })
             w.state, w.level, w.fields, w.updated_at = dest, new_level, merged, now
             if overdue:
                 w.overdue = True
             changes = _stage_rows(layer, w, rows)
-            for name in exit_cancels(lc, w.timers, source, dest):
+            for name in exit_cancels(lc, w.timers, source, dest, internal=internal):
                 _cancel(layer, w, name)
             for name, owner, due in entering:
                 self._new_timer(layer, w, name, owner, due, now)
@@ -702,6 +703,14 @@ def _stage_rows(layer: Layer, w: TicketRecord, rows: list[dict[str, Any]]) -> li
                           row["role"], row["reason"], row["at"], fields,
                           dict(row["data"]) if row["data"] else {}, str(uuid.uuid4())))
     return out
+
+
+def _row_data(updates: dict[str, Any], internal: bool) -> dict[str, Any] | None:
+    """A transition row's data: the fields it set; ``internal: true`` for an internal one."""
+    data: dict[str, Any] = {"fields": updates} if updates else {}
+    if internal:
+        data["internal"] = True
+    return data or None
 
 
 def _data(data: dict[str, Any] | None,

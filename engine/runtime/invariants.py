@@ -167,7 +167,8 @@ def _check_ticket(ticket: Any, rows: list[Any], tms: list[Any], lc: Lifecycle,
         if count > 1:
             bad("timer_twice", f"{count} pending timers for deadline {name!r}")
 
-    entry = next((r for r in reversed(rows) if r["kind"] in _ENTRY_KINDS), rows[0])
+    entry = next((r for r in reversed(rows) if r["kind"] in _ENTRY_KINDS
+                  and not (r["data"] or {}).get("internal")), rows[0])
     for d in lc.state_deadlines.get(state, ()):
         if d.spec.after is None:
             continue
