@@ -346,7 +346,7 @@ def test_python_object_tag_on_a_mapping_is_rejected():
      "description, final, title, void"),
     (("    dest: closed\n", "    dest: closed\n    reason_requird: true\n"), "reason_requird",
      "transitions[0].reason_requird",
-     "actions, dest, during, guards, reason_required, roles, source, title, trigger"),
+     "actions, dest, during, guards, internal, reason_required, roles, source, title, trigger"),
     (("  roles: [centre]\nstates", "  roles: [centre]\n  who: x\nstates"), "who: x",
      "report.who", "roles"),
     (("  - {name: community}", "  - {name: community, colour: red}"), "colour: red",
