@@ -15,6 +15,7 @@ import itertools
 from collections.abc import Callable, Iterable, Iterator
 
 from engine.definition.evidence_checks import EVIDENCE_CHECKS
+from engine.definition.oversight_checks import OVERSIGHT_CHECKS
 from engine.definition.schema import LifecycleSpec, WorkingSpan
 
 __all__ = ["ALL_CHECKS", "LISTED", "run_checks"]
@@ -520,6 +521,7 @@ ALL_CHECKS: tuple[Check, ...] = (
     names_fit_the_machine,
     internal_transitions_sound,
     *EVIDENCE_CHECKS,  # issue 12: engine/definition/evidence_checks.py
+    *OVERSIGHT_CHECKS,  # issue 11: engine/definition/oversight_checks.py
 )
 
 MAX_FINDINGS = 1000
