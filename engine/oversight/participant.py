@@ -355,7 +355,7 @@ class Oversight(Participant):
         ctx.record(ticket.id, "resumed", active.cause or "suspension",
                    f"suspension {active.n} reached its limit ({timer.due_at.isoformat()}): "
                    "resumed by the system",
-                   {"n": active.n, "cause": active.cause, "by": "limit",
+                   {"n": active.n, "cause": active.cause, "by": "limit", "timer_id": timer.id,
                     "suspended_seconds": (timer.due_at - active.requested_at).total_seconds()},
                    escalate=False)
         return "resumed"

@@ -24,8 +24,9 @@ Rules (the ``rule`` of a :class:`Violation`):
   the end of a suspension moved it: rows ``extension_approved``, ``resumed``) and is
   pending, or fired if it fell due; a suspended ticket (its last ``suspended`` row not
   followed by ``resumed``) holds its deadlines, with no timer;
-* ``fired_once``: each fired timer has exactly one breach (or SLA warning / breach) row in the
-  history, and each such row names a fired timer.
+* ``fired_once``: each fired timer has exactly one breach (or SLA warning / breach, or
+  ``resumed`` at a suspension's limit) row in the history, and each such row that names a
+  timer names a fired one.
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ from engine.store.tables import history, tickets, timers
 __all__ = ["Violation", "check_invariants"]
 
 _ENTRY_KINDS = ("report", "transition", "migration")
-_TIMER_KINDS = ("breach", "sla_warning", "sla_breach")  # history rows a fired timer writes
+# history rows a fired timer writes (``resumed``: a suspension's limit, issue 11)
+_TIMER_KINDS = ("breach", "sla_warning", "sla_breach", "resumed")
 _MOVE_KINDS = ("extension_approved", "resumed")  # rows that re-create a deadline's timer
 
 TimerOwner = Callable[[str], Any]
