@@ -329,3 +329,28 @@ def test_work_orders_extensions_count_for_their_department(tmp_path: Path) -> No
         assert engine.check_invariants() == []
     finally:
         engine.stop()
+
+
+def test_the_cli_shows_a_tickets_requests_and_notices(tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from adapters.cli import app
+
+    path = tmp_path / "c.sqlite"
+    engine = Engine(path, clock=VirtualClock(START))
+    try:
+        engine.deploy(parse_definition(MINI))
+        _working(engine, "C-1")
+        engine.request_extension("C-1", "work_due", proposed_due=START + 5 * H, reason="a",
+                                 actor=WATER)
+        engine.send_supervision_notice("C-1", text="hurry", actor=CENTRE)
+    finally:
+        engine.stop()
+    done = CliRunner().invoke(app, ["oversight", "C-1", "--db", str(path), "--json"])
+    assert done.exit_code == 0, done.output
+    out = json.loads(done.stdout)
+    assert [(r["kind"], r["n"], r["status"], r["proposed_due"]) for r in out["requests"]] == [
+        ("extension", 1, "open", "2024-05-01T13:00:00+00:00")]
+    assert [n["text"] for n in out["notices"]] == ["hurry"]
