@@ -354,3 +354,47 @@ def test_the_cli_shows_a_tickets_requests_and_notices(tmp_path: Path) -> None:
     assert [(r["kind"], r["n"], r["status"], r["proposed_due"]) for r in out["requests"]] == [
         ("extension", 1, "open", "2024-05-01T13:00:00+00:00")]
     assert [n["text"] for n in out["notices"]] == ["hurry"]
+
+
+@pytest.mark.postgres
+def test_extension_and_suspension_on_postgres() -> None:
+    import os
+    import uuid
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import OperationalError
+
+    url = os.environ.get("GRIDWHISTLE_POSTGRES_URL",
+                         "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    schema = f"gw_test_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = create_engine(url)
+        with admin.begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    except (OperationalError, ImportError) as exc:
+        if os.environ.get("GRIDWHISTLE_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"PostgreSQL at {url} is required: {exc}")
+        pytest.skip(f"PostgreSQL not reachable at {url}: {exc}")
+    sa = create_engine(url, connect_args={"options": f"-csearch_path={schema}"})
+    engine = Engine(sa, clock=VirtualClock(START))
+    try:
+        engine.deploy(parse_definition(MINI))
+        _working(engine, "P-1")
+        engine.request_extension("P-1", "work_due", proposed_due=START + 6 * H, reason="a",
+                                 actor=WATER)
+        engine.decide_extension("P-1", 1, approve=True, reason="ok", actor=CENTRE)
+        engine.suspend("P-1", "weather", reason="storm", actor=CENTRE, until=START + H)
+        fired = engine.run_until(START + 8 * H)
+        assert [(f.timer.name, f.timer.due_at, f.outcome) for f in fired] == [
+            ("oversight:resume", START + H, "resumed"),
+            ("work_due", START + 7 * H, "breached")]
+        assert [(r.kind, r.status, r.extended_seconds, r.suspended_seconds)
+                for r in engine.time_requests("P-1")] == [
+            ("extension", "approved", 7200.0, None), ("suspension", "ended", None, 3600.0)]
+        assert engine.check_invariants() == []
+    finally:
+        engine.stop()
+        sa.dispose()
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()

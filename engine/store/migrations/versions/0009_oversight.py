@@ -7,6 +7,8 @@ Created: 2026-12-15 09:00:00
 * ``gw_time_requests``: extension requests (延期申请) and suspensions (挂起) of tickets and
   work orders.
 * ``gw_supervision_notices``: the centre's supervision notices (督办).
+* ``gw_history.kind`` widened from 16 to 32 characters: ``extension_requested`` (and
+  ``follow_on_refused``, 17) did not fit on PostgreSQL.
 
 """
 
@@ -24,6 +26,9 @@ depends_on = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("gw_history") as batch:
+        batch.alter_column("kind", existing_type=sa.String(length=16),
+                           type_=sa.String(length=32), existing_nullable=False)
     op.create_table(
         "gw_time_requests",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
@@ -90,3 +95,6 @@ def downgrade() -> None:
     op.drop_table("gw_supervision_notices")
     op.drop_index(op.f("ix_gw_time_requests_parent_id"), table_name="gw_time_requests")
     op.drop_table("gw_time_requests")
+    with op.batch_alter_table("gw_history") as batch:
+        batch.alter_column("kind", existing_type=sa.String(length=32),
+                           type_=sa.String(length=16), existing_nullable=False)
