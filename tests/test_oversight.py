@@ -398,3 +398,23 @@ def test_extension_and_suspension_on_postgres() -> None:
         with admin.begin() as conn:
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+def test_a_lifecycle_without_oversight_refuses_it(tmp_path: Path) -> None:
+    from helpers import quick_lifecycle
+
+    engine = Engine(tmp_path / "q.sqlite", clock=VirtualClock(START))
+    try:
+        engine.deploy(parse_definition(quick_lifecycle("PT1H")))
+        engine.report("quick", {}, actor=CENTRE, ticket_id="Q-1")
+        before = (engine.get("Q-1"), engine.history("Q-1"), engine.timers("Q-1"))
+        for call in (lambda: engine.suspend("Q-1", "weather", reason="x", actor=CENTRE),
+                     lambda: engine.send_supervision_notice("Q-1", text="x", actor=CENTRE),
+                     lambda: engine.request_extension("Q-1", "soon", reason="x", actor=WATER,
+                                                      proposed_due=START + 2 * H)):
+            with pytest.raises(OversightRefused) as err:
+                call()
+            assert err.value.why == "not_offered"
+        assert (engine.get("Q-1"), engine.history("Q-1"), engine.timers("Q-1")) == before
+    finally:
+        engine.stop()

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from engine.errors import InvalidFields
+from engine.errors import InvalidFields, OversightRefused
 from engine.oversight.model import EXTENSION, SUSPENSION, SupervisionNotice, TimeRequest
 from engine.oversight.participant import Oversight
 from engine.runtime.kernel import Kernel
@@ -60,6 +60,18 @@ def _department(ticket_id: str, department: object) -> str | None:
     return department
 
 
+def _offered(unit: Any, ticket_id: str, section: str, what: str) -> Any:
+    """The ticket's record; refused unless its lifecycle's ``oversight`` has ``section``.
+
+    (The participant is not asked for lifecycles without ``oversight``: refuse here.)
+    """
+    rec = unit.ticket(ticket_id)
+    spec = rec.lifecycle.spec.oversight
+    if spec is None or getattr(spec, section) is None:
+        raise OversightRefused(ticket_id, "not_offered", what=what)
+    return rec
+
+
 def _request(unit: Any, ticket_id: str, kind: str, n: int | None = None) -> TimeRequest:
     requests = unit.state(ticket_id).of(kind)
     found: TimeRequest = requests[-1] if n is None else next(r for r in requests if r.n == n)
@@ -93,6 +105,7 @@ def request_extension(kernel: Kernel, participant: Oversight, ticket_id: str, de
             "proposed_due": _aware(ticket_id, "proposed_due", proposed_due),
             "department": _department(ticket_id, department)}
     with kernel.compound(participant) as unit:
+        _offered(unit, ticket_id, "extension", "extension")
         unit.note(ticket_id, "extension_requested", deadline, actor=actor, reason=reason,
                   data=data)
         return _request(unit, ticket_id, EXTENSION)
@@ -116,7 +129,7 @@ def decide_extension(kernel: Kernel, participant: Oversight, ticket_id: str, n: 
         raise InvalidFields(ticket_id, {"n": "the request's number (1, 2, ...)"})
     granted = _aware(ticket_id, "due_at", due_at, optional=True)
     with kernel.compound(participant) as unit:
-        unit.ticket(ticket_id)
+        _offered(unit, ticket_id, "extension", "extension")
         request = unit.state(ticket_id).find(EXTENSION, n)
         deadline = request.deadline if request is not None else "extension"
         data: dict[str, Any] = {"n": n, "deadline": deadline}
@@ -156,6 +169,7 @@ def suspend(kernel: Kernel, participant: Oversight, ticket_id: str, cause: str, 
     data = {"cause": cause, "until": _aware(ticket_id, "until", until, optional=True),
             "department": _department(ticket_id, department)}
     with kernel.compound(participant) as unit:
+        _offered(unit, ticket_id, "suspension", "suspension")
         unit.note(ticket_id, "suspended", cause if isinstance(cause, str) else "suspension",
                   actor=actor, reason=reason, data=data)
         return _request(unit, ticket_id, SUSPENSION)
@@ -170,7 +184,7 @@ def resume(kernel: Kernel, participant: Oversight, ticket_id: str, *, reason: st
     """
     _edge(kernel, ticket_id, actor, reason, "resuming")
     with kernel.compound(participant) as unit:
-        unit.ticket(ticket_id)
+        _offered(unit, ticket_id, "suspension", "suspension")
         active = unit.state(ticket_id).active_suspension()
         cause = active.cause if active is not None else "suspension"
         data: dict[str, Any] = {"n": active.n if active is not None else None,
@@ -204,7 +218,7 @@ def send_notice(kernel: Kernel, participant: Oversight, ticket_id: str, *, text:
     _edge(kernel, ticket_id, actor, text, "a supervision notice")
     due = _aware(ticket_id, "reply_due", reply_due, optional=True)
     with kernel.compound(participant) as unit:
-        rec = unit.ticket(ticket_id)
+        rec = _offered(unit, ticket_id, "supervision", "supervision notice")
         dept = _department(ticket_id, department) or rec.fields.get("department")
         spec = rec.lifecycle.spec.oversight
         within = spec.supervision.reply_within if spec and spec.supervision else None
