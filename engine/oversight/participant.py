@@ -336,8 +336,13 @@ class Oversight(Participant):
         lasted = change.at - active.requested_at
         ctx.cancel(tid, RESUME_TIMER)
         if by != "final":  # the held deadlines run again, each due later by the time held
-            for name, _, due in active.paused:
-                ctx.move_deadline(tid, name, due + lasted)
+            rec = ctx.ticket(tid)
+            deadlines = rec.lifecycle.spec.deadlines
+            for name, owner, due in active.paused:
+                spec = deadlines.get(name)
+                if spec is not None and spec.state in (None, rec.state) and owner in (
+                        None, rec.state):  # (a migrated ticket may have left that state)
+                    ctx.move_deadline(tid, name, due + lasted)
         ctx.set_state(tid, state.replace(replace(
             active, status="ended", ended_at=change.at,
             suspended_seconds=lasted.total_seconds(),
