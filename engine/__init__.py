@@ -45,6 +45,7 @@ from engine.errors import (
     NoRouting,
     NotADuplicate,
     OutsideCalendar,
+    OversightRefused,
     PatrolNotOnRound,
     Problem,
     RoleNotAllowed,
@@ -59,6 +60,7 @@ from engine.events import EVENT_TYPES, DomainEvent
 from engine.facade import Engine
 from engine.ladder import LadderPosition
 from engine.lifecycle import CommandContext, Lifecycle, Registry
+from engine.oversight import SupervisionNotice, TimeRequest
 from engine.periodic import run_periodic
 from engine.reports import Report, Summary, build_report
 from engine.runtime import (
@@ -138,6 +140,7 @@ __all__ = [
     "NotADuplicate",
     "OutsideCalendar",
     "OutsideWorkingHours",
+    "OversightRefused",
     "PartSLA",
     "Participant",
     "PatrolNotOnRound",
@@ -150,6 +153,7 @@ __all__ = [
     "Route",
     "SlaClock",
     "Summary",
+    "SupervisionNotice",
     "SystemClock",
     "Ticket",
     "TicketExists",
@@ -158,6 +162,7 @@ __all__ = [
     "TicketPage",
     "TicketRecord",
     "TicketSLA",
+    "TimeRequest",
     "Timer",
     "TopLevelReached",
     "TriggerNotAllowed",

@@ -30,7 +30,9 @@ The tree::
     │   ├── EvidenceInvalid          an attachment of the command is malformed or unknown
     │   ├── CallbackLinkInvalid      a call-back link that is unknown, used or expired
     │   ├── UnknownOrganisation      a hand-off to an organisation the lifecycle lacks
-    │   └── PatrolNotOnRound         a finding linked to a patrol that is not on its round
+    │   ├── PatrolNotOnRound         a finding linked to a patrol that is not on its round
+    │   └── OversightRefused         an extension, suspension or supervision notice the
+    │                                lifecycle's oversight rules do not allow (issue 11)
     ├── EvidenceRejected             an uploaded file is too large, of a media type not
     │                                accepted, or its content is not what it says it is
     ├── ConcurrencyConflict          another command changed the ticket first; reload and retry
@@ -67,6 +69,7 @@ __all__ = [
     "NoRouting",
     "NotADuplicate",
     "OutsideCalendar",
+    "OversightRefused",
     "PatrolNotOnRound",
     "Problem",
     "RoleNotAllowed",
@@ -598,3 +601,47 @@ class PatrolNotOnRound(CommandRefused):
         self.why = why
         super().__init__(ticket_id, f"ticket {ticket_id!r}: patrol {patrol_id!r} {why}; "
                                     "report the finding while the round is on patrol")
+
+
+_OVERSIGHT_WHY = {
+    "not_offered": "its lifecycle offers no {what}",
+    "deadline_not_extensible": "deadline {deadline!r} is not one the lifecycle lets be extended",
+    "deadline_not_running": "deadline {deadline!r} is not running on it now",
+    "open_request": "an extension of deadline {deadline!r} is already waiting for the "
+                    "centre's decision (request {n}); wait for it",
+    "limit_reached": "the limit of {limit} {what}(s) is reached",
+    "not_later": "the new due instant must be later than {due} (now or the current due)",
+    "too_long": "{what} may last at most {limit}",
+    "unknown_request": "it has no {what} request {n}",
+    "not_open": "{what} request {n} was decided already ({status})",
+    "unknown_cause": "{cause!r} is not a documented cause of suspension; causes: {known}",
+    "suspended": "it is suspended (挂起); the centre resumes it first (only a move to a "
+                 "final state is allowed meanwhile)",
+    "not_suspended": "it is not suspended",
+    "ticket_ended": "it is in a final state",
+}
+
+
+class OversightRefused(CommandRefused):
+    """A request for more time or a notice that the lifecycle's oversight rules refuse.
+
+    An extension request or decision, a suspension or resumption, or a supervision notice
+    (issue 11). Nothing was changed.
+
+    Attributes:
+        ticket_id: the ticket; why: ``not_offered``, ``deadline_not_extensible``,
+        ``deadline_not_running``, ``open_request``, ``limit_reached``, ``not_later``,
+        ``too_long``, ``unknown_request``, ``not_open``, ``unknown_cause``, ``suspended``,
+        ``not_suspended`` or ``ticket_ended``; details: what the rule compared (the
+        deadline, the limit, the request number, ...), JSON-ready.
+    """
+
+    def __init__(self, ticket_id: str, why: str, **details: object):
+        self.why = why
+        self.details = dict(details)
+        template = _OVERSIGHT_WHY.get(why, why)
+        try:
+            text = template.format(**{"what": "oversight", **self.details})
+        except (KeyError, IndexError):
+            text = template
+        super().__init__(ticket_id, f"ticket {ticket_id!r}: refused, {text}")

@@ -33,6 +33,8 @@ from engine.handoffs import Handoffs
 from engine.ladder.ladder import Ladder, LadderPosition, ladder_position
 from engine.lifecycle.machine import Lifecycle
 from engine.lifecycle.registry import Registry
+from engine.oversight import Oversight, SupervisionNotice, TimeRequest
+from engine.oversight import service as _oversight
 from engine.patrols import PatrolLinks
 from engine.periodic.runner import add_periodic_jobs
 from engine.reports.summary import Summary, summarize
@@ -146,6 +148,9 @@ class Engine:
         self.callbacks = Callbacks()
         for extra in (self.evidence_rules, self.callbacks, Handoffs(), PatrolLinks()):
             self.kernel.add_participant(extra)
+        # issue 11: extension requests, suspensions, supervision notices
+        self.oversight = Oversight()
+        self.kernel.add_participant(self.oversight)
 
     # -- lifecycle of the engine ------------------------------------------------------------
 
@@ -636,6 +641,115 @@ class Engine:
         """
         return answer_link(self.kernel, self.callbacks, token, fixed=fixed, rating=rating,
                            comment=comment)
+
+    # -- oversight (issue 11) -----------------------------------------------------------------
+
+    def request_extension(self, ticket_id: str, deadline: str, *, proposed_due: datetime,
+                          reason: str, actor: Actor,
+                          department: str | None = None) -> TimeRequest:
+        """A department asks for more time on a running deadline (延期申请).
+
+        At most one request per ticket and deadline waits for the centre's decision; the
+        lifecycle's ``oversight.extension`` says which deadlines, which roles, how many
+        extensions and how long (see :mod:`engine.oversight`).
+
+        Args:
+            ticket_id: the ticket (or work order).
+            deadline: the deadline's name.
+            proposed_due: the due instant asked for (aware datetime; UTC is stored).
+            reason: why (required).
+            actor: who asks (a role of ``extension.request_roles``).
+            department: the department asking (default: the ticket's ``department``).
+
+        Returns:
+            The open request; its ``n`` names it in :meth:`decide_extension`.
+
+        Raises:
+            InvalidFields: blank reason, naive instant.
+            TicketNotFound, RoleNotAllowed, OversightRefused: nothing was changed.
+        """
+        return _oversight.request_extension(self.kernel, self.oversight, ticket_id, deadline,
+                                            proposed_due=proposed_due, reason=reason,
+                                            actor=actor, department=department)
+
+    def decide_extension(self, ticket_id: str, n: int, *, approve: bool, reason: str,
+                         actor: Actor, due_at: datetime | None = None) -> TimeRequest:
+        """The centre approves or refuses extension request ``n`` of a ticket.
+
+        Approved, the deadline's timer moves to ``due_at`` (default: the instant asked
+        for): its breach, the overdue flag and Open311's ``expected_datetime`` follow; the
+        request keeps the original due instant and the time added.
+
+        Raises:
+            InvalidFields, TicketNotFound, RoleNotAllowed, OversightRefused: nothing changed.
+        """
+        return _oversight.decide_extension(self.kernel, self.oversight, ticket_id, n,
+                                           approve=approve, reason=reason, actor=actor,
+                                           due_at=due_at)
+
+    def suspend(self, ticket_id: str, cause: str, *, reason: str, actor: Actor,
+                until: datetime | None = None, department: str | None = None) -> TimeRequest:
+        """Suspend a ticket (挂起) for a documented cause: deadlines and SLA clocks stop.
+
+        The system resumes it at ``until`` (aware; default and at most now + the
+        lifecycle's ``suspension.max_duration``). While suspended only a transition into a
+        final state moves it.
+
+        Raises:
+            InvalidFields, TicketNotFound, RoleNotAllowed, OversightRefused: nothing changed.
+        """
+        return _oversight.suspend(self.kernel, self.oversight, ticket_id, cause,
+                                  reason=reason, actor=actor, until=until,
+                                  department=department)
+
+    def resume(self, ticket_id: str, *, reason: str, actor: Actor) -> TimeRequest:
+        """Resume a suspended ticket: its deadlines run again, due later by the time held.
+
+        Raises:
+            InvalidFields, TicketNotFound, RoleNotAllowed, OversightRefused
+            (``not_suspended``): nothing was changed.
+        """
+        return _oversight.resume(self.kernel, self.oversight, ticket_id, reason=reason,
+                                 actor=actor)
+
+    def send_supervision_notice(self, ticket_id: str, *, text: str, actor: Actor,
+                                department: str | None = None,
+                                reply_due: datetime | None = None) -> SupervisionNotice:
+        """The centre sends a supervision notice (督办) about a ticket to a department.
+
+        Kept in the ticket's history (kind ``supervision_notice``, the text as its reason)
+        and in ``gw_supervision_notices``; counted in reports.
+
+        Args:
+            ticket_id: the ticket (or work order).
+            text: what it says (required).
+            actor: who sends it (a role of ``supervision.roles``).
+            department: to whom (default: the ticket's ``department``).
+            reply_due: when the department must reply (aware); default now + the
+                lifecycle's ``supervision.reply_within``, if any.
+
+        Raises:
+            InvalidFields, TicketNotFound, RoleNotAllowed, OversightRefused.
+        """
+        return _oversight.send_notice(self.kernel, self.oversight, ticket_id, text=text,
+                                      actor=actor, department=department,
+                                      reply_due=reply_due)
+
+    def time_requests(self, ticket_id: str, kind: str | None = None) -> list[TimeRequest]:
+        """A ticket's extension requests and suspensions (``kind``: one of them), in order.
+
+        Raises:
+            TicketNotFound: no such ticket.
+        """
+        return _oversight.requests_of(self.kernel, ticket_id, kind)
+
+    def supervision_notices(self, ticket_id: str) -> list[SupervisionNotice]:
+        """A ticket's supervision notices, oldest first.
+
+        Raises:
+            TicketNotFound: no such ticket.
+        """
+        return _oversight.notices_of(self.kernel, ticket_id)
 
     def check_invariants(self, ticket_ids: list[str] | None = None) -> list[Violation]:
         """Check that every ticket's state, level and timers agree with its history.

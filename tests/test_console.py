@@ -185,7 +185,7 @@ def test_reports_page_draws_svg_charts_with_no_script(site: Site) -> None:
     html = httpx.get(f"{url}/console/reports", params={"by": "level"}, headers=CENTRE).text
     charts = re.findall(r'<figure class="chart" data-chart="(\w+)">', html)
     assert charts == ["rates", "times", "escalations", "bounces", "volume", "satisfaction",
-                      "callbacks"]
+                      "callbacks", "oversight", "oversight_time"]
     assert "<script" not in html.split("</head>")[1]  # pygal's scripts are removed
     assert "办结率" in html and "社区吹哨" in html
     csv_text = httpx.get(f"{url}/console/reports.csv", params={"by": "level"},

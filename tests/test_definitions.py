@@ -340,13 +340,14 @@ def test_python_object_tag_on_a_mapping_is_rejected():
     (("name: small", "name: small\ncolour: red"), "colour: red", "colour",
      "calendars, callback, categories, deadlines, departments, description, escalation_trigger, "
      "evidence, fields, format, grids, handoff, initial, ladder, lags, levels, name, "
-     "organisations, patrol, periodic, report, requirements, resolution_deadline, roles, "
+     "organisations, oversight, patrol, periodic, report, requirements, resolution_deadline, "
+     "roles, "
      "routing, slas, states, title, transitions, valid_from, valid_until"),
     (("  open: {}", "  open: {colour: red}"), "colour: red", "states.open.colour",
      "description, final, title, void"),
     (("    dest: closed\n", "    dest: closed\n    reason_requird: true\n"), "reason_requird",
      "transitions[0].reason_requird",
-     "actions, dest, during, guards, reason_required, roles, source, title, trigger"),
+     "actions, dest, during, guards, internal, reason_required, roles, source, title, trigger"),
     (("  roles: [centre]\nstates", "  roles: [centre]\n  who: x\nstates"), "who: x",
      "report.who", "roles"),
     (("  - {name: community}", "  - {name: community, colour: red}"), "colour: red",

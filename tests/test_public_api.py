@@ -38,6 +38,8 @@ PUBLIC = {
     "UnknownOrganisation", "PatrolNotOnRound",
     # issue 11: deadlines on the database server's clock (PostgreSQL)
     "DatabaseClock",
+    # issue 11: extension requests, suspensions, supervision notices
+    "OversightRefused", "TimeRequest", "SupervisionNotice",
 }
 
 
@@ -51,7 +53,7 @@ def test_every_error_is_rooted_in_one_base() -> None:
     errors = [getattr(engine, n) for n in engine.__all__
               if isinstance(getattr(engine, n), type)
               and issubclass(getattr(engine, n), Exception)]
-    assert len(errors) == 33  # issue 12 added 6
+    assert len(errors) == 34  # issue 12 added 6, issue 11's oversight 1
     assert all(issubclass(e, engine.GridwhistleError) for e in errors)
 
 

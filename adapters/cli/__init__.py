@@ -9,6 +9,7 @@ from adapters.cli import (  # noqa: F401  (they register commands)
     departments,
     diagram,
     keys,
+    oversight,
     replay,
     report,
     serve,

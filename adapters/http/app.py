@@ -11,7 +11,7 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from adapters.http import api, departments, evidence, open311, reports
+from adapters.http import api, departments, evidence, open311, oversight, reports
 from adapters.http.auth import ApiKey, KeyRing
 from adapters.http.middleware import BodyLimit, ServerErrors, too_large
 from adapters.http.open311 import Open311Privacy
@@ -104,6 +104,7 @@ def create_app(
     # before the API's GET /tickets/{id:path}, whose id may itself hold a '/'
     app.include_router(departments.router)
     app.include_router(evidence.router)  # its routes end in fixed words too
+    app.include_router(oversight.router)  # and these (issue 11)
     app.include_router(api.router)
     app.include_router(reports.router)
     if open311_api:

@@ -15,6 +15,7 @@ import itertools
 from collections.abc import Callable, Iterable, Iterator
 
 from engine.definition.evidence_checks import EVIDENCE_CHECKS
+from engine.definition.oversight_checks import OVERSIGHT_CHECKS
 from engine.definition.schema import LifecycleSpec, WorkingSpan
 
 __all__ = ["ALL_CHECKS", "LISTED", "run_checks"]
@@ -485,6 +486,16 @@ def names_fit_the_machine(spec: LifecycleSpec) -> Iterator[Finding]:
                    f"for {owner}; rename the trigger")
 
 
+def internal_transitions_sound(spec: LifecycleSpec) -> Iterator[Finding]:
+    """An internal transition stays in its state: every ``source`` is its ``dest``."""
+    for i, t in enumerate(spec.transitions):
+        if t.internal and any(src != t.dest for src in t.source):
+            others = sorted({src for src in t.source if src != t.dest})
+            yield (("transitions", i, "internal"),
+                   f"an internal transition stays in its state: source must be {t.dest!r} "
+                   f"(its dest), not {', '.join(others)}; drop internal: true or split it")
+
+
 ALL_CHECKS: tuple[Check, ...] = (
     initial_state_exists,
     transition_names_resolve,
@@ -508,7 +519,9 @@ ALL_CHECKS: tuple[Check, ...] = (
     routing_rules_resolve,
     duplicate_match_fields_resolve,
     names_fit_the_machine,
+    internal_transitions_sound,
     *EVIDENCE_CHECKS,  # issue 12: engine/definition/evidence_checks.py
+    *OVERSIGHT_CHECKS,  # issue 11: engine/definition/oversight_checks.py
 )
 
 MAX_FINDINGS = 1000

@@ -29,6 +29,7 @@ __all__ = [
     "EvidenceNeedSpec",
     "EvidenceSpec",
     "EvidenceTagSpec",
+    "ExtensionSpec",
     "FieldSpec",
     "GridSpec",
     "HandoffSpec",
@@ -37,6 +38,7 @@ __all__ = [
     "LevelSpec",
     "LifecycleSpec",
     "OrganisationSpec",
+    "OversightSpec",
     "PatrolLinkSpec",
     "PeriodicSpec",
     "ReportSpec",
@@ -46,6 +48,9 @@ __all__ = [
     "RoutingSpec",
     "SlaSpec",
     "StateSpec",
+    "SupervisionSpec",
+    "SuspensionCauseSpec",
+    "SuspensionSpec",
     "TransitionSpec",
     "WarningSpec",
     "WorkingSpan",
@@ -409,7 +414,9 @@ class TransitionSpec(_Spec):
 
     ``roles`` may fire it; every guard named in ``guards`` must say yes (guards and actions
     are registered by the host app by name); ``reason_required`` makes the command carry a
-    reason.
+    reason. ``internal``: a self-transition that neither leaves nor re-enters its state (a
+    note, a comment): the state's deadlines and timers run on, not restarted; it needs
+    ``source`` = ``dest``.
     """
 
     trigger: Name
@@ -421,6 +428,7 @@ class TransitionSpec(_Spec):
     actions: NameList = Field(default_factory=list)
     reason_required: bool = False
     during: Name | None = None
+    internal: bool = False
 
     @field_validator("trigger")
     @classmethod
@@ -681,6 +689,73 @@ class PatrolLinkSpec(_Spec):
     states: NameList = Field(default_factory=lambda: ["on_patrol"])
 
 
+class ExtensionSpec(_Spec):
+    """Extension requests (延期申请): a department asks for more time on a deadline.
+
+    ``deadlines``: the deadlines that may be extended; ``request_roles`` ask (with a reason
+    and a proposed due instant), ``decide_roles`` approve or refuse (with a reason). At most
+    one open request per ticket and deadline; ``max_extensions`` approved per ticket and
+    deadline; an extension moves the due instant by at most ``max_length``.
+    """
+
+    title: Title = Field(default_factory=dict)
+    deadlines: NameList = Field(min_length=1)
+    request_roles: NameList = Field(default_factory=lambda: ["department"])
+    decide_roles: NameList = Field(default_factory=lambda: ["centre"])
+    max_extensions: int = Field(2, ge=1)
+    max_length: Duration | None = None
+
+
+class SuspensionCauseSpec(_Spec):
+    """A documented cause of suspension (等待居民配合, 恶劣天气, 等待第三方, ...)."""
+
+    title: Title = Field(default_factory=dict)
+    description: str = ""
+
+
+class SuspensionSpec(_Spec):
+    """Suspension (挂起): the clocks stop for a documented cause, within limits.
+
+    ``roles`` suspend (the centre, at a department's request) and ``resume_roles`` resume;
+    the system resumes a suspension when ``max_duration`` (or the ``until`` asked for) is
+    reached. ``max_count`` suspensions per ticket. While suspended the ticket's deadlines
+    and its SLA clocks (``clocks``; empty: all) do not run, and only a transition into a
+    final state may move it.
+    """
+
+    title: Title = Field(default_factory=dict)
+    roles: NameList = Field(default_factory=lambda: ["centre"])
+    resume_roles: NameList = Field(default_factory=lambda: ["centre"])
+    causes: dict[Name, SuspensionCauseSpec] = Field(min_length=1)
+    max_duration: Duration
+    max_count: int = Field(2, ge=1)
+    clocks: NameList = Field(default_factory=list)
+
+
+class SupervisionSpec(_Spec):
+    """Supervision notices (督办): the centre presses a department about a ticket.
+
+    ``roles`` send them; ``reply_within``: the default time the department has to reply
+    (a notice may name its own due instant, or none).
+    """
+
+    title: Title = Field(default_factory=dict)
+    roles: NameList = Field(default_factory=lambda: ["centre"])
+    reply_within: Duration | None = None
+
+
+class OversightSpec(_Spec):
+    """The legitimate ways to need more time, and the centre's pressure (issue 11).
+
+    Each section is optional: a lifecycle offers only what it declares.
+    """
+
+    title: Title = Field(default_factory=dict)
+    extension: ExtensionSpec | None = None
+    suspension: SuspensionSpec | None = None
+    supervision: SupervisionSpec | None = None
+
+
 class ReportSpec(_Spec):
     """Who may report (create) a ticket."""
 
@@ -722,3 +797,5 @@ class LifecycleSpec(_Spec):
     handoff: HandoffSpec | None = None
     grids: dict[Name, GridSpec] = Field(default_factory=dict)
     patrol: PatrolLinkSpec | None = None
+    # issue 11: extension requests, suspension, supervision notices
+    oversight: OversightSpec | None = None

@@ -9,7 +9,9 @@ One event per history row. Types::
     deadline.warning      a deadline is about to pass (history kind ``warning``, when the
                           lifecycle's SLA clocks write such rows)
 
-Any other history kind ``k`` becomes ``ticket.k``.
+Any other history kind ``k`` becomes ``ticket.k``: issue 11's oversight rows are
+``ticket.extension_requested``, ``ticket.extension_approved``, ``ticket.extension_refused``,
+``ticket.suspended``, ``ticket.resumed`` and ``ticket.supervision_notice``.
 """
 
 from __future__ import annotations

@@ -103,9 +103,12 @@ class Lifecycle:
                            for g in t.guards]
             after = [_action_callback(a, registry.actions.get(a) or _missing("action", a))
                      for a in t.actions]
+            if t.internal:  # transitions' internal transition: dest None, no exit / enter
+                after.insert(0, _mark_internal)
             machine_transitions.append(
-                {"trigger": t.trigger, "source": list(t.source), "dest": t.dest,
-                 "conditions": conditions, "after": after}
+                {"trigger": t.trigger, "source": list(t.source),
+                 "dest": None if t.internal else t.dest, "conditions": conditions,
+                 "after": after}
             )
         self.machine = Machine(
             model=None,
@@ -198,7 +201,15 @@ def _line(definition: Definition, index: int) -> int:
 
 def _dest(event: EventData) -> str:
     transition = event.transition
-    return str(transition.dest) if transition is not None else ""
+    if transition is None:
+        return ""
+    # an internal transition has no dest in transitions: it stays where it is
+    return str(transition.dest) if transition.dest else str(transition.source)
+
+
+def _mark_internal(event: EventData) -> None:
+    ctx: CommandContext = event.kwargs["ctx"]
+    ctx.internal = True
 
 
 def _role_condition(roles: frozenset[str]) -> Callable[[EventData], bool]:

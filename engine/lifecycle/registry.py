@@ -32,6 +32,8 @@ class CommandContext:
         actor: who fires (a free-form id), ``role``: the role they act in.
         reason: the reason given, or None.
         now: the instant of the command (aware UTC).
+        internal: set when the transition taken is ``internal`` (it stays in its state
+            without leaving it: the state's deadlines are not restarted).
     """
 
     ticket_id: str
@@ -45,6 +47,7 @@ class CommandContext:
     reason: str | None
     now: datetime
     failed_guards: list[str] = field(default_factory=list)
+    internal: bool = False
 
 
 Guard = Callable[[CommandContext], bool]

@@ -9,9 +9,12 @@
   (``Departments.figures``).
 * :mod:`~engine.reports.callbacks`: call-back and satisfaction figures (issue 12),
   registered with ``register_facts`` / ``register_source``.
+* :mod:`~engine.reports.oversight`: extensions, suspensions and supervision notices
+  (issue 11), per department and overall, registered the same way.
 """
 
 from engine.reports import callbacks as _callbacks  # noqa: F401  (registers its figures)
+from engine.reports import oversight as _oversight  # noqa: F401  (registers its figures)
 from engine.reports.departments import DEPARTMENT_FIGURES, department_figures
 from engine.reports.figures import Figure, figures_for, percentile, register_source
 from engine.reports.report import BY, PERIODS, Group, Report, build_report

@@ -26,8 +26,11 @@ class Change:
         seq: the history row's position in the ticket's history.
         kind: ``report``, ``transition``, ``breach`` (a deadline, level budget or maximum lag),
             ``sla_warning``, ``sla_breach``, ``migration`` (moved to another lifecycle
-            version, see :meth:`Engine.migrate`) or ``follow_on_refused`` (a consequence the
-            engine could not carry out, see docs/architecture.md).
+            version, see :meth:`Engine.migrate`), ``follow_on_refused`` (a consequence the
+            engine could not carry out, see docs/architecture.md), or a row in place of
+            another participant (:meth:`Unit.note`): issue 11's ``extension_requested``,
+            ``extension_approved``, ``extension_refused``, ``suspended``, ``resumed``,
+            ``supervision_notice`` (docs/oversight.md).
         trigger: the trigger (``report``; the deadline, ``<level>_budget``, lag or SLA clock
             name for the other kinds).
         from_state, to_state, from_level, to_level: before and after (``from_*`` None on report).

@@ -275,6 +275,18 @@ class CommandHandler:
         top = self.uow.top
         self._new_timer(top, top.writable(ticket_id), name, None, due_at, self.now())
 
+    def move_deadline(self, ticket_id: str, name: str, due_at: datetime) -> None:
+        """Stage one of the lifecycle's deadlines due at ``due_at`` (see PlanContext)."""
+        rec = self.ticket(ticket_id)
+        spec = rec.lifecycle.spec.deadlines.get(name)
+        if spec is None:
+            raise ValueError(f"{name!r} is not a deadline of {rec.lifecycle.name}")
+        if spec.state is not None and spec.state != rec.state:
+            raise ValueError(f"deadline {name!r} runs in state {spec.state!r}; ticket "
+                             f"{ticket_id!r} is in {rec.state!r}")
+        top = self.uow.top
+        self._new_timer(top, top.writable(ticket_id), name, spec.state, due_at, self.now())
+
     def lifecycle(self, name: str) -> Lifecycle:
         """The compiled current version of ``name`` (deployed on first use)."""
         def_id = self.catalog.cached_current(name)
@@ -439,7 +451,8 @@ class CommandHandler:
             reason=reason, now=now,
         )
         dest = lc.fire(Subject(source), ctx)
-        entering = entry_timers(lc, dest, merged, now, report=False)
+        internal = ctx.internal  # stays in its state: its deadlines run on
+        entering = entry_timers(lc, dest, merged, now, report=False, internal=internal)
         with self.uow.layer() as layer:
             layer.now = now
             w = layer.writable(ticket_id)
@@ -448,13 +461,13 @@ class CommandHandler:
                 "ticket_id": ticket_id, "at": now, "kind": "transition", "trigger": trigger,
                 "from_state": source, "to_state": dest, "from_level": level,
                 "to_level": new_level, "actor": actor.id, "role": actor.role, "reason": reason,
-                "data": _data({"fields": updates} if updates else None, evidence),
+                "data": _data(_row_data(updates, internal), evidence),
             })
             w.state, w.level, w.fields, w.updated_at = dest, new_level, merged, now
             if overdue:
                 w.overdue = True
             changes = _stage_rows(layer, w, rows)
-            for name in exit_cancels(lc, w.timers, source, dest):
+            for name in exit_cancels(lc, w.timers, source, dest, internal=internal):
                 _cancel(layer, w, name)
             for name, owner, due in entering:
                 self._new_timer(layer, w, name, owner, due, now)
@@ -510,8 +523,19 @@ class CommandHandler:
             self._note(ticket_id, "follow_on_refused", what,
                        f"{what} was refused: {exc}", {"refusal": type(exc).__name__})
 
-    def _note(self, ticket_id: str, kind: str, trigger: str, reason: str,
-              data: dict[str, Any], *, overdue: bool = False) -> None:
+    def note(self, ticket_id: str, kind: str, trigger: str, *, actor: Actor,
+             reason: str | None, data: dict[str, Any]) -> TicketRecord:
+        """Stage a history row in place by ``actor`` (see :meth:`Unit.note`).
+
+        Raises:
+            TicketNotFound; the participants' refusals (nothing is staged).
+        """
+        self._guarded(ticket_id, lambda: self._note(ticket_id, kind, trigger, reason, data,
+                                                    actor=actor))
+        return self.ticket(ticket_id)
+
+    def _note(self, ticket_id: str, kind: str, trigger: str, reason: str | None,
+              data: dict[str, Any], *, overdue: bool = False, actor: Actor = SYSTEM) -> None:
         rec = self.ticket(ticket_id)
         now = self.now()
         with self.uow.layer() as layer:
@@ -523,7 +547,7 @@ class CommandHandler:
             changes = _stage_rows(layer, w, [{
                 "ticket_id": ticket_id, "at": now, "kind": kind, "trigger": trigger,
                 "from_state": rec.state, "to_state": rec.state, "from_level": rec.level,
-                "to_level": rec.level, "actor": SYSTEM.id, "role": SYSTEM.role,
+                "to_level": rec.level, "actor": actor.id, "role": actor.role,
                 "reason": reason, "data": data}])
             self._pass(layer, changes)
 
@@ -702,6 +726,14 @@ def _stage_rows(layer: Layer, w: TicketRecord, rows: list[dict[str, Any]]) -> li
                           row["role"], row["reason"], row["at"], fields,
                           dict(row["data"]) if row["data"] else {}, str(uuid.uuid4())))
     return out
+
+
+def _row_data(updates: dict[str, Any], internal: bool) -> dict[str, Any] | None:
+    """A transition row's data: the fields it set; ``internal: true`` for an internal one."""
+    data: dict[str, Any] = {"fields": updates} if updates else {}
+    if internal:
+        data["internal"] = True
+    return data or None
 
 
 def _data(data: dict[str, Any] | None,

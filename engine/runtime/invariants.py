@@ -20,9 +20,13 @@ Rules (the ``rule`` of a :class:`Violation`):
 * ``timer_failed``: a pending timer whose firing failed (it is retried; see its error);
 * ``timer_twice``: at most one pending timer per ticket and deadline;
 * ``timer_missing``: for each ``after`` deadline of the current state, the newest timer was
-  created when the ticket last entered the state and is pending, or fired if it fell due;
-* ``fired_once``: each fired timer has exactly one breach (or SLA warning / breach) row in the
-  history, and each such row names a fired timer.
+  created when the ticket last entered the state (or later, when an approved extension or
+  the end of a suspension moved it: rows ``extension_approved``, ``resumed``) and is
+  pending, or fired if it fell due; a suspended ticket (its last ``suspended`` row not
+  followed by ``resumed``) holds its deadlines, with no timer;
+* ``fired_once``: each fired timer has exactly one breach (or SLA warning / breach, or
+  ``resumed`` at a suspension's limit) row in the history, and each such row that names a
+  timer names a fired one.
 """
 
 from __future__ import annotations
@@ -41,7 +45,9 @@ from engine.store.tables import history, tickets, timers
 __all__ = ["Violation", "check_invariants"]
 
 _ENTRY_KINDS = ("report", "transition", "migration")
-_TIMER_KINDS = ("breach", "sla_warning", "sla_breach")  # history rows a fired timer writes
+# history rows a fired timer writes (``resumed``: a suspension's limit, issue 11)
+_TIMER_KINDS = ("breach", "sla_warning", "sla_breach", "resumed")
+_MOVE_KINDS = ("extension_approved", "resumed")  # rows that re-create a deadline's timer
 
 TimerOwner = Callable[[str], Any]
 """Timer name → the participant owning its prefix (``Participant``), or None for a deadline."""
@@ -167,13 +173,17 @@ def _check_ticket(ticket: Any, rows: list[Any], tms: list[Any], lc: Lifecycle,
         if count > 1:
             bad("timer_twice", f"{count} pending timers for deadline {name!r}")
 
-    entry = next((r for r in reversed(rows) if r["kind"] in _ENTRY_KINDS), rows[0])
-    for d in lc.state_deadlines.get(state, ()):
+    entry = next((r for r in reversed(rows) if r["kind"] in _ENTRY_KINDS
+                  and not (r["data"] or {}).get("internal")), rows[0])
+    after_entry = rows[entry["seq"]:] if entry["seq"] <= len(rows) else []
+    held = [r["kind"] for r in after_entry if r["kind"] in ("suspended", "resumed")]
+    moved = {entry["at"]} | {r["at"] for r in after_entry if r["kind"] in _MOVE_KINDS}
+    for d in lc.state_deadlines.get(state, ()) if held[-1:] != ["suspended"] else ():
         if d.spec.after is None:
             continue
         mine = [t for t in tms if t["name"] == d.name and t["state"] == state]
         newest = max(mine, key=lambda t: t["id"]) if mine else None
-        if (newest is None or newest["created_at"] != entry["at"]
+        if (newest is None or newest["created_at"] not in moved
                 or newest["status"] == "cancelled"):
             found = "none" if newest is None else (
                 f"the newest created {newest['created_at'].isoformat()}, {newest['status']}")

@@ -135,7 +135,8 @@ class FiredTimer:
         outcome: ``breached`` (recorded), ``escalated`` (recorded and escalated one level),
             ``top_level`` (escalation asked for, already at the top: recorded only),
             ``warned`` (an SLA warning recorded), ``stale`` (the ticket had moved on, left
-            the level or stopped the clock: nothing done) or ``failed`` (firing raised an
+            the level or stopped the clock: nothing done), ``resumed`` (a suspension's limit:
+            the system resumed the ticket, issue 11) or ``failed`` (firing raised an
             error; nothing of it was written, the timer stays pending and is retried).
     """
 

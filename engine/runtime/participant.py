@@ -200,6 +200,9 @@ class Pipeline(Protocol):
     def tickets(self, ticket_ids: Sequence[str]) -> list[TicketRecord]: ...
     def lifecycle(self, name: str) -> Lifecycle: ...
     def rearm(self, ticket_id: str, name: str, due_at: datetime) -> None: ...
+    def move_deadline(self, ticket_id: str, name: str, due_at: datetime) -> None: ...
+    def note(self, ticket_id: str, kind: str, trigger: str, *, actor: Actor,
+             reason: str | None, data: dict[str, Any]) -> TicketRecord: ...
     def set_state(self, participant: Participant, ticket_id: str, value: Any) -> None: ...
     def query(self, fn: Callable[[Connection], T]) -> T: ...
     def schedule(self, ticket_id: str, name: str, due_at: datetime) -> None: ...
@@ -323,6 +326,20 @@ class PlanContext(CheckContext):
         """
         self._pipe.rearm(ticket_id, name, due_at)
 
+    def move_deadline(self, ticket_id: str, name: str, due_at: datetime) -> None:
+        """(Re)schedule one of the lifecycle's deadlines of the ticket due at ``due_at`` (UTC).
+
+        For the rules that move a running deadline (an approved extension) or start a held
+        one again (the end of a suspension). A state deadline belongs to the ticket's current
+        state; a pending timer of that name is cancelled first. The breach is then recorded
+        as for any deadline, at the new instant.
+
+        Raises:
+            ValueError: ``name`` is not a deadline of the ticket's lifecycle, or a state
+                deadline of another state than the ticket's.
+        """
+        self._pipe.move_deadline(ticket_id, name, due_at)
+
     def add_row(self, stmt: Any, params: Mapping[str, Any]) -> None:
         """Stage a row of this participant's own tables (``stmt``: a prebuilt statement)."""
         self._pipe.add_row(stmt, params)
@@ -358,6 +375,32 @@ class Unit(PlanContext):
         """Fire a trigger (as :meth:`Engine.fire`); returns the ticket's staged record."""
         return self._pipe.fire(ticket_id, trigger, actor=actor, reason=reason, fields=fields,
                                evidence=evidence)
+
+    def note(self, ticket_id: str, kind: str, trigger: str, *, actor: Actor,
+             reason: str | None = None, data: dict[str, Any] | None = None) -> TicketRecord:
+        """Record a history row of ``kind`` by ``actor`` that keeps state and level.
+
+        For commands that are not transitions (an extension request, a suspension, a
+        supervision notice): the row is announced to every participant as a
+        :class:`Change` of that kind, checked and planned like any other — a participant
+        refuses it in ``check``, before anything is staged.
+
+        Args:
+            ticket_id: the ticket.
+            kind: the row's kind (``extension_requested``, ``suspended``, ...).
+            trigger: the row's trigger (what it is about: a deadline, a cause).
+            actor: who (their role is the row's role).
+            reason: the row's reason.
+            data: the row's data (the command's inputs, JSON-ready).
+
+        Returns:
+            The ticket's staged record.
+
+        Raises:
+            TicketNotFound; the participants' refusals (nothing is staged).
+        """
+        return self._pipe.note(ticket_id, kind, trigger, actor=actor, reason=reason,
+                               data=dict(data or {}))
 
     def report(self, lifecycle: str, fields: dict[str, Any], *, actor: Actor,
                ticket_id: str | None = None, level: str | None = None,

@@ -5,6 +5,8 @@ so timers change in the same transaction as the state.
 
 * Entering a state starts its ``state:`` deadlines; a report also starts the ticket
   deadlines (``stop_in:``) that the initial state does not stop.
+* An ``internal`` transition (a self-transition that does not leave its state) starts and
+  cancels nothing: the state's deadlines run on.
 * Leaving a state cancels its deadlines; entering one of a ticket deadline's ``stop_in``
   states, or a final state, stops that ticket deadline.
 * A command that sets or changes a deadline's ``at_field`` moves that ticket deadline while
@@ -32,13 +34,17 @@ Planned = tuple[str, str | None, datetime]
 
 
 def entry_timers(lc: Lifecycle, state: str, fields: Mapping[str, Any], now: datetime,
-                 *, report: bool) -> list[Planned]:
+                 *, report: bool, internal: bool = False) -> list[Planned]:
     """Timers for entering ``state`` at ``now`` (and, on report, the ticket deadlines).
+
+    ``internal``: the transition stays in its state without entering it: none.
 
     Raises:
         CalendarOutOfRange: a working-time deadline needs a day outside its calendar.
     """
     out: list[Planned] = []
+    if internal:
+        return out
     for d in lc.state_deadlines.get(state, ()):
         due = _due(lc, d.spec.after, d.spec.at_field, fields, now)
         if due is not None:
@@ -62,8 +68,13 @@ def _due(lc: Lifecycle, after: Any, at_field: str | None, fields: Mapping[str, A
 
 
 def exit_cancels(lc: Lifecycle, pending: Mapping[str, PendingTimer], source: str,
-                 dest: str) -> list[str]:
-    """Names of the pending deadline timers that a move from ``source`` to ``dest`` ends."""
+                 dest: str, *, internal: bool = False) -> list[str]:
+    """Names of the pending deadline timers that a move from ``source`` to ``dest`` ends.
+
+    ``internal``: the transition does not leave ``source``: none.
+    """
+    if internal:
+        return []
     out = [name for name, t in pending.items() if t.state is not None and t.state == source]
     final = dest in lc.final_states
     for d in lc.ticket_deadlines:

@@ -25,6 +25,12 @@ stopping cancels them; resuming schedules them again from what is left. A clock 
 ``at_field`` is due at that instant and cannot pause; a command that changes the field moves
 its breach and warnings (clearing it leaves the clock without a due instant).
 
+* **suspension** (issue 11, a lifecycle's ``oversight.suspension``): a ``suspended`` history
+  row suspends the running clocks it names (``suspension.clocks``; none named: all) — status
+  ``suspended``, their elapsed time kept and their timers cancelled, as when paused — and
+  the ``resumed`` row runs them on from there. A suspended clock ignores pause and resume
+  conditions; reaching a final state stops it.
+
 A clock's state is kept per ticket as :class:`ClockState` values (table ``gw_sla_clocks``);
 a change that cannot affect any clock of the lifecycle (see :func:`_touches`) does not even
 read them.
@@ -58,7 +64,8 @@ class SlaClock:
 
     Attributes:
         ticket_id, name: whose and which clock.
-        status: ``running``, ``paused`` or ``stopped``.
+        status: ``running``, ``paused``, ``suspended`` (by a suspension, issue 11) or
+            ``stopped``.
         started_at: when it first started; ``stopped_at``: when it last stopped (or None).
         elapsed: (working) time run so far, up to the last start/pause/stop (a timedelta).
         due_at: while running, the instant it will be breached (aware UTC), else None.
@@ -235,6 +242,8 @@ class SlaClocks(Participant):
     def plan(self, ctx: PlanContext, change: Change) -> None:
         """Start, pause, resume or stop the ticket's clocks for ``change``."""
         if change.kind not in ("report", "transition"):
+            if change.kind in ("suspended", "resumed"):
+                self._suspension(ctx, change)
             return
         specs = [(n, s) for n, s in self._clocks_of(change.lifecycle) if _touches(s, change)]
         if not specs:
@@ -250,6 +259,36 @@ class SlaClocks(Participant):
                 changed = True
         if changed:
             ctx.set_state(tid, tuple(sorted(by_name.values(), key=lambda c: c.name)))
+
+    def _suspension(self, ctx: PlanContext, change: Change) -> None:
+        """Suspend the running clocks (``suspended``), run the suspended ones on (``resumed``)."""
+        oversight = change.lifecycle.spec.oversight
+        sus = oversight.suspension if oversight is not None else None
+        if sus is None:
+            return
+        names = set(sus.clocks or change.lifecycle.spec.slas)
+        tid, at, lc = change.ticket_id, change.at, change.lifecycle
+        current: Clocks = ctx.state(tid)
+        out: list[ClockState] = []
+        for clock in current:
+            sla = lc.spec.slas.get(clock.name)
+            if sla is None or clock.name not in names:
+                out.append(clock)
+            elif change.kind == "suspended" and clock.status == "running":
+                assert clock.running_since is not None
+                elapsed = (timedelta(seconds=clock.elapsed_seconds)
+                           + _measure(lc, sla, clock.running_since, at))
+                ctx.cancel(tid, f"sla:{clock.name}")
+                out.append(replace(clock, status="suspended", running_since=None,
+                                   elapsed_seconds=elapsed.total_seconds(), due_at=None))
+            elif change.kind == "resumed" and clock.status == "suspended":
+                resumed = replace(clock, status="running", running_since=at)
+                out.append(replace(resumed,
+                                   due_at=self._arm(ctx, change, clock.name, sla, resumed)))
+            else:
+                out.append(clock)
+        if tuple(out) != current:
+            ctx.set_state(tid, tuple(out))
 
     def _step(self, ctx: PlanContext, change: Change, name: str, sla: SlaSpec,
               clock: ClockState | None) -> ClockState | None:
@@ -287,6 +326,11 @@ class SlaClocks(Participant):
                 # the due instant's field changed: the clock follows it (like at_field deadlines)
                 ctx.cancel(tid, f"sla:{name}")
                 return replace(clock, due_at=self._arm(ctx, change, name, sla, clock))
+            return None
+        if status == "suspended":  # issue 11: only the end of the ticket moves it
+            if change.entered is not None and change.to_state in lc.final_states:
+                return replace(clock, status="stopped", stopped_at=at,
+                               outcome=clock.outcome or "met")
             return None
         if status == "paused":
             if _stops(sla, change):

@@ -96,7 +96,8 @@ history = Table(
     Column("ticket_id", String(64), ForeignKey("gw_tickets.id"), nullable=False),
     Column("seq", Integer, nullable=False),
     Column("at", UTCDateTime(), nullable=False),
-    Column("kind", String(16), nullable=False),  # report | transition | breach
+    # report | transition | breach | ... | follow_on_refused | extension_requested (issue 11)
+    Column("kind", String(32), nullable=False),
     Column("trigger", String(64), nullable=False),
     Column("from_state", String(64), nullable=True),
     Column("to_state", String(64), nullable=False),

@@ -73,10 +73,11 @@ def plan_migration(
         return dest, [], problems
 
     rows = conn.execute(
-        select(history.c.kind, history.c.at).where(history.c.ticket_id == tid)
+        select(history.c.kind, history.c.at, history.c.data).where(history.c.ticket_id == tid)
         .order_by(history.c.seq)
     ).all()
-    entered = next((r.at for r in reversed(rows) if r.kind in _ENTRY_KINDS), rec.created_at)
+    entered = next((r.at for r in reversed(rows) if r.kind in _ENTRY_KINDS
+                    and not (r.data or {}).get("internal")), rec.created_at)
     breached = set(conn.execute(
         select(timers.c.name).where(timers.c.ticket_id == tid, timers.c.state.is_(None),
                                     timers.c.status.in_(("fired", "stale")))

@@ -17,7 +17,8 @@ from engine import Report
 
 __all__ = ["CHARTS", "chart_svg"]
 
-CHARTS = ("rates", "times", "escalations", "bounces", "volume", "satisfaction", "callbacks")
+CHARTS = ("rates", "times", "escalations", "bounces", "volume", "satisfaction", "callbacks",
+          "oversight", "oversight_time")
 """Chart groups, in page order (a figure's ``chart`` names one)."""
 
 _STYLE = Style(

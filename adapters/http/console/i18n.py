@@ -82,6 +82,8 @@ WORDS: dict[str, dict[str, str]] = {
     "volume": {"zh": "受理与办结", "en": "Received and closed"},
     "satisfaction": {"zh": "回访率与满意度", "en": "Call-backs answered and satisfaction"},
     "callbacks": {"zh": "回访", "en": "Call-backs"},
+    "oversight": {"zh": "延期、挂起与督办", "en": "Extensions, suspensions, supervision"},
+    "oversight_time": {"zh": "延期与挂起时长（小时）", "en": "Time extended and suspended (h)"},
     "table": {"zh": "明细", "en": "Table"},
     "hours": {"zh": "小时", "en": "h"},
     "actor": {"zh": "操作人", "en": "Actor"},
