@@ -36,6 +36,8 @@ PUBLIC = {
     # issue 12: evidence, the call-back, hand-offs, patrols
     "EvidenceMissing", "EvidenceInvalid", "EvidenceRejected", "CallbackLinkInvalid",
     "UnknownOrganisation", "PatrolNotOnRound",
+    # issue 11: who may change what
+    "FieldNotAllowed", "NotTheHandler",
 }
 
 
@@ -49,7 +51,7 @@ def test_every_error_is_rooted_in_one_base() -> None:
     errors = [getattr(engine, n) for n in engine.__all__
               if isinstance(getattr(engine, n), type)
               and issubclass(getattr(engine, n), Exception)]
-    assert len(errors) == 33  # issue 12 added 6
+    assert len(errors) == 35  # issue 12 added 6, issue 11's permissions 2
     assert all(issubclass(e, engine.GridwhistleError) for e in errors)
 
 

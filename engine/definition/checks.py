@@ -15,6 +15,7 @@ import itertools
 from collections.abc import Callable, Iterable, Iterator
 
 from engine.definition.evidence_checks import EVIDENCE_CHECKS
+from engine.definition.permission_checks import PERMISSION_CHECKS
 from engine.definition.schema import LifecycleSpec, WorkingSpan
 
 __all__ = ["ALL_CHECKS", "LISTED", "run_checks"]
@@ -509,6 +510,7 @@ ALL_CHECKS: tuple[Check, ...] = (
     duplicate_match_fields_resolve,
     names_fit_the_machine,
     *EVIDENCE_CHECKS,  # issue 12: engine/definition/evidence_checks.py
+    *PERMISSION_CHECKS,  # issue 11: engine/definition/permission_checks.py
 )
 
 MAX_FINDINGS = 1000
