@@ -461,9 +461,12 @@ async def _media(engine: Engine, lc: Lifecycle, grant: ApiKey, form: Any, media_
 
 def _report_fields(lc: Lifecycle, values: dict[str, str], code: str,
                    fmt: str, role: str) -> dict[str, Any]:
-    """The report's fields from the form. ``channel`` is recorded as ``open311`` when the
-    key's role may set it (field permissions); ``attribute[NAME]`` fields are checked by
-    the engine like any other (a role that may not set one is refused: 403)."""
+    """The report's fields from the form.
+
+    ``channel`` is recorded as ``open311`` when the key's role may set it (field
+    permissions); ``attribute[NAME]`` fields are checked by the engine like any other (a
+    role that may not set one is refused: 403).
+    """
     declared = lc.spec.fields
     fields: dict[str, Any] = {"category": code}
     address = "address" if "address" in declared else "area"

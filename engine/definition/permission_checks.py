@@ -1,9 +1,8 @@
-"""Name checks of issue 11's sections: ``centre_roles``, ``field_permissions`` and the
-levels' ``handler_only``.
+"""Name checks of issue 11's sections.
 
-Each check yields ``(path, message)`` like those of :mod:`engine.definition.checks`, which
-runs them after its own (see ``ALL_CHECKS`` there); the loader turns each path into the
-file's line.
+``centre_roles``, ``field_permissions`` and the levels' ``handler_only``. Each check yields
+``(path, message)`` like those of :mod:`engine.definition.checks`, which runs them after its
+own (see ``ALL_CHECKS`` there); the loader turns each path into the file's line.
 """
 
 from __future__ import annotations

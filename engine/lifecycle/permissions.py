@@ -37,8 +37,11 @@ it on dispatch, and a department's API key sees only the tickets it names."""
 
 @dataclass(frozen=True, slots=True)
 class FieldRule:
-    """Who may set one field: ``roles`` (None: whoever may fire the trigger) and
-    ``triggers`` (None: any), ``system`` included in every rule."""
+    """Who may set one field.
+
+    ``roles`` (None: whoever may fire the trigger) and ``triggers`` (None: any); ``system``
+    may set it whatever the rule.
+    """
 
     roles: frozenset[str] | None
     triggers: frozenset[str] | None
@@ -91,8 +94,10 @@ class Permissions:
     # -- fields ---------------------------------------------------------------------------
 
     def may_set(self, name: str, trigger: str, role: str) -> bool:
-        """Whether ``role`` may set field ``name`` with ``trigger`` (unknown fields: yes;
-        their value is refused by the field checks)."""
+        """Whether ``role`` may set field ``name`` with ``trigger``.
+
+        Unknown fields: yes (their value is refused by the field checks).
+        """
         rule = self.rules.get(name)
         return rule is None or rule.allows(trigger, role)
 
@@ -152,8 +157,10 @@ class Permissions:
 
 
 def sensitive_fields(spec: LifecycleSpec) -> set[str]:
-    """The fields that default to the centre roles: every ``at_field`` of a deadline or SLA
-    clock, and the routing field when declared."""
+    """The fields that default to the centre roles.
+
+    Every ``at_field`` of a deadline or SLA clock, and the routing field when declared.
+    """
     out = {d.at_field for d in spec.deadlines.values() if d.at_field is not None}
     out |= {s.at_field for s in spec.slas.values() if s.at_field is not None}
     if ROUTING_FIELD in spec.fields:

@@ -339,7 +339,8 @@ class CommandHandler:
 
         Raises:
             UnknownDefinition, RoleNotAllowed, TicketExists, InvalidFields, FieldNotAllowed,
-            OutsideCalendar and the participants' refusals (e.g. LifecycleNotValid). Nothing is staged.
+            OutsideCalendar and the participants' refusals (e.g. LifecycleNotValid). Nothing
+            is staged.
         """
         def_id = self.current_version(lifecycle)
         return self._guarded(ticket_id or "(new)", lambda: self._report(
