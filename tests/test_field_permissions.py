@@ -130,8 +130,9 @@ def test_the_system_may_set_any_field(engine) -> None:
 def test_a_refused_command_in_a_batch_is_dropped_alone(engine) -> None:
     with engine.batch():
         engine.report(LC, {"category": "a"}, actor=CENTRE, ticket_id="B1")
-        with pytest.raises(FieldNotAllowed):
+        with pytest.raises(FieldNotAllowed) as exc:
             engine.report(LC, {"category": "b", "target_at": FAR}, actor=GW, ticket_id="B2")
+        assert exc.value.fields == ["target_at"]  # before the photo rule is even asked
         engine.report(LC, {"category": "c"}, actor=CENTRE, ticket_id="B3")
     assert sorted({t.ticket_id for t in engine.timers()}) == ["B1", "B3"]
 
