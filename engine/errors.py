@@ -31,8 +31,12 @@ The tree::
     │   ├── CallbackLinkInvalid      a call-back link that is unknown, used or expired
     │   ├── UnknownOrganisation      a hand-off to an organisation the lifecycle lacks
     │   ├── PatrolNotOnRound         a finding linked to a patrol that is not on its round
-    │   └── OversightRefused         an extension, suspension or supervision notice the
-    │                                lifecycle's oversight rules do not allow (issue 11)
+    │   ├── OversightRefused         an extension, suspension or supervision notice the
+    │   │                            lifecycle's oversight rules do not allow (issue 11)
+    │   ├── FieldNotAllowed          the command sets fields its role may not set with its
+    │   │                            trigger (field_permissions; issue 11)
+    │   └── NotTheHandler            the ticket is at a handler-only ladder level and the
+    │                                role is not its handler (issue 11)
     ├── EvidenceRejected             an uploaded file is too large, of a media type not
     │                                accepted, or its content is not what it says it is
     ├── ConcurrencyConflict          another command changed the ticket first; reload and retry
@@ -60,6 +64,7 @@ __all__ = [
     "EvidenceInvalid",
     "EvidenceMissing",
     "EvidenceRejected",
+    "FieldNotAllowed",
     "GridwhistleError",
     "GuardRejected",
     "HostCallbackFailed",
@@ -68,6 +73,7 @@ __all__ = [
     "MigrationRefused",
     "NoRouting",
     "NotADuplicate",
+    "NotTheHandler",
     "OutsideCalendar",
     "OversightRefused",
     "PatrolNotOnRound",
@@ -645,3 +651,73 @@ class OversightRefused(CommandRefused):
         except (KeyError, IndexError):
             text = template
         super().__init__(ticket_id, f"ticket {ticket_id!r}: refused, {text}")
+# -- issue 11: who may change what --------------------------------------------------------
+
+
+class FieldNotAllowed(CommandRefused):
+    """The command sets ticket fields its role may not set with its trigger.
+
+    The lifecycle's ``field_permissions`` (and its defaults: the fields that drive deadlines
+    and the routing field are the centre's) say who may set each field. Send the command
+    without those fields; ask the centre to change them — a department that needs more time
+    sends an extension request (延期申请) instead of moving its deadline.
+
+    Attributes:
+        ticket_id, trigger, role: the command.
+        fields: the fields it may not set (sorted).
+        allowed_roles: for each of them, the roles that may set it (empty: any role that
+            may fire the trigger).
+        allowed_triggers: for each of them, the triggers it may be set with (empty: any).
+    """
+
+    def __init__(self, ticket_id: str, trigger: str, role: str, fields: Sequence[str],
+                 allowed_roles: dict[str, list[str]],
+                 allowed_triggers: dict[str, list[str]]):
+        self.trigger = trigger
+        self.role = role
+        self.fields = list(fields)
+        self.allowed_roles = {k: list(v) for k, v in allowed_roles.items()}
+        self.allowed_triggers = {k: list(v) for k, v in allowed_triggers.items()}
+        rules = []
+        for name in self.fields:
+            who = self.allowed_roles.get(name) or []
+            when = self.allowed_triggers.get(name) or []
+            words = f"only {', '.join(who)} may set it" if who else "any role may set it"
+            if when:
+                words += f", with {', '.join(when)} only"
+            rules.append(f"{name}: {words}")
+        super().__init__(
+            ticket_id,
+            f"role {role!r} may not set field(s) {', '.join(self.fields)} with trigger "
+            f"{trigger!r} on ticket {ticket_id!r} ({'; '.join(rules)}); send the command "
+            "without them and ask the centre to change them (a department that needs more "
+            "time sends an extension request)",
+        )
+
+
+class NotTheHandler(CommandRefused):
+    """The ticket is at a ladder level marked ``handler_only`` and the role is not its handler.
+
+    While a ticket is escalated to such a level only the level's handler (and the centre
+    roles and ``system``) may act on it; ask the handler.
+
+    Attributes:
+        ticket_id, trigger, role: the command.
+        level: the ticket's level; handler: that level's handler role.
+        allowed_roles: the roles that may act on the ticket there (sorted).
+    """
+
+    def __init__(self, ticket_id: str, trigger: str, role: str, level: str, handler: str,
+                 allowed_roles: Sequence[str]):
+        self.trigger = trigger
+        self.role = role
+        self.level = level
+        self.handler = handler
+        self.allowed_roles = tuple(sorted(allowed_roles))
+        super().__init__(
+            ticket_id,
+            f"ticket {ticket_id!r} is at level {level!r}, which only its handler "
+            f"{handler!r} handles: role {role!r} may not fire {trigger!r} on it (roles "
+            f"allowed: {', '.join(self.allowed_roles)}); ask the {handler} to act or to hand "
+            "the ticket back",
+        )

@@ -38,6 +38,8 @@ from engine.oversight import service as _oversight
 from engine.patrols import PatrolLinks
 from engine.periodic.runner import add_periodic_jobs
 from engine.reports.summary import Summary, summarize
+from engine.runtime.availability import available_triggers as _available_triggers
+from engine.runtime.availability import settable_fields as _settable_fields
 from engine.runtime.invariants import Violation
 from engine.runtime.kernel import Kernel
 from engine.runtime.model import (
@@ -303,6 +305,8 @@ class Engine:
         Raises:
             RoleNotAllowed, TicketExists, InvalidFields, LifecycleNotValid, OutsideCalendar:
                 nothing was created.
+            FieldNotAllowed: ``fields`` sets a field the role may not set when reporting
+                (the lifecycle's ``field_permissions``); nothing was created.
             IdempotencyKeyReused: the key was used for another command; nothing was created.
             EvidenceMissing, EvidenceRefused, RequiredFieldMissing: the lifecycle's
                 requirements are not met (nothing was created).
@@ -352,6 +356,9 @@ class Engine:
             HostCallbackFailed, TopLevelReached, IdempotencyKeyReused, OutsideCalendar and
             the participants' refusals (MinimumLagNotReached, OutsideWorkingHours, the bounce
             duties, ...): refused; nothing changed.
+            FieldNotAllowed: ``fields`` sets a field the role may not set with this trigger
+                (the lifecycle's ``field_permissions``); NotTheHandler: the ticket is at a
+                ``handler_only`` level and the role is not its handler. Nothing changed.
             ConcurrencyConflict: another command changed the ticket first (or since
                 ``expected_version``); reload and retry.
             ValueError: the idempotency key is empty or longer than 128 characters.
@@ -519,6 +526,29 @@ class Engine:
             TicketNotFound: ``ticket_id`` is given and no such ticket exists.
         """
         return self.queries.timers(ticket_id, status=status)
+
+    def available_triggers(self, ticket_id: str, actor: Actor) -> list[str]:
+        """The triggers ``actor`` may fire on the ticket now, sorted (nothing is fired).
+
+        From the ticket's own lifecycle version and state: transitions the actor's role may
+        fire, not kept to another role by a ``handler_only`` level, not an escalation at the
+        top level, whose guards say yes (see :mod:`engine.runtime.availability`).
+
+        Raises:
+            TicketNotFound: no such ticket.
+        """
+        return _available_triggers(self.kernel, ticket_id, actor)
+
+    def settable_fields(self, ticket_id: str, trigger: str, actor: Actor) -> list[str]:
+        """The fields ``actor`` may set on the ticket with ``trigger``, sorted.
+
+        By the lifecycle's ``field_permissions`` (and their defaults); empty when the actor
+        may not fire ``trigger`` there at all.
+
+        Raises:
+            TicketNotFound: no such ticket.
+        """
+        return _settable_fields(self.kernel, ticket_id, trigger, actor)
 
     def sla_clocks(self, ticket_id: str) -> list[SlaClock]:
         """The ticket's SLA clocks, by name (see :mod:`engine.sla.clocks`).

@@ -342,6 +342,10 @@ def test_python_object_tag_on_a_mapping_is_rejected():
      "evidence, fields, format, grids, handoff, initial, ladder, lags, levels, name, "
      "organisations, oversight, patrol, periodic, report, requirements, resolution_deadline, "
      "roles, "
+     "calendars, callback, categories, centre_roles, deadlines, departments, description, "
+     "escalation_trigger, evidence, field_permissions, fields, format, grids, handoff, "
+     "initial, ladder, lags, levels, name, "
+     "organisations, patrol, periodic, report, requirements, resolution_deadline, roles, "
      "routing, slas, states, title, transitions, valid_from, valid_until"),
     (("  open: {}", "  open: {colour: red}"), "colour: red", "states.open.colour",
      "description, final, title, void"),
@@ -351,7 +355,7 @@ def test_python_object_tag_on_a_mapping_is_rejected():
     (("  roles: [centre]\nstates", "  roles: [centre]\n  who: x\nstates"), "who: x",
      "report.who", "roles"),
     (("  - {name: community}", "  - {name: community, colour: red}"), "colour: red",
-     "levels[0].colour", "budget, handler, name, title"),
+     "levels[0].colour", "budget, handler, handler_only, name, title"),
     (("  centre: {}", "  centre: {rank: 1}"), "rank: 1", "roles.centre.rank",
      "description, title"),
 ])

@@ -218,10 +218,10 @@ def test_a_grid_worker_reports_with_a_photo_over_open311(tmp_path: Path) -> None
 def _to_callback(s: Served, tmp: Path, name: str, target_hours: int = 48) -> str:
     site = s.upload("k-gw", photo(tmp, f"{name}.png", rgb=(len(name) * 9 % 255, 1, 2)))
     target = (s.clock.now() + timedelta(hours=target_hours)).isoformat()
-    r = s.report("k-gw", {"category": "garbage", "target_at": target},
-                 evidence=[{"upload": site["sha256"]}])
+    r = s.report("k-gw", {"category": "garbage"}, evidence=[{"upload": site["sha256"]}])
     tid = r.json()["id"]
-    s.fire("k-ops", tid, "dispatch", fields={"department": "sanitation"})
+    # the resolution target is the centre's to set (issue 11: a grid worker may not)
+    s.fire("k-ops", tid, "dispatch", fields={"department": "sanitation", "target_at": target})
     s.fire("k-san", tid, "arrive")
     after = photo(tmp, f"{name}-after.png", rgb=(0, 200, len(name)))
     r = s.http.post(f"/tickets/{tid}/triggers/resolve/with-evidence", headers=h("k-san"),

@@ -40,6 +40,8 @@ PUBLIC = {
     "DatabaseClock",
     # issue 11: extension requests, suspensions, supervision notices
     "OversightRefused", "TimeRequest", "SupervisionNotice",
+    # issue 11: who may change what
+    "FieldNotAllowed", "NotTheHandler",
 }
 
 
@@ -54,6 +56,7 @@ def test_every_error_is_rooted_in_one_base() -> None:
               if isinstance(getattr(engine, n), type)
               and issubclass(getattr(engine, n), Exception)]
     assert len(errors) == 34  # issue 12 added 6, issue 11's oversight 1
+    assert len(errors) == 35  # issue 12 added 6, issue 11's permissions 2
     assert all(issubclass(e, engine.GridwhistleError) for e in errors)
 
 

@@ -119,6 +119,10 @@ verdict: {{deadline: target_at, ended_by: [resolve, withdraw]}}
         replay(engine, data, load_mapping(path))
     engine.stop()
     assert str(info.value).splitlines()[1:] == [
+        # issue 11: the intake's role must be one that may set what the report sets
+        f"  {path}:9: events[0]: role 'resident' may not set field 'target_at' with 'report' "
+        "(field_permissions of 'city_service_request': bureau, system); fire the event as a "
+        "role that may, e.g. the intake's call centre",
         f"  {path}:12: events[1].trigger_from.map.CANC: 'cancle' is not a trigger "
         "of 'city_service_request'; triggers: cancel, close, dispatch, inspect, report, resolve",
         f"  {path}:13: events[1].trigger_from.default: 'finish' is not a trigger of "
@@ -142,7 +146,7 @@ fields:
   target_at: due
   source_status: status
 events:
-  - {{trigger: report, at: opened, role: resident, required: true}}
+  - {{trigger: report, at: opened, role: bureau, required: true}}
   - {{trigger: dispatch, at: opened, role: bureau}}
   - {{trigger: inspect, at: inspected, role: department, if_empty: skip,
       unless: {{status: [CANC, DUP]}}}}

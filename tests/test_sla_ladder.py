@@ -238,7 +238,8 @@ def test_at_field_clock_follows_its_field_and_a_stale_timer_does_nothing(make):
                 "    warn: [{before: PT30M}]\n")
     text = TIMED.read_text().replace("lags:\n", promised + "lags:\n", 1)  # one more SLA
     eng = make(ny(2024, 6, 5, 9), text)
-    eng.report("timed", {"promised_at": ny(2024, 6, 5, 12)}, actor=REPORTER, ticket_id="T1")
+    # the promise drives a deadline: the centre's to set (issue 11), not the reporter's
+    eng.report("timed", {"promised_at": ny(2024, 6, 5, 12)}, actor=CENTRE, ticket_id="T1")
     clock = {c.name: c for c in eng.sla_clocks("T1")}["promised"]
     assert clock.due_at == ny(2024, 6, 5, 12)
     eng.fire("T1", "dispatch", actor=CENTRE, fields={"promised_at": ny(2024, 6, 5, 15)})

@@ -111,7 +111,7 @@ def _lifecycle(request: Request, name: str | None) -> str:
 
 
 def _out(engine: Engine, ticket: Ticket) -> TicketOut:
-    return TicketOut.of(ticket, ticket.state in engine.lifecycle(ticket.lifecycle).final_states)
+    return TicketOut.of(ticket, ticket.state in engine.lifecycle_of(ticket).final_states)
 
 
 @router.post("/tickets", status_code=201, response_model=TicketOut,
@@ -160,15 +160,21 @@ def fire_trigger(
 @router.get("/tickets/{ticket_id:path}", response_model=TicketDetail,
             summary="Read a ticket with its history and timers")
 def read_ticket(ticket_id: TicketId, engine: EngineDep, grant: GrantDep) -> TicketDetail:
-    """The ticket, its history (oldest first), timers, allowed triggers and attachments."""
+    """The ticket, its history (oldest first), timers, triggers and attachments.
+
+    ``triggers``: what the key may fire now (``Engine.available_triggers``: the ticket's own
+    lifecycle version, the key's role, the level's handler rule, the guards);
+    ``state_triggers``: every trigger out of the state in that version.
+    """
     ticket = engine.get(ticket_id)
-    check_scope(grant, ticket, engine.lifecycle_of(ticket))
-    lc = engine.lifecycle(ticket.lifecycle)
+    lc = engine.lifecycle_of(ticket)  # the ticket's own version, not the newest
+    check_scope(grant, ticket, lc)
     return TicketDetail(
         ticket=_out(engine, ticket),
         history=[HistoryOut.of(h) for h in engine.history(ticket_id)],
         timers=[TimerOut.of(t) for t in engine.timers(ticket_id)],
-        triggers=sorted(lc.triggers_from(ticket.state)),
+        triggers=engine.available_triggers(ticket_id, grant.as_actor()),
+        state_triggers=sorted(lc.triggers_from(ticket.state)),
         evidence=[AttachmentOut.of(a, download_path(a) if a.stored else None)
                   for a in engine.attachments(ticket_id)],
     )

@@ -175,12 +175,17 @@ class AttachmentOut(BaseModel):
 
 
 class TicketDetail(BaseModel):
-    """A ticket with its history, its timers and the triggers its state allows."""
+    """A ticket with its history, its timers and the triggers the caller may fire."""
 
     ticket: TicketOut
     history: list[HistoryOut]
     timers: list[TimerOut]
-    triggers: list[str] = Field(description="Triggers with a transition out of the state.")
+    triggers: list[str] = Field(description="The triggers the caller's key may fire now: of "
+                                            "the ticket's own lifecycle version, its role, "
+                                            "its level's handler rule and the guards.")
+    state_triggers: list[str] = Field(default_factory=list,
+                                      description="Every trigger with a transition out of the "
+                                                  "state in the ticket's own version.")
     evidence: list[AttachmentOut] = Field(default_factory=list,
                                           description="Attachments, in history order.")
 

@@ -17,8 +17,10 @@ How Gridwhistle maps onto it (see ``docs/http.md``):
   ``resolution_deadline``;
 * ``POST requests`` reports a ticket as the ``api_key``'s actor and role; its
   ``attribute[NAME]`` values are read as the declared field's type and checked by the engine
-  like JSON field values; an ``Idempotency-Key`` header makes a retried POST answer the first
-  request again.
+  like JSON field values, field permissions included (a field the key's role may not set
+  is a 403: ``attribute[department]`` from a grid worker's key); ``channel`` is recorded as
+  ``open311`` when the role may set it; an ``Idempotency-Key`` header makes a retried POST
+  answer the first request again.
 
 Reads follow :class:`Open311Privacy`: by default they need no key but show no actor ids,
 roles or reasons (``extensions=true`` notes say what happened, not who did it); with a key
@@ -43,7 +45,15 @@ from fastapi.responses import JSONResponse, Response
 
 from adapters.http.auth import ApiKey, KeyRing, check_scope
 from adapters.http.problems import Problem
-from engine import CommandRefused, Engine, EvidenceRejected, Lifecycle, Ticket, find_tickets
+from engine import (
+    CommandRefused,
+    Engine,
+    EvidenceRejected,
+    FieldNotAllowed,
+    Lifecycle,
+    Ticket,
+    find_tickets,
+)
 from engine.definition.schema import FieldSpec
 from engine.evidence import kind_of
 from engine.validation import idempotency_key_problem, ticket_id_problem
@@ -407,11 +417,13 @@ async def create_request(fmt: str, request: Request) -> Response:
             or values.get("address_id", "").strip()):
         raise Open311Error(400, "a location is required: lat and long, address_string or "
                                 "address_id", fmt)
-    fields = _report_fields(lc, values, code, fmt)
+    fields = _report_fields(lc, values, code, fmt, grant.role)
     evidence = await _media(engine, lc, grant, form, values.get("media_url", "").strip(), fmt)
     try:
         ticket = engine.report(lc.name, fields, actor=grant.as_actor(), idempotency_key=key,
                                evidence=evidence)
+    except FieldNotAllowed as exc:  # issue 11: e.g. attribute[department] by a grid worker
+        raise Open311Error(403, str(exc), fmt) from None
     except CommandRefused as exc:
         raise Open311Error(400, str(exc), fmt) from None
     return _render([{"service_request_id": ticket.id, "service_notice": None,
@@ -448,7 +460,13 @@ async def _media(engine: Engine, lc: Lifecycle, grant: ApiKey, form: Any, media_
 
 
 def _report_fields(lc: Lifecycle, values: dict[str, str], code: str,
-                   fmt: str) -> dict[str, Any]:
+                   fmt: str, role: str) -> dict[str, Any]:
+    """The report's fields from the form.
+
+    ``channel`` is recorded as ``open311`` when the key's role may set it (field
+    permissions); ``attribute[NAME]`` fields are checked by the engine like any other (a
+    role that may not set one is refused: 403).
+    """
     declared = lc.spec.fields
     fields: dict[str, Any] = {"category": code}
     address = "address" if "address" in declared else "area"
@@ -462,7 +480,7 @@ def _report_fields(lc: Lifecycle, values: dict[str, str], code: str,
         value = values.get(coordinate, "").strip()
         if value and coordinate in declared and declared[coordinate].type == "number":
             fields[coordinate] = _typed(declared[coordinate], value, coordinate, fmt)
-    if "channel" in declared:
+    if "channel" in declared and lc.permissions.may_set("channel", "report", role):
         fields["channel"] = "open311"
     for key, value in values.items():
         if key.startswith("attribute[") and key.endswith("]"):

@@ -28,10 +28,12 @@ from engine import (
     EvidenceInvalid,
     EvidenceMissing,
     EvidenceRejected,
+    FieldNotAllowed,
     GridwhistleError,
     GuardRejected,
     HostCallbackFailed,
     InvalidFields,
+    NotTheHandler,
     RoleNotAllowed,
     TicketExists,
     TicketNotFound,
@@ -54,6 +56,8 @@ _STATUS: list[tuple[type[Exception], int]] = [
     (TopLevelReached, 409),
     (ConcurrencyConflict, 409),
     (RoleNotAllowed, 403),
+    (FieldNotAllowed, 403),  # issue 11: field permissions
+    (NotTheHandler, 403),  # issue 11: a handler-only ladder level
     (GuardRejected, 422),
     (InvalidFields, 422),
     (HostCallbackFailed, 422),

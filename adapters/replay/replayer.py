@@ -122,6 +122,18 @@ def check_mapping(mapping: MappingSpec, lifecycle: Lifecycle) -> None:
             if name not in spec.fields:
                 problem(f"events[{i}].set.{name}: no such field in {spec.name!r}",
                         "events", i, "set", name)
+        # issue 11: the event's role must be one that may set what the event sets
+        fired = [t for t in e.triggers() if t in triggers]
+        sets = [*(mapping.fields if "report" in fired else ()), *e.set]
+        rules = lifecycle.permissions
+        for trigger in fired if e.role in spec.roles else ():
+            for name in rules.refused(trigger, e.role, [n for n in sets if n in spec.fields]):
+                who = ", ".join(rules.who(name)) or "any role"
+                when = ", ".join(rules.when(name))
+                problem(f"events[{i}]: role {e.role!r} may not set field {name!r} with "
+                        f"{trigger!r} (field_permissions of {spec.name!r}: {who}"
+                        f"{' with ' + when if when else ''}); fire the event as a role that "
+                        "may, e.g. the intake's call centre", "events", i, "role")
     verdict = mapping.verdict
     if verdict is not None and verdict.field is not None and verdict.field not in spec.fields:
         problem(f"verdict.field: {verdict.field!r} is not a field", "verdict", "field")

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 from engine.definition.evidence_checks import EVIDENCE_CHECKS
 from engine.definition.oversight_checks import OVERSIGHT_CHECKS
+from engine.definition.permission_checks import PERMISSION_CHECKS
 from engine.definition.schema import LifecycleSpec, WorkingSpan
 
 __all__ = ["ALL_CHECKS", "LISTED", "run_checks"]
@@ -522,6 +523,7 @@ ALL_CHECKS: tuple[Check, ...] = (
     internal_transitions_sound,
     *EVIDENCE_CHECKS,  # issue 12: engine/definition/evidence_checks.py
     *OVERSIGHT_CHECKS,  # issue 11: engine/definition/oversight_checks.py
+    *PERMISSION_CHECKS,  # issue 11: engine/definition/permission_checks.py
 )
 
 MAX_FINDINGS = 1000

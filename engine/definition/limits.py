@@ -95,6 +95,7 @@ SECTION_LIMITS: tuple[tuple[tuple[str, ...], str], ...] = (
     (("states",), "max_states"),
     (("transitions",), "max_transitions"),
     (("fields",), "max_fields"),
+    (("field_permissions",), "max_fields"),
     (("roles",), "max_entries"),
     (("levels",), "max_entries"),
     (("deadlines",), "max_entries"),

@@ -30,6 +30,7 @@ __all__ = [
     "EvidenceSpec",
     "EvidenceTagSpec",
     "ExtensionSpec",
+    "FieldPermissionSpec",
     "FieldSpec",
     "GridSpec",
     "HandoffSpec",
@@ -368,12 +369,20 @@ class RoleSpec(_Spec):
 
 
 class LevelSpec(_Spec):
-    """One rung of the whistle ladder; levels are listed lowest first."""
+    """One rung of the whistle ladder; levels are listed lowest first.
+
+    ``handler``: the role that owns a ticket at this level; ``budget``: how long the level
+    has before the ticket climbs again; ``handler_only``: while a ticket is at this level,
+    only the handler, the centre roles and ``system`` may act on it (issue 11).
+    """
 
     name: Name
     title: Title = Field(default_factory=dict)
     handler: Name | None = None
     budget: Span | None = None
+    # issue 11: while a ticket is at this level, only its handler (and the centre roles and
+    # system) may fire triggers on it; other roles are refused (NotTheHandler)
+    handler_only: bool = False
 
 
 class FieldSpec(_Spec):
@@ -393,6 +402,22 @@ class FieldSpec(_Spec):
     max: int | float | None = None
     max_length: int | None = Field(default=None, ge=1)
     title: Title = Field(default_factory=dict)
+    description: str = ""
+
+
+class FieldPermissionSpec(_Spec):
+    """Who may set a ticket field, and with which triggers (issue 11).
+
+    ``roles``: the roles that may set it (``system`` always may). Default: the centre roles
+    (``centre_roles``) for a field that drives a deadline (an ``at_field`` of a deadline or
+    SLA) or routes the ticket (``department``); any role that may fire the trigger for the
+    others. ``triggers``: the triggers it may be set with (``report`` is the creation);
+    default: any. Setting a field means giving it a value other than the one it holds (or
+    clearing it with ``null``).
+    """
+
+    roles: NameList | None = None
+    triggers: NameList | None = None
     description: str = ""
 
 
@@ -799,3 +824,8 @@ class LifecycleSpec(_Spec):
     patrol: PatrolLinkSpec | None = None
     # issue 11: extension requests, suspension, supervision notices
     oversight: OversightSpec | None = None
+    # issue 11: who may change what (engine/lifecycle/permissions.py)
+    # the roles that act for the command centre (default [centre] when the lifecycle declares
+    # a role centre, else none); system always has their rights
+    centre_roles: NameList | None = None
+    field_permissions: dict[Name, FieldPermissionSpec] = Field(default_factory=dict)

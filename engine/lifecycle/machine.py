@@ -28,6 +28,7 @@ from engine.errors import (
     RoleNotAllowed,
     TriggerNotAllowed,
 )
+from engine.lifecycle.permissions import Permissions
 from engine.lifecycle.registry import CommandContext, Registry
 
 __all__ = ["Lifecycle", "Subject"]
@@ -96,6 +97,10 @@ class Lifecycle:
             else:
                 self.ticket_deadlines += (_Deadline(name, d),)
 
+        self.permissions = Permissions(spec)  # issue 11: who may set which field, where
+        self._guards: dict[int, tuple[tuple[str, Callable[[CommandContext], bool]], ...]] = {
+            id(t): tuple((g, registry.guards.get(g) or _missing("guard", g)) for g in t.guards)
+            for t in spec.transitions}
         machine_transitions: list[dict[str, Any]] = []
         for t in spec.transitions:
             conditions: list[Callable[[EventData], bool]] = [_role_condition(frozenset(t.roles))]
@@ -150,6 +155,21 @@ class Lifecycle:
         """The level above ``level``, or None at the top."""
         i = self.levels.index(level)
         return self.levels[i + 1] if i + 1 < len(self.levels) else None
+
+    def guards_pass(self, transition: TransitionSpec, ctx: CommandContext) -> bool:
+        """Whether every guard of ``transition`` says yes to ``ctx``, firing nothing.
+
+        For reads (the triggers an actor may fire now): ``ctx.dest`` is set to the
+        transition's destination; a guard that raises (or is not registered) says no.
+        """
+        ctx.dest = transition.dest
+        for _, fn in self._guards.get(id(transition), ()):
+            try:
+                if not fn(ctx):
+                    return False
+            except Exception:
+                return False
+        return True
 
     # -- firing --------------------------------------------------------------------------
 

@@ -41,6 +41,7 @@ from engine.errors import (
     TopLevelReached,
 )
 from engine.lifecycle.machine import Lifecycle, Subject
+from engine.lifecycle.permissions import changed_fields
 from engine.lifecycle.registry import CommandContext
 from engine.runtime.catalog import Catalog
 from engine.runtime.changes import Change
@@ -331,9 +332,10 @@ class CommandHandler:
         participants check and store them.
 
         Raises:
-            TicketNotFound, TriggerNotAllowed, RoleNotAllowed, GuardRejected, InvalidFields,
-            HostCallbackFailed, TopLevelReached, OutsideCalendar and the participants'
-            refusals; ConcurrencyConflict (``expected_version`` differs). Nothing is staged.
+            TicketNotFound, TriggerNotAllowed, RoleNotAllowed, NotTheHandler, GuardRejected,
+            InvalidFields, FieldNotAllowed, HostCallbackFailed, TopLevelReached,
+            OutsideCalendar and the participants' refusals; ConcurrencyConflict
+            (``expected_version`` differs). Nothing is staged.
         """
         return self._guarded(ticket_id, lambda: self._transition(
             ticket_id, trigger, actor, reason, fields or {}, expected_version=expected_version,
@@ -348,8 +350,9 @@ class CommandHandler:
         ``evidence``: as for :meth:`fire`.
 
         Raises:
-            UnknownDefinition, RoleNotAllowed, TicketExists, InvalidFields, OutsideCalendar
-            and the participants' refusals (e.g. LifecycleNotValid). Nothing is staged.
+            UnknownDefinition, RoleNotAllowed, TicketExists, InvalidFields, FieldNotAllowed,
+            OutsideCalendar and the participants' refusals (e.g. LifecycleNotValid). Nothing
+            is staged.
         """
         def_id = self.current_version(lifecycle)
         return self._guarded(ticket_id or "(new)", lambda: self._report(
@@ -392,6 +395,8 @@ class CommandHandler:
         if errors:
             raise InvalidFields(tid, errors)
         stored = {k: v for k, v in stored.items() if v is not None}
+        # issue 11: who may set which field (engine/lifecycle/permissions.py)
+        lc.permissions.check_fields(tid, "report", actor.role, stored)
         now = self.now()
         top = self.uow.top
         if top.find(tid) is not None or ticket_exists(self.uow.conn, tid):
@@ -427,6 +432,7 @@ class CommandHandler:
         lc = rec.lifecycle
         source = rec.state
         candidates = lc.check(ticket_id, source, trigger, actor.role)
+        lc.permissions.check_handler(ticket_id, trigger, actor.role, rec.level)  # issue 11
         if not (reason and reason.strip()) and any(t.reason_required for t in candidates):
             raise InvalidFields(ticket_id, {"reason": f"trigger {trigger!r} requires a reason"})
         level = rec.level
@@ -441,6 +447,8 @@ class CommandHandler:
                                            text_length=self.text_length)
             if errors:
                 raise InvalidFields(ticket_id, errors)
+            lc.permissions.check_fields(ticket_id, trigger, actor.role,  # issue 11
+                                        changed_fields(updates, rec.fields))
             merged = {k: v for k, v in {**rec.fields, **updates}.items() if v is not None}
         else:
             updates, merged = {}, rec.fields

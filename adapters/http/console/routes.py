@@ -350,6 +350,8 @@ def _actions(engine: Engine, lc: Any, ticket: Ticket, grant: ApiKey, lang: str,
     if ticket.state in lc.final_states:
         return out
     routing = spec.routing
+    # what the key may fire now: role, a handler-only level, the guards (issue 11)
+    available = set(engine.available_triggers(ticket.id, grant.as_actor()))
     for trigger in lc.triggers_from(ticket.state):
         ts = lc.transitions_for(ticket.state, trigger)
         roles = sorted({r for t in ts for r in t.roles})
@@ -362,7 +364,7 @@ def _actions(engine: Engine, lc: Any, ticket: Ticket, grant: ApiKey, lang: str,
         elif routing is not None and trigger == "merge":
             kind = "merge"
         out.append({"kind": kind, "trigger": trigger, "title": name, "roles": roles,
-                    "allowed": grant.role in roles,
+                    "allowed": trigger in available,
                     "reason_required": any(t.reason_required for t in ts) or kind == "merge"})
     if routing is not None:
         dispatchers = sorted({r for t in spec.transitions if t.trigger == "dispatch"
@@ -396,7 +398,7 @@ def _ticket_page(request: Request, requester: Who, ticket_id: str, *, status: in
     if not C.in_scope(grant, ticket):
         return _page(request, "error.html", requester, status=403,
                      message=_scope_words(grant, lang))
-    lc = engine.lifecycle(ticket.lifecycle)
+    lc = engine.lifecycle_of(ticket)  # the ticket's own version, not the newest (issue 11)
     spec = lc.spec
     parent = None
     parent_lc = None
@@ -404,7 +406,7 @@ def _ticket_page(request: Request, requester: Who, ticket_id: str, *, status: in
     if parent_id is not None and "role" in ticket.fields:
         try:
             parent = engine.get(str(parent_id))
-            parent_lc = engine.lifecycle(parent.lifecycle)
+            parent_lc = engine.lifecycle_of(parent)
         except TicketNotFound:
             parent = None
     dept_spec = (parent_lc or lc).spec.departments
@@ -544,7 +546,7 @@ async def act(ticket_id: str, request: Request) -> Response:
     except (GridwhistleError, Problem) as exc:
         lang = _lang(request)
         status = exc.status if isinstance(exc, Problem) else _status(exc)
-        lc = engine.lifecycle(engine.get(ticket_id).lifecycle)
+        lc = engine.lifecycle_of(engine.get(ticket_id))
         return await asyncio.to_thread(
             _ticket_page, request, requester, ticket_id, status=status,
             refusal=refusal_words(exc, engine, _served(request), lc, lang),
