@@ -338,15 +338,11 @@ def test_python_object_tag_on_a_mapping_is_rejected():
 
 @pytest.mark.parametrize(("edit", "needle", "path", "allowed"), [
     (("name: small", "name: small\ncolour: red"), "colour: red", "colour",
-     "calendars, callback, categories, deadlines, departments, description, escalation_trigger, "
-     "evidence, fields, format, grids, handoff, initial, ladder, lags, levels, name, "
-     "organisations, oversight, patrol, periodic, report, requirements, resolution_deadline, "
-     "roles, "
      "calendars, callback, categories, centre_roles, deadlines, departments, description, "
      "escalation_trigger, evidence, field_permissions, fields, format, grids, handoff, "
      "initial, ladder, lags, levels, name, "
-     "organisations, patrol, periodic, report, requirements, resolution_deadline, roles, "
-     "routing, slas, states, title, transitions, valid_from, valid_until"),
+     "organisations, oversight, patrol, periodic, report, requirements, resolution_deadline, "
+     "roles, routing, slas, states, title, transitions, valid_from, valid_until"),
     (("  open: {}", "  open: {colour: red}"), "colour: red", "states.open.colour",
      "description, final, title, void"),
     (("    dest: closed\n", "    dest: closed\n    reason_requird: true\n"), "reason_requird",

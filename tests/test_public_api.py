@@ -55,8 +55,7 @@ def test_every_error_is_rooted_in_one_base() -> None:
     errors = [getattr(engine, n) for n in engine.__all__
               if isinstance(getattr(engine, n), type)
               and issubclass(getattr(engine, n), Exception)]
-    assert len(errors) == 34  # issue 12 added 6, issue 11's oversight 1
-    assert len(errors) == 35  # issue 12 added 6, issue 11's permissions 2
+    assert len(errors) == 36  # issue 12 added 6, issue 11's oversight 1 and permissions 2
     assert all(issubclass(e, engine.GridwhistleError) for e in errors)
 
 
