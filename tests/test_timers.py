@@ -337,3 +337,28 @@ def test_a_ticket_id_longer_than_64_characters_is_refused(engine, reporter):
     with pytest.raises(InvalidFields, match="must be 1 to 64 characters, got 65"):
         engine.report("grid_incident", {"category": "x"}, actor=reporter,
                       ticket_id="x" * 65)
+
+
+def test_a_timer_replaced_by_an_earlier_one_of_its_chunk_does_not_fire_early(
+        engine, clock, centre) -> None:
+    # Found by tests/test_batch_equivalence.py: two timers of one work order claimed together;
+    # the first (its resolution deadline) escalates it again, which restarts the state
+    # deadline of `escalated`. The second claimed row is that state deadline's old timer: it
+    # is cancelled, and the new one (due a day later) must not fire in its place.
+    from engine import SYSTEM, Actor
+
+    engine.report("work_order", {"parent": "P", "department": "water", "role": "lead"},
+                  actor=centre, ticket_id="W1")
+    clock.set(START + timedelta(minutes=1))
+    engine.fire("W1", "escalate", actor=Actor("ops", "centre"), reason="slow")
+    now = START + timedelta(days=1, minutes=2)
+    fired = engine.run_due(now)
+    assert [(f.timer.name, f.timer.due_at, f.outcome) for f in fired] == [
+        ("resolution", START + timedelta(days=1), "escalated")]
+    ticket = engine.get("W1")
+    assert (ticket.state, ticket.level) == ("escalated", "district")
+    assert pending(engine, "W1") == [("escalated_due", "escalated", now + timedelta(days=1))]
+    assert [t.status for t in engine.timers("W1") if t.name == "escalated_due"] == [
+        "cancelled", "pending"]
+    assert [h.role for h in engine.history("W1") if h.trigger == "escalate"] == [
+        "centre", SYSTEM.role]

@@ -661,8 +661,13 @@ class CommandHandler:
             pt = rec.timers.get(name)
             # the ticket as read must still have this timer pending and not held by another
             # worker (a record read earlier in this transaction may predate our claim: its
-            # timer has no id yet, or no holder); the writer's take checks the claim again
+            # timer has no id yet, or no holder; the writer's take checks the claim again);
+            # and a timer without an id that is due at another instant than the
+            # claimed row was created since the claim, replacing it (an earlier timer of the
+            # same claimed chunk moved the ticket on): the claimed row is cancelled, and the
+            # new timer is not due yet
             if (pt is None or (pt.id is not None and pt.id != timer_id)
+                    or (pt.id is None and pt.due_at != row["due_at"])
                     or pt.claimed_by not in (None, self.owner)):
                 return None
             pt = PendingTimer(pt.name, pt.state, pt.due_at, timer_id, self.owner, pt.failures)
