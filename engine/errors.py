@@ -18,8 +18,8 @@ The tree::
     │   ├── HostCallbackFailed       a guard, action or listener of the host app raised
     │   ├── IdempotencyKeyReused     an idempotency key came back with a different command
     │   ├── MigrationRefused         a ticket cannot move to another lifecycle version
-│   ├── OutsideCalendar          the command needs a day outside a business calendar's
-│   │                            validity (valid_from / valid_until)
+    │   ├── OutsideCalendar          the command needs a day outside a business calendar's
+    │   │                            validity (valid_from / valid_until)
     │   ├── NoRouting                the lifecycle declares no routing table (departments)
     │   ├── UnknownDepartment        a department that the lifecycle does not declare
     │   ├── BounceNeedsApproval      the first receiver bounces without the centre's approval

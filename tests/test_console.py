@@ -219,3 +219,27 @@ def test_a_work_order_page_shows_its_times_beside_its_tickets(site: Site) -> Non
     # work_order.yaml has no calendar: its instants are shown in the centre's zone too
     assert "从2024年5月18日（周六）20:00起1天（自然时间） → 2024年5月19日（周日）20:00" in html
     assert "下水道堵塞" in html and "主办" in html  # the parent's category title, the role
+
+
+def test_issue_11_refusals_are_told_in_the_console_language(tmp_path: Path) -> None:
+    from adapters.http.console.routes import refusal_words
+    from engine import FieldNotAllowed, NotTheHandler, OversightRefused
+
+    eng = Engine(tmp_path / "words.sqlite", clock=VirtualClock(datetime(2024, 5, 7, 9)
+                                                             .astimezone(ZoneInfo("UTC"))))
+    lc = eng.deploy("grid_incident")
+    served = ("grid_incident",)
+    moved = FieldNotAllowed("T1", "arrive", "department", ["target_at"],
+                            {"target_at": ["centre"]}, {"target_at": []})
+    assert refusal_words(moved, eng, served, lc, "zh") == (
+        "此角色不能修改字段：target_at。请联系指挥中心修改；需要更多时间请提交延期申请。")
+    assert refusal_words(moved, eng, served, lc, "en").startswith(
+        "This role may not change: target_at. Ask the command centre")
+    handler = NotTheHandler("T1", "arrive", "department", "district", "district_office",
+                            ["centre", "district_office", "system"])
+    district = eng.lifecycle("grid_incident").spec.roles["district_office"].title["zh"]
+    assert refusal_words(handler, eng, served, lc, "zh") == (
+        f"此事件已升级到“district”级，只能由{district}或指挥中心处理。")
+    assert refusal_words(OversightRefused("T1", "not_suspended"), eng, served, lc, "en") == (
+        "The rules for extensions, suspension and supervision do not allow this.")
+    eng.stop()

@@ -55,8 +55,11 @@ from engine import (
     CommandRefused,
     Departments,
     Engine,
+    FieldNotAllowed,
     GridwhistleError,
     InvalidFields,
+    NotTheHandler,
+    OversightRefused,
     RoleNotAllowed,
     Ticket,
     TicketNotFound,
@@ -481,6 +484,22 @@ def refusal_words(exc: Exception, engine: Engine, served: tuple[str, ...], lc: A
         if zh:
             return f"角色“{role}”不能执行“{trig}”；可以执行的角色：{allowed}。"
         return f"The role “{role}” may not “{trig}”; roles that may: {allowed}."
+    if isinstance(exc, FieldNotAllowed):
+        fields = "、".join(exc.fields) if zh else ", ".join(exc.fields)
+        if zh:
+            return (f"此角色不能修改字段：{fields}。请联系指挥中心修改；"
+                    "需要更多时间请提交延期申请。")
+        return (f"This role may not change: {fields}. Ask the command centre; to get more time, "
+                "send an extension request.")
+    if isinstance(exc, NotTheHandler):
+        handler = _role_title(engine, served, exc.handler, lang)
+        if zh:
+            return f"此事件已升级到“{exc.level}”级，只能由{handler}或指挥中心处理。"
+        return (f"This ticket is escalated to level {exc.level!r}: only {handler} or the "
+                "centre act on it.")
+    if isinstance(exc, OversightRefused):
+        return ("延期、挂起或督办规则不允许此操作。" if zh
+                else "The rules for extensions, suspension and supervision do not allow this.")
     if isinstance(exc, InvalidFields) and "reason" in exc.errors:
         return "请填写理由。" if zh else "Give a reason."
     if isinstance(exc, Problem) and exc.slug == "wrong-department":
