@@ -104,3 +104,37 @@ def test_suspension_and_notice_over_http(api) -> None:
     r = client.get("/tickets/T-1/suspensions", headers=OPS)
     assert [s["status"] for s in r.json()] == ["ended"]
     assert engine.check_invariants() == []
+
+
+def test_bad_instants_departments_and_texts_are_422_and_change_nothing(api) -> None:
+    """Found by a new user's trial: a far-future instant was a 500, an unknown department
+    was stored, an empty notice text was named ``reason``."""
+    client, engine = api
+    _ticket(engine)
+    before = [(h.seq, h.kind) for h in engine.history("T-1")]
+    far = "9999-12-31T23:59:59-12:00"  # past datetime's range once in UTC
+    r = client.post("/tickets/T-1/extensions", headers=WATER, json={
+        "deadline": "resolution", "proposed_due": far, "reason": "a part"})
+    assert (r.status_code, r.json()["title"], list(r.json()["errors"])) == (
+        422, "InvalidFields", ["proposed_due"])
+    r = client.post("/tickets/T-1/supervision-notices", headers=OPS,
+                    json={"text": "please hurry", "reply_due": far})
+    assert (r.status_code, list(r.json()["errors"])) == (422, ["reply_due"])
+    r = client.post("/tickets/T-1/supervision-notices", headers=OPS,
+                    json={"text": "please hurry", "department": "nope"})
+    assert (r.status_code, r.json()["title"]) == (422, "UnknownDepartment")
+    r = client.post("/tickets/T-1/supervision-notices", headers=OPS, json={"text": " "})
+    assert (r.status_code, list(r.json()["errors"])) == (422, ["text"])
+    assert [(h.seq, h.kind) for h in engine.history("T-1")] == before
+
+
+def test_a_department_key_reads_its_own_figures_only(api) -> None:
+    client, engine = api
+    _ticket(engine)
+    for by in ("all", "department", "level"):
+        r = client.get("/reports", params={"by": by}, headers=SAN)
+        got = r.json()
+        assert (r.status_code, got["by"], [g["key"] for g in got["groups"]],
+                got["total"]["key"]) == (200, "department", [], "sanitation"), by
+    r = client.get("/reports", headers=OPS)
+    assert (r.json()["by"], r.json()["total"]["key"]) == ("all", "all")

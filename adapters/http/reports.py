@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse, Response
 from adapters.http.api import EngineDep, GrantDep
 from adapters.http.problems import PROBLEM_JSON, Problem
 from engine import Report, build_report
+from engine.reports import Group
 
 __all__ = ["report_for", "router"]
 
@@ -36,8 +37,10 @@ def report_for(request: Request, engine: Any, department: str | None, *, lifecyc
                lang: str) -> Report:
     """Build the report a request asks for (shared by the API and the console).
 
-    A department key (``department`` given) sees only its own row when grouping by
-    department.
+    A department key (``department`` given) sees its own department's figures only: the
+    report is grouped by department whatever ``by`` asks, and holds its own row, which is
+    also the total (an empty row for a department without work orders). City-wide figures
+    are the centre's (issue 11: a department does not read other departments' counts).
 
     Raises:
         Problem: 404 for a lifecycle the app does not serve, 422 for bad parameters.
@@ -47,13 +50,17 @@ def report_for(request: Request, engine: Any, department: str | None, *, lifecyc
     if name not in served:
         raise Problem(404, "unknown-lifecycle", f"this API serves lifecycle(s) "
                       f"{', '.join(served)}; not {name!r}", lifecycle=name, known=list(served))
+    if department is not None:
+        by = "department"
     try:
         rep = build_report(engine, name, by=by, period=period, since=_instant(since, "from"),
                            until=_instant(until, "until"), lang=lang)
     except ValueError as exc:
         raise Problem(422, "bad-report-parameters", str(exc)) from None
-    if department is not None and by == "department":
-        rep = replace(rep, groups=tuple(g for g in rep.groups if g.key == department))
+    if department is not None:
+        own = tuple(g for g in rep.groups if g.key == department)
+        total = own[0] if own else Group(department, department, {})
+        rep = replace(rep, groups=own, total=total)
     return rep
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from engine.errors import InvalidFields, OversightRefused
+from engine.errors import InvalidFields, OversightRefused, UnknownDepartment
 from engine.oversight.model import EXTENSION, SUSPENSION, SupervisionNotice, TimeRequest
 from engine.oversight.participant import Oversight
 from engine.runtime.kernel import Kernel
@@ -41,14 +41,26 @@ def _aware(ticket_id: str, name: str, value: object, *, optional: bool = False) 
     if not isinstance(value, datetime) or value.tzinfo is None or value.utcoffset() is None:
         raise InvalidFields(ticket_id, {name: "must be an aware datetime (UTC), got "
                                               f"{value!r}"})
-    return value.astimezone(UTC).isoformat()
+    try:
+        return value.astimezone(UTC).isoformat()
+    except OverflowError:  # 9999-12-31T23:59-12:00 is past datetime's range in UTC
+        raise InvalidFields(ticket_id, {name: f"{value.isoformat()} is out of range; give "
+                                              "an instant before the year 9999"}) from None
 
 
-def _edge(kernel: Kernel, ticket_id: str, actor: Actor, reason: object, what: str) -> str:
+def _edge(kernel: Kernel, ticket_id: str, actor: Actor, reason: object, what: str,
+          field: str = "reason") -> str:
     check_command(kernel.limits, ticket_id=ticket_id, actor=actor, reason=reason)
     if not (isinstance(reason, str) and reason.strip()):
-        raise InvalidFields(ticket_id, {"reason": f"{what} requires a reason"})
+        raise InvalidFields(ticket_id, {field: f"{what} requires a {field}"})
     return reason
+
+
+def _known_department(ticket_id: str, rec: Any, department: str | None) -> None:
+    """Refuse a department the ticket's lifecycle does not declare (when it declares any)."""
+    known = rec.lifecycle.spec.departments
+    if department is not None and known and department not in known:
+        raise UnknownDepartment(ticket_id, department, list(known))
 
 
 def _department(ticket_id: str, department: object) -> str | None:
@@ -105,7 +117,8 @@ def request_extension(kernel: Kernel, participant: Oversight, ticket_id: str, de
             "proposed_due": _aware(ticket_id, "proposed_due", proposed_due),
             "department": _department(ticket_id, department)}
     with kernel.compound(participant) as unit:
-        _offered(unit, ticket_id, "extension", "extension")
+        rec = _offered(unit, ticket_id, "extension", "extension")
+        _known_department(ticket_id, rec, data["department"])
         unit.note(ticket_id, "extension_requested", deadline, actor=actor, reason=reason,
                   data=data)
         return _request(unit, ticket_id, EXTENSION)
@@ -169,7 +182,8 @@ def suspend(kernel: Kernel, participant: Oversight, ticket_id: str, cause: str, 
     data = {"cause": cause, "until": _aware(ticket_id, "until", until, optional=True),
             "department": _department(ticket_id, department)}
     with kernel.compound(participant) as unit:
-        _offered(unit, ticket_id, "suspension", "suspension")
+        rec = _offered(unit, ticket_id, "suspension", "suspension")
+        _known_department(ticket_id, rec, data["department"])
         unit.note(ticket_id, "suspended", cause if isinstance(cause, str) else "suspension",
                   actor=actor, reason=reason, data=data)
         return _request(unit, ticket_id, SUSPENSION)
@@ -213,13 +227,16 @@ def send_notice(kernel: Kernel, participant: Oversight, ticket_id: str, *, text:
             ``supervision.reply_within`` when the lifecycle gives one, else none.
 
     Raises:
-        InvalidFields, TicketNotFound, RoleNotAllowed, OversightRefused.
+        InvalidFields: a blank ``text``, a naive or out-of-range ``reply_due``.
+        UnknownDepartment: a department the lifecycle does not declare.
+        TicketNotFound, RoleNotAllowed, OversightRefused: nothing was changed.
     """
-    _edge(kernel, ticket_id, actor, text, "a supervision notice")
+    _edge(kernel, ticket_id, actor, text, "a supervision notice", "text")
     due = _aware(ticket_id, "reply_due", reply_due, optional=True)
     with kernel.compound(participant) as unit:
         rec = _offered(unit, ticket_id, "supervision", "supervision notice")
         dept = _department(ticket_id, department) or rec.fields.get("department")
+        _known_department(ticket_id, rec, dept)
         spec = rec.lifecycle.spec.oversight
         within = spec.supervision.reply_within if spec and spec.supervision else None
         if due is None and within is not None:
