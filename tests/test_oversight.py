@@ -418,3 +418,38 @@ def test_a_lifecycle_without_oversight_refuses_it(tmp_path: Path) -> None:
         assert (engine.get("Q-1"), engine.history("Q-1"), engine.timers("Q-1")) == before
     finally:
         engine.stop()
+
+
+def test_check_finds_oversight_rows_that_disagree_with_history(tmp_path: Path) -> None:
+    """``gridwhistle check`` (Engine.check_invariants) sees a lost suspension row, a lost
+    resume timer and a lost notice row (found by a new user's trial: it said "ok")."""
+    import sqlite3
+
+    eng = Engine(tmp_path / "c.sqlite", clock=VirtualClock(START))
+    eng.deploy(parse_definition(MINI))
+    for tid in ("S-1", "S-2"):
+        _working(eng, tid)
+        eng.suspend(tid, "weather", reason="typhoon warning", actor=CENTRE)
+    eng.send_supervision_notice("S-2", text="why so slow?", actor=CENTRE)
+    assert eng.check_invariants() == []
+    seq = {tid: len(eng.history(tid)) for tid in ("S-1", "S-2")}
+    eng.stop()
+    with sqlite3.connect(tmp_path / "c.sqlite") as db:
+        db.execute("DELETE FROM gw_time_requests WHERE ticket_id = 'S-1'")
+        db.execute("DELETE FROM gw_timers WHERE ticket_id = 'S-2' AND name = 'oversight:resume'")
+        db.execute("DELETE FROM gw_supervision_notices WHERE ticket_id = 'S-2'")
+    eng = Engine(tmp_path / "c.sqlite", clock=VirtualClock(START))
+    found = sorted((v.ticket_id, v.rule, v.message) for v in eng.check_invariants())
+    assert found == [
+        ("S-1", "oversight_rows", "history rows without their oversight row: "
+         f"[('suspension', {seq['S-1']})]; oversight rows without their history row: none "
+         "(kind, seq)"),
+        ("S-1", "suspension", "history says suspended; 0 active suspension row(s), 1 pending "
+         "'oversight:resume' timer(s)"),
+        ("S-2", "oversight_rows", "history rows without their oversight row: "
+         f"[('notice', {seq['S-2']})]; oversight rows without their history row: none "
+         "(kind, seq)"),
+        ("S-2", "suspension", "history says suspended; 1 active suspension row(s), 0 pending "
+         "'oversight:resume' timer(s)"),
+    ]
+    eng.stop()
