@@ -117,6 +117,10 @@ def test_bad_instants_departments_and_texts_are_422_and_change_nothing(api) -> N
         "deadline": "resolution", "proposed_due": far, "reason": "a part"})
     assert (r.status_code, r.json()["title"], list(r.json()["errors"])) == (
         422, "InvalidFields", ["proposed_due"])
+    r = client.post("/tickets/T-1/extensions", headers=WATER, json={
+        "deadline": "resolution", "proposed_due": 12345, "reason": "a part"})
+    assert (r.status_code, r.json()["type"]) == (
+        422, "urn:gridwhistle:problem:request-validation")  # not 1970-01-01T03:25:45Z
     r = client.post("/tickets/T-1/supervision-notices", headers=OPS,
                     json={"text": "please hurry", "reply_due": far})
     assert (r.status_code, list(r.json()["errors"])) == (422, ["reply_due"])

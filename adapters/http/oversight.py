@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Path
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
 from adapters.http.api import EngineDep, GrantDep, TicketId
 from adapters.http.auth import ApiKey, check_scope
@@ -31,13 +31,23 @@ Name = Annotated[str, Field(min_length=1, max_length=64)]
 Reason = Annotated[str, Field(min_length=1, max_length=2000)]
 
 
+def _iso_text(value: object) -> object:
+    """An instant is ISO 8601 text with a zone; a JSON number is not taken as Unix time."""
+    if not isinstance(value, str | datetime):
+        raise ValueError("give an ISO 8601 instant with a zone, e.g. 2024-05-01T16:00:00+08:00")
+    return value
+
+
+Instant = Annotated[AwareDatetime, BeforeValidator(_iso_text)]
+
+
 class ExtensionIn(BaseModel):
     """A department asks for more time on a deadline (延期申请)."""
 
     model_config = ConfigDict(extra="forbid")
 
     deadline: Name = Field(description="The deadline to extend (e.g. resolution).")
-    proposed_due: AwareDatetime = Field(description="The due instant asked for (with a zone).")
+    proposed_due: Instant = Field(description="The due instant asked for (with a zone).")
     reason: Reason
 
 
@@ -48,7 +58,7 @@ class DecisionIn(BaseModel):
 
     approve: bool
     reason: Reason
-    due_at: AwareDatetime | None = Field(
+    due_at: Instant | None = Field(
         None, description="The due instant granted (default: the one asked for).")
 
 
@@ -59,7 +69,7 @@ class SuspensionIn(BaseModel):
 
     cause: Name = Field(description="One of the lifecycle's oversight.suspension.causes.")
     reason: Reason
-    until: AwareDatetime | None = Field(
+    until: Instant | None = Field(
         None, description="Resume at the latest then (default and at most: the limit).")
 
 
@@ -79,7 +89,7 @@ class NoticeIn(BaseModel):
     text: Reason
     department: Annotated[str, Field(min_length=1, max_length=128)] | None = Field(
         None, description="To whom (default: the ticket's department).")
-    reply_due: AwareDatetime | None = None
+    reply_due: Instant | None = None
 
 
 class TimeRequestOut(BaseModel):
