@@ -26,6 +26,7 @@ from engine.definition.loader import Definition
 from engine.errors import UnknownDefinition
 from engine.events.outbox import OutboxParticipant
 from engine.evidence import Attachment, Blob, BlobStore, EvidenceRules, attachments_of
+from engine.evidence import evidence_counts as _evidence_counts
 from engine.evidence import read_attachment as _read_attachment
 from engine.evidence import upload as _upload
 from engine.evidence.service import is_attachment_id
@@ -621,6 +622,16 @@ class Engine:
         with self.kernel.reading() as conn:
             must_exist(conn, ticket_id)
             return attachments_of(conn, [ticket_id])
+
+    def evidence_counts(self, lifecycle: str) -> dict[str, int]:
+        """How many attachments the tickets of ``lifecycle`` carry (all its versions).
+
+        Returns:
+            ``{"stored": N, "references": M}``: checked files, and references to files kept
+            elsewhere (a replayed export's photos).
+        """
+        with self.kernel.reading() as conn:
+            return _evidence_counts(conn, lifecycle)
 
     def attachment_ticket(self, attachment_id: int) -> str | None:
         """The ticket an attachment belongs to (None: no such attachment)."""

@@ -21,12 +21,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import func, select
 
-from engine import Engine
-from engine.store import attachments, definitions, tickets
-
-__all__ = ["EvidenceColumnSpec", "evidence_columns", "evidence_counts", "evidence_problems",
+__all__ = ["EvidenceColumnSpec", "evidence_columns", "evidence_problems",
            "evidence_refs"]
 
 
@@ -75,15 +71,3 @@ def evidence_problems(specs: Sequence[EvidenceColumnSpec], triggers: set[str],
             problems.append(f"evidence[{i}].tag: {s.tag!r} is not an evidence tag of the "
                             f"lifecycle; tags: {', '.join(sorted(tags)) or '(none)'}")
     return problems
-
-
-def evidence_counts(engine: Engine, lifecycle: str) -> dict[str, int]:
-    """Attachments of the lifecycle's tickets: ``stored`` files and ``references``."""
-    mine = select(tickets.c.id).where(tickets.c.definition_id.in_(
-        select(definitions.c.id).where(definitions.c.name == lifecycle)))
-    with engine.kernel.reading() as conn:
-        rows = conn.execute(select(attachments.c.sha256.is_(None), func.count())
-                            .where(attachments.c.ticket_id.in_(mine))
-                            .group_by(attachments.c.sha256.is_(None))).all()
-    found = {bool(is_ref): int(n) for is_ref, n in rows}
-    return {"stored": found.get(False, 0), "references": found.get(True, 0)}

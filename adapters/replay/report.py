@@ -7,7 +7,6 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from adapters.replay.evidence import evidence_counts
 from adapters.replay.mapping import MappingSpec
 from adapters.replay.open311 import Open311Outcome, request_timelines
 from adapters.replay.replayer import ReplayOutcome
@@ -62,7 +61,7 @@ def build_report(
         "closed": summary.closed,
         "closure_rate": round(summary.closure_rate, 4),
         "voided": summary.voided,  # issue 12: counted apart (closed / (all - voided))
-        "evidence": evidence_counts(engine, outcome.lifecycle),  # issue 12
+        "evidence": engine.evidence_counts(outcome.lifecycle),  # issue 12
         "overdue": summary.overdue,
         "escalations": summary.escalations,
         "breaches": dict(sorted(summary.breaches.items())),

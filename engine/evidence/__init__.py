@@ -14,8 +14,8 @@
 from engine.evidence.content import check_file, detect, kind_of
 from engine.evidence.model import Attachment
 from engine.evidence.participant import EvidenceRules
-from engine.evidence.service import Blob, attachments_of, read_attachment, upload
+from engine.evidence.service import Blob, attachments_of, evidence_counts, read_attachment, upload
 from engine.evidence.storage import BlobStore
 
 __all__ = ["Attachment", "Blob", "BlobStore", "EvidenceRules", "attachments_of", "check_file",
-           "detect", "kind_of", "read_attachment", "upload"]
+           "detect", "evidence_counts", "kind_of", "read_attachment", "upload"]

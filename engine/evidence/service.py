@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from engine.definition.schema import EvidenceSpec
@@ -26,8 +26,9 @@ from engine.evidence.storage import BlobStore, sha256_of
 from engine.runtime.kernel import Kernel
 from engine.runtime.model import Actor
 from engine.store.evidence_tables import attachments, blobs
+from engine.store.tables import definitions, tickets
 
-__all__ = ["Blob", "attachments_of", "read_attachment", "upload"]
+__all__ = ["Blob", "attachments_of", "evidence_counts", "read_attachment", "upload"]
 
 _INSERT_BLOB = insert(blobs)
 
@@ -101,6 +102,22 @@ def attachments_of(conn: Connection, ticket_ids: Sequence[str]) -> list[Attachme
                         .order_by(attachments.c.ticket_id, attachments.c.seq,
                                   attachments.c.position)).mappings()
     return [_attachment(r) for r in rows]
+
+
+def evidence_counts(conn: Connection, lifecycle: str) -> dict[str, int]:
+    """How many attachments the tickets of ``lifecycle`` (all its versions) carry.
+
+    Returns:
+        ``{"stored": N, "references": M}``: checked files in the blob store, and references
+        to files kept elsewhere (a replayed export's photos).
+    """
+    mine = select(tickets.c.id).where(tickets.c.definition_id.in_(
+        select(definitions.c.id).where(definitions.c.name == lifecycle)))
+    rows = conn.execute(select(attachments.c.sha256.is_(None), func.count())
+                        .where(attachments.c.ticket_id.in_(mine))
+                        .group_by(attachments.c.sha256.is_(None))).all()
+    found = {bool(is_ref): int(n) for is_ref, n in rows}
+    return {"stored": found.get(False, 0), "references": found.get(True, 0)}
 
 
 MAX_ATTACHMENT_ID = 2**31 - 1  # gw_attachments.id is a 32-bit integer on PostgreSQL
