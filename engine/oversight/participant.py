@@ -21,16 +21,23 @@ participant checks it against the rules (refusing with :class:`OversightRefused`
   again, each due later by the time suspended; the SLA clocks run on from where they were.
 * a transition into a final state ends a suspension in force.
 * ``supervision_notice``: a ``gw_supervision_notices`` row.
+
+``Engine.check_invariants`` (``gridwhistle check``) asks :meth:`Oversight.stored_problems`
+for two rules: ``oversight_rows`` — each ``extension_requested``, ``suspended`` and
+``supervision_notice`` history row has its table row (the same ``seq``), and no table row
+lacks its history row; ``suspension`` — a ticket whose history leaves it suspended (its
+last ``suspended`` row not followed by ``resumed``, and not in a final state) has one active
+suspension row and a pending ``oversight:resume`` timer, any other ticket neither.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 from engine.definition.schema import OversightSpec
 from engine.durations import format_duration
@@ -53,6 +60,9 @@ from engine.store.reads import rows_of
 __all__ = ["RESUME_TIMER", "Oversight", "instant"]
 
 RESUME_TIMER = "oversight:resume"
+# history kind → the row it writes (gw_time_requests.kind, or "notice": gw_supervision_notices)
+_ROW_OF_KIND = {"extension_requested": EXTENSION, "suspended": SUSPENSION,
+                "supervision_notice": "notice"}
 """The timer that resumes a suspension at its limit (pending exactly while suspended)."""
 
 _INSERT = insert(time_requests)
@@ -372,6 +382,47 @@ class Oversight(Participant):
         if name != RESUME_TIMER or spec is None or spec.suspension is None:
             return f"{lifecycle.name} has no suspension; {name!r} should not be pending"
         return None
+
+    def stored_problems(self, conn: Connection, tickets: Mapping[str, Mapping[str, Any]],
+                        history: Mapping[str, Sequence[Mapping[str, Any]]],
+                        timers: Mapping[str, Sequence[Mapping[str, Any]]],
+                        lifecycle_of: Callable[[int], Lifecycle],
+                        ) -> Iterable[tuple[str, str, str]]:
+        """``oversight_rows`` and ``suspension`` (see the module docstring).
+
+        Reads ``gw_time_requests`` and ``gw_supervision_notices`` once for all ``tickets``.
+        """
+        tr, sn = time_requests.c, supervision_notices.c
+        kept: dict[str, list[tuple[str, str | None, int]]] = {}
+        ids = list(tickets)
+        for chunk in (ids[i:i + 500] for i in range(0, len(ids), 500)):
+            for r in conn.execute(select(tr.ticket_id, tr.kind, tr.status, tr.seq)
+                                  .where(tr.ticket_id.in_(chunk))):
+                kept.setdefault(r.ticket_id, []).append((r.kind, r.status, r.seq))
+            for n in conn.execute(select(sn.ticket_id, sn.seq).where(sn.ticket_id.in_(chunk))):
+                kept.setdefault(n.ticket_id, []).append(("notice", None, n.seq))
+        for tid, ticket in tickets.items():
+            rows, mine = history.get(tid, ()), kept.get(tid, [])
+            told = sorted((_ROW_OF_KIND[r["kind"]], r["seq"]) for r in rows
+                          if r["kind"] in _ROW_OF_KIND)
+            stored = sorted((kind, seq) for kind, _, seq in mine)
+            if told != stored:
+                missing = sorted(set(told) - set(stored))
+                extra = sorted(set(stored) - set(told))
+                yield (tid, "oversight_rows", f"history rows without their oversight row: "
+                       f"{missing or 'none'}; oversight rows without their history row: "
+                       f"{extra or 'none'} (kind, seq)")
+            marks = [r["kind"] for r in rows if r["kind"] in ("suspended", "resumed")]
+            final = lifecycle_of(ticket["definition_id"]).final_states
+            suspended = marks[-1:] == ["suspended"] and ticket["state"] not in final
+            active = sum(1 for kind, status, _ in mine
+                         if kind == SUSPENSION and status == "active")
+            resume = sum(1 for t in timers.get(tid, ())
+                         if t["name"] == RESUME_TIMER and t["status"] == "pending")
+            if (active, resume) != ((1, 1) if suspended else (0, 0)):
+                yield (tid, "suspension", f"history says {'' if suspended else 'not '}"
+                       f"suspended; {active} active suspension row(s), {resume} pending "
+                       f"{RESUME_TIMER!r} timer(s)")
 
 
 def _dept(data: Mapping[str, Any], rec: TicketRecord) -> str | None:

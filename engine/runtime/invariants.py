@@ -27,18 +27,15 @@ Rules (the ``rule`` of a :class:`Violation`):
 * ``fired_once``: each fired timer has exactly one breach (or SLA warning / breach, or
   ``resumed`` at a suspension's limit) row in the history, and each such row that names a
   timer names a fired one;
-* ``oversight_rows``: every ``extension_requested``, ``suspended`` and ``supervision_notice``
-  history row has its row in ``gw_time_requests`` / ``gw_supervision_notices`` (the same
-  ``seq``), and no such row lacks its history row (issue 11);
-* ``suspension``: a ticket whose history leaves it suspended (its last ``suspended`` row not
-  followed by ``resumed``, and not in a final state) has exactly one active suspension row
-  and a pending ``oversight:resume`` timer; any other ticket has neither.
+* and each participant's own rules on its stored rows (``Participant.stored_problems``):
+  the oversight participant's ``oversight_rows`` and ``suspension``
+  (:mod:`engine.oversight.participant`).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any
@@ -46,7 +43,6 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from engine.lifecycle.machine import Lifecycle
-from engine.store.oversight_tables import supervision_notices, time_requests
 from engine.store.tables import history, tickets, timers
 
 __all__ = ["Violation", "check_invariants"]
@@ -55,11 +51,6 @@ _ENTRY_KINDS = ("report", "transition", "migration")
 # history rows a fired timer writes (``resumed``: a suspension's limit, issue 11)
 _TIMER_KINDS = ("breach", "sla_warning", "sla_breach", "resumed")
 _MOVE_KINDS = ("extension_approved", "resumed")  # rows that re-create a deadline's timer
-# history kind → (table, kind column value or None): the rows oversight writes beside history
-_OVERSIGHT_KINDS = {"extension_requested": "extension", "suspended": "suspension",
-                    "supervision_notice": "notice"}
-_RESUME_TIMER = "oversight:resume"
-
 TimerOwner = Callable[[str], Any]
 """Timer name → the participant owning its prefix (``Participant``), or None for a deadline."""
 
@@ -87,6 +78,7 @@ def check_invariants(
     lifecycle_of: Callable[[int], Lifecycle],
     *,
     owner_of: TimerOwner,
+    participants: Sequence[Any] = (),
     ticket_ids: list[str] | None = None,
 ) -> list[Violation]:
     """Check every ticket (or those in ``ticket_ids``); return the violations, by ticket.
@@ -96,6 +88,8 @@ def check_invariants(
             a REPEATABLE READ transaction; SQLite reads are snapshots in WAL mode).
         lifecycle_of: the compiled lifecycle of a ``gw_definitions.id``.
         owner_of: the participant owning a timer name's prefix (None: a deadline).
+        participants: the registered participants; each checks its own rows
+            (``Participant.stored_problems``).
         ticket_ids: only these tickets (default: all).
     """
     tq = select(tickets).order_by(tickets.c.id)
@@ -111,50 +105,17 @@ def check_invariants(
     timers_by: dict[str, list[Any]] = defaultdict(list)
     for t in conn.execute(mq).mappings():
         timers_by[t["ticket_id"]].append(t)
-    tr, sn = time_requests.c, supervision_notices.c
-    rq = select(tr.ticket_id, tr.kind, tr.status, tr.seq)
-    nq = select(sn.ticket_id, sn.seq)
-    if ticket_ids is not None:
-        rq = rq.where(tr.ticket_id.in_(ticket_ids))
-        nq = nq.where(sn.ticket_id.in_(ticket_ids))
-    kept_by: dict[str, list[tuple[str, str | None, int]]] = defaultdict(list)
-    for r in conn.execute(rq):
-        kept_by[r.ticket_id].append((r.kind, r.status, r.seq))
-    for n in conn.execute(nq):
-        kept_by[n.ticket_id].append(("notice", None, n.seq))
     out: list[Violation] = []
+    checked: dict[str, Any] = {}
     for ticket in conn.execute(tq).mappings():
         tid = ticket["id"]
+        checked[tid] = ticket
         lc = lifecycle_of(ticket["definition_id"])
-        rows, tms = rows_by.get(tid, []), timers_by.get(tid, [])
-        out += _check_ticket(ticket, rows, tms, lc, owner_of)
-        out += _check_oversight(ticket, rows, tms, lc, kept_by.get(tid, []))
-    return out
-
-
-def _check_oversight(ticket: Any, rows: list[Any], tms: list[Any], lc: Lifecycle,
-                     kept: list[tuple[str, str | None, int]]) -> list[Violation]:
-    """``oversight_rows`` and ``suspension`` (see the module docstring)."""
-    tid = ticket["id"]
-    out: list[Violation] = []
-    told = sorted((_OVERSIGHT_KINDS[r["kind"]], r["seq"]) for r in rows
-                  if r["kind"] in _OVERSIGHT_KINDS)
-    stored = sorted((kind, seq) for kind, _, seq in kept)
-    if told != stored:
-        missing = sorted(set(told) - set(stored))
-        extra = sorted(set(stored) - set(told))
-        out.append(Violation(tid, "oversight_rows", f"history rows without their oversight "
-                             f"row: {missing or 'none'}; oversight rows without their history "
-                             f"row: {extra or 'none'} (kind, seq)"))
-    marks = [r["kind"] for r in rows if r["kind"] in ("suspended", "resumed")]
-    suspended = marks[-1:] == ["suspended"] and ticket["state"] not in lc.final_states
-    active = sum(1 for kind, status, _ in kept if kind == "suspension" and status == "active")
-    resume = sum(1 for t in tms if t["name"] == _RESUME_TIMER and t["status"] == "pending")
-    if (active, resume) != ((1, 1) if suspended else (0, 0)):
-        out.append(Violation(tid, "suspension", f"history says {'' if suspended else 'not '}"
-                             f"suspended; {active} active suspension row(s), {resume} pending "
-                             f"{_RESUME_TIMER!r} timer(s)"))
-    return out
+        out += _check_ticket(ticket, rows_by.get(tid, []), timers_by.get(tid, []), lc, owner_of)
+    for participant in participants:
+        out += [Violation(tid, rule, message) for tid, rule, message in
+                participant.stored_problems(conn, checked, rows_by, timers_by, lifecycle_of)]
+    return sorted(out, key=lambda v: v.ticket_id)
 
 
 def _check_ticket(ticket: Any, rows: list[Any], tms: list[Any], lc: Lifecycle,

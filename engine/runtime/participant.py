@@ -178,6 +178,26 @@ class Participant:
         """
         return None
 
+    def stored_problems(self, conn: Connection, tickets: Mapping[str, Mapping[str, Any]],
+                        history: Mapping[str, Sequence[Mapping[str, Any]]],
+                        timers: Mapping[str, Sequence[Mapping[str, Any]]],
+                        lifecycle_of: Callable[[int], Lifecycle],
+                        ) -> Iterable[tuple[str, str, str]]:
+        """Where this participant's own stored rows disagree with the tickets' history.
+
+        Args:
+            conn: a connection to read this participant's tables with (one query per
+                table for all the tickets checked, not one per ticket).
+            tickets: ticket id → its ``gw_tickets`` row, for the tickets checked.
+            history: ticket id → its ``gw_history`` rows, in ``seq`` order.
+            timers: ticket id → its ``gw_timers`` rows (every status).
+            lifecycle_of: the compiled lifecycle of a ``gw_definitions.id``.
+
+        Returns ``(ticket_id, rule, message)`` for each disagreement. Used by
+        ``Engine.check_invariants``; must not write. Default: none.
+        """
+        return ()
+
     def after_commit(self, changes: Sequence[Change]) -> None:
         """Called after the transaction committed, with its changes in order.
 

@@ -97,4 +97,5 @@ class Queries:
         kernel = self.kernel
         with kernel.reading() as conn:
             return check_invariants(conn, lambda def_id: kernel.catalog.by_id(conn, def_id),
-                                    owner_of=kernel.handler.owner_of, ticket_ids=ticket_ids)
+                                    owner_of=kernel.handler.owner_of,
+                                    participants=kernel.participants, ticket_ids=ticket_ids)
