@@ -222,7 +222,7 @@ class CommandHandler:
                                            t["claimed_by"], t["failures"] or 0)
                    for t in timers}
         version = row["row_version"]
-        stored = Stored(True, version)
+        stored = Stored(True, version, row["definition_id"])
         for p, _ in self._participants_of(lc):  # their state came with the ticket
             table = p.state_table
             if table is not None and table.name in tables:

@@ -339,6 +339,7 @@ class UnitOfWork:
             stored = rec.stored
             stored.exists = True
             stored.version = rec.version
+            stored.definition_id = rec.definition_id
             stored.ext.update(rec.ext)
         root.clear_staged(keep_records=keep_records)
 
@@ -373,6 +374,9 @@ def _ticket_row(rec: TicketRecord) -> dict[str, Any]:
 
 
 def _ticket_update(rec: TicketRecord) -> dict[str, Any]:
-    return {"b_id": rec.id, "b_version": rec.stored.version, "b_def": rec.definition_id,
-            "b_state": rec.state, "b_level": rec.level, "b_fields": rec.fields,
-            "b_now": rec.updated_at, "b_new_version": rec.version, "b_overdue": rec.overdue}
+    update = {"b_id": rec.id, "b_version": rec.stored.version,
+              "b_state": rec.state, "b_level": rec.level, "b_fields": rec.fields,
+              "b_now": rec.updated_at, "b_new_version": rec.version, "b_overdue": rec.overdue}
+    if rec.definition_id != rec.stored.definition_id:  # migrated (an indexed column)
+        update["b_def"] = rec.definition_id
+    return update

@@ -58,14 +58,16 @@ class Stored:
     Attributes:
         exists: the ticket row is written.
         version: its stored ``row_version``.
+        definition_id: its stored lifecycle version (None: not written yet).
         ext: participant key → the participant's state as stored (loaded or flushed).
     """
 
-    __slots__ = ("exists", "ext", "version")
+    __slots__ = ("definition_id", "exists", "ext", "version")
 
-    def __init__(self, exists: bool, version: int):
+    def __init__(self, exists: bool, version: int, definition_id: int | None = None):
         self.exists = exists
         self.version = version
+        self.definition_id = definition_id
         self.ext: dict[str, Any] = {}
 
 

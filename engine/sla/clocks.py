@@ -136,10 +136,19 @@ def _touches(sla: SlaSpec, change: Change) -> bool:
     Every branch of :meth:`SlaClocks._step` needs one of these; when none holds the stored
     clock is not even read.
     """
+    if sla.at_field is not None and sla.at_field in (change.data.get("fields") or {}):
+        return True
+    return _touches_statically(sla, change)
+
+
+def _touches_statically(sla: SlaSpec, change: Change) -> bool:
+    """:func:`_touches` without the ``at_field`` rule.
+
+    A function of the lifecycle, the trigger and the two states alone, so it can be
+    memoised per transition.
+    """
     if (_matches(sla.start, change) or _stops(sla, change) or _matches(sla.pause, change)
             or _matches(sla.resume, change) or _left_stop_states(sla, change)):
-        return True
-    if sla.at_field is not None and sla.at_field in (change.data.get("fields") or {}):
         return True
     if _implicit_resume(sla, change):
         pause = sla.pause
@@ -194,6 +203,8 @@ class SlaClocks(Participant):
 
     def __init__(self) -> None:
         self._specs: dict[int, tuple[tuple[str, SlaSpec], ...]] = {}
+        self._memo: dict[tuple[int, str, str | None, str],
+                         tuple[list[tuple[str, SlaSpec]], list[tuple[str, SlaSpec]]]] = {}
 
     def interested(self, lifecycle: Lifecycle) -> bool:
         """Lifecycles that declare SLA clocks."""
@@ -239,13 +250,38 @@ class SlaClocks(Participant):
             found = self._specs[id(lc)] = tuple(lc.spec.slas.items())
         return found
 
+    def _touched(self, change: Change) -> list[tuple[str, SlaSpec]]:
+        """The clocks ``change`` can change (:func:`_touches`), memoised per transition.
+
+        Whether a clock is touched depends on the lifecycle, the trigger and the two states,
+        except for a clock whose due instant is a field (``at_field``): that one is touched
+        also when the change sets its field, which is checked per change.
+        """
+        key = (id(change.lifecycle), change.trigger, change.from_state, change.to_state)
+        memo = self._memo.get(key)
+        if memo is None:
+            static = _touches_statically
+            memo = self._memo[key] = (
+                [(n, s) for n, s in self._clocks_of(change.lifecycle) if static(s, change)],
+                [(n, s) for n, s in self._clocks_of(change.lifecycle)
+                 if s.at_field is not None and not static(s, change)])
+        touched, by_field = memo
+        if not by_field:
+            return touched
+        set_fields = change.data.get("fields") or {}
+        extra = [(n, s) for n, s in by_field if s.at_field in set_fields]
+        if not extra:
+            return touched
+        order = {n: i for i, (n, _) in enumerate(self._clocks_of(change.lifecycle))}
+        return sorted(touched + extra, key=lambda item: order[item[0]])
+
     def plan(self, ctx: PlanContext, change: Change) -> None:
         """Start, pause, resume or stop the ticket's clocks for ``change``."""
         if change.kind not in ("report", "transition"):
             if change.kind in ("suspended", "resumed"):
                 self._suspension(ctx, change)
             return
-        specs = [(n, s) for n, s in self._clocks_of(change.lifecycle) if _touches(s, change)]
+        specs = self._touched(change)
         if not specs:
             return
         tid = change.ticket_id

@@ -15,6 +15,7 @@ they call ``Connection.execute``. Nothing outside the store uses this module.
 from __future__ import annotations
 
 import json
+import operator
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -26,7 +27,16 @@ from sqlalchemy.sql import Insert
 
 from engine.store.types import UTCDateTime
 
-__all__ = ["rows", "run", "run_many"]
+__all__ = ["rows", "run", "run_many", "utc_value"]
+
+
+_TEXTS: dict[datetime, str] = {}
+_VALUES: dict[str, datetime] = {}
+_MEMO = 4096
+"""Instants converted recently, both ways: a command's instant is stored in many columns
+(updated_at, the history row, its timers, its SLA clocks, its outbox event) and a ticket's
+rows share a few instants, so most conversions are a dict hit (datetimes and strings cache
+their hashes). Bounded: cleared when full."""
 
 
 def _utc_text(value: Any) -> Any:
@@ -37,23 +47,59 @@ def _utc_text(value: Any) -> Any:
     """
     if value is None:
         return None
+    try:
+        return _TEXTS[value]
+    except (KeyError, TypeError):
+        pass
     if not isinstance(value, datetime) or value.tzinfo is None:
         raise ValueError(f"instants must be aware datetimes (UTC), got {value!r}")
-    if value.utcoffset():
-        value = value.astimezone(UTC)
-    return value.isoformat(" ", "microseconds")[:26]
+    at = value.astimezone(UTC) if value.utcoffset() else value
+    text = at.isoformat(" ", "microseconds")[:26]
+    if len(_TEXTS) >= _MEMO:
+        _TEXTS.clear()
+    _TEXTS[value] = text  # naive and aware datetimes never compare equal: no false hit
+    return text
 
 
-def _utc_value(text: Any) -> Any:
-    """A stored ``UTCDateTime`` as an aware UTC datetime."""
+def utc_value(text: Any) -> Any:
+    """Stored instant text (naive UTC, or ISO 8601 with an offset) as an aware UTC datetime."""
     if text is None:
         return None
-    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+    try:
+        return _VALUES[text]
+    except KeyError:
+        pass
+    at = datetime.fromisoformat(text)
+    at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+    if len(_VALUES) >= _MEMO:
+        _VALUES.clear()
+    _VALUES[text] = at
+    return at
+
+
+_utc_value = utc_value
+
+
+def _not_json(value: Any) -> Any:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+# The C encoder ``json.dumps`` builds on every call, built once (same separators, ASCII
+# escaping and NaN handling as json.dumps' defaults; no circular-reference check: the values
+# are the engine's own rows, and a cycle still fails, as RecursionError).
+_make = getattr(json.encoder, "c_make_encoder", None)  # not in typeshed's stubs
+_c_encoder = (_make(None, _not_json, json.encoder.encode_basestring_ascii, None, ": ", ", ",
+                    False, False, True) if _make is not None else None)
 
 
 def _json_text(value: Any) -> str:
-    """A JSON column's value as SQLAlchemy's JSON type stores it (None as ``null``)."""
-    return json.dumps(value)
+    """A JSON column's value as SQLAlchemy's JSON type stores it (None as ``null``).
+
+    The same text as ``json.dumps(value)``, SQLAlchemy's default serializer.
+    """
+    if _c_encoder is None:  # pragma: no cover - CPython builds have the C encoder
+        return json.dumps(value)
+    return "".join(_c_encoder(value, 0))
 
 
 def _converter(bind: Any, processors: dict[str, Callable[[Any], Any]],
@@ -68,7 +114,8 @@ def _converter(bind: Any, processors: dict[str, Callable[[Any], Any]],
 class _Plan:
     """A statement compiled once for SQLite: SQL text, bind order and value converters."""
 
-    __slots__ = ("columns", "construct", "converters", "fixed", "order", "sql")
+    __slots__ = ("columns", "construct", "converted", "converters", "fixed", "get", "order",
+                 "sql")
 
     def __init__(self, sql: str, order: list[str], converters: list[Callable[[Any], Any] | None],
                  construct: Callable[..., dict[str, Any]], fixed: dict[str, Any]):
@@ -78,17 +125,24 @@ class _Plan:
         self.construct = construct
         self.fixed = fixed
         self.columns: list[tuple[str, Callable[[Any], Any] | None]] = []
+        self.converted = [(i, c) for i, c in enumerate(converters) if c is not None]
+        self.get = (operator.itemgetter(*order) if len(order) > 1
+                    else (lambda p: (p[order[0]],)) if order else (lambda p: ()))
 
-    def values(self, params: Mapping[str, Any]) -> tuple[Any, ...]:
+    def values(self, params: Mapping[str, Any]) -> list[Any]:
         """The positional values of one parameter dict, converted as SQLAlchemy would."""
-        fixed = self.fixed
         try:
-            raw = [params[n] if n in params else fixed[n] for n in self.order]
+            raw = list(self.get(params))
         except KeyError:
-            built = self.construct(params)  # raises SQLAlchemy's own error for a missing value
-            raw = [built[n] for n in self.order]
-        return tuple(v if c is None else c(v)
-                     for v, c in zip(raw, self.converters, strict=True))
+            fixed = self.fixed
+            try:
+                raw = [params[n] if n in params else fixed[n] for n in self.order]
+            except KeyError:
+                built = self.construct(params)  # SQLAlchemy's own error for a missing value
+                raw = [built[n] for n in self.order]
+        for i, c in self.converted:
+            raw[i] = c(raw[i])
+        return raw
 
 
 _plans: dict[tuple[int, tuple[str, ...]], _Plan | None] = {}
@@ -116,6 +170,7 @@ def _plan(conn: Connection, stmt: Any, keys: tuple[str, ...]) -> _Plan | None:
         plan = _Plan(sql, order, [_converter(compiled.binds[n], processors, n) for n in order],
                      compiled.construct_params, fixed)
         plan.columns = [(rc[0], _utc_value if isinstance(rc[3], UTCDateTime)
+                         else json.loads if type(rc[3]) is JSON
                          else rc[3]._cached_result_processor(conn.dialect, None))
                         for rc in compiled._result_columns]
     with _lock:
@@ -159,17 +214,13 @@ def run_many(conn: Connection, stmt: Any, params: Sequence[Mapping[str, Any]]) -
     plan = _plan(conn, stmt, tuple(params[0])) if _usable(conn) else None
     if plan is None:
         return int(conn.execute(stmt, list(params)).rowcount)
-    cursor = _raw(conn).cursor()
+    raw = _raw(conn)
     try:
-        if len(params) == 1:
-            cursor.execute(plan.sql, plan.values(params[0]))
-        else:
-            cursor.executemany(plan.sql, [plan.values(p) for p in params])
-        return int(cursor.rowcount)
+        if len(params) == 1:  # the driver's own cursor, closed by the driver
+            return int(raw.execute(plan.sql, plan.values(params[0])).rowcount)
+        return int(raw.executemany(plan.sql, [plan.values(p) for p in params]).rowcount)
     except conn.dialect.loaded_dbapi.Error as exc:
         raise DBAPIError.instance(plan.sql, None, exc, conn.dialect.loaded_dbapi.Error) from exc
-    finally:
-        cursor.close()
 
 
 def rows(conn: Connection, stmt: Any, params: Mapping[str, Any]) -> list[dict[str, Any]]:

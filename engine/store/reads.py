@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import JSON, Boolean, Column, Connection, Table, bindparam, func, literal, select
@@ -35,11 +34,7 @@ _TIMER_COLUMNS = [timers.c[n] for n in ("id", "ticket_id", "name", "state", "due
                                         "claimed_by", "failures")]
 
 
-def _instant(value: Any) -> Any:
-    if value is None:
-        return None
-    at = datetime.fromisoformat(value)
-    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+_instant = _cursor.utc_value
 
 
 def _json(value: Any) -> Any:
@@ -51,7 +46,7 @@ def _decoder(column: Column[Any]) -> Callable[[Any], Any] | None:
     if isinstance(column.type, UTCDateTime):
         return _instant
     if isinstance(column.type, JSON):
-        return _json
+        return None  # nested as JSON by the aggregate: parsed with it
     if isinstance(column.type, Boolean):
         return lambda v: None if v is None else bool(v)
     return None
@@ -59,12 +54,18 @@ def _decoder(column: Column[Any]) -> Callable[[Any], Any] | None:
 
 def _aggregate(dialect: str, table: Table, cols: Sequence[Column[Any]],
                *where: ColumnElement[bool]) -> Any:
-    """A correlated scalar subquery: the rows of ``table`` as a JSON array of arrays."""
+    """A correlated scalar subquery: the rows of ``table`` as a JSON array of arrays.
+
+    A JSON column's value is nested as JSON (not as text holding JSON), so one parse of the
+    aggregate gives every value: PostgreSQL's ``json_build_array`` does so by itself; on
+    SQLite the column is passed through ``json()``.
+    """
     if dialect == "postgresql":
         agg: Any = func.coalesce(func.json_agg(func.json_build_array(*cols)),
                                  literal("[]").cast(JSON))
     else:
-        agg = func.json_group_array(func.json_array(*cols))
+        agg = func.json_group_array(func.json_array(
+            *(func.json(c) if isinstance(c.type, JSON) else c for c in cols)))
     return select(agg).where(*where).correlate(tickets).scalar_subquery()
 
 

@@ -23,6 +23,7 @@ __all__ = [
     "TAKE_TIMER",
     "TICKET_EXISTS",
     "TICKET_VERSION",
+    "UPDATE_MIGRATED_TICKET",
     "UPDATE_TICKET",
 ]
 
@@ -44,7 +45,6 @@ UPDATE_TICKET = (
     update(tickets)
     .where(tickets.c.id == bindparam("b_id"), tickets.c.row_version == bindparam("b_version"))
     .values(
-        definition_id=bindparam("b_def"),
         state=bindparam("b_state"),
         level=bindparam("b_level"),
         fields=bindparam("b_fields", type_=tickets.c.fields.type),
@@ -53,7 +53,13 @@ UPDATE_TICKET = (
         overdue=bindparam("b_overdue"),
     )
 )
-"""Optimistic write: matches no row if another transaction bumped ``row_version`` first."""
+"""A ticket after a change. Optimistic write: matches no row if another transaction bumped
+``row_version`` first. Its lifecycle version is left as it is: ``definition_id`` is indexed,
+and an UPDATE naming an indexed column rewrites the index entry even when the value is the
+same."""
+
+UPDATE_MIGRATED_TICKET = UPDATE_TICKET.values(definition_id=bindparam("b_def"))
+"""A ticket moved to another lifecycle version (:meth:`Engine.migrate`): also ``b_def``."""
 
 CANCEL_PENDING = (
     update(timers)

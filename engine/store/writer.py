@@ -69,8 +69,9 @@ class ChangeSet:
     Attributes:
         ticket_inserts: full ``gw_tickets`` rows of new tickets.
         ticket_updates: ``UPDATE_TICKET`` parameters (``b_id``, ``b_version`` — the version the
-            ticket was read at — ``b_def``, ``b_state``, ``b_level``, ``b_fields``, ``b_now``,
-            ``b_new_version``, ``b_overdue``).
+            ticket was read at — ``b_state``, ``b_level``, ``b_fields``, ``b_now``,
+            ``b_new_version``, ``b_overdue``; and ``b_def``, the lifecycle version, only when
+            it changed).
         history: ``gw_history`` rows, in order.
         timer_ops: :class:`TimerOp` in the order they were decided.
         rows: ``(statement, parameters)`` of the participants' tables, in order.
@@ -103,11 +104,16 @@ class TicketWriter:
             if conn.dialect.name == "sqlite":
                 # executemany; SQLite counts rows exactly (and a SQLite transaction holds the
                 # write lock from its first statement, so a mismatch is all but impossible)
-                if _cursor.run_many(conn, S.UPDATE_TICKET, ordered) != len(ordered):
+                same = [u for u in ordered if "b_def" not in u]
+                moved = [u for u in ordered if "b_def" in u] if len(same) < len(ordered) else []
+                changed = (_cursor.run_many(conn, S.UPDATE_TICKET, same)
+                           + _cursor.run_many(conn, S.UPDATE_MIGRATED_TICKET, moved))
+                if changed != len(ordered):
                     _raise_conflict(conn, ordered)
             else:
                 for update in ordered:  # one by one: each conflict is named exactly
-                    if _cursor.run(conn, S.UPDATE_TICKET, update) != 1:
+                    stmt = S.UPDATE_MIGRATED_TICKET if "b_def" in update else S.UPDATE_TICKET
+                    if _cursor.run(conn, stmt, update) != 1:
                         raise ConcurrencyConflict(update["b_id"], update["b_version"],
                                                   ticket_version(conn, update["b_id"]))
         if inserts:
