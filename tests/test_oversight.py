@@ -591,3 +591,63 @@ def test_check_finds_a_budget_that_runs_while_suspended(tmp_path: Path) -> None:
         ("H-2", "ladder_hold", f"the budget is held since {START.isoformat()}; the history "
          "says not suspended")]
     eng.stop()
+
+
+# -- an approved extension of a field-driven deadline sets the field ------------------------
+
+
+def test_an_approved_extension_of_a_field_driven_deadline_sets_its_field(
+        tmp_path: Path) -> None:
+    """grid_incident's ``resolution`` is due at ``target_at``: approving its extension sets
+    ``target_at`` to the new due in the same command, so the ticket, its timer and Open311's
+    ``expected_datetime`` agree."""
+    eng = Engine(tmp_path / "f.sqlite", clock=VirtualClock(START))
+    try:
+        due = START + timedelta(days=1)
+        eng.report("grid_incident", {"category": "garbage", "department": "sanitation",
+                                     "target_at": due}, actor=CENTRE, ticket_id="F-1")
+        assert _due(eng, "F-1")["resolution"] == due
+        eng.clock.set(START + H)  # type: ignore[attr-defined]
+        eng.request_extension("F-1", "resolution", proposed_due=due + 2 * H,
+                              reason="waiting for parts", actor=WATER)
+        assert eng.get("F-1").fields["target_at"] == due  # asking moves nothing
+        seq = len(eng.history("F-1"))
+        done = eng.decide_extension("F-1", 1, approve=True, reason="agreed", actor=CENTRE,
+                                    due_at=due + 3 * H)
+        assert (done.status, done.original_due, done.new_due) == (
+            "approved", due, due + 3 * H)
+        assert eng.get("F-1").fields["target_at"] == due + 3 * H
+        assert _due(eng, "F-1")["resolution"] == due + 3 * H
+        approved = eng.history("F-1")[-1]
+        assert (approved.seq, approved.kind) == (seq + 1, "extension_approved")
+        assert approved.data["fields"] == {"target_at": (due + 3 * H).isoformat()}
+        assert approved.data["new_due"] == (due + 3 * H).isoformat()
+        assert eng.check_invariants() == []
+
+        eng.request_extension("F-1", "resolution", proposed_due=due + 5 * H,
+                              reason="more parts", actor=WATER)
+        eng.decide_extension("F-1", 2, approve=False, reason="no", actor=CENTRE)
+        assert eng.get("F-1").fields["target_at"] == due + 3 * H  # refused: as it was
+        assert "fields" not in eng.history("F-1")[-1].data
+        assert _due(eng, "F-1")["resolution"] == due + 3 * H
+        assert eng.check_invariants() == []
+    finally:
+        eng.stop()
+
+
+def test_a_refused_approval_leaves_the_deadline_field_as_it_was(tmp_path: Path) -> None:
+    eng = Engine(tmp_path / "g.sqlite", clock=VirtualClock(START))
+    try:
+        due = START + timedelta(days=1)
+        eng.report("grid_incident", {"category": "garbage", "target_at": due}, actor=CENTRE,
+                   ticket_id="F-2")
+        eng.request_extension("F-2", "resolution", proposed_due=due + H, reason="parts",
+                              actor=WATER)
+        before = (eng.get("F-2"), eng.history("F-2"), eng.timers("F-2"))
+        with pytest.raises(OversightRefused) as err:  # max_length: P7D
+            eng.decide_extension("F-2", 1, approve=True, reason="ok", actor=CENTRE,
+                                 due_at=due + timedelta(days=8))
+        assert err.value.why == "too_long"
+        assert (eng.get("F-2"), eng.history("F-2"), eng.timers("F-2")) == before
+    finally:
+        eng.stop()

@@ -10,8 +10,10 @@ participant checks it against the rules (refusing with :class:`OversightRefused`
   deadline that runs now, to a later due instant, at most ``max_length`` later, while fewer
   than ``max_extensions`` were approved. A ``gw_time_requests`` row (``open``).
 * ``extension_approved``: the deadline's timer moves to the new due instant (the breach, the
-  overdue flag and Open311's ``expected_datetime`` follow it); the row keeps the original
-  due, the new one and the time added. ``extension_refused``: the row keeps the refusal.
+  overdue flag and Open311's ``expected_datetime`` follow it); a deadline due at a field
+  has that field set to the new due by the same row (the service stages it with the row,
+  ``data["fields"]``); the row keeps the original due, the new one and the time added.
+  ``extension_refused``: the row keeps the refusal.
 * ``suspended``: for a declared cause, at most ``max_count`` times, until at most
   ``max_duration`` from now. The ticket's running deadlines are held (their timers
   cancelled, their due instants kept), its SLA clocks are suspended and its ladder budget is
