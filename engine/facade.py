@@ -718,8 +718,9 @@ class Engine:
         """The centre approves or refuses extension request ``n`` of a ticket.
 
         Approved, the deadline's timer moves to ``due_at`` (default: the instant asked
-        for): its breach, the overdue flag and Open311's ``expected_datetime`` follow; the
-        request keeps the original due instant and the time added.
+        for): its breach, the overdue flag and Open311's ``expected_datetime`` follow; a
+        deadline due at a field (its ``at_field``) has that field set to the new instant in
+        the same command; the request keeps the original due instant and the time added.
 
         Raises:
             InvalidFields, TicketNotFound, RoleNotAllowed, OversightRefused: nothing changed.
@@ -730,7 +731,9 @@ class Engine:
 
     def suspend(self, ticket_id: str, cause: str, *, reason: str, actor: Actor,
                 until: datetime | None = None, department: str | None = None) -> TimeRequest:
-        """Suspend a ticket (挂起) for a documented cause: deadlines and SLA clocks stop.
+        """Suspend a ticket (挂起) for a documented cause: deadlines, SLA clocks, budget stop.
+
+        The ladder's level budget is held with the deadlines.
 
         The system resumes it at ``until`` (aware; default and at most now + the
         lifecycle's ``suspension.max_duration``). While suspended only a transition into a

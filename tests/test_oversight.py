@@ -453,3 +453,201 @@ def test_check_finds_oversight_rows_that_disagree_with_history(tmp_path: Path) -
          "'oversight:resume' timer(s)"),
     ]
     eng.stop()
+
+
+# -- a suspension holds the ladder's budget too ---------------------------------------------
+
+CLIMB = """format: 1
+name: climb
+initial: open
+roles: {centre: {}, street_office: {}, department: {}, system: {}}
+levels:
+  - {name: community, handler: centre, budget: PT4H}
+  - {name: street, handler: street_office, budget: PT4H}
+ladder: {acknowledged_by: [acknowledge]}
+report: {roles: centre}
+states: {open: {}, escalated: {}, done: {final: true}}
+transitions:
+  - {trigger: escalate, source: [open, escalated], dest: escalated, roles: [system, centre],
+     reason_required: true}
+  - {trigger: acknowledge, source: escalated, dest: escalated, roles: [street_office]}
+  - {trigger: finish, source: [open, escalated], dest: done, roles: [centre]}
+deadlines:
+  resolution: {stop_in: [done], after: P1D, on_breach: record}
+resolution_deadline: resolution
+oversight:
+  suspension:
+    causes:
+      weather: {title: {zh: 恶劣天气, en: Bad weather}}
+    max_duration: P1D
+    max_count: 2
+"""
+
+
+@pytest.fixture
+def climb(tmp_path: Path) -> Iterator[Engine]:
+    e = Engine(tmp_path / "climb.sqlite", clock=VirtualClock(START))
+    e.deploy(parse_definition(CLIMB))
+    yield e
+    e.stop()
+
+
+def _budget(engine: Engine, tid: str) -> dict[str, object]:
+    return {t.name: t.due_at for t in engine.timers(tid, status="pending")
+            if t.name.startswith("ladder:")}
+
+
+def test_a_suspension_holds_the_ladder_budget_and_resuming_moves_it_later(
+        climb: Engine) -> None:
+    climb.report("climb", {}, actor=CENTRE, ticket_id="L-1")
+    assert _budget(climb, "L-1") == {"ladder:community": START + 4 * H}
+    climb.clock.set(START + H)  # type: ignore[attr-defined]
+    climb.suspend("L-1", "weather", reason="typhoon warning", actor=CENTRE)
+    assert _budget(climb, "L-1") == {}  # held: no budget timer while suspended
+    pos = climb.ladder("L-1")
+    assert pos is not None
+    assert (pos.budget_due, pos.held_at) == (START + 4 * H, START + H)
+    assert climb.check_invariants() == []
+    assert climb.run_until(START + 6 * H) == []  # the old budget passed: no breach
+    assert [h.kind for h in climb.history("L-1")] == ["report", "suspended"]
+
+    climb.resume("L-1", reason="the warning is lifted", actor=CENTRE)  # suspended 5 h
+    assert _budget(climb, "L-1") == {"ladder:community": START + 9 * H}
+    pos = climb.ladder("L-1")
+    assert pos is not None
+    assert (pos.level, pos.budget_due, pos.held_at) == ("community", START + 9 * H, None)
+    assert climb.check_invariants() == []
+    fired = climb.run_until(START + 10 * H)
+    assert [(f.timer.name, f.timer.due_at, f.outcome) for f in fired] == [
+        ("ladder:community", START + 9 * H, "escalated")]
+    assert climb.get("L-1").level == "street"
+    assert _budget(climb, "L-1") == {"ladder:street": START + 13 * H}
+    assert climb.check_invariants() == []
+
+
+def test_the_ladder_budget_runs_on_when_the_system_resumes_at_the_limit(
+        climb: Engine) -> None:
+    climb.report("climb", {}, actor=CENTRE, ticket_id="L-2")
+    climb.suspend("L-2", "weather", reason="storm", actor=CENTRE, until=START + 2 * H)
+    fired = climb.run_until(START + 6 * H)
+    assert [(f.timer.name, f.outcome) for f in fired] == [("oversight:resume", "resumed")]
+    assert _budget(climb, "L-2") == {"ladder:community": START + 6 * H}
+    assert climb.check_invariants() == []
+    fired = climb.run_until(START + 7 * H)
+    assert [(f.timer.name, f.timer.due_at, f.outcome) for f in fired] == [
+        ("ladder:community", START + 6 * H, "escalated")]
+
+
+def test_a_ticket_ending_while_suspended_drops_its_held_budget(climb: Engine) -> None:
+    climb.report("climb", {}, actor=CENTRE, ticket_id="L-3")
+    climb.suspend("L-3", "weather", reason="storm", actor=CENTRE)
+    climb.clock.set(START + H)  # type: ignore[attr-defined]
+    climb.fire("L-3", "finish", actor=CENTRE)
+    pos = climb.ladder("L-3")
+    assert pos is not None
+    assert (pos.budget_due, pos.held_at) == (None, None)
+    assert climb.timers("L-3", status="pending") == []
+    assert climb.check_invariants() == []
+
+
+def test_an_acknowledged_level_has_no_budget_to_hold(climb: Engine) -> None:
+    climb.report("climb", {}, actor=CENTRE, ticket_id="L-4")
+    climb.fire("L-4", "escalate", actor=CENTRE, reason="by hand")  # street: its budget runs
+    climb.fire("L-4", "acknowledge", actor=Actor("so-1", "street_office"))
+    climb.suspend("L-4", "weather", reason="storm", actor=CENTRE)
+    climb.clock.set(START + H)  # type: ignore[attr-defined]
+    climb.resume("L-4", reason="over", actor=CENTRE)
+    pos = climb.ladder("L-4")
+    assert pos is not None
+    assert (pos.budget_due, pos.held_at, pos.acknowledged_by) == (None, None, "so-1")
+    assert _budget(climb, "L-4") == {}
+    assert climb.check_invariants() == []
+
+
+def test_check_finds_a_budget_that_runs_while_suspended(tmp_path: Path) -> None:
+    """``ladder_hold``: a suspended ticket's budget timer pending, a held budget on a ticket
+    that is not suspended."""
+    import sqlite3
+
+    eng = Engine(tmp_path / "h.sqlite", clock=VirtualClock(START))
+    eng.deploy(parse_definition(CLIMB))
+    for tid in ("H-1", "H-2"):
+        eng.report("climb", {}, actor=CENTRE, ticket_id=tid)
+    eng.suspend("H-1", "weather", reason="storm", actor=CENTRE)
+    assert eng.check_invariants() == []
+    eng.stop()
+    with sqlite3.connect(tmp_path / "h.sqlite") as db:  # as a store before this rule had it
+        db.execute("UPDATE gw_ladder SET held_at = NULL WHERE ticket_id = 'H-1'")
+        db.execute("INSERT INTO gw_timers (ticket_id, name, state, due_at, status, created_at,"
+                   " failures) SELECT ticket_id, 'ladder:community', NULL, due_at, 'pending', "
+                   "created_at, 0 FROM gw_timers WHERE ticket_id = 'H-1' "
+                   "AND name = 'oversight:resume'")
+        db.execute("UPDATE gw_ladder SET held_at = since WHERE ticket_id = 'H-2'")
+    eng = Engine(tmp_path / "h.sqlite", clock=VirtualClock(START))
+    found = sorted((v.ticket_id, v.rule, v.message) for v in eng.check_invariants())
+    assert found == [
+        ("H-1", "ladder_hold", "suspended, yet the budget timer 'ladder:community' is pending"),
+        ("H-2", "ladder_hold", "held, yet the budget timer 'ladder:community' is pending"),
+        ("H-2", "ladder_hold", f"the budget is held since {START.isoformat()}; the history "
+         "says not suspended")]
+    eng.stop()
+
+
+# -- an approved extension of a field-driven deadline sets the field ------------------------
+
+
+def test_an_approved_extension_of_a_field_driven_deadline_sets_its_field(
+        tmp_path: Path) -> None:
+    """grid_incident's ``resolution`` is due at ``target_at``: approving its extension sets
+    ``target_at`` to the new due in the same command, so the ticket, its timer and Open311's
+    ``expected_datetime`` agree."""
+    eng = Engine(tmp_path / "f.sqlite", clock=VirtualClock(START))
+    try:
+        due = START + timedelta(days=1)
+        eng.report("grid_incident", {"category": "garbage", "department": "sanitation",
+                                     "target_at": due}, actor=CENTRE, ticket_id="F-1")
+        assert _due(eng, "F-1")["resolution"] == due
+        eng.clock.set(START + H)  # type: ignore[attr-defined]
+        eng.request_extension("F-1", "resolution", proposed_due=due + 2 * H,
+                              reason="waiting for parts", actor=WATER)
+        assert eng.get("F-1").fields["target_at"] == due  # asking moves nothing
+        seq = len(eng.history("F-1"))
+        done = eng.decide_extension("F-1", 1, approve=True, reason="agreed", actor=CENTRE,
+                                    due_at=due + 3 * H)
+        assert (done.status, done.original_due, done.new_due) == (
+            "approved", due, due + 3 * H)
+        assert eng.get("F-1").fields["target_at"] == due + 3 * H
+        assert _due(eng, "F-1")["resolution"] == due + 3 * H
+        approved = eng.history("F-1")[-1]
+        assert (approved.seq, approved.kind) == (seq + 1, "extension_approved")
+        assert approved.data["fields"] == {"target_at": (due + 3 * H).isoformat()}
+        assert approved.data["new_due"] == (due + 3 * H).isoformat()
+        assert eng.check_invariants() == []
+
+        eng.request_extension("F-1", "resolution", proposed_due=due + 5 * H,
+                              reason="more parts", actor=WATER)
+        eng.decide_extension("F-1", 2, approve=False, reason="no", actor=CENTRE)
+        assert eng.get("F-1").fields["target_at"] == due + 3 * H  # refused: as it was
+        assert "fields" not in eng.history("F-1")[-1].data
+        assert _due(eng, "F-1")["resolution"] == due + 3 * H
+        assert eng.check_invariants() == []
+    finally:
+        eng.stop()
+
+
+def test_a_refused_approval_leaves_the_deadline_field_as_it_was(tmp_path: Path) -> None:
+    eng = Engine(tmp_path / "g.sqlite", clock=VirtualClock(START))
+    try:
+        due = START + timedelta(days=1)
+        eng.report("grid_incident", {"category": "garbage", "target_at": due}, actor=CENTRE,
+                   ticket_id="F-2")
+        eng.request_extension("F-2", "resolution", proposed_due=due + H, reason="parts",
+                              actor=WATER)
+        before = (eng.get("F-2"), eng.history("F-2"), eng.timers("F-2"))
+        with pytest.raises(OversightRefused) as err:  # max_length: P7D
+            eng.decide_extension("F-2", 1, approve=True, reason="ok", actor=CENTRE,
+                                 due_at=due + timedelta(days=8))
+        assert err.value.why == "too_long"
+        assert (eng.get("F-2"), eng.history("F-2"), eng.timers("F-2")) == before
+    finally:
+        eng.stop()

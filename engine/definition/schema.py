@@ -743,9 +743,9 @@ class SuspensionSpec(_Spec):
 
     ``roles`` suspend (the centre, at a department's request) and ``resume_roles`` resume;
     the system resumes a suspension when ``max_duration`` (or the ``until`` asked for) is
-    reached. ``max_count`` suspensions per ticket. While suspended the ticket's deadlines
-    and its SLA clocks (``clocks``; empty: all) do not run, and only a transition into a
-    final state may move it.
+    reached. ``max_count`` suspensions per ticket. While suspended the ticket's deadlines,
+    its ladder budget and its SLA clocks (``clocks``; empty: all) do not run, and only a
+    transition into a final state may move it.
     """
 
     title: Title = Field(default_factory=dict)

@@ -10,13 +10,20 @@ Rules:
 * A budget that runs out is a breach (history kind ``breach``, trigger ``<level>_budget``)
   and escalates one level, whose budget starts in turn: escalation repeats until someone
   acknowledges or the top level is reached.
+* A suspension (挂起, issue 11: the history rows ``suspended`` and ``resumed`` of the
+  oversight participant) **holds** a running budget, as it holds the ticket's deadlines: its
+  timer is cancelled and the row keeps its due instant and when it was held (``held_at``);
+  the ``resumed`` row runs it on, due later by the time held (``resumed.at - held_at``, the
+  span the held deadlines move by). A ticket that ends while suspended stops its budget.
 
-A ticket's place is a :class:`LadderState` (table ``gw_ladder``).
+A ticket's place is a :class:`LadderState` (table ``gw_ladder``). ``Engine.check_invariants``
+asks :meth:`Ladder.stored_problems` for the rule ``ladder_hold``: a held budget is on a
+ticket its history leaves suspended, and a suspended ticket has no pending budget timer.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -41,8 +48,10 @@ class LadderPosition:
         ticket_id, level: the ticket and its level.
         handler: the role that handles the ticket at this level (None if the level names none).
         since: when it reached this level (aware UTC).
-        budget_due: when the level's budget runs out (None: no budget, or stopped).
+        budget_due: when the level's budget runs out (None: no budget, or stopped); while
+            held, when it would have run out at the hold (the resumption moves it later).
         acknowledged_at, acknowledged_by: who acknowledged it at this level, and when.
+        held_at: when a suspension held the budget (None: not held).
     """
 
     ticket_id: str
@@ -52,11 +61,12 @@ class LadderPosition:
     budget_due: datetime | None
     acknowledged_at: datetime | None
     acknowledged_by: str | None
+    held_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class LadderState:
-    """A ticket's ``gw_ladder`` row in the working copy."""
+    """A ticket's ``gw_ladder`` row in the working copy (see :class:`LadderPosition`)."""
 
     level: str
     handler: str | None
@@ -64,6 +74,7 @@ class LadderState:
     budget_due: datetime | None
     acknowledged_at: datetime | None
     acknowledged_by: str | None
+    held_at: datetime | None = None
 
 
 def _uses_ladder(lc: Lifecycle) -> bool:
@@ -78,8 +89,10 @@ _UPDATE = (
             since=bindparam("b_since", type_=_c.since.type),
             budget_due=bindparam("b_budget_due", type_=_c.budget_due.type),
             acknowledged_at=bindparam("b_ack_at", type_=_c.acknowledged_at.type),
-            acknowledged_by=bindparam("b_ack_by"))
+            acknowledged_by=bindparam("b_ack_by"),
+            held_at=bindparam("b_held_at", type_=_c.held_at.type))
 )
+_HOLD_KINDS = ("suspended", "resumed")  # the oversight participant's rows (docs/oversight.md)
 
 
 class Ladder(Participant):
@@ -101,7 +114,7 @@ class Ladder(Participant):
         """A ticket's place from its ``gw_ladder`` row (None: it has none)."""
         for r in rows:
             return LadderState(r["level"], r["handler"], r["since"], r["budget_due"],
-                               r["acknowledged_at"], r["acknowledged_by"])
+                               r["acknowledged_at"], r["acknowledged_by"], r["held_at"])
         return None
 
     def writes(self, ticket_id: str, stored: LadderState | None,
@@ -114,17 +127,22 @@ class Ladder(Participant):
                             "handler": current.handler, "since": current.since,
                             "budget_due": current.budget_due,
                             "acknowledged_at": current.acknowledged_at,
-                            "acknowledged_by": current.acknowledged_by}
+                            "acknowledged_by": current.acknowledged_by,
+                            "held_at": current.held_at}
         else:
             yield _UPDATE, {"b_tid": ticket_id, "b_level": current.level,
                             "b_handler": current.handler, "b_since": current.since,
                             "b_budget_due": current.budget_due,
                             "b_ack_at": current.acknowledged_at,
-                            "b_ack_by": current.acknowledged_by}
+                            "b_ack_by": current.acknowledged_by,
+                            "b_held_at": current.held_at}
 
     def plan(self, ctx: PlanContext, change: Change) -> None:
-        """Follow level changes, acknowledgements and stops of ``change``'s ticket."""
+        """Follow level changes, acknowledgements, stops and suspensions of the ticket."""
         lc = change.lifecycle
+        if change.kind in _HOLD_KINDS:
+            self._hold(ctx, change)
+            return
         if change.kind not in ("report", "transition"):
             return
         tid = change.ticket_id
@@ -148,10 +166,31 @@ class Ladder(Participant):
         if acknowledges and pos.acknowledged_at is None:
             new = replace(new, acknowledged_at=change.at, acknowledged_by=change.actor)
         if new.budget_due is not None:  # acknowledged or stopped: the budget stops
-            new = replace(new, budget_due=None)
+            new = replace(new, budget_due=None, held_at=None)
             ctx.cancel(tid, "ladder")
         if new != pos:
             ctx.set_state(tid, new)
+
+    @staticmethod
+    def _hold(ctx: PlanContext, change: Change) -> None:
+        """A ``suspended`` row holds the running budget; ``resumed`` runs it on, later.
+
+        The budget moves by the time held (``change.at - held_at``): the span the oversight
+        participant moves the held deadlines by.
+        """
+        tid = change.ticket_id
+        pos: LadderState | None = ctx.state(tid)
+        if pos is None or pos.budget_due is None:
+            return  # no budget runs (none at this level, acknowledged, stopped)
+        if change.kind == "suspended":
+            if pos.held_at is None:
+                ctx.cancel(tid, "ladder")
+                ctx.set_state(tid, replace(pos, held_at=change.at))
+            return
+        if pos.held_at is not None:
+            due = pos.budget_due + (change.at - pos.held_at)
+            ctx.schedule(tid, f"ladder:{pos.level}", due)
+            ctx.set_state(tid, replace(pos, budget_due=due, held_at=None))
 
     @staticmethod
     def _handler(lc: Lifecycle, level: str) -> str | None:
@@ -188,6 +227,34 @@ class Ladder(Participant):
             return f"a budget of level {owner!r}, the ticket is at {level!r}"
         return None
 
+    def stored_problems(self, conn: Connection, tickets: Mapping[str, Mapping[str, Any]],
+                        history: Mapping[str, Sequence[Mapping[str, Any]]],
+                        timers: Mapping[str, Sequence[Mapping[str, Any]]],
+                        lifecycle_of: Callable[[int], Lifecycle],
+                        ) -> Iterable[tuple[str, str, str]]:
+        """``ladder_hold`` (see the module docstring).
+
+        Reads the held rows of ``gw_ladder`` once for all ``tickets``.
+        """
+        held: dict[str, datetime] = {}
+        ids = list(tickets)
+        for chunk in (ids[i:i + 500] for i in range(0, len(ids), 500)):
+            for r in conn.execute(select(_c.ticket_id, _c.held_at).where(
+                    _c.ticket_id.in_(chunk), _c.held_at.is_not(None))):
+                held[r.ticket_id] = r.held_at
+        for tid, ticket in tickets.items():
+            marks = [r["kind"] for r in history.get(tid, ()) if r["kind"] in _HOLD_KINDS]
+            final = lifecycle_of(ticket["definition_id"]).final_states
+            suspended = marks[-1:] == ["suspended"] and ticket["state"] not in final
+            running = sorted(t["name"] for t in timers.get(tid, ())
+                             if t["name"].startswith("ladder:") and t["status"] == "pending")
+            if tid in held and not suspended:
+                yield (tid, "ladder_hold", f"the budget is held since "
+                       f"{held[tid].isoformat()}; the history says not suspended")
+            if running and (suspended or tid in held):
+                yield (tid, "ladder_hold", f"{'suspended' if suspended else 'held'}, yet the "
+                       f"budget timer {running[0]!r} is pending")
+
 
 def ladder_position(conn: Connection, ticket_id: str) -> LadderPosition | None:
     """The ticket's place on the ladder as stored.
@@ -198,4 +265,4 @@ def ladder_position(conn: Connection, ticket_id: str) -> LadderPosition | None:
     if r is None:
         return None
     return LadderPosition(r["ticket_id"], r["level"], r["handler"], r["since"], r["budget_due"],
-                          r["acknowledged_at"], r["acknowledged_by"])
+                          r["acknowledged_at"], r["acknowledged_by"], r["held_at"])

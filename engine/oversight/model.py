@@ -13,7 +13,9 @@ kind                      trigger                 data
 ``extension_requested``   the deadline            ``n``, ``deadline``, ``original_due``,
                                                   ``proposed_due``, ``department``
 ``extension_approved``    the deadline            ``n``, ``deadline``, ``original_due``,
-                                                  ``new_due``, ``extended_seconds``
+                                                  ``new_due``; ``fields``
+                                                  (``{at_field: new_due}``) when the
+                                                  deadline is due at a field
 ``extension_refused``     the deadline            ``n``, ``deadline``
 ``suspended``             the cause               ``n``, ``cause``, ``until``, ``department``
 ``resumed``               the cause               ``n``, ``cause``, ``suspended_seconds``,

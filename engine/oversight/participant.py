@@ -10,15 +10,19 @@ participant checks it against the rules (refusing with :class:`OversightRefused`
   deadline that runs now, to a later due instant, at most ``max_length`` later, while fewer
   than ``max_extensions`` were approved. A ``gw_time_requests`` row (``open``).
 * ``extension_approved``: the deadline's timer moves to the new due instant (the breach, the
-  overdue flag and Open311's ``expected_datetime`` follow it); the row keeps the original
-  due, the new one and the time added. ``extension_refused``: the row keeps the refusal.
+  overdue flag and Open311's ``expected_datetime`` follow it); a deadline due at a field
+  has that field set to the new due by the same row (the service stages it with the row,
+  ``data["fields"]``); the row keeps the original due, the new one and the time added.
+  ``extension_refused``: the row keeps the refusal.
 * ``suspended``: for a declared cause, at most ``max_count`` times, until at most
   ``max_duration`` from now. The ticket's running deadlines are held (their timers
-  cancelled, their due instants kept), its SLA clocks are suspended (the SLA participant
-  reacts to the same row), and a timer ``oversight:resume`` falls due at the limit. While
-  suspended, only a transition into a final state may move the ticket.
+  cancelled, their due instants kept), its SLA clocks are suspended and its ladder budget is
+  held (the SLA and ladder participants react to the same row, each with its own timers and
+  rows), and a timer ``oversight:resume`` falls due at the limit. While suspended, only a
+  transition into a final state may move the ticket.
 * ``resumed`` (by hand, or by the system when the timer falls due): the held deadlines run
-  again, each due later by the time suspended; the SLA clocks run on from where they were.
+  again, each due later by the time suspended; the SLA clocks run on from where they were,
+  and the ladder's budget runs on, later by the same span.
 * a transition into a final state ends a suspension in force.
 * ``supervision_notice``: a ``gw_supervision_notices`` row.
 

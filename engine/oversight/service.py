@@ -130,7 +130,10 @@ def decide_extension(kernel: Kernel, participant: Oversight, ticket_id: str, n: 
     """The centre approves or refuses extension request ``n`` of a ticket.
 
     Approving moves the deadline's timer to the granted due instant (``due_at``, default the
-    one asked for); the request keeps the original due, the new one and the time added.
+    one asked for); the request keeps the original due, the new one and the time added. A
+    deadline due at a field (its ``at_field``, e.g. grid_incident's ``resolution`` at
+    ``target_at``) gets that field set to the new due by the same history row
+    (``data["fields"]``), so the ticket's fields and its timer agree.
 
     Raises:
         InvalidFields: a blank reason, a naive ``due_at``.
@@ -142,17 +145,22 @@ def decide_extension(kernel: Kernel, participant: Oversight, ticket_id: str, n: 
         raise InvalidFields(ticket_id, {"n": "the request's number (1, 2, ...)"})
     granted = _aware(ticket_id, "due_at", due_at, optional=True)
     with kernel.compound(participant) as unit:
-        _offered(unit, ticket_id, "extension", "extension")
+        rec = _offered(unit, ticket_id, "extension", "extension")
         request = unit.state(ticket_id).find(EXTENSION, n)
         deadline = request.deadline if request is not None else "extension"
         data: dict[str, Any] = {"n": n, "deadline": deadline}
+        fields: dict[str, Any] = {}
         if approve:
             proposed = request.proposed_due if request is not None else None
             data["new_due"] = granted or (proposed.isoformat() if proposed else None)
             if request is not None and request.original_due is not None:
                 data["original_due"] = request.original_due.isoformat()
+            spec = rec.lifecycle.spec.deadlines.get(deadline or "")
+            if spec is not None and spec.at_field is not None and data["new_due"]:
+                fields[spec.at_field] = data["new_due"]  # the field the deadline is due at
         unit.note(ticket_id, "extension_approved" if approve else "extension_refused",
-                  deadline or "extension", actor=actor, reason=reason, data=data)
+                  deadline or "extension", actor=actor, reason=reason, data=data,
+                  fields=fields)
         decided = _request(unit, ticket_id, EXTENSION, n)
         return decided
 

@@ -532,26 +532,37 @@ class CommandHandler:
                        f"{what} was refused: {exc}", {"refusal": type(exc).__name__})
 
     def note(self, ticket_id: str, kind: str, trigger: str, *, actor: Actor,
-             reason: str | None, data: dict[str, Any]) -> TicketRecord:
+             reason: str | None, data: dict[str, Any],
+             fields: Mapping[str, Any] | None = None) -> TicketRecord:
         """Stage a history row in place by ``actor`` (see :meth:`Unit.note`).
 
         Raises:
-            TicketNotFound; the participants' refusals (nothing is staged).
+            TicketNotFound, InvalidFields; the participants' refusals (nothing is staged).
         """
         self._guarded(ticket_id, lambda: self._note(ticket_id, kind, trigger, reason, data,
-                                                    actor=actor))
+                                                    actor=actor, fields=fields))
         return self.ticket(ticket_id)
 
     def _note(self, ticket_id: str, kind: str, trigger: str, reason: str | None,
-              data: dict[str, Any], *, overdue: bool = False, actor: Actor = SYSTEM) -> None:
+              data: dict[str, Any], *, overdue: bool = False, actor: Actor = SYSTEM,
+              fields: Mapping[str, Any] | None = None) -> None:
         rec = self.ticket(ticket_id)
         now = self.now()
+        updates: dict[str, Any] = {}
+        if fields:  # a rule's consequence (Unit.note): checked as values, not permissions
+            updates, errors = check_fields(rec.lifecycle.spec.fields, dict(fields),
+                                           require=False, text_length=self.text_length)
+            if errors:
+                raise InvalidFields(ticket_id, errors)
         with self.uow.layer() as layer:
             layer.now = now
             w = layer.writable(ticket_id)
             w.updated_at = now
             if overdue:
                 w.overdue = True
+            if updates:
+                w.fields = {k: v for k, v in {**w.fields, **updates}.items() if v is not None}
+                data = {**data, "fields": updates}
             changes = _stage_rows(layer, w, [{
                 "ticket_id": ticket_id, "at": now, "kind": kind, "trigger": trigger,
                 "from_state": rec.state, "to_state": rec.state, "from_level": rec.level,

@@ -29,7 +29,8 @@ Rules (the ``rule`` of a :class:`Violation`):
   timer names a fired one;
 * and each participant's own rules on its stored rows (``Participant.stored_problems``):
   the oversight participant's ``oversight_rows`` and ``suspension``
-  (:mod:`engine.oversight.participant`).
+  (:mod:`engine.oversight.participant`), the ladder's ``ladder_hold`` (a suspended ticket's
+  level budget is held: no pending ``ladder:`` timer; :mod:`engine.ladder.ladder`).
 """
 
 from __future__ import annotations

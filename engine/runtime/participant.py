@@ -222,7 +222,8 @@ class Pipeline(Protocol):
     def rearm(self, ticket_id: str, name: str, due_at: datetime) -> None: ...
     def move_deadline(self, ticket_id: str, name: str, due_at: datetime) -> None: ...
     def note(self, ticket_id: str, kind: str, trigger: str, *, actor: Actor,
-             reason: str | None, data: dict[str, Any]) -> TicketRecord: ...
+             reason: str | None, data: dict[str, Any],
+             fields: Mapping[str, Any] | None = None) -> TicketRecord: ...
     def set_state(self, participant: Participant, ticket_id: str, value: Any) -> None: ...
     def query(self, fn: Callable[[Connection], T]) -> T: ...
     def schedule(self, ticket_id: str, name: str, due_at: datetime) -> None: ...
@@ -397,7 +398,8 @@ class Unit(PlanContext):
                                evidence=evidence)
 
     def note(self, ticket_id: str, kind: str, trigger: str, *, actor: Actor,
-             reason: str | None = None, data: dict[str, Any] | None = None) -> TicketRecord:
+             reason: str | None = None, data: dict[str, Any] | None = None,
+             fields: Mapping[str, Any] | None = None) -> TicketRecord:
         """Record a history row of ``kind`` by ``actor`` that keeps state and level.
 
         For commands that are not transitions (an extension request, a suspension, a
@@ -412,15 +414,22 @@ class Unit(PlanContext):
             actor: who (their role is the row's role).
             reason: the row's reason.
             data: the row's data (the command's inputs, JSON-ready).
+            fields: fields the row sets, as a consequence of a rule (an approved extension
+                sets the field that drives the extended deadline). They are checked as
+                values (not against ``field_permissions``: the rule's own roles decide),
+                staged with the row, kept in its ``data["fields"]`` (as a transition's) and
+                in :attr:`Change.fields`; they move no timer — the participant whose rule it
+                is moves its deadline itself.
 
         Returns:
             The ticket's staged record.
 
         Raises:
-            TicketNotFound; the participants' refusals (nothing is staged).
+            TicketNotFound; InvalidFields (a value that does not fit its field); the
+            participants' refusals (nothing is staged).
         """
         return self._pipe.note(ticket_id, kind, trigger, actor=actor, reason=reason,
-                               data=dict(data or {}))
+                               data=dict(data or {}), fields=fields)
 
     def report(self, lifecycle: str, fields: dict[str, Any], *, actor: Actor,
                ticket_id: str | None = None, level: str | None = None,

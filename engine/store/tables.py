@@ -178,6 +178,8 @@ ladder = Table(
     Column("budget_due", UTCDateTime(), nullable=True),
     Column("acknowledged_at", UTCDateTime(), nullable=True),
     Column("acknowledged_by", String(128), nullable=True),
+    # when a suspension (issue 11) held the level's budget; None: not held
+    Column("held_at", UTCDateTime(), nullable=True),
 )
 
 occurrences = Table(
