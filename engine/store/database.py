@@ -174,22 +174,22 @@ class Database:
                 yield conn
             return
         with self._writers.turn():
-            conn = self._writer
-            if conn is not None and conn.in_transaction():
+            kept = self._writer
+            if kept is not None and kept.in_transaction():
                 # a write inside a write on this thread (the queue is re-entrant): a
                 # connection of its own, as before (SQLite's lock then makes it wait)
                 with self._write_engine.connect() as other, other.begin():
                     yield other
                 return
-            if conn is None or conn.closed or conn.invalidated:
-                conn = self._writer = self._write_engine.connect()
+            if kept is None or kept.closed or kept.invalidated:
+                kept = self._writer = self._write_engine.connect()
             try:
-                with conn.begin():
-                    yield conn
+                with kept.begin():
+                    yield kept
             finally:
-                if conn.invalidated or conn.in_transaction():  # lost, or left half-done
+                if kept.invalidated or kept.in_transaction():  # lost, or left half-done
                     self._writer = None
-                    conn.close()
+                    kept.close()
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
