@@ -114,7 +114,7 @@ def _converter(bind: Any, processors: dict[str, Callable[[Any], Any]],
 class _Plan:
     """A statement compiled once for SQLite: SQL text, bind order and value converters."""
 
-    __slots__ = ("columns", "construct", "converted", "converters", "fixed", "get", "order",
+    __slots__ = ("construct", "converted", "converters", "fixed", "get", "order", "shape",
                  "sql")
 
     def __init__(self, sql: str, order: list[str], converters: list[Callable[[Any], Any] | None],
@@ -124,7 +124,8 @@ class _Plan:
         self.converters = converters
         self.construct = construct
         self.fixed = fixed
-        self.columns: list[tuple[str, Callable[[Any], Any] | None]] = []
+        self.shape: tuple[tuple[str, ...], list[tuple[int, Callable[[Any], Any]]]] = ((), [])
+        """Result column names, and the position and converter of those to convert."""
         self.converted = [(i, c) for i, c in enumerate(converters) if c is not None]
         self.get = (operator.itemgetter(*order) if len(order) > 1
                     else (lambda p: (p[order[0]],)) if order else (lambda p: ()))
@@ -169,10 +170,12 @@ def _plan(conn: Connection, stmt: Any, keys: tuple[str, ...]) -> _Plan | None:
         order = list(compiled.positiontup)
         plan = _Plan(sql, order, [_converter(compiled.binds[n], processors, n) for n in order],
                      compiled.construct_params, fixed)
-        plan.columns = [(rc[0], _utc_value if isinstance(rc[3], UTCDateTime)
-                         else json.loads if type(rc[3]) is JSON
-                         else rc[3]._cached_result_processor(conn.dialect, None))
-                        for rc in compiled._result_columns]
+        columns = [(rc[0], _utc_value if isinstance(rc[3], UTCDateTime)
+                    else json.loads if type(rc[3]) is JSON
+                    else rc[3]._cached_result_processor(conn.dialect, None))
+                   for rc in compiled._result_columns]
+        plan.shape = (tuple(n for n, _ in columns),
+                      [(i, p) for i, (_, p) in enumerate(columns) if p is not None])
     with _lock:
         _plans[cache_key] = plan
     return plan
@@ -240,6 +243,15 @@ def rows(conn: Connection, stmt: Any, params: Mapping[str, Any]) -> list[dict[st
         raise DBAPIError.instance(plan.sql, None, exc, conn.dialect.loaded_dbapi.Error) from exc
     finally:
         cursor.close()
-    columns = plan.columns
-    return [{name: (proc(value) if proc is not None and value is not None else value)
-             for (name, proc), value in zip(columns, row, strict=True)} for row in found]
+    names, procs = plan.shape
+    out = []
+    for values in found:
+        if procs:
+            row = list(values)
+            for i, proc in procs:
+                if row[i] is not None:
+                    row[i] = proc(row[i])
+            out.append(dict(zip(names, row, strict=True)))
+        else:
+            out.append(dict(zip(names, values, strict=True)))
+    return out

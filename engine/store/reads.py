@@ -69,6 +69,15 @@ def _aggregate(dialect: str, table: Table, cols: Sequence[Column[Any]],
     return select(agg).where(*where).correlate(tickets).scalar_subquery()
 
 
+_Shape = tuple[tuple[str, ...], list[tuple[int, Callable[[Any], Any]]]]
+"""An aggregated table's column names, and the position and decoder of those to convert."""
+
+
+def _shape(cols: Sequence[Column[Any]]) -> _Shape:
+    decoders = [(i, dec) for i, c in enumerate(cols) if (dec := _decoder(c)) is not None]
+    return tuple(c.name for c in cols), decoders
+
+
 class _Plan:
     """One composite SELECT for a set of participant tables, built once per dialect."""
 
@@ -77,13 +86,13 @@ class _Plan:
         parts: list[Any] = [_aggregate(dialect, timers, _TIMER_COLUMNS,
                                        timers.c.ticket_id == tickets.c.id,
                                        timers.c.status == "pending").label("_timers")]
-        self.columns: list[list[tuple[str, Callable[[Any], Any] | None]]] = []
+        self.columns: list[_Shape] = []
         for i, (table, key) in enumerate(self.tables):
             cols = list(table.c)
             parts.append(_aggregate(dialect, table, cols,
                                     table.c[key] == tickets.c.id).label(f"_t{i}"))
-            self.columns.append([(c.name, _decoder(c)) for c in cols])
-        self.timer_columns = [(c.name, _decoder(c)) for c in _TIMER_COLUMNS]
+            self.columns.append(_shape(cols))
+        self.timer_columns = _shape(_TIMER_COLUMNS)
         self.one = select(tickets, *parts).where(tickets.c.id == bindparam("b_id"))
         self.many = select(tickets, *parts).where(
             tickets.c.id.in_(bindparam("b_ids", expanding=True)))
@@ -99,11 +108,14 @@ class _Plan:
         return stmt
 
     @staticmethod
-    def _rows(raw: Any, columns: list[tuple[str, Callable[[Any], Any] | None]]
-              ) -> list[dict[str, Any]]:
-        return [{name: (dec(v) if dec is not None else v)
-                 for (name, dec), v in zip(columns, values, strict=True)}
-                for values in _json(raw) or ()]
+    def _rows(raw: Any, shape: _Shape) -> list[dict[str, Any]]:
+        names, decoders = shape
+        out = []
+        for values in _json(raw) or ():  # each a list, as parsed: converted in place
+            for i, dec in decoders:
+                values[i] = dec(values[i])
+            out.append(dict(zip(names, values, strict=True)))
+        return out
 
     def decode(self, row: dict[str, Any]) -> Loaded:
         found = self._rows(row.pop("_timers"), self.timer_columns)
