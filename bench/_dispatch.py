@@ -124,6 +124,23 @@ def floor_runner(path: Path, batch: int) -> Callable[[list[str]], None]:
     return run
 
 
+def profile_engine(size: int, batch: int, work: Path, out: Path) -> None:
+    """Write a pyinstrument text profile of the engine running ``size`` commands to ``out``.
+
+    A separate run after the measured rounds (the profiler slows the engine, not the floor).
+    """
+    from pyinstrument import Profiler
+
+    eng = seeded_engine(work / "profile.sqlite", size)
+    run = engine_runner(eng, batch)
+    profiler = Profiler(interval=0.0002)
+    profiler.start()
+    run([f"t{i}" for i in range(size)])
+    profiler.stop()
+    eng.stop()
+    out.write_text(profiler.output_text(unicode=False, color=False), encoding="utf-8")
+
+
 def interleaved(size: int, rounds: int, batch: int, work: Path) -> dict[str, float]:
     """Run engine and floor alternately, ``rounds`` times ``size`` commands each."""
     work.mkdir(parents=True, exist_ok=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import _dispatch
 from _common import report, workdir
@@ -15,9 +16,13 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--minimal-floor", action="store_true",
                     help="the floor without the SLA and ladder statements (issue 7's)")
+    ap.add_argument("--profile", type=Path, default=None,
+                    help="also write a pyinstrument text profile of one engine round here")
     args = ap.parse_args(argv)
     _dispatch.FULL_FLOOR = not args.minimal_floor
     with workdir() as work:
+        if args.profile is not None:
+            _dispatch.profile_engine(args.size, 1, work, args.profile)
         figures = interleaved(args.size, args.rounds, 1, work)
     figures["target_ratio"] = 0.5
     figures["floor"] = "full" if _dispatch.FULL_FLOOR else "minimal"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import _dispatch
 from _common import report, workdir
@@ -16,9 +17,13 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     ap.add_argument("--batch", type=int, default=500, help="commands per transaction")
     ap.add_argument("--minimal-floor", action="store_true",
                     help="the floor without the SLA and ladder statements (issue 7's)")
+    ap.add_argument("--profile", type=Path, default=None,
+                    help="also write a pyinstrument text profile of one engine round here")
     args = ap.parse_args(argv)
     _dispatch.FULL_FLOOR = not args.minimal_floor
     with workdir() as work:
+        if args.profile is not None:
+            _dispatch.profile_engine(args.size, args.batch, work, args.profile)
         figures = interleaved(args.size, args.rounds, args.batch, work)
     figures["target_ratio"] = 2 / 3
     figures["floor"] = "full" if _dispatch.FULL_FLOOR else "minimal"
