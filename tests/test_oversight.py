@@ -651,3 +651,50 @@ def test_a_refused_approval_leaves_the_deadline_field_as_it_was(tmp_path: Path) 
         assert (eng.get("F-2"), eng.history("F-2"), eng.timers("F-2")) == before
     finally:
         eng.stop()
+
+
+# -- resuming moves a field-driven deadline's field with its timer --------------------------
+
+
+def test_resuming_by_hand_moves_a_field_driven_deadline_and_its_field(tmp_path: Path) -> None:
+    """``resolution`` is due at ``target_at``: a two-hour suspension moves both by two
+    hours, in the ``resumed`` row."""
+    eng = Engine(tmp_path / "r.sqlite", clock=VirtualClock(START))
+    try:
+        due = START + timedelta(days=1)
+        eng.report("grid_incident", {"category": "garbage", "department": "sanitation",
+                                     "target_at": due}, actor=CENTRE, ticket_id="R-1")
+        eng.clock.set(START + H)  # type: ignore[attr-defined]
+        eng.suspend("R-1", "weather", reason="typhoon", actor=CENTRE)
+        assert "resolution" not in _due(eng, "R-1")  # held
+        assert eng.get("R-1").fields["target_at"] == due
+        eng.clock.set(START + 3 * H)  # type: ignore[attr-defined]
+        eng.resume("R-1", reason="lifted", actor=CENTRE)
+        assert _due(eng, "R-1")["resolution"] == due + 2 * H
+        assert eng.get("R-1").fields["target_at"] == due + 2 * H
+        resumed = eng.history("R-1")[-1]
+        assert (resumed.kind, resumed.data["fields"]) == (
+            "resumed", {"target_at": (due + 2 * H).isoformat()})
+        assert eng.check_invariants() == []
+    finally:
+        eng.stop()
+
+
+def test_resuming_at_the_limit_moves_the_deadline_field_too(tmp_path: Path) -> None:
+    eng = Engine(tmp_path / "l.sqlite", clock=VirtualClock(START))
+    try:
+        due = START + timedelta(days=3)
+        eng.report("grid_incident", {"category": "garbage", "department": "sanitation",
+                                     "target_at": due}, actor=CENTRE, ticket_id="R-2")
+        eng.suspend("R-2", "third_party", reason="the utility", actor=CENTRE,
+                    until=START + 5 * H)
+        fired = eng.run_until(START + 5 * H + timedelta(minutes=1))  # dispatch_due: 5.5 h
+        assert [(f.timer.name, f.outcome) for f in fired] == [("oversight:resume", "resumed")]
+        assert _due(eng, "R-2")["resolution"] == due + 5 * H
+        assert eng.get("R-2").fields["target_at"] == due + 5 * H
+        last = eng.history("R-2")[-1]
+        assert (last.kind, last.actor, last.data["by"]) == ("resumed", "gridwhistle", "limit")
+        assert last.data["fields"] == {"target_at": (due + 5 * H).isoformat()}
+        assert eng.check_invariants() == []
+    finally:
+        eng.stop()

@@ -19,7 +19,9 @@ kind                      trigger                 data
 ``extension_refused``     the deadline            ``n``, ``deadline``
 ``suspended``             the cause               ``n``, ``cause``, ``until``, ``department``
 ``resumed``               the cause               ``n``, ``cause``, ``suspended_seconds``,
-                                                  ``by`` (``hand`` or ``limit``)
+                                                  ``by`` (``hand`` or ``limit``); ``fields``
+                                                  (``{at_field: new due}``) for a held
+                                                  deadline due at a field
 ``supervision_notice``    ``supervision``         ``department``, ``reply_due``
 ========================= ======================= =============================================
 

@@ -107,6 +107,31 @@ def department_of(rec: TicketRecord) -> str | None:
     return str(dept) if isinstance(dept, str) and dept else None
 
 
+def resumed_moves(rec: TicketRecord, active: TimeRequest,
+                  at: datetime) -> list[tuple[str, datetime, str | None]]:
+    """The deadlines a suspension's end at ``at`` runs again: ``(name, new due, its field)``.
+
+    Each held deadline still in force is due later by the time held (``at`` minus the
+    suspension's start); ``its field`` is the deadline's ``at_field`` (None: a time-based
+    deadline), which the ``resumed`` row sets to the new due so that the field and the timer
+    agree.
+    """
+    lasted = at - active.requested_at
+    deadlines = rec.lifecycle.spec.deadlines
+    out = []
+    for name, owner, due in active.paused:
+        spec = deadlines.get(name)
+        if spec is not None and spec.state in (None, rec.state) and owner in (
+                None, rec.state):  # (a migrated ticket may have left that state)
+            out.append((name, due + lasted, spec.at_field))
+    return out
+
+
+def resumed_fields(rec: TicketRecord, active: TimeRequest, at: datetime) -> dict[str, str]:
+    """The field values (ISO text) a ``resumed`` row at ``at`` sets (see resumed_moves)."""
+    return {f: due.isoformat() for _, due, f in resumed_moves(rec, active, at) if f is not None}
+
+
 def _need_role(ctx: CheckContext, change: Change, what: str, roles: Sequence[str]) -> None:
     if change.role not in roles:
         raise RoleNotAllowed(change.ticket_id, change.to_state, what, change.role, roles)
@@ -350,13 +375,8 @@ class Oversight(Participant):
         lasted = change.at - active.requested_at
         ctx.cancel(tid, RESUME_TIMER)
         if by != "final":  # the held deadlines run again, each due later by the time held
-            rec = ctx.ticket(tid)
-            deadlines = rec.lifecycle.spec.deadlines
-            for name, owner, due in active.paused:
-                spec = deadlines.get(name)
-                if spec is not None and spec.state in (None, rec.state) and owner in (
-                        None, rec.state):  # (a migrated ticket may have left that state)
-                    ctx.move_deadline(tid, name, due + lasted)
+            for name, due, _ in resumed_moves(ctx.ticket(tid), active, change.at):
+                ctx.move_deadline(tid, name, due)
         ctx.set_state(tid, state.replace(replace(
             active, status="ended", ended_at=change.at,
             suspended_seconds=lasted.total_seconds(),
@@ -376,7 +396,7 @@ class Oversight(Participant):
                    "resumed by the system",
                    {"n": active.n, "cause": active.cause, "by": "limit", "timer_id": timer.id,
                     "suspended_seconds": (timer.due_at - active.requested_at).total_seconds()},
-                   escalate=False)
+                   escalate=False, fields=resumed_fields(ticket, active, ctx.now))
         return "resumed"
 
     def timer_problem(self, name: str, state: str, level: str,

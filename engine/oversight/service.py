@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from engine.errors import InvalidFields, OversightRefused, UnknownDepartment
 from engine.oversight.model import EXTENSION, SUSPENSION, SupervisionNotice, TimeRequest
-from engine.oversight.participant import Oversight
+from engine.oversight.participant import Oversight, resumed_fields
 from engine.runtime.kernel import Kernel
 from engine.runtime.model import Actor
 from engine.runtime.queries import must_exist
@@ -201,20 +201,25 @@ def resume(kernel: Kernel, participant: Oversight, ticket_id: str, *, reason: st
            actor: Actor) -> TimeRequest:
     """Resume a suspended ticket: its held deadlines run again, later by the time held.
 
+    A held deadline due at a field (grid_incident's ``resolution`` at ``target_at``) gets
+    that field moved with it by the ``resumed`` row.
+
     Raises:
         InvalidFields, TicketNotFound, RoleNotAllowed, OversightRefused (``not_suspended``).
     """
     _edge(kernel, ticket_id, actor, reason, "resuming")
     with kernel.compound(participant) as unit:
-        _offered(unit, ticket_id, "suspension", "suspension")
+        rec = _offered(unit, ticket_id, "suspension", "suspension")
         active = unit.state(ticket_id).active_suspension()
         cause = active.cause if active is not None else "suspension"
         data: dict[str, Any] = {"n": active.n if active is not None else None,
                                 "cause": cause, "by": "hand"}
+        fields: dict[str, Any] = {}
         if active is not None:
             data["suspended_seconds"] = (unit.now - active.requested_at).total_seconds()
+            fields = resumed_fields(rec, active, unit.now)
         unit.note(ticket_id, "resumed", cause or "suspension", actor=actor, reason=reason,
-                  data=data)
+                  data=data, fields=fields)
         assert active is not None
         return _request(unit, ticket_id, SUSPENSION, active.n)
 

@@ -572,11 +572,15 @@ class CommandHandler:
 
     def record(self, ticket_id: str, kind: str, trigger: str, reason: str,
                data: dict[str, Any], *, escalate: bool, overdue: bool = False,
-               escalation_reason: str | None = None) -> str:
+               escalation_reason: str | None = None,
+               fields: Mapping[str, Any] | None = None) -> str:
         """Stage a system history row, escalating first when asked (see FireContext.record).
 
         ``escalation_reason``: the escalation transition's reason (default ``reason``).
+        ``fields``: values the row sets (only without ``escalate``).
         """
+        if fields and escalate:
+            raise ValueError("a recorded row sets fields only without escalation")
         rec = self.ticket(ticket_id)
         lc = rec.lifecycle
         now = self.now()
@@ -599,7 +603,7 @@ class CommandHandler:
                 refusal = str(exc)
         if refusal is not None:
             data = {**data, "escalation_refused": refusal}
-        self._note(ticket_id, kind, trigger, reason, data, overdue=overdue)
+        self._note(ticket_id, kind, trigger, reason, data, overdue=overdue, fields=fields)
         return "top_level" if escalate and at_top and refusal is None else "recorded"
 
     def migrate(self, ticket_id: str, target_id: int, dest: str,

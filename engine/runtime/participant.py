@@ -239,7 +239,8 @@ class Pipeline(Protocol):
                reason: str | None = None,
                evidence: Sequence[Mapping[str, Any]] | None = None) -> TicketRecord: ...
     def record(self, ticket_id: str, kind: str, trigger: str, reason: str,
-               data: dict[str, Any], *, escalate: bool, overdue: bool = False) -> str: ...
+               data: dict[str, Any], *, escalate: bool, overdue: bool = False,
+               fields: Mapping[str, Any] | None = None) -> str: ...
 
 
 class CheckContext:
@@ -446,7 +447,8 @@ class FireContext(Unit):
     __slots__ = ()
 
     def record(self, ticket_id: str, kind: str, trigger: str, reason: str,
-               data: dict[str, Any], *, escalate: bool, overdue: bool = False) -> str:
+               data: dict[str, Any], *, escalate: bool, overdue: bool = False,
+               fields: Mapping[str, Any] | None = None) -> str:
         """Record a system history row (``breach``, ``sla_warning``, ...) on the ticket.
 
         Args:
@@ -457,6 +459,9 @@ class FireContext(Unit):
             data: the row's data (e.g. ``due_at``, ``timer_id``).
             escalate: try the lifecycle's escalation first (see below).
             overdue: the row also sets the ticket's overdue flag.
+            fields: field values the row sets, as :meth:`Unit.note`'s (a rule's
+                consequence: checked as values, not against field permissions; not with
+                ``escalate``).
 
         The row keeps the ticket's state and level. With ``escalate`` the lifecycle's
         escalation trigger is fired as role ``system`` with this row before it; if that is
@@ -468,4 +473,4 @@ class FireContext(Unit):
             ``recorded``.
         """
         return self._pipe.record(ticket_id, kind, trigger, reason, data, escalate=escalate,
-                                 overdue=overdue)
+                                 overdue=overdue, fields=fields)
