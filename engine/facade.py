@@ -23,7 +23,7 @@ from sqlalchemy import select
 from engine.callbacks import Callbacks, answer_link, issue_link, link_ticket
 from engine.clock import Clock, SystemClock, VirtualClock, ensure_utc
 from engine.definition.loader import Definition
-from engine.errors import UnknownDefinition
+from engine.errors import ConfigurationError, UnknownDefinition
 from engine.events.outbox import OutboxParticipant
 from engine.evidence import Attachment, Blob, BlobStore, EvidenceRules, attachments_of
 from engine.evidence import evidence_counts as _evidence_counts
@@ -125,6 +125,12 @@ class Engine:
         time_source: str = "auto",
     ):
         self.db = database if isinstance(database, Database) else Database(database)
+        try:
+            self.db.require_current_schema()  # else its writes would fail, one by one
+        except ConfigurationError:
+            if self.db is not database:
+                self.db.close()
+            raise
         self.evidence_store = (evidence_store if isinstance(evidence_store, BlobStore)
                                else BlobStore(evidence_store or _default_store(self.db)))
         self.clock: Clock = _choose_clock(self.db, clock or SystemClock(), time_source)

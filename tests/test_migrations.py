@@ -11,7 +11,7 @@ from sqlalchemy import create_engine, inspect, text
 from typer.testing import CliRunner
 
 from adapters.cli import app
-from engine import Actor, Database, Engine, VirtualClock
+from engine import Actor, ConfigurationError, Database, Engine, VirtualClock
 from engine.store.migrate import (
     current_revision,
     head_revision,
@@ -95,3 +95,47 @@ def test_db_upgrade_command_then_the_engine_runs(tmp_path: Path) -> None:
         assert eng.get(t.id).state == "reported"
     finally:
         eng.stop()
+
+
+def test_an_engine_refuses_a_database_at_an_older_revision_until_it_is_upgraded(
+        url: str) -> None:
+    """Opened by a newer Gridwhistle, a database at revision 0009 (before gw_ladder.held_at)
+    is refused with the command that fixes it — not accepted and then failing write by
+    write — and after ``db upgrade`` the engine runs on it."""
+    db = Database(url, create=False)
+    with db.write() as conn:
+        upgrade(conn, "0009")
+    db.close()
+    with pytest.raises(ConfigurationError) as err:
+        Engine(url, clock=VirtualClock())
+    assert "schema revision 0009" in str(err.value)
+    assert f"needs {head_revision()}" in str(err.value)
+    assert "gridwhistle db upgrade" in str(err.value)
+
+    runner = CliRunner()
+    if url.startswith("sqlite"):  # the CLI says the same, without a traceback
+        path = url.removeprefix("sqlite:///")
+        result = runner.invoke(app, ["check", "--db", path])
+        assert result.exit_code == 1
+        assert "schema revision 0009" in result.output and "Traceback" not in result.output
+    db = Database(url, create=False)
+    with db.write() as conn:
+        assert upgrade(conn) == ("0009", head_revision())
+    db.close()
+    eng = Engine(url, clock=VirtualClock())
+    try:
+        t = eng.report("grid_incident", {"category": "drain"}, actor=Actor("gw", "centre"))
+        assert eng.get(t.id).state == "reported"
+    finally:
+        eng.stop()
+
+
+def test_an_engine_refuses_a_database_written_by_a_newer_gridwhistle(tmp_path: Path) -> None:
+    path = tmp_path / "newer.sqlite"
+    Database(path).close()  # created at head
+    raw = create_engine(f"sqlite:///{path}")
+    with raw.begin() as conn:
+        conn.execute(text("UPDATE gw_alembic_version SET version_num = 'f00dcafe0099'"))
+    raw.dispose()
+    with pytest.raises(ConfigurationError, match="newer Gridwhistle wrote it"):
+        Engine(path, clock=VirtualClock())

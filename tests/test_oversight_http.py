@@ -60,6 +60,12 @@ def test_an_extension_over_http(api) -> None:
     r = client.post("/tickets/T-1/extensions/1/decision",
                     json={"approve": True, "reason": "ok"}, headers=WATER)
     assert (r.status_code, r.json()["title"]) == (403, "RoleNotAllowed")
+    for vague in ("yes", "true", 1, "1"):  # a decision is a JSON boolean, nothing else
+        r = client.post("/tickets/T-1/extensions/1/decision",
+                        json={"approve": vague, "reason": "ok"}, headers=OPS)
+        assert (r.status_code, r.json()["type"]) == (
+            422, "urn:gridwhistle:problem:request-validation"), vague
+    assert engine.time_requests("T-1", "extension")[0].status == "open"
     r = client.post("/tickets/T-1/extensions/1/decision",
                     json={"approve": True, "reason": "ok"}, headers=OPS)
     assert r.status_code == 200, r.text

@@ -2,18 +2,21 @@
 
 Writers of one file queue in the process and use one connection kept across transactions;
 these tests check that what the pool used to guarantee still holds: a failed transaction
-leaves nothing and the next one works, writers on several threads all land, and closing
-returns the connection.
+leaves nothing and the next one works, writers on several threads all land, closing returns
+the connection (after a write in progress), and a locked file is SQLAlchemy's error.
 """
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
+from engine.store import database
 from engine.store.database import Database
 
 
@@ -83,3 +86,57 @@ def test_the_write_connection_is_kept_and_returned_on_close(tmp_path: Path) -> N
     assert db.engine.pool.checkedout() == 1  # type: ignore[attr-defined]
     db.close()
     assert first.closed
+
+
+def test_a_locked_file_gives_sqlalchemys_error_and_the_next_write_works(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``BEGIN IMMEDIATE`` runs on the driver's connection; its failure is still raised as
+    SQLAlchemy's ``OperationalError`` (what callers and the CLI catch), not the driver's."""
+    monkeypatch.setattr(database, "SQLITE_BUSY_TIMEOUT_MS", 50)
+    db = _db(tmp_path)
+    other = sqlite3.connect(tmp_path / "w.sqlite", isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+        with pytest.raises(OperationalError, match="locked"), db.write():
+            pass
+        other.execute("ROLLBACK")
+        with db.write() as conn:
+            conn.execute(text("INSERT INTO t VALUES (1)"))
+        assert _count(db) == 1
+    finally:
+        other.close()
+        db.close()
+
+
+def test_closing_waits_for_a_write_in_progress_on_another_thread(tmp_path: Path) -> None:
+    db = _db(tmp_path)
+    inside, release = threading.Event(), threading.Event()
+    outcome: list[object] = []
+
+    def write() -> None:
+        try:
+            with db.write() as conn:
+                conn.execute(text("INSERT INTO t VALUES (1)"))
+                inside.set()
+                release.wait(5)
+                conn.execute(text("INSERT INTO t VALUES (2)"))
+            outcome.append("committed")
+        except BaseException as exc:  # pragma: no cover - the failure reported below
+            outcome.append(exc)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    assert inside.wait(5)
+    closer = threading.Thread(target=db.close)
+    closer.start()
+    closer.join(0.2)
+    assert closer.is_alive()  # waiting for the writer's turn
+    release.set()
+    writer.join(5)
+    closer.join(5)
+    assert outcome == ["committed"]
+    check = Database(tmp_path / "w.sqlite")
+    try:
+        assert _count(check) == 2
+    finally:
+        check.close()

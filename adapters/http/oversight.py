@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Path
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
 
 from adapters.http.api import EngineDep, GrantDep, TicketId
 from adapters.http.auth import ApiKey, check_scope
@@ -56,7 +56,8 @@ class DecisionIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    approve: bool
+    approve: StrictBool = Field(
+        description="true: approve; false: refuse (a JSON boolean, not text or a number).")
     reason: Reason
     due_at: Instant | None = Field(
         None, description="The due instant granted (default: the one asked for).")

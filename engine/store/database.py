@@ -10,10 +10,16 @@ from typing import Any
 
 from sqlalchemy import Connection, create_engine, event, inspect, text
 from sqlalchemy import Engine as SAEngine
-from sqlalchemy.exc import ArgumentError, DatabaseError, OperationalError
+from sqlalchemy.exc import ArgumentError, DatabaseError, DBAPIError, OperationalError
 
 from engine.errors import ConfigurationError
-from engine.store.migrate import VERSION_TABLE, create_fresh
+from engine.store.migrate import (
+    VERSION_TABLE,
+    create_fresh,
+    current_revision,
+    head_revision,
+    shipped,
+)
 from engine.store.tables import metadata
 
 __all__ = ["Database", "WriterQueue", "to_url"]
@@ -137,6 +143,7 @@ class Database:
         # the write connections' option, set once (per connection it costs a copy each time)
         self._write_engine = self.engine.execution_options(gridwhistle_write=True)
         self._writer: Connection | None = None  # a SQLite file's one write connection
+        self._closing = False
         if self.engine.dialect.name == "sqlite":
             _tune_sqlite(self.engine)
             database = self.engine.url.database
@@ -187,9 +194,36 @@ class Database:
                 with kept.begin():
                     yield kept
             finally:
-                if kept.invalidated or kept.in_transaction():  # lost, or left half-done
+                if kept.invalidated or kept.in_transaction() or self._closing:
+                    # lost, left half-done, or the database was closed meanwhile
                     self._writer = None
                     kept.close()
+
+    def require_current_schema(self) -> None:
+        """Refuse a database whose Gridwhistle tables are not at this release's newest revision.
+
+        A database without Gridwhistle tables passes (it is created, or it is not ours).
+
+        Raises:
+            ConfigurationError: its schema is older (run ``gridwhistle db upgrade``), or is at
+                a revision this release does not ship (a newer Gridwhistle wrote it).
+        """
+        where = self.engine.url.render_as_string(hide_password=True)
+        with self.read() as conn:
+            if not inspect(conn).has_table("gw_tickets"):
+                return
+            current = current_revision(conn)
+        head = head_revision()
+        if current == head:
+            return
+        if current is not None and not shipped(current):
+            raise ConfigurationError(
+                f"database {where!r} is at schema revision {current}, which this Gridwhistle "
+                f"(newest {head}) does not know: a newer Gridwhistle wrote it; run that one")
+        raise ConfigurationError(
+            f"database {where!r} is at schema revision {current or '(none: before migrations)'}"
+            f"; this Gridwhistle needs {head}: back it up, then run `gridwhistle db upgrade "
+            f"--db {where}` (docs/operations.md, Schema migrations)")
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -205,10 +239,22 @@ class Database:
             create_fresh(conn)
 
     def close(self) -> None:
-        """Return the kept write connection; dispose the pool if this object created it."""
-        writer, self._writer = self._writer, None
-        if writer is not None:
-            writer.close()
+        """Return the kept write connection; dispose the pool if this object created it.
+
+        A write transaction in progress on another thread finishes first (``close`` waits for
+        its turn in the writer queue, at most the busy timeout); one open on this thread (a
+        ``close`` from inside a write) keeps its connection until it ends.
+        """
+        self._closing = True
+        if self._writers is not None and self._writer is not None:
+            try:
+                with self._writers.turn():
+                    writer = self._writer
+                    if writer is not None and not writer.in_transaction():
+                        self._writer = None
+                        writer.close()
+            except ConfigurationError:  # a writer held its turn past the busy timeout
+                pass
         if self._owned:
             self.engine.dispose()
 
@@ -232,4 +278,9 @@ def _tune_sqlite(engine: SAEngine) -> None:
         # On the driver's connection: SQLAlchemy's execution machinery (30-40 µs per call)
         # adds nothing to a statement without parameters or results.
         immediate = conn.get_execution_options().get("gridwhistle_write", False)
-        conn.connection.dbapi_connection.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        statement = "BEGIN IMMEDIATE" if immediate else "BEGIN"
+        dbapi = conn.dialect.loaded_dbapi
+        try:
+            conn.connection.dbapi_connection.execute(statement)
+        except dbapi.Error as exc:  # as SQLAlchemy raises it (e.g. OperationalError: locked)
+            raise DBAPIError.instance(statement, None, exc, dbapi.Error) from exc

@@ -47,6 +47,7 @@ __all__ = [
     "new_revision",
     "render_item",
     "schema_differences",
+    "shipped",
     "upgrade",
 ]
 
@@ -90,6 +91,14 @@ def head_revision() -> str:
     if head is None:  # pragma: no cover - the package always ships revisions
         raise RuntimeError(f"no migrations in {MIGRATIONS_DIR}")
     return head
+
+
+def shipped(revision: str) -> bool:
+    """Whether this Gridwhistle ships ``revision`` (a database stamped by a newer one: no)."""
+    try:
+        return ScriptDirectory.from_config(alembic_config()).get_revision(revision) is not None
+    except Exception:  # alembic's ResolutionError / CommandError for an unknown id
+        return False
 
 
 def current_revision(conn: Connection) -> str | None:
