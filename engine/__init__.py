@@ -87,7 +87,7 @@ from engine.runtime import (
     find_tickets,
 )
 from engine.sla import SlaClock
-from engine.store import Database
+from engine.store import Database, to_url
 from engine.store.dbclock import DatabaseClock
 from engine.timing import LifecycleNotValid, MinimumLagNotReached, OutsideWorkingHours
 from engine.validation import Limits
@@ -185,4 +185,5 @@ __all__ = [
     "load_yaml_model",
     "parse_definition",
     "run_periodic",
+    "to_url",
 ]

@@ -39,7 +39,7 @@ def fail(message: str) -> None:
 
 def _sqlite_file(db: str) -> Path | None:
     """The file of a SQLite ``--db`` (None for other databases and in-memory SQLite)."""
-    from engine.store import to_url
+    from engine import to_url
 
     url = to_url(db)
     if not url.startswith("sqlite:"):

@@ -34,12 +34,9 @@ def upgrade(
 
     Run it once after installing a new Gridwhistle, before starting the engines.
     """
-    from engine.store.migrate import upgrade as run_upgrade
-
     database = _open(db)
     try:
-        with database.write() as conn:
-            before, after = run_upgrade(conn, revision)
+        before, after = database.upgrade(revision)
     finally:
         database.close()
     if before == after:
@@ -51,15 +48,12 @@ def upgrade(
 @db_app.command("current")
 def current(db: DbOption = DEFAULT_REPLAY_DB) -> None:
     """Show the database's revision and the newest one this Gridwhistle ships."""
-    from engine.store.migrate import current_revision, head_revision
-
     database = open_database(db, tables=False)
     try:
-        with database.read() as conn:
-            rev = current_revision(conn)
+        rev = database.revision()
     finally:
         database.close()
-    head = head_revision()
+    head = Database.newest_revision()
     note = "up to date" if rev == head else "run `gridwhistle db upgrade`"
     typer.echo(f"{db}: revision {rev or '(none)'}; newest {head} — {note}")
 
@@ -74,15 +68,12 @@ def revision(
     ``--db`` must be a database at the current newest revision (e.g. a fresh SQLite file
     after `gridwhistle db upgrade`). Review the generated file before committing it.
     """
-    from engine.store.migrate import current_revision, head_revision, new_revision
-
     database = open_database(db, tables=False)
     try:
-        with database.write() as conn:
-            if current_revision(conn) != head_revision():
-                fail(f"{db} is not at revision {head_revision()}; run `gridwhistle db "
-                     "upgrade` on it first")
-            path = new_revision(conn, message)
+        path = database.new_revision(message)
+    except GridwhistleError as exc:
+        fail(f"{db}: {exc}")
+        raise  # unreachable: fail() exits
     finally:
         database.close()
     typer.echo(f"wrote {path}")

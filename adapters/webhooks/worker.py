@@ -47,10 +47,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import and_, insert, select, update
 
 from engine import ConfigurationError, Engine
-from engine.store import deliveries, delivery_attempts, outbox
+from engine.events import deliveries as queue
 
 __all__ = ["DeliveryResult", "Endpoint", "RetryPolicy", "WebhookWorker", "check_secret",
            "dead_letters", "host_allowed", "new_secret", "replay_dead", "sign"]
@@ -234,24 +233,9 @@ class WebhookWorker:
         Args:
             endpoint: only this endpoint's (default: every endpoint's).
         """
-        created = 0
         names = [endpoint] if endpoint is not None else list(self.endpoints)
-        for name in names:
-            e = self.endpoints[name]
-            now = self.engine.clock.now()
-            with self.engine.db.write() as conn:
-                have = select(deliveries.c.outbox_id).where(deliveries.c.endpoint == e.name)
-                query = select(outbox.c.id, outbox.c.type).where(outbox.c.id.not_in(have))
-                rows = [
-                    {"outbox_id": oid, "endpoint": e.name, "status": "pending",
-                     "attempts": 0, "next_attempt_at": now, "created_at": now}
-                    for oid, kind in conn.execute(query.order_by(outbox.c.id))
-                    if e.types is None or kind in e.types
-                ]
-                if rows:
-                    conn.execute(insert(deliveries), rows)
-                    created += len(rows)
-        return created
+        return sum(queue.enqueue(self.engine.db, name, self.endpoints[name].types,
+                                 self.engine.clock.now()) for name in names)
 
     def deliver_due(self, now: datetime | None = None, *,
                     endpoint: str | None = None) -> list[DeliveryResult]:
@@ -283,18 +267,8 @@ class WebhookWorker:
         return self.deliver_due()
 
     def _deliver(self, name: str, now: datetime) -> list[DeliveryResult]:
-        with self.engine.db.read() as conn:
-            due = conn.execute(
-                select(deliveries.c.id, deliveries.c.endpoint, deliveries.c.attempts,
-                       deliveries.c.next_attempt_at, outbox.c.event_id, outbox.c.type,
-                       outbox.c.payload)
-                .join(outbox, outbox.c.id == deliveries.c.outbox_id)
-                .where(deliveries.c.status == "pending", deliveries.c.next_attempt_at <= now,
-                       deliveries.c.endpoint == name)
-                .order_by(deliveries.c.next_attempt_at, deliveries.c.id)
-            ).mappings().all()
         out = []
-        for row in due:
+        for row in queue.due(self.engine.db, name, now):
             if self._stop.is_set():
                 break
             result = self._attempt(self._targets[name], row)
@@ -302,43 +276,26 @@ class WebhookWorker:
                 out.append(result)
         return out
 
-    def _attempt(self, target: _Target, row: Any) -> DeliveryResult | None:
+    def _attempt(self, target: _Target, row: queue.DueDelivery) -> DeliveryResult | None:
         clock = self.engine.clock
-        claimed_at = clock.now()
-        with self.engine.db.write() as conn:
-            claimed = conn.execute(
-                update(deliveries)
-                .where(deliveries.c.id == row["id"], deliveries.c.status == "pending",
-                       deliveries.c.next_attempt_at == row["next_attempt_at"])
-                .values(next_attempt_at=claimed_at + timedelta(seconds=self.policy.lease))
-            ).rowcount
-        if claimed != 1:
+        lease = clock.now() + timedelta(seconds=self.policy.lease)
+        if not queue.claim(self.engine.db, row, lease):
             return None  # another worker has it
         endpoint = target.endpoint
-        attempt = row["attempts"] + 1
+        attempt = row.attempts + 1
         sent_at = clock.now()
-        status_code, error = self._post(target, row["event_id"], row["type"], row["payload"],
-                                        attempt)
+        status_code, error = self._post(target, row.event_id, row.type, row.payload, attempt)
         ended_at = clock.now()
-        if error is None:
-            outcome, values = "delivered", {"status": "delivered", "delivered_at": ended_at,
-                                            "last_error": None}
-        elif attempt >= self.policy.max_attempts:
-            outcome, values = "dead", {"status": "dead", "last_error": error}
-        else:
-            outcome = "retry"
-            values = {"next_attempt_at": ended_at + self.policy.backoff(attempt),
-                      "last_error": error}
-        with self.engine.db.write() as conn:
-            conn.execute(update(deliveries).where(deliveries.c.id == row["id"])
-                         .values(attempts=attempt, **values))
-            conn.execute(insert(delivery_attempts).values(
-                delivery_id=row["id"], attempt=attempt, at=sent_at, status_code=status_code,
-                error=error))
+        outcome = ("delivered" if error is None
+                   else "dead" if attempt >= self.policy.max_attempts else "retry")
+        queue.record_attempt(
+            self.engine.db, row.id, attempt, outcome=outcome, sent_at=sent_at,
+            ended_at=ended_at, status_code=status_code, error=error,
+            retry_at=ended_at + self.policy.backoff(attempt) if outcome == "retry" else None)
         if outcome != "delivered":
             log.warning("webhook %s: event %s attempt %d failed (%s): %s", endpoint.name,
-                        row["event_id"], attempt, outcome, error)
-        return DeliveryResult(row["event_id"], endpoint.name, attempt, outcome, status_code,
+                        row.event_id, attempt, outcome, error)
+        return DeliveryResult(row.event_id, endpoint.name, attempt, outcome, status_code,
                               error)
 
     def _post(
@@ -420,16 +377,9 @@ def dead_letters(engine: Engine, *, endpoint: str | None = None) -> list[dict[st
     """Dead deliveries, oldest first, optionally of one ``endpoint`` only.
 
     Each is a dict of ``event_id``, ``type``, ``ticket_id``, ``endpoint``, ``attempts`` and
-    ``last_error``.
+    ``last_error`` (see :func:`engine.events.deliveries.dead_letters`).
     """
-    query = (select(outbox.c.event_id, outbox.c.type, outbox.c.ticket_id, deliveries.c.endpoint,
-                    deliveries.c.attempts, deliveries.c.last_error)
-             .join(outbox, outbox.c.id == deliveries.c.outbox_id)
-             .where(deliveries.c.status == "dead").order_by(deliveries.c.id))
-    if endpoint is not None:
-        query = query.where(deliveries.c.endpoint == endpoint)
-    with engine.db.read() as conn:
-        return [dict(r) for r in conn.execute(query).mappings()]
+    return queue.dead_letters(engine.db, endpoint=endpoint)
 
 
 def replay_dead(
@@ -445,14 +395,5 @@ def replay_dead(
     Returns:
         How many deliveries were put back. Their attempt log is kept.
     """
-    conditions = [deliveries.c.status == "dead"]
-    if endpoint is not None:
-        conditions.append(deliveries.c.endpoint == endpoint)
-    if event_id is not None:
-        conditions.append(deliveries.c.outbox_id.in_(
-            select(outbox.c.id).where(outbox.c.event_id == event_id)))
-    with engine.db.write() as conn:
-        return int(conn.execute(
-            update(deliveries).where(and_(*conditions))
-            .values(status="pending", attempts=0, next_attempt_at=engine.clock.now())
-        ).rowcount)
+    return queue.replay_dead(engine.db, engine.clock.now(), event_id=event_id,
+                             endpoint=endpoint)

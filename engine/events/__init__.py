@@ -4,7 +4,9 @@
 * :mod:`engine.events.outbox`: the participant that writes ``gw_outbox`` rows in the command's
   own transaction and calls the host's listeners after the commit; reads of the outbox.
 
-Webhook delivery (HTTP, retries, dead letters) is an adapter: ``adapters/webhooks/``.
+* :mod:`engine.events.deliveries`: the webhook delivery queue's tables (enqueue, claim,
+  record attempts, dead letters); the HTTP side — signing, posting, retries — is an adapter,
+  ``adapters/webhooks/``.
 """
 
 from engine.events.model import EVENT_TYPES, DomainEvent, event_type

@@ -18,7 +18,9 @@ from engine.store.migrate import (
     create_fresh,
     current_revision,
     head_revision,
+    new_revision,
     shipped,
+    upgrade,
 )
 from engine.store.tables import metadata
 
@@ -199,6 +201,41 @@ class Database:
                     self._writer = None
                     kept.close()
 
+    # -- schema revisions (Alembic, engine/store/migrations) ---------------------------------
+
+    @staticmethod
+    def newest_revision() -> str:
+        """The newest schema revision this Gridwhistle ships (e.g. ``0010``)."""
+        return head_revision()
+
+    def revision(self) -> str | None:
+        """The schema revision the database is stamped at (None: not stamped, or empty)."""
+        with self.read() as conn:
+            return current_revision(conn)
+
+    def upgrade(self, revision: str = "head") -> tuple[str | None, str | None]:
+        """Create or upgrade the Gridwhistle tables to ``revision`` (default: the newest).
+
+        Returns:
+            ``(before, after)``: the revisions before and after (``before`` None: it was
+            empty). Back the database up first: an upgrade alters tables.
+        """
+        with self.write() as conn:
+            return upgrade(conn, revision)
+
+    def new_revision(self, message: str) -> str:
+        """Write a new revision file from the declared tables; return its path (developers).
+
+        Raises:
+            ConfigurationError: the database is not at the newest revision (upgrade it first).
+        """
+        with self.write() as conn:
+            if current_revision(conn) != head_revision():
+                raise ConfigurationError(
+                    f"the database is not at revision {head_revision()}; run `gridwhistle db "
+                    "upgrade` on it first")
+            return new_revision(conn, message)
+
     def require_current_schema(self) -> None:
         """Refuse a database whose Gridwhistle tables are not at this release's newest revision.
 
@@ -213,7 +250,7 @@ class Database:
             if not inspect(conn).has_table("gw_tickets"):
                 return
             current = current_revision(conn)
-        head = head_revision()
+        head = self.newest_revision()
         if current == head:
             return
         if current is not None and not shipped(current):
