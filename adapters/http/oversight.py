@@ -96,6 +96,8 @@ class NoticeIn(BaseModel):
 class TimeRequestOut(BaseModel):
     """An extension request or a suspension (instants ISO 8601 UTC; durations seconds)."""
 
+    model_config = ConfigDict(from_attributes=True)
+
     ticket_id: str
     parent_id: str
     kind: str
@@ -119,19 +121,14 @@ class TimeRequestOut(BaseModel):
 
     @classmethod
     def of(cls, r: TimeRequest) -> TimeRequestOut:
-        """Build from an engine :class:`~engine.TimeRequest`."""
-        return cls(ticket_id=r.ticket_id, parent_id=r.parent_id, kind=r.kind, n=r.n,
-                   status=r.status, deadline=r.deadline, cause=r.cause,
-                   department=r.department, requested_at=r.requested_at,
-                   requested_by=r.requested_by, reason=r.reason, original_due=r.original_due,
-                   proposed_due=r.proposed_due, decided_at=r.decided_at,
-                   decided_by=r.decided_by, decision_reason=r.decision_reason,
-                   new_due=r.new_due, extended_seconds=r.extended_seconds,
-                   ended_at=r.ended_at, suspended_seconds=r.suspended_seconds)
+        """Build from an engine :class:`~engine.TimeRequest` (its fields of the same names)."""
+        return cls.model_validate(r)
 
 
 class NoticeOut(BaseModel):
     """A supervision notice."""
+
+    model_config = ConfigDict(from_attributes=True)
 
     ticket_id: str
     seq: int
@@ -143,9 +140,8 @@ class NoticeOut(BaseModel):
 
     @classmethod
     def of(cls, n: SupervisionNotice) -> NoticeOut:
-        """Build from an engine :class:`~engine.SupervisionNotice`."""
-        return cls(ticket_id=n.ticket_id, seq=n.seq, at=n.at, department=n.department,
-                   actor=n.actor, text=n.text, reply_due=n.reply_due)
+        """Build from an engine :class:`~engine.SupervisionNotice` (same field names)."""
+        return cls.model_validate(n)
 
 
 def _scoped(engine: Engine, grant: ApiKey, ticket_id: str) -> None:

@@ -12,30 +12,18 @@ of messages.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 
 from engine.definition.evidence_checks import EVIDENCE_CHECKS
+from engine.definition.findings import LISTED, Finding, listed_names
+from engine.definition.findings import known_names as _known
 from engine.definition.oversight_checks import OVERSIGHT_CHECKS
 from engine.definition.permission_checks import PERMISSION_CHECKS
 from engine.definition.schema import LifecycleSpec, WorkingSpan
 
 __all__ = ["ALL_CHECKS", "LISTED", "run_checks"]
 
-Finding = tuple[tuple[str | int, ...], str]
 Check = Callable[[LifecycleSpec], Iterator[Finding]]
-
-LISTED = 30
-"""At most this many names are listed in one message ("declared states: a, b, ... (n in all)")."""
-
-
-def _names(names: Iterable[str]) -> str:
-    ordered = sorted(names)
-    shown = ", ".join(ordered[:LISTED])
-    return shown + (f", ... ({len(ordered):,} in all)" if len(ordered) > LISTED else "")
-
-
-def _known(kind: str, names: Iterable[str]) -> str:
-    return f"declared {kind}: {_names(names) or '(none)'}"
 
 
 def initial_state_exists(spec: LifecycleSpec) -> Iterator[Finding]:
@@ -206,7 +194,7 @@ def deadlines_sound(spec: LifecycleSpec) -> Iterator[Finding]:
                 yield ((*path, "on_breach"),
                        "escalate needs an escalation transition "
                        f"({spec.escalation_trigger!r}) out of "
-                       f"{_names(missing)}; add one or use on_breach: record")
+                       f"{listed_names(missing)}; add one or use on_breach: record")
 
 
 def escalation_sound(spec: LifecycleSpec) -> Iterator[Finding]:

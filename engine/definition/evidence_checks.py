@@ -9,20 +9,14 @@ runs them after its own (see ``ALL_CHECKS`` there).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 
+from engine.definition.findings import Finding
+from engine.definition.findings import known_names as _known
 from engine.definition.schema import LifecycleSpec, WorkingSpan
 
 __all__ = ["EVIDENCE_CHECKS"]
 
-Finding = tuple[tuple[str | int, ...], str]
-
-
-def _known(kind: str, names: Iterable[str]) -> str:
-    listed = sorted(names)
-    shown = ", ".join(listed[:30]) + (f", ... ({len(listed):,} in all)" if len(listed) > 30
-                                      else "")
-    return f"declared {kind}: {shown or '(none)'}"
 
 
 def _triggers(spec: LifecycleSpec) -> set[str]:

@@ -131,21 +131,12 @@ def _implicit_resume(sla: SlaSpec, change: Change) -> bool:
 
 
 def _touches(sla: SlaSpec, change: Change) -> bool:
-    """Whether ``change`` can change this clock, whatever its stored state (pure).
+    """Whether ``change``'s trigger and states can change this clock, whatever its state.
 
-    Every branch of :meth:`SlaClocks._step` needs one of these; when none holds the stored
-    clock is not even read.
-    """
-    if sla.at_field is not None and sla.at_field in (change.data.get("fields") or {}):
-        return True
-    return _touches_statically(sla, change)
-
-
-def _touches_statically(sla: SlaSpec, change: Change) -> bool:
-    """:func:`_touches` without the ``at_field`` rule.
-
-    A function of the lifecycle, the trigger and the two states alone, so it can be
-    memoised per transition.
+    Every branch of :meth:`SlaClocks._step` needs this, or (a clock due at a field) the
+    change setting that field (:meth:`SlaClocks._touched`); when neither holds the stored
+    clock is not even read. A function of the lifecycle, the trigger and the two states
+    alone, so it is memoised per transition.
     """
     if (_matches(sla.start, change) or _stops(sla, change) or _matches(sla.pause, change)
             or _matches(sla.resume, change) or _left_stop_states(sla, change)):
@@ -204,7 +195,7 @@ class SlaClocks(Participant):
     def __init__(self) -> None:
         self._specs: dict[int, tuple[tuple[str, SlaSpec], ...]] = {}
         self._memo: dict[tuple[int, str, str | None, str],
-                         tuple[list[tuple[str, SlaSpec]], list[tuple[str, SlaSpec]]]] = {}
+                         list[tuple[str, SlaSpec, bool]]] = {}
 
     def interested(self, lifecycle: Lifecycle) -> bool:
         """Lifecycles that declare SLA clocks."""
@@ -251,29 +242,19 @@ class SlaClocks(Participant):
         return found
 
     def _touched(self, change: Change) -> list[tuple[str, SlaSpec]]:
-        """The clocks ``change`` can change (:func:`_touches`), memoised per transition.
+        """The clocks ``change`` can change, in the lifecycle's order.
 
-        Whether a clock is touched depends on the lifecycle, the trigger and the two states,
-        except for a clock whose due instant is a field (``at_field``): that one is touched
-        also when the change sets its field, which is checked per change.
+        Those :func:`_touches` (memoised per lifecycle version and transition), and a clock
+        due at a field (``at_field``) whose field the change sets.
         """
         key = (id(change.lifecycle), change.trigger, change.from_state, change.to_state)
         memo = self._memo.get(key)
         if memo is None:
-            static = _touches_statically
-            memo = self._memo[key] = (
-                [(n, s) for n, s in self._clocks_of(change.lifecycle) if static(s, change)],
-                [(n, s) for n, s in self._clocks_of(change.lifecycle)
-                 if s.at_field is not None and not static(s, change)])
-        touched, by_field = memo
-        if not by_field:
-            return touched
+            memo = self._memo[key] = [
+                (n, s, _touches(s, change)) for n, s in self._clocks_of(change.lifecycle)
+                if s.at_field is not None or _touches(s, change)]
         set_fields = change.data.get("fields") or {}
-        extra = [(n, s) for n, s in by_field if s.at_field in set_fields]
-        if not extra:
-            return touched
-        order = {n: i for i, (n, _) in enumerate(self._clocks_of(change.lifecycle))}
-        return sorted(touched + extra, key=lambda item: order[item[0]])
+        return [(n, s) for n, s, touched in memo if touched or s.at_field in set_fields]
 
     def plan(self, ctx: PlanContext, change: Change) -> None:
         """Start, pause, resume or stop the ticket's clocks for ``change``."""

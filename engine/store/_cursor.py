@@ -77,8 +77,6 @@ def utc_value(text: Any) -> Any:
     return at
 
 
-_utc_value = utc_value
-
 
 def _not_json(value: Any) -> Any:
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
@@ -170,7 +168,7 @@ def _plan(conn: Connection, stmt: Any, keys: tuple[str, ...]) -> _Plan | None:
         order = list(compiled.positiontup)
         plan = _Plan(sql, order, [_converter(compiled.binds[n], processors, n) for n in order],
                      compiled.construct_params, fixed)
-        columns = [(rc[0], _utc_value if isinstance(rc[3], UTCDateTime)
+        columns = [(rc[0], utc_value if isinstance(rc[3], UTCDateTime)
                     else json.loads if type(rc[3]) is JSON
                     else rc[3]._cached_result_processor(conn.dialect, None))
                    for rc in compiled._result_columns]

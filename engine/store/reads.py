@@ -34,9 +34,6 @@ _TIMER_COLUMNS = [timers.c[n] for n in ("id", "ticket_id", "name", "state", "due
                                         "claimed_by", "failures")]
 
 
-_instant = _cursor.utc_value
-
-
 def _json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
 
@@ -44,7 +41,7 @@ def _json(value: Any) -> Any:
 def _decoder(column: Column[Any]) -> Callable[[Any], Any] | None:
     """Turn a column's value inside a JSON aggregate back into what its type gives."""
     if isinstance(column.type, UTCDateTime):
-        return _instant
+        return _cursor.utc_value
     if isinstance(column.type, JSON):
         return None  # nested as JSON by the aggregate: parsed with it
     if isinstance(column.type, Boolean):
