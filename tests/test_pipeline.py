@@ -283,3 +283,41 @@ def test_failed_timers_show_in_the_cli(engine: Engine, db_path: Path) -> None:
         ("bad", 1, "RuntimeError: boom")]
     check = CliRunner().invoke(app, ["check", "--db", str(db_path)])
     assert check.exit_code != 0 and "timer_failed" in check.output
+
+
+@pytest.mark.postgres
+def test_a_firing_rolled_back_by_a_conflict_at_its_commit_is_not_reported(pg_url: str) -> None:
+    """The ticket's row version moves under the worker twice (its chunk, then the retry of
+    that timer alone, both fail at the commit): ``run_due`` reports only what committed —
+    each timer once, though c-1's rolled-back retry was decided before it fired for good."""
+    clock = VirtualClock(START)
+    eng = Engine(pg_url, clock=clock)
+    try:
+        _quick(eng)
+        eng.report("quick", {}, actor=CENTRE, ticket_id="c-1")
+        eng.report("quick", {}, actor=CENTRE, ticket_id="c-2")
+        spoiled = []
+
+        @event.listens_for(eng.db.engine, "before_cursor_execute", retval=True)
+        def stale(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any,
+                  executemany: bool) -> tuple[str, Any]:
+            # another worker's commit, as the writer sees it: the version it read is gone
+            if (statement.startswith("UPDATE gw_tickets") and len(spoiled) < 2
+                    and isinstance(parameters, dict) and parameters.get("b_id") == "c-1"):
+                spoiled.append(parameters["b_id"])
+                parameters = {**parameters, "b_version": -1}
+            return statement, parameters
+
+        fired = eng.run_due(START + timedelta(minutes=5))
+        event.remove(eng.db.engine, "before_cursor_execute", stale)
+        assert spoiled == ["c-1", "c-1"]  # the chunk, then c-1 alone: both rolled back
+        ids = [f.timer.id for f in fired]
+        assert len(ids) == len(set(ids))
+        status = {t.id: t.status for t in eng.timers()}
+        assert all(status[i] == "fired" for i in ids)  # each reported firing committed
+        # c-1 is still this worker's claim: the next round fires it, once
+        assert sorted(f.timer.ticket_id for f in fired) == ["c-1", "c-2"]
+        assert [h.kind for h in eng.history("c-1")] == ["report", "breach"]
+        assert [h.kind for h in eng.history("c-2")] == ["report", "breach"]
+    finally:
+        eng.stop()

@@ -20,7 +20,7 @@ PUBLIC = {
     "bundled_names", "load_definition", "load_yaml_model", "parse_definition",
     # time: calendars, SLA clocks, the ladder, time rules, periodic work
     "BusinessCalendar", "CalendarOutOfRange", "LadderPosition", "LifecycleNotValid",
-    "MinimumLagNotReached", "OutsideWorkingHours", "SlaClock", "run_periodic",
+    "MinimumLagNotReached", "OutsideWorkingHours", "SlaClock", "run_periodic", "to_url",
     # issue 4: many departments on one ticket
     "Departments", "Route", "WorkOrder", "TicketSLA", "PartSLA",
     "BounceBudgetExceeded",

@@ -152,11 +152,14 @@ class TimerDispatcher:
                 log.info("timers changed under this worker; firing them one by one")
                 stop = max(end, start + 1)
                 for row in claimed[start:stop]:
+                    fired: list[FiredTimer] = []
                     try:
                         with self.uow.transaction(background=True):
-                            self._fire_isolated(row, now, done)
+                            self._fire_isolated(row, now, fired)
                     except ConcurrencyConflict:
-                        pass  # taken over or cancelled meanwhile: not ours to fire
+                        continue  # taken over or cancelled meanwhile: not ours to fire
+                    done.extend(fired)  # only what committed (a conflict at the commit
+                    # rolls the firing back, and the timer may be claimed and fired again)
                 start = stop
                 continue
             done.extend(results)
