@@ -18,14 +18,18 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
                     help="the floor without the SLA and ladder statements (issue 7's)")
     ap.add_argument("--profile", type=Path, default=None,
                     help="also write a pyinstrument text profile of one engine round here")
+    ap.add_argument("--gc-live", action="store_true",
+                    help="do not freeze the heap out of the garbage collector first")
     args = ap.parse_args(argv)
     _dispatch.FULL_FLOOR = not args.minimal_floor
+    _dispatch.FREEZE = not args.gc_live
     with workdir() as work:
         if args.profile is not None:
             _dispatch.profile_engine(args.size, 1, work, args.profile)
         figures = interleaved(args.size, args.rounds, 1, work)
     figures["target_ratio"] = 0.5
     figures["floor"] = "full" if _dispatch.FULL_FLOOR else "minimal"
+    figures["heap"] = "frozen" if _dispatch.FREEZE else "live"
     figures["met"] = figures["ratio_engine_over_floor"] >= 0.5
     report("b1_single_command", figures)
     return figures

@@ -80,16 +80,23 @@ class _Plan:
 
     def __init__(self, dialect: str, tables: Sequence[tuple[Table, str]]):
         self.tables = list(tables)
-        parts: list[Any] = [_aggregate(dialect, timers, _TIMER_COLUMNS,
-                                       timers.c.ticket_id == tickets.c.id,
-                                       timers.c.status == "pending").label("_timers")]
+        aggregates: list[Any] = [_aggregate(dialect, timers, _TIMER_COLUMNS,
+                                            timers.c.ticket_id == tickets.c.id,
+                                            timers.c.status == "pending")]
         self.columns: list[_Shape] = []
-        for i, (table, key) in enumerate(self.tables):
+        for table, key in self.tables:
             cols = list(table.c)
-            parts.append(_aggregate(dialect, table, cols,
-                                    table.c[key] == tickets.c.id).label(f"_t{i}"))
+            aggregates.append(_aggregate(dialect, table, cols, table.c[key] == tickets.c.id))
             self.columns.append(_shape(cols))
         self.timer_columns = _shape(_TIMER_COLUMNS)
+        self.combined = dialect == "sqlite"
+        parts: list[Any]
+        if self.combined:
+            # one JSON array of the aggregates: one parse in Python for the whole ticket
+            # (json() keeps each aggregate JSON, not text, inside the outer array)
+            parts = [func.json_array(*(func.json(a) for a in aggregates)).label("_parts")]
+        else:  # PostgreSQL's driver parses each json column itself
+            parts = [a.label(f"_t{i}") for i, a in enumerate(aggregates)]
         self.one = select(tickets, *parts).where(tickets.c.id == bindparam("b_id"))
         self.many = select(tickets, *parts).where(
             tickets.c.id.in_(bindparam("b_ids", expanding=True)))
@@ -105,18 +112,23 @@ class _Plan:
         return stmt
 
     @staticmethod
-    def _rows(raw: Any, shape: _Shape) -> list[dict[str, Any]]:
+    def _rows(parsed: Any, shape: _Shape) -> list[dict[str, Any]]:
         names, decoders = shape
         out = []
-        for values in _json(raw) or ():  # each a list, as parsed: converted in place
+        for values in parsed or ():  # each a list, as parsed: converted in place
             for i, dec in decoders:
                 values[i] = dec(values[i])
             out.append(dict(zip(names, values, strict=True)))
         return out
 
     def decode(self, row: dict[str, Any]) -> Loaded:
-        found = self._rows(row.pop("_timers"), self.timer_columns)
-        extra = {table.name: self._rows(row.pop(f"_t{i}"), self.columns[i])
+        if self.combined:
+            parts = json.loads(row.pop("_parts"))
+        else:
+            parts = [_json(row.pop(f"_t{i}")) for i in range(len(self.tables) + 1)]
+        rows = self._rows
+        found = rows(parts[0], self.timer_columns)
+        extra = {table.name: rows(parts[i + 1], self.columns[i])
                  for i, (table, _) in enumerate(self.tables)}
         return row, found, extra
 
