@@ -162,12 +162,14 @@ class Ladder(Participant):
         pos: LadderState | None = ctx.state(tid)
         if pos is None:
             return
-        new = pos
-        if acknowledges and pos.acknowledged_at is None:
-            new = replace(new, acknowledged_at=change.at, acknowledged_by=change.actor)
-        if new.budget_due is not None:  # acknowledged or stopped: the budget stops
-            new = replace(new, budget_due=None, held_at=None)
+        ack_at, ack_by = pos.acknowledged_at, pos.acknowledged_by
+        if acknowledges and ack_at is None:
+            ack_at, ack_by = change.at, change.actor
+        budget, held = pos.budget_due, pos.held_at
+        if budget is not None:  # acknowledged or stopped: the budget stops
+            budget = held = None
             ctx.cancel(tid, "ladder")
+        new = LadderState(pos.level, pos.handler, pos.since, budget, ack_at, ack_by, held)
         if new != pos:
             ctx.set_state(tid, new)
 
