@@ -30,6 +30,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
+from types import TracebackType
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection
@@ -263,22 +264,24 @@ class UnitOfWork:
             st.background = False
         self._committed(root, background)
 
-    @contextmanager
-    def layer(self) -> Iterator[Layer]:
+    def layer(self) -> _LayerScope:
         """A layer for one command on top of this thread's stack (see the module docstring).
+
+        Use as ``with uow.layer() as layer:``. When the block ends normally the layer's
+        changes merge into the one below; when it raises they are dropped.
 
         Raises:
             RuntimeError: no transaction is open on this thread.
         """
+        return _LayerScope(self, self.top)
+
+    def _left(self, parent: Layer, child: Layer, ok: bool) -> None:
+        """End a layer (see :meth:`layer`)."""
         st = self._state
-        parent = self.top
-        child = Layer(parent=parent)
-        st.top = child
-        try:
-            yield child
-        finally:
-            st.top = parent
-        child.merge_into_parent()  # only reached when the block did not raise
+        st.top = parent
+        if not ok:
+            return
+        child.merge_into_parent()
         if parent.parent is None and st.batch and len(parent.history) >= self.flush_rows:
             self._flush(parent, keep_records=False)
 
@@ -364,6 +367,24 @@ class UnitOfWork:
             self._executor.submit(run)
         else:
             run()
+
+
+class _LayerScope:
+    """The context manager :meth:`UnitOfWork.layer` returns (a class: one per command)."""
+
+    __slots__ = ("child", "parent", "uow")
+
+    def __init__(self, uow: UnitOfWork, parent: Layer):
+        self.uow, self.parent = uow, parent
+        self.child = Layer(parent=parent)
+
+    def __enter__(self) -> Layer:
+        self.uow._state.top = self.child
+        return self.child
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.uow._left(self.parent, self.child, exc_type is None)
 
 
 def _ticket_row(rec: TicketRecord) -> dict[str, Any]:
