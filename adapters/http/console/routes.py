@@ -464,7 +464,7 @@ def _scope_words(grant: ApiKey, lang: str) -> str:
     return f"This key sees and acts on department {grant.department!r}'s tickets only."
 
 
-@router.get("/tickets/{ticket_id}")
+@router.get("/tickets/{ticket_id:ticket}")
 def ticket_page(ticket_id: str, request: Request) -> HTMLResponse:
     """A ticket: its history, timers explained, work orders, diagram and actions."""
     return _ticket_page(request, _who(request), ticket_id,
@@ -510,7 +510,7 @@ def refusal_words(exc: Exception, engine: Engine, served: tuple[str, ...], lc: A
     return "操作未完成。" if zh else "The action was not done."
 
 
-@router.post("/tickets/{ticket_id}/actions")
+@router.post("/tickets/{ticket_id:ticket}/actions")
 async def act(ticket_id: str, request: Request) -> Response:
     """Run one action of the ticket page; the engine's refusal is shown on the page."""
     requester = _who(request)
