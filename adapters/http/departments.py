@@ -133,8 +133,8 @@ def list_work_orders(ticket_id: TicketId, engine: EngineDep, grant: GrantDep) ->
     """The ticket's work orders (a department key: its own only), decisions and SLA."""
     depts = Departments(engine)
     orders = visible_orders(grant, depts.work_orders(ticket_id))
-    if grant.department is not None and not orders:
-        _scoped(engine, grant, ticket_id)
+    if (grant.department is not None and not orders) or grant.organisation is not None:
+        _scoped(engine, grant, ticket_id)  # an organisation's key: the tickets it holds
     sla = depts.sla(ticket_id)
     return WorkOrdersOut(
         ticket_id=ticket_id, work_orders=[WorkOrderOut.of(o) for o in orders],
