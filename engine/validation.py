@@ -12,10 +12,13 @@ checked afterwards by :func:`engine.runtime.fields.check_fields`.
 Ticket ids (:data:`TICKET_ID_PATTERN`): 1 to 64 characters of ASCII letters, digits and
 ``- _ . : ~ +``, starting with a letter or digit, optionally in segments joined by ``/``
 (the Chicago replay names a request's work orders ``<request>/<follow-on>``); no segment is
-``.`` or ``..``. Every such id is also a valid URL path, so it round-trips over HTTP
-(``/tickets/{ticket_id:path}``) with nothing to escape. Refused: empty, whitespace, any
-control character (NUL, CR, LF, ...), non-ASCII (emoji, CJK, right-to-left and zero-width
-characters), ``//``, a leading or trailing ``/``, dot segments, and anything but ``str``.
+``.`` or ``..``, and no segment after the first is one of :data:`RESERVED_SEGMENTS`, the words
+the HTTP routes put after an id (``T-1/evidence`` would be read as ticket ``T-1``'s evidence).
+Every such id is also a valid URL path, so it round-trips over HTTP
+(``/tickets/{ticket_id}``, ``/tickets/{ticket_id}/evidence``, ...) with nothing to escape.
+Refused: empty, whitespace, any control character (NUL, CR, LF, ...), non-ASCII (emoji, CJK,
+right-to-left and zero-width characters), ``//``, a leading or trailing ``/``, dot segments,
+reserved words after a ``/``, and anything but ``str``.
 
 Text (field values, reasons, actor ids) must be valid Unicode without NUL: PostgreSQL
 cannot store NUL in text, and a lone surrogate cannot be encoded at all.
@@ -37,6 +40,7 @@ __all__ = [
     "MAX_ACTOR_ID",
     "MAX_IDEMPOTENCY_KEY",
     "MAX_TICKET_ID",
+    "RESERVED_SEGMENTS",
     "TICKET_ID_PATTERN",
     "Limits",
     "check_command",
@@ -63,6 +67,13 @@ MAX_IDEMPOTENCY_KEY = 128
 _SEGMENT = r"[A-Za-z0-9._:~+-]+"
 TICKET_ID_PATTERN = rf"^[A-Za-z0-9][A-Za-z0-9._:~+-]*(?:/{_SEGMENT})*$"
 """The characters and shape of a ticket id (see the module docstring)."""
+
+RESERVED_SEGMENTS = ("evidence", "extensions", "supervision-notices", "suspensions",
+                     "triggers", "work-orders")
+"""Words no segment of a ticket id after the first may be: the HTTP routes put them after an
+id (``GET /tickets/{id}/evidence``, ``POST /tickets/{id}/triggers/{trigger}``), so an id
+ending in one could never be read. ``lead``, ``dispatch`` and the other words of POST-only
+routes stay allowed: no read is shadowed by them (the Chicago replay's ids end in ``/lead``)."""
 
 _TICKET_ID = re.compile(TICKET_ID_PATTERN)
 _KEY = re.compile(r"^[\x21-\x7e]+$")  # visible ASCII: what an HTTP header carries as is
@@ -128,6 +139,12 @@ def ticket_id_problem(value: object) -> str | None:
         return (f"{_shown(value)} is not a ticket id: use ASCII letters, digits and "
                 f"- _ . : ~ +, starting with a letter or digit, in segments joined by / "
                 f"(no empty, . or .. segment){which}")
+    reserved = [part for part in value.split("/")[1:] if part in RESERVED_SEGMENTS]
+    if reserved:
+        return (f"{_shown(value)} is not a ticket id: {reserved[0]!r} may not follow a / "
+                f"in an id, it is one of the words used by the HTTP routes after an id "
+                f"({', '.join(RESERVED_SEGMENTS)}); name the ticket otherwise, e.g. "
+                f"{value.replace('/', '-')!r}")
     return None
 
 

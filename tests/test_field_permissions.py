@@ -194,8 +194,9 @@ def test_settable_fields(ho, engine) -> None:
     assert h.settable_fields("P1", "dispatch", H_DEPT) == []  # may not dispatch at all
     _dispatched(engine)
     assert engine.settable_fields("T1", "arrive", DEPT) == [
-        "address", "area", "category", "description", "lat", "long", "outside_org", "patrol",
-        "queue", "satisfaction", "satisfaction_comment"]
+        "address", "area", "category", "description", "lat", "long", "patrol", "queue"]
+    # the resident's rating and the hand-off field are not the department's (audit1112)
+    assert "outside_org" not in engine.settable_fields("T1", "escalate", CENTRE)
     assert "target_at" in engine.settable_fields("T1", "escalate", CENTRE)
     assert "channel" not in engine.settable_fields("T1", "escalate", CENTRE)
 

@@ -1,9 +1,10 @@
 """The ticket API: report, fire a trigger, read a ticket, list tickets.
 
 Ticket ids follow :mod:`engine.validation` (ASCII, segments joined by ``/``), so the routes take
-them as ``{ticket_id:path}``: ``GET /tickets/14-00011080/lead`` reads the Chicago replay's work
-order ``14-00011080/lead``. An id no ticket can have is a 404. ``Idempotency-Key`` (1 to 128
-visible ASCII characters, else 400) is passed to the engine on every creating endpoint.
+them as ``{ticket_id:ticket}`` (:mod:`adapters.http.paths`): ``GET /tickets/14-00011080/lead``
+reads the Chicago replay's work order ``14-00011080/lead``. An id no ticket can have is a 404.
+``Idempotency-Key`` (1 to 128 visible ASCII characters, else 400) is passed to the engine on
+every creating endpoint.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, Security
 from fastapi.security import APIKeyHeader
 
+from adapters.http import paths  # noqa: F401  (registers {ticket_id:ticket} before the routes)
 from adapters.http.auth import ApiKey, KeyRing, check_scope
 from adapters.http.models import (
     AttachmentOut,
@@ -132,7 +134,7 @@ def report_ticket(body: ReportIn, request: Request, response: Response, engine: 
     return _out(engine, ticket)
 
 
-@router.post("/tickets/{ticket_id:path}/triggers/{trigger}", response_model=TicketOut,
+@router.post("/tickets/{ticket_id:ticket}/triggers/{trigger}", response_model=TicketOut,
              summary="Fire a trigger on a ticket")
 def fire_trigger(
     ticket_id: TicketId,
@@ -157,7 +159,7 @@ def fire_trigger(
     return _out(engine, ticket)
 
 
-@router.get("/tickets/{ticket_id:path}", response_model=TicketDetail,
+@router.get("/tickets/{ticket_id:ticket}", response_model=TicketDetail,
             summary="Read a ticket with its history and timers")
 def read_ticket(ticket_id: TicketId, engine: EngineDep, grant: GrantDep) -> TicketDetail:
     """The ticket, its history (oldest first), timers, triggers and attachments.

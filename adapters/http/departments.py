@@ -127,14 +127,14 @@ def _scoped(engine: Engine, grant: ApiKey, ticket_id: str) -> None:
     check_scope(grant, ticket, engine.lifecycle_of(ticket))
 
 
-@router.get("/tickets/{ticket_id}/work-orders", response_model=WorkOrdersOut,
+@router.get("/tickets/{ticket_id:ticket}/work-orders", response_model=WorkOrdersOut,
             summary="A ticket's work orders, decisions and SLA")
 def list_work_orders(ticket_id: TicketId, engine: EngineDep, grant: GrantDep) -> WorkOrdersOut:
     """The ticket's work orders (a department key: its own only), decisions and SLA."""
     depts = Departments(engine)
     orders = visible_orders(grant, depts.work_orders(ticket_id))
-    if grant.department is not None and not orders:
-        _scoped(engine, grant, ticket_id)
+    if (grant.department is not None and not orders) or grant.organisation is not None:
+        _scoped(engine, grant, ticket_id)  # an organisation's key: the tickets it holds
     sla = depts.sla(ticket_id)
     return WorkOrdersOut(
         ticket_id=ticket_id, work_orders=[WorkOrderOut.of(o) for o in orders],
@@ -146,7 +146,7 @@ def list_work_orders(ticket_id: TicketId, engine: EngineDep, grant: GrantDep) ->
              "on_time": sla.on_time})
 
 
-@router.post("/tickets/{ticket_id}/dispatch", response_model=list[WorkOrderOut],
+@router.post("/tickets/{ticket_id:ticket}/dispatch", response_model=list[WorkOrderOut],
              summary="Dispatch by the routing table")
 def dispatch(ticket_id: TicketId, body: DispatchIn, engine: EngineDep,
              grant: GrantDep) -> list[WorkOrderOut]:
@@ -156,7 +156,7 @@ def dispatch(ticket_id: TicketId, body: DispatchIn, engine: EngineDep,
     return [WorkOrderOut.of(o) for o in orders]
 
 
-@router.post("/tickets/{ticket_id}/lead", response_model=WorkOrderOut,
+@router.post("/tickets/{ticket_id:ticket}/lead", response_model=WorkOrderOut,
              summary="Designate the lead department")
 def designate_lead(ticket_id: TicketId, body: LeadIn, engine: EngineDep,
                    grant: GrantDep) -> WorkOrderOut:
@@ -167,7 +167,7 @@ def designate_lead(ticket_id: TicketId, body: LeadIn, engine: EngineDep,
     return WorkOrderOut.of(order)
 
 
-@router.post("/tickets/{ticket_id}/meetings", response_model=list[WorkOrderOut],
+@router.post("/tickets/{ticket_id:ticket}/meetings", response_model=list[WorkOrderOut],
              summary="Record a joint meeting and apply its decision")
 def joint_meeting(ticket_id: TicketId, body: MeetingIn, engine: EngineDep,
                   grant: GrantDep) -> list[WorkOrderOut]:
@@ -179,7 +179,7 @@ def joint_meeting(ticket_id: TicketId, body: MeetingIn, engine: EngineDep,
     return [WorkOrderOut.of(o) for o in orders]
 
 
-@router.post("/tickets/{ticket_id}/merge", status_code=204,
+@router.post("/tickets/{ticket_id:ticket}/merge", status_code=204,
              summary="Merge a duplicate into the original")
 def merge(ticket_id: TicketId, body: MergeIn, engine: EngineDep, grant: GrantDep) -> None:
     """Merge this ticket into ``original_id`` (same category and place, within the window)."""
@@ -188,8 +188,8 @@ def merge(ticket_id: TicketId, body: MergeIn, engine: EngineDep, grant: GrantDep
                                         reason=body.reason)
 
 
-@router.post("/tickets/{ticket_id}/work-orders", status_code=201, response_model=WorkOrderOut,
-             summary="Add a work order")
+@router.post("/tickets/{ticket_id:ticket}/work-orders", status_code=201,
+             response_model=WorkOrderOut, summary="Add a work order")
 def add_work_order(ticket_id: TicketId, body: AddOrderIn, engine: EngineDep,
                    grant: GrantDep) -> WorkOrderOut:
     """Issue one more work order to a declared department."""
@@ -200,7 +200,7 @@ def add_work_order(ticket_id: TicketId, body: AddOrderIn, engine: EngineDep,
     return WorkOrderOut.of(order)
 
 
-@router.post("/work-orders/{work_order_id}/approve-bounce", status_code=204,
+@router.post("/work-orders/{work_order_id:ticket}/approve-bounce", status_code=204,
              summary="Approve the first receiver's bounce")
 def approve_bounce(
     work_order_id: Annotated[str, Path(min_length=1, max_length=64)], body: ApproveIn,

@@ -155,7 +155,7 @@ async def report_with_evidence(request: Request, response: Response, engine: Eng
     return _out(engine, ticket)
 
 
-@router.post("/tickets/{ticket_id:path}/triggers/{trigger}/with-evidence",
+@router.post("/tickets/{ticket_id:ticket}/triggers/{trigger}/with-evidence",
              response_model=TicketOut, summary="Fire a trigger with files, in one request")
 async def fire_with_evidence(ticket_id: TicketId,
                              trigger: Annotated[str, Path(min_length=1, max_length=64)],
@@ -174,7 +174,7 @@ async def fire_with_evidence(ticket_id: TicketId,
     return _out(engine, ticket)
 
 
-@router.get("/tickets/{ticket_id:path}/evidence", response_model=list[AttachmentOut],
+@router.get("/tickets/{ticket_id:ticket}/evidence", response_model=list[AttachmentOut],
             summary="A ticket's attachments")
 def list_evidence(ticket_id: TicketId, engine: EngineDep, grant: GrantDep
                   ) -> list[AttachmentOut]:
@@ -185,7 +185,7 @@ def list_evidence(ticket_id: TicketId, engine: EngineDep, grant: GrantDep
             for a in engine.attachments(ticket_id)]
 
 
-@router.get("/tickets/{ticket_id:path}/evidence/{attachment_id}",
+@router.get("/tickets/{ticket_id:ticket}/evidence/{attachment_id}",
             summary="Download an attachment",
             responses={200: {"content": {"application/octet-stream": {}},
                              "description": "The file, with its media type."}})
@@ -225,7 +225,7 @@ def evidence_response(engine: Engine, ticket_id: str, attachment_id: int) -> Res
 # -- the resident's call-back ------------------------------------------------------------------
 
 
-@router.post("/tickets/{ticket_id:path}/callback-link", status_code=201,
+@router.post("/tickets/{ticket_id:ticket}/callback-link", status_code=201,
              summary="Issue a call-back link for the resident")
 def issue_callback_link(ticket_id: TicketId, request: Request, engine: EngineDep,
                         grant: GrantDep) -> JSONResponse:

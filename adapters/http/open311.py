@@ -315,8 +315,17 @@ def _reader(request: Request, api_key: str | None, fmt: str) -> ApiKey | None:
 
 def _history_for(request: Request, grant: ApiKey | None,
                  ticket: Ticket) -> Literal["anonymous", "none", "full"]:
+    """What ``extensions=true`` shows this caller of ``ticket``.
+
+    Full notes for a key with access to the ticket (``check_scope``: a department key its own
+    department's, an organisation's key the ones it holds now); else the privacy setting.
+    """
     privacy: Open311Privacy = request.app.state.open311_privacy
-    if grant is not None and grant.department in (None, ticket.fields.get("department")):
+    if grant is not None:
+        try:
+            check_scope(grant, ticket, request.app.state.engine.lifecycle_of(ticket))
+        except Problem:
+            return privacy.history
         return "full"
     return privacy.history
 

@@ -149,7 +149,7 @@ def _scoped(engine: Engine, grant: ApiKey, ticket_id: str) -> None:
     check_scope(grant, ticket, engine.lifecycle_of(ticket))
 
 
-@router.post("/tickets/{ticket_id}/extensions", status_code=201,
+@router.post("/tickets/{ticket_id:ticket}/extensions", status_code=201,
              response_model=TimeRequestOut, summary="Ask for more time on a deadline")
 def request_extension(ticket_id: TicketId, body: ExtensionIn, engine: EngineDep,
                       grant: GrantDep) -> TimeRequestOut:
@@ -160,7 +160,7 @@ def request_extension(ticket_id: TicketId, body: ExtensionIn, engine: EngineDep,
         actor=grant.as_actor(), department=grant.department))
 
 
-@router.post("/tickets/{ticket_id}/extensions/{n}/decision", response_model=TimeRequestOut,
+@router.post("/tickets/{ticket_id:ticket}/extensions/{n}/decision", response_model=TimeRequestOut,
              summary="Approve or refuse an extension request")
 def decide_extension(ticket_id: TicketId, n: Annotated[int, Path(ge=1)], body: DecisionIn,
                      engine: EngineDep, grant: GrantDep) -> TimeRequestOut:
@@ -171,7 +171,7 @@ def decide_extension(ticket_id: TicketId, n: Annotated[int, Path(ge=1)], body: D
         due_at=body.due_at))
 
 
-@router.get("/tickets/{ticket_id}/extensions", response_model=list[TimeRequestOut],
+@router.get("/tickets/{ticket_id:ticket}/extensions", response_model=list[TimeRequestOut],
             summary="A ticket's extension requests")
 def list_extensions(ticket_id: TicketId, engine: EngineDep,
                     grant: GrantDep) -> list[TimeRequestOut]:
@@ -180,7 +180,7 @@ def list_extensions(ticket_id: TicketId, engine: EngineDep,
     return [TimeRequestOut.of(r) for r in engine.time_requests(ticket_id, "extension")]
 
 
-@router.post("/tickets/{ticket_id}/suspensions", status_code=201,
+@router.post("/tickets/{ticket_id:ticket}/suspensions", status_code=201,
              response_model=TimeRequestOut, summary="Suspend a ticket")
 def suspend(ticket_id: TicketId, body: SuspensionIn, engine: EngineDep,
             grant: GrantDep) -> TimeRequestOut:
@@ -190,7 +190,7 @@ def suspend(ticket_id: TicketId, body: SuspensionIn, engine: EngineDep,
         ticket_id, body.cause, reason=body.reason, actor=grant.as_actor(), until=body.until))
 
 
-@router.post("/tickets/{ticket_id}/resume", response_model=TimeRequestOut,
+@router.post("/tickets/{ticket_id:ticket}/resume", response_model=TimeRequestOut,
              summary="Resume a suspended ticket")
 def resume(ticket_id: TicketId, body: ResumeIn, engine: EngineDep,
            grant: GrantDep) -> TimeRequestOut:
@@ -200,7 +200,7 @@ def resume(ticket_id: TicketId, body: ResumeIn, engine: EngineDep,
                                            actor=grant.as_actor()))
 
 
-@router.get("/tickets/{ticket_id}/suspensions", response_model=list[TimeRequestOut],
+@router.get("/tickets/{ticket_id:ticket}/suspensions", response_model=list[TimeRequestOut],
             summary="A ticket's suspensions")
 def list_suspensions(ticket_id: TicketId, engine: EngineDep,
                      grant: GrantDep) -> list[TimeRequestOut]:
@@ -209,7 +209,7 @@ def list_suspensions(ticket_id: TicketId, engine: EngineDep,
     return [TimeRequestOut.of(r) for r in engine.time_requests(ticket_id, "suspension")]
 
 
-@router.post("/tickets/{ticket_id}/supervision-notices", status_code=201,
+@router.post("/tickets/{ticket_id:ticket}/supervision-notices", status_code=201,
              response_model=NoticeOut, summary="Send a supervision notice")
 def send_notice(ticket_id: TicketId, body: NoticeIn, engine: EngineDep,
                 grant: GrantDep) -> NoticeOut:
@@ -220,7 +220,7 @@ def send_notice(ticket_id: TicketId, body: NoticeIn, engine: EngineDep,
         reply_due=body.reply_due))
 
 
-@router.get("/tickets/{ticket_id}/supervision-notices", response_model=list[NoticeOut],
+@router.get("/tickets/{ticket_id:ticket}/supervision-notices", response_model=list[NoticeOut],
             summary="A ticket's supervision notices")
 def list_notices(ticket_id: TicketId, engine: EngineDep, grant: GrantDep) -> list[NoticeOut]:
     """Every supervision notice of the ticket, oldest first."""

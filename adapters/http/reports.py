@@ -34,17 +34,25 @@ def _instant(value: str | None, name: str) -> datetime | None:
 
 def report_for(request: Request, engine: Any, department: str | None, *, lifecycle: str | None,
                by: str, period: str, since: str | None, until: str | None,
-               lang: str) -> Report:
+               lang: str, organisation: str | None = None) -> Report:
     """Build the report a request asks for (shared by the API and the console).
 
     A department key (``department`` given) sees its own department's figures only: the
     report is grouped by department whatever ``by`` asks, and holds its own row, which is
     also the total (an empty row for a department without work orders). City-wide figures
     are the centre's (issue 11: a department does not read other departments' counts).
+    An outside organisation's key (``organisation`` given) sees only the tickets it holds
+    (issue 12), so the district's figures are not its to read.
 
     Raises:
-        Problem: 404 for a lifecycle the app does not serve, 422 for bad parameters.
+        Problem: 403 ``not-held`` for an organisation's key, 404 for a lifecycle the app
+            does not serve, 422 for bad parameters.
     """
+    if organisation is not None:
+        raise Problem(403, "not-held", f"this key acts for organisation {organisation!r}, "
+                      "which sees only the tickets it holds now (GET /tickets); the "
+                      "district's reports are the centre's and its departments'",
+                      organisation=organisation)
     served: tuple[str, ...] = request.app.state.lifecycles
     name = lifecycle or served[0]
     if name not in served:
@@ -59,7 +67,10 @@ def report_for(request: Request, engine: Any, department: str | None, *, lifecyc
         raise Problem(422, "bad-report-parameters", str(exc)) from None
     if department is not None:
         own = tuple(g for g in rep.groups if g.key == department)
-        total = own[0] if own else Group(department, department, {})
+        # a department without work orders: its row with every figure empty (0 or none),
+        # not without figures (the console's charts and table read each one)
+        total = own[0] if own else Group(department, department,
+                                         {f.name: f.compute(()) for f in rep.figures})
         rep = replace(rep, groups=own, total=total)
     return rep
 
@@ -85,7 +96,8 @@ def reports(
     percentile, seconds), escalations by level, bounce-backs; grouped ``by`` department
     (work orders), level or period, for tickets reported in ``[from, until)``.
     """
-    rep = report_for(request, engine, grant.department, lifecycle=lifecycle, by=by,
+    rep = report_for(request, engine, grant.department, organisation=grant.organisation,
+                     lifecycle=lifecycle, by=by,
                      period=period, since=since, until=until, lang=lang)
     if fmt == "csv":
         return Response(rep.as_csv(), media_type="text/csv; charset=utf-8")

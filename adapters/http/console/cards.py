@@ -21,8 +21,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from adapters.http.auth import ApiKey
+from adapters.http.auth import ApiKey, check_scope
 from adapters.http.console.i18n import title
+from adapters.http.problems import Problem
 from engine import Engine, GridwhistleError, Ticket, Timer, find_tickets
 
 __all__ = ["BOARD_LIMIT", "Card", "board_lifecycles", "card_of", "cards", "in_scope"]
@@ -81,9 +82,17 @@ def board_lifecycles(engine: Engine, served: tuple[str, ...]) -> tuple[list[str]
     return list(served), orders
 
 
-def in_scope(grant: ApiKey, ticket: Ticket) -> bool:
-    """A department key sees tickets and work orders of its department only."""
-    return grant.department is None or ticket.fields.get("department") == grant.department
+def in_scope(grant: ApiKey, ticket: Ticket, engine: Engine) -> bool:
+    """Whether ``grant`` may see ``ticket``, by the API's rule (``auth.check_scope``).
+
+    A department key sees tickets and work orders of its department only; an outside
+    organisation's key only the tickets that organisation holds now.
+    """
+    try:
+        check_scope(grant, ticket, engine.lifecycle_of(ticket))
+    except Problem:
+        return False
+    return True
 
 
 def _latest(timers: list[Timer]) -> dict[str, Timer]:
@@ -181,8 +190,16 @@ def cards(engine: Engine, lifecycles: list[str], grant: ApiKey, lang: str, now: 
     for name in lifecycles:
         lc = engine.lifecycle(name)
         open_states = [s for s in lc.spec.states if s not in lc.final_states]
+        held: dict[str, list[str]] | None = None
+        if grant.organisation is not None:  # an outside organisation: what it holds now
+            h = lc.spec.handoff
+            if h is None:
+                continue
+            open_states = [s for s in open_states if s in h.holding]
+            held = {h.field: [grant.organisation]}
         page = find_tickets(engine, lifecycle=name, states=open_states,
-                            department=grant.department, limit=min(limit, 500))
+                            department=grant.department, field_values=held,
+                            limit=min(limit, 500))
         for t in page.items:
             card = card_of(engine, t, lang, now)
             if card is not None:

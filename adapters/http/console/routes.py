@@ -259,7 +259,7 @@ async def events(request: Request) -> StreamingResponse:
             ticket = engine.get(ticket_id)
         except TicketNotFound:
             return {"id": ticket_id, "remove": True}
-        if not C.in_scope(grant, ticket):
+        if not C.in_scope(grant, ticket, engine):
             return {"id": ticket_id, "remove": True}
         now = _engine_now(engine)
         card = C.card_of(engine, ticket, lang, now)
@@ -398,7 +398,7 @@ def _ticket_page(request: Request, requester: Who, ticket_id: str, *, status: in
     except TicketNotFound:
         return _page(request, "error.html", requester, status=404,
                      message=f"{words(lang)['not_found']}: {ticket_id}")
-    if not C.in_scope(grant, ticket):
+    if not C.in_scope(grant, ticket, engine):
         return _page(request, "error.html", requester, status=403,
                      message=_scope_words(grant, lang))
     lc = engine.lifecycle_of(ticket)  # the ticket's own version, not the newest (issue 11)
@@ -459,12 +459,17 @@ def _ticket_page(request: Request, requester: Who, ticket_id: str, *, status: in
 
 
 def _scope_words(grant: ApiKey, lang: str) -> str:
+    if grant.organisation is not None:
+        if lang == "zh":
+            return f"此密钥只能查看和处理外部单位（{grant.organisation}）当前承办的事件。"
+        return (f"This key sees and acts on the tickets organisation {grant.organisation!r} "
+                "holds now only.")
     if lang == "zh":
         return f"此密钥只能查看和处理本部门（{grant.department}）的事件和工单。"
     return f"This key sees and acts on department {grant.department!r}'s tickets only."
 
 
-@router.get("/tickets/{ticket_id}")
+@router.get("/tickets/{ticket_id:ticket}")
 def ticket_page(ticket_id: str, request: Request) -> HTMLResponse:
     """A ticket: its history, timers explained, work orders, diagram and actions."""
     return _ticket_page(request, _who(request), ticket_id,
@@ -510,7 +515,7 @@ def refusal_words(exc: Exception, engine: Engine, served: tuple[str, ...], lc: A
     return "操作未完成。" if zh else "The action was not done."
 
 
-@router.post("/tickets/{ticket_id}/actions")
+@router.post("/tickets/{ticket_id:ticket}/actions")
 async def act(ticket_id: str, request: Request) -> Response:
     """Run one action of the ticket page; the engine's refusal is shown on the page."""
     requester = _who(request)
@@ -528,7 +533,7 @@ async def act(ticket_id: str, request: Request) -> Response:
 
     def run() -> None:
         ticket = engine.get(ticket_id)
-        if not C.in_scope(requester.grant, ticket):
+        if not C.in_scope(requester.grant, ticket, engine):
             raise Problem(403, "wrong-department", _scope_words(requester.grant, "en"))
         if action == "dispatch_routing":
             depts.dispatch(ticket_id, actor=actor, reason=reason)
@@ -600,6 +605,7 @@ def _report(request: Request, requester: Who) -> Any:
     q = request.query_params
     zone = _zone(request)
     return report_for(request, _engine(request), requester.grant.department,
+                      organisation=requester.grant.organisation,
                       lifecycle=q.get("lifecycle"), by=q.get("by") or "department",
                       period=q.get("period") or "month",
                       since=_bound(q.get("from"), zone), until=_bound(q.get("until"), zone,
