@@ -187,7 +187,12 @@ class RowPlanner:
         self._report = events[0]
 
     def report_time(self, cells: list[str]) -> datetime | None:
-        """The row's report instant (aware UTC), or None when it is blank or unreadable."""
+        """The row's report instant (aware UTC), or None: blank, unreadable, or a malformed row.
+
+        A malformed row has not as many cells as the header (:func:`malformed_row`).
+        """
+        if len(cells) != self.width:
+            return None
         ev = self._report
         text = cells[ev.at_index]
         if is_blank(text, ev.at_blanks):
@@ -281,6 +286,17 @@ class RowPlanner:
         return PlannedTicket(number, tid, fields, events)
 
 
+def malformed_row(cells: int, width: int) -> str:
+    """Why a row with ``cells`` cells under a header of ``width`` is rejected.
+
+    Read by position, a row with a cell too many (an unquoted comma split a cell in two) puts
+    every later value in the wrong column, silently; a row with too few was cut short (an
+    unquoted line break). Either is rejected whole.
+    """
+    return (f"the row has {cells} cells, the header {width}: a cell with an unquoted comma, "
+            f"quote or line break?")
+
+
 def _cells_of(columns: dict[str, int], cells: list[str]) -> dict[str, str]:
     """The evidence columns of a row, by name."""
     return {name: cells[i] for name, i in columns.items()}
@@ -327,7 +343,7 @@ class CsvExport:
             raise ValueError(f"{path}: {exc}") from None
 
     def _rows(self) -> Iterator[tuple[int, list[str]]]:
-        width = self.planner.width
+        """Every data row with its number; its cells as read (a malformed row's too)."""
         with self.path.open(newline="", encoding="utf-8") as handle:
             reader = csv.reader(handle)
             next(reader, None)
@@ -336,8 +352,6 @@ class CsvExport:
                 if not cells:
                     continue  # a blank line is not a row (as csv.DictReader)
                 number += 1
-                if len(cells) < width:
-                    cells.extend([""] * (width - len(cells)))
                 yield number, cells
 
     def survey(self, scratch: Scratch) -> Survey:
@@ -348,8 +362,11 @@ class CsvExport:
         assert out.repeats is not None
         pending: list[tuple[str, int, int]] = []
         latest: tuple[datetime, int] | None = None
+        width = planner.width
         for number, cells in self._rows():
             out.rows = number
+            if len(cells) != width:
+                continue  # rejected when planned: neither a repeat nor in or out of order
             tid = cells[id_index].strip()
             if tid:
                 pending.append((tid, number, hash(tuple(cells))))
@@ -396,7 +413,12 @@ class CsvExport:
         rows = self._rows()
         if sort_in is not None and not survey.in_order:
             rows = self._sorted_rows(sort_in)
+        width = planner.width
         for number, cells in rows:
+            if len(cells) != width:
+                yield Rejection(number, cells[id_index].strip() if len(cells) > id_index
+                                else "", malformed_row(len(cells), width))
+                continue
             tid = cells[id_index].strip()
             if not tid:
                 yield Rejection(number, "", f"empty id column {planner.id_column!r}")
