@@ -259,3 +259,34 @@ def test_every_mapping_key_is_in_the_yaml_reference_and_its_example_loads(tmp_pa
     spec = load_mapping(_write(tmp_path / "example.yaml", example))
     assert spec.column("due").date == "end"
     assert [e.empty_means for e in spec.events] == ["reject", "end", "skip", "end", "end"]
+
+
+def test_columns_the_file_lacks_are_named_with_the_mappings_lines(tmp_path: Path) -> None:
+    """A column the mapping names but the file lacks is listed with the mapping's file:line
+    where it is named; a ``columns:`` entry counts too: with a typo there, the column's dates
+    were silently read as midnights (deadlines a day early) instead of refused."""
+    path = _write(tmp_path / "cols.yaml", f"""\
+format: 1
+name: cols
+lifecycle: {LIFECYCLE}
+id_column: id
+columns:
+  due_dat: {{date: end}}
+fields:
+  category: kind
+  target_at: due
+events:
+  - {{trigger: report, at: opened, role: bureau}}
+  - {{trigger: close, at: closd, role: bureau, when: {{state: CLOSED}}}}
+""")
+    engine = Engine(tmp_path / "c.sqlite", clock=VirtualClock())
+    data = _write(tmp_path / "d.csv", "id,opened,closed,status,kind,due\n")
+    with pytest.raises(ValueError) as info:
+        replay(engine, data, load_mapping(path))
+    engine.stop()
+    assert str(info.value) == (
+        f"{data}: columns closd, due_dat, state named by mapping 'cols' are not in the file:\n"
+        f"  {path}:12: events[1].at: closd\n"
+        f"  {path}:6: columns.due_dat\n"
+        f"  {path}:12: events[1].when.state\n"
+        "its columns: id, opened, closed, status, kind, due")

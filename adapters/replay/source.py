@@ -38,7 +38,7 @@ from adapters.replay.sorting import sort_plans
 from engine import Lifecycle
 
 __all__ = ["CsvExport", "PlannedEvent", "PlannedTicket", "Rejection", "Repeat", "RowPlanner",
-           "Survey", "missing_columns", "read_rows"]
+           "Survey", "columns_problem", "missing_columns", "read_rows"]
 
 NO_FIELDS: dict[str, Any] = {}
 """The fields of an event that sets none (shared; never changed)."""
@@ -95,6 +95,23 @@ def missing_columns(columns: list[str], mapping: MappingSpec) -> list[str]:
     return sorted(mapping.named_columns() - set(columns))
 
 
+def columns_problem(header: list[str], mapping: MappingSpec) -> str | None:
+    """Why a file with columns ``header`` does not fit the mapping, or None when it does.
+
+    Names each missing column with the mapping's ``file:line`` where it is named, and the
+    file's own columns, so a typo on either side shows.
+    """
+    missing = missing_columns(header, mapping)
+    if not missing:
+        return None
+    uses = mapping.column_uses()
+    lines = [f"  {mapping.where(*path)}: {words}" for column in missing
+             for path, words in uses[column]]
+    return (f"columns {', '.join(missing)} named by mapping {mapping.name!r} are not in the "
+            f"file:\n" + "\n".join(lines)
+            + f"\nits columns: {', '.join(header) or '(none: the file is empty)'}")
+
+
 # -- the compiled mapping ---------------------------------------------------------------------
 
 Reader = Callable[[str], Any]
@@ -130,11 +147,9 @@ class RowPlanner:
 
     def __init__(self, mapping: MappingSpec, lifecycle: Lifecycle, header: list[str],
                  zone: tzinfo) -> None:
-        missing = missing_columns(header, mapping)
-        if missing:
-            raise ValueError(f"columns {', '.join(missing)} named by mapping {mapping.name!r} "
-                             f"are not in the file; its columns: "
-                             f"{', '.join(header) or '(none: the file is empty)'}")
+        problem = columns_problem(header, mapping)
+        if problem is not None:
+            raise ValueError(problem)
         self.width = len(header)
         index = {name: i for i, name in enumerate(header)}
         self.evidence = tuple(mapping.evidence)
