@@ -226,7 +226,9 @@ class RowPlanner:
                 required field, the report time or an ``if_empty: reject`` event time is
                 empty; a value or a time cannot be read; an event time is earlier than the
                 event before it (a date-only stamp on the same local day is not: it takes the
-                earlier event's instant); or its first event is not the report.
+                earlier event's instant, and a wall time of the hour the clocks went back is
+                its second occurrence when the first is earlier); or its first event is not
+                the report.
         """
         fields: dict[str, Any] = {}
         for name, i, blank, read in self.fields:
@@ -269,7 +271,9 @@ class RowPlanner:
                 if ev.if_empty == "end":
                     break  # not happened yet: this and later events are skipped
                 continue
-            at, day, is_date = stamp
+            at, day, is_date, again = stamp
+            if again is not None and prev_at is not None and at < prev_at <= again:
+                at = again  # the wall time came twice (clocks went back): the second time
             if prev_at is not None and at < prev_at:
                 # A date-only stamp on the day of the event before it is not "before" it: it
                 # takes that event's instant. A time of day must not go before another one.
