@@ -86,3 +86,31 @@ def test_every_cli_command_has_help_and_is_documented() -> None:
         done = subprocess.run([sys.executable, "-m", "adapters.cli", *command.split(),
                                "--help"], capture_output=True, text=True, check=True)
         assert "Usage: " in done.stdout
+
+
+def test_the_console_screenshot_script_seeds_the_bundled_lifecycle(tmp_path: Path) -> None:
+    """docs/console/screenshots.py must keep working as the bundled lifecycle grows (its
+    grid workers report with a photo, as ``requirements:`` asks), or the pictures go stale."""
+    import importlib.util
+    from datetime import timedelta
+
+    from engine import Engine, VirtualClock
+
+    spec = importlib.util.spec_from_file_location("screenshots", DOCS / "console" /
+                                                  "screenshots.py")
+    assert spec is not None and spec.loader is not None
+    shots = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(shots)
+    engine = Engine(tmp_path / "shots.sqlite", clock=VirtualClock(shots.NOW - timedelta(days=2)))
+    try:
+        engine.deploy("grid_incident")
+        shots.seed(engine)
+        states = {t: engine.get(t).state for t in ("GW-0601", "GW-0602", "GW-0603",
+                                                    "GW-0604", "GW-0605")}
+        assert states == {"GW-0601": "on_site", "GW-0602": "dispatched",
+                          "GW-0603": "dispatched", "GW-0604": "escalated",
+                          "GW-0605": "reported"}
+        assert engine.get("GW-0602.1").state == "on_site"
+        assert [(a.trigger, a.kind) for a in engine.attachments("GW-0605")] == [("report", "photo")]
+    finally:
+        engine.stop()

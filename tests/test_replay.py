@@ -217,3 +217,33 @@ def test_boston_figures_per_department(boston_report: dict[str, Any]) -> None:
               for k in ("received", "bounced", "resolved", "on_time", "escalated")}
     assert totals == {"received": 4995, "bounced": 0, "resolved": 4995, "on_time": 4520,
                       "escalated": 475}
+
+
+def test_a_row_with_more_or_fewer_cells_than_the_header_is_rejected(tmp_path: Path) -> None:
+    """A cell with an unquoted comma shifts every cell after it: such a row, read by position,
+    would put a neighbourhood in the source column and so on, silently. It is rejected, as is
+    a row cut short (a line broken by an unquoted newline), and the replay goes on."""
+    with BUNDLED_SAMPLE.open(newline="", encoding="utf-8") as f:
+        reader = csv.reader(f)
+        header = next(reader)
+        rows = [row for _, row in zip(range(5), reader, strict=False)]
+    width = len(header)
+    rows[1] = [*rows[1][:3], "Street, Lights", *rows[1][3:]]  # a comma split a cell in two
+    rows[3] = rows[3][:7]                                       # the rest went to another line
+    data = tmp_path / "cells.csv"
+    with data.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)
+    engine = Engine(tmp_path / "r.sqlite", clock=VirtualClock(datetime(2000, 1, 1, tzinfo=UTC)))
+    mapping = load_mapping("boston311")
+    report = build_report(engine, replay(engine, data, mapping), mapping)
+    engine.stop()
+    assert (report["rows"], report["tickets"], report["rejected"]) == (5, 3, 2)
+    reasons = {r["row"]: (r["id"], r["reason"]) for r in report["rejections"]}
+    assert reasons == {
+        2: (rows[1][0], f"the row has {width + 1} cells, the header {width}: a cell with an "
+                        f"unquoted comma, quote or line break?"),
+        4: (rows[3][0], f"the row has 7 cells, the header {width}: a cell with an "
+                        f"unquoted comma, quote or line break?"),
+    }

@@ -259,3 +259,72 @@ def test_every_mapping_key_is_in_the_yaml_reference_and_its_example_loads(tmp_pa
     spec = load_mapping(_write(tmp_path / "example.yaml", example))
     assert spec.column("due").date == "end"
     assert [e.empty_means for e in spec.events] == ["reject", "end", "skip", "end", "end"]
+
+
+def test_columns_the_file_lacks_are_named_with_the_mappings_lines(tmp_path: Path) -> None:
+    """A column the mapping names but the file lacks is listed with the mapping's file:line
+    where it is named; a ``columns:`` entry counts too: with a typo there, the column's dates
+    were silently read as midnights (deadlines a day early) instead of refused."""
+    path = _write(tmp_path / "cols.yaml", f"""\
+format: 1
+name: cols
+lifecycle: {LIFECYCLE}
+id_column: id
+columns:
+  due_dat: {{date: end}}
+fields:
+  category: kind
+  target_at: due
+events:
+  - {{trigger: report, at: opened, role: bureau}}
+  - {{trigger: close, at: closd, role: bureau, when: {{state: CLOSED}}}}
+""")
+    engine = Engine(tmp_path / "c.sqlite", clock=VirtualClock())
+    data = _write(tmp_path / "d.csv", "id,opened,closed,status,kind,due\n")
+    with pytest.raises(ValueError) as info:
+        replay(engine, data, load_mapping(path))
+    engine.stop()
+    assert str(info.value) == (
+        f"{data}: columns closd, due_dat, state named by mapping 'cols' are not in the file:\n"
+        f"  {path}:12: events[1].at: closd\n"
+        f"  {path}:6: columns.due_dat\n"
+        f"  {path}:12: events[1].when.state\n"
+        "its columns: id, opened, closed, status, kind, due")
+
+
+def test_a_time_in_the_hour_clocks_repeat_is_read_after_the_event_before_it(tmp_path: Path
+                                                                          ) -> None:
+    """On 1 November 2009 Chicago's clocks went from 01:59 CDT back to 01:00 CST: a wall time
+    of 01:00-01:59 happened twice. A request opened at 01:30 and closed at "01:20" was closed
+    in the second 01:20 (CST), 50 minutes later; it was rejected as closed before it opened.
+    The first reading stays the rule; the second is taken only where the first would go back
+    in time, and a closure before both readings is still a rejection."""
+    path = _write(tmp_path / "dst.yaml", f"""\
+format: 1
+name: dst
+lifecycle: {LIFECYCLE}
+id_column: id
+timezone: America/Chicago
+fields:
+  category: kind
+events:
+  - {{trigger: report, at: opened, role: bureau}}
+  - {{trigger: dispatch, at: opened, role: bureau}}
+  - {{trigger: resolve, at: closed, role: department}}
+""")
+    data = _write(tmp_path / "d.csv", """\
+id,opened,closed,kind
+a,2009-11-01T01:30:00,2009-11-01T01:20:00,light
+b,2009-11-01T01:31:00,2009-11-01T01:40:00,light
+c,2009-11-01T01:32:00,2009-11-01T00:50:00,light
+""")
+    engine = Engine(tmp_path / "d.sqlite", clock=VirtualClock(datetime(2009, 1, 1, tzinfo=UTC)))
+    mapping = load_mapping(path)
+    report = build_report(engine, replay(engine, data, mapping), mapping)
+    resolved = {t: [h.at for h in engine.history(t) if h.trigger == "resolve"]
+                for t in ("a", "b")}
+    engine.stop()
+    assert resolved == {"a": [datetime(2009, 11, 1, 7, 20, tzinfo=UTC)],   # 01:20 CST
+                        "b": [datetime(2009, 11, 1, 6, 40, tzinfo=UTC)]}   # 01:40 CDT
+    assert {r["row"]: r["reason"] for r in report["rejections"]} == {
+        3: "closed 2009-11-01T05:50:00+00:00 is before opened 2009-11-01T06:32:00+00:00"}

@@ -21,8 +21,13 @@ class RowError(Exception):
     """A row cannot be replayed; the message is the rejection's reason (internal)."""
 
 
-Stamp = tuple[datetime, date, bool]
-"""A read time: (aware UTC instant, its local day in the source zone, whether date-only)."""
+Stamp = tuple[datetime, date, bool, datetime | None]
+"""A read time: (aware UTC instant, its local day in the source zone, whether date-only, the
+second instant of a wall time that happened twice or None).
+
+A local time in the hour the clocks went back (01:30 on Chicago's first Sunday of November)
+names two instants; the first is the reading, the second is kept for the row's ordering
+check (:meth:`adapters.replay.source.RowPlanner.plan`)."""
 
 TimeReader = Callable[[str], Stamp | None]
 """Reads one non-blank cell; None for a sentinel date. Raises :class:`RowError`."""
@@ -103,8 +108,8 @@ def time_reader(column: str, spec: ColumnSpec, default_format: str | None,
         zone: the source zone, for stamps written without one and for local days.
 
     Returns:
-        A function from a non-blank cell to ``(instant UTC, local day, date-only)``, or None
-        for a sentinel date. It raises :class:`RowError` for text it cannot read.
+        A function from a non-blank cell to a :data:`Stamp`, or None for a sentinel date. It
+        raises :class:`RowError` for text it cannot read.
     """
     fmt = spec.format or default_format
     fast = _parser(fmt)
@@ -128,13 +133,15 @@ def time_reader(column: str, spec: ColumnSpec, default_format: str | None,
         if day_mode is not None and (not midnight_only or value.time() == _MIDNIGHT):
             if day_mode == "start":
                 local = datetime.combine(day, _MIDNIGHT, tzinfo=zone)
-                return local.astimezone(UTC), day, True
+                return local.astimezone(UTC), day, True, None
             following = datetime.combine(day + timedelta(days=1), _MIDNIGHT, tzinfo=zone)
-            return following.astimezone(UTC) - _LAST_MICROSECOND, day, True
+            return following.astimezone(UTC) - _LAST_MICROSECOND, day, True, None
         try:
             if zone is UTC:
-                return value.replace(tzinfo=UTC), day, False
-            return value.replace(tzinfo=zone).astimezone(UTC), day, False
+                return value.replace(tzinfo=UTC), day, False, None
+            at = value.replace(tzinfo=zone).astimezone(UTC)
+            again = value.replace(tzinfo=zone, fold=1).astimezone(UTC)
+            return at, day, False, again if again > at else None
         except OverflowError:
             raise RowError(f"{column}: time {text!r} is out of range") from None
 

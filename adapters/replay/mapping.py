@@ -202,16 +202,52 @@ class MappingSpec(_Spec):
         return self.columns.get(name) or _PLAIN
 
     def named_columns(self) -> set[str]:
-        """Every column the mapping reads."""
-        wanted = {self.id_column, *self.fields.values()}
-        for e in self.events:
-            wanted |= {e.at, *e.set.values(), *e.when, *e.unless}
+        """Every column the mapping reads or sets up (``columns:`` included)."""
+        return set(self.column_uses())
+
+    def column_uses(self) -> dict[str, list[tuple[Where, str]]]:
+        """Where the mapping names each column: ``{column: [(path, words), ...]}``.
+
+        ``path`` is the node's path in the file (for :meth:`where`) and ``words`` the dotted
+        field with the column (``events[1].at: closed``), for messages about columns a file
+        lacks.
+        """
+        uses: dict[str, list[tuple[Where, str]]] = {}
+
+        def use(column: str, *path: str | int, key: bool = False) -> None:
+            words = _dotted(path) if key else f"{_dotted(path)}: {column}"
+            uses.setdefault(column, []).append((path, words))
+
+        use(self.id_column, "id_column")
+        for column in self.columns:
+            use(column, "columns", column, key=True)
+        for name, column in self.fields.items():
+            use(column, "fields", name)
+        for i, e in enumerate(self.events):
+            use(e.at, "events", i, "at")
+            for name, column in e.set.items():
+                use(column, "events", i, "set", name)
+            for cond in ("when", "unless"):
+                for column in getattr(e, cond):
+                    use(column, "events", i, cond, column, key=True)
             if e.trigger_from is not None:
-                wanted.add(e.trigger_from.column)
-        return wanted | {s.column for s in self.evidence}
+                use(e.trigger_from.column, "events", i, "trigger_from", "column")
+        for i, s in enumerate(self.evidence):
+            use(s.column, "evidence", i, "column")
+        return uses
 
 
 _PLAIN = ColumnSpec()
+
+Where = tuple[str | int, ...]
+
+
+def _dotted(path: Where) -> str:
+    """``("events", 1, "at")`` as ``events[1].at``."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else f"{'.' if out else ''}{part}"
+    return out
 
 
 def bundled_mappings() -> list[str]:
@@ -255,9 +291,6 @@ def load_mapping(name_or_path: str | Path) -> MappingSpec:
 def _remember(spec: MappingSpec, doc: ParsedDocument) -> None:
     spec._file = doc.file
     spec._lines = dict(doc.lines)
-
-
-Where = tuple[str | int, ...]
 
 
 def _checks(spec: MappingSpec) -> Iterator[tuple[Where, str]]:

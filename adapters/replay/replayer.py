@@ -30,7 +30,7 @@ from adapters.replay.source import (
     PlannedTicket,
     Rejection,
     Repeat,
-    missing_columns,
+    columns_problem,
 )
 from adapters.replay.stream import Timeline
 from engine import (
@@ -172,12 +172,9 @@ def preflight(data: Path, mapping: MappingSpec, lifecycle: str) -> None:
     check_mapping(mapping, compiled)
     with data.open(newline="", encoding="utf-8") as handle:
         header = next(csv.reader(handle), [])
-    missing = missing_columns(header, mapping)
-    if missing:
-        raise ValueError(
-            f"{data}: columns {', '.join(missing)} named by mapping {mapping.name!r} are not "
-            f"in the file; its columns: {', '.join(header) or '(none: the file is empty)'}"
-        )
+    problem = columns_problem(header, mapping)
+    if problem is not None:
+        raise ValueError(f"{data}: {problem}")
 
 
 def replay(

@@ -38,7 +38,7 @@ from adapters.replay.sorting import sort_plans
 from engine import Lifecycle
 
 __all__ = ["CsvExport", "PlannedEvent", "PlannedTicket", "Rejection", "Repeat", "RowPlanner",
-           "Survey", "missing_columns", "read_rows"]
+           "Survey", "columns_problem", "missing_columns", "read_rows"]
 
 NO_FIELDS: dict[str, Any] = {}
 """The fields of an event that sets none (shared; never changed)."""
@@ -95,6 +95,23 @@ def missing_columns(columns: list[str], mapping: MappingSpec) -> list[str]:
     return sorted(mapping.named_columns() - set(columns))
 
 
+def columns_problem(header: list[str], mapping: MappingSpec) -> str | None:
+    """Why a file with columns ``header`` does not fit the mapping, or None when it does.
+
+    Names each missing column with the mapping's ``file:line`` where it is named, and the
+    file's own columns, so a typo on either side shows.
+    """
+    missing = missing_columns(header, mapping)
+    if not missing:
+        return None
+    uses = mapping.column_uses()
+    lines = [f"  {mapping.where(*path)}: {words}" for column in missing
+             for path, words in uses[column]]
+    return (f"columns {', '.join(missing)} named by mapping {mapping.name!r} are not in the "
+            f"file:\n" + "\n".join(lines)
+            + f"\nits columns: {', '.join(header) or '(none: the file is empty)'}")
+
+
 # -- the compiled mapping ---------------------------------------------------------------------
 
 Reader = Callable[[str], Any]
@@ -130,11 +147,9 @@ class RowPlanner:
 
     def __init__(self, mapping: MappingSpec, lifecycle: Lifecycle, header: list[str],
                  zone: tzinfo) -> None:
-        missing = missing_columns(header, mapping)
-        if missing:
-            raise ValueError(f"columns {', '.join(missing)} named by mapping {mapping.name!r} "
-                             f"are not in the file; its columns: "
-                             f"{', '.join(header) or '(none: the file is empty)'}")
+        problem = columns_problem(header, mapping)
+        if problem is not None:
+            raise ValueError(problem)
         self.width = len(header)
         index = {name: i for i, name in enumerate(header)}
         self.evidence = tuple(mapping.evidence)
@@ -187,7 +202,12 @@ class RowPlanner:
         self._report = events[0]
 
     def report_time(self, cells: list[str]) -> datetime | None:
-        """The row's report instant (aware UTC), or None when it is blank or unreadable."""
+        """The row's report instant (aware UTC), or None: blank, unreadable, or a malformed row.
+
+        A malformed row has not as many cells as the header (:func:`malformed_row`).
+        """
+        if len(cells) != self.width:
+            return None
         ev = self._report
         text = cells[ev.at_index]
         if is_blank(text, ev.at_blanks):
@@ -206,7 +226,9 @@ class RowPlanner:
                 required field, the report time or an ``if_empty: reject`` event time is
                 empty; a value or a time cannot be read; an event time is earlier than the
                 event before it (a date-only stamp on the same local day is not: it takes the
-                earlier event's instant); or its first event is not the report.
+                earlier event's instant, and a wall time of the hour the clocks went back is
+                its second occurrence when the first is earlier); or its first event is not
+                the report.
         """
         fields: dict[str, Any] = {}
         for name, i, blank, read in self.fields:
@@ -249,7 +271,9 @@ class RowPlanner:
                 if ev.if_empty == "end":
                     break  # not happened yet: this and later events are skipped
                 continue
-            at, day, is_date = stamp
+            at, day, is_date, again = stamp
+            if again is not None and prev_at is not None and at < prev_at <= again:
+                at = again  # the wall time came twice (clocks went back): the second time
             if prev_at is not None and at < prev_at:
                 # A date-only stamp on the day of the event before it is not "before" it: it
                 # takes that event's instant. A time of day must not go before another one.
@@ -279,6 +303,17 @@ class RowPlanner:
         if not events or events[0].trigger != "report":
             raise RowError("the first event must be the report")
         return PlannedTicket(number, tid, fields, events)
+
+
+def malformed_row(cells: int, width: int) -> str:
+    """Why a row with ``cells`` cells under a header of ``width`` is rejected.
+
+    Read by position, a row with a cell too many (an unquoted comma split a cell in two) puts
+    every later value in the wrong column, silently; a row with too few was cut short (an
+    unquoted line break). Either is rejected whole.
+    """
+    return (f"the row has {cells} cells, the header {width}: a cell with an unquoted comma, "
+            f"quote or line break?")
 
 
 def _cells_of(columns: dict[str, int], cells: list[str]) -> dict[str, str]:
@@ -327,7 +362,7 @@ class CsvExport:
             raise ValueError(f"{path}: {exc}") from None
 
     def _rows(self) -> Iterator[tuple[int, list[str]]]:
-        width = self.planner.width
+        """Every data row with its number; its cells as read (a malformed row's too)."""
         with self.path.open(newline="", encoding="utf-8") as handle:
             reader = csv.reader(handle)
             next(reader, None)
@@ -336,8 +371,6 @@ class CsvExport:
                 if not cells:
                     continue  # a blank line is not a row (as csv.DictReader)
                 number += 1
-                if len(cells) < width:
-                    cells.extend([""] * (width - len(cells)))
                 yield number, cells
 
     def survey(self, scratch: Scratch) -> Survey:
@@ -348,8 +381,11 @@ class CsvExport:
         assert out.repeats is not None
         pending: list[tuple[str, int, int]] = []
         latest: tuple[datetime, int] | None = None
+        width = planner.width
         for number, cells in self._rows():
             out.rows = number
+            if len(cells) != width:
+                continue  # rejected when planned: neither a repeat nor in or out of order
             tid = cells[id_index].strip()
             if tid:
                 pending.append((tid, number, hash(tuple(cells))))
@@ -396,7 +432,12 @@ class CsvExport:
         rows = self._rows()
         if sort_in is not None and not survey.in_order:
             rows = self._sorted_rows(sort_in)
+        width = planner.width
         for number, cells in rows:
+            if len(cells) != width:
+                yield Rejection(number, cells[id_index].strip() if len(cells) > id_index
+                                else "", malformed_row(len(cells), width))
+                continue
             tid = cells[id_index].strip()
             if not tid:
                 yield Rejection(number, "", f"empty id column {planner.id_column!r}")

@@ -8,9 +8,9 @@ It runs ``gridwhistle replay`` into a temporary database, adds a morning's live 
 virtual clock (Wednesday 4 June 2025, 16:00 Beijing time: some dispatched to departments,
 one escalated after its dispatch deadline, one past an SLA warning), serves the app on
 loopback and photographs each page at a desktop and a phone width. The server is the app of
-``gridwhistle serve`` without its scheduler (nothing fires while the pictures are taken; a
-real ``serve`` would also first create the periodic patrol tickets the replayed years
-missed).
+``gridwhistle serve`` without its scheduler (nothing fires while the pictures are taken).
+Grid workers report with a photo, as grid_incident's ``requirements`` ask
+(``tests/test_docs.py`` runs :func:`seed`, so the script keeps up with the lifecycle).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from browser import chromium  # noqa: E402
+from evidence_files import png_bytes  # noqa: E402
 from servers import running  # noqa: E402
 
 from adapters.http import ApiKey, create_app  # noqa: E402
@@ -49,16 +50,21 @@ def seed(engine: Engine) -> None:
     def at(hours_before: float) -> None:
         engine.run_until(NOW - timedelta(hours=hours_before))
 
+    def photo(rgb: tuple[int, int, int]) -> list[dict[str, str]]:
+        """The site photo a grid worker's report needs (grid_incident's ``requirements``)."""
+        return [{"upload": engine.upload(png_bytes(rgb=rgb), actor=GW).sha256}]
+
     clock.set(NOW - timedelta(days=1, hours=7))
     engine.report("grid_incident", {"category": "street_light", "area": "滨江-07",
-                                    "description": "路灯不亮"}, actor=GW, ticket_id="GW-0601")
+                                    "description": "路灯不亮"}, actor=GW, ticket_id="GW-0601",
+                  evidence=photo((40, 170, 90)))
     engine.fire("GW-0601", "dispatch", actor=CENTRE, fields={"department": "lighting"})
     at(29)
     engine.fire("GW-0601", "arrive", actor=Actor("light-2", "department"))
     at(5)
     engine.report("grid_incident", {"category": "blocked_drain", "area": "滨江-03",
                                     "description": "雨水井堵塞，路面积水"}, actor=GW,
-                  ticket_id="GW-0602")
+                  ticket_id="GW-0602", evidence=photo((80, 140, 90)))
     depts.dispatch("GW-0602", actor=CENTRE, reason="按派单规则")
     engine.fire("GW-0602.1", "accept", actor=WATER)
     engine.fire("GW-0602.2", "accept", actor=SAN)
@@ -67,16 +73,16 @@ def seed(engine: Engine) -> None:
     at(3)
     engine.report("grid_incident", {"category": "road_damage", "area": "滨江-11",
                                     "description": "人行道塌陷"}, actor=GW,
-                  ticket_id="GW-0603")
+                  ticket_id="GW-0603", evidence=photo((120, 110, 90)))
     depts.dispatch("GW-0603", actor=CENTRE)
     at(1.5)
     engine.report("grid_incident", {"category": "garbage", "area": "滨江-05",
                                     "description": "建筑垃圾堆放"}, actor=GW,
-                  ticket_id="GW-0604")
+                  ticket_id="GW-0604", evidence=photo((160, 80, 90)))
     at(0.4)
     engine.report("grid_incident", {"category": "noise", "area": "滨江-02",
                                     "description": "夜间施工噪声"}, actor=GW,
-                  ticket_id="GW-0605")
+                  ticket_id="GW-0605", evidence=photo((200, 50, 90)))
     engine.run_until(NOW)
 
 
