@@ -148,6 +148,9 @@ def profile_engine(size: int, batch: int, work: Path, out: Path) -> None:
 
     eng = seeded_engine(work / "profile.sqlite", size)
     run = engine_runner(eng, batch)
+    if FREEZE:  # as the measured rounds run (see interleaved)
+        gc.collect()
+        gc.freeze()
     profiler = Profiler(interval=0.0002)
     profiler.start()
     run([f"t{i}" for i in range(size)])
