@@ -39,6 +39,7 @@ from engine.oversight import service as _oversight
 from engine.patrols import PatrolLinks
 from engine.periodic.runner import add_periodic_jobs
 from engine.reports.summary import Summary, summarize
+from engine.reports.units import milestones_of
 from engine.runtime.availability import available_triggers as _available_triggers
 from engine.runtime.availability import settable_fields as _settable_fields
 from engine.runtime.invariants import Violation
@@ -588,12 +589,12 @@ class Engine:
                 engine's overdue flag in ``Summary.verdict_pairs``.
         """
         lc = self.lifecycle(lifecycle)
+        milestones = milestones_of(lc)  # the reports' rule of what counts as closed
         with self.kernel.reading() as conn:
             return summarize(conn, lifecycle, final_states=lc.final_states,
                              escalation_trigger=lc.spec.escalation_trigger, levels=lc.levels,
-                             verdict_field=verdict_field,
-                             void_states=frozenset(n for n, s in lc.spec.states.items()
-                                                   if s.void))
+                             verdict_field=verdict_field, void_states=milestones.void_states,
+                             merged_states=milestones.excluded_states)
 
     # -- evidence (issue 12) ------------------------------------------------------------------
 

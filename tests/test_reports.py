@@ -109,3 +109,18 @@ def test_more_figures_plug_in(engine: Engine, monkeypatch: pytest.MonkeyPatch) -
         "community": 4.0, "street": None}
     assert rep.as_dict()["figures"][-1] == {"name": "satisfaction_mean", "title": "满意度",
                                             "kind": "rate", "chart": "satisfaction"}
+
+
+def test_the_summary_counts_closed_tickets_as_the_reports_do(engine: Engine) -> None:
+    """A merged duplicate is final but not closed, in Engine.summary as in the reports (the
+    summary of `gridwhistle report --json` had one more closed ticket than its report)."""
+    scenario(engine)
+    engine.report("grid_incident", {"category": "noise", "area": "C"}, actor=GW,
+                  ticket_id="T4")
+    Departments(engine).merge_duplicate("T4", "T3", actor=CENTRE, reason="same noise")
+    assert engine.get("T4").state == "merged"
+    total = build_report(engine, "grid_incident").total.values
+    summary = engine.summary("grid_incident")
+    assert (summary.tickets, summary.merged, summary.closed) == (4, 1, 1)
+    assert (total["received"], total["closed"]) == (4, 1)
+    assert round(summary.closure_rate, 4) == total["closure_rate"] == 0.3333

@@ -26,9 +26,12 @@ class Summary:
         tickets: tickets stored.
         transitions: transitions applied (history rows of kind ``transition``; reports and
             breaches are not transitions).
-        closed: tickets in a final state other than a void one (作废); ``closure_rate`` =
-            closed / (tickets − voided) (0 when none).
+        closed: tickets in a final state other than a void one (作废) or a merged duplicate;
+            ``closure_rate`` = closed / (tickets − voided − merged) (0 when none): the rule of
+            the reports' ``closed`` and ``closure_rate`` (engine/reports/figures.py), so that
+            ``gridwhistle report --json`` and ``GET /reports`` give one figure.
         voided: tickets in a void state (``void: true``), counted apart.
+        merged: duplicates merged into another ticket (a final state, not a closure).
         overdue: tickets whose resolution deadline was breached.
         escalations: escalation hops by the level reached (``{"street": 12, ...}``).
         breaches: deadline breaches by deadline name.
@@ -53,6 +56,7 @@ class Summary:
     slas: dict[str, dict[str, int]] = field(default_factory=dict)
     budget_breaches: dict[str, int] = field(default_factory=dict)
     voided: int = 0
+    merged: int = 0
 
 
 def summarize(
@@ -64,11 +68,13 @@ def summarize(
     levels: tuple[str, ...],
     verdict_field: str | None = None,
     void_states: frozenset[str] = frozenset(),
+    merged_states: frozenset[str] = frozenset(),
 ) -> Summary:
     """Compute a :class:`Summary` for every version of lifecycle ``lifecycle``.
 
-    ``void_states``: the lifecycle's void states (作废): not closed, and out of the closure
-    rate's denominator.
+    ``void_states``: the lifecycle's void states (作废); ``merged_states``: its final states
+    for a merged duplicate. Neither is closed, and both are out of the closure rate's
+    denominator.
     """
     ids = select(definitions.c.id).where(definitions.c.name == lifecycle).scalar_subquery()
     mine = tickets.c.definition_id.in_(ids)
@@ -79,7 +85,9 @@ def summarize(
         select(tickets.c.level, func.count()).where(mine).group_by(tickets.c.level)).all())
     total = sum(by_state.values())
     voided = sum(n for s, n in by_state.items() if s in void_states)
-    closed = sum(n for s, n in by_state.items() if s in final_states and s not in void_states)
+    merged = sum(n for s, n in by_state.items() if s in merged_states)
+    closed = sum(n for s, n in by_state.items()
+                 if s in final_states and s not in void_states and s not in merged_states)
     overdue = conn.execute(
         select(func.count()).where(mine, tickets.c.overdue.is_(True))).scalar() or 0
     transitions = conn.execute(
@@ -112,7 +120,7 @@ def summarize(
                 pairs[(str(value), bool(is_overdue))] += 1
     return Summary(
         tickets=total, transitions=int(transitions), closed=closed,
-        closure_rate=(closed / (total - voided)) if total > voided else 0.0,
+        closure_rate=(closed / (total - voided - merged)) if total > voided + merged else 0.0,
         overdue=int(overdue),
         escalations=escalations, breaches={k: int(v) for k, v in breaches.items()},
         by_state={k: int(v) for k, v in by_state.items()},
@@ -121,7 +129,7 @@ def summarize(
         verdict_pairs=dict(pairs),
         slas=sla_outcomes(conn, lifecycle),
         budget_breaches={lvl: int(breaches.get(f"{lvl}_budget", 0)) for lvl in levels},
-        voided=voided,
+        voided=voided, merged=merged,
     )
 
 
