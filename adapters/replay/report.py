@@ -21,6 +21,7 @@ def build_report(
     """Build the report of a finished replay.
 
     Keys: ``lifecycle``, ``rows``, ``tickets``, ``transitions``, ``closed``, ``closure_rate``,
+    ``voided``, ``merged``,
     ``overdue``, ``escalations`` (by level reached), ``breaches`` (by deadline),
     ``slas`` (per SLA clock: ``met``, ``breached``, ``open``), ``budget_breaches`` (level
     budgets that ran out, by level), ``median_close_seconds``, ``verdicts`` (``compared``,
@@ -60,7 +61,8 @@ def build_report(
         "transitions": summary.transitions,
         "closed": summary.closed,
         "closure_rate": round(summary.closure_rate, 4),
-        "voided": summary.voided,  # issue 12: counted apart (closed / (all - voided))
+        "voided": summary.voided,  # issue 12: counted apart (closed / (all - voided - merged))
+        "merged": summary.merged,
         "evidence": engine.evidence_counts(outcome.lifecycle),  # issue 12
         "overdue": summary.overdue,
         "escalations": summary.escalations,
@@ -112,7 +114,7 @@ def print_report(report: dict[str, Any], console: Console) -> None:
         ("tickets", f"{report['tickets']:,}"),
         ("transitions applied", f"{report['transitions']:,}"),
         ("closed", f"{report['closed']:,}"),
-        ("closure rate (closed / (all - voided))", f"{report['closure_rate']:.2%}"),
+        ("closure rate (closed / (all - voided - merged))", f"{report['closure_rate']:.2%}"),
         ("voided (counted apart)", f"{report.get('voided', 0):,}"),
         ("photos and files (stored / references)",
          "{stored:,} / {references:,}".format(**report.get("evidence", {"stored": 0,
