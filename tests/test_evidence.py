@@ -21,6 +21,9 @@ from engine import (
 )
 from engine.definition.schema import EvidenceSpec
 from engine.evidence import BlobStore, check_file, detect
+from engine.evidence.participant import EvidenceRules
+from engine.store.evidence_tables import attachments
+from engine.store.reads import load_tickets
 
 T0 = datetime(2024, 6, 5, 1, 0, tzinfo=UTC)
 GW, CENTRE, DEPT = (Actor("gw-017", "grid_worker"), Actor("ops-1", "centre"),
@@ -142,3 +145,27 @@ def test_work_orders_resolve_a_photographed_ticket_with_their_after_photo(
         assert {a.sha256 for a in eng.attachments(t.id)} == {before.sha256, after.sha256}
     finally:
         eng.stop()
+
+
+def test_a_ticket_is_loaded_with_its_reports_attachments_only(eng: Engine,
+                                                              tmp_path: Path) -> None:
+    """The evidence rules need who reported with files (seq 1): later photos are not read
+    with every command on the ticket (``state_where``), and the rules still hold."""
+    blob = eng.upload(photo(tmp_path).read_bytes(), actor=GW)
+    t = eng.report("grid_incident", {"category": "garbage"}, actor=GW,
+                   evidence=[{"upload": blob.sha256}])
+    eng.fire(t.id, "dispatch", actor=CENTRE)
+    eng.fire(t.id, "arrive", actor=DEPT)
+    afters = [eng.upload(png_bytes(rgb=(0, 250 - i, 0)), actor=DEPT) for i in range(3)]
+    eng.fire(t.id, "resolve", actor=DEPT,
+             evidence=[{"upload": a.sha256, "tag": "after"} for a in afters])
+    assert len(eng.attachments(t.id)) == 4
+    eager = [(attachments, "ticket_id", EvidenceRules.state_where)]
+    with eng.db.read() as conn:
+        _, _, tables = load_tickets(conn, [t.id], eager)[t.id]
+        _, _, every = load_tickets(conn, [t.id], [(attachments, "ticket_id")])[t.id]
+    assert [(r["seq"], r["sha256"]) for r in tables["gw_attachments"]] == [(1, blob.sha256)]
+    assert len(every["gw_attachments"]) == 4
+    rules = EvidenceRules()
+    assert rules.from_rows(tables["gw_attachments"]) == rules.from_rows(every["gw_attachments"])
+    assert eng.fire(t.id, "verify", actor=CENTRE).state == "callback"

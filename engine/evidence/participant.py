@@ -82,6 +82,7 @@ class EvidenceRules(Participant):
 
     key = "evidence"
     state_table = attachments
+    state_where = attachments.c.seq == 1  # the report's attachments: who reported with files
 
     def __init__(self) -> None:
         self._rules: dict[int, _Rules] = {}

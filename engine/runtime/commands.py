@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, Literal, TypeVar
 
-from sqlalchemy import Connection, Table, select
+from sqlalchemy import Connection, select
 
 from engine.calendars.model import CalendarOutOfRange
 from engine.clock import Clock
@@ -58,7 +58,7 @@ from engine.runtime.participant import (
 from engine.runtime.timer_plan import entry_timers, exit_cancels, field_deadline_moves
 from engine.runtime.unit_of_work import UnitOfWork
 from engine.runtime.working import Layer, PendingTimer, Stored, TicketRecord
-from engine.store.reads import load_tickets, ticket_exists
+from engine.store.reads import EagerTable, load_tickets, ticket_exists
 from engine.store.tables import history
 from engine.store.writer import TimerOp
 from engine.validation import ticket_id_problem
@@ -109,7 +109,7 @@ class CommandHandler:
         self._active: dict[int, tuple[tuple[Participant, _Contexts], ...]] = {}
         self._contexts: dict[int, _Contexts] = {}
         self._service = _Contexts(self, _Service())
-        self._eager: list[tuple[Table, str]] = []
+        self._eager: list[EagerTable] = []
         self.ensure: Callable[[str], int] | None = None
         """Deploys a bundled lifecycle on first use (set by the kernel)."""
 
@@ -133,8 +133,8 @@ class CommandHandler:
         self.participants.append(participant)
         self._contexts[id(participant)] = _Contexts(self, participant)
         self._active = {}
-        self._eager = [(p.state_table, p.state_column) for p in self.participants
-                       if p.state_table is not None]
+        self._eager = [(p.state_table, p.state_column, p.state_where)
+                       for p in self.participants if p.state_table is not None]
 
     def owner_of(self, timer_name: str) -> Participant | None:
         """The participant whose timer prefix ``timer_name`` carries (None: a deadline)."""

@@ -27,6 +27,7 @@ from datetime import datetime
 from typing import Any, ClassVar, Literal, Protocol, TypeVar
 
 from sqlalchemy import Connection, Table
+from sqlalchemy.sql.expression import ColumnElement
 
 from engine.lifecycle.machine import Lifecycle
 from engine.runtime.changes import Change
@@ -61,6 +62,10 @@ class Participant:
         state_table, state_column: a table whose rows with ``state_column`` = the ticket id
             hold this participant's state. The engine then reads them *with the ticket*, in
             the same statement, and hands them to :meth:`from_rows` (no :meth:`load` needed).
+        state_where: a condition on ``state_table``'s columns: only the rows that hold the
+            state are read with the ticket (the evidence rules need the report's
+            attachments, not every later photo). :meth:`from_rows` must give the same state
+            with or without the other rows (:meth:`load` reads them all).
 
     The engine calls, per command: :meth:`check` for every change, then :meth:`plan` for
     every change, then (after the commit) :meth:`after_commit` with the committed changes.
@@ -73,6 +78,7 @@ class Participant:
     timer_prefix: ClassVar[str | None] = None
     state_table: ClassVar[Table | None] = None
     state_column: ClassVar[str] = "ticket_id"
+    state_where: ClassVar[ColumnElement[bool] | None] = None
 
     def interested(self, lifecycle: Lifecycle) -> bool:
         """Whether this participant has anything to do with tickets of ``lifecycle``.

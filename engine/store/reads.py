@@ -25,10 +25,14 @@ from engine.store import statements as S
 from engine.store.tables import tickets, timers
 from engine.store.types import UTCDateTime
 
-__all__ = ["Loaded", "load_tickets", "rows_of", "ticket_exists", "ticket_version"]
+__all__ = ["EagerTable", "Loaded", "load_tickets", "rows_of", "ticket_exists", "ticket_version"]
 
 Loaded = tuple[dict[str, Any], list[dict[str, Any]], dict[str, list[dict[str, Any]]]]
 """A loaded ticket: ``(gw_tickets row, pending gw_timers rows, {table name: its rows})``."""
+
+EagerTable = tuple[Table, str] | tuple[Table, str, "ColumnElement[bool] | None"]
+"""A participant table read with the ticket: ``(table, ticket-id column[, condition])``; the
+condition, if any, picks the rows that hold the participant's state."""
 
 _TIMER_COLUMNS = [timers.c[n] for n in ("id", "ticket_id", "name", "state", "due_at",
                                         "claimed_by", "failures")]
@@ -78,15 +82,18 @@ def _shape(cols: Sequence[Column[Any]]) -> _Shape:
 class _Plan:
     """One composite SELECT for a set of participant tables, built once per dialect."""
 
-    def __init__(self, dialect: str, tables: Sequence[tuple[Table, str]]):
-        self.tables = list(tables)
+    def __init__(self, dialect: str, tables: Sequence[EagerTable]):
+        self.tables = [(entry[0], entry[1]) for entry in tables]
         aggregates: list[Any] = [_aggregate(dialect, timers, _TIMER_COLUMNS,
                                             timers.c.ticket_id == tickets.c.id,
                                             timers.c.status == "pending")]
         self.columns: list[_Shape] = []
-        for table, key in self.tables:
+        for entry in tables:
+            table, key = entry[0], entry[1]
+            where = entry[2] if len(entry) > 2 else None
             cols = list(table.c)
-            aggregates.append(_aggregate(dialect, table, cols, table.c[key] == tickets.c.id))
+            conditions = [table.c[key] == tickets.c.id] + ([where] if where is not None else [])
+            aggregates.append(_aggregate(dialect, table, cols, *conditions))
             self.columns.append(_shape(cols))
         self.timer_columns = _shape(_TIMER_COLUMNS)
         self.combined = dialect == "sqlite"
@@ -136,12 +143,12 @@ class _Plan:
 FEW = 32
 """Up to this many tickets are read with a prebuilt statement per count (the fast path)."""
 
-_plans: dict[tuple[str, tuple[tuple[str, str], ...]], _Plan] = {}
+_plans: dict[tuple[str, tuple[tuple[str, str, int], ...]], _Plan] = {}
 _lock = threading.Lock()
 
 
-def _plan(dialect: str, tables: Sequence[tuple[Table, str]]) -> _Plan:
-    key = (dialect, tuple((t.name, c) for t, c in tables))
+def _plan(dialect: str, tables: Sequence[EagerTable]) -> _Plan:
+    key = (dialect, tuple((e[0].name, e[1], id(e[2]) if len(e) > 2 else 0) for e in tables))
     plan = _plans.get(key)
     if plan is None:
         with _lock:
@@ -150,13 +157,14 @@ def _plan(dialect: str, tables: Sequence[tuple[Table, str]]) -> _Plan:
 
 
 def load_tickets(conn: Connection, ids: Sequence[str],
-                 tables: Sequence[tuple[Table, str]] = ()) -> dict[str, Loaded]:
+                 tables: Sequence[EagerTable] = ()) -> dict[str, Loaded]:
     """Tickets with their pending timers and their rows of ``tables``, in one statement.
 
     Args:
         conn: a connection.
         ids: the ticket ids (one, or many); ids not found are left out.
-        tables: ``(table, ticket-id column)`` of the participants' per-ticket tables.
+        tables: ``(table, ticket-id column[, condition])`` of the participants' per-ticket
+            tables (:data:`EagerTable`).
 
     Returns:
         ticket id → :data:`Loaded`: the ``gw_tickets`` row, its pending ``gw_timers`` rows
