@@ -36,9 +36,10 @@ from adapters.http.auth import ApiKey
 from adapters.http.console import cards as C
 from adapters.http.console.charts import CHARTS, chart_svg
 from adapters.http.console.diagram import state_diagram_svg
+from adapters.http.console.display import field_value, history_details
 from adapters.http.console.explain import explain_timers, timer_title
 from adapters.http.console.feed import latest_event_id, stream_cards
-from adapters.http.console.i18n import LANGS, default_lang, duration, instant, title, words
+from adapters.http.console.i18n import LANGS, default_lang, duration, title, words
 from adapters.http.console.sessions import (
     COOKIE,
     LOGIN_COOKIE,
@@ -48,6 +49,7 @@ from adapters.http.console.sessions import (
     check_csrf,
     who,
 )
+from adapters.http.console.zones import PageZone, page_zone
 from adapters.http.departments import visible_orders
 from adapters.http.problems import Problem
 from adapters.http.reports import report_for
@@ -111,22 +113,29 @@ def _zone(request: Request) -> Any:
 
 
 def _page(request: Request, template: str, requester: Who | None, status: int = 200,
-          **ctx: Any) -> HTMLResponse:
+          zone: PageZone | None = None, **ctx: Any) -> HTMLResponse:
     lang = _lang(request)
     w = words(lang)
-    zone = _zone(request)
+    shown = zone or _page_zone(request)
+    now = _engine_now(_engine(request))
 
     def at(value: datetime | None, weekday: bool = True) -> str:
-        return instant(value, zone, lang, weekday=weekday) if value else "–"
+        return shown.at(value, lang, weekday=weekday)
 
     html = _env.get_template(template).render(
         request=request, lang=lang, w=w, who=requester,
         grant=requester.grant if requester else None,
         csrf=requester.session.csrf if requester and requester.session else "",
         path=request.url.path, other_lang="en" if lang == "zh" else "zh", at=at,
+        zone_note=shown.note(now, lang),
         iso=lambda v: v.isoformat() if v else "", quote=quote,
-        now_iso=_engine_now(_engine(request)).isoformat(), **ctx)
+        now_iso=now.isoformat(), **ctx)
     return HTMLResponse(html, status_code=status)
+
+
+def _page_zone(request: Request) -> PageZone:
+    """The zone of the pages about all served lifecycles: the first one's."""
+    return page_zone(_engine(request).lifecycle(_served(request)[0]))
 
 
 def _role_title(engine: Engine, served: tuple[str, ...], role: str, lang: str) -> str:
@@ -310,10 +319,15 @@ def risk(request: Request) -> HTMLResponse:
 
 
 def _history_rows(engine: Engine, lc: Any, ticket: Ticket, served: tuple[str, ...],
-                  lang: str) -> list[dict[str, Any]]:
+                  lang: str, zone: PageZone, parent_lc: Any | None = None
+                  ) -> list[dict[str, Any]]:
     spec = lc.spec
+    parent_spec = parent_lc.spec if parent_lc is not None else None
     trig = {t.trigger: title(t.title, lang, t.trigger) for t in spec.transitions}
     w = words(lang)
+    by_seq: dict[int, list[Any]] = {}
+    for a in engine.attachments(ticket.id):
+        by_seq.setdefault(a.seq, []).append(a)
     rows = []
     for h in engine.history(ticket.id):
         if h.kind in ("transition", "migration"):
@@ -323,13 +337,6 @@ def _history_rows(engine: Engine, lc: Any, ticket: Ticket, served: tuple[str, ..
         else:
             what = f"{w.get(h.kind, h.kind)}: {timer_title(lc, h.trigger, lang)[1]}"
         states = spec.states
-        evidence = []
-        for k, v in (h.data.get("fields") or {}).items():
-            fld = spec.fields.get(k)
-            evidence.append(f"{title(fld.title if fld else None, lang, k)} = {v}")
-        if "due_at" in h.data:
-            due = datetime.fromisoformat(h.data["due_at"])
-            evidence.append(f"{w['due']} {instant(due, report_zone(lc), lang)}")
         rows.append({
             "seq": h.seq, "at": h.at, "kind": h.kind, "what": what,
             "from_state": title(states[h.from_state].title, lang, h.from_state or "")
@@ -340,7 +347,9 @@ def _history_rows(engine: Engine, lc: Any, ticket: Ticket, served: tuple[str, ..
             if h.from_level not in (None, h.to_level) else None,
             "actor": h.actor, "role": _role_title(engine, (ticket.lifecycle, *served),
                                                   h.role, lang),
-            "reason": h.reason, "evidence": evidence,
+            "reason": h.reason,
+            "evidence": history_details(h, spec, lang, zone, by_seq.get(h.seq, []),
+                                        parent_spec),
         })
     return rows
 
@@ -412,20 +421,14 @@ def _ticket_page(request: Request, requester: Who, ticket_id: str, *, status: in
             parent_lc = engine.lifecycle_of(parent)
         except TicketNotFound:
             parent = None
-    dept_spec = (parent_lc or lc).spec.departments
-    categories = (parent_lc or lc).spec.categories
+    zone = page_zone(lc, parent_lc)
     fields = []
     for name, value in ticket.fields.items():
         if value in (None, ""):
             continue
         fld = spec.fields.get(name)
-        shown = value
-        if name == "department" and str(value) in dept_spec:
-            shown = title(dept_spec[str(value)].title, lang, str(value))
-        elif name == "category" and str(value) in categories:
-            shown = title(categories[str(value)].title, lang, str(value))
-        elif name == "role" and parent_lc is not None:
-            shown = words(lang).get(str(value), str(value))
+        shown = field_value(name, value, spec, lang, zone,
+                            parent_lc.spec if parent_lc is not None else None)
         fields.append((title(fld.title if fld else None, lang, name), shown))
     orders = []
     if spec.routing is not None:
@@ -442,17 +445,18 @@ def _ticket_page(request: Request, requester: Who, ticket_id: str, *, status: in
                 "level": title(lv.title if lv else None, lang, o.level),
                 "overdue": o.overdue, "issued_at": o.issued_at})
     explained = explain_timers(lc, ticket, engine.history(ticket.id), engine.timers(ticket.id),
-                               engine.sla_clocks(ticket.id), lang, zone=_zone(request))
+                               engine.sla_clocks(ticket.id), lang, zone=zone.zone)
     level_spec = next((x for x in spec.levels if x.name == ticket.level), None)
     departments = [(n, title(d.title, lang, n)) for n, d in spec.departments.items()]
     card = C.card_of(engine, ticket, lang, _engine_now(engine))
     return _page(
-        request, "ticket.html", requester, status=status, ticket=ticket, spec=spec,
+        request, "ticket.html", requester, status=status, zone=zone, ticket=ticket, spec=spec,
         lifecycle_title=title(spec.title, lang, spec.name),
         state_title=title(spec.states[ticket.state].title, lang, ticket.state),
         level_title=title(level_spec.title if level_spec else None, lang, ticket.level),
         final=ticket.state in lc.final_states, fields=fields, orders=orders,
-        explained=explained, history=_history_rows(engine, lc, ticket, served, lang),
+        explained=explained,
+        history=_history_rows(engine, lc, ticket, served, lang, zone, parent_lc),
         diagram=Markup(state_diagram_svg(lc, ticket.state, lang)),
         actions=_actions(engine, lc, ticket, grant, lang, parent_lc), departments=departments,
         parent=parent, refusal=refusal, refusal_detail=refusal_detail, done=done, card=card)
