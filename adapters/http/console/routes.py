@@ -37,9 +37,11 @@ from adapters.http.console import cards as C
 from adapters.http.console.charts import CHARTS, chart_svg
 from adapters.http.console.diagram import state_diagram_svg
 from adapters.http.console.display import field_value, history_details
+from adapters.http.console.evidence_form import evidence_items, files_of, needs_for
 from adapters.http.console.explain import explain_timers, timer_title
 from adapters.http.console.feed import latest_event_id, stream_cards
 from adapters.http.console.i18n import LANGS, default_lang, duration, title, words
+from adapters.http.console.refusals import refusal_words
 from adapters.http.console.sessions import (
     COOKIE,
     LOGIN_COOKIE,
@@ -51,24 +53,20 @@ from adapters.http.console.sessions import (
 )
 from adapters.http.console.zones import PageZone, page_zone
 from adapters.http.departments import visible_orders
+from adapters.http.evidence import MAX_FILES, store_files
 from adapters.http.problems import Problem
 from adapters.http.reports import report_for
 from engine import (
-    CommandRefused,
     Departments,
     Engine,
-    FieldNotAllowed,
     GridwhistleError,
-    InvalidFields,
-    NotTheHandler,
-    OversightRefused,
     RoleNotAllowed,
     Ticket,
     TicketNotFound,
 )
 from engine.reports.report import report_zone
 
-__all__ = ["router"]
+__all__ = ["refusal_words", "router"]
 
 HERE = Path(__file__).parent
 router = APIRouter(prefix="/console", include_in_schema=False)
@@ -355,8 +353,11 @@ def _history_rows(engine: Engine, lc: Any, ticket: Ticket, served: tuple[str, ..
 
 
 def _actions(engine: Engine, lc: Any, ticket: Ticket, grant: ApiKey, lang: str,
-             parent_lc: Any) -> list[dict[str, Any]]:
-    """The forms of the ticket's state; ``allowed`` says whether the key's role may."""
+             parent_lc: Any, parent: Ticket | None = None) -> list[dict[str, Any]]:
+    """The forms of the ticket's state; ``allowed`` says whether the key's role may.
+
+    ``needs``: the evidence the key's role must send with a trigger (a file input each).
+    """
     spec = lc.spec
     out: list[dict[str, Any]] = []
     if ticket.state in lc.final_states:
@@ -375,8 +376,11 @@ def _actions(engine: Engine, lc: Any, ticket: Ticket, grant: ApiKey, lang: str,
             kind = "escalate"
         elif routing is not None and trigger == "merge":
             kind = "merge"
+        needs = needs_for(engine, lc, ticket, trigger, grant.role, lang,
+                          (parent, parent_lc) if parent is not None and parent_lc is not None
+                          else None) if kind.startswith("fire:") else []
         out.append({"kind": kind, "trigger": trigger, "title": name, "roles": roles,
-                    "allowed": trigger in available,
+                    "allowed": trigger in available, "needs": needs,
                     "reason_required": any(t.reason_required for t in ts) or kind == "merge"})
     if routing is not None:
         dispatchers = sorted({r for t in spec.transitions if t.trigger == "dispatch"
@@ -458,7 +462,8 @@ def _ticket_page(request: Request, requester: Who, ticket_id: str, *, status: in
         explained=explained,
         history=_history_rows(engine, lc, ticket, served, lang, zone, parent_lc),
         diagram=Markup(state_diagram_svg(lc, ticket.state, lang)),
-        actions=_actions(engine, lc, ticket, grant, lang, parent_lc), departments=departments,
+        actions=_actions(engine, lc, ticket, grant, lang, parent_lc, parent),
+        departments=departments,
         parent=parent, refusal=refusal, refusal_detail=refusal_detail, done=done, card=card)
 
 
@@ -480,53 +485,15 @@ def ticket_page(ticket_id: str, request: Request) -> HTMLResponse:
                         done=request.query_params.get("done"))
 
 
-def refusal_words(exc: Exception, engine: Engine, served: tuple[str, ...], lc: Any,
-                  lang: str) -> str:
-    """A refusal in the console's language (the engine's own message is shown beside it)."""
-    zh = lang == "zh"
-    if isinstance(exc, RoleNotAllowed):
-        role = _role_title(engine, served, exc.role, lang)
-        allowed = "、".join(_role_title(engine, served, r, lang) for r in exc.allowed_roles) \
-            if zh else ", ".join(_role_title(engine, served, r, lang) for r in exc.allowed_roles)
-        trig = next((title(t.title, lang, t.trigger) for t in lc.spec.transitions
-                     if t.trigger == exc.trigger), words(lang).get(exc.trigger, exc.trigger))
-        if zh:
-            return f"角色“{role}”不能执行“{trig}”；可以执行的角色：{allowed}。"
-        return f"The role “{role}” may not “{trig}”; roles that may: {allowed}."
-    if isinstance(exc, FieldNotAllowed):
-        fields = "、".join(exc.fields) if zh else ", ".join(exc.fields)
-        if zh:
-            return (f"此角色不能修改字段：{fields}。请联系指挥中心修改；"
-                    "需要更多时间请提交延期申请。")
-        return (f"This role may not change: {fields}. Ask the command centre; to get more time, "
-                "send an extension request.")
-    if isinstance(exc, NotTheHandler):
-        handler = _role_title(engine, served, exc.handler, lang)
-        if zh:
-            return f"此事件已升级到“{exc.level}”级，只能由{handler}或指挥中心处理。"
-        return (f"This ticket is escalated to level {exc.level!r}: only {handler} or the "
-                "centre act on it.")
-    if isinstance(exc, OversightRefused):
-        return ("延期、挂起或督办规则不允许此操作。" if zh
-                else "The rules for extensions, suspension and supervision do not allow this.")
-    if isinstance(exc, InvalidFields) and "reason" in exc.errors:
-        return "请填写理由。" if zh else "Give a reason."
-    if isinstance(exc, Problem) and exc.slug == "wrong-department":
-        return ("此密钥只能处理本部门的事件和工单。" if zh
-                else "This key acts for its own department only.")
-    if isinstance(exc, CommandRefused):
-        return "引擎拒绝了这个操作。" if zh else "The engine refused this action."
-    return "操作未完成。" if zh else "The action was not done."
-
-
 @router.post("/tickets/{ticket_id:ticket}/actions")
 async def act(ticket_id: str, request: Request) -> Response:
     """Run one action of the ticket page; the engine's refusal is shown on the page."""
     requester = _who(request)
-    form = await request.form()
+    form = await request.form(max_files=MAX_FILES, max_fields=4 * MAX_FILES + 10)
     check_csrf(requester, str(form.get("csrf") or ""))
     engine = _engine(request)
     action = str(form.get("action") or "")
+    sent = [(tag, (f.filename, f.content_type, await f.read())) for tag, f in files_of(form)]
     reason = str(form.get("reason") or "").strip() or None
     actor = requester.grant.as_actor()
     depts = Departments(engine)
@@ -562,10 +529,16 @@ async def act(ticket_id: str, request: Request) -> Response:
             engine.escalate(ticket_id, actor=actor, reason=reason or "")
         elif action.startswith("fire:"):
             trigger = action.removeprefix("fire:")
+            evidence = None
+            if sent:  # the path of POST /uploads: the same checks and limits
+                blobs = store_files(engine, requester.grant, [f for _, f in sent],
+                                    ticket.lifecycle)
+                evidence = evidence_items([t for t, _ in sent], [b.sha256 for b in blobs])
             if trigger == "bounce":
                 depts.bounce(ticket_id, actor=actor, reason=reason or "")
             else:
-                engine.fire(ticket_id, trigger, actor=actor, reason=reason)
+                engine.fire(ticket_id, trigger, actor=actor, reason=reason,
+                            evidence=evidence)
         else:
             raise Problem(422, "unknown-action", f"unknown action {action!r}")
 
@@ -577,9 +550,22 @@ async def act(ticket_id: str, request: Request) -> Response:
         lc = engine.lifecycle_of(engine.get(ticket_id))
         return await asyncio.to_thread(
             _ticket_page, request, requester, ticket_id, status=status,
-            refusal=refusal_words(exc, engine, _served(request), lc, lang),
+            refusal=refusal_words(exc, engine, _served(request), lc, lang,
+                                  page_zone(lc, _parent_lc(engine, lc, ticket_id))),
             refusal_detail=exc.detail if isinstance(exc, Problem) else str(exc))
     return RedirectResponse(f"/console/tickets/{quote(ticket_id)}?done={quote(action)}", 303)
+
+
+def _parent_lc(engine: Engine, lc: Any, ticket_id: str) -> Any | None:
+    """A work order's ticket's lifecycle (None for a ticket that is not a work order)."""
+    ticket = engine.get(ticket_id)
+    parent_id = ticket.fields.get("parent")
+    if parent_id is None or "role" not in ticket.fields:
+        return None
+    try:
+        return engine.lifecycle_of(engine.get(str(parent_id)))
+    except TicketNotFound:
+        return None
 
 
 def _status(exc: GridwhistleError) -> int:
