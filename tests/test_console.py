@@ -227,7 +227,8 @@ def test_issue_11_refusals_are_told_in_the_console_language(tmp_path: Path) -> N
 
     eng = Engine(tmp_path / "words.sqlite", clock=VirtualClock(datetime(2024, 5, 7, 9)
                                                              .astimezone(ZoneInfo("UTC"))))
-    lc = eng.deploy("grid_incident")
+    eng.deploy("grid_incident")
+    lc = eng.lifecycle("grid_incident")
     served = ("grid_incident",)
     moved = FieldNotAllowed("T1", "arrive", "department", ["target_at"],
                             {"target_at": ["centre"]}, {"target_at": []})

@@ -178,3 +178,73 @@ def test_every_page_fits_a_phone_without_scrolling_sideways(site: Site, page_of:
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= 375, (path, width)
     assert all(u.startswith(url) for u in page.requested), page.requested
+
+
+def _on_site_ticket(engine: Engine, ticket_id: str) -> None:
+    """A grid worker's report with a photo, dispatched to water, the department on site."""
+    gw = Actor("gw-017", "grid_worker")
+    photo = engine.upload(png_bytes(rgb=(9, 9, 9)), actor=gw, lifecycle="grid_incident")
+    engine.report("grid_incident", {"category": "blocked_drain", "area": "A1"}, actor=gw,
+                  ticket_id=ticket_id, evidence=[{"upload": photo.sha256}])
+    engine.fire(ticket_id, "dispatch", actor=CENTRE, fields={"department": "water"})
+    engine.fire(ticket_id, "arrive", actor=Actor("water-3", "department"))
+
+
+def test_the_resolve_form_sends_the_after_photo(site: Site, page_of: Any,
+                                                tmp_path: Path) -> None:
+    from playwright.sync_api import expect
+
+    url, engine = site
+    _on_site_ticket(engine, "T-1")
+    page = page_of("k-water")
+    page.goto(f"{url}/console/tickets/T-1")
+    form = page.locator('form[data-action="fire:resolve"]')
+    expect(form).to_have_attribute("enctype", "multipart/form-data")
+    expect(form.locator(".evidence-need")).to_contain_text("须附 1 张照片（标签：处置后）")
+    expect(form.locator(".evidence-need .limits")).to_contain_text("20 MB")
+    # without the photo: the engine's own rule refuses, in words
+    form.locator("button[type=submit]").click()
+    expect(page.locator("#refusal")).to_contain_text(
+        "“处置完毕”须附证据：须附 1 张照片（标签：处置后）。请选择文件后再提交。")
+    assert engine.get("T-1").state == "on_site"
+    # a file whose name says PNG and whose content is a PDF: the upload's checks refuse it
+    fake = tmp_path / "after.png"
+    fake.write_bytes(b"%PDF-1.4\n%%EOF\n")
+    form = page.locator('form[data-action="fire:resolve"]')
+    form.locator("input[type=file]").set_input_files(str(fake))
+    form.locator("button[type=submit]").click()
+    expect(page.locator("#refusal")).to_contain_text("文件“after.png”声明为 image/png")
+    assert engine.get("T-1").state == "on_site"
+    # the real photo: uploaded through the API's path, the trigger fired with it
+    real = tmp_path / "after-real.png"
+    real.write_bytes(png_bytes(rgb=(0, 200, 0)))
+    form = page.locator('form[data-action="fire:resolve"]')
+    form.locator("input[type=file]").set_input_files(str(real))
+    form.locator("button[type=submit]").click()
+    expect(page.locator(".done")).to_be_visible()
+    assert engine.get("T-1").state == "resolved"
+    after = [a for a in engine.attachments("T-1") if a.trigger == "resolve"]
+    assert [(a.tag, a.kind, a.role, a.actor, a.size) for a in after] == [
+        ("after", "photo", "department", "water-3", real.stat().st_size)]
+    expect(page.locator("#timeline")).to_contain_text("照片（处置后）")
+    assert all(u.startswith(url) for u in page.requested), page.requested
+
+
+def test_the_evidence_form_is_in_english_too(site: Site, page_of: Any) -> None:
+    from playwright.sync_api import expect
+
+    url, engine = site
+    _on_site_ticket(engine, "T-2")
+    page = page_of("k-water")
+    page.goto(f"{url}/console/tickets/T-2?lang=en")
+    need = page.locator('form[data-action="fire:resolve"] .evidence-need')
+    expect(need).to_contain_text("Needs 1 photo tagged “After”")
+    expect(need.locator("input[type=file]")).to_have_attribute(
+        "accept", "image/jpeg,image/png,image/webp,image/heic")
+    # a report by the centre's hotline is not bound by the photo rule: no file input
+    engine.report("grid_incident", {"category": "noise"}, actor=CENTRE, ticket_id="T-3")
+    engine.fire("T-3", "dispatch", actor=CENTRE, fields={"department": "water"})
+    engine.fire("T-3", "arrive", actor=Actor("water-3", "department"))
+    page.goto(f"{url}/console/tickets/T-3?lang=en")
+    expect(page.locator('form[data-action="fire:resolve"]')).to_be_visible()
+    expect(page.locator('form[data-action="fire:resolve"] .evidence-need')).to_have_count(0)

@@ -46,7 +46,7 @@ from adapters.http.models import AttachmentOut, BlobOut, FireIn, ReportIn, Ticke
 from adapters.http.problems import PROBLEM_JSON, Problem
 from engine import CallbackLinkInvalid, Engine, EvidenceRejected, InvalidFields, TicketNotFound
 
-__all__ = ["router"]
+__all__ = ["MAX_FILES", "router", "store_files"]
 
 _PROBLEM = {"content": {PROBLEM_JSON: {}}, "description": "RFC 9457 problem details"}
 router = APIRouter(tags=["evidence"], responses={
@@ -64,16 +64,39 @@ async def _form(request: Request) -> FormData:
 
 async def _store(engine: Engine, grant: ApiKey, files: list[UploadFile],
                  lifecycle: str) -> list[BlobOut]:
+    parts = [(f.filename, f.content_type, await f.read()) for f in files]
+    return store_files(engine, grant, parts, lifecycle)
+
+
+def store_files(engine: Engine, grant: ApiKey,
+                files: list[tuple[str | None, str | None, bytes]],
+                lifecycle: str) -> list[BlobOut]:
+    """Check and store uploaded files as ``grant``'s actor, under ``lifecycle``'s limits.
+
+    The one way files come in over HTTP (``POST /uploads``, the ``with-evidence`` commands
+    and the console's action forms): :meth:`Engine.upload <engine.Engine.upload>` checks the
+    size, the media type and the declared type against the content.
+
+    Args:
+        engine: the engine.
+        grant: the key's grant (its actor is recorded as the uploader).
+        files: ``(filename, declared media type, bytes)`` per file.
+        lifecycle: whose ``evidence`` limits apply.
+
+    Raises:
+        Problem: 422 ``evidence-rejected`` (with ``why``, ``declared``, ``detected``,
+            ``size``, ``limit``, ``filename``) for the first file refused; files before it
+            are stored (a blob without a command is harmless), nothing refers to them.
+    """
     out = []
-    for f in files:
-        data = await f.read()
+    for filename, media_type, data in files:
         try:
-            blob = engine.upload(data, actor=grant.as_actor(), media_type=f.content_type,
+            blob = engine.upload(data, actor=grant.as_actor(), media_type=media_type,
                                  lifecycle=lifecycle)
         except EvidenceRejected as exc:
-            raise Problem(422, "evidence-rejected", f"{f.filename or 'file'}: {exc}",
+            raise Problem(422, "evidence-rejected", f"{filename or 'file'}: {exc}",
                           why=exc.why, declared=exc.declared, detected=exc.detected,
-                          size=exc.size, limit=exc.limit, filename=f.filename) from None
+                          size=exc.size, limit=exc.limit, filename=filename) from None
         out.append(BlobOut(sha256=blob.sha256, media_type=blob.media_type, kind=blob.kind,
                            size=blob.size, new=blob.new))
     return out

@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
 
 from adapters.http.console.i18n import duration, instant, title
+from adapters.http.console.zones import zone_label
 from engine import BusinessCalendar, GridwhistleError, HistoryEntry, SlaClock, Ticket, Timer
 
 __all__ = ["Explained", "explain_timers", "timer_title"]
@@ -32,7 +33,8 @@ class Explained:
         timer: the stored timer.
         kind: ``deadline``, ``sla``, ``sla_warning``, ``ladder`` or ``lag``.
         title: the rule's display title.
-        due_local: the due instant in the rule's calendar zone (or the lifecycle's).
+        due_local: the due instant in the rule's calendar zone (or the lifecycle's), with
+            the zone's label (``UTC+8``; ``UTC`` when no zone is known).
         reasoning: one sentence: the span, its calendar, start → due.
         steps: the working intervals counted (``Mon 6 May 08:30–12:00 (3.5 h)``), and days
             skipped with why.
@@ -53,6 +55,11 @@ def _zone(lc: Any, fallback: tzinfo | None = None) -> tzinfo:
         zone: tzinfo = cal.zone
         return zone
     return fallback or UTC
+
+
+def _due(at: datetime, zone: tzinfo, lang: str) -> str:
+    """A due instant in ``zone``, labelled with the zone (``… 09:30 UTC+8``)."""
+    return f"{instant(at, zone, lang)} {zone_label(at, zone)}"
 
 
 def timer_title(lc: Any, name: str, lang: str) -> tuple[str, str]:
@@ -181,7 +188,7 @@ def explain_timers(
             out.append(_explain(lc, ticket, history, t, clocks, lang, _zone(lc, zone)))
         except (GridwhistleError, KeyError, ValueError):  # a rule gone or out of range
             kind, name = timer_title(lc, t.name, lang)
-            out.append(Explained(t, kind, name, instant(t.due_at, _zone(lc, zone), lang), "",
+            out.append(Explained(t, kind, name, _due(t.due_at, _zone(lc, zone), lang), "",
                                  [], False))
     return out
 
@@ -201,7 +208,7 @@ def _explain(lc: Any, ticket: Ticket, history: list[HistoryEntry], t: Timer,
             label = title(fld.title if fld else None, lang, d.at_field)
             text = (f"由字段“{label}”给出 → {instant(t.due_at, zone, lang)}" if lang == "zh"
                     else f"set by the field “{label}” → {instant(t.due_at, zone, lang)}")
-            return Explained(t, kind, name, instant(t.due_at, zone, lang), text)
+            return Explained(t, kind, name, _due(t.due_at, zone, lang), text)
         span = d.after
         start = _entered_state(history, d.state) if d.state else (
             history[0].at if history else ticket.created_at)
@@ -220,7 +227,7 @@ def _explain(lc: Any, ticket: Ticket, history: list[HistoryEntry], t: Timer,
         zone = cal.zone
     computed = _apply(cal, span, start) if start is not None else None
     steps = _steps(cal, start, t.due_at, lang) if cal is not None and start is not None else []
-    return Explained(t, kind, name, instant(t.due_at, zone, lang),
+    return Explained(t, kind, name, _due(t.due_at, zone, lang),
                      _sentence(span_text, start, t.due_at, zone, lang, what=prefix), steps,
                      computed == t.due_at)
 
@@ -235,7 +242,7 @@ def _explain_sla(lc: Any, t: Timer, kind: str, name: str, parts: list[str],
         fld = lc.spec.fields.get(sla.at_field or "")
         label = title(fld.title if fld else None, lang, sla.at_field or "")
         text = (f"由字段“{label}”给出" if lang == "zh" else f"set by the field “{label}”")
-        return Explained(t, kind, name, instant(t.due_at, zone, lang),
+        return Explained(t, kind, name, _due(t.due_at, zone, lang),
                          f"{text} → {instant(t.due_at, zone, lang)}")
     cal = None if isinstance(target, timedelta) else lc.calendars[target.calendar]
     if cal is not None:
@@ -268,5 +275,5 @@ def _explain_sla(lc: Any, t: Timer, kind: str, name: str, parts: list[str],
             words = (f"目标的{w.percent}%：" if lang == "zh"
                      else f"{w.percent}% of the target: ") + words
     steps = _steps(cal, start, t.due_at, lang) if cal is not None and start is not None else []
-    return Explained(t, kind, name, instant(t.due_at, zone, lang),
+    return Explained(t, kind, name, _due(t.due_at, zone, lang),
                      _sentence(words, start, t.due_at, zone, lang), steps, start is not None)

@@ -36,9 +36,12 @@ from adapters.http.auth import ApiKey
 from adapters.http.console import cards as C
 from adapters.http.console.charts import CHARTS, chart_svg
 from adapters.http.console.diagram import state_diagram_svg
+from adapters.http.console.display import field_value, history_details
+from adapters.http.console.evidence_form import evidence_items, files_of, needs_for
 from adapters.http.console.explain import explain_timers, timer_title
 from adapters.http.console.feed import latest_event_id, stream_cards
-from adapters.http.console.i18n import LANGS, default_lang, duration, instant, title, words
+from adapters.http.console.i18n import LANGS, default_lang, duration, title, words
+from adapters.http.console.refusals import refusal_words
 from adapters.http.console.sessions import (
     COOKIE,
     LOGIN_COOKIE,
@@ -48,25 +51,22 @@ from adapters.http.console.sessions import (
     check_csrf,
     who,
 )
+from adapters.http.console.zones import PageZone, page_zone
 from adapters.http.departments import visible_orders
+from adapters.http.evidence import MAX_FILES, store_files
 from adapters.http.problems import Problem
 from adapters.http.reports import report_for
 from engine import (
-    CommandRefused,
     Departments,
     Engine,
-    FieldNotAllowed,
     GridwhistleError,
-    InvalidFields,
-    NotTheHandler,
-    OversightRefused,
     RoleNotAllowed,
     Ticket,
     TicketNotFound,
 )
 from engine.reports.report import report_zone
 
-__all__ = ["router"]
+__all__ = ["refusal_words", "router"]
 
 HERE = Path(__file__).parent
 router = APIRouter(prefix="/console", include_in_schema=False)
@@ -111,22 +111,29 @@ def _zone(request: Request) -> Any:
 
 
 def _page(request: Request, template: str, requester: Who | None, status: int = 200,
-          **ctx: Any) -> HTMLResponse:
+          zone: PageZone | None = None, **ctx: Any) -> HTMLResponse:
     lang = _lang(request)
     w = words(lang)
-    zone = _zone(request)
+    shown = zone or _page_zone(request)
+    now = _engine_now(_engine(request))
 
     def at(value: datetime | None, weekday: bool = True) -> str:
-        return instant(value, zone, lang, weekday=weekday) if value else "–"
+        return shown.at(value, lang, weekday=weekday)
 
     html = _env.get_template(template).render(
         request=request, lang=lang, w=w, who=requester,
         grant=requester.grant if requester else None,
         csrf=requester.session.csrf if requester and requester.session else "",
         path=request.url.path, other_lang="en" if lang == "zh" else "zh", at=at,
+        zone_note=shown.note(now, lang),
         iso=lambda v: v.isoformat() if v else "", quote=quote,
-        now_iso=_engine_now(_engine(request)).isoformat(), **ctx)
+        now_iso=now.isoformat(), **ctx)
     return HTMLResponse(html, status_code=status)
+
+
+def _page_zone(request: Request) -> PageZone:
+    """The zone of the pages about all served lifecycles: the first one's."""
+    return page_zone(_engine(request).lifecycle(_served(request)[0]))
 
 
 def _role_title(engine: Engine, served: tuple[str, ...], role: str, lang: str) -> str:
@@ -310,10 +317,15 @@ def risk(request: Request) -> HTMLResponse:
 
 
 def _history_rows(engine: Engine, lc: Any, ticket: Ticket, served: tuple[str, ...],
-                  lang: str) -> list[dict[str, Any]]:
+                  lang: str, zone: PageZone, parent_lc: Any | None = None
+                  ) -> list[dict[str, Any]]:
     spec = lc.spec
+    parent_spec = parent_lc.spec if parent_lc is not None else None
     trig = {t.trigger: title(t.title, lang, t.trigger) for t in spec.transitions}
     w = words(lang)
+    by_seq: dict[int, list[Any]] = {}
+    for a in engine.attachments(ticket.id):
+        by_seq.setdefault(a.seq, []).append(a)
     rows = []
     for h in engine.history(ticket.id):
         if h.kind in ("transition", "migration"):
@@ -323,13 +335,6 @@ def _history_rows(engine: Engine, lc: Any, ticket: Ticket, served: tuple[str, ..
         else:
             what = f"{w.get(h.kind, h.kind)}: {timer_title(lc, h.trigger, lang)[1]}"
         states = spec.states
-        evidence = []
-        for k, v in (h.data.get("fields") or {}).items():
-            fld = spec.fields.get(k)
-            evidence.append(f"{title(fld.title if fld else None, lang, k)} = {v}")
-        if "due_at" in h.data:
-            due = datetime.fromisoformat(h.data["due_at"])
-            evidence.append(f"{w['due']} {instant(due, report_zone(lc), lang)}")
         rows.append({
             "seq": h.seq, "at": h.at, "kind": h.kind, "what": what,
             "from_state": title(states[h.from_state].title, lang, h.from_state or "")
@@ -340,14 +345,19 @@ def _history_rows(engine: Engine, lc: Any, ticket: Ticket, served: tuple[str, ..
             if h.from_level not in (None, h.to_level) else None,
             "actor": h.actor, "role": _role_title(engine, (ticket.lifecycle, *served),
                                                   h.role, lang),
-            "reason": h.reason, "evidence": evidence,
+            "reason": h.reason,
+            "evidence": history_details(h, spec, lang, zone, by_seq.get(h.seq, []),
+                                        parent_spec),
         })
     return rows
 
 
 def _actions(engine: Engine, lc: Any, ticket: Ticket, grant: ApiKey, lang: str,
-             parent_lc: Any) -> list[dict[str, Any]]:
-    """The forms of the ticket's state; ``allowed`` says whether the key's role may."""
+             parent_lc: Any, parent: Ticket | None = None) -> list[dict[str, Any]]:
+    """The forms of the ticket's state; ``allowed`` says whether the key's role may.
+
+    ``needs``: the evidence the key's role must send with a trigger (a file input each).
+    """
     spec = lc.spec
     out: list[dict[str, Any]] = []
     if ticket.state in lc.final_states:
@@ -366,8 +376,11 @@ def _actions(engine: Engine, lc: Any, ticket: Ticket, grant: ApiKey, lang: str,
             kind = "escalate"
         elif routing is not None and trigger == "merge":
             kind = "merge"
+        needs = needs_for(engine, lc, ticket, trigger, grant.role, lang,
+                          (parent, parent_lc) if parent is not None and parent_lc is not None
+                          else None) if kind.startswith("fire:") else []
         out.append({"kind": kind, "trigger": trigger, "title": name, "roles": roles,
-                    "allowed": trigger in available,
+                    "allowed": trigger in available, "needs": needs,
                     "reason_required": any(t.reason_required for t in ts) or kind == "merge"})
     if routing is not None:
         dispatchers = sorted({r for t in spec.transitions if t.trigger == "dispatch"
@@ -412,20 +425,14 @@ def _ticket_page(request: Request, requester: Who, ticket_id: str, *, status: in
             parent_lc = engine.lifecycle_of(parent)
         except TicketNotFound:
             parent = None
-    dept_spec = (parent_lc or lc).spec.departments
-    categories = (parent_lc or lc).spec.categories
+    zone = page_zone(lc, parent_lc)
     fields = []
     for name, value in ticket.fields.items():
         if value in (None, ""):
             continue
         fld = spec.fields.get(name)
-        shown = value
-        if name == "department" and str(value) in dept_spec:
-            shown = title(dept_spec[str(value)].title, lang, str(value))
-        elif name == "category" and str(value) in categories:
-            shown = title(categories[str(value)].title, lang, str(value))
-        elif name == "role" and parent_lc is not None:
-            shown = words(lang).get(str(value), str(value))
+        shown = field_value(name, value, spec, lang, zone,
+                            parent_lc.spec if parent_lc is not None else None)
         fields.append((title(fld.title if fld else None, lang, name), shown))
     orders = []
     if spec.routing is not None:
@@ -442,19 +449,21 @@ def _ticket_page(request: Request, requester: Who, ticket_id: str, *, status: in
                 "level": title(lv.title if lv else None, lang, o.level),
                 "overdue": o.overdue, "issued_at": o.issued_at})
     explained = explain_timers(lc, ticket, engine.history(ticket.id), engine.timers(ticket.id),
-                               engine.sla_clocks(ticket.id), lang, zone=_zone(request))
+                               engine.sla_clocks(ticket.id), lang, zone=zone.zone)
     level_spec = next((x for x in spec.levels if x.name == ticket.level), None)
     departments = [(n, title(d.title, lang, n)) for n, d in spec.departments.items()]
     card = C.card_of(engine, ticket, lang, _engine_now(engine))
     return _page(
-        request, "ticket.html", requester, status=status, ticket=ticket, spec=spec,
+        request, "ticket.html", requester, status=status, zone=zone, ticket=ticket, spec=spec,
         lifecycle_title=title(spec.title, lang, spec.name),
         state_title=title(spec.states[ticket.state].title, lang, ticket.state),
         level_title=title(level_spec.title if level_spec else None, lang, ticket.level),
         final=ticket.state in lc.final_states, fields=fields, orders=orders,
-        explained=explained, history=_history_rows(engine, lc, ticket, served, lang),
+        explained=explained,
+        history=_history_rows(engine, lc, ticket, served, lang, zone, parent_lc),
         diagram=Markup(state_diagram_svg(lc, ticket.state, lang)),
-        actions=_actions(engine, lc, ticket, grant, lang, parent_lc), departments=departments,
+        actions=_actions(engine, lc, ticket, grant, lang, parent_lc, parent),
+        departments=departments,
         parent=parent, refusal=refusal, refusal_detail=refusal_detail, done=done, card=card)
 
 
@@ -476,53 +485,15 @@ def ticket_page(ticket_id: str, request: Request) -> HTMLResponse:
                         done=request.query_params.get("done"))
 
 
-def refusal_words(exc: Exception, engine: Engine, served: tuple[str, ...], lc: Any,
-                  lang: str) -> str:
-    """A refusal in the console's language (the engine's own message is shown beside it)."""
-    zh = lang == "zh"
-    if isinstance(exc, RoleNotAllowed):
-        role = _role_title(engine, served, exc.role, lang)
-        allowed = "、".join(_role_title(engine, served, r, lang) for r in exc.allowed_roles) \
-            if zh else ", ".join(_role_title(engine, served, r, lang) for r in exc.allowed_roles)
-        trig = next((title(t.title, lang, t.trigger) for t in lc.spec.transitions
-                     if t.trigger == exc.trigger), words(lang).get(exc.trigger, exc.trigger))
-        if zh:
-            return f"角色“{role}”不能执行“{trig}”；可以执行的角色：{allowed}。"
-        return f"The role “{role}” may not “{trig}”; roles that may: {allowed}."
-    if isinstance(exc, FieldNotAllowed):
-        fields = "、".join(exc.fields) if zh else ", ".join(exc.fields)
-        if zh:
-            return (f"此角色不能修改字段：{fields}。请联系指挥中心修改；"
-                    "需要更多时间请提交延期申请。")
-        return (f"This role may not change: {fields}. Ask the command centre; to get more time, "
-                "send an extension request.")
-    if isinstance(exc, NotTheHandler):
-        handler = _role_title(engine, served, exc.handler, lang)
-        if zh:
-            return f"此事件已升级到“{exc.level}”级，只能由{handler}或指挥中心处理。"
-        return (f"This ticket is escalated to level {exc.level!r}: only {handler} or the "
-                "centre act on it.")
-    if isinstance(exc, OversightRefused):
-        return ("延期、挂起或督办规则不允许此操作。" if zh
-                else "The rules for extensions, suspension and supervision do not allow this.")
-    if isinstance(exc, InvalidFields) and "reason" in exc.errors:
-        return "请填写理由。" if zh else "Give a reason."
-    if isinstance(exc, Problem) and exc.slug == "wrong-department":
-        return ("此密钥只能处理本部门的事件和工单。" if zh
-                else "This key acts for its own department only.")
-    if isinstance(exc, CommandRefused):
-        return "引擎拒绝了这个操作。" if zh else "The engine refused this action."
-    return "操作未完成。" if zh else "The action was not done."
-
-
 @router.post("/tickets/{ticket_id:ticket}/actions")
 async def act(ticket_id: str, request: Request) -> Response:
     """Run one action of the ticket page; the engine's refusal is shown on the page."""
     requester = _who(request)
-    form = await request.form()
+    form = await request.form(max_files=MAX_FILES, max_fields=4 * MAX_FILES + 10)
     check_csrf(requester, str(form.get("csrf") or ""))
     engine = _engine(request)
     action = str(form.get("action") or "")
+    sent = [(tag, (f.filename, f.content_type, await f.read())) for tag, f in files_of(form)]
     reason = str(form.get("reason") or "").strip() or None
     actor = requester.grant.as_actor()
     depts = Departments(engine)
@@ -558,10 +529,16 @@ async def act(ticket_id: str, request: Request) -> Response:
             engine.escalate(ticket_id, actor=actor, reason=reason or "")
         elif action.startswith("fire:"):
             trigger = action.removeprefix("fire:")
+            evidence = None
+            if sent:  # the path of POST /uploads: the same checks and limits
+                blobs = store_files(engine, requester.grant, [f for _, f in sent],
+                                    ticket.lifecycle)
+                evidence = evidence_items([t for t, _ in sent], [b.sha256 for b in blobs])
             if trigger == "bounce":
                 depts.bounce(ticket_id, actor=actor, reason=reason or "")
             else:
-                engine.fire(ticket_id, trigger, actor=actor, reason=reason)
+                engine.fire(ticket_id, trigger, actor=actor, reason=reason,
+                            evidence=evidence)
         else:
             raise Problem(422, "unknown-action", f"unknown action {action!r}")
 
@@ -573,9 +550,22 @@ async def act(ticket_id: str, request: Request) -> Response:
         lc = engine.lifecycle_of(engine.get(ticket_id))
         return await asyncio.to_thread(
             _ticket_page, request, requester, ticket_id, status=status,
-            refusal=refusal_words(exc, engine, _served(request), lc, lang),
+            refusal=refusal_words(exc, engine, _served(request), lc, lang,
+                                  page_zone(lc, _parent_lc(engine, lc, ticket_id))),
             refusal_detail=exc.detail if isinstance(exc, Problem) else str(exc))
     return RedirectResponse(f"/console/tickets/{quote(ticket_id)}?done={quote(action)}", 303)
+
+
+def _parent_lc(engine: Engine, lc: Any, ticket_id: str) -> Any | None:
+    """A work order's ticket's lifecycle (None for a ticket that is not a work order)."""
+    ticket = engine.get(ticket_id)
+    parent_id = ticket.fields.get("parent")
+    if parent_id is None or "role" not in ticket.fields:
+        return None
+    try:
+        return engine.lifecycle_of(engine.get(str(parent_id)))
+    except TicketNotFound:
+        return None
 
 
 def _status(exc: GridwhistleError) -> int:

@@ -1,0 +1,311 @@
+"""A refusal in the console's language: each typed error the engine raises for an action.
+
+The ticket page shows these words above the engine's own message (English, with the data):
+"角色“职能部门”不能执行“升级处置”；可以执行的角色：指挥中心、系统。" Titles come from the lifecycle;
+instants are shown in the page's zone. An error without words of its own here gets the
+generic line ("引擎拒绝了这个操作。"), so a new error class still shows the engine's message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from adapters.http.console.i18n import title, words
+from adapters.http.console.zones import PageZone, page_zone
+from adapters.http.problems import Problem
+from engine import (
+    BounceBudgetExceeded,
+    BounceLimitReached,
+    BounceNeedsApproval,
+    CommandRefused,
+    ConcurrencyConflict,
+    Engine,
+    EvidenceInvalid,
+    EvidenceMissing,
+    FieldNotAllowed,
+    GuardRejected,
+    HostCallbackFailed,
+    InvalidFields,
+    MinimumLagNotReached,
+    NoRouting,
+    NotADuplicate,
+    NotTheHandler,
+    OutsideCalendar,
+    OutsideWorkingHours,
+    OversightRefused,
+    RoleNotAllowed,
+    TicketNotFound,
+    TopLevelReached,
+    TriggerNotAllowed,
+    UnknownDepartment,
+    UnknownOrganisation,
+)
+
+__all__ = ["refusal_words"]
+
+
+class _Say:
+    """What the wording functions need: the lifecycle's titles in the page's language."""
+
+    def __init__(self, engine: Engine, served: tuple[str, ...], lc: Any, lang: str,
+                 zone: PageZone):
+        self.engine, self.served, self.lc, self.lang, self.zone = engine, served, lc, lang, zone
+        self.zh = lang == "zh"
+        self.sep = "、" if self.zh else ", "
+
+    def role(self, role: str) -> str:
+        for name in (self.lc.spec.name, *self.served):
+            try:
+                r = self.engine.lifecycle(name).spec.roles.get(role)
+            except Exception:  # a lifecycle not deployed here: skip it
+                continue
+            if r is not None:
+                return title(r.title, self.lang, role)
+        return role
+
+    def roles(self, roles: Any) -> str:
+        return self.sep.join(self.role(r) for r in roles)
+
+    def trigger(self, trigger: str) -> str:
+        return next((title(t.title, self.lang, t.trigger) for t in self.lc.spec.transitions
+                     if t.trigger == trigger), words(self.lang).get(trigger, trigger))
+
+    def state(self, state: str) -> str:
+        s = self.lc.spec.states.get(state)
+        return title(s.title if s else None, self.lang, state)
+
+    def level(self, level: str) -> str:
+        lv = next((x for x in self.lc.spec.levels if x.name == level), None)
+        return title(lv.title if lv else None, self.lang, level)
+
+    def field(self, name: str) -> str:
+        f = self.lc.spec.fields.get(name)
+        return title(f.title if f else None, self.lang, name)
+
+    def fields(self, names: Any) -> str:
+        return self.sep.join(self.field(n) for n in names)
+
+    def calendar(self, name: str) -> str:
+        c = self.lc.spec.calendars.get(name)
+        return title(c.title if c else None, self.lang, name)
+
+
+def _role(e: RoleNotAllowed, s: _Say) -> str:
+    if s.zh:
+        return (f"角色“{s.role(e.role)}”不能执行“{s.trigger(e.trigger)}”；"
+                f"可以执行的角色：{s.roles(e.allowed_roles)}。")
+    return (f"The role “{s.role(e.role)}” may not “{s.trigger(e.trigger)}”; roles that may: "
+            f"{s.roles(e.allowed_roles)}.")
+
+
+def _field(e: FieldNotAllowed, s: _Say) -> str:
+    names = s.sep.join(e.fields)
+    if s.zh:
+        return f"此角色不能修改字段：{names}。请联系指挥中心修改；需要更多时间请提交延期申请。"
+    return (f"This role may not change: {names}. Ask the command centre; to get more time, "
+            "send an extension request.")
+
+
+def _handler(e: NotTheHandler, s: _Say) -> str:
+    if s.zh:
+        return f"此事件已升级到“{e.level}”级，只能由{s.role(e.handler)}或指挥中心处理。"
+    return (f"This ticket is escalated to level {e.level!r}: only {s.role(e.handler)} or the "
+            "centre act on it.")
+
+
+def _oversight(e: OversightRefused, s: _Say) -> str:
+    if e.why == "suspended":
+        return ("此事件已挂起：须由指挥中心先恢复（挂起期间只能办结）。" if s.zh else
+                "This ticket is suspended: the centre resumes it first (meanwhile it may only "
+                "be closed).")
+    return ("延期、挂起或督办规则不允许此操作。" if s.zh
+            else "The rules for extensions, suspension and supervision do not allow this.")
+
+
+def _invalid(e: InvalidFields, s: _Say) -> str:
+    if set(e.errors) == {"reason"}:
+        return "请填写理由。" if s.zh else "Give a reason."
+    names = s.fields(sorted(e.errors))
+    return (f"以下字段需要填写或取值不符合要求：{names}。" if s.zh
+            else f"These fields are missing or not valid: {names}.")
+
+
+def _evidence_missing(e: EvidenceMissing, s: _Say) -> str:
+    from adapters.http.console.evidence_form import needs_of_rules
+
+    needs = needs_of_rules(s.lc, e.trigger, e.role, s.lang)
+    what = ("；".join(n.text for n in needs) if s.zh else "; ".join(n.text for n in needs)) \
+        or s.sep.join(e.missing)
+    if s.zh:
+        return f"“{s.trigger(e.trigger)}”须附证据：{what}。请选择文件后再提交。"
+    return f"“{s.trigger(e.trigger)}” needs evidence: {what}. Choose the file(s) and send again."
+
+
+def _evidence_invalid(e: EvidenceInvalid, s: _Say) -> str:
+    return (f"第 {e.index + 1} 个附件不符合此流程的要求（见下方说明）；请换一个文件。" if s.zh
+            else f"Attachment {e.index + 1} is not accepted here (see below); choose another "
+            "file.")
+
+
+def _guard(e: GuardRejected, s: _Say) -> str:
+    guards = s.sep.join(e.guards)
+    if s.zh:
+        return f"“{s.trigger(e.trigger)}”的前置条件未满足（{guards}）；满足条件后再试。"
+    return f"The conditions of “{s.trigger(e.trigger)}” are not met ({guards}); meet them first."
+
+
+def _top(e: TopLevelReached, s: _Say) -> str:
+    if s.zh:
+        return f"此事件已在最高层级“{s.level(e.level)}”，不能再升级；请在本层级处置。"
+    return (f"This ticket is at the top level, “{s.level(e.level)}”: it cannot go higher; "
+            "handle it at this level.")
+
+
+def _conflict(e: ConcurrencyConflict, s: _Say) -> str:
+    return ("此事件刚被其他人修改，本次操作未执行；请刷新页面，查看最新状态后再试。" if s.zh else
+            "Someone else changed this ticket just now, so nothing was done; reload the page "
+            "and try again.")
+
+
+def _trigger(e: TriggerNotAllowed, s: _Say) -> str:
+    if s.zh:
+        return (f"事件当前为“{s.state(e.state)}”，不能执行“{s.trigger(e.trigger)}”"
+                "（可能已有人处理）；请刷新页面。")
+    return (f"The ticket is now “{s.state(e.state)}”, where “{s.trigger(e.trigger)}” is not "
+            "possible (someone may have acted); reload the page.")
+
+
+def _bounce_approval(e: BounceNeedsApproval, s: _Say) -> str:
+    return ("首接部门退回须经指挥中心同意；请指挥中心先“同意退回”，或由本部门办理。" if s.zh else
+            "The first department to receive a ticket bounces it only with the centre's "
+            "approval; ask the centre to approve, or handle it.")
+
+
+def _bounce_limit(e: BounceLimitReached, s: _Say) -> str:
+    return (f"此事件已退回 {e.count} 次，达到上限 {e.limit} 次，不能再退回；请办理。" if s.zh
+            else f"This ticket was bounced {e.count} time(s), the limit is {e.limit}: it "
+            "cannot be bounced again; handle it.")
+
+
+def _bounce_budget(e: BounceBudgetExceeded, s: _Say) -> str:
+    hours = f"{e.budget_seconds / 3600:g}"
+    return (f"已超过可退回的时限（接单后 {hours} 小时内）；请办理，或请指挥中心改派牵头部门。"
+            if s.zh else f"The time to bounce ({hours} h after receiving it) has passed; "
+            "handle it, or ask the centre to designate another lead.")
+
+
+def _duplicate(e: NotADuplicate, s: _Say) -> str:
+    return (f"不能合并到事件 {e.original_id}：两者不是同一问题的重复上报（见下方说明）。" if s.zh
+            else f"This ticket cannot be merged into {e.original_id}: they are not reports "
+            "of the same problem (see below).")
+
+
+def _department(e: UnknownDepartment, s: _Say) -> str:
+    return (f"流程中没有部门“{e.department}”；请从列表中选择。" if s.zh
+            else f"The lifecycle has no department {e.department!r}; choose one from the list.")
+
+
+def _routing(e: NoRouting, s: _Say) -> str:
+    return ("此流程没有派单规则（部门与派单表），不能按规则派遣。" if s.zh
+            else "This lifecycle has no routing table, so it cannot dispatch by routing.")
+
+
+def _organisation(e: UnknownOrganisation, s: _Say) -> str:
+    return (f"“{e.organisation}”不是此流程的外部单位。" if s.zh
+            else f"{e.organisation!r} is not an outside organisation of this lifecycle.")
+
+
+def _calendar(e: OutsideCalendar, s: _Say) -> str:
+    if s.zh:
+        return (f"此操作需要工作日历“{s.calendar(e.calendar)}”在 {e.day} 的安排，超出其有效期；"
+                "请管理员更新流程的日历。")
+    return (f"This needs the calendar “{s.calendar(e.calendar)}” on {e.day}, outside its "
+            "validity; ask the administrator to update the lifecycle's calendar.")
+
+
+def _lag(e: MinimumLagNotReached, s: _Say) -> str:
+    at = s.zone.at(e.earliest, s.lang)
+    return (f"“{s.trigger(e.trigger)}”太早：最早可在 {at} 执行。" if s.zh
+            else f"Too early for “{s.trigger(e.trigger)}”: it is possible from {at}.")
+
+
+def _hours(e: OutsideWorkingHours, s: _Say) -> str:
+    at = s.zone.at(e.next_opening, s.lang)
+    return (f"现在不在“{s.calendar(e.calendar)}”的值守时间内；下次开始于 {at}。" if s.zh
+            else f"Outside the hours of “{s.calendar(e.calendar)}”; they open next at {at}.")
+
+
+def _host(e: HostCallbackFailed, s: _Say) -> str:
+    return (f"系统处理出错（{e.callback}），未做任何修改；请联系管理员。" if s.zh
+            else f"The system's step {e.callback!r} failed; nothing was changed. Tell the "
+            "administrator.")
+
+
+def _not_found(e: TicketNotFound, s: _Say) -> str:
+    return "没有这个事件。" if s.zh else "No such ticket."
+
+
+_WORDINGS: list[tuple[type[Exception], Callable[[Any, _Say], str]]] = [
+    (RoleNotAllowed, _role), (FieldNotAllowed, _field), (NotTheHandler, _handler),
+    (OversightRefused, _oversight), (InvalidFields, _invalid),
+    (EvidenceMissing, _evidence_missing), (EvidenceInvalid, _evidence_invalid),
+    (GuardRejected, _guard), (TopLevelReached, _top), (ConcurrencyConflict, _conflict),
+    (TriggerNotAllowed, _trigger), (BounceNeedsApproval, _bounce_approval),
+    (BounceLimitReached, _bounce_limit), (BounceBudgetExceeded, _bounce_budget),
+    (NotADuplicate, _duplicate), (UnknownDepartment, _department), (NoRouting, _routing),
+    (UnknownOrganisation, _organisation), (OutsideCalendar, _calendar),
+    (MinimumLagNotReached, _lag), (OutsideWorkingHours, _hours), (HostCallbackFailed, _host),
+    (TicketNotFound, _not_found),
+]
+"""Each typed refusal and its words (first match wins: subclasses before their bases)."""
+
+
+def _problem(exc: Problem, s: _Say) -> str:
+    if exc.slug == "wrong-department":
+        return "此密钥只能处理本部门的事件和工单。" if s.zh else \
+            "This key acts for its own department only."
+    if exc.slug == "evidence-rejected":
+        x = exc.extra
+        name = x.get("filename") or ("文件" if s.zh else "the file")
+        why = x.get("why")
+        if why == "too_large":
+            limit = f"{(x.get('limit') or 0) / (1024 * 1024):g} MB"
+            return (f"文件“{name}”太大：每个文件不超过 {limit}。" if s.zh
+                    else f"“{name}” is too large: at most {limit} a file.")
+        if why == "mismatch":
+            return (f"文件“{name}”声明为 {x.get('declared')}，内容却是 {x.get('detected')}；"
+                    "请上传原始文件。" if s.zh else
+                    f"“{name}” says it is {x.get('declared')} but its content is "
+                    f"{x.get('detected')}; send the original file.")
+        if why == "unknown_content":
+            return (f"无法识别文件“{name}”的内容；请上传照片、视频、录音或 PDF 文件。" if s.zh
+                    else f"The content of “{name}” is of no known type; send a photo, video, "
+                    "audio recording or PDF.")
+        kind = x.get("detected") or x.get("declared")
+        return (f"此流程不接受“{name}”的文件类型（{kind}）。" if s.zh
+                else f"This lifecycle does not accept the type of “{name}” ({kind}).")
+    return "操作未完成。" if s.zh else "The action was not done."
+
+
+def refusal_words(exc: Exception, engine: Engine, served: tuple[str, ...], lc: Any,
+                  lang: str, zone: PageZone | None = None) -> str:
+    """A refusal in the console's language (the engine's own message is shown beside it).
+
+    Args:
+        exc: the refusal (a Gridwhistle error or the adapter's :class:`Problem`).
+        engine: the engine (role titles of the served lifecycles).
+        served: the lifecycles the app serves.
+        lc: the ticket's lifecycle (titles of its triggers, states, levels, fields).
+        lang: ``zh`` or ``en``.
+        zone: where to show instants (default: the lifecycle's zone).
+    """
+    say = _Say(engine, served, lc, lang, zone or page_zone(engine.lifecycle(lc.spec.name)))
+    if isinstance(exc, Problem):
+        return _problem(exc, say)
+    for cls, wording in _WORDINGS:
+        if isinstance(exc, cls):
+            return wording(exc, say)
+    if isinstance(exc, CommandRefused):
+        return "引擎拒绝了这个操作。" if say.zh else "The engine refused this action."
+    return "操作未完成。" if say.zh else "The action was not done."
