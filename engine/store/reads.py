@@ -7,7 +7,9 @@ table keyed by the ticket (``gw_sla_clocks``, ``gw_ladder``, …) — one read p
 one per participant. The subqueries use each database's JSON aggregation
 (``json_group_array(json_array(...))`` on SQLite, ``json_agg(json_build_array(...))`` on
 PostgreSQL), and their values are converted back to what the column types give
-(:func:`_decoder`): aware UTC datetimes, parsed JSON, booleans.
+(:func:`_decoder`): aware UTC datetimes, parsed JSON, booleans. On SQLite the aggregates
+come as one JSON array (``json_array(json(...), ...)``), so Python parses one text per
+ticket; a participant's ``state_where`` narrows its table's rows to those holding its state.
 """
 
 from __future__ import annotations
