@@ -46,7 +46,6 @@ from engine.lifecycle.registry import CommandContext
 from engine.runtime.catalog import Catalog
 from engine.runtime.changes import Change
 from engine.runtime.fields import DEFAULT_TEXT_LENGTH, check_fields, load_fields
-from engine.runtime.ids import event_id
 from engine.runtime.model import SYSTEM, Actor, FiredTimer, Ticket, Timer
 from engine.runtime.participant import (
     CheckContext,
@@ -753,7 +752,7 @@ def _stage_rows(layer: Layer, w: TicketRecord, rows: list[dict[str, Any]]) -> li
         out.append(Change(w.id, lc, w.version, row["kind"], row["trigger"], row["from_state"],
                           row["to_state"], row["from_level"], row["to_level"], row["actor"],
                           row["role"], row["reason"], row["at"], fields,
-                          dict(row["data"]) if row["data"] else {}, event_id()))
+                          dict(row["data"]) if row["data"] else {}, str(uuid.uuid4())))
     return out
 
 
