@@ -328,3 +328,36 @@ c,2009-11-01T01:32:00,2009-11-01T00:50:00,light
                         "b": [datetime(2009, 11, 1, 6, 40, tzinfo=UTC)]}   # 01:40 CDT
     assert {r["row"]: r["reason"] for r in report["rejections"]} == {
         3: "closed 2009-11-01T05:50:00+00:00 is before opened 2009-11-01T06:32:00+00:00"}
+
+
+def test_a_time_in_the_hour_clocks_skip_is_read_with_the_offset_before_the_gap(
+        tmp_path: Path) -> None:
+    """On 8 March 2009 Chicago's clocks went from 01:59 CST to 03:00 CDT: "02:30" never
+    happened. It is read with the offset before the gap (RFC 5545, 3.3.5): 08:30 UTC, which
+    the clocks showed as 03:30 CDT; a closure at 03:10 CDT is then before it, and rejected."""
+    path = _write(tmp_path / "gap.yaml", f"""\
+format: 1
+name: gap
+lifecycle: {LIFECYCLE}
+id_column: id
+timezone: America/Chicago
+fields:
+  category: kind
+events:
+  - {{trigger: report, at: opened, role: bureau}}
+  - {{trigger: dispatch, at: opened, role: bureau}}
+  - {{trigger: resolve, at: closed, role: department}}
+""")
+    data = _write(tmp_path / "g.csv", """\
+id,opened,closed,kind
+a,2009-03-08T02:30:00,2009-03-08T04:00:00,light
+b,2009-03-08T02:30:00,2009-03-08T03:10:00,light
+""")
+    engine = Engine(tmp_path / "g.sqlite", clock=VirtualClock(datetime(2009, 1, 1, tzinfo=UTC)))
+    mapping = load_mapping(path)
+    report = build_report(engine, replay(engine, data, mapping), mapping)
+    opened = [h.at for h in engine.history("a") if h.trigger == "report"]
+    engine.stop()
+    assert opened == [datetime(2009, 3, 8, 8, 30, tzinfo=UTC)]
+    assert {r["row"]: r["reason"] for r in report["rejections"]} == {
+        2: "closed 2009-03-08T08:10:00+00:00 is before opened 2009-03-08T08:30:00+00:00"}
