@@ -24,9 +24,9 @@ ticket its history leaves suspended, and a suspended ticket has no pending budge
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, bindparam, insert, select, update
 
@@ -64,9 +64,13 @@ class LadderPosition:
     held_at: datetime | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class LadderState:
-    """A ticket's ``gw_ladder`` row in the working copy (see :class:`LadderPosition`)."""
+class LadderState(NamedTuple):
+    """A ticket's ``gw_ladder`` row in the working copy (see :class:`LadderPosition`).
+
+    A ``NamedTuple``, not a frozen dataclass: as immutable, and built in a third of the
+    time (a frozen dataclass sets each field through ``object.__setattr__``); the
+    pipeline builds several per command.
+    """
 
     level: str
     handler: str | None
@@ -187,12 +191,12 @@ class Ladder(Participant):
         if change.kind == "suspended":
             if pos.held_at is None:
                 ctx.cancel(tid, "ladder")
-                ctx.set_state(tid, replace(pos, held_at=change.at))
+                ctx.set_state(tid, pos._replace(held_at=change.at))
             return
         if pos.held_at is not None:
             due = pos.budget_due + (change.at - pos.held_at)
             ctx.schedule(tid, f"ladder:{pos.level}", due)
-            ctx.set_state(tid, replace(pos, budget_due=due, held_at=None))
+            ctx.set_state(tid, pos._replace(budget_due=due, held_at=None))
 
     @staticmethod
     def _handler(lc: Lifecycle, level: str) -> str | None:
@@ -213,7 +217,7 @@ class Ladder(Participant):
         if (pos is None or pos.level != level or ticket.level != level
                 or pos.acknowledged_at is not None):
             return "stale"
-        ctx.set_state(ticket.id, replace(pos, budget_due=None))
+        ctx.set_state(ticket.id, pos._replace(budget_due=None))
         outcome = ctx.record(
             ticket.id, "breach", f"{level}_budget",
             f"the {level!r} level's budget due {timer.due_at.isoformat()} ran out",

@@ -7,17 +7,15 @@ changes before anything is written, and get the committed ones after the commit.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from engine.lifecycle.machine import Lifecycle
 
 __all__ = ["Change"]
 
 
-@dataclass(frozen=True, slots=True)
-class Change:
+class Change(NamedTuple):
     """One history row, as announced to participants.
 
     Attributes:
@@ -41,6 +39,10 @@ class Change:
             transition set under ``fields``).
         change_id: a UUID (text) naming this change; the outbox stores it as the domain
             event's ``event_id``.
+
+    A ``NamedTuple``, not a frozen dataclass: as immutable, and built in a third of the
+    time (a frozen dataclass sets each field through ``object.__setattr__``); the
+    pipeline builds several per command.
     """
 
     ticket_id: str

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from engine.lifecycle.machine import Lifecycle
 from engine.runtime.changes import Change
@@ -31,8 +31,7 @@ from engine.store.writer import TimerOp
 __all__ = ["Layer", "PendingTimer", "Stored", "TicketRecord"]
 
 
-@dataclass(frozen=True, slots=True)
-class PendingTimer:
+class PendingTimer(NamedTuple):
     """A ticket's pending timer as the working copy knows it.
 
     Attributes:
@@ -42,6 +41,10 @@ class PendingTimer:
         id: its ``gw_timers`` id (None: created in this transaction and not yet written).
         claimed_by: the worker holding a claim on it (stored timers only).
         failures: how often firing it failed.
+
+    A ``NamedTuple``, not a frozen dataclass: as immutable, and built in a third of the
+    time (a frozen dataclass sets each field through ``object.__setattr__``); the
+    pipeline builds several per command.
     """
 
     name: str
