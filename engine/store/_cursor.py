@@ -27,7 +27,7 @@ from sqlalchemy.sql import Insert
 
 from engine.store.types import UTCDateTime
 
-__all__ = ["rows", "run", "run_many", "utc_value"]
+__all__ = ["Runner", "rows", "run", "run_many", "utc_value"]
 
 
 _TEXTS: dict[datetime, str] = {}
@@ -210,18 +210,37 @@ def run_many(conn: Connection, stmt: Any, params: Sequence[Mapping[str, Any]]) -
 
     Returns the total number of rows changed. An empty ``params`` does nothing.
     """
-    if not params:
-        return 0
-    plan = _plan(conn, stmt, tuple(params[0])) if _usable(conn) else None
-    if plan is None:
-        return int(conn.execute(stmt, list(params)).rowcount)
-    raw = _raw(conn)
-    try:
-        if len(params) == 1:  # the driver's own cursor, closed by the driver
-            return int(raw.execute(plan.sql, plan.values(params[0])).rowcount)
-        return int(raw.executemany(plan.sql, [plan.values(p) for p in params]).rowcount)
-    except conn.dialect.loaded_dbapi.Error as exc:
-        raise DBAPIError.instance(plan.sql, None, exc, conn.dialect.loaded_dbapi.Error) from exc
+    return Runner(conn).run_many(stmt, params)
+
+
+class Runner:
+    """:func:`run_many` for the statements of one flush: the connection looked at once.
+
+    A flush runs about ten statements; whether the cursor path applies, the driver's
+    connection and its error class are the same for all of them.
+    """
+
+    __slots__ = ("conn", "error", "raw")
+
+    def __init__(self, conn: Connection):
+        self.conn = conn
+        self.raw = _raw(conn) if _usable(conn) else None
+        self.error: type[Exception] = conn.dialect.loaded_dbapi.Error
+
+    def run_many(self, stmt: Any, params: Sequence[Mapping[str, Any]]) -> int:
+        """See :func:`run_many`."""
+        if not params:
+            return 0
+        raw = self.raw
+        plan = _plan(self.conn, stmt, tuple(params[0])) if raw is not None else None
+        if raw is None or plan is None:
+            return int(self.conn.execute(stmt, list(params)).rowcount)
+        try:
+            if len(params) == 1:  # the driver's own cursor, closed by the driver
+                return int(raw.execute(plan.sql, plan.values(params[0])).rowcount)
+            return int(raw.executemany(plan.sql, [plan.values(p) for p in params]).rowcount)
+        except self.error as exc:
+            raise DBAPIError.instance(plan.sql, None, exc, self.error) from exc
 
 
 def rows(conn: Connection, stmt: Any, params: Mapping[str, Any]) -> list[dict[str, Any]]:

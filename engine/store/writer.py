@@ -95,7 +95,7 @@ class ChangeSet:
 class TicketWriter:
     """Writes ``gw_tickets`` and ``gw_history`` (the ``row_version`` rule lives here)."""
 
-    def write(self, conn: Connection, inserts: Sequence[Mapping[str, Any]],
+    def write(self, runner: _cursor.Runner, inserts: Sequence[Mapping[str, Any]],
               updates: Sequence[Mapping[str, Any]], history: Sequence[Mapping[str, Any]]) -> None:
         """Insert new tickets, update changed ones (in id order), append history rows.
 
@@ -103,6 +103,7 @@ class TicketWriter:
             ConcurrencyConflict: a ticket's stored ``row_version`` is no longer the one it was
                 read at (another transaction changed it); roll back, reload, retry.
         """
+        conn = runner.conn
         if updates:
             ordered = sorted(updates, key=lambda u: u["b_id"])
             if conn.dialect.name == "sqlite":
@@ -110,8 +111,8 @@ class TicketWriter:
                 # write lock from its first statement, so a mismatch is all but impossible)
                 same = [u for u in ordered if "b_def" not in u]
                 moved = [u for u in ordered if "b_def" in u] if len(same) < len(ordered) else []
-                changed = (_cursor.run_many(conn, S.UPDATE_TICKET, same)
-                           + _cursor.run_many(conn, S.UPDATE_MIGRATED_TICKET, moved))
+                changed = (runner.run_many(S.UPDATE_TICKET, same)
+                           + runner.run_many(S.UPDATE_MIGRATED_TICKET, moved))
                 if changed != len(ordered):
                     _raise_conflict(conn, ordered)
             else:
@@ -121,9 +122,9 @@ class TicketWriter:
                         raise ConcurrencyConflict(update["b_id"], update["b_version"],
                                                   ticket_version(conn, update["b_id"]))
         if inserts:
-            _cursor.run_many(conn, S.INSERT_TICKET, list(inserts))
+            runner.run_many(S.INSERT_TICKET, list(inserts))
         if history:
-            _cursor.run_many(conn, S.INSERT_HISTORY, list(history))
+            runner.run_many(S.INSERT_HISTORY, list(history))
 
 
 def _raise_conflict(conn: Connection, updates: Sequence[Mapping[str, Any]]) -> None:
@@ -140,7 +141,7 @@ def _raise_conflict(conn: Connection, updates: Sequence[Mapping[str, Any]]) -> N
 class TimerWriter:
     """Writes ``gw_timers``: changes to stored timers first, then the new timers."""
 
-    def write(self, conn: Connection, ops: Sequence[TimerOp]) -> None:
+    def write(self, runner: _cursor.Runner, ops: Sequence[TimerOp]) -> None:
         """Apply ``ops`` in their order of decision.
 
         A ``cancel`` of a timer created earlier in the same ops only changes the status that
@@ -182,26 +183,27 @@ class TimerWriter:
             else:  # pragma: no cover - the unit of work only builds the kinds above
                 raise ValueError(f"unknown timer op {kind!r}")
         if takes:
-            if conn.dialect.name == "sqlite":
-                taken = _cursor.run_many(conn, S.TAKE_TIMER, takes)
+            if runner.conn.dialect.name == "sqlite":
+                taken = runner.run_many(S.TAKE_TIMER, takes)
             else:
-                taken = sum(_cursor.run(conn, S.TAKE_TIMER, take) for take in takes)
+                taken = sum(_cursor.run(runner.conn, S.TAKE_TIMER, take) for take in takes)
             if taken != len(takes):
                 raise ConcurrencyConflict(
                     "(timers)", len(takes), taken,
                     message=f"{len(takes) - taken} of {len(takes)} claimed timers were taken "
                             "over or cancelled by another worker; fire them again")
-        _cursor.run_many(conn, S.FAIL_TIMER, fails)
-        _cursor.run_many(conn, S.CANCEL_PENDING_ID, cancel_ids)
-        _cursor.run_many(conn, S.CANCEL_PENDING, cancels)
+        runner.run_many(S.FAIL_TIMER, fails)
+        runner.run_many(S.CANCEL_PENDING_ID, cancel_ids)
+        runner.run_many(S.CANCEL_PENDING, cancels)
         if inserts:
-            _cursor.run_many(conn, S.INSERT_TIMER, inserts)
+            runner.run_many(S.INSERT_TIMER, inserts)
 
 
 class RowWriter:
     """Writes the participants' rows, grouped by statement in first-seen order."""
 
-    def write(self, conn: Connection, rows: Sequence[tuple[Any, Mapping[str, Any]]]) -> None:
+    def write(self, runner: _cursor.Runner,
+              rows: Sequence[tuple[Any, Mapping[str, Any]]]) -> None:
         """Execute each statement once with all its parameter dicts (grouped by their keys)."""
         groups: dict[tuple[int, tuple[str, ...]], tuple[Any, list[Mapping[str, Any]]]] = {}
         for stmt, params in rows:
@@ -212,7 +214,7 @@ class RowWriter:
             else:
                 group[1].append(params)
         for stmt, params_list in groups.values():
-            _cursor.run_many(conn, stmt, params_list)
+            runner.run_many(stmt, params_list)
 
 
 _TICKETS = TicketWriter()
@@ -226,6 +228,7 @@ def flush(conn: Connection, changes: ChangeSet) -> None:
     Raises:
         ConcurrencyConflict: see :class:`TicketWriter` and :class:`TimerWriter`.
     """
-    _TICKETS.write(conn, changes.ticket_inserts, changes.ticket_updates, changes.history)
-    _TIMERS.write(conn, changes.timer_ops)
-    _ROWS.write(conn, changes.rows)
+    runner = _cursor.Runner(conn)
+    _TICKETS.write(runner, changes.ticket_inserts, changes.ticket_updates, changes.history)
+    _TIMERS.write(runner, changes.timer_ops)
+    _ROWS.write(runner, changes.rows)
