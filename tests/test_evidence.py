@@ -163,7 +163,7 @@ def test_a_ticket_is_loaded_with_its_reports_attachments_only(eng: Engine,
     eager = [(attachments, "ticket_id", EvidenceRules.state_where)]
     with eng.db.read() as conn:
         _, _, tables = load_tickets(conn, [t.id], eager)[t.id]
-        _, _, every = load_tickets(conn, [t.id], [(attachments, "ticket_id")])[t.id]
+        _, _, every = load_tickets(conn, [t.id], [(attachments, "ticket_id", None)])[t.id]
     assert [(r["seq"], r["sha256"]) for r in tables["gw_attachments"]] == [(1, blob.sha256)]
     assert len(every["gw_attachments"]) == 4
     rules = EvidenceRules()

@@ -292,16 +292,11 @@ events:
         "its columns: id, opened, closed, status, kind, due")
 
 
-def test_a_time_in_the_hour_clocks_repeat_is_read_after_the_event_before_it(tmp_path: Path
-                                                                          ) -> None:
-    """On 1 November 2009 Chicago's clocks went from 01:59 CDT back to 01:00 CST: a wall time
-    of 01:00-01:59 happened twice. A request opened at 01:30 and closed at "01:20" was closed
-    in the second 01:20 (CST), 50 minutes later; it was rejected as closed before it opened.
-    The first reading stays the rule; the second is taken only where the first would go back
-    in time, and a closure before both readings is still a rejection."""
-    path = _write(tmp_path / "dst.yaml", f"""\
+def _chicago_mapping(tmp_path: Path, name: str) -> Path:
+    """A mapping of local Chicago times, no zone written: opened (report, dispatch), closed."""
+    return _write(tmp_path / f"{name}.yaml", f"""\
 format: 1
-name: dst
+name: {name}
 lifecycle: {LIFECYCLE}
 id_column: id
 timezone: America/Chicago
@@ -312,6 +307,16 @@ events:
   - {{trigger: dispatch, at: opened, role: bureau}}
   - {{trigger: resolve, at: closed, role: department}}
 """)
+
+
+def test_a_time_in_the_hour_clocks_repeat_is_read_after_the_event_before_it(tmp_path: Path
+                                                                          ) -> None:
+    """On 1 November 2009 Chicago's clocks went from 01:59 CDT back to 01:00 CST: a wall time
+    of 01:00-01:59 happened twice. A request opened at 01:30 and closed at "01:20" was closed
+    in the second 01:20 (CST), 50 minutes later; it was rejected as closed before it opened.
+    The first reading stays the rule; the second is taken only where the first would go back
+    in time, and a closure before both readings is still a rejection."""
+    path = _chicago_mapping(tmp_path, "dst")
     data = _write(tmp_path / "d.csv", """\
 id,opened,closed,kind
 a,2009-11-01T01:30:00,2009-11-01T01:20:00,light
@@ -335,19 +340,7 @@ def test_a_time_in_the_hour_clocks_skip_is_read_with_the_offset_before_the_gap(
     """On 8 March 2009 Chicago's clocks went from 01:59 CST to 03:00 CDT: "02:30" never
     happened. It is read with the offset before the gap (RFC 5545, 3.3.5): 08:30 UTC, which
     the clocks showed as 03:30 CDT; a closure at 03:10 CDT is then before it, and rejected."""
-    path = _write(tmp_path / "gap.yaml", f"""\
-format: 1
-name: gap
-lifecycle: {LIFECYCLE}
-id_column: id
-timezone: America/Chicago
-fields:
-  category: kind
-events:
-  - {{trigger: report, at: opened, role: bureau}}
-  - {{trigger: dispatch, at: opened, role: bureau}}
-  - {{trigger: resolve, at: closed, role: department}}
-""")
+    path = _chicago_mapping(tmp_path, "gap")
     data = _write(tmp_path / "g.csv", """\
 id,opened,closed,kind
 a,2009-03-08T02:30:00,2009-03-08T04:00:00,light

@@ -172,11 +172,6 @@ class Kernel:
         """Fire a trigger (see :meth:`engine.Engine.fire`)."""
         check_fire(self.limits, ticket_id=ticket_id, trigger=trigger, actor=actor,
                    fields=fields, reason=reason, idempotency_key=idempotency_key)
-        if idempotency_key is None:  # the usual case: no digest to build
-            with self.uow.transaction():
-                return self.handler.snapshot(self.handler.fire(
-                    ticket_id, trigger, actor=actor, reason=reason, fields=fields,
-                    expected_version=expected_version, evidence=evidence))
         content: dict[str, Any] = {"ticket_id": ticket_id, "trigger": trigger,
                                    "actor": [actor.id, actor.role], "reason": reason,
                                    "fields": fields or {}}

@@ -4,7 +4,7 @@ Executing a prebuilt statement with ``Connection.execute`` costs SQLAlchemy 40-6
 per call (cache lookup, execution context, result setup, events) while SQLite itself needs
 5-15 µs. The ticket reads (:mod:`engine.store.reads`) and the writers
 (:mod:`engine.store.writer`) therefore run *every* statement they issue through :func:`run`,
-:func:`run_many` and :func:`rows`: on SQLite, inside a transaction, they execute the SQL text
+:class:`Runner` and :func:`rows`: on SQLite, inside a transaction, they execute the SQL text
 and bind/result processors SQLAlchemy compiled for the statement on the connection's own
 ``sqlite3`` cursor, so the values stored and read are exactly those of ``Connection.execute``
 (UTC text for instants, JSON text, 0/1). On any other dialect, outside a transaction, or for
@@ -27,7 +27,7 @@ from sqlalchemy.sql import Insert
 
 from engine.store.types import UTCDateTime
 
-__all__ = ["Runner", "rows", "run", "run_many", "utc_value"]
+__all__ = ["Runner", "rows", "run", "utc_value"]
 
 
 _TEXTS: dict[datetime, str] = {}
@@ -205,19 +205,11 @@ def run(conn: Connection, stmt: Any, params: Mapping[str, Any]) -> int:
         cursor.close()
 
 
-def run_many(conn: Connection, stmt: Any, params: Sequence[Mapping[str, Any]]) -> int:
-    """Execute a write statement once per parameter dict (all with the same keys).
-
-    Returns the total number of rows changed. An empty ``params`` does nothing.
-    """
-    return Runner(conn).run_many(stmt, params)
-
-
 class Runner:
-    """:func:`run_many` for the statements of one flush: the connection looked at once.
+    """The writers' statements of one flush, each executed once per parameter dict.
 
-    A flush runs about ten statements; whether the cursor path applies, the driver's
-    connection and its error class are the same for all of them.
+    The connection is looked at once: a flush runs about ten statements, and whether the
+    cursor path applies, the driver's connection and its error class are the same for all.
     """
 
     __slots__ = ("conn", "error", "raw")
@@ -228,7 +220,10 @@ class Runner:
         self.error: type[Exception] = conn.dialect.loaded_dbapi.Error
 
     def run_many(self, stmt: Any, params: Sequence[Mapping[str, Any]]) -> int:
-        """See :func:`run_many`."""
+        """Execute a write statement once per parameter dict (all with the same keys).
+
+        Returns the total number of rows changed. An empty ``params`` does nothing.
+        """
         if not params:
             return 0
         raw = self.raw

@@ -32,9 +32,9 @@ __all__ = ["EagerTable", "Loaded", "load_tickets", "rows_of", "ticket_exists", "
 Loaded = tuple[dict[str, Any], list[dict[str, Any]], dict[str, list[dict[str, Any]]]]
 """A loaded ticket: ``(gw_tickets row, pending gw_timers rows, {table name: its rows})``."""
 
-EagerTable = tuple[Table, str] | tuple[Table, str, "ColumnElement[bool] | None"]
-"""A participant table read with the ticket: ``(table, ticket-id column[, condition])``; the
-condition, if any, picks the rows that hold the participant's state."""
+EagerTable = tuple[Table, str, "ColumnElement[bool] | None"]
+"""A participant table read with the ticket: ``(table, ticket-id column, condition)``; the
+condition, if not None, picks the rows that hold the participant's state."""
 
 _TIMER_COLUMNS = [timers.c[n] for n in ("id", "ticket_id", "name", "state", "due_at",
                                         "claimed_by", "failures")]
@@ -85,14 +85,12 @@ class _Plan:
     """One composite SELECT for a set of participant tables, built once per dialect."""
 
     def __init__(self, dialect: str, tables: Sequence[EagerTable]):
-        self.tables = [(entry[0], entry[1]) for entry in tables]
+        self.tables = [(table, key) for table, key, _ in tables]
         aggregates: list[Any] = [_aggregate(dialect, timers, _TIMER_COLUMNS,
                                             timers.c.ticket_id == tickets.c.id,
                                             timers.c.status == "pending")]
         self.columns: list[_Shape] = []
-        for entry in tables:
-            table, key = entry[0], entry[1]
-            where = entry[2] if len(entry) > 2 else None
+        for table, key, where in tables:
             cols = list(table.c)
             conditions = [table.c[key] == tickets.c.id] + ([where] if where is not None else [])
             aggregates.append(_aggregate(dialect, table, cols, *conditions))
@@ -150,7 +148,7 @@ _lock = threading.Lock()
 
 
 def _plan(dialect: str, tables: Sequence[EagerTable]) -> _Plan:
-    key = (dialect, tuple((e[0].name, e[1], id(e[2]) if len(e) > 2 else 0) for e in tables))
+    key = (dialect, tuple((t.name, c, id(w)) for t, c, w in tables))
     plan = _plans.get(key)
     if plan is None:
         with _lock:
@@ -165,7 +163,7 @@ def load_tickets(conn: Connection, ids: Sequence[str],
     Args:
         conn: a connection.
         ids: the ticket ids (one, or many); ids not found are left out.
-        tables: ``(table, ticket-id column[, condition])`` of the participants' per-ticket
+        tables: ``(table, ticket-id column, condition)`` of the participants' per-ticket
             tables (:data:`EagerTable`).
 
     Returns:
