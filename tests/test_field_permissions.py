@@ -87,6 +87,30 @@ def test_a_department_cannot_send_its_ticket_to_another_department(engine, snaps
     assert (t.state, t.fields["department"], t.fields["queue"]) == ("on_site", "water", "q2")
 
 
+def test_a_department_cannot_reclassify_or_move_the_problem(engine, snapshot) -> None:
+    # its work is assessed by category and area: only the reporter and the centre set them
+    _dispatched(engine)
+    before = snapshot(engine, "T1")
+    for fields in ({"category": "graffiti"}, {"area": "grid-9"}, {"description": "fine"},
+                   {"lat": 1.5}):
+        with pytest.raises(FieldNotAllowed) as refused:
+            engine.fire("T1", "arrive", actor=DEPT, fields=fields)
+        assert refused.value.fields == list(fields)
+        assert refused.value.allowed_roles == {next(iter(fields)): [
+            "centre", "grid_worker", "system"]}
+    assert snapshot(engine, "T1") == before
+    # the grid worker adds to the description when the department asks for more
+    engine.fire("T1", "arrive", actor=DEPT)
+    engine.fire("T1", "ask_reporter", actor=DEPT, reason="which manhole?")
+    t = engine.fire("T1", "answer", actor=GW, fields={"description": "the one by gate 3"})
+    assert t.fields["description"] == "the one by gate 3"
+    # the centre corrects the category when it dispatches
+    engine.report(LC, {"category": "blocked_drain"}, actor=CENTRE, ticket_id="T2")
+    t = engine.fire("T2", "dispatch", actor=CENTRE,
+                    fields={"department": "water", "category": "sewage_overflow"})
+    assert t.fields["category"] == "sewage_overflow"
+
+
 def test_the_centre_may_still_set_them(engine) -> None:
     _dispatched(engine)
     later = at(20)
@@ -193,8 +217,9 @@ def test_settable_fields(ho, engine) -> None:
         "category", "department", "done", "target_at"]
     assert h.settable_fields("P1", "dispatch", H_DEPT) == []  # may not dispatch at all
     _dispatched(engine)
-    assert engine.settable_fields("T1", "arrive", DEPT) == [
-        "address", "area", "category", "description", "lat", "long", "patrol", "queue"]
+    # what and where the problem is are the reporter's and the centre's: the department
+    # sets only its work queue
+    assert engine.settable_fields("T1", "arrive", DEPT) == ["queue"]
     # the resident's rating and the hand-off field are not the department's (audit1112)
     assert "outside_org" not in engine.settable_fields("T1", "escalate", CENTRE)
     assert "target_at" in engine.settable_fields("T1", "escalate", CENTRE)

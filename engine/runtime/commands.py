@@ -337,9 +337,11 @@ class CommandHandler:
             OutsideCalendar and the participants' refusals; ConcurrencyConflict
             (``expected_version`` differs). Nothing is staged.
         """
-        return self._guarded(ticket_id, lambda: self._transition(
-            ticket_id, trigger, actor, reason, fields or {}, expected_version=expected_version,
-            evidence=evidence))
+        try:
+            return self._transition(ticket_id, trigger, actor, reason, fields or {},
+                                    expected_version=expected_version, evidence=evidence)
+        except CalendarOutOfRange as exc:
+            raise _outside(ticket_id, exc) from exc
 
     def report(self, lifecycle: str, fields: dict[str, Any], *, actor: Actor,
                ticket_id: str | None = None, level: str | None = None,
@@ -371,9 +373,7 @@ class CommandHandler:
         try:
             return fn()
         except CalendarOutOfRange as exc:
-            raise OutsideCalendar(ticket_id, exc.calendar, exc.day,
-                                  getattr(exc, "valid_from", None),
-                                  getattr(exc, "valid_until", None)) from exc
+            raise _outside(ticket_id, exc) from exc
 
     def _report(self, def_id: int, fields: dict[str, Any], actor: Actor,
                 ticket_id: str | None, level: str | None, reason: str | None,
@@ -653,9 +653,7 @@ class CommandHandler:
             try:
                 yield self.unit(participant)
             except CalendarOutOfRange as exc:
-                raise OutsideCalendar("(compound)", exc.calendar, exc.day,
-                                      getattr(exc, "valid_from", None),
-                                      getattr(exc, "valid_until", None)) from exc
+                raise _outside("(compound)", exc) from exc
 
     # -- timers ---------------------------------------------------------------------------
 
@@ -738,6 +736,12 @@ class CommandHandler:
         return Ticket(rec.id, info.name, info.version, rec.state, rec.level,
                       load_fields(rec.lifecycle.spec.fields, rec.fields), bool(rec.overdue),
                       rec.created_at, rec.updated_at, rec.version)
+
+
+def _outside(ticket_id: str, exc: CalendarOutOfRange) -> OutsideCalendar:
+    """The refusal of a command whose calendar arithmetic left the calendar's range."""
+    return OutsideCalendar(ticket_id, exc.calendar, exc.day, getattr(exc, "valid_from", None),
+                           getattr(exc, "valid_until", None))
 
 
 def _stage_rows(layer: Layer, w: TicketRecord, rows: list[dict[str, Any]]) -> list[Change]:

@@ -172,6 +172,16 @@ class Kernel:
         """Fire a trigger (see :meth:`engine.Engine.fire`)."""
         check_fire(self.limits, ticket_id=ticket_id, trigger=trigger, actor=actor,
                    fields=fields, reason=reason, idempotency_key=idempotency_key)
+        if idempotency_key is None:  # the usual case, and a batch's: no content digest
+            handler = self.handler
+            if self.uow.active:
+                return handler.snapshot(handler.fire(
+                    ticket_id, trigger, actor=actor, reason=reason, fields=fields,
+                    expected_version=expected_version, evidence=evidence))
+            with self.uow.transaction():
+                return handler.snapshot(handler.fire(
+                    ticket_id, trigger, actor=actor, reason=reason, fields=fields,
+                    expected_version=expected_version, evidence=evidence))
         content: dict[str, Any] = {"ticket_id": ticket_id, "trigger": trigger,
                                    "actor": [actor.id, actor.role], "reason": reason,
                                    "fields": fields or {}}

@@ -20,7 +20,6 @@ moves forward when the window is flushed.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -120,7 +119,6 @@ class TicketRecord:
         return out
 
 
-@dataclass(eq=False)
 class Layer:
     """Staged changes of one transaction (the root) or of one command on top of it.
 
@@ -138,19 +136,26 @@ class Layer:
         now: the instant of the command this layer belongs to (None: the enclosing one's).
         follow_ons: follow-on steps the participants asked for while this layer's command
             was planned, run before the layer is merged down.
+
+    A plain class with slots (every command pushes one): built in a third of a
+    dataclass's time with eleven default factories.
     """
 
-    parent: Layer | None = None
-    records: dict[str, TicketRecord] = field(default_factory=dict)
-    dirty: dict[str, None] = field(default_factory=dict)  # ordered: first change first
-    history: list[dict[str, Any]] = field(default_factory=list)
-    timer_ops: list[TimerOp] = field(default_factory=list)
-    rows: list[tuple[Any, Any]] = field(default_factory=list)
-    changes: list[Change] = field(default_factory=list)
-    earliest_new: datetime | None = None
-    wake: datetime | None = None
-    now: datetime | None = None
-    follow_ons: list[Any] = field(default_factory=list)
+    __slots__ = ("changes", "dirty", "earliest_new", "follow_ons", "history", "now",
+                 "parent", "records", "rows", "timer_ops", "wake")
+
+    def __init__(self, parent: Layer | None = None):
+        self.parent = parent
+        self.records: dict[str, TicketRecord] = {}
+        self.dirty: dict[str, None] = {}  # ordered: first change first
+        self.history: list[dict[str, Any]] = []
+        self.timer_ops: list[TimerOp] = []
+        self.rows: list[tuple[Any, Any]] = []
+        self.changes: list[Change] = []
+        self.earliest_new: datetime | None = None
+        self.wake: datetime | None = None
+        self.now: datetime | None = None
+        self.follow_ons: list[Any] = []
 
     def find(self, ticket_id: str) -> TicketRecord | None:
         """The newest record of a ticket in this layer or below (None: not read yet)."""

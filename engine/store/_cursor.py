@@ -112,8 +112,8 @@ def _converter(bind: Any, processors: dict[str, Callable[[Any], Any]],
 class _Plan:
     """A statement compiled once for SQLite: SQL text, bind order and value converters."""
 
-    __slots__ = ("construct", "converted", "converters", "fixed", "get", "order", "shape",
-                 "sql")
+    __slots__ = ("construct", "converted", "converters", "fixed", "free", "get", "order",
+                 "shape", "sql", "template")
 
     def __init__(self, sql: str, order: list[str], converters: list[Callable[[Any], Any] | None],
                  construct: Callable[..., dict[str, Any]], fixed: dict[str, Any]):
@@ -127,11 +127,20 @@ class _Plan:
         self.converted = [(i, c) for i, c in enumerate(converters) if c is not None]
         self.get = (operator.itemgetter(*order) if len(order) > 1
                     else (lambda p: (p[order[0]],)) if order else (lambda p: ()))
+        # a statement's own literals (``status = 'pending'``) are bound too: a parameter
+        # dict without them fills a template of the fixed values
+        self.template = [fixed.get(n) for n in order]
+        self.free = [(i, n) for i, n in enumerate(order) if n not in fixed]
 
     def values(self, params: Mapping[str, Any]) -> list[Any]:
         """The positional values of one parameter dict, converted as SQLAlchemy would."""
         try:
-            raw = list(self.get(params))
+            if len(params) == len(self.free) < len(self.order):  # the literals left out
+                raw = self.template.copy()
+                for i, n in self.free:
+                    raw[i] = params[n]
+            else:
+                raw = list(self.get(params))
         except KeyError:
             fixed = self.fixed
             try:
