@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tracemalloc
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,8 +15,14 @@ from typing import Any
 import pytest
 
 from adapters.replay import build_report
-from adapters.replay.open311 import CHICAGO_SAMPLE, replay_open311
-from engine import Departments, Engine, VirtualClock
+from adapters.replay.open311 import (
+    CHICAGO_SAMPLE,
+    DumpError,
+    iter_requests,
+    read_json,
+    replay_open311,
+)
+from engine import Departments, Engine, GridwhistleError, VirtualClock
 
 SEEN_OPEN = "work orders still open: {} (Outside Agencies)"
 
@@ -195,3 +202,118 @@ def test_unreadable_requests_are_rejected_with_their_reason(tmp_path: Path) -> N
     assert report["rejections"] == [
         {"row": 1, "id": "a1", "reason": "no notes and no requested_datetime"},
         {"row": 2, "id": "a2", "reason": "no service_request_id or agency_responsible"}]
+
+
+# -- a single large .json file streams (ijson) ------------------------------------------------
+
+
+def _many_requests(count: int) -> list[dict[str, Any]]:
+    """The 50 Chicago requests with their notes, then plain copies (no notes, new ids, a
+    week apart, closed two hours after they were reported) up to ``count``."""
+    sample = json.loads(CHICAGO_SAMPLE.read_text(encoding="utf-8"))
+    out = list(sample)
+    copy = 0
+    while len(out) < count:
+        copy += 1
+        for req in sample[:count - len(out)]:
+            req = {k: v for k, v in req.items() if k != "notes"}
+            req["service_request_id"] = f"{req['service_request_id']}-{copy}"
+            at = datetime.fromisoformat(req["requested_datetime"]) + timedelta(weeks=copy)
+            req["requested_datetime"] = at.isoformat()
+            req["updated_datetime"] = (at + timedelta(hours=2)).isoformat()
+            out.append(req)
+    return out
+
+
+@pytest.mark.slow
+def test_a_large_json_array_replays_like_the_same_requests_as_json_lines(tmp_path: Path
+                                                                         ) -> None:
+    requests = _many_requests(2000)
+    array = tmp_path / "dump.json"
+    array.write_text(json.dumps(requests, indent=1), encoding="utf-8")  # one list, many lines
+    lines = tmp_path / "dump.jsonl"
+    lines.write_text("".join(json.dumps(r) + "\n" for r in requests), encoding="utf-8")
+    reports = []
+    for data in (array, lines):
+        engine = Engine(tmp_path / f"{data.suffix[1:]}.sqlite",
+                        clock=VirtualClock(datetime(2000, 1, 1, tzinfo=UTC)))
+        reports.append(_without(build_report(engine, replay_open311(engine, data))))
+        engine.stop()
+    from_array, from_lines = reports
+    assert (from_array["rows"], from_array["tickets"], from_array["rejected"]) == (2000, 2000, 0)
+    assert from_array == from_lines
+
+
+def test_every_shape_of_json_file_reads_as_the_standard_library_reads_it(tmp_path: Path
+                                                                         ) -> None:
+    requests = _many_requests(5000)
+    pages = [requests[i:i + 700] for i in range(0, len(requests), 700)]
+    shapes = {
+        "list.json": json.dumps(requests),
+        "pages.json": json.dumps(pages),
+        "wrapped.json": json.dumps({"count": len(requests), "service_requests": requests,
+                                    "next": None}),
+        "wrapped-pages.json": json.dumps([{"page": n, "requests": p}
+                                          for n, p in enumerate(pages)]),
+        "glued.json": "\n".join(json.dumps(p) for p in pages) + "\n\n",
+        "one.json": json.dumps(requests[0], indent=2),
+        "empty.json": " \n",
+    }
+    for name, text in shapes.items():
+        (tmp_path / name).write_text(text, encoding="utf-8")
+        expected = ([] if name == "empty.json" else [requests[0]] if name == "one.json"
+                    else requests)
+        assert list(iter_requests(tmp_path / name)) == expected, name
+
+
+def test_a_json_file_is_read_a_request_at_a_time(tmp_path: Path) -> None:
+    # The reader hands on the first request before it has read the end of the file, and
+    # reading a 20,000-request file (about 9 MB) holds no more than a few requests.
+    requests = _many_requests(20000)
+    data = tmp_path / "big.json"
+    data.write_text(json.dumps(requests), encoding="utf-8")
+    size = data.stat().st_size
+    assert size > 8_000_000
+    with data.open("rb") as handle:
+        first = next(read_json(handle, data))
+        assert first == requests[0]
+        assert handle.tell() <= 64 * 1024 < size
+    tracemalloc.start()
+    try:
+        count = sum(1 for _ in iter_requests(data))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert count == 20000
+    assert peak < 2_000_000, peak  # json.loads of the same text builds about 24 MB
+
+
+def test_a_truncated_or_broken_json_file_is_a_clear_error(tmp_path: Path) -> None:
+    text = json.dumps(_many_requests(500))
+    cut = tmp_path / "cut.json"
+    cut.write_text(text[:len(text) // 2], encoding="utf-8")  # a download cut short
+    size = cut.stat().st_size
+    engine = Engine(tmp_path / "cut.sqlite", clock=VirtualClock(datetime(2000, 1, 1, tzinfo=UTC)))
+    with pytest.raises(DumpError) as caught:
+        replay_open311(engine, cut)
+    engine.stop()
+    assert str(caught.value) == (f"{cut}: not JSON (it ends inside a value, at byte {size:,}, "
+                                 f"line 1): the file is cut short? Export it again")
+    assert isinstance(caught.value, GridwhistleError) and isinstance(caught.value, ValueError)
+    broken = tmp_path / "broken.json"
+    at = text.index("}, {", 100_000)  # a comma missing between two requests, past 96 KiB
+    broken.write_text(text[:at] + "} {" + text[at + 4:], encoding="utf-8")
+    with pytest.raises(DumpError) as caught:
+        list(iter_requests(broken))
+    message = str(caught.value)
+    assert message.startswith(f"{broken}: not JSON between bytes 98,304 and 114,688 (line 1): "
+                              f"parse error: after array element, I expect ',' or ']'\n")
+    assert "(right here) ------^" in message
+    # The command line: one message on stderr, exit 1, no traceback.
+    done = subprocess.run(
+        [sys.executable, "-m", "adapters.cli", "replay", "--format", "open311-json",
+         "--data", str(cut), "--db", str(tmp_path / "cli.sqlite"), "--quiet"],
+        capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 1
+    assert f"{cut}: not JSON (it ends inside a value" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import subprocess
 import sys
@@ -247,3 +248,63 @@ def test_a_row_with_more_or_fewer_cells_than_the_header_is_rejected(tmp_path: Pa
         4: (rows[3][0], f"the row has 7 cells, the header {width}: a cell with an "
                         f"unquoted comma, quote or line break?"),
     }
+
+
+def _sample_cells(count: int) -> tuple[list[str], list[list[str]]]:
+    with BUNDLED_SAMPLE.open(newline="", encoding="utf-8") as f:
+        reader = csv.reader(f)
+        return next(reader), [row for _, row in zip(range(count), reader, strict=False)]
+
+
+def _replay_csv(data: Path, db: Path) -> dict[str, Any]:
+    engine = Engine(db, clock=VirtualClock(datetime(2000, 1, 1, tzinfo=UTC)))
+    mapping = load_mapping("boston311")
+    report = build_report(engine, replay(engine, data, mapping), mapping)
+    engine.stop()
+    return report
+
+
+def test_a_file_that_ends_inside_a_quoted_cell_rejects_that_row(tmp_path: Path) -> None:
+    """A quote opened in the last row's last cell and never closed: the lenient csv module
+    ends the cell at the end of the file, and the row has as many cells as the header, so
+    it was replayed with a cell that was never closed. It is rejected, naming file:line."""
+    header, rows = _sample_cells(5)
+    data = tmp_path / "open-quote.csv"
+    with data.open("w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows([header, *rows[:4]])
+        f.write(",".join(rows[4][:-1]) + ',"0\n')  # line 6: the quote is never closed
+    report = _replay_csv(data, tmp_path / "r.sqlite")
+    assert (report["rows"], report["tickets"], report["rejected"]) == (5, 4, 1)
+    assert report["rejections"] == [{
+        "row": 5, "id": rows[4][0],
+        "reason": f"{data}:6: the file ends inside a quoted cell (column 'has_closed_photo') "
+                  f"that starts on line 6: its closing quote is missing, so the rest of the "
+                  f"file (line 6) was read into that one cell; close the quote (a quote "
+                  f'inside a quoted cell is written twice: "")'}]
+
+
+def test_a_quote_left_open_mid_file_names_the_line_its_cell_starts_on(tmp_path: Path) -> None:
+    """The quote opened in row 2's `reason` cell is never closed: it swallows the rest of
+    the file. Its row starts on line 3 and an earlier cell of it (quoted, as it should be)
+    holds a line break, so the open cell starts on line 4; the rows it swallowed are gone,
+    which the reason says (lines 4-6), rather than "too few cells"."""
+    header, rows = _sample_cells(4)
+    reason = header.index("reason")
+    row = [*rows[1]]
+    row[reason - 1] = "Public Works\nDepartment"  # subject: a quoted line break (lines 3-4)
+    row[reason] = '"Street Cleaning'               # the quote that is never closed
+    text = io.StringIO(newline="")
+    writer = csv.writer(text)
+    writer.writerows([header, rows[0]])           # lines 1-2
+    text.write(",".join(f'"{c}"' if "\n" in c else c for c in row) + "\r\n")
+    writer.writerows(rows[2:])                    # lines 5-6, read into the open cell
+    data = tmp_path / "open-quote.csv"
+    data.write_bytes(text.getvalue().encode("utf-8"))
+    report = _replay_csv(data, tmp_path / "r.sqlite")
+    assert (report["rows"], report["tickets"], report["rejected"]) == (2, 1, 1)
+    assert report["rejections"] == [{
+        "row": 2, "id": rows[1][0],
+        "reason": f"{data}:4: the file ends inside a quoted cell (column 'reason') that "
+                  f"starts on line 4: its closing quote is missing, so the rest of the file "
+                  f"(lines 4-6) was read into that one cell; close the quote (a quote "
+                  f'inside a quoted cell is written twice: "")'}]

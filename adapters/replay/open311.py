@@ -2,7 +2,9 @@
 
 The input is Open311 GeoReport v2 ``GET requests`` answers (:func:`iter_requests`): one JSON
 list of requests, several pages (a list of lists, pages one after another in one file, JSON
-Lines, or a folder of page files taken in the order of the numbers in their names).
+Lines, or a folder of page files taken in the order of the numbers in their names). Each is
+read as a stream, a request at a time: a ``.json`` file by ``ijson`` (yajl's C parser), so
+that memory does not grow with the file (docs/decisions.md).
 
 A request with a timeline of ``notes`` (Chicago's extension) is read as:
 
@@ -43,7 +45,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
+
+import ijson
 
 from adapters.replay.progress import ReplayProgress
 from adapters.replay.replayer import ReplayOutcome, compare_verdicts
@@ -51,10 +55,10 @@ from adapters.replay.scratch import Scratch
 from adapters.replay.sorting import sort_plans
 from adapters.replay.source import Rejection
 from adapters.replay.stream import Timeline
-from engine import Actor, CommandRefused, Departments, Engine
+from engine import Actor, CommandRefused, Departments, Engine, GridwhistleError
 
-__all__ = ["CHICAGO_SAMPLE", "KeptOpen", "Open311Event", "Open311Outcome", "Open311Plan",
-           "iter_requests", "plan_request", "replay_open311"]
+__all__ = ["CHICAGO_SAMPLE", "DumpError", "KeptOpen", "Open311Event", "Open311Outcome",
+           "Open311Plan", "iter_requests", "plan_request", "read_json", "replay_open311"]
 
 CHICAGO_SAMPLE = Path(__file__).resolve().parent / "data" / "chicago311_open311_with_notes.json"
 """The bundled Chicago Open311 requests with notes (see ``data/PROVENANCE.md``)."""
@@ -139,24 +143,36 @@ def _natural(path: Path) -> list[Any]:
             for part in _NUMBERS.split(path.name)]
 
 
+class DumpError(GridwhistleError, ValueError):
+    """An Open311 dump cannot be read: it is not JSON, or a value in it is not a request.
+
+    The message names the file (with the line of a JSON Lines file, or the bytes and lines
+    where a ``.json`` file stops being JSON) and what is wrong; fix or export the file again.
+    A ``ValueError`` too, as the replay's other input errors are.
+    """
+
+
 def iter_requests(path: Path) -> Iterator[dict[str, Any]]:
     """Every request of a GeoReport v2 dump, in input order (see the module docstring).
 
+    Streams: one request is held at a time, whatever the size of the file.
+
     Args:
-        path: a ``.json`` file (one list, a list of pages, or several JSON values one after
-            another), a ``.jsonl`` / ``.ndjson`` file (one request or one page per line,
-            read line by line), or a folder of such files (pages, in the natural order of
-            their names: ``page-2`` before ``page-10``).
+        path: a ``.json`` file (one list, a list of pages, an object holding them under
+            ``requests`` / ``service_requests``, or several JSON values one after another;
+            read by :func:`read_json`), a ``.jsonl`` / ``.ndjson`` file (one request or one
+            page per line, read line by line), or a folder of such files (pages, in the
+            natural order of their names: ``page-2`` before ``page-10``).
 
     Raises:
-        ValueError: the text is not JSON, or a value is not a request, a page of them, or an
+        DumpError: the text is not JSON, or a value is not a request, a page of them, or an
             object holding them under ``requests`` / ``service_requests``.
         OSError: a file cannot be read.
     """
     if path.is_dir():
         files = sorted((p for p in path.iterdir() if p.suffix in _PAGE_FILES), key=_natural)
         if not files:
-            raise ValueError(f"{path}: no .json, .jsonl or .ndjson page files in this folder")
+            raise DumpError(f"{path}: no .json, .jsonl or .ndjson page files in this folder")
         for file in files:
             yield from iter_requests(file)
         return
@@ -166,26 +182,152 @@ def iter_requests(path: Path) -> Iterator[dict[str, Any]]:
                 if line.strip():
                     yield from _requests_in(_decode(line, path, number), path)
         return
-    text = path.read_text(encoding="utf-8")
-    decoder = json.JSONDecoder()
-    position = 0
-    while True:
-        while position < len(text) and text[position].isspace():
-            position += 1
-        if position >= len(text):
-            return
-        try:
-            value, position = decoder.raw_decode(text, position)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}: not JSON ({exc})") from None
-        yield from _requests_in(value, path)
+    with path.open("rb") as handle:
+        yield from read_json(handle, path)
+
+
+_CHUNK = 16 * 1024
+"""Bytes read at a time from a ``.json`` file (also how closely a syntax error is placed)."""
+
+_PAGE_KEYS = frozenset({"service_requests", "requests"})
+"""The keys under which an object holds a page of requests."""
+
+Events = Iterator[tuple[str, Any]]
+"""ijson's ``basic_parse`` events: ``(event, value)``."""
+
+
+def read_json(handle: IO[bytes], name: Path | str) -> Iterator[dict[str, Any]]:
+    """Every request in a JSON text, read from ``handle`` as a stream (UTF-8).
+
+    The text is one list of requests, a list of pages (lists, or objects holding a list under
+    ``requests`` / ``service_requests``), such an object, one request, or several of these
+    one after another. It is parsed by ``ijson`` (yajl, in C) 16 KiB at a time, and each
+    request is built as its closing brace is read and handed on: the list around it is never
+    built, so memory holds one request, not the file. An empty (or all-whitespace) text has
+    no requests. Numbers are read as :mod:`json` reads them (``int``, ``float``), except
+    integers beyond 64 bits, which yajl refuses.
+
+    Args:
+        handle: a binary file (or anything with ``read(size) -> bytes``).
+        name: what the messages call it (the file's path).
+
+    Raises:
+        DumpError: the text is not JSON (the message says between which bytes and on which
+            lines the parser stopped, with yajl's excerpt of the text; or that the text ends
+            inside a value: cut short), or a value is not a request or a page of them.
+        OSError: the file cannot be read.
+    """
+    source = _Counted(handle)
+    events: Events = ijson.basic_parse(source, buf_size=_CHUNK, multiple_values=True,
+                                       use_float=True)
+    try:
+        for event, value in events:
+            yield from _requests_of(event, value, events, name, top=True)
+    except ijson.JSONError as exc:
+        if source.blank:
+            return  # nothing but whitespace: no requests (yajl wants a value)
+        raise DumpError(f"{name}: not JSON {source.where(str(exc))}") from None
+
+
+class _Counted:
+    """A binary file as ijson reads it, counting bytes and lines, to say where it stopped."""
+
+    def __init__(self, handle: IO[bytes]) -> None:
+        self._handle = handle
+        self.read_bytes = 0     # bytes read so far
+        self.lines = 1          # the line the last byte read is on
+        self.chunk = (0, 1)     # the last chunk read: its first byte's offset and line
+        self.ended = False      # read() returned b"": the text has ended
+        self.blank = True       # all the bytes read so far are whitespace
+
+    def read(self, size: int) -> bytes:
+        data = self._handle.read(size)
+        if size and not data:
+            self.ended = True
+        self.chunk = (self.read_bytes, self.lines)
+        self.read_bytes += len(data)
+        self.lines += data.count(b"\n")
+        if self.blank and data.strip():
+            self.blank = False
+        return data
+
+    def where(self, error: str) -> str:
+        """Where the parser stopped, and why (yajl's message, with its excerpt)."""
+        message = error.rstrip()
+        if self.ended and message.startswith("parse error: premature EOF"):
+            return (f"(it ends inside a value, at byte {self.read_bytes:,}, line "
+                    f"{self.lines:,}): the file is cut short? Export it again")
+        first, line = self.chunk
+        lines = f"line {line:,}" if line == self.lines else f"lines {line:,}-{self.lines:,}"
+        return f"between bytes {first:,} and {self.read_bytes:,} ({lines}): {message}"
+
+
+def _requests_of(event: str, value: Any, events: Events, name: Path | str, *, top: bool
+                 ) -> Iterator[dict[str, Any]]:
+    """The requests in the value that starts with ``event`` (the rest read from ``events``)."""
+    if event == "start_array":
+        for item, item_value in events:
+            if item == "end_array":
+                return
+            yield from _requests_of(item, item_value, events, name, top=False)
+    elif event == "start_map":
+        yield from _object(events, name)
+    elif top:
+        raise DumpError(f"{name}: expected a JSON list of Open311 service requests")
+    else:
+        raise DumpError(f"{name}: expected Open311 service requests (JSON objects), found "
+                        f"{type(value).__name__}")
+
+
+def _object(events: Events, name: Path | str) -> Iterator[dict[str, Any]]:
+    """An object read from ``events`` (after its ``start_map``): a request, or a page.
+
+    A page is an object with a list under ``service_requests`` or ``requests``: the list's
+    requests are handed on as they are read, and the page's other keys are dropped (only its
+    first such list is read; a later one is skipped).
+    """
+    built: dict[str, Any] = {}
+    page = False
+    for _, key in events:  # ("map_key", key) ... until ("end_map", None)
+        if key is None:
+            break
+        event, value = next(events)
+        if event == "start_array" and key in _PAGE_KEYS:
+            if page:
+                _build(event, value, events)  # skipped
+                continue
+            page = True
+            yield from _requests_of(event, value, events, name, top=False)
+        else:
+            built[key] = _build(event, value, events)
+    if not page:
+        yield built
+
+
+def _build(event: str, value: Any, events: Events) -> Any:
+    """The value that starts with ``event``, built whole (the rest read from ``events``)."""
+    if event == "start_map":
+        out: dict[str, Any] = {}
+        for _, key in events:
+            if key is None:
+                return out
+            out[key] = _build(*next(events), events)
+        return out
+    if event == "start_array":
+        items: list[Any] = []
+        for item, item_value in events:
+            if item == "end_array":
+                return items
+            items.append(_build(item, item_value, events))
+        return items
+    return value
 
 
 def _decode(line: str, path: Path, number: int) -> Any:
     try:
         return json.loads(line)
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}:{number}: not JSON ({exc})") from None
+        raise DumpError(f"{path}:{number}: not JSON ({exc})") from None
 
 
 def _requests_in(value: Any, path: Path) -> Iterator[dict[str, Any]]:
@@ -200,10 +342,10 @@ def _requests_in(value: Any, path: Path) -> Iterator[dict[str, Any]]:
             if isinstance(item, list | dict):
                 yield from _requests_in(item, path)
             else:
-                raise ValueError(f"{path}: expected Open311 service requests (JSON objects), "
-                                 f"found {type(item).__name__}")
+                raise DumpError(f"{path}: expected Open311 service requests (JSON objects), "
+                                f"found {type(item).__name__}")
     else:
-        raise ValueError(f"{path}: expected a JSON list of Open311 service requests")
+        raise DumpError(f"{path}: expected a JSON list of Open311 service requests")
 
 
 # -- planning ---------------------------------------------------------------------------------
@@ -290,7 +432,7 @@ def replay_open311(
             batch and once at the end.
 
     Raises:
-        ValueError, OSError: the input cannot be read as Open311 JSON.
+        DumpError (a ValueError), OSError: the input cannot be read as Open311 JSON.
         NoRouting: the lifecycle has no routing table.
     """
     started = time.perf_counter()

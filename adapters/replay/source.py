@@ -17,9 +17,11 @@ typed values, conditions as frozen sets.
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
+from itertools import chain
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -316,6 +318,56 @@ def malformed_row(cells: int, width: int) -> str:
             f"quote or line break?")
 
 
+def open_quote(path: Path, header: list[str], cells: list[str], start: int, last: int) -> str:
+    """Why a row that the file ends inside of (a quoted cell never closed) is rejected.
+
+    Args:
+        path: the file.
+        header: its column names.
+        cells: the row's cells as read; the last one is the cell left open.
+        start: the line the row starts on (1-based, as the file's lines).
+        last: the file's last line.
+
+    The csv module, reading leniently, ends such a cell at the end of the file, so it holds
+    every line after its quote: the rows those lines were are not read at all. The reason
+    names the line the cell starts on (``file:line``), its column, and the lines it took.
+    """
+    line = start + sum(len(_LINE_BREAK.findall(cell)) for cell in cells[:-1])
+    column = (f"column {header[len(cells) - 1]!r}" if len(cells) <= len(header)
+              else f"cell {len(cells)}, past the header's {len(header)} columns")
+    took = f"line {line}" if line == last else f"lines {line}-{last}"
+    return (f"{path}:{line}: the file ends inside a quoted cell ({column}) that starts on "
+            f"line {line}: its closing quote is missing, so the rest of the file ({took}) "
+            f"was read into that one cell; close the quote (a quote inside a quoted cell is "
+            f"written twice: \"\")")
+
+
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+"""A line break as the file's lines are split when opened with ``newline=""`` (LF, CR LF, CR)."""
+
+
+class _End:
+    """An empty iterator that notes when it is asked for a line: the file has ended.
+
+    Chained after a file's lines (:func:`itertools.chain`, so each line costs no Python
+    call), it tells a record that :mod:`csv` completed at the end of the file — one inside a
+    quoted cell that was never closed, which the lenient reader returns as if closed — from
+    one completed at its own line break, before the reader asks for more.
+    """
+
+    __slots__ = ("reached",)
+
+    def __init__(self) -> None:
+        self.reached = False
+
+    def __iter__(self) -> _End:
+        return self
+
+    def __next__(self) -> str:
+        self.reached = True
+        raise StopIteration
+
+
 def _cells_of(columns: dict[str, int], cells: list[str]) -> dict[str, str]:
     """The evidence columns of a row, by name."""
     return {name: cells[i] for name, i in columns.items()}
@@ -356,21 +408,35 @@ class CsvExport:
         self.mapping = mapping
         with path.open(newline="", encoding="utf-8") as handle:
             header = next(csv.reader(handle), [])
+        self.header = header
+        self.open_row: tuple[int, str] | None = None
+        """The row the file ends inside of (a quoted cell never closed) and why it is
+        rejected (:func:`open_quote`), once a pass has read to the end; else None."""
         try:
             self.planner = RowPlanner(mapping, lifecycle, header, zone)
         except ValueError as exc:
             raise ValueError(f"{path}: {exc}") from None
 
     def _rows(self) -> Iterator[tuple[int, list[str]]]:
-        """Every data row with its number; its cells as read (a malformed row's too)."""
+        """Every data row with its number; its cells as read (a malformed row's too).
+
+        A row that the file ends inside of (an unclosed quote) is yielded too, after
+        :attr:`open_row` is set to it.
+        """
         with self.path.open(newline="", encoding="utf-8") as handle:
-            reader = csv.reader(handle)
+            end = _End()
+            reader = csv.reader(chain(handle, end))
             next(reader, None)
             number = 0
+            line = reader.line_num  # the last line read so far
             for cells in reader:
+                start, line = line + 1, reader.line_num
                 if not cells:
                     continue  # a blank line is not a row (as csv.DictReader)
                 number += 1
+                if end.reached:
+                    self.open_row = number, open_quote(self.path, self.header, cells, start,
+                                                       line)
                 yield number, cells
 
     def survey(self, scratch: Scratch) -> Survey:
@@ -384,7 +450,7 @@ class CsvExport:
         width = planner.width
         for number, cells in self._rows():
             out.rows = number
-            if len(cells) != width:
+            if len(cells) != width or self.open_row is not None:
                 continue  # rejected when planned: neither a repeat nor in or out of order
             tid = cells[id_index].strip()
             if tid:
@@ -434,6 +500,10 @@ class CsvExport:
             rows = self._sorted_rows(sort_in)
         width = planner.width
         for number, cells in rows:
+            if self.open_row is not None and self.open_row[0] == number:
+                yield Rejection(number, cells[id_index].strip() if len(cells) > id_index
+                                else "", self.open_row[1])
+                continue
             if len(cells) != width:
                 yield Rejection(number, cells[id_index].strip() if len(cells) > id_index
                                 else "", malformed_row(len(cells), width))
