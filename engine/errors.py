@@ -300,7 +300,8 @@ class OutsideCalendar(CommandRefused):
             ticket_id,
             f"ticket {ticket_id!r}: the command needs calendar {calendar!r} on {day}, outside "
             f"its validity ({valid_from or 'the beginning'} to {valid_until or 'open end'}); "
-            "extend the calendar's valid_from/valid_until in the lifecycle and deploy it",
+            "extend the calendar's valid_from/valid_until in the lifecycle, deploy it and move "
+            "the running tickets to it (`gridwhistle migrate --workflow FILE`)",
         )
 
 

@@ -139,3 +139,41 @@ def test_an_engine_refuses_a_database_written_by_a_newer_gridwhistle(tmp_path: P
     raw.dispose()
     with pytest.raises(ConfigurationError, match="newer Gridwhistle wrote it"):
         Engine(path, clock=VirtualClock())
+
+
+@pytest.mark.postgres
+def test_two_engines_started_at_once_on_an_empty_postgres_database_both_open() -> None:
+    # fresh-user audit (Dec 1): two `serve` started together on an empty database; one died
+    # with "duplicate key value violates unique constraint pg_type_typname_nsp_index"
+    import threading
+
+    from backends import pg_schema
+
+    def open_it(pg: str, start: threading.Barrier, opened: list[Database],
+                errors: list[BaseException]) -> None:
+        start.wait()
+        try:
+            opened.append(Database(pg))
+        except BaseException as exc:
+            errors.append(exc)
+
+    for _ in range(3):
+        with pg_schema() as pg:
+            start = threading.Barrier(2)
+            opened: list[Database] = []
+            errors: list[BaseException] = []
+            threads = [threading.Thread(target=open_it, args=(pg, start, opened, errors))
+                       for _ in range(2)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(60)
+            try:
+                assert errors == []
+                assert len(opened) == 2
+                with opened[0].read() as conn:
+                    assert current_revision(conn) == head_revision()
+                    assert schema_differences(conn) == []
+            finally:
+                for db in opened:
+                    db.close()

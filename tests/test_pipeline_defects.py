@@ -323,6 +323,51 @@ def test_a_breach_outside_the_escalations_duty_hours_is_recorded_and_the_rest_fi
     assert eng.check_invariants() == []
 
 
+CALENDAR_RUNS_OUT = """
+format: 1
+name: calendar_runs_out
+initial: open
+roles: {centre: {}, system: {}}
+levels: [{name: community}, {name: street}]
+report: {roles: centre}
+calendars:
+  office:
+    zone: America/Chicago
+    hours: {monday: ["09:00-17:00"], tuesday: ["09:00-17:00"], wednesday: ["09:00-17:00"],
+            thursday: ["09:00-17:00"], friday: ["09:00-17:00"]}
+    valid_from: 2024-01-01
+    valid_until: 2024-12-31
+states: {open: {}, escalated: {}, closed: {final: true}}
+transitions:
+  - {trigger: close, source: [open, escalated], dest: closed, roles: centre}
+  - {trigger: escalate, source: open, dest: escalated, roles: [system, centre]}
+deadlines:
+  esc: {state: open, after: P2D, on_breach: escalate}
+  # the escalated state's deadline needs the office's working hours: in 2025 it has none
+  answer: {state: escalated, after: {working: PT8H, calendar: office}, on_breach: record}
+"""
+
+
+def test_an_escalation_past_the_calendars_end_fails_its_timer_instead_of_vanishing(
+    open_engine: Callable[..., Engine],
+) -> None:
+    # fresh-user audit (Dec 1): the escalation was recorded as refused and the timer marked
+    # fired, so the ticket stayed at the bottom level for ever with nothing pending
+    reported = datetime(2024, 12, 29, 19, 0, tzinfo=UTC)
+    eng = open_engine(VirtualClock(reported), CALENDAR_RUNS_OUT)
+    eng.report("calendar_runs_out", {}, actor=CENTRE, ticket_id="C1")
+    due = reported + timedelta(days=2)
+    fired = eng.run_due(due + timedelta(minutes=1))
+    assert [(f.timer.name, f.outcome) for f in fired] == [("esc", "failed")]
+    (timer,) = eng.timers("C1", status="pending")
+    assert (timer.name, timer.failures) == ("esc", 1)
+    assert timer.last_error is not None and timer.last_error.startswith("OutsideCalendar")
+    assert "2024-01-01 to 2024-12-31" in timer.last_error  # the validity, not "open end"
+    t = eng.get("C1")
+    assert (t.state, t.level, t.overdue) == ("open", "community", False)
+    assert [h.kind for h in eng.history("C1")] == ["report"]  # nothing half done
+
+
 # -- d. a hung host listener does not stop the clock ------------------------------------------
 
 HUNG_LISTENER_WAIT = 20.0

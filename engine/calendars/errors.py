@@ -18,14 +18,18 @@ class CalendarOutOfRange(GridwhistleError):
     Attributes:
         calendar: the calendar's name.
         day: the local date that was needed.
+        valid_from, valid_until: the calendar's validity period (None: open at that end).
     """
 
     def __init__(self, calendar: str, day: date, valid_from: date | None,
                  valid_until: date | None):
         self.calendar = calendar
         self.day = day
+        self.valid_from = valid_from
+        self.valid_until = valid_until
         super().__init__(
             f"calendar {calendar!r} is valid from {valid_from or 'the beginning'} to "
             f"{valid_until or 'the end'}, but {day.isoformat()} was needed; extend its "
-            "validity period (and its extra holidays / working days) and deploy again"
+            "validity period (and its extra holidays / working days), deploy again and move "
+            "the running tickets to the new version (`gridwhistle migrate`)"
         )

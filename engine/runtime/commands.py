@@ -598,6 +598,11 @@ class CommandHandler:
                     ticket_id, escalation, SYSTEM, escalation_reason or reason, {},
                     extra=[entry], overdue=overdue, now=now))
                 return "escalated"
+            except OutsideCalendar:
+                # not the process saying no but its calendar running out: the escalation is
+                # owed, so the timer fails (retried with backoff, shown by `timers --failed`
+                # and `check`) until the calendar is extended and the ticket migrated
+                raise
             except CommandRefused as exc:
                 # e.g. a guard or duty hours on the escalation: the row is still recorded
                 refusal = str(exc)
@@ -740,8 +745,7 @@ class CommandHandler:
 
 def _outside(ticket_id: str, exc: CalendarOutOfRange) -> OutsideCalendar:
     """The refusal of a command whose calendar arithmetic left the calendar's range."""
-    return OutsideCalendar(ticket_id, exc.calendar, exc.day, getattr(exc, "valid_from", None),
-                           getattr(exc, "valid_until", None))
+    return OutsideCalendar(ticket_id, exc.calendar, exc.day, exc.valid_from, exc.valid_until)
 
 
 def _stage_rows(layer: Layer, w: TicketRecord, rows: list[dict[str, Any]]) -> list[Change]:

@@ -472,7 +472,9 @@ class FireContext(Unit):
         The row keeps the ticket's state and level. With ``escalate`` the lifecycle's
         escalation trigger is fired as role ``system`` with this row before it; if that is
         refused (no such transition from this state, a guard, duty hours, the top level),
-        the row is recorded alone with the refusal in ``data["escalation_refused"]``.
+        the row is recorded alone with the refusal in ``data["escalation_refused"]``; a
+        calendar out of range (:class:`~engine.errors.OutsideCalendar`) is raised instead
+        (the escalation is owed: a fired timer then fails and is retried).
 
         Returns:
             ``escalated``, ``top_level`` (escalation asked for at the top level) or

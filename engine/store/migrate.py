@@ -30,7 +30,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, inspect
+from sqlalchemy import Connection, inspect, text
 
 from engine.store.tables import metadata
 from engine.store.types import UTCDateTime
@@ -107,11 +107,29 @@ def current_revision(conn: Connection) -> str | None:
     return context.get_current_revision()
 
 
+SCHEMA_LOCK = 0x6777_5343  # "gwSC": PostgreSQL advisory lock key of schema changes
+
+
+def _lock_schema(conn: Connection) -> None:
+    """Serialise schema changes between processes for the rest of ``conn``'s transaction.
+
+    On PostgreSQL two engines started at once on an empty database would both create the
+    tables and one would fail (``duplicate key ... pg_type_typname_nsp_index``): a
+    transaction-level advisory lock makes the second wait and then find the tables. SQLite
+    needs none (its write transaction, ``BEGIN IMMEDIATE``, already queues creators).
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK})
+
+
 def create_fresh(conn: Connection) -> bool:
     """Create the declared tables and stamp head, if the database has no Gridwhistle tables.
 
+    Inside ``conn``'s transaction; on PostgreSQL concurrent creators wait for each other.
+
     Returns True when it created them.
     """
+    _lock_schema(conn)
     if inspect(conn).has_table("gw_tickets"):
         return False
     metadata.create_all(conn)
@@ -125,6 +143,7 @@ def upgrade(conn: Connection, revision: str = "head") -> tuple[str | None, str |
     Returns:
         ``(before, after)``: the revisions before and after (``before`` None: it was empty).
     """
+    _lock_schema(conn)
     if not inspect(conn).has_table("gw_tickets"):
         command.upgrade(alembic_config(conn), revision)
         return None, current_revision(conn)
