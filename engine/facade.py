@@ -178,7 +178,12 @@ class Engine:
         return self
 
     def stop(self) -> None:
-        """Stop the scheduler (if started) and release the database if this engine opened it."""
+        """Stop the scheduler (if started) and release the database if this engine opened it.
+
+        Not a close: the engine stays usable. A later command or read opens the database
+        again, and deadlines then fire only through :meth:`run_due` / :meth:`run_until`, or
+        in real time again after :meth:`start`. A host shutting down stops it last.
+        """
         if self._scheduler is not None:
             self.kernel.wake = None
             self._scheduler.stop()
