@@ -242,5 +242,5 @@ def test_issue_11_refusals_are_told_in_the_console_language(tmp_path: Path) -> N
     assert refusal_words(handler, eng, served, lc, "zh") == (
         f"此事件已升级到“district”级，只能由{district}或指挥中心处理。")
     assert refusal_words(OversightRefused("T1", "not_suspended"), eng, served, lc, "en") == (
-        "The rules for extensions, suspension and supervision do not allow this.")
+        "This ticket is not suspended: there is nothing to resume.")
     eng.stop()
