@@ -248,3 +248,19 @@ def test_the_evidence_form_is_in_english_too(site: Site, page_of: Any) -> None:
     page.goto(f"{url}/console/tickets/T-3?lang=en")
     expect(page.locator('form[data-action="fire:resolve"]')).to_be_visible()
     expect(page.locator('form[data-action="fire:resolve"] .evidence-need')).to_have_count(0)
+
+
+def test_a_department_without_work_orders_sees_its_own_title_on_the_reports(
+        site: Site, page_of: Any) -> None:
+    from playwright.sync_api import expect
+
+    url, _ = site
+    page = page_of("k-water")  # water has no work orders: its report row is empty
+    page.goto(f"{url}/console/reports")
+    heads = page.locator("#report-table thead th")
+    expect(heads).to_have_count(2)
+    expect(heads.nth(1)).to_have_text("区水务局")  # main: "water", the raw name
+    expect(page.locator('#report-table tr[data-figure="received"] td')).to_have_text("0")
+    page.goto(f"{url}/console/reports?lang=en")
+    expect(page.locator("#report-table thead th").nth(1)).to_have_text("Water authority")
+
