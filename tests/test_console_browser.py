@@ -264,3 +264,39 @@ def test_a_department_without_work_orders_sees_its_own_title_on_the_reports(
     page.goto(f"{url}/console/reports?lang=en")
     expect(page.locator("#report-table thead th").nth(1)).to_have_text("Water authority")
 
+
+def test_an_oversized_upload_gets_a_console_page_that_says_the_limit(
+        site: Site, page_of: Any, tmp_path: Path) -> None:
+    from playwright.sync_api import expect
+
+    url, engine = site
+    _on_site_ticket(engine, "T-1")
+    limit = 20 * 1024 * 1024 + 1_000_000  # the largest file and its form (create_app)
+    big = tmp_path / "huge.png"
+    big.write_bytes(png_bytes() + b"\0" * (limit + 1000))
+    page = page_of("k-water")
+    for lang, heading, says, back in (
+            ("zh", "提交内容过大", "本服务器每次最多接收 21 MB（21,971,520 字节）", "返回事件 T-1"),
+            ("en", "Too large to send", "this server accepts at most 21 MB (21,971,520 bytes)",
+             "Back to ticket T-1")):
+        page.goto(f"{url}/console/lang/{lang}?next=/console/tickets/T-1")  # the cookie
+        form = page.locator('form[data-action="fire:resolve"]')
+        form.locator("input[type=file]").set_input_files(str(big))
+        with page.expect_response(f"{url}/console/tickets/T-1/actions") as answered:
+            form.locator("button[type=submit]").click()
+        response = answered.value
+        assert response.status == 413
+        assert response.headers["content-type"].startswith("text/html")  # main: problem+json
+        expect(page.locator("h1")).to_have_text(heading)
+        expect(page.locator("#error .refusal")).to_contain_text(says)
+        # in the console's style: its stylesheet, its header, the page's language
+        assert page.evaluate("getComputedStyle(document.querySelector('.top'))"
+                             ".backgroundColor") == "rgb(22, 50, 79)"
+        expect(page.locator("html")).to_have_attribute("lang", "zh-CN" if lang == "zh"
+                                                       else "en")
+        expect(page.locator("#back")).to_have_text(back)
+        page.locator("#back").click()
+        expect(page.locator("#summary h1")).to_have_text("T-1")
+        assert page.url.startswith(f"{url}/console/tickets/T-1")
+    assert engine.get("T-1").state == "on_site"
+    assert all(u.startswith(url) for u in page.requested), page.requested

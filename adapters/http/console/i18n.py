@@ -93,6 +93,7 @@ WORDS: dict[str, dict[str, str]] = {
     "system": {"zh": "系统", "en": "System"},
     "current": {"zh": "当前", "en": "current"},
     "not_found": {"zh": "没有这个事件", "en": "No such ticket"},
+    "too_large": {"zh": "提交内容过大", "en": "Too large to send"},
     "csv": {"zh": "下载 CSV", "en": "Download CSV"},
     "language": {"zh": "English", "en": "中文"},
     "signed_in_as": {"zh": "当前用户", "en": "Signed in as"},

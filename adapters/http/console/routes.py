@@ -66,7 +66,7 @@ from engine import (
 )
 from engine.reports.report import report_zone
 
-__all__ = ["refusal_words", "router"]
+__all__ = ["refusal_words", "router", "too_large_page"]
 
 HERE = Path(__file__).parent
 router = APIRouter(prefix="/console", include_in_schema=False)
@@ -134,6 +134,41 @@ def _page(request: Request, template: str, requester: Who | None, status: int = 
 def _page_zone(request: Request) -> PageZone:
     """The zone of the pages about all served lifecycles: the first one's."""
     return page_zone(_engine(request).lifecycle(_served(request)[0]))
+
+
+def too_large_page(scope: Any, limit: int) -> HTMLResponse:
+    """The 413 of a console form whose body is over the server's limit, as a console page.
+
+    In the page's language and style: the limit, that nothing was done, and a link back to
+    the page the form was on (a ticket's page for its actions, else the board). The
+    middleware answers it before the body is read (``adapters.http.middleware.BodyLimit``);
+    the API's routes keep their problem+json 413.
+    """
+    request = Request(scope)
+    try:
+        requester = who(request)
+    except Problem:  # an unknown X-API-Key: the page without the menu
+        requester = None
+    lang = _lang(request)
+    path = request.url.path
+    prefix, suffix = "/console/tickets/", "/actions"
+    ticket_id = path[len(prefix):-len(suffix)] if path.startswith(prefix) and \
+        path.endswith(suffix) and len(path) > len(prefix) + len(suffix) else None
+    mb = f"{limit / (1024 * 1024):.1f}".removesuffix(".0") + " MB" if limit >= 1024 * 1024 \
+        else f"{limit / 1024:.0f} KB"
+    if lang == "zh":
+        message = (f"提交的内容太大：本服务器每次最多接收 {mb}（{limit:,} 字节），"
+                   "本次提交未被处理，也未做任何修改。请返回上一页，换用较小的文件（或减少文件数量）"
+                   "后再提交。")
+        back_label = f"返回事件 {ticket_id}" if ticket_id else words(lang)["board"]
+    else:
+        message = (f"What you sent is too large: this server accepts at most {mb} "
+                   f"({limit:,} bytes) at a time, so nothing was done. Go back, choose a "
+                   "smaller file (or fewer files) and send again.")
+        back_label = f"Back to ticket {ticket_id}" if ticket_id else words(lang)["board"]
+    back = f"/console/tickets/{quote(ticket_id)}" if ticket_id else "/console"
+    return _page(request, "error.html", requester, status=413, message=message,
+                 back=back, back_label=back_label, heading=words(lang)["too_large"])
 
 
 def _role_title(engine: Engine, served: tuple[str, ...], role: str, lang: str) -> str:
