@@ -49,6 +49,7 @@ WORDS: dict[str, dict[str, str]] = {
     "timeline": {"zh": "处置经过", "en": "History"},
     "timers": {"zh": "计时", "en": "Open timers"},
     "due": {"zh": "到期", "en": "Due"},
+    "over_since": {"zh": "超期自", "en": "Over since"},
     "diagram": {"zh": "流程图", "en": "State diagram"},
     "actions": {"zh": "操作", "en": "Actions"},
     "other_actions": {"zh": "其他角色的操作", "en": "Actions of other roles"},
