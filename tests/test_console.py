@@ -16,7 +16,7 @@ from servers import running
 
 from adapters.http import ApiKey, create_app
 from adapters.http.console.feed import latest_event_id
-from engine import Actor, Departments, Engine, VirtualClock
+from engine import Actor, Departments, Engine, Limits, VirtualClock
 
 SH = ZoneInfo("Asia/Shanghai")
 Site = tuple[str, Engine]
@@ -242,5 +242,45 @@ def test_issue_11_refusals_are_told_in_the_console_language(tmp_path: Path) -> N
     assert refusal_words(handler, eng, served, lc, "zh") == (
         f"此事件已升级到“district”级，只能由{district}或指挥中心处理。")
     assert refusal_words(OversightRefused("T1", "not_suspended"), eng, served, lc, "en") == (
-        "The rules for extensions, suspension and supervision do not allow this.")
+        "This ticket is not suspended: there is nothing to resume.")
     eng.stop()
+
+
+def test_a_console_form_over_the_body_limit_gets_a_page_and_the_api_keeps_problem_json(
+        tmp_path: Path) -> None:
+    engine = Engine(tmp_path / "l.sqlite",
+                    clock=VirtualClock(datetime(2024, 5, 18, 20, 0, tzinfo=SH)))
+    engine.report("grid_incident", {"category": "noise"}, actor=GW, ticket_id="T-1")
+    app = create_app(engine, api_keys=KEYS, limits=Limits(body_bytes=20_000))
+    try:
+        with running(app) as url, httpx.Client(base_url=url, headers=CENTRE) as client:
+            big = {"action": "escalate", "reason": "x" * 30_000}
+            r = client.post("/console/tickets/T-1/actions", data=big)
+            assert r.status_code == 413
+            assert r.headers["content-type"].startswith("text/html")  # main: problem+json
+            assert "default-src 'self'" in r.headers["content-security-policy"]
+            text = html.unescape(r.text)
+            assert "本服务器每次最多接收 20 KB（20,000 字节）" in text
+            assert 'href="/console/tickets/T-1" id="back">返回事件 T-1<' in text
+
+            def chunks() -> Iterator[bytes]:  # no Content-Length: counted as it arrives
+                yield b"action=escalate&reason="
+                for _ in range(30):
+                    yield b"x" * 1000
+
+            r = client.post("/console/tickets/T-1/actions?lang=en", content=chunks(),
+                            headers={"Content-Type": "application/x-www-form-urlencoded"})
+            assert r.status_code == 413 and r.headers["content-type"].startswith("text/html")
+            assert "this server accepts at most" in html.unescape(r.text)
+            # the API's routes keep their problem details
+            r = client.post("/tickets", json={"fields": {"category": "noise",
+                                                         "description": "x" * 30_000}})
+            assert (r.status_code, r.headers["content-type"]) == (413,
+                                                                  "application/problem+json")
+            r = client.post("/tickets/T-1/triggers/escalate", content=chunks(),
+                            headers={"Content-Type": "application/json"})
+            assert (r.status_code, r.headers["content-type"]) == (413,
+                                                                  "application/problem+json")
+        assert engine.get("T-1").level == "community"  # nothing was done
+    finally:
+        engine.stop()

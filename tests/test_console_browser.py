@@ -4,8 +4,10 @@ uvicorn server on loopback with the deadline scheduler running on the real clock
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -248,3 +250,151 @@ def test_the_evidence_form_is_in_english_too(site: Site, page_of: Any) -> None:
     page.goto(f"{url}/console/tickets/T-3?lang=en")
     expect(page.locator('form[data-action="fire:resolve"]')).to_be_visible()
     expect(page.locator('form[data-action="fire:resolve"] .evidence-need')).to_have_count(0)
+
+
+def test_a_department_without_work_orders_sees_its_own_title_on_the_reports(
+        site: Site, page_of: Any) -> None:
+    from playwright.sync_api import expect
+
+    url, _ = site
+    page = page_of("k-water")  # water has no work orders: its report row is empty
+    page.goto(f"{url}/console/reports")
+    heads = page.locator("#report-table thead th")
+    expect(heads).to_have_count(2)
+    expect(heads.nth(1)).to_have_text("区水务局")  # main: "water", the raw name
+    expect(page.locator('#report-table tr[data-figure="received"] td')).to_have_text("0")
+    page.goto(f"{url}/console/reports?lang=en")
+    expect(page.locator("#report-table thead th").nth(1)).to_have_text("Water authority")
+
+
+def test_an_oversized_upload_gets_a_console_page_that_says_the_limit(
+        site: Site, page_of: Any, tmp_path: Path) -> None:
+    from playwright.sync_api import expect
+
+    url, engine = site
+    _on_site_ticket(engine, "T-1")
+    limit = 20 * 1024 * 1024 + 1_000_000  # the largest file and its form (create_app)
+    big = tmp_path / "huge.png"
+    big.write_bytes(png_bytes() + b"\0" * (limit + 1000))
+    page = page_of("k-water")
+    for lang, heading, says, back in (
+            ("zh", "提交内容过大", "本服务器每次最多接收 21 MB（21,971,520 字节）", "返回事件 T-1"),
+            ("en", "Too large to send", "this server accepts at most 21 MB (21,971,520 bytes)",
+             "Back to ticket T-1")):
+        page.goto(f"{url}/console/lang/{lang}?next=/console/tickets/T-1")  # the cookie
+        form = page.locator('form[data-action="fire:resolve"]')
+        form.locator("input[type=file]").set_input_files(str(big))
+        with page.expect_response(f"{url}/console/tickets/T-1/actions") as answered:
+            form.locator("button[type=submit]").click()
+        response = answered.value
+        assert response.status == 413
+        assert response.headers["content-type"].startswith("text/html")  # main: problem+json
+        expect(page.locator("h1")).to_have_text(heading)
+        expect(page.locator("#error .refusal")).to_contain_text(says)
+        # in the console's style: its stylesheet, its header, the page's language
+        assert page.evaluate("getComputedStyle(document.querySelector('.top'))"
+                             ".backgroundColor") == "rgb(22, 50, 79)"
+        expect(page.locator("html")).to_have_attribute("lang", "zh-CN" if lang == "zh"
+                                                       else "en")
+        expect(page.locator("#back")).to_have_text(back)
+        page.locator("#back").click()
+        expect(page.locator("#summary h1")).to_have_text("T-1")
+        assert page.url.startswith(f"{url}/console/tickets/T-1")
+    assert engine.get("T-1").state == "on_site"
+    assert all(u.startswith(url) for u in page.requested), page.requested
+
+
+def _permits(name: str, zone: str | None) -> str:
+    """A lifecycle whose deadline is a field's instant; its calendar in ``zone`` (or none)."""
+    cal = f"""
+calendars:
+  office:
+    zone: {zone}
+    hours: {{monday: ["08:00-17:00"], tuesday: ["08:00-17:00"]}}
+""" if zone else ""
+    return f"""
+format: 1
+name: {name}
+title: {{en: Permits}}
+initial: open
+roles: {{centre: {{}}, system: {{}}}}
+levels: [{{name: community}}]
+fields:
+  due_by: {{type: datetime, title: {{en: Due by}}}}
+report: {{roles: centre}}
+states: {{open: {{}}, done: {{final: true}}}}
+transitions:
+  - {{trigger: finish, source: open, dest: done, roles: centre}}
+deadlines:
+  answer: {{at_field: due_by, stop_in: [done], on_breach: record}}
+{cal}"""
+
+
+@pytest.fixture
+def zoned(tmp_path: Path, browser: Any) -> Iterator[tuple[str, Engine, Any]]:
+    """grid_incident (Shanghai), a Chicago lifecycle and one without a zone, on one board."""
+    from engine import VirtualClock
+
+    now = datetime(2025, 6, 4, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
+    engine = Engine(tmp_path / "zoned.sqlite", clock=VirtualClock(now))
+    for name, zone in (("chicago", "America/Chicago"), ("nocal", None)):
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(_permits(name, zone))
+        engine.deploy(path)
+    app = create_app(engine, api_keys=KEYS, lifecycles=("grid_incident", "chicago", "nocal"))
+    ctx = browser.new_context(viewport={"width": 375, "height": 800})
+    try:
+        with running(app) as url:
+            yield url, engine, ctx.new_page()
+    finally:
+        ctx.close()
+        engine.stop()
+
+
+def test_board_risk_and_reports_show_each_lifecycle_s_own_zone(
+        zoned: tuple[str, Engine, Any]) -> None:
+    from playwright.sync_api import expect
+
+    url, engine, page = zoned
+    chicago = ZoneInfo("America/Chicago")
+    end_of_9_june = datetime(2025, 6, 9, 23, 59, tzinfo=chicago)  # 10 June 04:59 UTC
+    engine.report("grid_incident", {"category": "blocked_drain", "area": "A1"}, actor=GW,
+                  ticket_id="T-1")
+    Departments(engine).dispatch("T-1", actor=CENTRE)
+    engine.report("chicago", {"due_by": end_of_9_june.isoformat()}, actor=CENTRE,
+                  ticket_id="C-1")
+    engine.report("nocal", {"due_by": end_of_9_june.isoformat()}, actor=CENTRE,
+                  ticket_id="N-1")
+    engine.report("chicago", {"due_by": datetime(2025, 6, 2, 17, 0, tzinfo=chicago)
+                              .isoformat()}, actor=CENTRE, ticket_id="C-late")
+    page.set_extra_http_headers({"X-API-Key": "k-centre"})
+    page.goto(f"{url}/console?lang=en")
+    when = {i: card(page, i).locator(".when") for i in ("T-1", "T-1.1", "C-1", "N-1", "C-late")}
+    # main: no instant on a card, and one line saying every time is Shanghai's
+    expect(when["C-1"]).to_have_text("Due Monday 9 Jun 2025 23:59 UTC−5")
+    expect(when["N-1"]).to_have_text("Due Tuesday 10 Jun 2025 04:59 UTC")
+    expect(when["C-late"]).to_have_text("Over since Monday 2 Jun 2025 17:00 UTC−5")
+    expect(when["T-1"]).to_contain_text(" UTC+8")
+    expect(when["T-1.1"]).to_contain_text(" UTC+8")  # a work order: its ticket's zone
+    note = page.locator("#zone-note")
+    expect(note).to_have_text(
+        "Each ticket's and work order's times are in its lifecycle's zone, labelled on its "
+        "card: Asia/Shanghai (UTC+8), America/Chicago (UTC−5), UTC (lifecycles without a "
+        "zone).")
+    page.goto(f"{url}/console/risk")
+    expect(card(page, "C-late").locator(".when")).to_have_text(
+        "超期自 2025年6月2日（周一）17:00 UTC−5")
+    expect(page.locator("#zone-note")).to_contain_text("各事件、工单的时间按其所属流程的时区显示")
+    expect(page.locator("#zone-note")).to_contain_text("America/Chicago（UTC−5）")
+    # a report of one lifecycle: its dates are cut in that lifecycle's zone, and it says so
+    page.goto(f"{url}/console/reports?lifecycle=chicago&by=period&period=day&lang=en")
+    expect(page.locator("#zone-note")).to_have_text(
+        "This report's dates and periods (its from and until dates too) are cut in "
+        "America/Chicago time (UTC−5).")
+    expect(page.locator("#report-table thead th").nth(2)).to_have_text("2025-06-03")
+    page.goto(f"{url}/console/reports?lifecycle=nocal&lang=en")
+    expect(page.locator("#zone-note")).to_have_text(
+        "This report's dates and periods are cut in UTC: this lifecycle sets no time zone.")
+    page.goto(f"{url}/console/reports")
+    expect(page.locator("#zone-note")).to_have_text(
+        "报表的日期与时段（含起止日期）按 Asia/Shanghai 时间（UTC+8）划分。")

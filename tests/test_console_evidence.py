@@ -34,12 +34,14 @@ from engine import (
     InvalidFields,
     NotADuplicate,
     NotTheHandler,
+    OversightRefused,
     RoleNotAllowed,
     TopLevelReached,
     TriggerNotAllowed,
     UnknownDepartment,
     VirtualClock,
 )
+from engine.errors import _OVERSIGHT_WHY
 
 SH = ZoneInfo("Asia/Shanghai")
 GW = Actor("gw-017", "grid_worker")
@@ -156,5 +158,60 @@ def test_each_typed_refusal_has_its_own_words(tmp_path: Path) -> None:
         en = refusal_words(errors[3], eng, ("grid_incident",), lc, "en")
         assert en == ("“Resolve” needs evidence: Needs 1 photo tagged “After”. Choose the "
                       "file(s) and send again.")
+    finally:
+        eng.stop()
+
+
+def _oversight_refusals() -> list[OversightRefused]:
+    """One refusal for every ``why`` the engine's oversight rules raise, with its details."""
+    details: dict[str, list[dict[str, object]]] = {
+        "not_offered": [{"what": "extension"}, {"what": "suspension"},
+                        {"what": "supervision notice"}],
+        "deadline_not_extensible": [{"deadline": "dispatch_due"}],
+        "deadline_not_running": [{"deadline": "arrival_due"}],
+        "open_request": [{"deadline": "resolution", "n": 1}],
+        "limit_reached": [{"limit": 2, "what": "extension of deadline 'resolution'"},
+                          {"limit": 2, "what": "suspension"}],
+        "not_later": [{"due": "2025-06-04T02:00:00+00:00"}],
+        "too_long": [{"what": "an extension", "limit": "P7D"},
+                     {"what": "a suspension", "limit": "P15D"}],
+        "unknown_request": [{"what": "extension", "n": 3}],
+        "not_open": [{"what": "extension", "n": 1, "status": "approved"}],
+        "unknown_cause": [{"cause": "holiday", "known": "legal_process, third_party, "
+                                                        "waiting_resident, weather"}],
+        "suspended": [{}], "not_suspended": [{}], "ticket_ended": [{}],
+    }
+    assert set(details) == set(_OVERSIGHT_WHY)  # a new rule gets its words here too
+    return [OversightRefused("T", why, **d) for why, ds in details.items() for d in ds]
+
+
+def test_each_oversight_refusal_has_its_own_words(tmp_path: Path) -> None:
+    eng = Engine(tmp_path / "o.sqlite")
+    try:
+        lc = eng.lifecycle("grid_incident")
+        errors = _oversight_refusals()
+        for lang, shared in (("zh", "延期、挂起或督办规则不允许此操作。"),
+                             ("en", "The rules for extensions, suspension and supervision "
+                                    "do not allow this.")):
+            said = [refusal_words(e, eng, ("grid_incident",), lc, lang) for e in errors]
+            assert shared not in said, (lang, said)  # main: every one but "suspended"
+            assert len(set(said)) == len(said), said  # each its own
+        zh = {(e.why, str(e.details.get("what", ""))): refusal_words(
+            e, eng, ("grid_incident",), lc, "zh") for e in errors}
+        assert zh[("not_offered", "supervision notice")] == "此流程不提供督办。"
+        assert zh[("open_request", "")] == (
+            "时限“办结时限”已有一份延期申请（第 1 号）待指挥中心审批；请等待审批结果。")
+        assert zh[("limit_reached", "suspension")] == "此事件已挂起 2 次，达到上限，不能再挂起。"
+        assert zh[("not_later", "")].startswith(
+            "新的到期时间须晚于 2025年6月4日（周三）10:00 UTC+8")
+        assert zh[("too_long", "an extension")] == "延期太长：最多可延期 7天。"
+        assert "等待居民配合" in zh[("unknown_cause", "")]
+        assert zh[("not_suspended", "")] == "此事件未挂起，无需恢复。"
+        en = {(e.why, str(e.details.get("what", ""))): refusal_words(
+            e, eng, ("grid_incident",), lc, "en") for e in errors}
+        assert en[("not_open", "extension")] == (
+            "Extension request 1 was decided already (approved); it cannot be decided again.")
+        assert en[("deadline_not_running", "")].startswith(
+            "The deadline “Arrival deadline” is not running")
     finally:
         eng.stop()

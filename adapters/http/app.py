@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -13,7 +14,7 @@ from starlette.routing import Match
 
 from adapters.http import api, departments, evidence, open311, oversight, reports
 from adapters.http.auth import ApiKey, KeyRing
-from adapters.http.middleware import BodyLimit, ServerErrors, too_large
+from adapters.http.middleware import BodyLimit, BodyTooLarge, ServerErrors, too_large
 from adapters.http.open311 import Open311Privacy
 from adapters.http.problems import (
     Problem,
@@ -123,7 +124,21 @@ def _open311_fmt(path: str) -> str | None:
     return "xml" if path.endswith(".xml") else "json"
 
 
-def _too_large(path: str, limit: int) -> Response:
+def _console_page(scope: Mapping[str, object]) -> Any:
+    """The console's 413 page builder for a console path when the console is served."""
+    path = str(scope.get("path", ""))
+    if path != "/console" and not path.startswith("/console/"):
+        return None
+    app = scope.get("app")
+    return getattr(getattr(app, "state", None), "console_too_large", None)
+
+
+def _too_large(scope: Mapping[str, object], limit: int) -> Response:
+    page = _console_page(scope)
+    if page is not None:  # a console form: a page in its style, not problem+json
+        response: Response = page(scope, limit)
+        return response
+    path = str(scope["path"])
     fmt = _open311_fmt(path)
     if fmt is not None:
         return open311.error_response(open311.Open311Error(413, too_large(limit), fmt))
@@ -148,6 +163,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     if exc.status_code == 405:
         exc = StarletteHTTPException(405, exc.detail, headers={**(exc.headers or {}),
                                                                "Allow": _allowed(request)})
+    if isinstance(exc, BodyTooLarge) and _console_page(request.scope) is not None:
+        return _too_large(request.scope, exc.limit)
     fmt = _open311_fmt(request.url.path)
     if fmt is not None:
         return open311.error_response(open311.Open311Error(exc.status_code, str(exc.detail),

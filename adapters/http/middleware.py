@@ -19,7 +19,7 @@ from typing import Any
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["BodyLimit", "ServerErrors", "too_large"]
+__all__ = ["BodyLimit", "BodyTooLarge", "ServerErrors", "too_large"]
 
 log = logging.getLogger("gridwhistle.http")
 
@@ -30,13 +30,26 @@ def too_large(limit: int) -> str:
             "send less (long text belongs in an attachment's URL)")
 
 
+class BodyTooLarge(HTTPException):
+    """A body sent without a length that passed the limit while it was read (413).
+
+    Attributes:
+        limit: the limit it passed, in bytes.
+    """
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        super().__init__(413, too_large(limit))
+
+
 class BodyLimit:
     """Refuse request bodies larger than ``limit`` bytes with 413.
 
     Args:
         app: the ASGI app to wrap.
         limit: the largest body accepted, in bytes.
-        refuse: builds the 413 response for a path (problem+json, or Open311's error list).
+        refuse: builds the 413 response from the request's scope and the limit
+            (problem+json, Open311's error list, or a console page).
         multipart_limit: the largest ``multipart/form-data`` body (default: ``limit``).
     """
 
@@ -61,7 +74,7 @@ class BodyLimit:
             if name == b"content-length":
                 declared = value.decode("latin-1").strip()
                 if declared.isdigit() and int(declared) > limit:
-                    response = self.refuse(scope["path"], limit)
+                    response = self.refuse(scope, limit)
                     await response(scope, receive, send)
                     return
         seen = 0
@@ -73,8 +86,8 @@ class BodyLimit:
                 seen += len(message.get("body", b""))
                 if seen > limit:
                     # FastAPI re-raises an HTTPException met while reading the body; the
-                    # app's handler renders it as 413 problem+json.
-                    raise HTTPException(413, too_large(limit))
+                    # app's handler renders it as a 413 (problem+json, or a console page).
+                    raise BodyTooLarge(limit)
             return message
 
         await self.app(scope, counted, send)

@@ -69,10 +69,18 @@ def report_for(request: Request, engine: Any, department: str | None, *, lifecyc
         own = tuple(g for g in rep.groups if g.key == department)
         # a department without work orders: its row with every figure empty (0 or none),
         # not without figures (the console's charts and table read each one)
-        total = own[0] if own else Group(department, department,
+        total = own[0] if own else Group(department,
+                                         _department_title(engine, name, department, lang),
                                          {f.name: f.compute(()) for f in rep.figures})
         rep = replace(rep, groups=own, total=total)
     return rep
+
+
+def _department_title(engine: Any, lifecycle: str, department: str, lang: str) -> str:
+    """The department's display title in ``lang`` (as the report's other rows have it)."""
+    dept = engine.lifecycle(lifecycle).spec.departments.get(department)
+    titles = dict(dept.title or {}) if dept is not None else {}
+    return str(titles.get(lang) or titles.get("en") or department)
 
 
 @router.get("/reports", summary="Figures by department, level or period")

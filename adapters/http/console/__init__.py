@@ -17,7 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from adapters.http.console.routes import _SignIn, router
+from adapters.http.console.routes import _SignIn, router, too_large_page
 from adapters.http.console.sessions import SessionStore
 
 __all__ = ["CSP", "mount_console"]
@@ -34,6 +34,7 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline';
 def mount_console(app: FastAPI) -> None:
     """Serve the console under ``/console`` on ``app`` (keys from ``app.state.keys``)."""
     app.state.console_sessions = SessionStore()
+    app.state.console_too_large = too_large_page  # a form over the body limit: a page
     app.include_router(router)
     app.mount("/console/static", StaticFiles(directory=STATIC), name="console-static")
 

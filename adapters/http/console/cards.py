@@ -23,6 +23,7 @@ from typing import Any
 
 from adapters.http.auth import ApiKey, check_scope
 from adapters.http.console.i18n import title
+from adapters.http.console.zones import PageZone, page_zone
 from adapters.http.problems import Problem
 from engine import Engine, GridwhistleError, Ticket, Timer, find_tickets
 
@@ -45,6 +46,7 @@ class Card:
         risk: ``ok``, ``yellow`` or ``red``.
         due_at, warn_at, over_since: aware UTC instants or None (see the module docstring).
         updated_at: last change.
+        zone: the zone its times are shown in (its lifecycle's; a work order: its ticket's).
     """
 
     id: str
@@ -64,6 +66,7 @@ class Card:
     warn_at: datetime | None
     over_since: datetime | None
     updated_at: datetime
+    zone: PageZone
 
     def urgency(self) -> tuple[int, float]:
         """Sort key: red first (longest over first), then yellow, then nearest due."""
@@ -152,14 +155,16 @@ def card_of(engine: Engine, ticket: Ticket, lang: str, now: datetime) -> Card | 
     dept = fields.get("department")
     dept_title = ""
     parent_id = fields.get("parent")
+    is_order = parent_id is not None and "role" in fields
+    parent_lc = _parent_lc(engine, str(parent_id)) if parent_id is not None and (
+        is_order or not spec.departments) else None
     if dept:
         parent_spec: Any = spec
         if parent_id is not None and not spec.departments:
-            parent_spec = _parent_spec(engine, str(parent_id))
+            parent_spec = parent_lc.spec if parent_lc is not None else None
         d = parent_spec.departments.get(str(dept)) if parent_spec is not None else None
         dept_title = title(d.title if d else None, lang, str(dept))
     level_spec = next((x for x in spec.levels if x.name == ticket.level), None)
-    is_order = parent_id is not None and "role" in fields
     heading = (dept_title or str(dept)) if is_order else \
         title(cat.title if cat else None, lang, category or ticket.id)
     return Card(
@@ -173,13 +178,14 @@ def card_of(engine: Engine, ticket: Ticket, lang: str, now: datetime) -> Card | 
         parent_id=str(parent_id) if is_order else None, risk=risk,
         due_at=min(upcoming) if upcoming else None,
         warn_at=min((w for w in warn if w > now), default=None),
-        over_since=min(over) if over else None, updated_at=ticket.updated_at)
+        over_since=min(over) if over else None, updated_at=ticket.updated_at,
+        zone=page_zone(lc, parent_lc if is_order else None))
 
 
-def _parent_spec(engine: Engine, parent_id: str) -> Any:
+def _parent_lc(engine: Engine, parent_id: str) -> Any:
     try:
-        return engine.lifecycle(engine.get(parent_id).lifecycle).spec
-    except GridwhistleError:  # a title is not worth failing a card for
+        return engine.lifecycle(engine.get(parent_id).lifecycle)
+    except GridwhistleError:  # a title or a zone is not worth failing a card for
         return None
 
 

@@ -8,10 +8,12 @@ generic line ("引擎拒绝了这个操作。"), so a new error class still show
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
-from adapters.http.console.i18n import title, words
+from adapters.http.console.i18n import duration, title, words
 from adapters.http.console.zones import PageZone, page_zone
 from adapters.http.problems import Problem
 from engine import (
@@ -41,6 +43,7 @@ from engine import (
     UnknownDepartment,
     UnknownOrganisation,
 )
+from engine.durations import parse_duration
 
 __all__ = ["refusal_words"]
 
@@ -86,6 +89,17 @@ class _Say:
     def fields(self, names: Any) -> str:
         return self.sep.join(self.field(n) for n in names)
 
+    def deadline(self, name: str) -> str:
+        d = self.lc.spec.deadlines.get(name)
+        return title(d.title if d else None, self.lang, name)
+
+    def causes(self) -> dict[str, str]:
+        oversight = self.lc.spec.oversight
+        suspension = oversight.suspension if oversight is not None else None
+        if suspension is None:
+            return {}
+        return {k: title(c.title, self.lang, k) for k, c in suspension.causes.items()}
+
     def calendar(self, name: str) -> str:
         c = self.lc.spec.calendars.get(name)
         return title(c.title if c else None, self.lang, name)
@@ -114,12 +128,116 @@ def _handler(e: NotTheHandler, s: _Say) -> str:
             "centre act on it.")
 
 
+_OVERSIGHT_WHAT = {
+    "extension": ("延期申请", "extension requests"),
+    "suspension": ("挂起", "suspension"),
+    "supervision notice": ("督办", "supervision notices"),
+}
+
+
+def _deadline_of(text: object) -> str | None:
+    """The deadline named in a ``limit_reached`` detail (``extension of deadline 'x'``)."""
+    found = re.search(r"deadline '([^']+)'", str(text or ""))
+    return found.group(1) if found else None
+
+
+def _when(value: object, s: _Say) -> str:
+    """An ISO instant of a refusal's details in the page's zone, labelled."""
+    try:
+        at = datetime.fromisoformat(str(value))
+    except ValueError:
+        return str(value)
+    return s.zone.at(at if at.tzinfo else at.replace(tzinfo=UTC), s.lang)
+
+
+def _span(value: object, s: _Say) -> str:
+    """An ISO 8601 duration of a refusal's details in words (``3天``, ``2 d``)."""
+    try:
+        return duration(parse_duration(str(value)), s.lang)
+    except (ValueError, TypeError):
+        return str(value)
+
+
 def _oversight(e: OversightRefused, s: _Say) -> str:
-    if e.why == "suspended":
-        return ("此事件已挂起：须由指挥中心先恢复（挂起期间只能办结）。" if s.zh else
+    """Each typed oversight refusal (its ``why``) in its own words."""
+    d, zh = e.details, s.zh
+    n = d.get("n")
+    deadline = d.get("deadline")
+    name = s.deadline(str(deadline)) if deadline else ""
+    why = e.why
+    if why == "suspended":
+        return ("此事件已挂起：须由指挥中心先恢复（挂起期间只能办结）。" if zh else
                 "This ticket is suspended: the centre resumes it first (meanwhile it may only "
                 "be closed).")
-    return ("延期、挂起或督办规则不允许此操作。" if s.zh
+    if why == "not_offered":
+        what = _OVERSIGHT_WHAT.get(str(d.get("what")))
+        if what is None:
+            return ("此流程不提供这项延期、挂起或督办。" if zh else
+                    "This lifecycle offers no such extension, suspension or supervision.")
+        return (f"此流程不提供{what[0]}。" if zh else f"This lifecycle offers no {what[1]}.")
+    if why == "deadline_not_extensible":
+        oversight = s.lc.spec.oversight
+        ext = oversight.extension if oversight is not None else None
+        may = s.sep.join(s.deadline(x) for x in (ext.deadlines if ext else ()))
+        if zh:
+            return f"时限“{name}”不能延期" + (f"；可以延期的时限：{may}。" if may else "。")
+        return (f"The deadline “{name}” cannot be extended"
+                + (f"; deadlines that can: {may}." if may else "."))
+    if why == "deadline_not_running":
+        return (f"时限“{name}”当前未在计时，无需延期。" if zh else
+                f"The deadline “{name}” is not running on this ticket now; there is nothing to "
+                "extend.")
+    if why == "open_request":
+        return (f"时限“{name}”已有一份延期申请（第 {n} 号）待指挥中心审批；请等待审批结果。"
+                if zh else f"An extension of “{name}” (request {n}) is already waiting for "
+                "the centre's decision; wait for it.")
+    if why == "limit_reached":
+        limit = d.get("limit")
+        if str(d.get("what")) == "suspension":
+            return (f"此事件已挂起 {limit} 次，达到上限，不能再挂起。" if zh else
+                    f"This ticket was suspended {limit} time(s), the limit: it cannot be "
+                    "suspended again.")
+        which = _deadline_of(d.get("what"))
+        label = s.deadline(which) if which else ("此时限" if zh else "this deadline")
+        return (f"“{label}”已延期 {limit} 次，达到上限，不能再延期。" if zh else
+                f"“{label}” was extended {limit} time(s), the limit: it cannot be extended "
+                "again.")
+    if why == "not_later":
+        at = _when(d.get("due"), s)
+        return (f"新的到期时间须晚于 {at}（现在或当前到期时间）；请选择更晚的时间。" if zh else
+                f"The new due time must be later than {at} (now or the current due time); "
+                "choose a later one.")
+    if why == "too_long":
+        limit = _span(d.get("limit"), s)
+        if "suspension" in str(d.get("what")):
+            return (f"挂起时间太长：一次最多挂起 {limit}。" if zh else
+                    f"That suspension is too long: at most {limit}.")
+        return (f"延期太长：最多可延期 {limit}。" if zh else
+                f"That extension is too long: at most {limit}.")
+    if why == "unknown_request":
+        return (f"此事件没有第 {n} 号延期申请；请刷新页面。" if zh else
+                f"This ticket has no extension request {n}; reload the page.")
+    if why == "not_open":
+        status = str(d.get("status") or "")
+        done = {"approved": ("已批准", "approved"), "refused": ("已驳回", "refused")}.get(
+            status, (status, status))
+        return (f"第 {n} 号延期申请已审批（{done[0]}），不能再次审批。" if zh else
+                f"Extension request {n} was decided already ({done[1]}); it cannot be "
+                "decided again.")
+    if why == "unknown_cause":
+        causes = s.causes()
+        cause = str(d.get("cause") or "")
+        known = s.sep.join(causes.values()) or str(d.get("known") or "")
+        return (f"“{causes.get(cause, cause)}”不是此流程规定的挂起原因；可选原因：{known}。"
+                if zh else f"“{causes.get(cause, cause)}” is not a cause of suspension in "
+                f"this lifecycle; causes: {known}.")
+    if why == "not_suspended":
+        return ("此事件未挂起，无需恢复。" if zh else
+                "This ticket is not suspended: there is nothing to resume.")
+    if why == "ticket_ended":
+        return ("此事件已结束，不能挂起。" if zh else
+                "This ticket has ended: it cannot be suspended.")
+    return ("延期、挂起或督办规则不允许此操作。" if zh
             else "The rules for extensions, suspension and supervision do not allow this.")
 
 

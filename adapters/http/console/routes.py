@@ -51,7 +51,7 @@ from adapters.http.console.sessions import (
     check_csrf,
     who,
 )
-from adapters.http.console.zones import PageZone, page_zone
+from adapters.http.console.zones import PageZone, page_zone, report_note, zones_note
 from adapters.http.departments import visible_orders
 from adapters.http.evidence import MAX_FILES, store_files
 from adapters.http.problems import Problem
@@ -66,7 +66,7 @@ from engine import (
 )
 from engine.reports.report import report_zone
 
-__all__ = ["refusal_words", "router"]
+__all__ = ["refusal_words", "router", "too_large_page"]
 
 HERE = Path(__file__).parent
 router = APIRouter(prefix="/console", include_in_schema=False)
@@ -106,12 +106,21 @@ def _lang(request: Request) -> str:
     return default_lang(_engine(request).lifecycle(_served(request)[0]))
 
 
+def _report_lifecycle(request: Request) -> Any:
+    """The lifecycle the reports page is about (``?lifecycle=``, else the first served)."""
+    served = _served(request)
+    name = request.query_params.get("lifecycle") or served[0]
+    return _engine(request).lifecycle(name if name in served else served[0])
+
+
 def _zone(request: Request) -> Any:
-    return report_zone(_engine(request).lifecycle(_served(request)[0]))
+    """The zone the reports page cuts its dates in: its lifecycle's."""
+    return report_zone(_report_lifecycle(request))
 
 
 def _page(request: Request, template: str, requester: Who | None, status: int = 200,
-          zone: PageZone | None = None, **ctx: Any) -> HTMLResponse:
+          zone: PageZone | None = None, note: str | None = None,
+          **ctx: Any) -> HTMLResponse:
     lang = _lang(request)
     w = words(lang)
     shown = zone or _page_zone(request)
@@ -125,15 +134,61 @@ def _page(request: Request, template: str, requester: Who | None, status: int = 
         grant=requester.grant if requester else None,
         csrf=requester.session.csrf if requester and requester.session else "",
         path=request.url.path, other_lang="en" if lang == "zh" else "zh", at=at,
-        zone_note=shown.note(now, lang),
+        zone_note=note if note is not None else shown.note(now, lang),
         iso=lambda v: v.isoformat() if v else "", quote=quote,
         now_iso=now.isoformat(), **ctx)
     return HTMLResponse(html, status_code=status)
 
 
 def _page_zone(request: Request) -> PageZone:
-    """The zone of the pages about all served lifecycles: the first one's."""
+    """The zone of pages about no ticket in particular (sign-in, errors): the first one's."""
     return page_zone(_engine(request).lifecycle(_served(request)[0]))
+
+
+def _served_zones(engine: Engine, served: tuple[str, ...]) -> list[PageZone]:
+    """The zones of the board's lifecycles: each served one's, and its work orders'."""
+    zones = []
+    for name in served:
+        lc = engine.lifecycle(name)
+        zones.append(page_zone(lc))
+        if lc.spec.routing is not None:
+            zones.append(page_zone(engine.lifecycle(lc.spec.routing.work_orders), lc))
+    return zones
+
+
+def too_large_page(scope: Any, limit: int) -> HTMLResponse:
+    """The 413 of a console form whose body is over the server's limit, as a console page.
+
+    In the page's language and style: the limit, that nothing was done, and a link back to
+    the page the form was on (a ticket's page for its actions, else the board). The
+    middleware answers it before the body is read (``adapters.http.middleware.BodyLimit``);
+    the API's routes keep their problem+json 413.
+    """
+    request = Request(scope)
+    try:
+        requester = who(request)
+    except Problem:  # an unknown X-API-Key: the page without the menu
+        requester = None
+    lang = _lang(request)
+    path = request.url.path
+    prefix, suffix = "/console/tickets/", "/actions"
+    ticket_id = path[len(prefix):-len(suffix)] if path.startswith(prefix) and \
+        path.endswith(suffix) and len(path) > len(prefix) + len(suffix) else None
+    mb = f"{limit / (1024 * 1024):.1f}".removesuffix(".0") + " MB" if limit >= 1024 * 1024 \
+        else f"{limit / 1024:.0f} KB"
+    if lang == "zh":
+        message = (f"提交的内容太大：本服务器每次最多接收 {mb}（{limit:,} 字节），"
+                   "本次提交未被处理，也未做任何修改。请返回上一页，换用较小的文件（或减少文件数量）"
+                   "后再提交。")
+        back_label = f"返回事件 {ticket_id}" if ticket_id else words(lang)["board"]
+    else:
+        message = (f"What you sent is too large: this server accepts at most {mb} "
+                   f"({limit:,} bytes) at a time, so nothing was done. Go back, choose a "
+                   "smaller file (or fewer files) and send again.")
+        back_label = f"Back to ticket {ticket_id}" if ticket_id else words(lang)["board"]
+    back = f"/console/tickets/{quote(ticket_id)}" if ticket_id else "/console"
+    return _page(request, "error.html", requester, status=413, message=message,
+                 back=back, back_label=back_label, heading=words(lang)["too_large"])
 
 
 def _role_title(engine: Engine, served: tuple[str, ...], role: str, lang: str) -> str:
@@ -217,7 +272,18 @@ def _card_html(card: C.Card, lang: str, now: datetime) -> str:
     w = words(lang)
     return _env.get_template("card.html").render(card=card, w=w, lang=lang,
                                                   iso=lambda v: v.isoformat() if v else "",
-                                                  left=_left(card, lang, now))
+                                                  left=_left(card, lang, now),
+                                                  when=_when(card, lang))
+
+
+def _when(card: C.Card, lang: str) -> tuple[datetime, str] | None:
+    """The card's instant in its own lifecycle's zone, labelled: breached since, or due."""
+    w = words(lang)
+    if card.risk == "red" and card.over_since is not None:
+        return card.over_since, f"{w['over_since']} {card.zone.at(card.over_since, lang)}"
+    if card.due_at is not None:
+        return card.due_at, f"{w['due']} {card.zone.at(card.due_at, lang)}"
+    return None
 
 
 def _left(card: C.Card, lang: str, now: datetime) -> str:
@@ -246,6 +312,7 @@ def board(request: Request) -> HTMLResponse:
     tickets = C.cards(engine, tickets_lc, requester.grant, lang, now)
     orders = C.cards(engine, orders_lc, requester.grant, lang, now)
     return _page(request, "board.html", requester, cursor=cursor,
+                 note=zones_note(_served_zones(engine, _served(request)), now, lang),
                  tickets=[(c, Markup(_card_html(c, lang, now))) for c in tickets],
                  orders=[(c, Markup(_card_html(c, lang, now))) for c in orders])
 
@@ -306,6 +373,7 @@ def risk(request: Request) -> HTMLResponse:
         return [(k, t, r, y) for (k, t), (r, y) in sorted(out.items(), key=lambda i: -i[1][0])]
 
     return _page(request, "risk.html", requester,
+                 note=zones_note(_served_zones(engine, _served(request)), now, lang),
                  cards=[(c, Markup(_card_html(c, lang, now))) for c in shown],
                  by_department=count(lambda c: (c.department or "", c.department_title or
                                                 words(lang)["unassigned"])),
@@ -612,7 +680,9 @@ def reports_page(request: Request) -> HTMLResponse:
     charts = [(name, Markup(svg)) for name in CHARTS
               if (svg := chart_svg(rep, name, w[name])) is not None]
     q = request.query_params
-    return _page(request, "reports.html", requester, report=rep, charts=charts,
+    zone = page_zone(_report_lifecycle(request))
+    return _page(request, "reports.html", requester, report=rep, charts=charts, zone=zone,
+                 note=report_note(zone, _engine_now(_engine(request)), rep.lang),
                  by=rep.by, period=q.get("period") or "month", since=q.get("from") or "",
                  until=q.get("until") or "", query=str(request.url.query))
 

@@ -6,6 +6,11 @@ lifecycle's zone; anything else in UTC — and then labelled "UTC", so nobody re
 instant as local time (a deadline at the end of 9 June in Chicago is "10 June 04:59 UTC",
 not an unlabelled "10 June 04:59").
 
+A page about several lifecycles (the board, the overdue and at-risk lists) shows each
+ticket's and work order's times in its own lifecycle's zone, labelled on each card, and says
+so (:func:`zones_note`); the reports page cuts its dates in its lifecycle's zone and names it
+(:func:`report_note`).
+
 The lifecycle YAML has no time zone setting besides its calendars' ``zone`` (see
 ``docs/yaml-reference.md``); :func:`page_zone` is the one place to read another if one is
 added.
@@ -19,7 +24,7 @@ from typing import Any
 
 from adapters.http.console.i18n import instant
 
-__all__ = ["PageZone", "page_zone", "zone_label", "zone_of"]
+__all__ = ["PageZone", "page_zone", "report_note", "zone_label", "zone_of", "zones_note"]
 
 
 def zone_of(lc: Any) -> tzinfo | None:
@@ -81,3 +86,42 @@ def page_zone(lc: Any, parent_lc: Any | None = None) -> PageZone:
         if zone is not None:
             return PageZone(zone, str(getattr(zone, "key", zone)), True)
     return PageZone(UTC, "UTC", False)
+
+
+def _named(zone: PageZone, now: datetime, lang: str) -> str:
+    label = zone_label(now, zone.zone)
+    if not zone.known:
+        return "UTC（未设定时区的流程）" if lang == "zh" else "UTC (lifecycles without a zone)"
+    return f"{zone.name}（{label}）" if lang == "zh" else f"{zone.name} ({label})"
+
+
+def zones_note(zones: list[PageZone], now: datetime, lang: str) -> str:
+    """The line of a page about several lifecycles: which zone its times are in.
+
+    One zone for all of them: that zone's own line (:meth:`PageZone.note`). Several: each
+    card's times are in its lifecycle's zone, labelled on the card, and the zones are named.
+    """
+    distinct: list[PageZone] = []
+    for z in zones:
+        if all((z.name, z.known) != (d.name, d.known) for d in distinct):
+            distinct.append(z)
+    if len(distinct) <= 1:
+        return (distinct[0] if distinct else PageZone(UTC, "UTC", False)).note(now, lang)
+    named = ("、" if lang == "zh" else ", ").join(_named(z, now, lang) for z in distinct)
+    if lang == "zh":
+        return f"各事件、工单的时间按其所属流程的时区显示，并在卡片上标注：{named}。"
+    return (f"Each ticket's and work order's times are in its lifecycle's zone, labelled on "
+            f"its card: {named}.")
+
+
+def report_note(zone: PageZone, now: datetime, lang: str) -> str:
+    """The reports page's line: the zone its dates and periods are cut in."""
+    label = zone_label(now, zone.zone)
+    if not zone.known:
+        return ("报表的日期与时段按协调世界时（UTC）划分：此流程未设定时区。" if lang == "zh"
+                else "This report's dates and periods are cut in UTC: this lifecycle sets no "
+                "time zone.")
+    if lang == "zh":
+        return f"报表的日期与时段（含起止日期）按 {zone.name} 时间（{label}）划分。"
+    return (f"This report's dates and periods (its from and until dates too) are cut in "
+            f"{zone.name} time ({label}).")
