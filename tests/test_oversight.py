@@ -184,6 +184,7 @@ def test_extension_refusals_leave_ticket_and_history_unchanged(engine: Engine) -
         engine.request_extension("T-3", "work_due", proposed_due=START + 8 * H, reason="z",
                                  actor=WATER)
     assert err.value.why == "limit_reached"
+    assert err.value.details["deadline"] == "work_due"  # its own detail, for the console
 
 
 def test_a_suspension_holds_deadlines_and_the_sla_clock(engine: Engine) -> None:

@@ -246,7 +246,8 @@ class Oversight(Participant):
             wanted = instant(data.get("new_due"))
         if approved >= ext.max_extensions:
             raise OversightRefused(tid, "limit_reached", limit=ext.max_extensions,
-                                   what=f"extension of deadline {deadline!r}")
+                                   what=f"extension of deadline {deadline!r}",
+                                   deadline=deadline)
         assert timer is not None
         if wanted is None or wanted <= timer.due_at or wanted <= change.at:
             raise OversightRefused(tid, "not_later",

@@ -8,7 +8,6 @@ generic line ("引擎拒绝了这个操作。"), so a new error class still show
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -135,12 +134,6 @@ _OVERSIGHT_WHAT = {
 }
 
 
-def _deadline_of(text: object) -> str | None:
-    """The deadline named in a ``limit_reached`` detail (``extension of deadline 'x'``)."""
-    found = re.search(r"deadline '([^']+)'", str(text or ""))
-    return found.group(1) if found else None
-
-
 def _when(value: object, s: _Say) -> str:
     """An ISO instant of a refusal's details in the page's zone, labelled."""
     try:
@@ -197,8 +190,8 @@ def _oversight(e: OversightRefused, s: _Say) -> str:
             return (f"此事件已挂起 {limit} 次，达到上限，不能再挂起。" if zh else
                     f"This ticket was suspended {limit} time(s), the limit: it cannot be "
                     "suspended again.")
-        which = _deadline_of(d.get("what"))
-        label = s.deadline(which) if which else ("此时限" if zh else "this deadline")
+        which = d.get("deadline")
+        label = s.deadline(str(which)) if which else ("此时限" if zh else "this deadline")
         return (f"“{label}”已延期 {limit} 次，达到上限，不能再延期。" if zh else
                 f"“{label}” was extended {limit} time(s), the limit: it cannot be extended "
                 "again.")
