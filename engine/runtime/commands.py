@@ -106,6 +106,8 @@ class CommandHandler:
         self.participants: list[Participant] = []
         self._by_prefix: dict[str, Participant] = {}
         self._active: dict[int, tuple[tuple[Participant, _Contexts], ...]] = {}
+        self._steps: dict[int, tuple[list[tuple[Any, CheckContext]],
+                                     list[tuple[Any, PlanContext]]]] = {}
         self._contexts: dict[int, _Contexts] = {}
         self._service = _Contexts(self, _Service())
         self._eager: list[EagerTable] = []
@@ -132,6 +134,7 @@ class CommandHandler:
         self.participants.append(participant)
         self._contexts[id(participant)] = _Contexts(self, participant)
         self._active = {}
+        self._steps = {}
         self._eager = [(p.state_table, p.state_column, p.state_where)
                        for p in self.participants if p.state_table is not None]
 
@@ -152,6 +155,24 @@ class CommandHandler:
             found = tuple((p, self._contexts[id(p)]) for p in self.participants
                           if p.interested(lc))
             self._active[id(lc)] = found
+        return found
+
+    def _steps_of(self, lc: Lifecycle) -> tuple[list[tuple[Any, CheckContext]],
+                                                 list[tuple[Any, PlanContext]]]:
+        """The bound ``check`` and ``plan`` of the participants of ``lc`` that have them.
+
+        A participant that keeps :class:`Participant`'s do-nothing ``check`` (or ``plan``)
+        is left out of that list: a command calls each of its participants twice, and most
+        have only one of the two.
+        """
+        found = self._steps.get(id(lc))
+        if found is None:
+            active = self._participants_of(lc)
+            found = ([(p.check, ctx.check) for p, ctx in active
+                      if type(p).check is not Participant.check],
+                     [(p.plan, ctx.plan) for p, ctx in active
+                      if type(p).plan is not Participant.plan])
+            self._steps[id(lc)] = found
         return found
 
     # -- the pipeline's reads and stages (participant.Pipeline) ---------------------------
@@ -503,13 +524,13 @@ class CommandHandler:
 
     def _pass(self, layer: Layer, changes: list[Change]) -> None:
         """Every participant checks every change, then plans it; then the follow-ons."""
-        active = self._participants_of(changes[0].lifecycle)
+        checks, plans = self._steps_of(changes[0].lifecycle)
         for change in changes:
-            for p, ctx in active:
-                p.check(ctx.check, change)
+            for check, cctx in checks:
+                check(cctx, change)
         for change in changes:
-            for p, ctx in active:
-                p.plan(ctx.plan, change)
+            for plan, pctx in plans:
+                plan(pctx, change)
         layer.changes.extend(changes)
         if layer.follow_ons:
             if _depth(layer) > MAX_FOLLOW_DEPTH:

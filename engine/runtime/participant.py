@@ -71,7 +71,10 @@ class Participant:
     every change, then (after the commit) :meth:`after_commit` with the committed changes.
     :meth:`load` runs when the participant first asks for a ticket's state in a transaction.
     Participants run in registration order; the time rules, SLA clocks and the ladder come
-    first, the outbox and work orders after them.
+    first, the outbox and work orders after them. The engine takes a participant's
+    :meth:`check` and :meth:`plan` once per lifecycle version, as defined by its class
+    (one that keeps this class's do-nothing method is not called for it): change what a
+    participant does by registering another, not by replacing its methods on the instance.
     """
 
     key: ClassVar[str] = ""
