@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from adapters.http import api, departments, evidence, open311, oversight, reports
-from adapters.http.auth import ApiKey, KeyRing
+from adapters.http.auth import ApiKey, KeyRing, check_keys
 from adapters.http.middleware import BodyLimit, ServerErrors, too_large
 from adapters.http.open311 import Open311Privacy
 from adapters.http.problems import (
@@ -60,8 +60,11 @@ def create_app(
         The FastAPI app; its OpenAPI document is at ``/openapi.json``, docs at ``/docs``.
 
     Raises:
-        ValueError: ``lifecycles`` is empty.
+        ValueError: ``lifecycles`` is empty; or a plain key's :class:`ApiKey` is not valid.
         UnknownDefinition, DefinitionError: a lifecycle cannot be loaded.
+        KeyNotValid: a key's role is not one the served lifecycles declare (``system``
+            never is), or an outside organisation's key names no declared organisation
+            (:func:`~adapters.http.auth.check_keys`).
     """
     if not lifecycles:
         raise ValueError("give at least one lifecycle to serve")
@@ -72,6 +75,9 @@ def create_app(
         else:
             engine.lifecycle(item)  # deploys a bundled lifecycle on first use; fails early
             names.append(item)
+    keys = api_keys if isinstance(api_keys, KeyRing) else KeyRing(api_keys)
+    # at start, not per request: a key no served lifecycle can give a meaning to
+    check_keys(keys, [engine.lifecycle(n).spec for n in names])
     app = FastAPI(
         title="Gridwhistle",
         version=__version__,
@@ -80,7 +86,7 @@ def create_app(
     )
     limits = limits or getattr(engine, "limits", None) or Limits()
     app.state.engine = engine
-    app.state.keys = api_keys if isinstance(api_keys, KeyRing) else KeyRing(api_keys)
+    app.state.keys = keys
     app.state.lifecycles = tuple(names)
     app.state.limits = limits
     app.state.open311_privacy = open311_privacy or Open311Privacy()

@@ -1,0 +1,137 @@
+"""The fresh-user audit of the HTTP edge, each finding under a real uvicorn server on loopback
+with real SQLite files: keys that must name their scope, optimistic locking with If-Match,
+UTF-8 form bodies, Open311 services and fields that the lifecycle cannot hold, and the
+status codes of an undeclared trigger and a body that is not JSON."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from helpers import START
+from pydantic import ValidationError
+from servers import running
+
+from adapters.http import ApiKey, KeyNotValid, create_app, load_api_keys
+from engine import Actor, DefinitionError, Engine, VirtualClock
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "adapters.cli", *args], capture_output=True,
+                          text=True, cwd=REPO, timeout=120)
+
+
+CENTRE = Actor("ops-1", "centre")
+
+# -- 1. a key names its scope; its role is one the served lifecycles declare --------------------
+
+
+def test_a_department_key_without_its_department_is_refused_where_it_is_made() -> None:
+    with pytest.raises(ValidationError, match="must name its department"):
+        ApiKey(actor="water-3", role="department")  # main: saw every department's tickets
+    with pytest.raises(ValidationError, match="must name its organisation"):
+        ApiKey(actor="metro-1", role="outside_org")
+    with pytest.raises(ValidationError, match="engine's own"):
+        ApiKey(actor="x", role="system")  # main: a key could fire escalate over HTTP
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["--role", "department"], "must name its department"),
+    (["--role", "system"], "engine's own"),
+    (["--role", "bogus_role"], "'bogus_role' is not a role"),
+    (["--role", "outside_org"], "must name its organisation"),
+    (["--role", "outside_org", "--organisation", "metro_compny"], "'metro_compny' is not"),
+    (["--role", "reporter", "--lifecycle", "grid_incident"], "'reporter' is not a role"),
+])
+def test_keys_add_refuses_a_key_that_could_not_be_served(tmp_path: Path, args: list[str],
+                                                          says: str) -> None:
+    path = tmp_path / "keys.yaml"
+    made = cli("keys", "add", str(path), "--actor", "a-1", *args)
+    assert made.returncode == 1, made.stdout  # main: 0, the key printed and stored
+    assert says in made.stderr
+    assert made.stdout == "" and not path.exists()
+
+
+def test_keys_add_checks_a_role_against_the_lifecycle_given(tmp_path: Path) -> None:
+    own = tmp_path / "own.yaml"
+    own.write_text((REPO / "workflows/grid_incident.yaml").read_text(encoding="utf-8").replace(
+        "name: grid_incident", "name: own").replace(
+        "  resident: {title:", "  inspector: {title: {zh: 督查员, en: Inspector}}\n"
+                               "  resident: {title:"), encoding="utf-8")
+    path = tmp_path / "keys.yaml"
+    refused = cli("keys", "add", str(path), "--actor", "i-1", "--role", "inspector")
+    assert refused.returncode == 1 and "--lifecycle" in refused.stderr
+    made = cli("keys", "add", str(path), "--actor", "i-1", "--role", "inspector",
+               "--lifecycle", str(own))
+    assert made.returncode == 0, made.stderr
+
+
+def test_a_keys_file_with_a_department_key_without_department_is_refused_naming_it(
+        tmp_path: Path) -> None:
+    path = tmp_path / "keys.yaml"
+    path.write_text('keys:\n  "ops-1": {hash: "sha256:' + "a" * 64 + '", actor: ops-1, '
+                    'role: centre}\n  "water-3": {hash: "sha256:' + "b" * 64 + '", '
+                    'actor: water-3, role: department}\n')
+    with pytest.raises(DefinitionError) as caught:
+        load_api_keys(path)
+    assert "keys.water-3" in str(caught.value) and "must name its department" in str(
+        caught.value)
+    assert ":3:" in str(caught.value)  # its line
+    served = cli("serve", "--api-keys", str(path), "--db", str(tmp_path / "s.sqlite"),
+                 "--port", "1")
+    assert served.returncode == 1 and "water-3" in served.stderr
+
+
+def test_create_app_refuses_a_role_no_served_lifecycle_declares(tmp_path: Path) -> None:
+    path = tmp_path / "keys.yaml"
+    path.write_text('keys:\n  "odd-1": {hash: "sha256:' + "c" * 64 + '", actor: odd-1, '
+                    'role: bogus_role}\n  "metro-1": {hash: "sha256:' + "d" * 64 + '", '
+                    'actor: metro-1, role: outside_org, organisation: metro_compny}\n')
+    engine = Engine(tmp_path / "k.sqlite", clock=VirtualClock(START))
+    try:
+        with pytest.raises(KeyNotValid) as caught:
+            create_app(engine, api_keys=load_api_keys(path))
+        text = str(caught.value)
+        assert f"key 'odd-1' in {path}: role 'bogus_role' is not a role" in text
+        assert "organisation 'metro_compny' is not declared" in text
+        assert "gas_company, metro_company, power_supply" in text  # what to use instead
+        with pytest.raises(KeyNotValid, match="the key of actor 'r-1'"):  # never the key
+            create_app(engine, api_keys={"secret-key": ApiKey(actor="r-1", role="reporter")})
+    finally:
+        engine.stop()
+    served = cli("serve", "--api-keys", str(path), "--db", str(tmp_path / "s.sqlite"),
+                 "--port", "1")
+    assert served.returncode == 1 and "odd-1" in served.stderr
+
+
+@pytest.fixture
+def grid(tmp_path: Path) -> Iterator[tuple[httpx.Client, Engine]]:
+    engine = Engine(tmp_path / "audit.sqlite", clock=VirtualClock(START))
+    keys = {"k-centre": ApiKey(actor="ops-1", role="centre"),
+            "k-gw": ApiKey(actor="gw-017", role="grid_worker"),
+            "k-water": ApiKey(actor="water-3", role="department", department="water"),
+            "k-roads": ApiKey(actor="roads-1", role="department", department="roads")}
+    with running(create_app(engine, api_keys=keys)) as url, \
+            httpx.Client(base_url=url, timeout=30) as client:
+        yield client, engine
+    engine.stop()
+
+
+def test_a_department_key_sees_and_acts_on_its_own_department_only(grid) -> None:
+    client, engine = grid
+    for tid, dept in (("G1", "roads"), ("G2", "water")):
+        engine.report("grid_incident", {"category": "noise"}, actor=CENTRE, ticket_id=tid)
+        engine.fire(tid, "dispatch", actor=CENTRE, fields={"department": dept})
+    water = {"X-API-Key": "k-water"}
+    listed = client.get("/tickets", headers=water).json()
+    assert [t["id"] for t in listed["items"]] == ["G2"]
+    assert client.post("/tickets/G1/triggers/arrive", json={}, headers=water
+                       ).status_code == 403
+    assert client.post("/tickets/G2/triggers/arrive", json={}, headers=water
+                       ).status_code == 200
