@@ -135,3 +135,131 @@ def test_a_department_key_sees_and_acts_on_its_own_department_only(grid) -> None
                        ).status_code == 403
     assert client.post("/tickets/G2/triggers/arrive", json={}, headers=water
                        ).status_code == 200
+
+
+# -- 2. optimistic locking: ETag and If-Match -------------------------------------------------
+
+COUNTER = """\
+format: 1
+name: counter
+initial: open
+roles: {centre: {}}
+levels: [{name: community}]
+report: {roles: [centre]}
+fields:
+  category: {type: string}
+  description: {type: string, max_length: 20}
+  area: {type: string}
+states:
+  open: {}
+  closed: {final: true}
+transitions:
+  - {trigger: touch, source: open, dest: open, roles: [centre], internal: true}
+  - {trigger: finish, source: open, dest: closed, roles: [centre]}
+"""
+
+
+@pytest.fixture
+def counter(tmp_path: Path) -> Iterator[tuple[str, Engine]]:
+    from engine import parse_definition
+
+    engine = Engine(tmp_path / "counter.sqlite", clock=VirtualClock(START))
+    engine.deploy(parse_definition(COUNTER))
+    engine.report("counter", {"category": "x"}, actor=CENTRE, ticket_id="C3")
+    with running(create_app(engine, api_keys={"k-centre": ApiKey(actor="ops-1", role="centre")},
+                            lifecycles=["counter"])) as url:
+        yield url, engine
+    engine.stop()
+
+
+H = {"X-API-Key": "k-centre"}
+
+
+def test_tickets_carry_their_version_as_etag(counter) -> None:
+    url, _engine = counter
+    read = httpx.get(f"{url}/tickets/C3", headers=H)
+    assert read.headers["ETag"] == '"1"'  # main: no ETag
+    fired = httpx.post(f"{url}/tickets/C3/triggers/touch", json={}, headers=H)
+    assert fired.headers["ETag"] == '"2"' == f'"{fired.json()["row_version"]}"'
+    made = httpx.post(f"{url}/tickets", json={"fields": {"category": "x"}}, headers=H)
+    assert made.status_code == 201 and made.headers["ETag"] == '"1"'
+
+
+def test_thirty_commands_with_the_same_if_match_apply_once(counter) -> None:
+    import collections
+    import concurrent.futures
+
+    url, engine = counter
+
+    def touch(_: int) -> int:
+        return httpx.post(f"{url}/tickets/C3/triggers/touch", json={"reason": "r"},
+                          headers={**H, "If-Match": '"1"'}, timeout=60).status_code
+
+    with concurrent.futures.ThreadPoolExecutor(30) as pool:
+        statuses = collections.Counter(pool.map(touch, range(30)))
+    assert statuses == {200: 1, 412: 29}  # main: {200: 30}
+    assert engine.get("C3").row_version == 2
+    stale = httpx.post(f"{url}/tickets/C3/triggers/touch", json={},
+                       headers={**H, "If-Match": '"1"'})
+    body = stale.json()
+    assert stale.status_code == 412
+    assert stale.headers["content-type"] == "application/problem+json"
+    assert stale.headers["ETag"] == '"2"'
+    assert (body["title"], body["expected_version"], body["actual_version"]) == (
+        "ConcurrencyConflict", 1, 2)
+    assert body["type"] == "urn:gridwhistle:problem:concurrency-conflict"
+
+
+@pytest.mark.parametrize(("value", "status"), [
+    ('"2"', 412), ('"1", "9"', 200), ('"9", "1"', 200), ("*", 200), ('W/"1"', 412),
+    ('"abc"', 412), ("1", 400), ('"1', 400), ('"1" "2"', 400), ("", 400),
+])
+def test_if_match_forms(counter, value: str, status: int) -> None:
+    url, engine = counter
+    answer = httpx.post(f"{url}/tickets/C3/triggers/touch", json={},
+                        headers={**H, "If-Match": value})
+    assert answer.status_code == status, answer.text
+    if status == 400:
+        assert answer.json()["type"] == "urn:gridwhistle:problem:invalid-if-match"
+    assert engine.get("C3").row_version == (2 if status == 200 else 1)
+
+
+def test_a_retry_with_its_idempotency_key_answers_again_despite_if_match(counter) -> None:
+    url, engine = counter
+    headers = {**H, "If-Match": '"1"', "Idempotency-Key": "touch-1"}
+    first = httpx.post(f"{url}/tickets/C3/triggers/touch", json={}, headers=headers)
+    again = httpx.post(f"{url}/tickets/C3/triggers/touch", json={}, headers=headers)
+    assert first.status_code == again.status_code == 200
+    assert again.json()["row_version"] == 2 and engine.get("C3").row_version == 2
+
+
+def test_if_match_is_refused_where_it_cannot_be_honoured(grid) -> None:
+    client, engine = grid
+    engine.report("grid_incident", {"category": "noise"}, actor=CENTRE, ticket_id="D1")
+    answer = client.post("/tickets/D1/dispatch", json={},
+                         headers={"X-API-Key": "k-centre", "If-Match": '"1"'})
+    assert answer.status_code == 400
+    assert answer.json()["type"] == "urn:gridwhistle:problem:if-match-not-supported"
+    assert engine.get("D1").state == "reported"
+
+
+def test_the_openapi_document_names_if_match_and_412(grid) -> None:
+    client, _ = grid
+    op = client.get("/openapi.json").json()["paths"]["/tickets/{ticket_id}/triggers/{trigger}"]
+    post = op["post"]
+    assert "if-match" in [p["name"].lower() for p in post["parameters"] if p["in"] == "header"]
+    assert "412" in post["responses"] and "415" in post["responses"]
+
+
+# -- 5. an undeclared trigger; a body that is not JSON ---------------------------------------
+
+def test_a_trigger_the_lifecycle_does_not_declare_is_a_404(counter) -> None:
+    url, _engine = counter
+    nowhere = httpx.post(f"{url}/tickets/C3/triggers/tuoch", json={}, headers=H)
+    assert nowhere.status_code == 404  # main: 409 TriggerNotAllowed
+    body = nowhere.json()
+    assert body["title"] == "UnknownTrigger" and body["known"] == ["finish", "touch"]
+    assert "declares no trigger 'tuoch'" in body["detail"]
+    httpx.post(f"{url}/tickets/C3/triggers/finish", json={}, headers=H)
+    not_now = httpx.post(f"{url}/tickets/C3/triggers/touch", json={}, headers=H)
+    assert not_now.status_code == 409 and not_now.json()["title"] == "TriggerNotAllowed"

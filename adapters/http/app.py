@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -15,6 +15,7 @@ from adapters.http import api, departments, evidence, open311, oversight, report
 from adapters.http.auth import ApiKey, KeyRing, check_keys
 from adapters.http.middleware import BodyLimit, ServerErrors, too_large
 from adapters.http.open311 import Open311Privacy
+from adapters.http.preconditions import no_if_match
 from adapters.http.problems import (
     Problem,
     gridwhistle_error_handler,
@@ -108,9 +109,10 @@ def create_app(
 
     # the department routes end in fixed words (/tickets/{id}/work-orders, ...): they go
     # before the API's GET /tickets/{id:path}, whose id may itself hold a '/'
-    app.include_router(departments.router)
+    # their commands cannot be held to a ticket version: If-Match is refused, not ignored
+    app.include_router(departments.router, dependencies=[Depends(no_if_match)])
     app.include_router(evidence.router)  # its routes end in fixed words too
-    app.include_router(oversight.router)  # and these (issue 11)
+    app.include_router(oversight.router, dependencies=[Depends(no_if_match)])  # issue 11
     app.include_router(api.router)
     app.include_router(reports.router)
     if open311_api:
