@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from servers import running
 
 from adapters.http import ApiKey, KeyNotValid, create_app, load_api_keys
-from engine import Actor, DefinitionError, Engine, VirtualClock
+from engine import Actor, DefinitionError, Engine, VirtualClock, find_tickets
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -146,6 +146,8 @@ initial: open
 roles: {centre: {}}
 levels: [{name: community}]
 report: {roles: [centre]}
+categories:
+  garbage: {title: {zh: 垃圾, en: Garbage}}
 fields:
   category: {type: string}
   description: {type: string, max_length: 20}
@@ -263,3 +265,79 @@ def test_a_trigger_the_lifecycle_does_not_declare_is_a_404(counter) -> None:
     httpx.post(f"{url}/tickets/C3/triggers/finish", json={}, headers=H)
     not_now = httpx.post(f"{url}/tickets/C3/triggers/touch", json={}, headers=H)
     assert not_now.status_code == 409 and not_now.json()["title"] == "TriggerNotAllowed"
+
+
+# -- 3. form bodies are UTF-8 ----------------------------------------------------------------
+
+FORM = "application/x-www-form-urlencoded"
+
+
+def _open311_post(url: str, body: bytes, content_type: str = FORM) -> httpx.Response:
+    return httpx.post(f"{url}/open311/v2/requests.json", content=body,
+                      headers={"content-type": content_type})
+
+
+@pytest.mark.parametrize("content_type", [FORM, f"{FORM}; charset=utf-8", f"{FORM}; charset=UTF-8"])
+def test_open311_keeps_raw_utf8_form_text_exactly(grid, content_type: str) -> None:
+    client, engine = grid
+    body = ("api_key=k-centre&service_code=garbage&address_string=上海路1号"
+            "&description=垃圾堆放+在路口").encode()
+    made = _open311_post(str(client.base_url), body, content_type)
+    assert made.status_code == 200, made.text
+    ticket = engine.get(made.json()[0]["service_request_id"])
+    assert ticket.fields["address"] == "上海路1号"  # main: 'ä¸\x8aæµ·è·¯1å\x8f·'
+    assert ticket.fields["description"] == "垃圾堆放 在路口"
+    read = client.get(f"/open311/v2/requests/{ticket.id}.json").json()[0]
+    assert (read["address"], read["description"]) == ("上海路1号", "垃圾堆放 在路口")
+
+
+def test_open311_reads_percent_encoding_mixed_raw_text_and_an_explicit_charset(grid) -> None:
+    client, engine = grid
+    url = str(client.base_url)
+    mixed = b"api_key=k-centre&service_code=garbage&address_string=%E4%B8%8A" + \
+        "海路1号".encode() + b"&description=a%2Bb%26c%3D"
+    made = _open311_post(url, mixed)
+    ticket = engine.get(made.json()[0]["service_request_id"])
+    assert (ticket.fields["address"], ticket.fields["description"]) == ("上海路1号", "a+b&c=")
+    gbk = "api_key=k-centre&service_code=garbage&address_string=上海路2号".encode("gbk")
+    made = _open311_post(url, gbk, f"{FORM}; charset=gbk")
+    assert engine.get(made.json()[0]["service_request_id"]).fields["address"] == "上海路2号"
+
+
+@pytest.mark.parametrize(("body", "content_type", "status"), [
+    (b"api_key=k-centre&service_code=garbage&address_string=\xff\xfe", FORM, 400),
+    (b"api_key=k-centre&service_code=garbage&address_string=%FF", FORM, 400),
+    (b"api_key=k-centre&service_code=garbage&address_string=x", f"{FORM}; charset=klingon",
+     415),
+])
+def test_open311_refuses_bytes_that_are_not_text(grid, body: bytes, content_type: str,
+                                                 status: int) -> None:
+    client, engine = grid
+    answer = _open311_post(str(client.base_url), body, content_type)
+    assert answer.status_code == status
+    assert answer.json()[0]["code"] == status  # the GeoReport v2 error list
+    assert find_tickets(engine, limit=1).total == 0
+
+
+def test_length_limits_count_characters_not_latin1_bytes(counter) -> None:
+    url, engine = counter
+    text = "垃圾" * 10  # 20 characters, 60 bytes: the field's max_length is 20
+    made = _open311_post(url, f"api_key=k-centre&service_code=garbage&address_string=路口"
+                              f"&description={text}".encode())
+    assert made.status_code == 200, made.text  # main: 400, 60 Latin-1 characters
+    assert engine.get(made.json()[0]["service_request_id"]).fields["description"] == text
+
+
+def test_the_residents_call_back_form_keeps_raw_utf8(grid) -> None:
+    client, engine = grid
+    dept = Actor("san-1", "department")
+    engine.report("grid_incident", {"category": "garbage"}, actor=CENTRE, ticket_id="CB1")
+    engine.fire("CB1", "dispatch", actor=CENTRE, fields={"department": "sanitation"})
+    engine.fire("CB1", "arrive", actor=dept)
+    engine.fire("CB1", "resolve", actor=dept)
+    engine.fire("CB1", "verify", actor=CENTRE)
+    token = engine.callback_link("CB1", actor=CENTRE)
+    body = "fixed=true&rating=5&comment=师傅很负责，谢谢".encode()
+    answer = client.post(f"/callback/{token}", content=body, headers={"content-type": FORM})
+    assert answer.status_code == 200, answer.text
+    assert engine.get("CB1").fields["satisfaction_comment"] == "师傅很负责，谢谢"

@@ -44,6 +44,7 @@ from adapters.http.api import (
     location,
 )
 from adapters.http.auth import ApiKey, check_scope
+from adapters.http.forms import FormError, read_form
 from adapters.http.models import AttachmentOut, BlobOut, FireIn, ReportIn, TicketOut
 from adapters.http.preconditions import IfMatchDep, no_if_match, set_etag
 from adapters.http.problems import PROBLEM_JSON, Problem
@@ -332,7 +333,11 @@ async def answer_callback(token: Annotated[str, Path(max_length=200)], request: 
         except (ValueError, TypeError):
             raise Problem(400, "bad-json", "send a JSON object") from None
     else:
-        data = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+        try:
+            form = await read_form(request)  # urlencoded as UTF-8 (WHATWG), not Latin-1
+        except FormError as exc:
+            return _page(f"<p>{html.escape(exc.detail)}</p>", exc.status)
+        data = {k: v for k, v in form.items() if isinstance(v, str)}
     fixed, rating = data.get("fixed"), data.get("rating")
     if isinstance(fixed, str):
         fixed = {"true": True, "false": False}.get(fixed.strip().lower())

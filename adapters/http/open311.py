@@ -44,6 +44,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from adapters.http.auth import ApiKey, KeyRing, check_scope
+from adapters.http.forms import FormError, read_form
 from adapters.http.problems import Problem
 from engine import (
     CommandRefused,
@@ -407,7 +408,10 @@ async def create_request(fmt: str, request: Request) -> Response:
         problem = idempotency_key_problem(key, request.app.state.limits)
         if problem is not None:
             raise Open311Error(400, f"Idempotency-Key {problem}", fmt)
-    form = await request.form()
+    try:
+        form = await read_form(request)  # urlencoded bodies as UTF-8 (WHATWG), not Latin-1
+    except FormError as exc:
+        raise Open311Error(exc.status, exc.detail, fmt) from None
     values = {k: v for k, v in form.items() if isinstance(v, str)}
     keys: KeyRing = request.app.state.keys
     grant = keys.find(values.get("api_key"))
