@@ -341,3 +341,90 @@ def test_the_residents_call_back_form_keeps_raw_utf8(grid) -> None:
     answer = client.post(f"/callback/{token}", content=body, headers={"content-type": FORM})
     assert answer.status_code == 200, answer.text
     assert engine.get("CB1").fields["satisfaction_comment"] == "师傅很负责，谢谢"
+
+
+# -- 4. Open311: services that exist, fields the lifecycle can hold ----------------------------
+
+BARE = """\
+format: 1
+name: bare
+initial: open
+roles: {centre: {}}
+levels: [{name: community}]
+report: {roles: [centre]}
+fields:
+  category: {type: string}
+  area: {type: string}
+states:
+  open: {}
+  closed: {final: true}
+transitions:
+  - {trigger: finish, source: open, dest: closed, roles: [centre]}
+"""
+
+
+@pytest.fixture
+def bare(tmp_path: Path) -> Iterator[tuple[str, Engine]]:
+    from engine import parse_definition
+
+    engine = Engine(tmp_path / "bare.sqlite", clock=VirtualClock(START))
+    engine.deploy(parse_definition(BARE))
+    engine.deploy(parse_definition(COUNTER))
+    with running(create_app(engine, api_keys={"k-centre": ApiKey(actor="ops-1", role="centre")},
+                            lifecycles=["bare", "counter"])) as url:
+        yield url, engine
+    engine.stop()
+
+
+def test_a_service_code_that_is_not_served_is_a_400_even_with_no_services(bare) -> None:
+    url, engine = bare
+    assert httpx.get(f"{url}/open311/v2/services.json").json() == []
+    answer = httpx.post(f"{url}/open311/v2/requests.json", data={
+        "api_key": "k-centre", "service_code": "garbage", "address_string": "上海路1号"})
+    assert answer.status_code == 400  # main: 200, a ticket of service 'garbage'
+    assert answer.json()[0]["description"].startswith("service_code 'garbage' is not a service")
+    assert find_tickets(engine, limit=1).total == 0
+
+
+PLAIN = COUNTER.replace("name: counter", "name: plain").replace(
+    "  description: {type: string, max_length: 20}\n", "")  # category and area only
+
+
+@pytest.mark.parametrize(("form", "named"), [
+    ({"description": "垃圾堆放"}, "description"),
+    ({"lat": "31.2", "long": "121.4"}, "lat, long"),
+    ({"address_id": "A-9"}, "address_id"),
+    ({"email": "a@example.org", "first_name": "王"}, "email, first_name"),
+])
+def test_a_standard_field_the_lifecycle_cannot_hold_is_a_400_naming_it(
+        tmp_path: Path, form: dict[str, str], named: str) -> None:
+    from engine import parse_definition
+
+    engine = Engine(tmp_path / "plain.sqlite", clock=VirtualClock(START))
+    engine.deploy(parse_definition(PLAIN))
+    try:
+        app = create_app(engine, api_keys={"k-centre": ApiKey(actor="ops-1", role="centre")},
+                         lifecycles=["plain"])
+        with running(app) as url:
+            answer = httpx.post(f"{url}/open311/v2/requests.json", data={
+                "api_key": "k-centre", "service_code": "garbage", "address_string": "路口",
+                **form})
+        assert answer.status_code == 400, answer.text  # main: 200, the values dropped
+        assert f"no field to keep {named}" in answer.json()[0]["description"]
+        assert find_tickets(engine, limit=1).total == 0
+    finally:
+        engine.stop()
+
+
+def test_a_form_key_georeport_does_not_define_is_a_400(counter) -> None:
+    url, engine = counter
+    answer = httpx.post(f"{url}/open311/v2/requests.json", data={
+        "api_key": "k-centre", "service_code": "garbage", "address_string": "路口",
+        "discription": "typo"})
+    assert answer.status_code == 400 and "discription" in answer.json()[0]["description"]
+    kept = httpx.post(f"{url}/open311/v2/requests.json", data={
+        "api_key": "k-centre", "service_code": "garbage", "address_string": "路口",
+        "description": "垃圾堆放", "jurisdiction_id": "sh.gov.cn", "email": ""})
+    assert kept.status_code == 200, kept.text
+    fields = engine.get(kept.json()[0]["service_request_id"]).fields
+    assert fields == {"category": "garbage", "area": "路口", "description": "垃圾堆放"}
