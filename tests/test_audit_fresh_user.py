@@ -428,3 +428,22 @@ def test_a_form_key_georeport_does_not_define_is_a_400(counter) -> None:
     assert kept.status_code == 200, kept.text
     fields = engine.get(kept.json()[0]["service_request_id"]).fields
     assert fields == {"category": "garbage", "area": "路口", "description": "垃圾堆放"}
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "text/plain; charset=utf-8",
+                                          "application/xml"])
+@pytest.mark.parametrize("path", ["/tickets", "/tickets/G1/triggers/arrive",
+                                  "/tickets/G1/suspensions"])
+def test_a_body_that_is_not_json_on_a_json_route_is_a_415(grid, content_type: str,
+                                                          path: str) -> None:
+    client, engine = grid
+    engine.report("grid_incident", {"category": "noise"}, actor=CENTRE, ticket_id="G1")
+    answer = client.post(path, content='{"fields": {"category": "垃圾"}}'.encode(),
+                         headers={"X-API-Key": "k-centre", "content-type": content_type})
+    assert answer.status_code == 415, answer.text  # main: 422 "Input should be a valid dict"
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert answer.json()["type"] == "urn:gridwhistle:problem:unsupported-media-type"
+    assert find_tickets(engine, limit=5).total == 1 and engine.get("G1").row_version == 1
+    wrong = client.post("/tickets", json={"fields": "not an object"},
+                        headers={"X-API-Key": "k-centre"})
+    assert wrong.status_code == 422  # JSON that does not fit stays a 422

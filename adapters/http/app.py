@@ -176,10 +176,35 @@ async def _open311_error(request: Request, exc: Exception) -> Response:
     return open311.error_response(exc)
 
 
+_FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+def _not_json(request: Request, exc: RequestValidationError) -> str | None:
+    """The media type of a body a JSON route cannot read (``text/plain``), else None.
+
+    FastAPI does not parse a body that is not declared JSON and then reports the model as
+    "Input should be a valid dictionary"; the client's mistake is its media type (RFC 9110,
+    section 15.5.16: 415). Form types are left to the routes that take forms.
+    """
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if not media or media == "application/json" or media.endswith("+json") or media in _FORMS:
+        return None
+    if any(tuple(e.get("loc", ()))[:1] == ("body",) for e in exc.errors()):
+        return media
+    return None
+
+
 async def _validation(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    media = _not_json(request, exc)
+    if media is not None and _open311_fmt(request.url.path) is None:
+        return problem_response(
+            415, "unsupported-media-type", "Unsupported Media Type",
+            f"this route takes a JSON body (Content-Type: application/json), not {media[:80]}",
+            request.url.path, headers={"Accept-Post": "application/json"},
+            media_type=media[:80])
     fmt = _open311_fmt(request.url.path)
     if fmt is not None:
-        assert isinstance(exc, RequestValidationError)
         detail = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}"
                            for e in exc.errors())
         return open311.error_response(open311.Open311Error(400, detail, fmt))
