@@ -57,6 +57,7 @@ from engine.errors import (
     UnknownDefinition,
     UnknownDepartment,
     UnknownOrganisation,
+    UnknownTrigger,
 )
 from engine.events import EVENT_TYPES, DomainEvent
 from engine.facade import Engine
@@ -174,6 +175,7 @@ __all__ = [
     "UnknownDefinition",
     "UnknownDepartment",
     "UnknownOrganisation",
+    "UnknownTrigger",
     "Violation",
     "VirtualClock",
     "WorkOrder",

@@ -11,6 +11,8 @@ The tree::
     │   ├── TicketNotFound           no ticket with that id
     │   ├── TicketExists             report with an id that is already taken
     │   ├── TriggerNotAllowed        the current state has no such transition
+    │   │   └── UnknownTrigger       the lifecycle (the ticket's version) declares no such
+    │   │                            trigger at all
     │   ├── RoleNotAllowed           the state has the transition, but not for this role
     │   ├── GuardRejected            a guard said no
     │   ├── InvalidFields            ticket fields do not match the lifecycle's field declarations
@@ -86,6 +88,7 @@ __all__ = [
     "UnknownDefinition",
     "UnknownDepartment",
     "UnknownOrganisation",
+    "UnknownTrigger",
 ]
 
 
@@ -188,16 +191,38 @@ class TriggerNotAllowed(CommandRefused):
         allowed: the triggers the current state does allow (sorted).
     """
 
-    def __init__(self, ticket_id: str, state: str, trigger: str, allowed: Sequence[str]):
+    def __init__(self, ticket_id: str, state: str, trigger: str, allowed: Sequence[str],
+                 *, message: str | None = None):
         self.state = state
         self.trigger = trigger
         self.allowed = tuple(sorted(allowed))
         choices = ", ".join(self.allowed) if self.allowed else "none (the state is final)"
         super().__init__(
             ticket_id,
-            f"ticket {ticket_id!r} is in state {state!r}, where trigger {trigger!r} is not "
-            f"allowed; allowed triggers there: {choices}",
+            message or f"ticket {ticket_id!r} is in state {state!r}, where trigger "
+                       f"{trigger!r} is not allowed; allowed triggers there: {choices}",
         )
+
+
+class UnknownTrigger(TriggerNotAllowed):
+    """The lifecycle (the ticket's own version) declares no transition with this trigger.
+
+    A :class:`TriggerNotAllowed` (no state allows it), told apart because it is a mistake in
+    the command (a typo, another lifecycle's trigger), not a matter of the ticket's state.
+
+    Attributes:
+        ticket_id, state, trigger, allowed: as :class:`TriggerNotAllowed`.
+        known: every trigger the lifecycle version declares (sorted).
+    """
+
+    def __init__(self, ticket_id: str, state: str, trigger: str, allowed: Sequence[str],
+                 known: Sequence[str]):
+        self.known = tuple(sorted(known))
+        now = ", ".join(sorted(allowed)) or "none (the state is final)"
+        super().__init__(ticket_id, state, trigger, allowed, message=(
+            f"ticket {ticket_id!r}'s lifecycle declares no trigger {trigger!r}; check its "
+            f"spelling: its triggers are {', '.join(self.known)}; allowed in state "
+            f"{state!r} now: {now}"))
 
 
 class RoleNotAllowed(CommandRefused):

@@ -19,9 +19,10 @@ from servers import running
 from adapters.http import ApiKey, create_app
 from engine import Actor, Engine, VirtualClock, load_definition
 
-ROLES = sorted(load_definition("grid_incident").spec.roles)
-KEYS = {f"k-{role}": ApiKey(actor=f"{role}-1", role=role,
-                            department="water" if role == "department" else None)
+ROLES = sorted(set(load_definition("grid_incident").spec.roles) - {"system"})  # no key is
+KEYS = {f"k-{role}": ApiKey(actor=f"{role}-1", role=role,  # the engine's own
+                            department="water" if role == "department" else None,
+                            organisation="metro_company" if role == "outside_org" else None)
         for role in ROLES}
 
 

@@ -28,6 +28,7 @@ KEYS = {
     "k-centre": ApiKey(actor="ops-1", role="centre"),
     "k-water": ApiKey(actor="water-3", role="department", department="water"),
 }
+SURVEY_KEYS = {k: g for k, g in KEYS.items() if g.role == "centre"}  # roles survey declares
 GW = {"X-API-Key": "k-hotline"}  # the call centre reports (no photo needed)
 CENTRE = {"X-API-Key": "k-centre"}
 
@@ -232,7 +233,8 @@ def survey(tmp_path: Path) -> Iterator[tuple[Engine, str]]:
 
 
 def _served_history(engine: Engine, privacy: Open311Privacy | None, **params: str) -> list:
-    app = create_app(engine, api_keys=KEYS, lifecycles=["survey"], open311_privacy=privacy)
+    app = create_app(engine, api_keys=SURVEY_KEYS, lifecycles=["survey"],
+                     open311_privacy=privacy)
     with running(app) as url:
         r = httpx.get(f"{url}/open311/v2/requests/S1.json", params={"extensions": "true",
                                                                      **params})
@@ -266,7 +268,7 @@ def test_xml_stays_well_formed_with_control_characters(survey) -> None:
     engine, _ = survey
     engine.report("survey", {"category": "pothole", "description": "bell\x07 esc\x1b ok\ttab"},
                   actor=Actor("gw", "centre"), ticket_id="S1")
-    app = create_app(engine, api_keys=KEYS, lifecycles=["survey"])
+    app = create_app(engine, api_keys=SURVEY_KEYS, lifecycles=["survey"])
     with running(app) as url:
         body = httpx.get(f"{url}/open311/v2/requests.xml").text
     root = ET.fromstring(body)  # main: not well-formed (raw U+0007 in the document)
@@ -275,7 +277,7 @@ def test_xml_stays_well_formed_with_control_characters(survey) -> None:
 
 def test_open311_attributes_are_typed_and_checked_like_json(survey) -> None:
     engine, _ = survey
-    app = create_app(engine, api_keys=KEYS, lifecycles=["survey"])
+    app = create_app(engine, api_keys=SURVEY_KEYS, lifecycles=["survey"])
     form = {"api_key": "k-hotline", "service_code": "pothole", "address_string": "A1"}
     with running(app) as url:
         def post(**extra: str) -> httpx.Response:
@@ -305,7 +307,7 @@ def test_open311_attributes_are_typed_and_checked_like_json(survey) -> None:
 
 def test_nan_in_a_json_body_is_refused(survey) -> None:
     engine, _ = survey
-    app = create_app(engine, api_keys=KEYS, lifecycles=["survey"])
+    app = create_app(engine, api_keys=SURVEY_KEYS, lifecycles=["survey"])
     with running(app) as url:
         r = httpx.post(f"{url}/tickets", headers={**GW, "Content-Type": "application/json"},
                        content=b'{"fields": {"lat": NaN}}')

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from adapters.cli.app import app, console, fail
-from engine import GridwhistleError
+from engine import GridwhistleError, bundled_names
 
 keys_app = typer.Typer(help="API keys: make one (printed once, its hash stored), convert an "
                             "old file of plain keys, list holders.", no_args_is_help=True)
@@ -22,7 +22,9 @@ FileArg = Annotated[Path, typer.Argument(help="The keys file (YAML; see docs/htt
 def add(
     file: FileArg,
     actor: Annotated[str, typer.Option(help="The actor id the key acts as (in history).")],
-    role: Annotated[str, typer.Option(help="The lifecycle role it acts in.")],
+    role: Annotated[str, typer.Option(
+        help="The lifecycle role it acts in (never system, the engine's own; a department "
+             "role key needs --department, an outside_org key --organisation).")],
     department: Annotated[str | None, typer.Option(
         help="For a department key: the department it acts for.")] = None,
     name: Annotated[str | None, typer.Option(
@@ -30,6 +32,11 @@ def add(
     organisation: Annotated[str | None, typer.Option(
         help="For an outside organisation's key: the organisation it acts for (it sees "
              "only the tickets that organisation holds).")] = None,
+    lifecycle: Annotated[list[str] | None, typer.Option(
+        help="The lifecycle(s) the key will be served with (bundled name or YAML path, "
+             "repeatable): its role must be one of theirs, its organisation one they "
+             "declare. Default: the bundled lifecycles. serve checks every key at start "
+             "too.")] = None,
 ) -> None:
     """Make a new API key: print it once on stdout and append its SHA-256 hash to FILE.
 
@@ -37,10 +44,23 @@ def add(
     if it does not exist.
     """
     try:
-        from adapters.http.auth import ApiKey, add_api_key
+        from pydantic import ValidationError
 
-        grant = ApiKey(actor=actor, role=role, department=department,
-                       organisation=organisation)
+        from adapters.http.auth import ApiKey, KeyNotValid, add_api_key, check_key_for
+
+        try:
+            grant = ApiKey(actor=actor, role=role, department=department,
+                           organisation=organisation)
+        except ValidationError as exc:
+            fail("; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'key'}: "
+                           f"{e['msg'].removeprefix('Value error, ')}" for e in exc.errors()))
+            return
+        try:
+            check_key_for(grant, lifecycle or bundled_names())
+        except KeyNotValid as exc:
+            fail(str(exc) + ("" if lifecycle else " (checked against the bundled lifecycles; "
+                             "give --lifecycle FILE to check against your own)"))
+            return
         key = add_api_key(file, name or actor, grant)
     except (GridwhistleError, ValueError, OSError) as exc:
         fail(str(exc))

@@ -11,7 +11,7 @@ Example::
 """
 
 from adapters.http.app import create_app
-from adapters.http.auth import ApiKey, KeyRing, load_api_keys
+from adapters.http.auth import ApiKey, KeyNotValid, KeyRing, load_api_keys
 from adapters.http.open311 import Open311Privacy
 
-__all__ = ["ApiKey", "KeyRing", "Open311Privacy", "create_app", "load_api_keys"]
+__all__ = ["ApiKey", "KeyNotValid", "KeyRing", "Open311Privacy", "create_app", "load_api_keys"]

@@ -30,8 +30,9 @@ from adapters.http.models import (
     TimerOut,
     TransitionOut,
 )
+from adapters.http.preconditions import IfMatchDep, conflict, expected_version, set_etag
 from adapters.http.problems import PROBLEM_JSON, Problem
-from engine import Engine, Limits, Ticket, find_tickets
+from engine import ConcurrencyConflict, Engine, Limits, Ticket, find_tickets
 from engine.evidence import Attachment
 from engine.validation import idempotency_key_problem, ticket_id_problem
 
@@ -39,7 +40,7 @@ __all__ = ["router"]
 
 _PROBLEM = {"content": {PROBLEM_JSON: {}}, "description": "RFC 9457 problem details"}
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    s: _PROBLEM for s in (400, 401, 403, 404, 409, 413, 422)}
+    s: _PROBLEM for s in (400, 401, 403, 404, 409, 413, 415, 422)}
 
 router = APIRouter(tags=["tickets"], responses=_ERRORS)
 
@@ -131,38 +132,68 @@ def report_ticket(body: ReportIn, request: Request, response: Response, engine: 
                            idempotency_key=idempotency_key,
                            evidence=[e.plain() for e in body.evidence])
     response.headers["Location"] = location(ticket.id)
+    set_etag(response, ticket)
     return _out(engine, ticket)
 
 
+_PRECONDITION: dict[int | str, dict[str, Any]] = {412: {
+    **_PROBLEM, "description": "If-Match names a version the ticket is no longer at "
+                               "(concurrency-conflict); nothing was applied"}}
+
+
 @router.post("/tickets/{ticket_id:ticket}/triggers/{trigger}", response_model=TicketOut,
-             summary="Fire a trigger on a ticket")
+             summary="Fire a trigger on a ticket", responses=_PRECONDITION)
 def fire_trigger(
     ticket_id: TicketId,
     trigger: Annotated[str, Path(min_length=1, max_length=64)],
     body: FireIn,
     request: Request,
+    response: Response,
     engine: EngineDep,
     grant: GrantDep,
     idempotency_key: KeyDep,
+    if_match: IfMatchDep,
 ) -> TicketOut:
     """Fire ``trigger`` as the key's actor and role; the lifecycle's role rules apply.
 
     ``evidence`` names files uploaded with ``POST /uploads`` (or send both in one request:
-    ``POST /tickets/{id}/triggers/{trigger}/with-evidence``).
+    ``POST /tickets/{id}/triggers/{trigger}/with-evidence``). With ``If-Match`` (the
+    ticket's ``ETag``) the command applies only to that version (else 412).
     """
     current = engine.get(ticket_id)
     check_scope(grant, current, engine.lifecycle_of(current))
-    actor = grant.as_actor()
-    ticket = engine.fire(ticket_id, trigger, actor=actor, reason=body.reason,
-                         fields=body.fields, idempotency_key=idempotency_key,
-                         evidence=[e.plain() for e in body.evidence])
+    ticket = fire_checked(engine, current, trigger, grant, if_match, reason=body.reason,
+                          fields=body.fields, idempotency_key=idempotency_key,
+                          evidence=[e.plain() for e in body.evidence])
+    set_etag(response, ticket)
     return _out(engine, ticket)
+
+
+def fire_checked(engine: Engine, current: Ticket, trigger: str, grant: ApiKey,
+                 if_match: Any, **command: Any) -> Ticket:
+    """``engine.fire`` on ``current`` as the key, held to ``If-Match``'s version if given.
+
+    Raises:
+        Problem: 412 when If-Match names another version (or the ticket changed before
+            the write). Otherwise what :meth:`Engine.fire` raises.
+    """
+    expected = expected_version(if_match, current)
+    try:
+        return engine.fire(current.id, trigger, actor=grant.as_actor(),
+                           expected_version=expected, **command)
+    except ConcurrencyConflict as exc:
+        if expected is None:
+            raise
+        raise conflict(exc) from None
 
 
 @router.get("/tickets/{ticket_id:ticket}", response_model=TicketDetail,
             summary="Read a ticket with its history and timers")
-def read_ticket(ticket_id: TicketId, engine: EngineDep, grant: GrantDep) -> TicketDetail:
+def read_ticket(ticket_id: TicketId, response: Response, engine: EngineDep,
+                grant: GrantDep) -> TicketDetail:
     """The ticket, its history (oldest first), timers, triggers and attachments.
+
+    ``ETag``: the ticket's version (``"3"``), to send back as ``If-Match`` with a command.
 
     ``triggers``: what the key may fire now (``Engine.available_triggers``: the ticket's own
     lifecycle version, the key's role, the level's handler rule, the guards);
@@ -171,6 +202,7 @@ def read_ticket(ticket_id: TicketId, engine: EngineDep, grant: GrantDep) -> Tick
     ticket = engine.get(ticket_id)
     lc = engine.lifecycle_of(ticket)  # the ticket's own version, not the newest
     check_scope(grant, ticket, lc)
+    set_etag(response, ticket)
     return TicketDetail(
         ticket=_out(engine, ticket),
         history=[HistoryOut.of(h) for h in engine.history(ticket_id)],

@@ -6,16 +6,17 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from adapters.http import api, departments, evidence, open311, oversight, reports
-from adapters.http.auth import ApiKey, KeyRing
+from adapters.http.auth import ApiKey, KeyRing, check_keys
 from adapters.http.middleware import BodyLimit, BodyTooLarge, ServerErrors, too_large
 from adapters.http.open311 import Open311Privacy
+from adapters.http.preconditions import no_if_match
 from adapters.http.problems import (
     Problem,
     gridwhistle_error_handler,
@@ -61,8 +62,11 @@ def create_app(
         The FastAPI app; its OpenAPI document is at ``/openapi.json``, docs at ``/docs``.
 
     Raises:
-        ValueError: ``lifecycles`` is empty.
+        ValueError: ``lifecycles`` is empty; or a plain key's :class:`ApiKey` is not valid.
         UnknownDefinition, DefinitionError: a lifecycle cannot be loaded.
+        KeyNotValid: a key's role is not one the served lifecycles declare (``system``
+            never is), or an outside organisation's key names no declared organisation
+            (:func:`~adapters.http.auth.check_keys`).
     """
     if not lifecycles:
         raise ValueError("give at least one lifecycle to serve")
@@ -73,6 +77,9 @@ def create_app(
         else:
             engine.lifecycle(item)  # deploys a bundled lifecycle on first use; fails early
             names.append(item)
+    keys = api_keys if isinstance(api_keys, KeyRing) else KeyRing(api_keys)
+    # at start, not per request: a key no served lifecycle can give a meaning to
+    check_keys(keys, [engine.lifecycle(n).spec for n in names])
     app = FastAPI(
         title="Gridwhistle",
         version=__version__,
@@ -81,7 +88,7 @@ def create_app(
     )
     limits = limits or getattr(engine, "limits", None) or Limits()
     app.state.engine = engine
-    app.state.keys = api_keys if isinstance(api_keys, KeyRing) else KeyRing(api_keys)
+    app.state.keys = keys
     app.state.lifecycles = tuple(names)
     app.state.limits = limits
     app.state.open311_privacy = open311_privacy or Open311Privacy()
@@ -103,9 +110,10 @@ def create_app(
 
     # the department routes end in fixed words (/tickets/{id}/work-orders, ...): they go
     # before the API's GET /tickets/{id:path}, whose id may itself hold a '/'
-    app.include_router(departments.router)
+    # their commands cannot be held to a ticket version: If-Match is refused, not ignored
+    app.include_router(departments.router, dependencies=[Depends(no_if_match)])
     app.include_router(evidence.router)  # its routes end in fixed words too
-    app.include_router(oversight.router)  # and these (issue 11)
+    app.include_router(oversight.router, dependencies=[Depends(no_if_match)])  # issue 11
     app.include_router(api.router)
     app.include_router(reports.router)
     if open311_api:
@@ -185,10 +193,35 @@ async def _open311_error(request: Request, exc: Exception) -> Response:
     return open311.error_response(exc)
 
 
+_FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+def _not_json(request: Request, exc: RequestValidationError) -> str | None:
+    """The media type of a body a JSON route cannot read (``text/plain``), else None.
+
+    FastAPI does not parse a body that is not declared JSON and then reports the model as
+    "Input should be a valid dictionary"; the client's mistake is its media type (RFC 9110,
+    section 15.5.16: 415). Form types are left to the routes that take forms.
+    """
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if not media or media == "application/json" or media.endswith("+json") or media in _FORMS:
+        return None
+    if any(tuple(e.get("loc", ()))[:1] == ("body",) for e in exc.errors()):
+        return media
+    return None
+
+
 async def _validation(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    media = _not_json(request, exc)
+    if media is not None and _open311_fmt(request.url.path) is None:
+        return problem_response(
+            415, "unsupported-media-type", "Unsupported Media Type",
+            f"this route takes a JSON body (Content-Type: application/json), not {media[:80]}",
+            request.url.path, headers={"Accept-Post": "application/json"},
+            media_type=media[:80])
     fmt = _open311_fmt(request.url.path)
     if fmt is not None:
-        assert isinstance(exc, RequestValidationError)
         detail = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}"
                            for e in exc.errors())
         return open311.error_response(open311.Open311Error(400, detail, fmt))

@@ -26,21 +26,57 @@ import os
 import re
 import secrets
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from adapters.http.problems import Problem
-from engine import Actor, DefinitionError, Lifecycle, Ticket, load_yaml_model
+from engine import (
+    Actor,
+    ConfigurationError,
+    DefinitionError,
+    Lifecycle,
+    Ticket,
+    load_definition,
+    load_yaml_model,
+)
 from engine import Problem as DefinitionProblem
+from engine.definition.schema import LifecycleSpec
 from engine.handoffs import held_by
 
-__all__ = ["ApiKey", "KeyRing", "add_api_key", "hash_key", "key_holders", "load_api_keys",
-           "migrate_api_keys", "new_key"]
+__all__ = ["ApiKey", "KeyNotValid", "KeyRing", "add_api_key", "check_key_for", "check_keys",
+           "hash_key", "key_holders", "load_api_keys", "migrate_api_keys", "new_key"]
 
 HASH_PREFIX = "sha256:"
 KEY_PREFIX = "gwk_"
+
+ENGINE_ROLE = "system"
+"""The engine's own role (deadlines, escalations, periodic tickets): never a key's."""
+DEPARTMENT_ROLE = "department"
+"""The role whose keys act for one department: such a key must name it."""
+ORGANISATION_ROLE = "outside_org"
+"""The bundled role of outside organisations (转办): such a key must name its organisation."""
+
+
+class KeyNotValid(ConfigurationError):
+    """API keys the served lifecycles cannot give a meaning to.
+
+    A role they do not declare, an organisation they do not know, a hand-off role without
+    its organisation.
+
+    Raised when the app is built (``create_app``, ``gridwhistle serve``) and by
+    ``gridwhistle keys add --lifecycle``, never per request.
+
+    Attributes:
+        problems: one line per key at fault, naming the key (never the key itself) and
+            saying what to change.
+    """
+
+    def __init__(self, problems: Sequence[str]):
+        self.problems = list(problems)
+        super().__init__("API keys that cannot be served (fix the keys file, or make the "
+                         "key again with gridwhistle keys add): " + "; ".join(self.problems))
 
 
 class ApiKey(BaseModel):
@@ -58,8 +94,32 @@ class ApiKey(BaseModel):
 
     actor: str = Field(min_length=1, max_length=128)
     role: str = Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")
-    department: str | None = None
-    organisation: str | None = None
+    department: str | None = Field(default=None, min_length=1, max_length=200)
+    organisation: str | None = Field(default=None, min_length=1, max_length=64)
+
+    @model_validator(mode="after")
+    def _scoped(self) -> ApiKey:
+        """A key never acts as the engine; a department's (organisation's) key names it.
+
+        Without its department a ``department`` key would see and act on every department's
+        tickets (issue: the fresh-user audit), so it is refused where it is made.
+        """
+        if self.role == ENGINE_ROLE:
+            raise ValueError(
+                f"role {ENGINE_ROLE!r} is the engine's own (it fires deadlines and "
+                "escalations); no API key may act in it — give the key the role of the "
+                "person or office that holds it (centre, department, ...)")
+        if self.role == DEPARTMENT_ROLE and self.department is None:
+            raise ValueError(
+                f"a key in role {DEPARTMENT_ROLE!r} must name its department (department: "
+                "water; gridwhistle keys add --department water): without it the key would "
+                "see and act on every department's tickets")
+        if self.role == ORGANISATION_ROLE and self.organisation is None:
+            raise ValueError(
+                f"a key in role {ORGANISATION_ROLE!r} must name its organisation "
+                "(organisation: metro_company; gridwhistle keys add --organisation "
+                "metro_company): without it the key would see and act on every ticket")
+        return self
 
     def as_actor(self) -> Actor:
         """The engine :class:`~engine.Actor` of this key."""
@@ -110,16 +170,28 @@ class KeyRing:
 
     def __init__(self, keys: Mapping[str, ApiKey] | None = None):
         self._by_hash: dict[str, ApiKey] = {hash_key(k): g for k, g in (keys or {}).items()}
+        self._labels: dict[str, str] = {h: f"the key of actor {g.actor!r}"
+                                        for h, g in self._by_hash.items()}
 
     @classmethod
-    def from_hashes(cls, hashed: Mapping[str, ApiKey]) -> KeyRing:
-        """A ring from ``sha256:<hex>`` hashes → grants (what a keys file holds)."""
+    def from_hashes(cls, hashed: Mapping[str, ApiKey],
+                    labels: Mapping[str, str] | None = None) -> KeyRing:
+        """A ring from ``sha256:<hex>`` hashes → grants (what a keys file holds).
+
+        ``labels``: hash → how errors name the key (``key 'water-3' in keys.yaml``).
+        """
         ring = cls()
         ring._by_hash = dict(hashed)
+        ring._labels = {h: (labels or {}).get(h) or f"the key of actor {g.actor!r}"
+                        for h, g in hashed.items()}
         return ring
 
     def __len__(self) -> int:
         return len(self._by_hash)
+
+    def grants(self) -> list[tuple[str, ApiKey]]:
+        """``(label, grant)`` of every key: how errors name it (never the key), what it may do."""
+        return [(self._labels[h], g) for h, g in self._by_hash.items()]
 
     def find(self, presented: str | None) -> ApiKey | None:
         """The key's grant, or None when it is unknown or missing.
@@ -179,7 +251,68 @@ def load_api_keys(path: str | Path) -> KeyRing:
         raise DefinitionError([DefinitionProblem(
             str(path), _first_entry_line(text), "keys",
             f"two entries have the same hash {dup[0][:19]}…: one key, two holders; remove one")])
-    return KeyRing.from_hashes({e.hash: e.grant() for e in spec.keys.values()})
+    return KeyRing.from_hashes({e.hash: e.grant() for e in spec.keys.values()},
+                               {e.hash: f"key {n!r} in {path}" for n, e in spec.keys.items()})
+
+
+def check_keys(ring: KeyRing, lifecycles: Sequence[LifecycleSpec]) -> None:
+    """Refuse keys the served lifecycles cannot give a meaning to (at start, not per request).
+
+    Each key's role must be one the lifecycles declare (and never ``system``, the engine's
+    own); a key in a role that answers or returns hand-offs (``outside_org`` in the bundled
+    grid_incident) must name an organisation, and a named organisation must be one the
+    lifecycles declare; a ``department`` key must name its department (:class:`ApiKey`).
+
+    Args:
+        ring: the keys.
+        lifecycles: the served lifecycles (``Lifecycle.spec`` or ``Definition.spec``).
+
+    Raises:
+        KeyNotValid: every key that does not fit, each named (never the key itself).
+    """
+    roles = {r for spec in lifecycles for r in spec.roles} - {ENGINE_ROLE}
+    orgs = {o for spec in lifecycles for o in spec.organisations}
+    org_roles = {ORGANISATION_ROLE} & roles
+    for spec in lifecycles:
+        h = spec.handoff
+        if h is None:
+            continue
+        centre = (set(spec.centre_roles) if spec.centre_roles is not None
+                  else {"centre"} & set(spec.roles))
+        hands = set(h.answer) | set(h.give_back)
+        org_roles |= {r for t in spec.transitions if t.trigger in hands
+                      for r in t.roles} - centre - {ENGINE_ROLE}
+    served = ", ".join(spec.name for spec in lifecycles)
+    problems = []
+    for label, grant in ring.grants():
+        if grant.role not in roles:
+            problems.append(
+                f"{label}: role {grant.role!r} is not a role of the served lifecycle(s) "
+                f"{served}; use one of {', '.join(sorted(roles))}")
+        elif grant.role in org_roles and grant.organisation is None:
+            problems.append(
+                f"{label}: role {grant.role!r} answers hand-offs for an outside "
+                f"organisation; name it (organisation: one of "
+                f"{', '.join(sorted(orgs)) or '(none declared)'}), or it would see every "
+                "ticket")
+        if grant.organisation is not None and grant.organisation not in orgs:
+            problems.append(
+                f"{label}: organisation {grant.organisation!r} is not declared by the served "
+                f"lifecycle(s) {served}; declared: {', '.join(sorted(orgs)) or '(none)'}")
+    if problems:
+        raise KeyNotValid(problems)
+
+
+def check_key_for(grant: ApiKey, lifecycles: Sequence[str | Path]) -> None:
+    """:func:`check_keys` for one new key against lifecycles by bundled name or YAML path.
+
+    Raises:
+        KeyNotValid: the key does not fit them.
+        UnknownDefinition, DefinitionError: a lifecycle cannot be loaded.
+    """
+    specs = [load_definition(item).spec for item in lifecycles]
+    ring = KeyRing.from_hashes({"new": grant}, {"new": f"the new key of actor {grant.actor!r}"})
+    check_keys(ring, specs)
 
 
 def key_holders(path: str | Path) -> list[tuple[str, ApiKey, str]]:

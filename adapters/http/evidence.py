@@ -26,12 +26,13 @@ import json
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Path, Request, Response
+from fastapi import APIRouter, Depends, Path, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from pydantic import ValidationError
 from starlette.datastructures import FormData, UploadFile
 
 from adapters.http.api import (
+    _PRECONDITION,
     EngineDep,
     GrantDep,
     KeyDep,
@@ -39,10 +40,13 @@ from adapters.http.api import (
     _lifecycle,
     _out,
     download_path,
+    fire_checked,
     location,
 )
 from adapters.http.auth import ApiKey, check_scope
+from adapters.http.forms import FormError, read_form
 from adapters.http.models import AttachmentOut, BlobOut, FireIn, ReportIn, TicketOut
+from adapters.http.preconditions import IfMatchDep, no_if_match, set_etag
 from adapters.http.problems import PROBLEM_JSON, Problem
 from engine import CallbackLinkInvalid, Engine, EvidenceRejected, InvalidFields, TicketNotFound
 
@@ -175,25 +179,32 @@ async def report_with_evidence(request: Request, response: Response, engine: Eng
                            ticket_id=body.ticket_id, level=body.level, reason=body.reason,
                            idempotency_key=idempotency_key, evidence=evidence)
     response.headers["Location"] = location(ticket.id)
+    set_etag(response, ticket)
     return _out(engine, ticket)
 
 
 @router.post("/tickets/{ticket_id:ticket}/triggers/{trigger}/with-evidence",
-             response_model=TicketOut, summary="Fire a trigger with files, in one request")
+             response_model=TicketOut, summary="Fire a trigger with files, in one request",
+             responses=_PRECONDITION)
 async def fire_with_evidence(ticket_id: TicketId,
                              trigger: Annotated[str, Path(min_length=1, max_length=64)],
-                             request: Request, engine: EngineDep, grant: GrantDep,
-                             idempotency_key: KeyDep) -> TicketOut:
-    """Multipart: ``command`` (the JSON of the trigger's body), files under ``file``."""
+                             request: Request, response: Response, engine: EngineDep,
+                             grant: GrantDep, idempotency_key: KeyDep,
+                             if_match: IfMatchDep) -> TicketOut:
+    """Multipart: ``command`` (the JSON of the trigger's body), files under ``file``.
+
+    ``If-Match`` as on ``POST /tickets/{id}/triggers/{trigger}``.
+    """
     current = engine.get(ticket_id)
     check_scope(grant, current, engine.lifecycle_of(current))
     form = await _form(request)
     body = _command(form, FireIn)
     blobs = await _store(engine, grant, _files(form), current.lifecycle)
     evidence = [e.plain() for e in body.evidence] + _evidence(form, blobs)
-    ticket = engine.fire(ticket_id, trigger, actor=grant.as_actor(), reason=body.reason,
-                         fields=body.fields, idempotency_key=idempotency_key,
-                         evidence=evidence)
+    ticket = fire_checked(engine, current, trigger, grant, if_match, reason=body.reason,
+                          fields=body.fields, idempotency_key=idempotency_key,
+                          evidence=evidence)
+    set_etag(response, ticket)
     return _out(engine, ticket)
 
 
@@ -249,7 +260,8 @@ def evidence_response(engine: Engine, ticket_id: str, attachment_id: int) -> Res
 
 
 @router.post("/tickets/{ticket_id:ticket}/callback-link", status_code=201,
-             summary="Issue a call-back link for the resident")
+             summary="Issue a call-back link for the resident",
+             dependencies=[Depends(no_if_match)])
 def issue_callback_link(ticket_id: TicketId, request: Request, engine: EngineDep,
                         grant: GrantDep) -> JSONResponse:
     """A new single-use link for a ticket in its call-back step (the centre's keys only).
@@ -305,7 +317,8 @@ def callback_page(token: Annotated[str, Path(max_length=200)], engine: EngineDep
 </textarea></label><button type="submit">提交 / Send</button></form>""")
 
 
-@router.post("/callback/{token}", summary="The resident answers the call-back")
+@router.post("/callback/{token}", summary="The resident answers the call-back",
+             dependencies=[Depends(no_if_match)])
 async def answer_callback(token: Annotated[str, Path(max_length=200)], request: Request,
                           engine: EngineDep) -> Response:
     """Form fields or JSON: ``fixed`` (true/false), ``rating`` (1–5), ``comment``.
@@ -320,7 +333,11 @@ async def answer_callback(token: Annotated[str, Path(max_length=200)], request: 
         except (ValueError, TypeError):
             raise Problem(400, "bad-json", "send a JSON object") from None
     else:
-        data = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+        try:
+            form = await read_form(request)  # urlencoded as UTF-8 (WHATWG), not Latin-1
+        except FormError as exc:
+            return _page(f"<p>{html.escape(exc.detail)}</p>", exc.status)
+        data = {k: v for k, v in form.items() if isinstance(v, str)}
     fixed, rating = data.get("fixed"), data.get("rating")
     if isinstance(fixed, str):
         fixed = {"true": True, "false": False}.get(fixed.strip().lower())

@@ -44,6 +44,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from adapters.http.auth import ApiKey, KeyRing, check_scope
+from adapters.http.forms import FormError, read_form
 from adapters.http.problems import Problem
 from engine import (
     CommandRefused,
@@ -407,7 +408,10 @@ async def create_request(fmt: str, request: Request) -> Response:
         problem = idempotency_key_problem(key, request.app.state.limits)
         if problem is not None:
             raise Open311Error(400, f"Idempotency-Key {problem}", fmt)
-    form = await request.form()
+    try:
+        form = await read_form(request)  # urlencoded bodies as UTF-8 (WHATWG), not Latin-1
+    except FormError as exc:
+        raise Open311Error(exc.status, exc.detail, fmt) from None
     values = {k: v for k, v in form.items() if isinstance(v, str)}
     keys: KeyRing = request.app.state.keys
     grant = keys.find(values.get("api_key"))
@@ -418,8 +422,10 @@ async def create_request(fmt: str, request: Request) -> Response:
     known = {s["service_code"] for s in services_of(lc)}
     if not code:
         raise Open311Error(400, "service_code is required", fmt)
-    if known and code not in known:
-        raise Open311Error(400, f"service_code {code!r} is not a service; see services.{fmt}",
+    if code not in known:  # also when the lifecycle offers no service at all
+        raise Open311Error(400, f"service_code {code!r} is not a service; see services.{fmt}"
+                           + ("" if known else " (this server offers none: the lifecycle "
+                              "declares no categories and its category field no choices)"),
                            fmt)
     has_point = values.get("lat", "").strip() and values.get("long", "").strip()
     if not (has_point or values.get("address_string", "").strip()
@@ -468,27 +474,61 @@ async def _media(engine: Engine, lc: Lifecycle, grant: ApiKey, form: Any, media_
     return out
 
 
+STANDARD_FIELDS = ("description", "address_id", "email", "device_id", "account_id",
+                   "first_name", "last_name", "phone")
+"""GeoReport v2 form fields kept in the ticket field of the same name (when declared)."""
+
+_HANDLED = {"api_key", "service_code", "jurisdiction_id", "address_string", "lat", "long",
+            "media_url", "media"}
+
+
 def _report_fields(lc: Lifecycle, values: dict[str, str], code: str,
                    fmt: str, role: str) -> dict[str, Any]:
-    """The report's fields from the form.
+    """The report's fields from the form; nothing the form says is dropped silently.
 
-    ``channel`` is recorded as ``open311`` when the key's role may set it (field
-    permissions); ``attribute[NAME]`` fields are checked by the engine like any other (a
-    role that may not set one is refused: 403).
+    ``address_string`` goes to the ``address`` field (else ``area``), ``lat``/``long`` to
+    ``number`` fields of those names, ``description`` and GeoReport's other standard fields
+    (:data:`STANDARD_FIELDS`) to string fields of their own names. A non-empty value the
+    lifecycle has no field for — and any form key GeoReport v2 does not define — is a 400
+    naming it, and nothing is created. ``channel`` is recorded as ``open311`` when the key's
+    role may set it (field permissions); ``attribute[NAME]`` fields are checked by the engine
+    like any other (a role that may not set one is refused: 403).
     """
     declared = lc.spec.fields
     fields: dict[str, Any] = {"category": code}
+    unheld: list[str] = []
     address = "address" if "address" in declared else "area"
-    plain = {"description": "description", "address_string": address,
-             "media_url": "media_url"}
+    plain = {"address_string": address, **{f: f for f in STANDARD_FIELDS}}
     for form_key, field in plain.items():
         value = values.get(form_key, "").strip()
-        if value and field in declared and declared[field].type == "string":
+        if not value:
+            continue
+        if field in declared and declared[field].type == "string":
             fields[field] = value
+        else:
+            unheld.append(form_key)
+    media_url = values.get("media_url", "").strip()
+    if media_url and "media_url" in declared and declared["media_url"].type == "string":
+        fields["media_url"] = media_url  # also attached as evidence (see _media)
     for coordinate in ("lat", "long"):
         value = values.get(coordinate, "").strip()
-        if value and coordinate in declared and declared[coordinate].type == "number":
+        if not value:
+            continue
+        if coordinate in declared and declared[coordinate].type == "number":
             fields[coordinate] = _typed(declared[coordinate], value, coordinate, fmt)
+        else:
+            unheld.append(coordinate)
+    if unheld:
+        known = ", ".join(sorted(declared)) or "(none)"
+        raise Open311Error(400, f"lifecycle {lc.name!r} has no field to keep "
+                                f"{', '.join(unheld)} (declared: {known}); send the request "
+                                "without them, or declare the fields in the lifecycle "
+                                "(docs/http.md#open311-georeport-v2)", fmt)
+    unknown = sorted(k for k in values if k not in _HANDLED and k not in plain
+                     and not (k.startswith("attribute[") and k.endswith("]")))
+    if unknown:
+        raise Open311Error(400, f"{', '.join(unknown)}: not a GeoReport v2 field; a field of "
+                                "the lifecycle goes in attribute[NAME]", fmt)
     if "channel" in declared and lc.permissions.may_set("channel", "report", role):
         fields["channel"] = "open311"
     for key, value in values.items():

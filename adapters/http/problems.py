@@ -42,6 +42,7 @@ from engine import (
     UnknownDefinition,
     UnknownDepartment,
     UnknownOrganisation,
+    UnknownTrigger,
 )
 
 __all__ = ["PROBLEM_JSON", "Problem", "problem_response", "status_of"]
@@ -52,6 +53,7 @@ _STATUS: list[tuple[type[Exception], int]] = [
     (TicketNotFound, 404),
     (UnknownDefinition, 404),
     (TicketExists, 409),
+    (UnknownTrigger, 404),  # declared nowhere in the lifecycle: a wrong URL, not a state
     (TriggerNotAllowed, 409),
     (TopLevelReached, 409),
     (ConcurrencyConflict, 409),
@@ -83,13 +85,18 @@ class Problem(Exception):
         status: the HTTP status code.
         slug: the last part of the ``type`` URN (``unauthorized``).
         detail: what went wrong and what to do.
+        title: the problem's title (default: from the slug, ``Unauthorized``).
+        headers: response headers to send with it (e.g. a 412's ``ETag``).
         extra: extension members.
     """
 
-    def __init__(self, status: int, slug: str, detail: str, **extra: Any):
+    def __init__(self, status: int, slug: str, detail: str, *, title: str | None = None,
+                 headers: Mapping[str, str] | None = None, **extra: Any):
         self.status = status
         self.slug = slug
         self.detail = detail
+        self.title = title or slug.replace("-", " ").capitalize()
+        self.headers = dict(headers or {})
         self.extra = extra
         super().__init__(detail)
 
@@ -172,9 +179,8 @@ async def gridwhistle_error_handler(request: Request, exc: Exception) -> JSONRes
 async def problem_handler(request: Request, exc: Exception) -> JSONResponse:
     """Render the adapter's own :class:`Problem`."""
     assert isinstance(exc, Problem)
-    title = exc.slug.replace("-", " ").capitalize()
-    return problem_response(exc.status, exc.slug, title, exc.detail, request.url.path,
-                            **exc.extra)
+    return problem_response(exc.status, exc.slug, exc.title, exc.detail, request.url.path,
+                            headers=exc.headers, **exc.extra)
 
 
 async def validation_handler(request: Request, exc: Exception) -> JSONResponse:

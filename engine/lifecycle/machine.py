@@ -27,6 +27,7 @@ from engine.errors import (
     Problem,
     RoleNotAllowed,
     TriggerNotAllowed,
+    UnknownTrigger,
 )
 from engine.lifecycle.permissions import Permissions
 from engine.lifecycle.registry import CommandContext, Registry
@@ -177,11 +178,16 @@ class Lifecycle:
         """Return the candidate transitions for this command, or raise why there are none.
 
         Raises:
-            TriggerNotAllowed: no transition for ``trigger`` from ``state``.
+            TriggerNotAllowed: no transition for ``trigger`` from ``state``
+                (:class:`UnknownTrigger`: from no state at all).
             RoleNotAllowed: there is one, but not for ``role``.
         """
         candidates = self.transitions_for(state, trigger)
         if not candidates:
+            declared = {t.trigger for t in self.spec.transitions}
+            if trigger not in declared:
+                raise UnknownTrigger(ticket_id, state, trigger, self.triggers_from(state),
+                                     sorted(declared))
             raise TriggerNotAllowed(ticket_id, state, trigger, self.triggers_from(state))
         allowed = [t for t in candidates if role in t.roles]
         if not allowed:
