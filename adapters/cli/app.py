@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 if TYPE_CHECKING:
     from engine import Clock, Database, Engine
@@ -24,16 +25,24 @@ app = typer.Typer(
     add_completion=False,
 )
 # Piped output is not cut to 80 columns: tables keep their full rows for grep and files.
-console = Console(width=None if sys.stdout.isatty() else 200)
-err_console = Console(stderr=True, soft_wrap=True)
+# Everything printed is taken literally: ticket ids, reasons, CSV headers and error messages
+# are data, never Rich markup (``[/x]`` crashed, ``[red]a[/red]`` printed ``a``) nor emoji
+# codes (``:x:`` printed ❌). Styling is given with Text objects (:func:`styled`).
+console = Console(width=None if sys.stdout.isatty() else 200, markup=False, emoji=False)
+err_console = Console(stderr=True, soft_wrap=True, markup=False, emoji=False)
 
 DEFAULT_REPLAY_DB = "gridwhistle-replay.sqlite"
 """Where ``replay`` writes, and where the inspection commands look, unless ``--db`` says."""
 
 
+def styled(*parts: str | tuple[str, str]) -> Text:
+    """Text from literal parts: a string, or ``(string, style)``; nothing is read as markup."""
+    return Text.assemble(*parts)
+
+
 def fail(message: str) -> None:
-    """Print ``error: message`` on stderr and exit with code 1."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    """Print ``error: message`` on stderr (the message literally) and exit with code 1."""
+    err_console.print(styled(("error:", "bold red"), " ", message), highlight=False)
     raise typer.Exit(1)
 
 

@@ -10,7 +10,15 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from adapters.cli.app import DEFAULT_REPLAY_DB, app, console, fail, open_engine, parse_instant
+from adapters.cli.app import (
+    DEFAULT_REPLAY_DB,
+    app,
+    console,
+    fail,
+    open_engine,
+    parse_instant,
+    styled,
+)
 from engine import Engine, GridwhistleError
 
 
@@ -130,9 +138,9 @@ def history(
         return
     finally:
         engine.stop()
-    console.print(f"[bold]{ticket.id}[/] {ticket.lifecycle} v{ticket.version}: "
-                  f"{ticket.state} at level {ticket.level}"
-                  + (" [red](overdue)[/]" if ticket.overdue else ""))
+    console.print(styled((ticket.id, "bold"), f" {ticket.lifecycle} v{ticket.version}: "
+                         f"{ticket.state} at level {ticket.level}",
+                         (" (overdue)", "red") if ticket.overdue else ""))
     table = Table("#", "at (UTC)", "kind", "trigger", "state", "level", "by", "reason")
     for h in entries:
         table.add_row(str(h.seq), h.at.strftime("%Y-%m-%d %H:%M:%S"), h.kind, h.trigger,
