@@ -3,7 +3,11 @@ paths, options and files, and messages that name the real cause."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import sqlite3
+import subprocess
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -73,3 +77,167 @@ def test_tables_print_cells_literally(odd_db: str) -> None:
         conn.execute("UPDATE gw_tickets SET state = '[/s] :x:'")
     code, output = run(["tickets", "--db", odd_db])
     assert "[/s] :x:" in output, output
+
+
+# -- 2. db upgrade: clean errors, no downgrade ------------------------------------------------
+
+def _upgraded(tmp_path: Path, revision: str = "head") -> str:
+    path = str(tmp_path / "up.sqlite")
+    code, output = run(["db", "upgrade", "--db", path, "--revision", revision])
+    assert code == 0, output
+    return path
+
+
+def test_db_upgrade_to_an_unknown_revision_is_one_line(tmp_path: Path) -> None:
+    path = _upgraded(tmp_path)
+    code, output = run(["db", "upgrade", "--db", path, "--revision", "bogus"])
+    assert code == 1
+    assert output.startswith("error: unknown schema revision 'bogus'; give head or one of "
+                             "0001, 0002"), output  # main: CommandError traceback
+
+
+def test_db_upgrade_refuses_a_downgrade(tmp_path: Path) -> None:
+    from engine.store.migrate import head_revision
+
+    path = _upgraded(tmp_path)
+    code, output = run(["db", "upgrade", "--db", path, "--revision", "0005"])
+    assert code == 1  # main: "already at revision 0010", exit 0
+    assert output.strip() == (
+        f"error: the database is at schema revision {head_revision()}, newer than 0005: "
+        "downgrades are not supported; restore a backup taken before the upgrade instead")
+
+
+def test_db_upgrade_of_an_older_database_to_a_later_revision_still_works(
+        tmp_path: Path) -> None:
+    path = _upgraded(tmp_path, "0005")
+    code, output = run(["db", "upgrade", "--db", path, "--revision", "0006"])
+    assert (code, output.strip()) == (0, f"{path}: upgraded from 0005 to 0006")
+    code, output = run(["db", "upgrade", "--db", path, "--revision", "0006"])
+    assert (code, output.strip()) == (0, f"{path}: already at revision 0006")
+
+
+def test_db_upgrade_of_a_directory_says_so(tmp_path: Path) -> None:
+    code, output = run(["db", "upgrade", "--db", str(tmp_path)])
+    assert code == 1
+    assert output.strip() == (f"error: {tmp_path} is a directory, not a database file; give "
+                              "a file's path with --db (e.g. "
+                              f"{tmp_path / 'gridwhistle.sqlite'})")
+
+
+# -- 4. database paths: the real cause, and reading a read-only file --------------------------
+
+READ_COMMANDS = [["tickets"], ["timers"], ["history", "MK-1"], ["check"], ["report"],
+                 ["work-orders", "MK-1"], ["oversight", "MK-1"], ["db", "current"],
+                 ["webhooks", "dead"], ["diagram", "grid_incident", "--highlight", "MK-1"]]
+
+
+@pytest.mark.parametrize("args", READ_COMMANDS, ids=lambda a: " ".join(a[:2]))
+def test_a_directory_as_db_is_named_a_directory(args: list[str], tmp_path: Path) -> None:
+    code, output = run([*args, "--db", str(tmp_path)])
+    assert code == 1
+    assert output.startswith(f"error: {tmp_path} is a directory, not a database file"), output
+
+
+def test_replay_into_a_directory_says_so_without_creating_it(tmp_path: Path) -> None:
+    folder = tmp_path / "d.sqlite"
+    folder.mkdir()
+    code, output = run(["replay", "--db", str(folder), "--quiet"])
+    assert code == 1
+    assert "creating it" not in output  # main: "no database at …: creating it", then failed
+    assert output.startswith(f"error: {folder} is a directory, not a database file"), output
+
+
+def test_replay_into_a_missing_folder_names_the_folder(tmp_path: Path) -> None:
+    target = tmp_path / "nope" / "r.sqlite"
+    code, output = run(["replay", "--db", str(target), "--quiet"])
+    assert code == 1
+    assert "creating it" not in output
+    assert output.strip() == (f"error: cannot create database {target}: the folder "
+                              f"{target.parent} does not exist; create it or check the --db "
+                              "option")
+
+
+@pytest.fixture
+def read_only_folder(tmp_path: Path) -> Iterator[Path]:
+    """A folder SQLite cannot write in: a read-only bind mount (as root, who ignores file
+    modes), else a folder and files without write permission."""
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    if os.geteuid() != 0:
+        yield folder
+        for f in [folder, *folder.iterdir()]:
+            f.chmod(0o755)
+        return
+    mounted = subprocess.run(["mount", "--bind", str(folder), str(folder)],
+                             capture_output=True).returncode == 0
+    if not mounted:
+        pytest.skip("as root, a read-only folder needs a bind mount, and mount is not allowed")
+    try:
+        subprocess.run(["mount", "-o", "remount,ro,bind", str(folder)], check=True,
+                       capture_output=True)
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=True, capture_output=True)
+
+
+def _seal(folder: Path, files: dict[str, Path]) -> None:
+    """Put copies of ``files`` in ``folder`` and make it read-only (see read_only_folder)."""
+    if os.geteuid() != 0:
+        for name, source in files.items():
+            shutil.copy(source, folder / name)
+            (folder / name).chmod(0o444)
+        folder.chmod(0o555)
+        return
+    # the bind mount is read-only already: copy through the folder underneath it
+    subprocess.run(["umount", str(folder)], check=True, capture_output=True)
+    for name, source in files.items():
+        shutil.copy(source, folder / name)
+    subprocess.run(["mount", "--bind", str(folder), str(folder)], check=True)
+    subprocess.run(["mount", "-o", "remount,ro,bind", str(folder)], check=True)
+
+
+@pytest.mark.parametrize("args", [["tickets"], ["history", "MK-1"], ["check"], ["report"],
+                                  ["timers", "--status", "cancelled"], ["db", "current"],
+                                  ["webhooks", "dead"]], ids=lambda a: a[0])
+def test_reading_a_database_sqlite_may_not_write(args: list[str], odd_db: str,
+                                                 read_only_folder: Path) -> None:
+    _seal(read_only_folder, {"r.sqlite": Path(odd_db)})
+    target = str(read_only_folder / "r.sqlite")
+    code, output = run([*args, "--db", target])
+    assert code == 0, output  # main: "unable to open database file … server is running"
+    assert "error:" not in output
+    assert sorted(p.name for p in read_only_folder.iterdir()) == ["r.sqlite"]
+
+
+def test_history_of_a_read_only_database_shows_the_ticket(odd_db: str,
+                                                        read_only_folder: Path) -> None:
+    _seal(read_only_folder, {"r.sqlite": Path(odd_db)})
+    code, output = run(["history", "MK-1", "--db", str(read_only_folder / "r.sqlite")])
+    assert code == 0 and ODD in output, output
+
+
+@pytest.mark.parametrize("args", [["db", "upgrade"], ["replay", "--quiet"],
+                                  ["migrate", "--workflow", "grid_incident"],
+                                  ["webhooks", "replay"]], ids=lambda a: " ".join(a[:2]))
+def test_writing_a_read_only_database_names_the_cause(args: list[str], odd_db: str,
+                                                      read_only_folder: Path) -> None:
+    _seal(read_only_folder, {"r.sqlite": Path(odd_db)})
+    target = read_only_folder / "r.sqlite"
+    code, output = run([*args, "--db", str(target)])
+    why = ("it is on a read-only file system" if os.geteuid() == 0
+           else "the file is not writable (check its permissions and owner)")
+    assert code == 1
+    assert output.strip() == (f"error: cannot write database {target}: {why}; copy it to a "
+                              "writable place, or fix the mount or permissions"), output
+
+
+def test_creating_a_database_in_a_read_only_folder_names_the_cause(
+        read_only_folder: Path) -> None:
+    target = read_only_folder / "new.sqlite"
+    code, output = run(["db", "upgrade", "--db", str(target)])
+    why = ("it is on a read-only file system" if os.geteuid() == 0
+           else f"its folder {read_only_folder} is not writable (SQLite keeps new.sqlite-wal "
+                "and new.sqlite-shm beside it)")
+    assert code == 1
+    assert output.strip() == (f"error: cannot create database {target}: {why}; give a --db in "
+                              "a writable folder"), output

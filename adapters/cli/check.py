@@ -20,7 +20,7 @@ def check(
     Exits 0 when all rules hold, 1 with the list of violations otherwise.
     """
     try:
-        engine = open_engine(db, events=False)
+        engine = open_engine(db, events=False, write=False)
         try:
             violations = engine.check_invariants()
         finally:

@@ -23,7 +23,7 @@ from engine import Engine, GridwhistleError
 
 
 def _open(db: str) -> Engine:
-    return open_engine(db, events=False)
+    return open_engine(db, events=False, write=False)
 
 
 @app.command()

@@ -109,7 +109,7 @@ def impact(
     try:
         new = load_definition(workflow)
         if data is None:
-            engine = open_engine(db, events=False, clock=SystemClock())
+            engine = open_engine(db, events=False, clock=SystemClock(), write=False)
             try:
                 impacts = engine.impact(new, until=stop)
             finally:

@@ -219,6 +219,10 @@ class Database:
         Returns:
             ``(before, after)``: the revisions before and after (``before`` None: it was
             empty). Back the database up first: an upgrade alters tables.
+
+        Raises:
+            ConfigurationError: an unknown revision, or one older than the database's
+                (downgrades are not supported).
         """
         with self.write() as conn:
             return upgrade(conn, revision)

@@ -32,6 +32,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, inspect
 
+from engine.errors import ConfigurationError
 from engine.store.tables import metadata
 from engine.store.types import UTCDateTime
 
@@ -119,16 +120,45 @@ def create_fresh(conn: Connection) -> bool:
     return True
 
 
+def _check_target(revision: str, current: str | None) -> None:
+    """Refuse a revision this Gridwhistle does not ship, and one older than ``current``.
+
+    Raises:
+        ConfigurationError: unknown revision, or a downgrade (not supported).
+    """
+    script = ScriptDirectory.from_config(alembic_config())
+    known = [s.revision for s in script.walk_revisions()][::-1]  # oldest first
+    try:
+        target = script.get_revision(revision)
+    except Exception:  # alembic's CommandError / ResolutionError for an unknown id
+        target = None
+    if target is None:
+        raise ConfigurationError(
+            f"unknown schema revision {revision!r}; give head or one of {', '.join(known)}")
+    if current is None or current == target.revision or not shipped(current):
+        return
+    if target.revision in {s.revision for s in script.iterate_revisions(current, "base")}:
+        raise ConfigurationError(
+            f"the database is at schema revision {current}, newer than {target.revision}: "
+            "downgrades are not supported; restore a backup taken before the upgrade instead")
+
+
 def upgrade(conn: Connection, revision: str = "head") -> tuple[str | None, str | None]:
     """Bring the database to ``revision`` (default head); create it if it is empty.
 
     Returns:
         ``(before, after)``: the revisions before and after (``before`` None: it was empty).
+
+    Raises:
+        ConfigurationError: ``revision`` is not one this Gridwhistle ships, or is older than
+            the database's (downgrades are not supported).
     """
     if not inspect(conn).has_table("gw_tickets"):
+        _check_target(revision, None)
         command.upgrade(alembic_config(conn), revision)
         return None, current_revision(conn)
     before = current_revision(conn)
+    _check_target(revision, before or BASELINE)
     if before is None:
         command.stamp(alembic_config(conn), BASELINE)  # tables from before migrations
         before = BASELINE
