@@ -241,3 +241,43 @@ def test_creating_a_database_in_a_read_only_folder_names_the_cause(
     assert code == 1
     assert output.strip() == (f"error: cannot create database {target}: {why}; give a --db in "
                               "a writable folder"), output
+
+
+# -- 3. db revision without a schema change writes nothing ------------------------------------
+
+def test_db_revision_without_changes_writes_nothing(tmp_path: Path) -> None:
+    from engine.store.migrate import MIGRATIONS_DIR, head_revision
+
+    versions = MIGRATIONS_DIR / "versions"
+    before = {p.name for p in versions.glob("*.py")}
+    path = _upgraded(tmp_path)
+    try:
+        code, output = run(["db", "revision", "-m", "nothing", "--db", path])
+        assert code == 1, output  # main: wrote an empty 0011_nothing.py into the package
+        assert output.strip() == (
+            f"error: {path}: no changes detected: the declared tables (engine/store/tables.py)"
+            f" match the schema at revision {head_revision()}; no revision file written")
+        assert {p.name for p in versions.glob("*.py")} == before
+    finally:
+        for name in {p.name for p in versions.glob("*.py")} - before:
+            (versions / name).unlink()
+        head_revision.cache_clear()
+
+
+def test_db_revision_with_a_change_still_writes_its_file(tmp_path: Path) -> None:
+    from engine.store.migrate import MIGRATIONS_DIR, head_revision
+
+    versions = MIGRATIONS_DIR / "versions"
+    before = {p.name for p in versions.glob("*.py")}
+    path = _upgraded(tmp_path)
+    with sqlite3.connect(path) as conn:  # the declared index is missing: a difference
+        conn.execute("DROP INDEX ix_gw_tickets_state")
+    try:
+        code, output = run(["db", "revision", "-m", "restore index", "--db", path])
+        assert code == 0, output
+        (written,) = {p.name for p in versions.glob("*.py")} - before
+        assert "ix_gw_tickets_state" in (versions / written).read_text(encoding="utf-8")
+    finally:
+        for name in {p.name for p in versions.glob("*.py")} - before:
+            (versions / name).unlink()
+        head_revision.cache_clear()

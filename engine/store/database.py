@@ -231,7 +231,8 @@ class Database:
         """Write a new revision file from the declared tables; return its path (developers).
 
         Raises:
-            ConfigurationError: the database is not at the newest revision (upgrade it first).
+            ConfigurationError: the database is not at the newest revision (upgrade it first),
+                or the declared tables do not differ from it (no file is written).
         """
         with self.write() as conn:
             if current_revision(conn) != head_revision():

@@ -49,6 +49,7 @@ __all__ = [
     "render_item",
     "schema_differences",
     "shipped",
+    "skip_empty_revision",
     "upgrade",
 ]
 
@@ -69,6 +70,17 @@ def render_item(type_: str, obj: Any, autogen_context: Any) -> str | Literal[Fal
         autogen_context.imports.add("from engine.store.types import UTCDateTime")
         return "UTCDateTime()"
     return False
+
+
+def skip_empty_revision(context: Any, revision: Any, directives: list[Any]) -> None:
+    """Alembic ``process_revision_directives`` hook: no file when autogenerate finds no change.
+
+    Alembic's cookbook, "Don't Generate Empty Migrations with Autogenerate".
+    :func:`new_revision` sees ``config.attributes["empty"]`` and says so.
+    """
+    if directives and directives[0].upgrade_ops.is_empty():
+        directives[:] = []
+        context.config.attributes["empty"] = True
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
@@ -183,11 +195,18 @@ def new_revision(conn: Connection, message: str) -> str:
 
     The file holds the difference between ``conn``'s schema (which must be at head) and the
     declared tables.
+
+    Raises:
+        ConfigurationError: there is no difference (no file is written).
     """
     head = head_revision()
     rev_id = f"{int(head) + 1:04d}" if head.isdigit() else None
-    script = command.revision(alembic_config(conn), message=message, autogenerate=True,
-                              rev_id=rev_id)
+    cfg = alembic_config(conn)
+    script = command.revision(cfg, message=message, autogenerate=True, rev_id=rev_id)
+    if cfg.attributes.get("empty"):
+        raise ConfigurationError(
+            "no changes detected: the declared tables (engine/store/tables.py) match the "
+            f"schema at revision {head}; no revision file written")
     head_revision.cache_clear()
     path = getattr(script, "path", None)
     return str(path)
