@@ -281,3 +281,31 @@ def test_db_revision_with_a_change_still_writes_its_file(tmp_path: Path) -> None
         for name in {p.name for p in versions.glob("*.py")} - before:
             (versions / name).unlink()
         head_revision.cache_clear()
+
+
+# -- 5. timers: options are checked -----------------------------------------------------------
+
+LIMIT_AT_LEAST_1 = "Invalid value for '--limit': Input should be greater than or equal to 1"
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--status", "bogus"], "'bogus' is not one of 'pending', 'fired', 'cancelled', 'stale', "
+                            "'all'"),
+    (["--limit", "-5"], LIMIT_AT_LEAST_1),
+    (["--limit", "0"], LIMIT_AT_LEAST_1),
+])
+def test_timers_refuses_a_wrong_status_or_limit(args: list[str], message: str,
+                                                odd_db: str) -> None:
+    code, output = run(["timers", "--db", odd_db, *args])
+    assert code == 2, output  # main: an empty table, exit 0
+    assert message in " ".join(output.replace("│", " ").split()), output
+
+
+def test_timers_status_all_lists_every_status(odd_db: str) -> None:
+    import json
+
+    code, output = run(["timers", "--db", odd_db, "--status", "all", "--json", "--limit", "1"])
+    assert code == 0, output
+    assert [t["status"] for t in json.loads(output)] == ["cancelled"]
+    code, output = run(["timers", "--db", odd_db, "--json"])
+    assert (code, json.loads(output)) == (0, [])  # default: the pending ones

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from datetime import datetime
+from enum import StrEnum
 from typing import Annotated
 
 import typer
@@ -20,6 +21,16 @@ from adapters.cli.app import (
     styled,
 )
 from engine import Engine, GridwhistleError
+
+
+class TimerStatus(StrEnum):
+    """The statuses ``gridwhistle timers --status`` lists (``all``: every one)."""
+
+    pending = "pending"
+    fired = "fired"
+    cancelled = "cancelled"
+    stale = "stale"
+    all = "all"
 
 
 def _open(db: str) -> Engine:
@@ -84,11 +95,11 @@ def tickets(
 def timers(
     db: Annotated[str, typer.Option(help="SQLite file or SQLAlchemy URL.")] = DEFAULT_REPLAY_DB,
     ticket: Annotated[str | None, typer.Option(help="Only this ticket's timers.")] = None,
-    status: Annotated[str | None, typer.Option(
-        help="Only timers in this status: pending, fired, cancelled or stale.")] = "pending",
+    status: Annotated[TimerStatus, typer.Option(
+        help="Only timers in this status (all: every status).")] = TimerStatus.pending,
     failed: Annotated[bool, typer.Option(
         "--failed", help="Only timers whose firing failed (retried with backoff).")] = False,
-    limit: Annotated[int, typer.Option(help="At most this many rows.")] = 20,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many rows.")] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON array.")] = False,
 ) -> None:
     """List deadline timers by due time (default: the pending ones).
@@ -98,7 +109,8 @@ def timers(
     """
     engine = _open(db)
     try:
-        rows = [t for t in engine.timers(ticket, status=status or None)
+        chosen = None if status is TimerStatus.all else status.value
+        rows = [t for t in engine.timers(ticket, status=chosen)
                 if t.failures or not failed][:limit]
     except GridwhistleError as exc:
         fail(str(exc))
