@@ -17,7 +17,33 @@ from rich.console import Console
 from rich.text import Text
 
 if TYPE_CHECKING:
-    from engine import Clock, Database, Engine
+    from engine import Clock, Database, DefinitionError, Engine
+
+
+def _fold_long_words_in_help() -> None:
+    """Make ``--help`` wrap a word longer than its column instead of cutting it with "…".
+
+    Typer renders help text as Rich Text in a table column whose overflow is "ellipsis", so
+    at 80 columns ``GRIDWHISTLE_WEBHOOK_SECRET_<NAME>`` came out ``GRIDWHISTLE_WEBHOOK_SECR…``.
+    Typer has no setting for it: its text maker is wrapped to fold such words instead.
+    """
+    from typer import rich_utils
+
+    make = getattr(rich_utils, "_make_rich_text", None)
+    if make is None or getattr(make, "_gridwhistle_folds", False):
+        return
+
+    def folding(*args: Any, **kwargs: Any) -> Any:
+        text = make(*args, **kwargs)
+        if isinstance(text, Text):
+            text.overflow = "fold"
+        return text
+
+    folding._gridwhistle_folds = True  # type: ignore[attr-defined]
+    rich_utils._make_rich_text = folding
+
+
+_fold_long_words_in_help()
 
 app = typer.Typer(
     name="gridwhistle",
@@ -39,6 +65,39 @@ DEFAULT_REPLAY_DB = "gridwhistle-replay.sqlite"
 def styled(*parts: str | tuple[str, str]) -> Text:
     """Text from literal parts: a string, or ``(string, style)``; nothing is read as markup."""
     return Text.assemble(*parts)
+
+
+def plural(count: int, word: str, many: str | None = None) -> str:
+    """``1 deadline``, ``2 deadlines`` (``many``: the plural when it is not ``word + s``)."""
+    return f"{count:,} {word if count == 1 else many or word + 's'}"
+
+
+def file_error(exc: OSError, what: str, *, make: str = "") -> str:
+    """One line for a file that cannot be read or written, naming the file and the cause.
+
+    Args:
+        exc: the error of ``open`` / ``read_text``.
+        what: what the file is (``keys file``).
+        make: for a missing file, how to make one (appended after ``; ``).
+    """
+    name = exc.filename if exc.filename is not None else "?"
+    if isinstance(exc, FileNotFoundError):
+        return f"no {what} at {name}" + (f"; {make}" if make else "; check the path")
+    if isinstance(exc, IsADirectoryError):
+        return f"{name} is a directory, not a {what}; give the file's path"
+    if isinstance(exc, PermissionError):
+        return f"cannot open {what} {name}: permission denied (check its permissions and owner)"
+    return f"cannot open {what} {name}: {exc.strerror or exc}"
+
+
+def problems_text(exc: DefinitionError, what: str) -> str:
+    """A file's problems (``file:line: field: message``, one a line) headed by what it is."""
+    count = len(exc.problems)
+    files = sorted({p.file for p in exc.problems})
+    where = f" {files[0]}" if len(files) == 1 else ""
+    return "\n".join([f"{plural(count, 'problem')} in {what}{where}; fix "
+                      f"{'it' if count == 1 else 'them'} and try again:",
+                      *(f"  {p}" for p in exc.problems)])
 
 
 def fail(message: str) -> None:
