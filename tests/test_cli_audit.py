@@ -309,3 +309,113 @@ def test_timers_status_all_lists_every_status(odd_db: str) -> None:
     assert [t["status"] for t in json.loads(output)] == ["cancelled"]
     code, output = run(["timers", "--db", odd_db, "--json"])
     assert (code, json.loads(output)) == (0, [])  # default: the pending ones
+
+
+# -- 6. rough edges ---------------------------------------------------------------------------
+
+@pytest.fixture
+def keys_file(tmp_path: Path) -> Path:
+    path = tmp_path / "keys.yaml"
+    code, output = run(["keys", "add", str(path), "--actor", "ops-1", "--role", "centre"])
+    assert code == 0, output
+    return path
+
+
+@pytest.mark.parametrize("port", ["0", "70000", "-1"])
+def test_serve_refuses_a_port_outside_1_to_65535(port: str, keys_file: Path,
+                                                 tmp_path: Path) -> None:
+    code, output = run(["serve", "--api-keys", str(keys_file), "--port", port,
+                        "--db", str(tmp_path / "s.sqlite")])
+    assert code == 2, output  # main: OverflowError traceback from bind() for 70000
+    assert "Invalid value for '--port'" in output
+    assert not (tmp_path / "s.sqlite").exists()
+
+
+def test_serve_checks_the_lifecycles_before_creating_the_database(
+        keys_file: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("keys: [\n", encoding="utf-8")
+    code, output = run(["serve", "--api-keys", str(keys_file), "--lifecycle", str(broken),
+                        "--db", str(tmp_path / "new.sqlite")])
+    assert code == 1
+    assert "creating it" not in output, output
+    assert f"{broken}:2: <document>: YAML syntax error" in output
+    assert not (tmp_path / "new.sqlite").exists()  # main: created, then refused
+
+
+def test_keys_add_with_an_empty_actor_is_one_clean_line(tmp_path: Path) -> None:
+    code, output = run(["keys", "add", str(tmp_path / "k.yaml"), "--actor", "", "--role",
+                        "centre"])
+    assert code == 1
+    assert output.strip() == "error: --actor: must not be empty", output
+    assert not (tmp_path / "k.yaml").exists()
+
+
+@pytest.mark.parametrize("command", ["list", "migrate"])
+def test_keys_of_a_missing_file_says_no_such_file(command: str, tmp_path: Path) -> None:
+    missing = tmp_path / "nonexist.yaml"
+    code, output = run(["keys", command, str(missing)])
+    assert code == 1
+    assert output.strip() == (f"error: no keys file at {missing}; make one with `gridwhistle "
+                              f"keys add {missing} --actor ID --role ROLE`"), output
+
+
+def test_serve_with_a_missing_keys_file_says_no_such_file(tmp_path: Path) -> None:
+    missing = tmp_path / "nonexist.yaml"
+    code, output = run(["serve", "--api-keys", str(missing), "--db", str(tmp_path / "s.sqlite")])
+    assert code == 1
+    assert output.startswith(f"error: no keys file at {missing}; make one with"), output
+
+
+@pytest.mark.parametrize("command", [["keys", "list"], ["serve", "--api-keys"]],
+                         ids=lambda c: c[0])
+def test_keys_file_problems_are_called_keys_file_problems(command: list[str],
+                                                          tmp_path: Path) -> None:
+    broken = tmp_path / "keys.yaml"
+    broken.write_text("keys: [\n", encoding="utf-8")
+    code, output = run([*command, str(broken), "--db", str(tmp_path / "s.sqlite")]
+                       if command[0] == "serve" else [*command, str(broken)])
+    assert code == 1
+    assert output.startswith(f"error: 1 problem in keys file {broken}; fix it and try again:\n"
+                             f"  {broken}:2: <document>: YAML syntax error"), output
+    assert "definition" not in output
+
+
+@pytest.mark.parametrize("name", ["nonexist.yaml", "nonexist.yml", "some/dir/file"])
+def test_validate_of_a_missing_file_says_no_such_file(name: str) -> None:
+    code, output = run(["validate", name])
+    assert code == 1
+    assert output.startswith(f"no such file: {name}; check the path, or give one of the "
+                             "bundled lifecycle names: grid_incident"), output
+
+
+def test_validate_of_an_unknown_name_still_lists_the_bundled_ones() -> None:
+    code, output = run(["validate", "nonexist"])
+    assert code == 1
+    assert output.startswith("no lifecycle named 'nonexist': give a path to a YAML file or "
+                             "one of the bundled names: grid_incident"), output
+
+
+def test_help_wraps_long_words_instead_of_cutting_them() -> None:
+    result = RUNNER.invoke(app, ["serve", "--help"], terminal_width=80,
+                           env={"COLUMNS": "80"})
+    assert result.exit_code == 0
+    text = "".join(ch for ch in result.output if ch not in "│ \n")
+    assert "GRIDWHISTLE_WEBHOOK_SECRET_<NAME>" in text, result.output
+    assert "$GRIDWHISTLE_WEBHOOK_ALLOWED_HOSTS" in text
+    assert "…" not in result.output
+
+
+def test_counts_are_pluralised(tmp_path: Path) -> None:
+    one = tmp_path / "one.yaml"
+    one.write_text("format: 1\nname: one\ninitial: open\nroles:\n  centre: {}\nlevels:\n"
+                   "  - {name: community}\nreport:\n  roles: [centre]\nstates:\n  open: {}\n"
+                   "  closed: {final: true}\ntransitions:\n  - trigger: finish\n"
+                   "    source: open\n    dest: closed\n    roles: [centre]\n",
+                   encoding="utf-8")
+    handler_only = Path(__file__).parent / "definitions" / "handler_only.yaml"
+    code, output = run(["validate", str(one), str(handler_only)])
+    assert code == 0, output
+    lines = output.splitlines()
+    assert lines[0].endswith("ok — one: 2 states, 1 transition, 0 deadlines"), output
+    assert lines[1].endswith("ok — handler_only: 5 states, 5 transitions, 1 deadline")
