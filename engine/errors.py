@@ -147,10 +147,18 @@ class UnknownDefinition(GridwhistleError):
         self.name = name
         self.known = tuple(known)
         self.kind = kind
-        super().__init__(
-            f"no {kind} named {name!r}: give a path to a YAML file or one of the bundled "
-            f"names: {', '.join(self.known) or '(none)'}"
-        )
+        names = ", ".join(self.known) or "(none)"
+        if _looks_like_a_path(name):  # meant as a file: say the file is missing
+            super().__init__(f"no such file: {name}; check the path, or give one of the "
+                             f"bundled {kind} names: {names}")
+        else:
+            super().__init__(f"no {kind} named {name!r}: give a path to a YAML file or one of "
+                             f"the bundled names: {names}")
+
+
+def _looks_like_a_path(name: str) -> bool:
+    """Whether a definition name is meant as a file: it ends in .yaml/.yml or has a slash."""
+    return name.lower().endswith((".yaml", ".yml")) or "/" in name or "\\" in name
 
 
 class CommandRefused(GridwhistleError):

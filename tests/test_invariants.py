@@ -55,7 +55,7 @@ def test_each_kind_of_disagreement_is_named(engine, clock, db_path: Path) -> Non
     result = CliRunner().invoke(app, ["check", "--db", str(db_path)])
     assert result.exit_code == 1
     lines = result.output.splitlines()
-    assert lines[-1] == f"{len(violations)} violation(s)"
+    assert lines[-1] == f"{len(violations)} violation{'' if len(violations) == 1 else 's'}"
     assert "B: state: ticket is in 'closed', its history ends in 'escalated'" in lines
 
 

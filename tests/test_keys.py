@@ -76,7 +76,7 @@ def test_an_old_file_of_plain_keys_is_refused_with_the_way_out(tmp_path: Path) -
 
     done = cli("keys", "migrate", str(path))
     assert (done.returncode, done.stdout.strip()) == (
-        0, f"{path}: 3 key(s) replaced by their SHA-256 hashes")
+        0, f"{path}: 3 keys replaced by their SHA-256 hashes")
     text = path.read_text()
     assert "k-centre-7f3a" not in text and "k-water-19c2" not in text
     ring = load_api_keys(path)  # the same keys still work

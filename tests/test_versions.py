@@ -128,7 +128,7 @@ def test_impact_and_migrate_commands(tmp_path: Path, grid_incident_text: str) ->
         "101001266560", ["street", "district"], [["street_budget", "2015-02-04T03:30:00+00:00"]])
     check = runner.invoke(app, ["migrate", "--workflow", str(faster), "--db", str(db)])
     assert check.exit_code == 0, check.output
-    assert check.output.startswith("moved 0 ticket(s) to grid_incident v2")  # all closed
+    assert check.output.startswith("moved 0 tickets to grid_incident v2")  # all closed
     assert runner.invoke(app, ["check", "--db", str(db)]).exit_code == 0
 
 

@@ -6,21 +6,22 @@ from typing import Annotated
 
 import typer
 
-from adapters.cli.app import DEFAULT_REPLAY_DB, app, open_engine
+from adapters.cli.app import DEFAULT_REPLAY_DB, app, open_engine, plural
 from engine import GridwhistleError
 
 
 @app.command()
 def check(
     db: Annotated[str, typer.Option(help="SQLite file or SQLAlchemy URL.")] = DEFAULT_REPLAY_DB,
-    limit: Annotated[int, typer.Option(help="Print at most this many violations.")] = 50,
+    limit: Annotated[int, typer.Option(min=0, help="Print at most this many violations.")
+                     ] = 50,
 ) -> None:
     """Check every ticket against its history (state, level, timers, fired deadlines).
 
     Exits 0 when all rules hold, 1 with the list of violations otherwise.
     """
     try:
-        engine = open_engine(db, events=False)
+        engine = open_engine(db, events=False, write=False)
         try:
             violations = engine.check_invariants()
         finally:
@@ -34,5 +35,6 @@ def check(
     for v in violations[:limit]:
         typer.echo(str(v))
     more = len(violations) - limit
-    typer.echo(f"{len(violations)} violation(s)" + (f" ({more} not shown)" if more > 0 else ""))
+    typer.echo(plural(len(violations), "violation")
+               + (f" ({more:,} not shown)" if more > 0 else ""))
     raise typer.Exit(1)

@@ -6,7 +6,14 @@ from typing import Annotated
 
 import typer
 
-from adapters.cli.app import DEFAULT_REPLAY_DB, app, fail, open_database
+from adapters.cli.app import (
+    DEFAULT_REPLAY_DB,
+    app,
+    check_database_path,
+    database_error,
+    fail,
+    open_database,
+)
 from engine import Database, GridwhistleError
 
 db_app = typer.Typer(help="Database schema: upgrade, show the revision, add a revision.",
@@ -18,8 +25,9 @@ DbOption = Annotated[str, typer.Option("--db", help="SQLite file or SQLAlchemy U
 
 def _open(db: str) -> Database:
     """The database to upgrade: made if it does not exist (that is what upgrade is for)."""
+    target = check_database_path(db, create=True, write=True)
     try:
-        return Database(db, create=False)
+        return Database(target, create=False)
     except GridwhistleError as exc:
         fail(str(exc))
         raise  # unreachable: fail() exits
@@ -32,11 +40,20 @@ def upgrade(
 ) -> None:
     """Create or upgrade Gridwhistle's tables to the newest (or the given) revision.
 
-    Run it once after installing a new Gridwhistle, before starting the engines.
+    Run it once after installing a new Gridwhistle, before starting the engines. Downgrades
+    are not supported: restore a backup instead.
     """
+    from sqlalchemy.exc import SQLAlchemyError
+
     database = _open(db)
     try:
         before, after = database.upgrade(revision)
+    except GridwhistleError as exc:
+        fail(f"{exc}")
+        return
+    except SQLAlchemyError as exc:
+        fail(f"cannot upgrade database {db}: {database_error(exc)}")
+        return
     finally:
         database.close()
     if before == after:
@@ -48,7 +65,7 @@ def upgrade(
 @db_app.command("current")
 def current(db: DbOption = DEFAULT_REPLAY_DB) -> None:
     """Show the database's revision and the newest one this Gridwhistle ships."""
-    database = open_database(db, tables=False)
+    database = open_database(db, tables=False, write=False)
     try:
         rev = database.revision()
     finally:

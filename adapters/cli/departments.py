@@ -20,7 +20,7 @@ def work_orders(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Show a ticket's work orders, the centre's decisions and the SLA derived from the parts."""
-    engine = open_engine(db)
+    engine = open_engine(db, write=False)
     try:
         depts = Departments(engine)
         orders = depts.work_orders(ticket_id)

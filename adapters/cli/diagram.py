@@ -59,7 +59,7 @@ def diagram(
         if highlight is not None:
             from adapters.cli.app import open_engine
 
-            engine = open_engine(db, events=False)
+            engine = open_engine(db, events=False, write=False)
             try:
                 current = engine.get(highlight).state
             finally:

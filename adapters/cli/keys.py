@@ -8,14 +8,45 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from adapters.cli.app import app, console, fail
-from engine import GridwhistleError, bundled_names
+from adapters.cli.app import app, console, fail, file_error, plural, problems_text
+from engine import DefinitionError, GridwhistleError, bundled_names
 
 keys_app = typer.Typer(help="API keys: make one (printed once, its hash stored), convert an "
                             "old file of plain keys, list holders.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 
 FileArg = Annotated[Path, typer.Argument(help="The keys file (YAML; see docs/http.md).")]
+
+
+def keys_file_error(exc: GridwhistleError | OSError, file: Path | str) -> str:
+    """One message for a keys file that cannot be used: its problems, or why it cannot be read.
+
+    Shared with ``serve --api-keys``.
+    """
+    if isinstance(exc, DefinitionError):
+        return problems_text(exc, "keys file")
+    if isinstance(exc, OSError):
+        return file_error(exc, "keys file",
+                          make=f"make one with `gridwhistle keys add {file} --actor ID "
+                               "--role ROLE`")
+    return str(exc)
+
+
+def _invalid_grant(exc: ValueError) -> str:
+    """A rejected ``--actor/--role/--department/--organisation``, one option a clause."""
+    errors = getattr(exc, "errors", None)
+    if not callable(errors):
+        return str(exc)
+    parts = []
+    for e in errors():
+        loc = e.get("loc") or ()
+        option = f"--{loc[0]}" if loc else "the key"
+        if e.get("type") == "string_too_short" and (e.get("ctx") or {}).get("min_length") == 1:
+            parts.append(f"{option}: must not be empty")
+        else:
+            message = str(e.get("msg", "is not valid"))
+            parts.append(f"{option}: {message[:1].lower()}{message[1:]}")
+    return "; ".join(parts) or str(exc)
 
 
 @keys_app.command("add")
@@ -51,9 +82,8 @@ def add(
         try:
             grant = ApiKey(actor=actor, role=role, department=department,
                            organisation=organisation)
-        except ValidationError as exc:
-            fail("; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'key'}: "
-                           f"{e['msg'].removeprefix('Value error, ')}" for e in exc.errors()))
+        except ValidationError as exc:  # the options, not the file
+            fail(_invalid_grant(exc))
             return
         try:
             check_key_for(grant, lifecycle or bundled_names())
@@ -62,8 +92,11 @@ def add(
                              "give --lifecycle FILE to check against your own)"))
             return
         key = add_api_key(file, name or actor, grant)
-    except (GridwhistleError, ValueError, OSError) as exc:
-        fail(str(exc))
+    except OSError as exc:
+        fail(f"cannot write keys file {file}: {exc.strerror or exc}")
+        return
+    except GridwhistleError as exc:
+        fail(keys_file_error(exc, file))
         return
     typer.echo(key)
     typer.echo(f"stored its hash in {file} as {name or actor!r}; this is the only time the key "
@@ -81,10 +114,10 @@ def migrate(file: FileArg) -> None:
 
         count = migrate_api_keys(file)
     except (GridwhistleError, OSError) as exc:
-        fail(str(exc))
+        fail(keys_file_error(exc, file))
         return
     typer.echo(f"{file}: already hashed" if count == 0
-               else f"{file}: {count} key(s) replaced by their SHA-256 hashes")
+               else f"{file}: {plural(count, 'key')} replaced by their SHA-256 hashes")
 
 
 @keys_app.command("list")
@@ -95,7 +128,7 @@ def list_keys(file: FileArg) -> None:
 
         holders = key_holders(file)
     except (GridwhistleError, OSError) as exc:
-        fail(str(exc))
+        fail(keys_file_error(exc, file))
         return
     table = Table("name", "actor", "role", "department", "hash")
     for name, grant, hashed in holders:

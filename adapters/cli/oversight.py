@@ -30,7 +30,7 @@ def oversight(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Show a ticket's extension requests, suspensions and supervision notices (issue 11)."""
-    engine = open_engine(db)
+    engine = open_engine(db, write=False)
     try:
         requests = engine.time_requests(ticket_id)
         notices = engine.supervision_notices(ticket_id)

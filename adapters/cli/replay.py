@@ -29,6 +29,7 @@ from adapters.cli.app import (
     fail,
     open_database,
     parse_instant,
+    styled,
 )
 from adapters.replay.progress import ProgressLines, ReplayProgress
 from adapters.replay.replayer import ReplayOutcome
@@ -165,7 +166,7 @@ def replay(
         if report["events_after_until"] and not report["events_applied"]:
             console.print(f"Every one of the {report['events_after_until']:,} events is later "
                           f"than --until {until}: nothing was replayed.")
-        console.print(f"Tickets and their history are in [bold]{db}[/]; try "
-                      f"`gridwhistle tickets --db {db}`.")
+        console.print(styled("Tickets and their history are in ", (db, "bold"),
+                             f"; try `gridwhistle tickets --db {db}`."))
 
 

@@ -88,7 +88,7 @@ def report(
 
     start = parse_instant(since, UTC, option="--from") if since else None
     stop = parse_instant(until, UTC, option="--until") if until else None
-    engine = open_engine(db, events=False)
+    engine = open_engine(db, events=False, write=False)
     try:
         s = engine.summary(lifecycle)
         rep = build_report(engine, lifecycle, by=by.value, period=period.value, since=start,

@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from adapters.cli.app import app, fail, open_engine
-from engine import GridwhistleError, Limits, SystemClock
+from adapters.cli.app import app, fail, file_error, open_engine, problems_text
+from adapters.cli.keys import keys_file_error
+from engine import DefinitionError, GridwhistleError, Limits, SystemClock, load_definition
 
 if TYPE_CHECKING:
     from adapters.webhooks import Endpoint
@@ -54,7 +55,7 @@ def serve(
         help="Lifecycle(s) to serve, by bundled name or YAML path; the first is the default "
              "and Open311's. Default: grid_incident.")] = None,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8311,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8311,
     webhook: Annotated[list[str] | None, typer.Option(
         help="Deliver events to NAME=URL (repeatable); the signing secret comes from the "
              "environment variable GRIDWHISTLE_WEBHOOK_SECRET_<NAME>.")] = None,
@@ -101,9 +102,29 @@ def serve(
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     try:
-        endpoints = webhook_endpoints(webhook, webhooks)
         keys = load_api_keys(api_keys)
     except (GridwhistleError, OSError) as exc:
+        fail(keys_file_error(exc, api_keys))
+        return
+    try:
+        endpoints = webhook_endpoints(webhook, webhooks)
+    except DefinitionError as exc:
+        fail(problems_text(exc, "webhooks file"))
+        return
+    except OSError as exc:
+        fail(file_error(exc, "webhooks file"))
+        return
+    except GridwhistleError as exc:
+        fail(str(exc))
+        return
+    served = lifecycle or ["grid_incident"]
+    try:  # before the database is opened (or created): a wrong lifecycle leaves nothing behind
+        for name in served:
+            load_definition(name)
+    except DefinitionError as exc:
+        fail(problems_text(exc, "lifecycle"))
+        return
+    except GridwhistleError as exc:
         fail(str(exc))
         return
     engine = open_engine(db, create=True, clock=SystemClock(), evidence_store=evidence_store)
@@ -111,7 +132,7 @@ def serve(
         worker = (WebhookWorker(engine, endpoints, allowed_hosts=allowed_hosts(
             webhook_allow_host)) if endpoints else None)
         application = create_app(engine, api_keys=keys,
-                                 lifecycles=lifecycle or ["grid_incident"],
+                                 lifecycles=served,
                                  open311_api=not no_open311, open311_privacy=privacy,
                                  limits=Limits(body_bytes=max_body_bytes))
     except GridwhistleError as exc:

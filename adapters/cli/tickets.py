@@ -5,17 +5,36 @@ from __future__ import annotations
 import json
 import sys
 from datetime import datetime
+from enum import StrEnum
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from adapters.cli.app import DEFAULT_REPLAY_DB, app, console, fail, open_engine, parse_instant
+from adapters.cli.app import (
+    DEFAULT_REPLAY_DB,
+    app,
+    console,
+    fail,
+    open_engine,
+    parse_instant,
+    styled,
+)
 from engine import Engine, GridwhistleError
 
 
+class TimerStatus(StrEnum):
+    """The statuses ``gridwhistle timers --status`` lists (``all``: every one)."""
+
+    pending = "pending"
+    fired = "fired"
+    cancelled = "cancelled"
+    stale = "stale"
+    all = "all"
+
+
 def _open(db: str) -> Engine:
-    return open_engine(db, events=False)
+    return open_engine(db, events=False, write=False)
 
 
 @app.command()
@@ -76,11 +95,11 @@ def tickets(
 def timers(
     db: Annotated[str, typer.Option(help="SQLite file or SQLAlchemy URL.")] = DEFAULT_REPLAY_DB,
     ticket: Annotated[str | None, typer.Option(help="Only this ticket's timers.")] = None,
-    status: Annotated[str | None, typer.Option(
-        help="Only timers in this status: pending, fired, cancelled or stale.")] = "pending",
+    status: Annotated[TimerStatus, typer.Option(
+        help="Only timers in this status (all: every status).")] = TimerStatus.pending,
     failed: Annotated[bool, typer.Option(
         "--failed", help="Only timers whose firing failed (retried with backoff).")] = False,
-    limit: Annotated[int, typer.Option(help="At most this many rows.")] = 20,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many rows.")] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON array.")] = False,
 ) -> None:
     """List deadline timers by due time (default: the pending ones).
@@ -90,7 +109,8 @@ def timers(
     """
     engine = _open(db)
     try:
-        rows = [t for t in engine.timers(ticket, status=status or None)
+        chosen = None if status is TimerStatus.all else status.value
+        rows = [t for t in engine.timers(ticket, status=chosen)
                 if t.failures or not failed][:limit]
     except GridwhistleError as exc:
         fail(str(exc))
@@ -130,9 +150,9 @@ def history(
         return
     finally:
         engine.stop()
-    console.print(f"[bold]{ticket.id}[/] {ticket.lifecycle} v{ticket.version}: "
-                  f"{ticket.state} at level {ticket.level}"
-                  + (" [red](overdue)[/]" if ticket.overdue else ""))
+    console.print(styled((ticket.id, "bold"), f" {ticket.lifecycle} v{ticket.version}: "
+                         f"{ticket.state} at level {ticket.level}",
+                         (" (overdue)", "red") if ticket.overdue else ""))
     table = Table("#", "at (UTC)", "kind", "trigger", "state", "level", "by", "reason")
     for h in entries:
         table.add_row(str(h.seq), h.at.strftime("%Y-%m-%d %H:%M:%S"), h.kind, h.trigger,

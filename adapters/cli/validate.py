@@ -6,8 +6,14 @@ from typing import Annotated
 
 import typer
 
-from adapters.cli.app import app, console
-from engine import DefinitionError, GridwhistleError, bundled_names, load_definition
+from adapters.cli.app import app, console, plural
+from engine import (
+    DefinitionError,
+    GridwhistleError,
+    UnknownDefinition,
+    bundled_names,
+    load_definition,
+)
 
 
 @app.command()
@@ -23,13 +29,18 @@ def validate(
             bad += 1
             for problem in exc.problems:
                 typer.echo(str(problem))  # one unwrapped line each, for editors and grep
+        except UnknownDefinition as exc:  # the message names it
+            bad += 1
+            typer.echo(str(exc))
         except GridwhistleError as exc:
             bad += 1
             typer.echo(f"{name}: {exc}")
         else:
             spec = definition.spec
-            typer.echo(f"{definition.file}: ok — {spec.name}: {len(spec.states)} states, "
-                       f"{len(spec.transitions)} transitions, {len(spec.deadlines)} deadlines")
+            typer.echo(f"{definition.file}: ok — {spec.name}: "
+                       f"{plural(len(spec.states), 'state')}, "
+                       f"{plural(len(spec.transitions), 'transition')}, "
+                       f"{plural(len(spec.deadlines), 'deadline')}")
     if bad:
         raise typer.Exit(1)
 

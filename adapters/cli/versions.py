@@ -12,7 +12,15 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from adapters.cli.app import DEFAULT_REPLAY_DB, app, console, fail, open_engine, parse_instant
+from adapters.cli.app import (
+    DEFAULT_REPLAY_DB,
+    app,
+    console,
+    fail,
+    open_engine,
+    parse_instant,
+    plural,
+)
 from engine import (
     Definition,
     Engine,
@@ -62,7 +70,7 @@ def migrate(
     except GridwhistleError as exc:
         fail(str(exc))
         return
-    typer.echo(f"moved {len(moved)} ticket(s) to {version.name} v{version.version}")
+    typer.echo(f"moved {plural(len(moved), 'ticket')} to {version.name} v{version.version}")
     for t in moved:
         typer.echo(f"  {t.id}: {t.state} at {t.level}")
 
@@ -98,7 +106,7 @@ def impact(
     until: Annotated[str | None, typer.Option(help="Run the clocks to this ISO 8601 instant "
                                               "(stored history: default now).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
-    limit: Annotated[int, typer.Option(help="Rows of changed tickets to print.")] = 20,
+    limit: Annotated[int, typer.Option(min=0, help="Rows of changed tickets to print.")] = 20,
 ) -> None:
     """Replay history (or a data file) on a new lifecycle version and report what changes.
 
@@ -109,7 +117,7 @@ def impact(
     try:
         new = load_definition(workflow)
         if data is None:
-            engine = open_engine(db, events=False, clock=SystemClock())
+            engine = open_engine(db, events=False, clock=SystemClock(), write=False)
             try:
                 impacts = engine.impact(new, until=stop)
             finally:

@@ -18,10 +18,10 @@ app.add_typer(webhooks_app, name="webhooks")
 DbOption = Annotated[str, typer.Option(help="SQLite file or SQLAlchemy URL.")]
 
 
-def _open(db: str) -> Engine:
+def _open(db: str, *, write: bool = True) -> Engine:
     from engine import SystemClock
 
-    return open_engine(db, events=False, clock=SystemClock())
+    return open_engine(db, events=False, clock=SystemClock(), write=write)
 
 
 @webhooks_app.command("dead")
@@ -33,7 +33,7 @@ def dead(
     """List dead deliveries (retries used up): event, type, ticket, endpoint, last error."""
     from adapters.webhooks import dead_letters
 
-    engine = _open(db)
+    engine = _open(db, write=False)
     try:
         rows = dead_letters(engine, endpoint=endpoint)
     finally:

@@ -50,6 +50,11 @@ class ReplayProgress:
         return max(self.rows_total - self.rows_read, 0) / rate
 
 
+def _count(n: int, word: str) -> str:
+    """``1 row``, ``2,000 rows``."""
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
+
+
 def _duration(seconds: float) -> str:
     seconds = round(seconds)
     if seconds < 60:
@@ -64,17 +69,17 @@ def _duration(seconds: float) -> str:
 def describe(p: ReplayProgress) -> str:
     """One line of text for ``p`` (rows, tickets/s, time left; or the totals when done)."""
     if p.done:
-        return (f"replay: done, {p.rows_read:,} rows, {p.tickets:,} tickets, "
-                f"{p.events_applied:,} events in {_duration(p.seconds)} "
+        return (f"replay: done, {_count(p.rows_read, 'row')}, {_count(p.tickets, 'ticket')}, "
+                f"{_count(p.events_applied, 'event')} in {_duration(p.seconds)} "
                 f"({p.tickets_per_s:,.0f} tickets/s)")
-    rows = f"{p.rows_read:,}"
     if p.rows_total:
-        rows += f" of {p.rows_total:,} rows ({p.rows_read / p.rows_total:.0%})"
+        rows = (f"{p.rows_read:,} of {_count(p.rows_total, 'row')} "
+                f"({p.rows_read / p.rows_total:.0%})")
     else:
-        rows += " rows"
+        rows = _count(p.rows_read, "row")
     left = p.seconds_left
     tail = f", about {_duration(left)} left" if left is not None else ""
-    return (f"replay: {rows}, {p.tickets:,} tickets, {p.tickets_per_s:,.0f} tickets/s"
+    return (f"replay: {rows}, {_count(p.tickets, 'ticket')}, {p.tickets_per_s:,.0f} tickets/s"
             f"{tail}")
 
 

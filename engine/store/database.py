@@ -219,6 +219,10 @@ class Database:
         Returns:
             ``(before, after)``: the revisions before and after (``before`` None: it was
             empty). Back the database up first: an upgrade alters tables.
+
+        Raises:
+            ConfigurationError: an unknown revision, or one older than the database's
+                (downgrades are not supported).
         """
         with self.write() as conn:
             return upgrade(conn, revision)
@@ -227,7 +231,8 @@ class Database:
         """Write a new revision file from the declared tables; return its path (developers).
 
         Raises:
-            ConfigurationError: the database is not at the newest revision (upgrade it first).
+            ConfigurationError: the database is not at the newest revision (upgrade it first),
+                or the declared tables do not differ from it (no file is written).
         """
         with self.write() as conn:
             if current_revision(conn) != head_revision():

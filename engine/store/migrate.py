@@ -32,6 +32,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, inspect, text
 
+from engine.errors import ConfigurationError
 from engine.store.tables import metadata
 from engine.store.types import UTCDateTime
 
@@ -48,6 +49,7 @@ __all__ = [
     "render_item",
     "schema_differences",
     "shipped",
+    "skip_empty_revision",
     "upgrade",
 ]
 
@@ -68,6 +70,17 @@ def render_item(type_: str, obj: Any, autogen_context: Any) -> str | Literal[Fal
         autogen_context.imports.add("from engine.store.types import UTCDateTime")
         return "UTCDateTime()"
     return False
+
+
+def skip_empty_revision(context: Any, revision: Any, directives: list[Any]) -> None:
+    """Alembic ``process_revision_directives`` hook: no file when autogenerate finds no change.
+
+    Alembic's cookbook, "Don't Generate Empty Migrations with Autogenerate".
+    :func:`new_revision` sees ``config.attributes["empty"]`` and says so.
+    """
+    if directives and directives[0].upgrade_ops.is_empty():
+        directives[:] = []
+        context.config.attributes["empty"] = True
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
@@ -137,17 +150,46 @@ def create_fresh(conn: Connection) -> bool:
     return True
 
 
+def _check_target(revision: str, current: str | None) -> None:
+    """Refuse a revision this Gridwhistle does not ship, and one older than ``current``.
+
+    Raises:
+        ConfigurationError: unknown revision, or a downgrade (not supported).
+    """
+    script = ScriptDirectory.from_config(alembic_config())
+    known = [s.revision for s in script.walk_revisions()][::-1]  # oldest first
+    try:
+        target = script.get_revision(revision)
+    except Exception:  # alembic's CommandError / ResolutionError for an unknown id
+        target = None
+    if target is None:
+        raise ConfigurationError(
+            f"unknown schema revision {revision!r}; give head or one of {', '.join(known)}")
+    if current is None or current == target.revision or not shipped(current):
+        return
+    if target.revision in {s.revision for s in script.iterate_revisions(current, "base")}:
+        raise ConfigurationError(
+            f"the database is at schema revision {current}, newer than {target.revision}: "
+            "downgrades are not supported; restore a backup taken before the upgrade instead")
+
+
 def upgrade(conn: Connection, revision: str = "head") -> tuple[str | None, str | None]:
     """Bring the database to ``revision`` (default head); create it if it is empty.
 
     Returns:
         ``(before, after)``: the revisions before and after (``before`` None: it was empty).
+
+    Raises:
+        ConfigurationError: ``revision`` is not one this Gridwhistle ships, or is older than
+            the database's (downgrades are not supported).
     """
     _lock_schema(conn)
     if not inspect(conn).has_table("gw_tickets"):
+        _check_target(revision, None)
         command.upgrade(alembic_config(conn), revision)
         return None, current_revision(conn)
     before = current_revision(conn)
+    _check_target(revision, before or BASELINE)
     if before is None:
         command.stamp(alembic_config(conn), BASELINE)  # tables from before migrations
         before = BASELINE
@@ -172,11 +214,18 @@ def new_revision(conn: Connection, message: str) -> str:
 
     The file holds the difference between ``conn``'s schema (which must be at head) and the
     declared tables.
+
+    Raises:
+        ConfigurationError: there is no difference (no file is written).
     """
     head = head_revision()
     rev_id = f"{int(head) + 1:04d}" if head.isdigit() else None
-    script = command.revision(alembic_config(conn), message=message, autogenerate=True,
-                              rev_id=rev_id)
+    cfg = alembic_config(conn)
+    script = command.revision(cfg, message=message, autogenerate=True, rev_id=rev_id)
+    if cfg.attributes.get("empty"):
+        raise ConfigurationError(
+            "no changes detected: the declared tables (engine/store/tables.py) match the "
+            f"schema at revision {head}; no revision file written")
     head_revision.cache_clear()
     path = getattr(script, "path", None)
     return str(path)

@@ -8,7 +8,12 @@ from __future__ import annotations
 
 from alembic import context
 
-from engine.store.migrate import VERSION_TABLE, include_name, render_item
+from engine.store.migrate import (
+    VERSION_TABLE,
+    include_name,
+    render_item,
+    skip_empty_revision,
+)
 from engine.store.tables import metadata
 
 connection = context.config.attributes.get("connection")
@@ -24,6 +29,7 @@ context.configure(
     render_as_batch=connection.dialect.name == "sqlite",  # SQLite alters by copying tables
     compare_type=True,
     render_item=render_item,
+    process_revision_directives=skip_empty_revision,  # no change: no empty revision file
 )
 with context.begin_transaction():
     context.run_migrations()
