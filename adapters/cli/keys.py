@@ -40,12 +40,12 @@ def _invalid_grant(exc: ValueError) -> str:
     parts = []
     for e in errors():
         loc = e.get("loc") or ()
-        option = f"--{loc[0]}" if loc else "the key"
+        option = f"--{loc[0]}: " if loc else ""  # a rule across options: its own sentence
         if e.get("type") == "string_too_short" and (e.get("ctx") or {}).get("min_length") == 1:
-            parts.append(f"{option}: must not be empty")
+            parts.append(f"{option}must not be empty")
         else:
-            message = str(e.get("msg", "is not valid"))
-            parts.append(f"{option}: {message[:1].lower()}{message[1:]}")
+            message = str(e.get("msg", "is not valid")).removeprefix("Value error, ")
+            parts.append(f"{option}{message[:1].lower()}{message[1:]}" if loc else message)
     return "; ".join(parts) or str(exc)
 
 
