@@ -16,8 +16,9 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/gridwhistle replay
 
+# the tests marked slow run too with GRIDWHISTLE_SLOW=1 (as .ci/run sets)
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(if $(GRIDWHISTLE_SLOW),,-m "not slow")
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
