@@ -414,3 +414,13 @@ deadlines:
             (tid, name) for tid in ("H1", "H2", "H3") for name in ("first", "second", "third")]
     finally:
         release.set()
+
+
+def test_a_timer_that_keeps_failing_is_retried_hourly_for_ever() -> None:
+    # the stateful batch test found it: the 48th failure's doubling overflowed timedelta
+    # (OverflowError in the dispatcher) once a calendar out of range failed a timer for days
+    from engine.runtime.dispatcher import MAX_RETRY, retry_delay
+
+    assert [retry_delay(n).total_seconds() for n in (1, 2, 3, 12)] == [1, 2, 4, 2048]
+    assert retry_delay(13) == retry_delay(48) == retry_delay(10**6) == MAX_RETRY
+    assert MAX_RETRY == timedelta(hours=1)

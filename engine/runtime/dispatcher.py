@@ -52,9 +52,11 @@ MAX_RETRY = timedelta(hours=1)
 def retry_delay(failures: int) -> timedelta:
     """How long a timer that failed ``failures`` times waits before its next try.
 
-    1 s after the first failure, doubling each time, at most one hour.
+    1 s after the first failure, doubling each time, at most one hour (also after the
+    48th failure, whose doubling would pass the largest ``timedelta``: the exponent stops at
+    12, 4,096 s, above the hour).
     """
-    return min(timedelta(seconds=2 ** max(failures - 1, 0)), MAX_RETRY)
+    return min(timedelta(seconds=2 ** min(max(failures - 1, 0), 12)), MAX_RETRY)
 
 
 class TimerDispatcher:
