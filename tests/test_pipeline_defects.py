@@ -423,4 +423,4 @@ def test_a_timer_that_keeps_failing_is_retried_hourly_for_ever() -> None:
 
     assert [retry_delay(n).total_seconds() for n in (1, 2, 3, 12)] == [1, 2, 4, 2048]
     assert retry_delay(13) == retry_delay(48) == retry_delay(10**6) == MAX_RETRY
-    assert MAX_RETRY == timedelta(hours=1)
+    assert timedelta(hours=1) == MAX_RETRY
