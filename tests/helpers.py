@@ -43,3 +43,29 @@ transitions:
 deadlines:
   soon: {{state: open, after: {after}, on_breach: record}}
 """
+
+
+def permits_lifecycle(name: str, zone: str | None) -> str:
+    """A lifecycle whose deadline is a field's instant; its calendar in ``zone`` (or none)."""
+    cal = f"""
+calendars:
+  office:
+    zone: {zone}
+    hours: {{monday: ["08:00-17:00"], tuesday: ["08:00-17:00"]}}
+""" if zone else ""
+    return f"""
+format: 1
+name: {name}
+title: {{en: Permits}}
+initial: open
+roles: {{centre: {{}}, system: {{}}}}
+levels: [{{name: community}}]
+fields:
+  due_by: {{type: datetime, title: {{en: Due by}}}}
+report: {{roles: centre}}
+states: {{open: {{}}, done: {{final: true}}}}
+transitions:
+  - {{trigger: finish, source: open, dest: done, roles: centre}}
+deadlines:
+  answer: {{at_field: due_by, stop_in: [done], on_breach: record}}
+{cal}"""

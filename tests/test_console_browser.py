@@ -13,7 +13,7 @@ import httpx
 import pytest
 from browser import chromium, need_browser
 from evidence_files import png_bytes
-from helpers import quick_lifecycle
+from helpers import permits_lifecycle, quick_lifecycle
 from servers import running
 
 from adapters.http import ApiKey, create_app
@@ -304,32 +304,6 @@ def test_an_oversized_upload_gets_a_console_page_that_says_the_limit(
     assert all(u.startswith(url) for u in page.requested), page.requested
 
 
-def _permits(name: str, zone: str | None) -> str:
-    """A lifecycle whose deadline is a field's instant; its calendar in ``zone`` (or none)."""
-    cal = f"""
-calendars:
-  office:
-    zone: {zone}
-    hours: {{monday: ["08:00-17:00"], tuesday: ["08:00-17:00"]}}
-""" if zone else ""
-    return f"""
-format: 1
-name: {name}
-title: {{en: Permits}}
-initial: open
-roles: {{centre: {{}}, system: {{}}}}
-levels: [{{name: community}}]
-fields:
-  due_by: {{type: datetime, title: {{en: Due by}}}}
-report: {{roles: centre}}
-states: {{open: {{}}, done: {{final: true}}}}
-transitions:
-  - {{trigger: finish, source: open, dest: done, roles: centre}}
-deadlines:
-  answer: {{at_field: due_by, stop_in: [done], on_breach: record}}
-{cal}"""
-
-
 @pytest.fixture
 def zoned(tmp_path: Path, browser: Any) -> Iterator[tuple[str, Engine, Any]]:
     """grid_incident (Shanghai), a Chicago lifecycle and one without a zone, on one board."""
@@ -339,7 +313,7 @@ def zoned(tmp_path: Path, browser: Any) -> Iterator[tuple[str, Engine, Any]]:
     engine = Engine(tmp_path / "zoned.sqlite", clock=VirtualClock(now))
     for name, zone in (("chicago", "America/Chicago"), ("nocal", None)):
         path = tmp_path / f"{name}.yaml"
-        path.write_text(_permits(name, zone))
+        path.write_text(permits_lifecycle(name, zone))
         engine.deploy(path)
     app = create_app(engine, api_keys=KEYS, lifecycles=("grid_incident", "chicago", "nocal"))
     ctx = browser.new_context(viewport={"width": 375, "height": 800})

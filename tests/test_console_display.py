@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 from evidence_files import png_bytes
+from helpers import permits_lifecycle
 from servers import running
 
 from adapters.http import ApiKey, create_app
@@ -25,31 +26,6 @@ KEYS = {"k-centre": ApiKey(actor="ops-1", role="centre"),
 CENTRE = {"X-API-Key": "k-centre"}
 
 
-def _lifecycle(name: str, calendar: bool) -> str:
-    cal = """
-calendars:
-  office:
-    zone: America/Chicago
-    hours: {monday: ["08:00-17:00"], tuesday: ["08:00-17:00"]}
-""" if calendar else ""
-    return f"""
-format: 1
-name: {name}
-title: {{en: Permits}}
-initial: open
-roles: {{centre: {{}}, system: {{}}}}
-levels: [{{name: community}}]
-fields:
-  due_by: {{type: datetime, title: {{en: Due by}}}}
-report: {{roles: centre}}
-states: {{open: {{}}, done: {{final: true}}}}
-transitions:
-  - {{trigger: finish, source: open, dest: done, roles: centre}}
-deadlines:
-  answer: {{at_field: due_by, stop_in: [done], on_breach: record}}
-{cal}"""
-
-
 @pytest.fixture
 def site(tmp_path: Path) -> Iterator[tuple[str, Engine]]:
     clock = VirtualClock(datetime(2025, 6, 2, 9, 0, tzinfo=CHICAGO))
@@ -57,7 +33,7 @@ def site(tmp_path: Path) -> Iterator[tuple[str, Engine]]:
                     evidence_store=str(tmp_path / "evidence"))
     for name, calendar in (("nocal", False), ("chicago", True)):
         path = tmp_path / f"{name}.yaml"
-        path.write_text(_lifecycle(name, calendar))
+        path.write_text(permits_lifecycle(name, "America/Chicago" if calendar else None))
         engine.deploy(path)
     app = create_app(engine, api_keys=KEYS, lifecycles=("grid_incident", "nocal", "chicago"))
     try:

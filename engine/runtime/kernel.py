@@ -172,21 +172,13 @@ class Kernel:
         """Fire a trigger (see :meth:`engine.Engine.fire`)."""
         check_fire(self.limits, ticket_id=ticket_id, trigger=trigger, actor=actor,
                    fields=fields, reason=reason, idempotency_key=idempotency_key)
-        if idempotency_key is None:  # the usual case, and a batch's: no content digest
-            handler = self.handler
-            if self.uow.active:
-                return handler.snapshot(handler.fire(
-                    ticket_id, trigger, actor=actor, reason=reason, fields=fields,
-                    expected_version=expected_version, evidence=evidence))
-            with self.uow.transaction():
-                return handler.snapshot(handler.fire(
-                    ticket_id, trigger, actor=actor, reason=reason, fields=fields,
-                    expected_version=expected_version, evidence=evidence))
-        content: dict[str, Any] = {"ticket_id": ticket_id, "trigger": trigger,
-                                   "actor": [actor.id, actor.role], "reason": reason,
-                                   "fields": fields or {}}
-        if evidence:
-            content["evidence"] = [dict(e) for e in evidence]
+        content: dict[str, Any] = {}  # the digest's content: for a keyed command only
+        if idempotency_key is not None:
+            content = {"ticket_id": ticket_id, "trigger": trigger,
+                       "actor": [actor.id, actor.role], "reason": reason,
+                       "fields": fields or {}}
+            if evidence:
+                content["evidence"] = [dict(e) for e in evidence]
         return self._keyed(idempotency_key, "fire", content, actor, lambda: self.handler.fire(
             ticket_id, trigger, actor=actor, reason=reason, fields=fields,
             expected_version=expected_version, evidence=evidence))
@@ -209,6 +201,8 @@ class Kernel:
                run: Callable[[], TicketRecord]) -> Ticket:
         """Run a command in its transaction, honouring its idempotency key if it has one."""
         if key is None:
+            if self.uow.active:  # inside a batch: no transaction context to enter
+                return self.handler.snapshot(run())
             with self.uow.transaction():
                 return self.handler.snapshot(run())
         idem.check_key(key)
