@@ -130,6 +130,8 @@ def ticket_id_problem(value: object) -> str | None:
         return "must not be empty; omit it to have an id generated"
     if len(value) > MAX_TICKET_ID:
         return f"must be 1 to {MAX_TICKET_ID} characters, got {len(value)}"
+    if "/" not in value and _TICKET_ID.match(value) is not None:
+        return None  # one segment: no dot segment or reserved word possible
     if _TICKET_ID.match(value) is None or any(
             part in (".", "..") for part in value.split("/")):
         bad = list(dict.fromkeys(c for c in value if not (

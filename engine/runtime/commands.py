@@ -111,6 +111,7 @@ class CommandHandler:
         self._contexts: dict[int, _Contexts] = {}
         self._service = _Contexts(self, _Service())
         self._eager: list[EagerTable] = []
+        self._eager_by: dict[int, list[tuple[str, Callable[[Any], Any], str]]] = {}
         self.ensure: Callable[[str], int] | None = None
         """Deploys a bundled lifecycle on first use (set by the kernel)."""
 
@@ -135,6 +136,7 @@ class CommandHandler:
         self._contexts[id(participant)] = _Contexts(self, participant)
         self._active = {}
         self._steps = {}
+        self._eager_by = {}
         self._eager = [(p.state_table, p.state_column, p.state_where)
                        for p in self.participants if p.state_table is not None]
 
@@ -238,19 +240,29 @@ class CommandHandler:
 
     def _record(self, row: Mapping[str, Any], timers: list[dict[str, Any]],
                 tables: Mapping[str, list[dict[str, Any]]]) -> TicketRecord:
-        lc = self.catalog.by_id(self.uow.conn, row["definition_id"])
+        def_id = row["definition_id"]
+        lc = self.catalog.by_id(self.uow.conn, def_id)
         pending = {t["name"]: PendingTimer(t["name"], t["state"], t["due_at"], t["id"],
                                            t["claimed_by"], t["failures"] or 0)
                    for t in timers}
         version = row["row_version"]
-        stored = Stored(True, version, row["definition_id"])
-        for p, _ in self._participants_of(lc):  # their state came with the ticket
-            table = p.state_table
-            if table is not None and table.name in tables:
-                stored.ext[p.key] = p.from_rows(tables[table.name])
-        return TicketRecord(row["id"], row["definition_id"], lc, row["state"], row["level"],
+        stored = Stored(True, version, def_id)
+        ext = stored.ext
+        for key, from_rows, table in self._eager_of(lc):  # their state came with the ticket
+            if table in tables:
+                ext[key] = from_rows(tables[table])
+        return TicketRecord(row["id"], def_id, lc, row["state"], row["level"],
                             row["fields"], bool(row["overdue"]), row["created_at"],
                             row["updated_at"], version, pending, stored)
+
+    def _eager_of(self, lc: Lifecycle) -> list[tuple[str, Callable[[Any], Any], str]]:
+        """``(key, from_rows, table name)`` of the participants of ``lc`` read with a ticket."""
+        found = self._eager_by.get(id(lc))
+        if found is None:
+            found = self._eager_by[id(lc)] = [
+                (p.key, p.from_rows, p.state_table.name)
+                for p, _ in self._participants_of(lc) if p.state_table is not None]
+        return found
 
     def state(self, participant: Participant, ticket_id: str) -> Any:
         """``participant``'s state of a ticket: staged, stored, or loaded now."""

@@ -38,6 +38,7 @@ read them.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -106,6 +107,8 @@ class ClockState(NamedTuple):
 
 Clocks = tuple[ClockState, ...]
 """A ticket's clocks, by name."""
+
+_NAME = operator.itemgetter(0)  # a ClockState's name (the sort key of Clocks)
 
 
 def _matches(cond: ConditionSpec | None, change: Change) -> bool:
@@ -214,7 +217,7 @@ class SlaClocks(Participant):
         return tuple(sorted((ClockState(
             r["name"], r["status"], r["started_at"], r["running_since"],
             float(r["elapsed_seconds"]), r["due_at"], r["outcome"], r["breached_at"],
-            r["stopped_at"], tuple(r["warned"] or ())) for r in rows), key=lambda c: c.name))
+            r["stopped_at"], tuple(r["warned"] or ())) for r in rows), key=_NAME))
 
     def writes(self, ticket_id: str, stored: Clocks | None,
                current: Clocks) -> Iterable[RowWrite]:
@@ -279,7 +282,7 @@ class SlaClocks(Participant):
                 by_name[name] = new
                 changed = True
         if changed:
-            ctx.set_state(tid, tuple(sorted(by_name.values(), key=lambda c: c.name)))
+            ctx.set_state(tid, tuple(sorted(by_name.values(), key=_NAME)))
 
     def _suspension(self, ctx: PlanContext, change: Change) -> None:
         """Suspend the running clocks (``suspended``), run the suspended ones on (``resumed``)."""

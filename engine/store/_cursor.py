@@ -27,7 +27,7 @@ from sqlalchemy.sql import Insert
 
 from engine.store.types import UTCDateTime
 
-__all__ = ["Runner", "rows", "run", "utc_value"]
+__all__ = ["Runner", "rows", "run", "utc_value", "utc_values"]
 
 
 _TEXTS: dict[datetime, str] = {}
@@ -78,6 +78,16 @@ def utc_value(text: Any) -> Any:
 
 
 
+def utc_values(values: list[Any], positions: Sequence[int]) -> None:
+    """Convert the stored instant texts at ``positions`` of ``values`` in place (utc_value)."""
+    memo = _VALUES
+    for i in positions:
+        text = values[i]
+        if text is not None:
+            at = memo.get(text)
+            values[i] = utc_value(text) if at is None else at
+
+
 def _not_json(value: Any) -> Any:
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
@@ -113,7 +123,7 @@ class _Plan:
     """A statement compiled once for SQLite: SQL text, bind order and value converters."""
 
     __slots__ = ("construct", "converted", "converters", "fixed", "free", "get", "order",
-                 "shape", "sql", "template")
+                 "shape", "sql", "template", "utc")
 
     def __init__(self, sql: str, order: list[str], converters: list[Callable[[Any], Any] | None],
                  construct: Callable[..., dict[str, Any]], fixed: dict[str, Any]):
@@ -124,7 +134,10 @@ class _Plan:
         self.fixed = fixed
         self.shape: tuple[tuple[str, ...], list[tuple[int, Callable[[Any], Any]]]] = ((), [])
         """Result column names, and the position and converter of those to convert."""
-        self.converted = [(i, c) for i, c in enumerate(converters) if c is not None]
+        # instants are looked up in the memo inline (most are a hit), the rest converted
+        self.utc = [i for i, c in enumerate(converters) if c is _utc_text]
+        self.converted = [(i, c) for i, c in enumerate(converters)
+                          if c is not None and c is not _utc_text]
         self.get = (operator.itemgetter(*order) if len(order) > 1
                     else (lambda p: (p[order[0]],)) if order else (lambda p: ()))
         # a statement's own literals (``status = 'pending'``) are bound too: a parameter
@@ -148,6 +161,13 @@ class _Plan:
             except KeyError:
                 built = self.construct(params)  # SQLAlchemy's own error for a missing value
                 raw = [built[n] for n in self.order]
+        if self.utc:
+            texts = _TEXTS
+            for i in self.utc:
+                value = raw[i]
+                if value is not None:
+                    text = texts.get(value) if type(value) is datetime else None
+                    raw[i] = _utc_text(value) if text is None else text
         for i, c in self.converted:
             raw[i] = c(raw[i])
         return raw

@@ -72,13 +72,16 @@ def _aggregate(dialect: str, table: Table, cols: Sequence[Column[Any]],
     return select(agg).where(*where).correlate(tickets).scalar_subquery()
 
 
-_Shape = tuple[tuple[str, ...], list[tuple[int, Callable[[Any], Any]]]]
-"""An aggregated table's column names, and the position and decoder of those to convert."""
+_Shape = tuple[tuple[str, ...], list[int], list[tuple[int, Callable[[Any], Any]]]]
+"""An aggregated table's column names, the positions of its instants, and the position and
+decoder of the other columns to convert."""
 
 
 def _shape(cols: Sequence[Column[Any]]) -> _Shape:
     decoders = [(i, dec) for i, c in enumerate(cols) if (dec := _decoder(c)) is not None]
-    return tuple(c.name for c in cols), decoders
+    instants = [i for i, dec in decoders if dec is _cursor.utc_value]
+    return (tuple(c.name for c in cols), instants,
+            [(i, dec) for i, dec in decoders if dec is not _cursor.utc_value])
 
 
 class _Plan:
@@ -96,6 +99,8 @@ class _Plan:
             aggregates.append(_aggregate(dialect, table, cols, *conditions))
             self.columns.append(_shape(cols))
         self.timer_columns = _shape(_TIMER_COLUMNS)
+        self.named = [(i + 1, table.name, self.columns[i])
+                      for i, (table, _) in enumerate(self.tables)]
         self.combined = dialect == "sqlite"
         parts: list[Any]
         if self.combined:
@@ -120,12 +125,18 @@ class _Plan:
 
     @staticmethod
     def _rows(parsed: Any, shape: _Shape) -> list[dict[str, Any]]:
-        names, decoders = shape
+        if not parsed:
+            return []
+        names, instants, decoders = shape
+        utc_values = _cursor.utc_values
         out = []
-        for values in parsed or ():  # each a list, as parsed: converted in place
+        for values in parsed:  # each a list, as parsed: converted in place
+            if instants:
+                utc_values(values, instants)
             for i, dec in decoders:
                 values[i] = dec(values[i])
-            out.append(dict(zip(names, values, strict=True)))
+            # (the aggregate's arrays have the shape's columns: built from them above)
+            out.append(dict(zip(names, values, strict=False)))
         return out
 
     def decode(self, row: dict[str, Any]) -> Loaded:
@@ -135,8 +146,7 @@ class _Plan:
             parts = [_json(row.pop(f"_t{i}")) for i in range(len(self.tables) + 1)]
         rows = self._rows
         found = rows(parts[0], self.timer_columns)
-        extra = {table.name: rows(parts[i + 1], self.columns[i])
-                 for i, (table, _) in enumerate(self.tables)}
+        extra = {name: rows(parts[i], shape) for i, name, shape in self.named}
         return row, found, extra
 
 
@@ -147,12 +157,22 @@ _plans: dict[tuple[str, tuple[tuple[str, str, int], ...]], _Plan] = {}
 _lock = threading.Lock()
 
 
+_recent: dict[tuple[str, int], tuple[Sequence[EagerTable], _Plan]] = {}
+"""The plan of a ``tables`` sequence seen before, by its identity (the command handler passes
+the same list for every load); the entry holds the sequence, so its id is not reused."""
+
+
 def _plan(dialect: str, tables: Sequence[EagerTable]) -> _Plan:
+    seen = _recent.get((dialect, id(tables)))
+    if seen is not None and seen[0] is tables:
+        return seen[1]
     key = (dialect, tuple((t.name, c, id(w)) for t, c, w in tables))
     plan = _plans.get(key)
     if plan is None:
         with _lock:
             plan = _plans.setdefault(key, _Plan(dialect, tables))
+    if len(_recent) < 64:  # bounded: a handler's list changes only when one registers
+        _recent[(dialect, id(tables))] = (tables, plan)
     return plan
 
 
