@@ -284,3 +284,47 @@ def test_a_console_form_over_the_body_limit_gets_a_page_and_the_api_keeps_proble
         assert engine.get("T-1").level == "community"  # nothing was done
     finally:
         engine.stop()
+
+
+def _lang_link(page: str) -> str:
+    found = re.search(r'<a class="lang" href="([^"]+)"', page)
+    assert found is not None
+    return html.unescape(found.group(1))
+
+
+def test_the_language_switch_returns_to_a_page_that_can_be_fetched(site: Site) -> None:
+    url, engine = site
+    engine.report("grid_incident", {"category": "blocked_drain", "area": "A1"}, actor=GW,
+                  ticket_id="T-1")
+    Departments(engine).dispatch("T-1", actor=Actor("ops-1", "centre"))
+    client = sign_in(url, "k-water")
+    page = client.get("/console/tickets/T-1")
+    refused = client.post("/console/tickets/T-1/actions",
+                          data={"action": "escalate", "reason": "too slow",
+                                "csrf": csrf_of(page.text)})
+    assert refused.status_code == 403
+    # the refusal answers a POST-only URL: the switch goes back to the ticket's page
+    switch = client.get(_lang_link(refused.text))
+    assert (switch.status_code, switch.headers["location"]) == (303, "/console/tickets/T-1")
+    back = client.get(switch.headers["location"])
+    assert back.status_code == 200 and '<html lang="en">' in back.text
+    # a GET page comes back with its own query, without the old ?lang=
+    reports = client.get("/console/reports", params={"by": "level", "lang": "zh"})
+    switch = client.get(_lang_link(reports.text))
+    assert switch.headers["location"] == "/console/reports?by=level"
+
+
+def test_a_language_asked_for_in_the_url_stays_for_the_form_answers_after_it(
+        site: Site) -> None:
+    url, engine = site
+    engine.report("grid_incident", {"category": "blocked_drain", "area": "A1"}, actor=GW,
+                  ticket_id="T-1")
+    Departments(engine).dispatch("T-1", actor=Actor("ops-1", "centre"))
+    client = sign_in(url, "k-water")
+    page = client.get("/console/tickets/T-1", params={"lang": "en"})
+    assert '<html lang="en">' in page.text
+    assert client.cookies.get("gw_lang", path="/console") == "en"
+    refused = client.post("/console/tickets/T-1/actions",  # the form's URL has no ?lang=
+                          data={"action": "escalate", "reason": "too slow",
+                                "csrf": csrf_of(page.text)})
+    assert refused.status_code == 403 and '<html lang="en">' in refused.text

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
@@ -118,6 +118,27 @@ def _zone(request: Request) -> Any:
     return report_zone(_report_lifecycle(request))
 
 
+def _return_path(request: Request) -> str:
+    """Where the language switch goes back to: this page, if it can be fetched again.
+
+    A GET page comes back with its query (``?lifecycle=``, ``?from=``; not ``?lang=``, which
+    the switch replaces). A page answering a form (a refused action, a 413) comes back as
+    the page the form was on: a ticket's page for its actions, else the board; its POST-only
+    URL would answer 405.
+    """
+    path = request.url.path
+    if request.method in ("GET", "HEAD"):
+        query = [(k, v) for k, v in request.query_params.multi_items() if k != "lang"]
+        return path + ("?" + urlencode(query) if query else "")
+    prefix, suffix = "/console/tickets/", "/actions"
+    if path.startswith(prefix) and path.endswith(suffix) and \
+            len(path) > len(prefix) + len(suffix):
+        return path[:-len(suffix)]
+    if path == "/console/login":
+        return path
+    return "/console"
+
+
 def _page(request: Request, template: str, requester: Who | None, status: int = 200,
           zone: PageZone | None = None, note: str | None = None,
           **ctx: Any) -> HTMLResponse:
@@ -133,11 +154,16 @@ def _page(request: Request, template: str, requester: Who | None, status: int = 
         request=request, lang=lang, w=w, who=requester,
         grant=requester.grant if requester else None,
         csrf=requester.session.csrf if requester and requester.session else "",
-        path=request.url.path, other_lang="en" if lang == "zh" else "zh", at=at,
+        path=request.url.path, return_path=_return_path(request),
+        other_lang="en" if lang == "zh" else "zh", at=at,
         zone_note=note if note is not None else shown.note(now, lang),
         iso=lambda v: v.isoformat() if v else "", quote=quote,
         now_iso=now.isoformat(), **ctx)
-    return HTMLResponse(html, status_code=status)
+    response = HTMLResponse(html, status_code=status)
+    if request.query_params.get("lang") in LANGS and request.cookies.get("gw_lang") != lang:
+        # a language asked for in the URL stays for the pages after it (its forms' answers)
+        _remember_lang(response, lang)
+    return response
 
 
 def _page_zone(request: Request) -> PageZone:
@@ -260,9 +286,13 @@ def choose_language(lang: str, request: Request) -> Response:
     if lang not in LANGS:
         raise Problem(404, "unknown-language", f"languages: {', '.join(LANGS)}")
     response = RedirectResponse(_safe_next(request.query_params.get("next")), 303)
+    _remember_lang(response, lang)
+    return response
+
+
+def _remember_lang(response: Response, lang: str) -> None:
     response.set_cookie("gw_lang", lang, samesite="lax", path="/console",
                         max_age=365 * 86400)
-    return response
 
 
 # -- board ---------------------------------------------------------------------------------
