@@ -699,3 +699,31 @@ def test_resuming_at_the_limit_moves_the_deadline_field_too(tmp_path: Path) -> N
         assert eng.check_invariants() == []
     finally:
         eng.stop()
+
+
+def test_an_sla_clock_due_at_the_field_follows_an_approved_extension(tmp_path: Path) -> None:
+    """An SLA clock due at ``target_at`` moves with the approved extension that sets the
+    field (a row in place, not a transition), as it moves with a transition that sets it."""
+    text = (Path(__file__).parent.parent / "workflows" / "grid_incident.yaml").read_text(
+        encoding="utf-8").replace(
+        "slas:\n", "slas:\n  promised:\n    stop: {states: [resolved]}\n"
+                   "    at_field: target_at\n    warn: [{before: PT30M}]\n", 1)
+    eng = Engine(tmp_path / "p.sqlite", clock=VirtualClock(START))
+    try:
+        eng.deploy(parse_definition(text))
+        due = START + timedelta(days=1)
+        eng.report("grid_incident", {"category": "garbage", "department": "sanitation",
+                                     "target_at": due}, actor=CENTRE, ticket_id="P-1")
+        assert {c.name: c for c in eng.sla_clocks("P-1")}["promised"].due_at == due
+        eng.request_extension("P-1", "resolution", proposed_due=due + 2 * H,
+                              reason="waiting for parts", actor=WATER)
+        eng.decide_extension("P-1", 1, approve=True, reason="agreed", actor=CENTRE)
+        assert eng.get("P-1").fields["target_at"] == due + 2 * H
+        assert {c.name: c for c in eng.sla_clocks("P-1")}["promised"].due_at == due + 2 * H
+        pending = {t.name: t.due_at for t in eng.timers("P-1", status="pending")
+                   if t.name.startswith("sla:promised")}
+        assert pending == {"sla:promised": due + 2 * H,
+                           "sla:promised:warn:0": due + 2 * H - timedelta(minutes=30)}
+        assert eng.check_invariants() == []
+    finally:
+        eng.stop()

@@ -266,6 +266,8 @@ class SlaClocks(Participant):
     def plan(self, ctx: PlanContext, change: Change) -> None:
         """Start, pause, resume or stop the ticket's clocks for ``change``."""
         if change.kind not in ("report", "transition"):
+            if change.data.get("fields") and change.kind != "suspended":
+                self._fields_moved(ctx, change)  # e.g. an approved extension's new due
             if change.kind in ("suspended", "resumed"):
                 self._suspension(ctx, change)
             return
@@ -281,6 +283,31 @@ class SlaClocks(Participant):
             if new is not None:
                 by_name[name] = new
                 changed = True
+        if changed:
+            ctx.set_state(tid, tuple(sorted(by_name.values(), key=_NAME)))
+
+    def _fields_moved(self, ctx: PlanContext, change: Change) -> None:
+        """A row in place set the field a running clock is due at: the clock follows it.
+
+        As a transition setting that field does (:meth:`_step`): the clock's timers are
+        armed again for the field's new instant. Paused, suspended and stopped clocks are
+        left as they are (a resumed clock is armed from the ticket's fields then).
+        """
+        set_fields = change.data.get("fields") or {}
+        specs = [(n, s) for n, s in self._clocks_of(change.lifecycle)
+                 if s.at_field is not None and s.at_field in set_fields]
+        if not specs:
+            return
+        tid = change.ticket_id
+        by_name = {c.name: c for c in ctx.state(tid)}
+        changed = False
+        for name, sla in specs:
+            clock = by_name.get(name)
+            if clock is None or clock.status != "running":
+                continue
+            ctx.cancel(tid, f"sla:{name}")
+            by_name[name] = clock._replace(due_at=self._arm(ctx, change, name, sla, clock))
+            changed = True
         if changed:
             ctx.set_state(tid, tuple(sorted(by_name.values(), key=_NAME)))
 
