@@ -11,6 +11,7 @@ from engine import (
     SYSTEM,
     Actor,
     CommandRefused,
+    Engine,
     HistoryEntry,
     InvalidFields,
     RoleNotAllowed,
@@ -21,6 +22,8 @@ from engine import (
     TopLevelReached,
     TriggerNotAllowed,
     UnknownTrigger,
+    VirtualClock,
+    parse_definition,
 )
 
 LC = "grid_incident"
@@ -412,3 +415,35 @@ def test_refused_command_does_not_block_the_next_one(engine, centre, department)
     t = engine.fire("T1", "dispatch", actor=centre)
     assert (t.state, t.row_version) == ("dispatched", 2)
     assert [h.seq for h in engine.history("T1")] == [1, 2]
+
+
+BRANCHING = """format: 1
+name: branching
+initial: open
+roles: {centre: {}, department: {}, resident: {}, system: {}}
+levels: [{name: community}]
+report: {roles: [centre]}
+states: {open: {}, review: {}, done: {final: true}}
+transitions:
+  - {trigger: finish, source: open, dest: done, roles: [centre]}
+  - {trigger: finish, source: open, dest: review, roles: [department]}
+  - {trigger: approve, source: review, dest: done, roles: [centre, department]}
+"""
+
+
+def test_one_trigger_from_one_state_takes_each_role_to_its_own_transition(tmp_path) -> None:
+    """Transitions of one state and trigger that differ in roles: each role takes its own
+    (the Machine keeps the role as a condition there), another role is refused."""
+    eng = Engine(tmp_path / "b.sqlite", clock=VirtualClock(START))
+    try:
+        eng.deploy(parse_definition(BRANCHING))
+        for tid in ("B-1", "B-2", "B-3"):
+            eng.report("branching", {}, actor=Actor("ops-1", "centre"), ticket_id=tid)
+        assert eng.fire("B-1", "finish", actor=Actor("ops-1", "centre")).state == "done"
+        assert eng.fire("B-2", "finish", actor=Actor("w-1", "department")).state == "review"
+        with pytest.raises(RoleNotAllowed):
+            eng.fire("B-3", "finish", actor=Actor("r-1", "resident"))
+        assert eng.get("B-3").state == "open"
+        assert eng.fire("B-2", "approve", actor=Actor("w-1", "department")).state == "done"
+    finally:
+        eng.stop()

@@ -104,7 +104,11 @@ class Lifecycle:
             for t in spec.transitions}
         machine_transitions: list[dict[str, Any]] = []
         for t in spec.transitions:
-            conditions: list[Callable[[EventData], bool]] = [_role_condition(frozenset(t.roles))]
+            # :meth:`check` refuses a role no candidate allows; the Machine needs the role as
+            # a condition only where transitions of one state and trigger differ in roles
+            # (it must pass over those the role may not take)
+            conditions: list[Callable[[EventData], bool]] = (
+                [_role_condition(frozenset(t.roles))] if self._roles_differ(t) else [])
             conditions += [_guard_condition(g, registry.guards.get(g) or _missing("guard", g))
                            for g in t.guards]
             after = [_action_callback(a, registry.actions.get(a) or _missing("action", a))
@@ -126,6 +130,12 @@ class Lifecycle:
             queued=False,
             ignore_invalid_triggers=False,
         )
+
+    def _roles_differ(self, t: TransitionSpec) -> bool:
+        """Whether a transition sharing a source and the trigger of ``t`` has other roles."""
+        roles = set(t.roles)
+        return any(set(u.roles) != roles for src in t.source
+                   for u in self._by_source[(src, t.trigger)])
 
     def _check_callbacks(self, registry: Registry) -> None:
         problems: list[Problem] = []
@@ -198,8 +208,10 @@ class Lifecycle:
     def fire(self, subject: Subject, ctx: CommandContext) -> str:
         """Run ``ctx.trigger`` on ``subject`` through the shared Machine; return the new state.
 
-        The caller has already called :meth:`check`. Host guards and actions run here; if one
-        raises, :class:`HostCallbackFailed` is raised and the caller must discard ``subject``.
+        The caller has already called :meth:`check` (which refuses a role no candidate
+        transition allows; the Machine checks the role again only where the candidates differ
+        in roles). Host guards and actions run here; if one raises, :class:`HostCallbackFailed`
+        is raised and the caller must discard ``subject``.
 
         Raises:
             GuardRejected: every candidate transition had a guard that said no.
