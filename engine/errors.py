@@ -46,6 +46,12 @@ The tree::
 
 Every error carries the data a caller branches on as attributes, and its message says what to
 do next.
+
+The adapters' own errors are rooted here too (``except GridwhistleError`` catches everything
+Gridwhistle raises on purpose): ``adapters.http`` ``Problem`` (an HTTP problem of the adapter),
+``Open311Error``, ``FormError``, ``BodyTooLarge`` and ``KeyNotValid``, ``adapters.replay``
+``DumpError``. ``tests/test_error_tree.py`` checks every exception class of ``engine`` and
+``adapters``, with the few internal signals that never leave their module listed there.
 """
 
 from __future__ import annotations
