@@ -46,6 +46,12 @@ The tree::
 
 Every error carries the data a caller branches on as attributes, and its message says what to
 do next.
+
+The adapters' own errors are rooted here too (``except GridwhistleError`` catches everything
+Gridwhistle raises on purpose): ``adapters.http`` ``Problem`` (an HTTP problem of the adapter),
+``Open311Error``, ``FormError``, ``BodyTooLarge`` and ``KeyNotValid``, ``adapters.replay``
+``DumpError``. ``tests/test_error_tree.py`` checks every exception class of ``engine`` and
+``adapters``, with the few internal signals that never leave their module listed there.
 """
 
 from __future__ import annotations
@@ -121,16 +127,25 @@ class DefinitionError(GridwhistleError):
     """A definition file (lifecycle or replay mapping) has one or more problems.
 
     All problems of a file are collected before raising, so an administrator fixes them in one
-    pass. ``str(err)`` lists one ``file:line: path: message`` per line.
+    pass. ``str(err)`` lists one ``file:line: path: message`` per line, under a head that
+    names the file for any kind but ``definition`` (``2 problems in mapping file
+    my-mapping.yaml; fix them and load again:``).
 
     Attributes:
         problems: every :class:`Problem` found, in file order.
+        kind: what the file is: ``definition`` (a lifecycle, the default) or ``mapping``
+            (a replay mapping, as :class:`UnknownDefinition` names them).
     """
 
-    def __init__(self, problems: Sequence[Problem]):
+    def __init__(self, problems: Sequence[Problem], *, kind: str = "definition"):
         self.problems = tuple(sorted(problems, key=lambda p: (p.file, p.line, p.path)))
+        self.kind = kind
         count = len(self.problems)
-        head = f"{count} problem{'s' if count != 1 else ''} in definition; fix them and load again:"
+        what = kind
+        if kind != "definition":
+            files = sorted({p.file for p in self.problems})
+            what = f"{kind} file {files[0]}" if len(files) == 1 else f"{kind} file"
+        head = f"{count} problem{'s' if count != 1 else ''} in {what}; fix them and load again:"
         super().__init__("\n".join([head, *(f"  {p}" for p in self.problems)]))
 
 

@@ -18,6 +18,8 @@ from urllib.parse import unquote_to_bytes
 from fastapi import Request
 from starlette.datastructures import FormData, UploadFile
 
+from engine import GridwhistleError
+
 __all__ = ["MAX_FIELDS", "FormError", "parse_urlencoded", "read_form"]
 
 MAX_FIELDS = 1000
@@ -26,7 +28,7 @@ MAX_FIELDS = 1000
 URLENCODED = "application/x-www-form-urlencoded"
 
 
-class FormError(Exception):
+class FormError(GridwhistleError):
     """A form body that cannot be read: ``status`` 400 (bad bytes) or 415 (charset)."""
 
     def __init__(self, status: int, detail: str):

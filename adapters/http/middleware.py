@@ -19,6 +19,8 @@ from typing import Any
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from engine import GridwhistleError
+
 __all__ = ["BodyLimit", "BodyTooLarge", "ServerErrors", "too_large"]
 
 log = logging.getLogger("gridwhistle.http")
@@ -30,8 +32,11 @@ def too_large(limit: int) -> str:
             "send less (long text belongs in an attachment's URL)")
 
 
-class BodyTooLarge(HTTPException):
+class BodyTooLarge(HTTPException, GridwhistleError):
     """A body sent without a length that passed the limit while it was read (413).
+
+    A Starlette ``HTTPException`` first (FastAPI re-raises only those from reading a body,
+    and the app's HTTP error handler renders it), and a :class:`~engine.GridwhistleError`.
 
     Attributes:
         limit: the limit it passed, in bytes.

@@ -51,6 +51,7 @@ from engine import (
     Engine,
     EvidenceRejected,
     FieldNotAllowed,
+    GridwhistleError,
     Lifecycle,
     Ticket,
     find_tickets,
@@ -99,8 +100,8 @@ class Open311Privacy:
                              f"{self.evidence!r}")
 
 
-class Open311Error(Exception):
-    """An error rendered in GeoReport v2's format."""
+class Open311Error(GridwhistleError):
+    """An error rendered in GeoReport v2's format (its own handler, not problem+json)."""
 
     def __init__(self, status: int, description: str, fmt: str = "json"):
         self.status = status

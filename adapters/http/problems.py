@@ -78,8 +78,12 @@ _DATA_ATTRIBUTES = ("ticket_id", "state", "trigger", "allowed", "role", "allowed
                     "actual_version", "name", "known")
 
 
-class Problem(Exception):
+class Problem(GridwhistleError):
     """An HTTP problem raised by the adapter itself (authentication, department scope).
+
+    A :class:`~engine.GridwhistleError` like every error Gridwhistle raises; the app renders
+    it with its own handler (its ``status``, ``slug`` and ``headers``), which Starlette picks
+    before the one for every Gridwhistle error (the most derived class registered wins).
 
     Args:
         status: the HTTP status code.

@@ -263,18 +263,22 @@ def load_mapping(name_or_path: str | Path) -> MappingSpec:
 
     Raises:
         UnknownDefinition: neither a bundled name nor a file.
-        DefinitionError: the file has problems (all listed with file:line: field).
+        DefinitionError: the file has problems (all listed with file:line: field; its
+            ``kind`` is ``mapping`` and its message names the mapping file).
     """
     path = Path(name_or_path)
     if not path.is_file():
         path = MAPPINGS_DIR / f"{name_or_path}.yaml"
         if not path.is_file():
             raise UnknownDefinition(str(name_or_path), bundled_mappings(), kind="mapping")
-    doc = parse_yaml(read_text(path), str(path))
-    spec = validate_document(doc, MappingSpec)
+    try:
+        doc = parse_yaml(read_text(path), str(path))  # a UTF-8 byte-order mark is allowed
+        spec = validate_document(doc, MappingSpec)
+    except DefinitionError as exc:  # said of a lifecycle ("in definition"): name the mapping
+        raise DefinitionError(exc.problems, kind="mapping") from None
     problems = [doc.problem(where, message) for where, message in _checks(spec)]
     if problems:
-        raise DefinitionError(problems)
+        raise DefinitionError(problems, kind="mapping")
     updates: dict[str, str] = {}
     for key in ("lifecycle", "sample"):
         value = getattr(spec, key)

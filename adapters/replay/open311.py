@@ -38,6 +38,7 @@ computed from it (closed, or still open at the end, after the deadline: overdue)
 
 from __future__ import annotations
 
+import codecs
 import json
 import re
 import time
@@ -177,7 +178,7 @@ def iter_requests(path: Path) -> Iterator[dict[str, Any]]:
             yield from iter_requests(file)
         return
     if path.suffix in (".jsonl", ".ndjson"):
-        with path.open(encoding="utf-8") as handle:
+        with path.open(encoding="utf-8-sig") as handle:  # a byte-order mark is allowed
             for number, line in enumerate(handle, start=1):
                 if line.strip():
                     yield from _requests_in(_decode(line, path, number), path)
@@ -198,6 +199,10 @@ Events = Iterator[tuple[str, Any]]
 
 def read_json(handle: IO[bytes], name: Path | str) -> Iterator[dict[str, Any]]:
     """Every request in a JSON text, read from ``handle`` as a stream (UTF-8).
+
+    A UTF-8 byte-order mark at the start of the text is skipped (RFC 8259, section 8.1, lets
+    a parser ignore it; Excel and many government systems write one); the bytes and lines
+    that messages name still count from the start of the file.
 
     The text is one list of requests, a list of pages (lists, or objects holding a list under
     ``requests`` / ``service_requests``), such an object, one request, or several of these
@@ -230,10 +235,14 @@ def read_json(handle: IO[bytes], name: Path | str) -> Iterator[dict[str, Any]]:
 
 
 class _Counted:
-    """A binary file as ijson reads it, counting bytes and lines, to say where it stopped."""
+    """A binary file as ijson reads it, counting bytes and lines, to say where it stopped.
+
+    A byte-order mark at the start is counted as read but not handed on: yajl refuses it.
+    """
 
     def __init__(self, handle: IO[bytes]) -> None:
         self._handle = handle
+        self._start = True      # nothing read yet: a byte-order mark may come first
         self.read_bytes = 0     # bytes read so far
         self.lines = 1          # the line the last byte read is on
         self.chunk = (0, 1)     # the last chunk read: its first byte's offset and line
@@ -247,6 +256,9 @@ class _Counted:
         self.chunk = (self.read_bytes, self.lines)
         self.read_bytes += len(data)
         self.lines += data.count(b"\n")
+        if self._start and data:  # ijson asks for read(0) first, to see bytes or text
+            self._start = False
+            data = data.removeprefix(codecs.BOM_UTF8)
         if self.blank and data.strip():
             self.blank = False
         return data

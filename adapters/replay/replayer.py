@@ -13,7 +13,6 @@ rejects that row with its reason and the replay goes on.
 
 from __future__ import annotations
 
-import csv
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from adapters.replay.source import (
     Rejection,
     Repeat,
     columns_problem,
+    read_header,
 )
 from adapters.replay.stream import Timeline
 from engine import (
@@ -170,9 +170,7 @@ def preflight(data: Path, mapping: MappingSpec, lifecycle: str) -> None:
     """
     compiled = Lifecycle(load_definition(lifecycle), strict=False)
     check_mapping(mapping, compiled)
-    with data.open(newline="", encoding="utf-8") as handle:
-        header = next(csv.reader(handle), [])
-    problem = columns_problem(header, mapping)
+    problem = columns_problem(read_header(data), mapping)
     if problem is not None:
         raise ValueError(f"{data}: {problem}")
 
@@ -191,7 +189,8 @@ def replay(
 
     Args:
         engine: the engine to replay into.
-        data: the CSV file (UTF-8, header row), best in order of report time.
+        data: the CSV file (UTF-8, a byte-order mark allowed; header row), best in order of
+            report time.
         mapping: how columns become fields and events.
         lifecycle: lifecycle name or YAML path (default: the mapping's).
         source_tz: zone of timestamps written without one (default: the mapping's

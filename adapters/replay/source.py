@@ -39,8 +39,17 @@ from adapters.replay.scratch import Scratch
 from adapters.replay.sorting import sort_plans
 from engine import Lifecycle
 
-__all__ = ["CsvExport", "PlannedEvent", "PlannedTicket", "Rejection", "Repeat", "RowPlanner",
-           "Survey", "columns_problem", "missing_columns", "read_rows"]
+__all__ = ["ENCODING", "CsvExport", "PlannedEvent", "PlannedTicket", "Rejection", "Repeat",
+           "RowPlanner", "Survey", "columns_problem", "missing_columns", "read_header",
+           "read_rows"]
+
+ENCODING = "utf-8-sig"
+"""How an export is read: UTF-8, with or without a leading byte-order mark.
+
+Excel's "CSV UTF-8" and many government systems write the mark (EF BB BF) first; read as
+plain ``utf-8`` it would become part of the first column's name (``\ufeffcase_enquiry_id``)
+and the mapping's id column would be "not in the file". ``utf-8-sig`` drops it (only at the
+very start of the file); it is no line, so line and row numbers stay the same."""
 
 NO_FIELDS: dict[str, Any] = {}
 """The fields of an event that sets none (shared; never changed)."""
@@ -376,6 +385,16 @@ def _cells_of(columns: dict[str, int], cells: list[str]) -> dict[str, str]:
 # -- the file -------------------------------------------------------------------------------
 
 
+def read_header(path: Path) -> list[str]:
+    """The column names of an export (its first record; a byte-order mark is not in them).
+
+    Raises:
+        OSError: the file cannot be read.
+    """
+    with path.open(newline="", encoding=ENCODING) as handle:
+        return next(csv.reader(handle), [])
+
+
 @dataclass
 class Survey:
     """What the first pass over a file found.
@@ -397,6 +416,8 @@ class Survey:
 class CsvExport:
     """A CSV export (UTF-8, header row) read through a mapping (see the module docstring).
 
+    A byte-order mark at the start of the file is allowed (:data:`ENCODING`).
+
     Raises:
         ValueError: the file lacks columns the mapping names.
         OSError: the file cannot be read.
@@ -406,8 +427,7 @@ class CsvExport:
                  zone: tzinfo) -> None:
         self.path = path
         self.mapping = mapping
-        with path.open(newline="", encoding="utf-8") as handle:
-            header = next(csv.reader(handle), [])
+        header = read_header(path)
         self.header = header
         self.open_row: tuple[int, str] | None = None
         """The row the file ends inside of (a quoted cell never closed) and why it is
@@ -423,7 +443,7 @@ class CsvExport:
         A row that the file ends inside of (an unclosed quote) is yielded too, after
         :attr:`open_row` is set to it.
         """
-        with self.path.open(newline="", encoding="utf-8") as handle:
+        with self.path.open(newline="", encoding=ENCODING) as handle:
             end = _End()
             reader = csv.reader(chain(handle, end))
             next(reader, None)
@@ -543,7 +563,7 @@ def read_rows(path: Path, mapping: MappingSpec, lifecycle: Lifecycle,
     order of report time.)
 
     Args:
-        path: a CSV file with a header row (UTF-8).
+        path: a CSV file with a header row (UTF-8, a byte-order mark allowed).
         mapping: the mapping to apply.
         lifecycle: the lifecycle the tickets will run in (its field types and required fields).
         source_tz: the zone of timestamps written without one (default: the mapping's
