@@ -110,13 +110,15 @@ def _json_text(value: Any) -> str:
     return "".join(_c_encoder(value, 0))
 
 
-def _converter(bind: Any, processors: dict[str, Callable[[Any], Any]],
-               name: str) -> Callable[[Any], Any] | None:
+def _converter(bind: Any, dialect: Any) -> Callable[[Any], Any] | None:
+    """What ``Connection.execute`` does to a bound value: its type's dialect impl's processor."""
     if isinstance(bind.type, UTCDateTime):
         return _utc_text
-    if type(bind.type) is JSON and name in processors:
+    processor: Callable[[Any], Any] | None = bind.type.dialect_impl(dialect).bind_processor(
+        dialect)
+    if type(bind.type) is JSON and processor is not None:
         return _json_text  # what JSON's processor does (json.dumps), without its wrapping
-    return processors.get(name)
+    return processor
 
 
 class _Plan:
@@ -193,16 +195,21 @@ def _plan(conn: Connection, stmt: Any, keys: tuple[str, ...]) -> _Plan | None:
         # (prefetch: column defaults computed in Python at execution; not on this path)
         fixed = {name: bind.value for name, bind in compiled.binds.items()
                  if not bind.required and bind.callable is None}
-        processors = dict(compiled._bind_processors)
+        dialect = conn.dialect
         order = list(compiled.positiontup)
-        plan = _Plan(sql, order, [_converter(compiled.binds[n], processors, n) for n in order],
+        plan = _Plan(sql, order, [_converter(compiled.binds[n], dialect) for n in order],
                      compiled.construct_params, fixed)
-        columns = [(rc[0], utc_value if isinstance(rc[3], UTCDateTime)
-                    else json.loads if type(rc[3]) is JSON
-                    else rc[3]._cached_result_processor(conn.dialect, None))
-                   for rc in compiled._result_columns]
-        plan.shape = (tuple(n for n, _ in columns),
-                      [(i, p) for i, (_, p) in enumerate(columns) if p is not None])
+        # the statement's result columns and their types (SQLAlchemy's public API; the
+        # processors are those Connection.execute applies: the type's dialect impl's)
+        exported = getattr(stmt, "exported_columns", None)
+        columns = [(name, utc_value if isinstance(col.type, UTCDateTime)
+                    else json.loads if type(col.type) is JSON
+                    else col.type.dialect_impl(dialect).result_processor(dialect, None))
+                   for name, col in (exported.items() if exported is not None else ())]
+        names = tuple(n for n, _ in columns)
+        plan.shape = (names, [(i, p) for i, (_, p) in enumerate(columns) if p is not None])
+        if len(set(names)) < len(names):  # result names SQLAlchemy would tell apart itself
+            plan = None
     with _lock:
         _plans[cache_key] = plan
     return plan
