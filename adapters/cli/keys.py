@@ -65,9 +65,9 @@ def add(
              "only the tickets that organisation holds).")] = None,
     lifecycle: Annotated[list[str] | None, typer.Option(
         help="The lifecycle(s) the key will be served with (bundled name or YAML path, "
-             "repeatable): its role must be one of theirs, its organisation one they "
-             "declare. Default: the bundled lifecycles. serve checks every key at start "
-             "too.")] = None,
+             "repeatable): its role must be one of theirs (or of their work orders'), its "
+             "department and organisation ones they declare. Default: the bundled "
+             "lifecycles. serve checks every key at start too.")] = None,
 ) -> None:
     """Make a new API key: print it once on stdout and append its SHA-256 hash to FILE.
 
