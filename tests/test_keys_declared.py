@@ -180,6 +180,31 @@ def test_keys_add_checks_the_department_against_the_lifecycle_given(
     assert [name for name, *_ in key_holders(path)] == ["p-1"]  # nothing stored
 
 
+# -- 3. keys list: the organisation column ----------------------------------------------------
+
+
+def test_keys_list_shows_each_key_s_organisation_as_plain_text(tmp_path: Path) -> None:
+    path = tmp_path / "keys.yaml"
+    odd = "[red]x[/red] :x:"
+    for args in (["--actor", "metro-1", "--role", "outside_org", "--organisation",
+                  "metro_company"],
+                 ["--actor", "water-3", "--role", "department", "--department", "water"],
+                 ["--actor", odd, "--role", "centre", "--name", "odd"]):
+        made = cli("keys", "add", str(path), *args)
+        assert made.returncode == 0, made.stderr
+    listed = cli("keys", "list", str(path))
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.splitlines()
+    header = next(line for line in lines if "name" in line and "hash" in line)
+    assert [c.strip() for c in header.split("┃")[1:-1]] == [
+        "name", "actor", "role", "department", "organisation", "hash"]  # main: no organisation
+    rows = {c[0]: c for line in lines if line.startswith("│")
+            for c in [[x.strip() for x in line.split("│")[1:-1]]]}
+    assert rows["metro-1"][1:5] == ["metro-1", "outside_org", "", "metro_company"]
+    assert rows["water-3"][1:5] == ["water-3", "department", "water", ""]
+    assert rows["odd"][1] == odd  # the actor as written, never Rich markup or emoji
+
+
 # -- 4. the work-order lifecycle's roles ------------------------------------------------------
 
 

@@ -122,7 +122,10 @@ def migrate(file: FileArg) -> None:
 
 @keys_app.command("list")
 def list_keys(file: FileArg) -> None:
-    """List the key holders of FILE (name, actor, role, department); never a key."""
+    """List the key holders of FILE (name, actor, role, department, organisation); never a key.
+
+    Printed as written in FILE: a name or actor is data, never Rich markup.
+    """
     try:
         from adapters.http.auth import key_holders
 
@@ -130,7 +133,8 @@ def list_keys(file: FileArg) -> None:
     except (GridwhistleError, OSError) as exc:
         fail(keys_file_error(exc, file))
         return
-    table = Table("name", "actor", "role", "department", "hash")
+    table = Table("name", "actor", "role", "department", "organisation", "hash")
     for name, grant, hashed in holders:
-        table.add_row(name, grant.actor, grant.role, grant.department or "", hashed[:19] + "…")
+        table.add_row(name, grant.actor, grant.role, grant.department or "",
+                      grant.organisation or "", hashed[:19] + "…")
     console.print(table)
