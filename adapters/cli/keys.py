@@ -65,9 +65,9 @@ def add(
              "only the tickets that organisation holds).")] = None,
     lifecycle: Annotated[list[str] | None, typer.Option(
         help="The lifecycle(s) the key will be served with (bundled name or YAML path, "
-             "repeatable): its role must be one of theirs, its organisation one they "
-             "declare. Default: the bundled lifecycles. serve checks every key at start "
-             "too.")] = None,
+             "repeatable): its role must be one of theirs (or of their work orders'), its "
+             "department and organisation ones they declare. Default: the bundled "
+             "lifecycles. serve checks every key at start too.")] = None,
 ) -> None:
     """Make a new API key: print it once on stdout and append its SHA-256 hash to FILE.
 
@@ -122,7 +122,10 @@ def migrate(file: FileArg) -> None:
 
 @keys_app.command("list")
 def list_keys(file: FileArg) -> None:
-    """List the key holders of FILE (name, actor, role, department); never a key."""
+    """List the key holders of FILE (name, actor, role, department, organisation); never a key.
+
+    Printed as written in FILE: a name or actor is data, never Rich markup.
+    """
     try:
         from adapters.http.auth import key_holders
 
@@ -130,7 +133,8 @@ def list_keys(file: FileArg) -> None:
     except (GridwhistleError, OSError) as exc:
         fail(keys_file_error(exc, file))
         return
-    table = Table("name", "actor", "role", "department", "hash")
+    table = Table("name", "actor", "role", "department", "organisation", "hash")
     for name, grant, hashed in holders:
-        table.add_row(name, grant.actor, grant.role, grant.department or "", hashed[:19] + "…")
+        table.add_row(name, grant.actor, grant.role, grant.department or "",
+                      grant.organisation or "", hashed[:19] + "…")
     console.print(table)

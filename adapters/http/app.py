@@ -27,7 +27,7 @@ from adapters.http.problems import (
     validation_handler,
 )
 from engine import Engine, GridwhistleError, Limits, __version__, load_definition
-from engine.definition.schema import EvidenceSpec
+from engine.definition.schema import EvidenceSpec, LifecycleSpec
 
 __all__ = ["create_app"]
 
@@ -64,9 +64,10 @@ def create_app(
     Raises:
         ValueError: ``lifecycles`` is empty; or a plain key's :class:`ApiKey` is not valid.
         UnknownDefinition, DefinitionError: a lifecycle cannot be loaded.
-        KeyNotValid: a key's role is not one the served lifecycles declare (``system``
-            never is), or an outside organisation's key names no declared organisation
-            (:func:`~adapters.http.auth.check_keys`).
+        KeyNotValid: a key's role is not one the served lifecycles (or the work-order
+            lifecycles their routing names) declare (``system`` never is), a department
+            key names no declared department, or an outside organisation's key no declared
+            organisation (:func:`~adapters.http.auth.check_keys`).
     """
     if not lifecycles:
         raise ValueError("give at least one lifecycle to serve")
@@ -78,8 +79,10 @@ def create_app(
             engine.lifecycle(item)  # deploys a bundled lifecycle on first use; fails early
             names.append(item)
     keys = api_keys if isinstance(api_keys, KeyRing) else KeyRing(api_keys)
-    # at start, not per request: a key no served lifecycle can give a meaning to
-    check_keys(keys, [engine.lifecycle(n).spec for n in names])
+    # at start, not per request: a key no served lifecycle can give a meaning to (their
+    # work-order lifecycles count too: a department key acts on its work orders)
+    check_keys(keys, [engine.lifecycle(n).spec for n in names],
+               load=lambda name: _work_order_spec(engine, name))
     app = FastAPI(
         title="Gridwhistle",
         version=__version__,
@@ -123,6 +126,19 @@ def create_app(
 
         mount_console(app)
     return app
+
+
+def _work_order_spec(engine: Engine, name: str) -> LifecycleSpec:
+    """A work-order lifecycle's spec, deploying nothing.
+
+    Its current deployed version, else the bundled one (the first dispatch deploys it).
+
+    Raises:
+        UnknownDefinition: neither deployed nor bundled.
+    """
+    if any(v.name == name for v in engine.versions()):
+        return engine.lifecycle(name).spec
+    return load_definition(name).spec
 
 
 def _open311_fmt(path: str) -> str | None:

@@ -26,7 +26,7 @@ import os
 import re
 import secrets
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -38,6 +38,7 @@ from engine import (
     DefinitionError,
     Lifecycle,
     Ticket,
+    UnknownDefinition,
     load_definition,
     load_yaml_model,
 )
@@ -46,7 +47,8 @@ from engine.definition.schema import LifecycleSpec
 from engine.handoffs import held_by
 
 __all__ = ["ApiKey", "KeyNotValid", "KeyRing", "add_api_key", "check_key_for", "check_keys",
-           "hash_key", "key_holders", "load_api_keys", "migrate_api_keys", "new_key"]
+           "hash_key", "key_holders", "load_api_keys", "migrate_api_keys", "new_key",
+           "served_departments", "with_work_orders"]
 
 HASH_PREFIX = "sha256:"
 KEY_PREFIX = "gwk_"
@@ -62,8 +64,8 @@ ORGANISATION_ROLE = "outside_org"
 class KeyNotValid(ConfigurationError):
     """API keys the served lifecycles cannot give a meaning to.
 
-    A role they do not declare, an organisation they do not know, a hand-off role without
-    its organisation.
+    A role they do not declare, a department or an organisation they do not declare, a
+    hand-off role without its organisation.
 
     Raised when the app is built (``create_app``, ``gridwhistle serve``) and by
     ``gridwhistle keys add --lifecycle``, never per request.
@@ -255,23 +257,79 @@ def load_api_keys(path: str | Path) -> KeyRing:
                                {e.hash: f"key {n!r} in {path}" for n, e in spec.keys.items()})
 
 
-def check_keys(ring: KeyRing, lifecycles: Sequence[LifecycleSpec]) -> None:
+def served_departments(lifecycles: Sequence[LifecycleSpec]) -> set[str] | None:
+    """The departments a ``department:`` of a key may name for these lifecycles.
+
+    Those declared under ``departments`` (and the ``choices`` of a ``department`` field); None
+    when any department is meaningful: a lifecycle with a free ``department`` field (no
+    choices) that declares no departments, unless it is another lifecycle's work-order
+    lifecycle (``routing.work_orders``), whose ``department`` is its parent's, one of the
+    parent's declared departments.
+    """
+    children = {spec.routing.work_orders for spec in lifecycles if spec.routing is not None}
+    declared: set[str] = set()
+    free = False
+    for spec in lifecycles:
+        declared |= set(spec.departments)
+        field = spec.fields.get("department")
+        if field is None:
+            continue
+        if field.choices is not None:
+            declared |= {str(c) for c in field.choices}
+        elif not spec.departments and spec.name not in children:
+            free = True
+    return None if free else declared
+
+
+def with_work_orders(lifecycles: Sequence[LifecycleSpec],
+                     load: Callable[[str], LifecycleSpec]) -> list[LifecycleSpec]:
+    """The lifecycles and the work-order lifecycles their routing names (``work_order``).
+
+    A key acts on work orders as much as on tickets (a department key accepts and finishes
+    its work order), so the roles of the work-order lifecycle are roles a key may hold. One
+    that ``load`` does not know (:class:`~engine.UnknownDefinition`: not deployed, not
+    bundled) is left out: dispatching would fail on it anyway.
+    """
+    specs = list(lifecycles)
+    names = {spec.name for spec in specs}
+    for spec in list(specs):
+        child = spec.routing.work_orders if spec.routing is not None else None
+        if child is None or child in names:
+            continue
+        try:
+            specs.append(load(child))
+        except UnknownDefinition:
+            continue
+        names.add(child)
+    return specs
+
+
+def check_keys(ring: KeyRing, lifecycles: Sequence[LifecycleSpec], *,
+               load: Callable[[str], LifecycleSpec] | None = None) -> None:
     """Refuse keys the served lifecycles cannot give a meaning to (at start, not per request).
 
-    Each key's role must be one the lifecycles declare (and never ``system``, the engine's
-    own); a key in a role that answers or returns hand-offs (``outside_org`` in the bundled
-    grid_incident) must name an organisation, and a named organisation must be one the
-    lifecycles declare; a ``department`` key must name its department (:class:`ApiKey`).
+    Each key's role must be one the lifecycles (or their work-order lifecycles) declare, and
+    never ``system``, the engine's own; a key in a role that answers or returns hand-offs
+    (``outside_org`` in the bundled grid_incident) must name an organisation, and a named
+    organisation must be one the lifecycles declare; a ``department`` key must name its
+    department (:class:`ApiKey`), one the lifecycles declare
+    (:func:`served_departments`: a misspelt department would start and see no ticket).
 
     Args:
         ring: the keys.
         lifecycles: the served lifecycles (``Lifecycle.spec`` or ``Definition.spec``).
+        load: how to get a work-order lifecycle that ``lifecycles`` name in their routing
+            but do not include (:func:`with_work_orders`); None: only those given count.
 
     Raises:
         KeyNotValid: every key that does not fit, each named (never the key itself).
     """
+    given = [spec.name for spec in lifecycles]
+    if load is not None:
+        lifecycles = with_work_orders(lifecycles, load)
     roles = {r for spec in lifecycles for r in spec.roles} - {ENGINE_ROLE}
     orgs = {o for spec in lifecycles for o in spec.organisations}
+    departments = served_departments(lifecycles)
     org_roles = {ORGANISATION_ROLE} & roles
     for spec in lifecycles:
         h = spec.handoff
@@ -282,7 +340,10 @@ def check_keys(ring: KeyRing, lifecycles: Sequence[LifecycleSpec]) -> None:
         hands = set(h.answer) | set(h.give_back)
         org_roles |= {r for t in spec.transitions if t.trigger in hands
                       for r in t.roles} - centre - {ENGINE_ROLE}
-    served = ", ".join(spec.name for spec in lifecycles)
+    served = ", ".join(given)
+    extra = [spec.name for spec in lifecycles if spec.name not in given]
+    if extra:
+        served += f" (work orders: {', '.join(extra)})"
     problems = []
     for label, grant in ring.grants():
         if grant.role not in roles:
@@ -298,7 +359,16 @@ def check_keys(ring: KeyRing, lifecycles: Sequence[LifecycleSpec]) -> None:
         if grant.organisation is not None and grant.organisation not in orgs:
             problems.append(
                 f"{label}: organisation {grant.organisation!r} is not declared by the served "
-                f"lifecycle(s) {served}; declared: {', '.join(sorted(orgs)) or '(none)'}")
+                f"lifecycle(s) {served}; declared: {', '.join(sorted(orgs)) or '(none)'} — "
+                "correct the key's organisation:, or declare it under organisations: in the "
+                "lifecycle")
+        if (grant.department is not None and departments is not None
+                and grant.department not in departments):
+            problems.append(
+                f"{label}: department {grant.department!r} is not declared by the served "
+                f"lifecycle(s) {served}, so the key would see no ticket; declared: "
+                f"{', '.join(sorted(departments)) or '(none)'} — correct the key's "
+                "department:, or declare it under departments: in the lifecycle")
     if problems:
         raise KeyNotValid(problems)
 
@@ -306,13 +376,15 @@ def check_keys(ring: KeyRing, lifecycles: Sequence[LifecycleSpec]) -> None:
 def check_key_for(grant: ApiKey, lifecycles: Sequence[str | Path]) -> None:
     """:func:`check_keys` for one new key against lifecycles by bundled name or YAML path.
 
+    Their work-order lifecycles count too (by bundled name, unless one of ``lifecycles``).
+
     Raises:
         KeyNotValid: the key does not fit them.
         UnknownDefinition, DefinitionError: a lifecycle cannot be loaded.
     """
     specs = [load_definition(item).spec for item in lifecycles]
     ring = KeyRing.from_hashes({"new": grant}, {"new": f"the new key of actor {grant.actor!r}"})
-    check_keys(ring, specs)
+    check_keys(ring, specs, load=lambda name: load_definition(name).spec)
 
 
 def key_holders(path: str | Path) -> list[tuple[str, ApiKey, str]]:
