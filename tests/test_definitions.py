@@ -401,3 +401,28 @@ def test_names_longer_than_64_characters_are_refused():
     problems = problems_of(SMALL.replace("name: small", f"name: {long_name}"))
     assert [p.path for p in problems] == ["name"]
     assert "at most 64 characters" in problems[0].message
+
+
+def test_a_routed_lifecycle_must_let_its_work_orders_resolve_the_ticket():
+    """Work orders resolve their ticket as the role ``department`` (arrive, then resolve):
+    a routed lifecycle that does not let that role fire them is refused at validation, with
+    the line of ``routing``, instead of leaving its tickets unresolved for ever."""
+    text = (Path(__file__).parent.parent / "workflows" / "grid_incident.yaml").read_text(
+        encoding="utf-8")
+    blocked = text.replace("""    source: [on_site, escalated]
+    dest: resolved
+    roles: [department]""", """    source: [on_site, escalated]
+    dest: resolved
+    roles: [centre]""", 1)
+    assert blocked != text
+    found = problems_of(blocked, "routed.yaml")
+    mine = [p for p in found if "'resolve' as the role 'department'" in p.message]
+    assert len(mine) == 1 and mine[0].path == "routing"
+    assert mine[0].line == line_of(blocked, "routing:") and mine[0].file == "routed.yaml"
+    no_arrive = text.replace("""    source: [dispatched, escalated]
+    dest: on_site
+    roles: [department]""", """    source: [escalated]
+    dest: on_site
+    roles: [department]""", 1)
+    assert any("'arrive' transition from 'dispatched'" in p.message
+               for p in problems_of(no_arrive))

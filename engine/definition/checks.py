@@ -419,6 +419,35 @@ def routing_departments_resolve(spec: LifecycleSpec) -> Iterator[Finding]:
             yield (*path, "fallback"), f"unknown department {rule.fallback!r}; {known}"
 
 
+def routing_resolves_tickets(spec: LifecycleSpec) -> Iterator[Finding]:
+    """The engine can resolve a routed ticket when its work orders meet the rule.
+
+    It does so as the department whose work met the rule (role ``department``): ``arrive``
+    first when the ticket is still ``dispatched``, then ``resolve``
+    (engine/workorders/participant.py). A lifecycle with ``routing`` must let that role fire
+    them, or its tickets would never be resolved by their work orders.
+    """
+    if spec.routing is None:
+        return
+    if "department" not in spec.roles:
+        yield ("routing",), ("work orders resolve their ticket as the role 'department' (the "
+                             "department whose work met the rule); declare that role under "
+                             "roles")
+        return
+
+    def fires(trigger: str, source: str | None = None) -> bool:
+        return any(t.trigger == trigger and "department" in t.roles
+                   and (source is None or source in t.source) for t in spec.transitions)
+
+    if not fires("resolve"):
+        yield ("routing",), ("work orders resolve their ticket by firing 'resolve' as the role "
+                             "'department'; add a 'resolve' transition that role may fire")
+    if "dispatched" in spec.states and not fires("arrive", "dispatched"):
+        yield ("routing",), ("a ticket still 'dispatched' when its work orders are done is "
+                             "moved on by firing 'arrive' as the role 'department'; add an "
+                             "'arrive' transition from 'dispatched' that role may fire")
+
+
 def routing_rules_resolve(spec: LifecycleSpec) -> Iterator[Finding]:
     """Routing rows name declared categories and levels; quorums fit the departments."""
     routing = spec.routing
@@ -505,6 +534,7 @@ ALL_CHECKS: tuple[Check, ...] = (
     validity_sound,
     timer_names_fit,
     routing_departments_resolve,
+    routing_resolves_tickets,
     routing_rules_resolve,
     duplicate_match_fields_resolve,
     names_fit_the_machine,
