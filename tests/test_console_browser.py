@@ -355,7 +355,10 @@ def test_board_risk_and_reports_show_each_lifecycle_s_own_zone(
         "Each ticket's and work order's times are in its lifecycle's zone, labelled on its "
         "card: Asia/Shanghai (UTC+8), America/Chicago (UTC−5), UTC (lifecycles without a "
         "zone).")
-    page.goto(f"{url}/console/risk")
+    page.goto(f"{url}/console/risk")  # ?lang=en above is kept for the pages after it
+    expect(card(page, "C-late").locator(".when")).to_have_text(
+        "Over since Monday 2 Jun 2025 17:00 UTC−5")
+    page.goto(f"{url}/console/risk?lang=zh")
     expect(card(page, "C-late").locator(".when")).to_have_text(
         "超期自 2025年6月2日（周一）17:00 UTC−5")
     expect(page.locator("#zone-note")).to_contain_text("各事件、工单的时间按其所属流程的时区显示")
@@ -369,6 +372,6 @@ def test_board_risk_and_reports_show_each_lifecycle_s_own_zone(
     page.goto(f"{url}/console/reports?lifecycle=nocal&lang=en")
     expect(page.locator("#zone-note")).to_have_text(
         "This report's dates and periods are cut in UTC: this lifecycle sets no time zone.")
-    page.goto(f"{url}/console/reports")
+    page.goto(f"{url}/console/reports?lang=zh")
     expect(page.locator("#zone-note")).to_have_text(
         "报表的日期与时段（含起止日期）按 Asia/Shanghai 时间（UTC+8）划分。")
