@@ -50,8 +50,10 @@ do next.
 The adapters' own errors are rooted here too (``except GridwhistleError`` catches everything
 Gridwhistle raises on purpose): ``adapters.http`` ``Problem`` (an HTTP problem of the adapter),
 ``Open311Error``, ``FormError``, ``BodyTooLarge`` and ``KeyNotValid``, ``adapters.replay``
-``DumpError``. ``tests/test_error_tree.py`` checks every exception class of ``engine`` and
-``adapters``, with the few internal signals that never leave their module listed there.
+``DumpError``, ``UndecodableData`` (a data file that is not text in its encoding; for an
+Open311 dump ``UndecodableDump``, a ``DumpError`` too) and ``UnknownEncoding``.
+``tests/test_error_tree.py`` checks every exception class of ``engine`` and ``adapters``,
+with the few internal signals that never leave their module listed there.
 """
 
 from __future__ import annotations

@@ -92,6 +92,10 @@ def replay(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress (no bar, no lines).")
                      ] = False,
+    encoding: Annotated[str, typer.Option(
+        help="Text encoding of the data file(s): utf-8 (a byte-order mark is allowed) or any "
+        "codec Python knows, e.g. gb18030 for exports from Chinese systems and Excel (it "
+        "reads GBK too), utf-16, big5, cp1252.")] = "utf-8",
 ) -> None:
     """Replay service requests through a lifecycle on a virtual clock and report.
 
@@ -115,8 +119,13 @@ def replay(
     except (ZoneInfoNotFoundError, ValueError):
         raise typer.BadParameter(f"unknown time zone {source_tz!r}",
                                  param_hint="--source-tz") from None
-    from adapters.replay.open311 import CHICAGO_SAMPLE, replay_open311
+    from adapters.replay.encoding import UnknownEncoding, text_codec
+    from adapters.replay.open311 import CHICAGO_SAMPLE, check_dump, replay_open311
 
+    try:
+        text_codec(encoding)
+    except UnknownEncoding as exc:
+        raise typer.BadParameter(str(exc), param_hint="--encoding") from None
     open311 = data_format == "open311-json"
     try:
         spec = None if open311 else load_mapping(mapping)
@@ -132,10 +141,11 @@ def replay(
     if not (data.is_dir() if open311 else data.is_file()) and not data.is_file():
         fail(f"no data file at {data}")
     try:
-        if spec is not None:
-            preflight(data, spec, workflow or spec.lifecycle)  # before anything is emptied
+        if spec is not None:  # before anything is emptied: the whole file decodes, ...
+            preflight(data, spec, workflow or spec.lifecycle, encoding=encoding)
         else:
             load_definition(workflow or "grid_incident")
+            check_dump(data, encoding)  # every file of the dump decodes
         database = open_database(db, create=True)
         if fresh:
             database.drop_all()
@@ -148,10 +158,11 @@ def replay(
             outcome: ReplayOutcome
             if spec is None:
                 outcome = replay_open311(engine, data, lifecycle=workflow or "grid_incident",
-                                         until=stop, progress=progress)
+                                         until=stop, progress=progress, encoding=encoding)
             else:
                 outcome = run_replay(engine, data, spec, lifecycle=workflow or None,
-                                     source_tz=zone, until=stop, progress=progress)
+                                     source_tz=zone, until=stop, progress=progress,
+                                     encoding=encoding)
         report = build_report(engine, outcome, spec)
     except (GridwhistleError, ValueError, OSError) as exc:
         fail(str(exc))

@@ -107,6 +107,9 @@ def impact(
                                               "(stored history: default now).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     limit: Annotated[int, typer.Option(min=0, help="Rows of changed tickets to print.")] = 20,
+    encoding: Annotated[str, typer.Option(
+        help="Text encoding of --data: utf-8 (a byte-order mark is allowed) or any codec "
+        "Python knows, e.g. gb18030.")] = "utf-8",
 ) -> None:
     """Replay history (or a data file) on a new lifecycle version and report what changes.
 
@@ -114,6 +117,13 @@ def impact(
     deadlines would (or would no longer) be breached. Nothing is written to --db.
     """
     stop = parse_instant(until, UTC) if until else None
+    if data is not None:
+        from adapters.replay.encoding import UnknownEncoding, text_codec
+
+        try:
+            text_codec(encoding)
+        except UnknownEncoding as exc:
+            raise typer.BadParameter(str(exc), param_hint="--encoding") from None
     try:
         new = load_definition(workflow)
         if data is None:
@@ -123,7 +133,7 @@ def impact(
             finally:
                 engine.stop()
         else:
-            impacts = _impact_of_data(new, data, mapping, stop)
+            impacts = _impact_of_data(new, data, mapping, stop, encoding)
     except (GridwhistleError, ValueError) as exc:
         fail(str(exc))
         return
@@ -142,8 +152,8 @@ def impact(
     console.print(table)
 
 
-def _impact_of_data(new: Definition, data: Path, mapping: str, until: datetime | None
-                    ) -> list[TicketImpact]:
+def _impact_of_data(new: Definition, data: Path, mapping: str, until: datetime | None,
+                    encoding: str) -> list[TicketImpact]:
     from adapters.replay import load_mapping
     from adapters.replay import replay as run_replay
 
@@ -156,7 +166,8 @@ def _impact_of_data(new: Definition, data: Path, mapping: str, until: datetime |
                              clock=VirtualClock(datetime(1970, 1, 1, tzinfo=UTC)))
                 engines.append(eng)
                 target = lifecycle if isinstance(lifecycle, str) else _write(folder, lifecycle)
-                run_replay(eng, data, spec, lifecycle=target, until=until)
+                run_replay(eng, data, spec, lifecycle=target, until=until,
+                           encoding=encoding)
             return engines[0].compare(engines[1])
         finally:
             for eng in engines:

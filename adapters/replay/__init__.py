@@ -4,6 +4,7 @@ Boston 311 and St. Louis CSV exports through mappings, Chicago's Open311 answers
 any other city's export by a mapping of its own (see ``docs/replay.md``).
 """
 
+from adapters.replay.encoding import UndecodableData, UnknownEncoding
 from adapters.replay.mapping import MappingSpec, bundled_mappings, load_mapping
 from adapters.replay.progress import ProgressLines, ReplayProgress
 from adapters.replay.replayer import ReplayOutcome, check_mapping, preflight, replay
@@ -15,6 +16,8 @@ __all__ = [
     "ProgressLines",
     "ReplayOutcome",
     "ReplayProgress",
+    "UndecodableData",
+    "UnknownEncoding",
     "build_report",
     "bundled_mappings",
     "check_mapping",

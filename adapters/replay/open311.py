@@ -50,6 +50,15 @@ from typing import IO, Any
 
 import ijson
 
+from adapters.replay.encoding import (
+    DEFAULT_ENCODING,
+    ChunkDecoder,
+    UndecodableData,
+    check_decodes,
+    text_codec,
+    text_lines,
+    undecodable,
+)
 from adapters.replay.progress import ReplayProgress
 from adapters.replay.replayer import ReplayOutcome, compare_verdicts
 from adapters.replay.scratch import Scratch
@@ -59,7 +68,8 @@ from adapters.replay.stream import Timeline
 from engine import Actor, CommandRefused, Departments, Engine, GridwhistleError
 
 __all__ = ["CHICAGO_SAMPLE", "DumpError", "KeptOpen", "Open311Event", "Open311Outcome",
-           "Open311Plan", "iter_requests", "plan_request", "read_json", "replay_open311"]
+           "Open311Plan", "UndecodableDump", "check_dump", "iter_requests", "plan_request",
+           "read_json", "replay_open311"]
 
 CHICAGO_SAMPLE = Path(__file__).resolve().parent / "data" / "chicago311_open311_with_notes.json"
 """The bundled Chicago Open311 requests with notes (see ``data/PROVENANCE.md``)."""
@@ -153,7 +163,45 @@ class DumpError(GridwhistleError, ValueError):
     """
 
 
-def iter_requests(path: Path) -> Iterator[dict[str, Any]]:
+class UndecodableDump(UndecodableData, DumpError):
+    """A file of an Open311 dump has bytes that are not text in its encoding.
+
+    An :class:`~adapters.replay.encoding.UndecodableData` (file, line, byte offset, what to
+    do) and a :class:`DumpError`, as the dump's other faults are.
+    """
+
+
+def _page_files(path: Path) -> list[Path]:
+    """The files of a dump: the file itself, or a folder's page files in natural order.
+
+    Raises:
+        DumpError: a folder without page files.
+    """
+    if not path.is_dir():
+        return [path]
+    files = sorted((p for p in path.iterdir() if p.suffix in _PAGE_FILES), key=_natural)
+    if not files:
+        raise DumpError(f"{path}: no .json, .jsonl or .ndjson page files in this folder")
+    return files
+
+
+def check_dump(path: Path, encoding: str = DEFAULT_ENCODING) -> None:
+    """Check, before anything is written, that every file of a dump is text in ``encoding``.
+
+    A pass that only decodes each file (in chunks of 1 MiB); it does not parse the JSON.
+
+    Raises:
+        UndecodableDump: a byte that is not text in ``encoding`` (file, line, byte offset).
+        DumpError: a folder without page files.
+        UnknownEncoding: ``encoding`` is not a text encoding.
+        OSError: a file cannot be read.
+    """
+    text_codec(encoding)
+    for file in _page_files(path):
+        check_decodes(file, encoding, error=UndecodableDump)
+
+
+def iter_requests(path: Path, encoding: str = DEFAULT_ENCODING) -> Iterator[dict[str, Any]]:
     """Every request of a GeoReport v2 dump, in input order (see the module docstring).
 
     Streams: one request is held at a time, whatever the size of the file.
@@ -164,27 +212,32 @@ def iter_requests(path: Path) -> Iterator[dict[str, Any]]:
             read by :func:`read_json`), a ``.jsonl`` / ``.ndjson`` file (one request or one
             page per line, read line by line), or a folder of such files (pages, in the
             natural order of their names: ``page-2`` before ``page-10``).
+        encoding: the files' text encoding: ``utf-8`` (the default; a byte-order mark is
+            allowed) or any codec Python knows (``gb18030``, ``utf-16``).
 
     Raises:
         DumpError: the text is not JSON, or a value is not a request, a page of them, or an
-            object holding them under ``requests`` / ``service_requests``.
+            object holding them under ``requests`` / ``service_requests``; an
+            :class:`UndecodableDump`: a byte is not text in ``encoding``.
+        UnknownEncoding: ``encoding`` is not a text encoding.
         OSError: a file cannot be read.
     """
+    codec = text_codec(encoding)
     if path.is_dir():
-        files = sorted((p for p in path.iterdir() if p.suffix in _PAGE_FILES), key=_natural)
-        if not files:
-            raise DumpError(f"{path}: no .json, .jsonl or .ndjson page files in this folder")
-        for file in files:
-            yield from iter_requests(file)
+        for file in _page_files(path):
+            yield from iter_requests(file, encoding)
         return
     if path.suffix in (".jsonl", ".ndjson"):
-        with path.open(encoding="utf-8-sig") as handle:  # a byte-order mark is allowed
-            for number, line in enumerate(handle, start=1):
-                if line.strip():
-                    yield from _requests_in(_decode(line, path, number), path)
+        try:
+            with path.open(encoding=codec) as handle:  # a byte-order mark is allowed
+                for number, line in enumerate(text_lines(handle), start=1):
+                    if line.strip():
+                        yield from _requests_in(_decode(line, path, number), path)
+        except UnicodeError as exc:  # a UnicodeDecodeError, mostly
+            raise undecodable(path, encoding, exc, error=UndecodableDump) from None
         return
     with path.open("rb") as handle:
-        yield from read_json(handle, path)
+        yield from read_json(handle, path, encoding)
 
 
 _CHUNK = 16 * 1024
@@ -197,12 +250,15 @@ Events = Iterator[tuple[str, Any]]
 """ijson's ``basic_parse`` events: ``(event, value)``."""
 
 
-def read_json(handle: IO[bytes], name: Path | str) -> Iterator[dict[str, Any]]:
-    """Every request in a JSON text, read from ``handle`` as a stream (UTF-8).
+def read_json(handle: IO[bytes], name: Path | str, encoding: str = DEFAULT_ENCODING
+              ) -> Iterator[dict[str, Any]]:
+    """Every request in a JSON text, read from ``handle`` as a stream (UTF-8 by default).
 
     A UTF-8 byte-order mark at the start of the text is skipped (RFC 8259, section 8.1, lets
     a parser ignore it; Excel and many government systems write one); the bytes and lines
-    that messages name still count from the start of the file.
+    that messages name still count from the start of the file. Each chunk is decoded before
+    the parser sees it (and, in another ``encoding``, handed to it as UTF-8), so a byte that
+    is not text is an :class:`UndecodableDump` naming its line and offset.
 
     The text is one list of requests, a list of pages (lists, or objects holding a list under
     ``requests`` / ``service_requests``), such an object, one request, or several of these
@@ -215,14 +271,17 @@ def read_json(handle: IO[bytes], name: Path | str) -> Iterator[dict[str, Any]]:
     Args:
         handle: a binary file (or anything with ``read(size) -> bytes``).
         name: what the messages call it (the file's path).
+        encoding: the text's encoding (any codec Python knows; default UTF-8).
 
     Raises:
         DumpError: the text is not JSON (the message says between which bytes and on which
             lines the parser stopped, with yajl's excerpt of the text; or that the text ends
-            inside a value: cut short), or a value is not a request or a page of them.
+            inside a value: cut short), or a value is not a request or a page of them; an
+            :class:`UndecodableDump`: a byte is not text in ``encoding``.
+        UnknownEncoding: ``encoding`` is not a text encoding.
         OSError: the file cannot be read.
     """
-    source = _Counted(handle)
+    source = _Counted(handle, name, encoding)
     events: Events = ijson.basic_parse(source, buf_size=_CHUNK, multiple_values=True,
                                        use_float=True)
     try:
@@ -237,11 +296,18 @@ def read_json(handle: IO[bytes], name: Path | str) -> Iterator[dict[str, Any]]:
 class _Counted:
     """A binary file as ijson reads it, counting bytes and lines, to say where it stopped.
 
-    A byte-order mark at the start is counted as read but not handed on: yajl refuses it.
+    Every chunk is decoded first (:class:`~adapters.replay.encoding.ChunkDecoder`): a byte
+    that is not text in the encoding is an :class:`UndecodableDump` with its line and offset
+    (yajl would say "invalid bytes in UTF8 string", or nothing outside a string). UTF-8 is
+    handed on as read; another encoding as its text in UTF-8, which is what yajl reads.
+    Bytes count in the file as read. A byte-order mark at the start is counted as read but
+    not handed on: yajl refuses it.
     """
 
-    def __init__(self, handle: IO[bytes]) -> None:
+    def __init__(self, handle: IO[bytes], name: Path | str, encoding: str) -> None:
         self._handle = handle
+        self._text = ChunkDecoder(name, encoding, error=UndecodableDump)
+        self._utf8 = text_codec(encoding) == "utf-8-sig"
         self._start = True      # nothing read yet: a byte-order mark may come first
         self.read_bytes = 0     # bytes read so far
         self.lines = 1          # the line the last byte read is on
@@ -250,18 +316,31 @@ class _Counted:
         self.blank = True       # all the bytes read so far are whitespace
 
     def read(self, size: int) -> bytes:
-        data = self._handle.read(size)
-        if size and not data:
-            self.ended = True
+        if not size:  # ijson asks for read(0) first, to see bytes or text
+            return b""
         self.chunk = (self.read_bytes, self.lines)
-        self.read_bytes += len(data)
-        self.lines += data.count(b"\n")
-        if self._start and data:  # ijson asks for read(0) first, to see bytes or text
-            self._start = False
-            data = data.removeprefix(codecs.BOM_UTF8)
-        if self.blank and data.strip():
+        while True:
+            data = self._handle.read(size)
+            if not data:
+                self.ended = True
+            self.read_bytes += len(data)
+            text = self._text.decode(data)
+            self.lines = self._text.lines
+            if self._utf8:
+                out = data
+                if self._start and data:
+                    out = data.removeprefix(codecs.BOM_UTF8)
+            else:
+                if self._start and text:
+                    text = text.removeprefix("\ufeff")
+                out = text.encode("utf-8")
+            if self._start and data:
+                self._start = False
+            if out or not data:  # b"" ends the text for ijson: read on past a chunk that
+                break            # held only part of a character (or only the mark)
+        if self.blank and out.strip():
             self.blank = False
-        return data
+        return out
 
     def where(self, error: str) -> str:
         """Where the parser stopped, and why (yajl's message, with its excerpt)."""
@@ -431,6 +510,7 @@ def replay_open311(
     lifecycle: str = "grid_incident",
     until: datetime | None = None,
     progress: Callable[[ReplayProgress], None] | None = None,
+    encoding: str = DEFAULT_ENCODING,
 ) -> Open311Outcome:
     """Replay Open311 requests into ``engine`` (whose clock is a VirtualClock).
 
@@ -442,12 +522,18 @@ def replay_open311(
         until: stop the clock here (aware); later events are not applied.
         progress: called with a :class:`~adapters.replay.progress.ReplayProgress` after every
             batch and once at the end.
+        encoding: the dump's text encoding (default UTF-8; any codec Python knows).
 
     Raises:
-        DumpError (a ValueError), OSError: the input cannot be read as Open311 JSON.
+        DumpError (a ValueError), OSError: the input cannot be read as Open311 JSON; an
+            :class:`UndecodableDump` (a DumpError) is not text in ``encoding``. The whole
+            dump is read (to sort it) before any request is applied, so either stops the
+            replay before any ticket is written.
+        UnknownEncoding: ``encoding`` is not a text encoding (before anything is written).
         NoRouting: the lifecycle has no routing table.
     """
     started = time.perf_counter()
+    text_codec(encoding)
     version = engine.deploy(lifecycle)
     name = version.name
     routing = engine.lifecycle(name).spec.routing
@@ -483,7 +569,7 @@ def replay_open311(
 
         def intake() -> Iterator[Open311Plan]:
             nonlocal judged
-            for row, req in enumerate(iter_requests(data), start=1):
+            for row, req in enumerate(iter_requests(data, encoding), start=1):
                 outcome.rows = row
                 item = plan_request(row, req)
                 if isinstance(item, Rejection):

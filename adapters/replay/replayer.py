@@ -9,6 +9,11 @@ first (:mod:`adapters.replay.sorting`, bounded memory) and the outcome says so.
 
 A refused command (any :class:`~engine.CommandRefused`, whichever component refuses it)
 rejects that row with its reason and the replay goes on.
+
+The export is UTF-8 unless ``encoding`` says otherwise (``gb18030`` for many Chinese
+systems). A byte that is not text in it stops the replay with an ``UndecodableData``
+(:mod:`adapters.replay.encoding`): :func:`preflight` finds it before anything is written, the
+first pass before any ticket is.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
+from adapters.replay.encoding import DEFAULT_ENCODING, check_decodes, text_codec
 from adapters.replay.evidence import evidence_problems
 from adapters.replay.mapping import MappingSpec
 from adapters.replay.progress import ReplayProgress
@@ -157,20 +163,27 @@ def check_mapping(mapping: MappingSpec, lifecycle: Lifecycle) -> None:
         )
 
 
-def preflight(data: Path, mapping: MappingSpec, lifecycle: str) -> None:
+def preflight(data: Path, mapping: MappingSpec, lifecycle: str, *,
+              encoding: str = DEFAULT_ENCODING) -> None:
     """Check everything that can be checked before a database is touched.
 
-    The lifecycle loads, the mapping fits it, and the CSV has every column the mapping names.
+    The lifecycle loads, the mapping fits it, the whole CSV is text in ``encoding`` (a pass
+    that only decodes it, in chunks of 1 MiB), and it has every column the mapping names.
 
     Raises:
         UnknownDefinition, DefinitionError: the lifecycle cannot be loaded.
         ConfigurationError: the mapping does not fit the lifecycle.
+        UnknownEncoding: ``encoding`` is not a text encoding.
+        UndecodableData (a ValueError): a byte of the CSV is not text in ``encoding`` (the
+            message names the line and the byte offset, and what to do).
         ValueError: the CSV lacks columns (the message lists them and the file's columns).
         OSError: the data file cannot be read.
     """
+    text_codec(encoding)
     compiled = Lifecycle(load_definition(lifecycle), strict=False)
     check_mapping(mapping, compiled)
-    problem = columns_problem(read_header(data), mapping)
+    check_decodes(data, encoding)
+    problem = columns_problem(read_header(data, encoding), mapping)
     if problem is not None:
         raise ValueError(f"{data}: {problem}")
 
@@ -184,13 +197,14 @@ def replay(
     source_tz: tzinfo | None = None,
     until: datetime | None = None,
     progress: Callable[[ReplayProgress], None] | None = None,
+    encoding: str = DEFAULT_ENCODING,
 ) -> ReplayOutcome:
     """Replay the rows of ``data`` into ``engine`` (whose clock must be a VirtualClock).
 
     Args:
         engine: the engine to replay into.
-        data: the CSV file (UTF-8, a byte-order mark allowed; header row), best in order of
-            report time.
+        data: the CSV file (header row; UTF-8 unless ``encoding`` says otherwise), best in
+            order of report time.
         mapping: how columns become fields and events.
         lifecycle: lifecycle name or YAML path (default: the mapping's).
         source_tz: zone of timestamps written without one (default: the mapping's
@@ -199,18 +213,25 @@ def replay(
             before it fire. Default: the last event's time.
         progress: called with a :class:`~adapters.replay.progress.ReplayProgress` after every
             batch of commands and once at the end.
+        encoding: the CSV's text encoding: ``utf-8`` (the default; a byte-order mark is
+            allowed) or any codec Python knows, e.g. ``gb18030`` for an export of a Chinese
+            system or Excel (it reads GBK too).
 
     Returns:
         A :class:`ReplayOutcome`; figures come from :func:`adapters.replay.report.build_report`.
 
     Raises:
         ConfigurationError: the mapping does not fit the lifecycle.
+        UnknownEncoding: ``encoding`` is not a text encoding (before anything is written).
+        UndecodableData (a ValueError): a byte of the file is not text in ``encoding``;
+            found by the first pass, before any ticket is written (the lifecycle is deployed).
         ValueError: the file lacks columns the mapping names.
         TypeError: the engine's clock is not a VirtualClock.
         GridwhistleError: any error of the engine that is not a refusal: the open batch is
             rolled back and the replay stops.
     """
     started = time.perf_counter()
+    text_codec(encoding)
     version = engine.deploy(lifecycle or mapping.lifecycle)
     lc = engine.lifecycle(version.name)
     check_mapping(mapping, lc)
@@ -220,7 +241,7 @@ def replay(
     name = version.name
 
     with Scratch() as scratch:
-        export = CsvExport(data, mapping, lc, mapping.zone(source_tz))
+        export = CsvExport(data, mapping, lc, mapping.zone(source_tz), encoding)
         survey = export.survey(scratch)
 
         def apply(plan: PlannedTicket, index: int) -> None:

@@ -33,6 +33,7 @@ from adapters.replay.columns import (
     time_reader,
     value_reader,
 )
+from adapters.replay.encoding import DEFAULT_ENCODING, text_codec, text_lines, undecodable
 from adapters.replay.evidence import evidence_refs
 from adapters.replay.mapping import MappingSpec
 from adapters.replay.scratch import Scratch
@@ -44,12 +45,15 @@ __all__ = ["ENCODING", "CsvExport", "PlannedEvent", "PlannedTicket", "Rejection"
            "read_rows"]
 
 ENCODING = "utf-8-sig"
-"""How an export is read: UTF-8, with or without a leading byte-order mark.
+"""How an export is read by default: UTF-8, with or without a leading byte-order mark.
 
 Excel's "CSV UTF-8" and many government systems write the mark (EF BB BF) first; read as
 plain ``utf-8`` it would become part of the first column's name (``\ufeffcase_enquiry_id``)
 and the mapping's id column would be "not in the file". ``utf-8-sig`` drops it (only at the
-very start of the file); it is no line, so line and row numbers stay the same."""
+very start of the file); it is no line, so line and row numbers stay the same.
+
+Another encoding may be given (``encoding="gb18030"``: :mod:`adapters.replay.encoding`); a
+byte-order mark that its codec leaves in the text (U+FEFF first) is dropped as well."""
 
 NO_FIELDS: dict[str, Any] = {}
 """The fields of an event that sets none (shared; never changed)."""
@@ -385,14 +389,26 @@ def _cells_of(columns: dict[str, int], cells: list[str]) -> dict[str, str]:
 # -- the file -------------------------------------------------------------------------------
 
 
-def read_header(path: Path) -> list[str]:
+def read_header(path: Path, encoding: str = DEFAULT_ENCODING) -> list[str]:
     """The column names of an export (its first record; a byte-order mark is not in them).
 
+    Args:
+        path: the CSV file.
+        encoding: its text encoding (default UTF-8, a byte-order mark allowed; any codec
+            Python knows, e.g. ``gb18030``).
+
     Raises:
+        UndecodableData: the header has bytes that are not text in ``encoding`` (the message
+            names the line and byte offset).
+        UnknownEncoding: ``encoding`` is not a text encoding.
         OSError: the file cannot be read.
     """
-    with path.open(newline="", encoding=ENCODING) as handle:
-        return next(csv.reader(handle), [])
+    codec = text_codec(encoding)
+    try:
+        with path.open(newline="", encoding=codec) as handle:
+            return next(csv.reader(text_lines(handle)), [])
+    except UnicodeError as exc:  # a UnicodeDecodeError, mostly
+        raise undecodable(path, encoding, exc) from None
 
 
 @dataclass
@@ -414,20 +430,31 @@ class Survey:
 
 
 class CsvExport:
-    """A CSV export (UTF-8, header row) read through a mapping (see the module docstring).
+    """A CSV export (header row) read through a mapping (see the module docstring).
 
-    A byte-order mark at the start of the file is allowed (:data:`ENCODING`).
+    Read as UTF-8 by default, a byte-order mark at the start of the file allowed
+    (:data:`ENCODING`); ``encoding`` names another (``gb18030``).
+
+    A byte that is not text in the encoding stops a pass with :class:`UndecodableData`
+    (naming the line and byte offset). The first pass (:meth:`survey`) reads the whole file,
+    so it meets such a byte before any row is planned; should the second pass meet one (the
+    file changed in between), the message says so.
 
     Raises:
         ValueError: the file lacks columns the mapping names.
+        UndecodableData: the header is not text in the encoding.
+        UnknownEncoding: ``encoding`` is not a text encoding.
         OSError: the file cannot be read.
     """
 
     def __init__(self, path: Path, mapping: MappingSpec, lifecycle: Lifecycle,
-                 zone: tzinfo) -> None:
+                 zone: tzinfo, encoding: str = DEFAULT_ENCODING) -> None:
         self.path = path
         self.mapping = mapping
-        header = read_header(path)
+        self.encoding = encoding
+        self._codec = text_codec(encoding)
+        self._surveyed = False
+        header = read_header(path, encoding)
         self.header = header
         self.open_row: tuple[int, str] | None = None
         """The row the file ends inside of (a quoted cell never closed) and why it is
@@ -443,21 +470,31 @@ class CsvExport:
         A row that the file ends inside of (an unclosed quote) is yielded too, after
         :attr:`open_row` is set to it.
         """
-        with self.path.open(newline="", encoding=ENCODING) as handle:
-            end = _End()
-            reader = csv.reader(chain(handle, end))
-            next(reader, None)
-            number = 0
-            line = reader.line_num  # the last line read so far
-            for cells in reader:
-                start, line = line + 1, reader.line_num
-                if not cells:
-                    continue  # a blank line is not a row (as csv.DictReader)
-                number += 1
-                if end.reached:
-                    self.open_row = number, open_quote(self.path, self.header, cells, start,
-                                                       line)
-                yield number, cells
+        number = 0
+        try:
+            with self.path.open(newline="", encoding=self._codec) as handle:
+                end = _End()
+                reader = csv.reader(chain(text_lines(handle), end))
+                next(reader, None)
+                line = reader.line_num  # the last line read so far
+                for cells in reader:  # (an error of the consumer is not raised in here)
+                    start, line = line + 1, reader.line_num
+                    if not cells:
+                        continue  # a blank line is not a row (as csv.DictReader)
+                    number += 1
+                    if end.reached:
+                        self.open_row = number, open_quote(self.path, self.header, cells,
+                                                           start, line)
+                    yield number, cells
+        except UnicodeError as exc:  # a UnicodeDecodeError, mostly
+            note = ""
+            if self._surveyed:  # the first pass read every byte: the file changed since
+                note = (f"; the first pass read the whole file without this error, so it "
+                        f"changed during the replay, which stops here after {number:,} rows: "
+                        f"what it wrote before stays in the database (the open batch of "
+                        f"commands is rolled back); fix the file and replay it again into an "
+                        f"emptied database (--fresh)")
+            raise undecodable(self.path, self.encoding, exc, note=note) from None
 
     def survey(self, scratch: Scratch) -> Survey:
         """The first pass (see the module docstring)."""
@@ -487,6 +524,7 @@ class CsvExport:
                         out.disorder = (number, at, latest[1], latest[0])
                     latest = (at, number)
         out.repeats.update((r, (first, exact)) for r, first, exact in scratch.repeats(pending))
+        self._surveyed = True
         return out
 
     def _sorted_rows(self, folder: Path) -> Iterator[tuple[int, list[str]]]:
@@ -556,7 +594,8 @@ def _first_two(item: tuple[int, int, list[str]]) -> tuple[int, int]:
 
 
 def read_rows(path: Path, mapping: MappingSpec, lifecycle: Lifecycle,
-              source_tz: tzinfo | None = None) -> Iterator[Item]:
+              source_tz: tzinfo | None = None, encoding: str = DEFAULT_ENCODING
+              ) -> Iterator[Item]:
     """Yield a plan, a rejection or a repeat for each data row of ``path``, in file order.
 
     (This is for looking at plans; :func:`adapters.replay.replayer.replay` replays them in
@@ -568,10 +607,14 @@ def read_rows(path: Path, mapping: MappingSpec, lifecycle: Lifecycle,
         lifecycle: the lifecycle the tickets will run in (its field types and required fields).
         source_tz: the zone of timestamps written without one (default: the mapping's
             ``timezone``, else UTC).
+        encoding: the file's text encoding (default UTF-8; any codec Python knows, e.g.
+            ``gb18030``).
 
     Raises:
         ValueError: the file lacks columns the mapping names.
+        UndecodableData: the file has bytes that are not text in ``encoding``.
+        UnknownEncoding: ``encoding`` is not a text encoding.
     """
     with Scratch() as scratch:
-        export = CsvExport(path, mapping, lifecycle, mapping.zone(source_tz))
+        export = CsvExport(path, mapping, lifecycle, mapping.zone(source_tz), encoding)
         yield from export.items(export.survey(scratch))
