@@ -215,6 +215,10 @@ def check_idempotency_key(key: object, limits: Limits | None = None,
 
 
 def _actor_problems(actor: Any, errors: dict[str, str]) -> None:
+    if actor is None or isinstance(actor, str):
+        errors["actor"] = (f"who acts is an Actor(id, role), e.g. Actor('ops-1', 'centre'); "
+                           f"got {_shown(actor)}")
+        return
     actor_id, role = getattr(actor, "id", None), getattr(actor, "role", None)
     if not isinstance(actor_id, str) or not actor_id.strip():
         errors["actor"] = "the actor id must be non-empty text"
@@ -225,20 +229,27 @@ def _actor_problems(actor: Any, errors: dict[str, str]) -> None:
         errors["role"] = f"the role must be a role name of the lifecycle, got {_shown(role)}"
 
 
+_UNCHECKED: Any = object()
+"""check_command's default for ``actor``: not checked (None is checked, and refused)."""
+
+
 def check_command(
     limits: Limits,
     *,
     ticket_id: object = None,
-    actor: Any = None,
+    actor: Any = _UNCHECKED,
     fields: object = None,
     reason: object = None,
     idempotency_key: object = None,
     trigger: object = None,
+    fields_required: bool = False,
 ) -> None:
     """Check a command's inputs against the id rule and ``limits``; gather every problem.
 
     Arguments left at None are not checked (a report without ``ticket_id`` gets a generated
-    id); ``ticket_id=""`` is checked and refused.
+    id); ``ticket_id=""`` is checked and refused. ``actor`` is checked whenever it is passed
+    (None too: every command has one); ``fields_required``: None fields are refused (a
+    report's).
 
     Args:
         limits: the engine's limits.
@@ -260,7 +271,7 @@ def check_command(
         problem = ticket_id_problem(ticket_id)
         if problem is not None:
             errors["ticket_id"] = problem
-    if actor is not None:
+    if actor is not _UNCHECKED:
         _actor_problems(actor, errors)
     if trigger is not None and (not isinstance(trigger, str) or _NAME.match(trigger) is None):
         errors["trigger"] = (f"{_shown(trigger)} is not a trigger name (lower-case ASCII "
@@ -278,6 +289,8 @@ def check_command(
             errors["idempotency_key"] = problem
     if fields is not None:
         _field_problems(fields, limits, errors)
+    elif fields_required:  # a report's fields: {} for none
+        errors["fields"] = "must be a mapping of field names to values ({} for none), got None"
     if errors:
         raise InvalidFields(_display_id(ticket_id) if ticket_id is not None else "(new)",
                             errors)
@@ -310,7 +323,7 @@ def check_report(limits: Limits, *, actor: Any, fields: object, ticket_id: objec
         InvalidFields: every problem found.
     """
     check_command(limits, ticket_id=ticket_id, actor=actor, fields=fields, reason=reason,
-                  idempotency_key=idempotency_key)
+                  idempotency_key=idempotency_key, fields_required=True)
 
 
 def check_fire(limits: Limits, *, ticket_id: object, trigger: object, actor: Any,

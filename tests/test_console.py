@@ -328,3 +328,16 @@ def test_a_language_asked_for_in_the_url_stays_for_the_form_answers_after_it(
                           data={"action": "escalate", "reason": "too slow",
                                 "csrf": csrf_of(page.text)})
     assert refused.status_code == 403 and '<html lang="en">' in refused.text
+
+
+def test_a_form_for_a_ticket_that_does_not_exist_gets_the_console_s_404_page(
+        site: Site) -> None:
+    url, engine = site
+    engine.report("grid_incident", {"category": "noise"}, actor=GW, ticket_id="T-1")
+    client = sign_in(url, "k-centre")
+    csrf = csrf_of(client.get("/console/tickets/T-1").text)
+    r = client.post("/console/tickets/nosuch1234/actions",
+                    data={"action": "escalate", "reason": "x", "csrf": csrf})
+    assert r.status_code == 404
+    assert r.headers["content-type"].startswith("text/html")  # main: problem+json
+    assert "nosuch1234" in r.text and '<html lang="zh-CN">' in r.text

@@ -426,3 +426,21 @@ def test_a_routed_lifecycle_must_let_its_work_orders_resolve_the_ticket():
     roles: [department]""", 1)
     assert any("'arrive' transition from 'dispatched'" in p.message
                for p in problems_of(no_arrive))
+    # resolve is the department's only from elsewhere: arriving tickets would stay put
+    split = text.replace("""  - trigger: resolve
+    title: {zh: 处置完毕, en: Resolve}
+    source: [on_site, escalated]
+    dest: resolved
+    roles: [department]""", """  - trigger: resolve
+    title: {zh: 处置完毕, en: Resolve}
+    source: [escalated]
+    dest: resolved
+    roles: [department]
+  - trigger: resolve
+    title: {zh: 处置完毕, en: Resolve}
+    source: [on_site]
+    dest: resolved
+    roles: [centre]""", 1)
+    assert split != text
+    [found] = [p for p in problems_of(split) if "arrives in 'on_site'" in p.message]
+    assert found.path == "routing" and "from 'on_site'" in found.message

@@ -85,3 +85,33 @@ def test_an_old_file_of_plain_keys_is_refused_with_the_way_out(tmp_path: Path) -
     assert ring.find("k-centre-2").actor == "ops-1"
     assert cli("keys", "migrate", str(path)).stdout.strip() == f"{path}: already hashed"
     assert "ops-1-2" in text  # two keys of one actor get two names
+
+
+def test_a_keys_file_that_is_not_utf8_gets_one_line_saying_so(tmp_path: Path) -> None:
+    """A keys file saved as GBK or UTF-16 (Notepad, PowerShell) is refused by every keys
+    command and by serve with the file, the line and what to do; main printed a traceback."""
+    unnamed = cli("keys", "add", str(tmp_path / "keys.yaml"), "--actor", "王", "--role",
+                  "centre")
+    assert unnamed.returncode == 1 and "Traceback" not in unnamed.stderr  # main: a traceback
+    assert "give the entry one with --name" in unnamed.stderr
+    made = cli("keys", "add", str(tmp_path / "keys.yaml"), "--actor", "王", "--role",
+               "centre", "--name", "wang")
+    assert made.returncode == 0, made.stderr
+    text = (tmp_path / "keys.yaml").read_text(encoding="utf-8") + "# 王：指挥中心值班\n"
+    gbk, utf16 = tmp_path / "gbk.yaml", tmp_path / "u16.yaml"
+    gbk.write_bytes(text.encode("gbk"))
+    utf16.write_bytes(text.encode("utf-16"))
+    for path in (gbk, utf16):
+        for args in (("keys", "list", str(path)),
+                     ("keys", "add", str(path), "--actor", "a-1", "--role", "centre"),
+                     ("keys", "migrate", str(path)),
+                     ("serve", "--api-keys", str(path), "--db", str(tmp_path / "s.sqlite"))):
+            done = cli(*args)
+            assert done.returncode == 1, (args, done.stderr)
+            assert "Traceback" not in done.stderr, (args, done.stderr)
+            assert "is not UTF-8 text" in done.stderr and "save it as UTF-8" in done.stderr, (
+                args, done.stderr)
+            assert path.name in done.stderr
+    bom = tmp_path / "bom.yaml"
+    bom.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
+    assert "王" in cli("keys", "list", str(bom)).stdout  # a byte-order mark is fine

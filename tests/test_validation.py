@@ -155,3 +155,31 @@ def test_engine_report_refuses_an_object_as_id(tmp_path: Path) -> None:
             raise AssertionError("accepted")
     finally:
         eng.stop()
+
+
+def test_a_command_without_an_actor_or_a_report_without_fields_is_invalid_fields(
+        tmp_path) -> None:
+    """None for the actor (or a bare string), or None for a report's fields, is the engine's
+    InvalidFields saying what to pass; main raised AttributeError deep inside."""
+    from engine import Actor, Engine, InvalidFields, VirtualClock
+
+    from helpers import START
+
+    eng = Engine(tmp_path / "v.sqlite", clock=VirtualClock(START))
+    try:
+        centre = Actor("ops-1", "centre")
+        eng.report("grid_incident", {"category": "noise"}, actor=centre, ticket_id="T-1")
+        with pytest.raises(InvalidFields) as info:
+            eng.report("grid_incident", None, actor=centre)  # type: ignore[arg-type]
+        assert "({} for none)" in info.value.errors["fields"]
+        for bad in (None, "ops-1"):
+            with pytest.raises(InvalidFields) as info:
+                eng.fire("T-1", "dispatch", actor=bad)  # type: ignore[arg-type]
+            assert "Actor(id, role)" in info.value.errors["actor"]
+            with pytest.raises(InvalidFields):
+                eng.report("grid_incident", {"category": "noise"}, actor=bad)  # type: ignore[arg-type]
+            with pytest.raises(InvalidFields):
+                eng.escalate("T-1", actor=bad, reason="x")  # type: ignore[arg-type]
+        assert [h.kind for h in eng.history("T-1")] == ["report"]
+    finally:
+        eng.stop()

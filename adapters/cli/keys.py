@@ -91,7 +91,11 @@ def add(
             fail(str(exc) + ("" if lifecycle else " (checked against the bundled lifecycles; "
                              "give --lifecycle FILE to check against your own)"))
             return
-        key = add_api_key(file, name or actor, grant)
+        try:
+            key = add_api_key(file, name or actor, grant)
+        except ValueError as exc:  # the entry's name: the actor id when --name is not given
+            fail(f"{exc}" + ("" if name else "; give the entry one with --name"))
+            return
     except OSError as exc:
         fail(f"cannot write keys file {file}: {exc.strerror or exc}")
         return

@@ -43,6 +43,7 @@ from engine import (
     load_yaml_model,
 )
 from engine import Problem as DefinitionProblem
+from engine.definition.loader import read_text
 from engine.definition.schema import LifecycleSpec
 from engine.handoffs import held_by
 
@@ -234,7 +235,7 @@ def load_api_keys(path: str | Path) -> KeyRing:
             keys (the old form) is refused with the command that converts it.
         OSError: it cannot be read.
     """
-    text = Path(path).read_text(encoding="utf-8")
+    text = read_text(Path(path))  # UTF-8 (a byte-order mark allowed), else a clear error
     try:
         spec = load_yaml_model(text, _KeyFile, file=str(path))
     except DefinitionError as exc:
@@ -394,7 +395,7 @@ def key_holders(path: str | Path) -> list[tuple[str, ApiKey, str]]:
         DefinitionError, OSError: as :func:`load_api_keys`.
     """
     load_api_keys(path)
-    spec = load_yaml_model(Path(path).read_text(encoding="utf-8"), _KeyFile, file=str(path))
+    spec = load_yaml_model(read_text(Path(path)), _KeyFile, file=str(path))
     return [(n, e.grant(), e.hash) for n, e in spec.keys.items()]
 
 
@@ -445,7 +446,7 @@ def add_api_key(path: str | Path, name: str, grant: ApiKey) -> str:
     if not target.exists():
         _write(target, "# API keys: hashes only (gridwhistle keys add)\nkeys:\n" + line)
         return key
-    text = target.read_text(encoding="utf-8")
+    text = read_text(target)
     load_api_keys(target)  # valid, and of the hashed form
     spec = load_yaml_model(text, _KeyFile, file=str(target))
     if name in spec.keys:
@@ -473,7 +474,7 @@ def migrate_api_keys(path: str | Path) -> int:
         DefinitionError: the file is valid in neither form.
     """
     target = Path(path)
-    text = target.read_text(encoding="utf-8")
+    text = read_text(target)
     try:
         load_yaml_model(text, _KeyFile, file=str(target))
         return 0

@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from adapters.webhooks.worker import Endpoint, check_secret, host_allowed
 from engine import ConfigurationError, DefinitionError, Problem, load_yaml_model
+from engine.definition.loader import read_text
 
 __all__ = ["endpoint_from_option", "load_endpoints", "secret_variable"]
 
@@ -76,7 +77,7 @@ def load_endpoints(path: str | Path, environ: Mapping[str, str] | None = None
         OSError: it cannot be read.
     """
     env = os.environ if environ is None else environ
-    text = Path(path).read_text(encoding="utf-8")
+    text = read_text(Path(path))  # UTF-8 (a byte-order mark allowed), else a clear error
     spec = load_yaml_model(text, _EndpointsFile, file=str(path))
     problems: list[Problem] = []
     out: list[Endpoint] = []

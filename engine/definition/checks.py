@@ -442,10 +442,22 @@ def routing_resolves_tickets(spec: LifecycleSpec) -> Iterator[Finding]:
     if not fires("resolve"):
         yield ("routing",), ("work orders resolve their ticket by firing 'resolve' as the role "
                              "'department'; add a 'resolve' transition that role may fire")
-    if "dispatched" in spec.states and not fires("arrive", "dispatched"):
+        return
+    if "dispatched" not in spec.states:
+        return
+    arrivals = [t for t in spec.transitions if t.trigger == "arrive"
+                and "department" in t.roles and "dispatched" in t.source]
+    if not arrivals:
         yield ("routing",), ("a ticket still 'dispatched' when its work orders are done is "
                              "moved on by firing 'arrive' as the role 'department'; add an "
                              "'arrive' transition from 'dispatched' that role may fire")
+    for t in arrivals:
+        reached = "dispatched" if t.internal else t.dest
+        if not fires("resolve", reached):
+            yield ("routing",), (f"a ticket 'dispatched' when its work orders are done "
+                                 f"arrives in {reached!r} and is then resolved by firing "
+                                 "'resolve' as the role 'department'; let that role fire "
+                                 f"'resolve' from {reached!r}")
 
 
 def routing_rules_resolve(spec: LifecycleSpec) -> Iterator[Finding]:

@@ -645,7 +645,10 @@ async def act(ticket_id: str, request: Request) -> Response:
     except (GridwhistleError, Problem) as exc:
         lang = _lang(request)
         status = exc.status if isinstance(exc, Problem) else _status(exc)
-        lc = engine.lifecycle_of(engine.get(ticket_id))
+        try:
+            lc = engine.lifecycle_of(engine.get(ticket_id))
+        except TicketNotFound:  # no such ticket: the ticket page's own 404, in HTML
+            return await asyncio.to_thread(_ticket_page, request, requester, ticket_id)
         return await asyncio.to_thread(
             _ticket_page, request, requester, ticket_id, status=status,
             refusal=refusal_words(exc, engine, _served(request), lc, lang,
