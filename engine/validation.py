@@ -262,6 +262,7 @@ def check_command(
         reason: free text, at most ``limits.reason_length`` characters.
         idempotency_key: 1 to ``limits.idempotency_key_length`` visible ASCII characters.
         trigger: a trigger name (lower-case ASCII, up to 64 characters).
+        fields_required: refuse ``fields`` None (a report's fields: ``{}`` for none).
 
     Raises:
         InvalidFields: every problem found, keyed by the input's name.

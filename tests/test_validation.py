@@ -161,9 +161,9 @@ def test_a_command_without_an_actor_or_a_report_without_fields_is_invalid_fields
         tmp_path) -> None:
     """None for the actor (or a bare string), or None for a report's fields, is the engine's
     InvalidFields saying what to pass; main raised AttributeError deep inside."""
-    from engine import Actor, Engine, InvalidFields, VirtualClock
-
     from helpers import START
+
+    from engine import Actor, Engine, InvalidFields, VirtualClock
 
     eng = Engine(tmp_path / "v.sqlite", clock=VirtualClock(START))
     try:
