@@ -245,7 +245,7 @@ class UnknownTrigger(TriggerNotAllowed):
         self.known = tuple(sorted(known))
         now = ", ".join(sorted(allowed)) or "none (the state is final)"
         super().__init__(ticket_id, state, trigger, allowed, message=(
-            f"ticket {ticket_id!r}'s lifecycle declares no trigger {trigger!r}; check its "
+            f"the lifecycle of ticket {ticket_id!r} declares no trigger {trigger!r}; check its "
             f"spelling: its triggers are {', '.join(self.known)}; allowed in state "
             f"{state!r} now: {now}"))
 

@@ -295,7 +295,7 @@ def test_trigger_not_allowed_names_ticket_state_trigger_and_allowed(
     choices = ", ".join(allowed) if allowed else "none (the state is final)"
     if trigger == "no_such_trigger":  # declared nowhere: the subclass UnknownTrigger
         assert isinstance(err, UnknownTrigger) and "close" in err.known
-        assert str(err).startswith("ticket 'T1''s lifecycle declares no trigger "
+        assert str(err).startswith("the lifecycle of ticket 'T1' declares no trigger "
                                    "'no_such_trigger'; check its spelling")
         assert str(err).endswith(f"allowed in state {state!r} now: {choices}")
     else:
