@@ -178,3 +178,14 @@ def test_a_lifecycles_problems_keep_their_words() -> None:
     with pytest.raises(DefinitionError, match=r"^6 problems in definition; fix them") as info:
         parse_definition("format: 1\nname: x\n", file="x.yaml")
     assert info.value.kind == "definition"
+
+
+def test_an_empty_or_bom_only_csv_says_the_file_is_empty(tmp_path: Path) -> None:
+    """Not thirteen missing columns first: the file has no header row at all."""
+    for name, content in (("empty.csv", b""), ("bom-only.csv", BOM)):
+        (tmp_path / name).write_bytes(content)
+        done = _cli("replay", "--data", name, "--db", f"{name}.sqlite", cwd=tmp_path)
+        assert done.returncode == 1, done.stderr
+        assert "the file is empty (not even a header row)" in done.stderr, done.stderr
+        assert "export the file again with its header" in done.stderr
+        assert "Traceback" not in done.stderr

@@ -119,12 +119,15 @@ def columns_problem(header: list[str], mapping: MappingSpec) -> str | None:
     missing = missing_columns(header, mapping)
     if not missing:
         return None
+    if not header:
+        return (f"the file is empty (not even a header row); mapping {mapping.name!r} needs "
+                f"its columns {', '.join(missing)}: export the file again with its header")
     uses = mapping.column_uses()
     lines = [f"  {mapping.where(*path)}: {words}" for column in missing
              for path, words in uses[column]]
     return (f"columns {', '.join(missing)} named by mapping {mapping.name!r} are not in the "
             f"file:\n" + "\n".join(lines)
-            + f"\nits columns: {', '.join(header) or '(none: the file is empty)'}")
+            + f"\nits columns: {', '.join(header)}")
 
 
 # -- the compiled mapping ---------------------------------------------------------------------
