@@ -39,6 +39,21 @@ def running(app: Any) -> Iterator[str]:
         sock.close()
 
 
+@contextmanager
+def served_client(app: Any, engine: Any) -> Iterator[tuple[Any, Any]]:
+    """Serve ``app`` (built on ``engine``) on loopback; yield ``(httpx.Client, engine)``.
+
+    The client's base URL is the server's; the engine is stopped afterwards.
+    """
+    import httpx
+
+    try:
+        with running(app) as url, httpx.Client(base_url=url, timeout=30) as client:
+            yield client, engine
+    finally:
+        engine.stop()
+
+
 @dataclass
 class Receiver:
     """A webhook receiver that answers the scripted statuses in turn (then 200)."""

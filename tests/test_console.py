@@ -51,6 +51,21 @@ def sign_in(url: str, key: str) -> httpx.Client:
     return client
 
 
+def dispatched_to_water(url: str, engine: Engine) -> httpx.Client:
+    """Ticket T-1 (a blocked drain) dispatched by routing; the water department signed in."""
+    engine.report("grid_incident", {"category": "blocked_drain", "area": "A1"}, actor=GW,
+                  ticket_id="T-1")
+    Departments(engine).dispatch("T-1", actor=Actor("ops-1", "centre"))
+    return sign_in(url, "k-water")
+
+
+def escalate_as(client: httpx.Client, page: httpx.Response) -> httpx.Response:
+    """Post the escalate form of T-1's page (a department may not: refused)."""
+    return client.post("/console/tickets/T-1/actions",
+                       data={"action": "escalate", "reason": "too slow",
+                             "csrf": csrf_of(page.text)})
+
+
 def csrf_of(html: str) -> str:
     found = re.search(r'name="csrf" value="([^"]+)"', html)
     assert found is not None
@@ -158,15 +173,10 @@ def test_department_keys_see_their_own_work_orders_only(site: Site) -> None:
 
 def test_a_refused_action_is_shown_in_words(site: Site) -> None:
     url, engine = site
-    engine.report("grid_incident", {"category": "blocked_drain", "area": "A1"}, actor=GW,
-                  ticket_id="T-1")
-    Departments(engine).dispatch("T-1", actor=Actor("ops-1", "centre"))
-    client = sign_in(url, "k-water")
+    client = dispatched_to_water(url, engine)
     page = client.get("/console/tickets/T-1")
     assert 'data-action="escalate"' in page.text  # offered under "other roles"
-    r = client.post("/console/tickets/T-1/actions",
-                    data={"action": "escalate", "reason": "too slow",
-                          "csrf": csrf_of(page.text)})
+    r = escalate_as(client, page)
     assert r.status_code == 403
     refusal = html.unescape(re.search(r'id="refusal">(.*?)</div>', r.text, re.S).group(1))  # type: ignore[union-attr]
     assert "角色“职能部门”不能执行“升级处置”；可以执行的角色：指挥中心、系统。" in refusal
@@ -294,14 +304,9 @@ def _lang_link(page: str) -> str:
 
 def test_the_language_switch_returns_to_a_page_that_can_be_fetched(site: Site) -> None:
     url, engine = site
-    engine.report("grid_incident", {"category": "blocked_drain", "area": "A1"}, actor=GW,
-                  ticket_id="T-1")
-    Departments(engine).dispatch("T-1", actor=Actor("ops-1", "centre"))
-    client = sign_in(url, "k-water")
+    client = dispatched_to_water(url, engine)
     page = client.get("/console/tickets/T-1")
-    refused = client.post("/console/tickets/T-1/actions",
-                          data={"action": "escalate", "reason": "too slow",
-                                "csrf": csrf_of(page.text)})
+    refused = escalate_as(client, page)
     assert refused.status_code == 403
     # the refusal answers a POST-only URL: the switch goes back to the ticket's page
     switch = client.get(_lang_link(refused.text))
@@ -317,16 +322,11 @@ def test_the_language_switch_returns_to_a_page_that_can_be_fetched(site: Site) -
 def test_a_language_asked_for_in_the_url_stays_for_the_form_answers_after_it(
         site: Site) -> None:
     url, engine = site
-    engine.report("grid_incident", {"category": "blocked_drain", "area": "A1"}, actor=GW,
-                  ticket_id="T-1")
-    Departments(engine).dispatch("T-1", actor=Actor("ops-1", "centre"))
-    client = sign_in(url, "k-water")
+    client = dispatched_to_water(url, engine)
     page = client.get("/console/tickets/T-1", params={"lang": "en"})
     assert '<html lang="en">' in page.text
     assert client.cookies.get("gw_lang", path="/console") == "en"
-    refused = client.post("/console/tickets/T-1/actions",  # the form's URL has no ?lang=
-                          data={"action": "escalate", "reason": "too slow",
-                                "csrf": csrf_of(page.text)})
+    refused = escalate_as(client, page)  # the form's URL has no ?lang=
     assert refused.status_code == 403 and '<html lang="en">' in refused.text
 
 

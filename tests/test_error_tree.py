@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 from helpers import START
-from servers import running
+from servers import served_client
 
 import adapters
 import engine
@@ -120,10 +120,9 @@ FORM = "application/x-www-form-urlencoded"
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[tuple[httpx.Client, Engine]]:
     eng = Engine(tmp_path / "tree.sqlite", clock=VirtualClock(START))
-    app = create_app(eng, api_keys=KEYS, limits=Limits(body_bytes=20_000))
-    with running(app) as url, httpx.Client(base_url=url, timeout=30) as http:
-        yield http, eng
-    eng.stop()
+    with served_client(create_app(eng, api_keys=KEYS, limits=Limits(body_bytes=20_000)),
+                       eng) as served:
+        yield served
 
 
 def test_a_problem_is_still_its_own_problem_json(client) -> None:

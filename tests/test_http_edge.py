@@ -14,7 +14,7 @@ import pytest
 from helpers import START
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from servers import running
+from servers import running, served_client
 from sqlalchemy import text
 
 from adapters.http import ApiKey, create_app
@@ -61,10 +61,9 @@ transitions:
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[httpx.Client, Engine]]:
     engine = Engine(tmp_path / "edge.sqlite", clock=VirtualClock(START))
-    app = create_app(engine, api_keys=KEYS, limits=Limits(body_bytes=20_000))
-    with running(app) as url, httpx.Client(base_url=url, timeout=30) as client:
-        yield client, engine
-    engine.stop()
+    with served_client(create_app(engine, api_keys=KEYS, limits=Limits(body_bytes=20_000)),
+                       engine) as both:
+        yield both
 
 
 def count(engine: Engine) -> int:
