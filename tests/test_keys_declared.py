@@ -16,7 +16,7 @@ from servers import running
 
 from adapters.http import ApiKey, KeyNotValid, create_app, load_api_keys
 from adapters.http.auth import hash_key, key_holders, new_key
-from engine import Actor, Engine, VirtualClock, load_definition
+from engine import Actor, ConfigurationError, Engine, VirtualClock, load_definition
 from engine.definition import bundled_workflows_dir
 
 REPO = Path(__file__).resolve().parents[1]
@@ -286,3 +286,31 @@ def test_a_role_no_lifecycle_declares_is_still_refused_with_work_orders_counted(
         assert [v.name for v in engine.versions()] == ["grid_incident"]
     finally:
         engine.stop()
+
+
+# -- 4. a work-order lifecycle nobody has: refused at start, not at the first dispatch -------
+
+
+def test_serving_a_lifecycle_whose_work_order_lifecycle_is_missing_is_refused_at_start(
+        tmp_path: Path, grid_incident_text: str) -> None:
+    depot, orders = contract_lifecycles(tmp_path, grid_incident_text)
+    engine = Engine(tmp_path / "k.sqlite", clock=VirtualClock(START))
+    try:
+        # main: the app started, and the first dispatch of a routed ticket failed on
+        # UnknownDefinition 'contract_order'
+        with pytest.raises(ConfigurationError) as caught:
+            create_app(engine, api_keys={}, lifecycles=[str(depot)])
+        text = str(caught.value)
+        assert "lifecycle 'depot' sends its work orders to lifecycle 'contract_order'" in text
+        assert "--lifecycle contract_order.yaml" in text
+        # served together, or deployed first by the host: it starts
+        assert create_app(engine, api_keys={}, lifecycles=[str(depot), str(orders)]
+                          ).state.lifecycles == ("depot", "contract_order")
+    finally:
+        engine.stop()
+    keys = keys_file(tmp_path / "keys.yaml", **{"ops-1": "actor: ops-1, role: centre"})
+    refused = cli("serve", "--api-keys", str(keys), "--db", str(tmp_path / "serve.sqlite"),
+                  "--port", "1", "--lifecycle", str(depot))
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert "routing.work_orders" in refused.stderr
+    assert "Traceback" not in refused.stderr

@@ -26,7 +26,15 @@ from adapters.http.problems import (
     problem_response,
     validation_handler,
 )
-from engine import Engine, GridwhistleError, Limits, __version__, load_definition
+from engine import (
+    ConfigurationError,
+    Engine,
+    GridwhistleError,
+    Limits,
+    UnknownDefinition,
+    __version__,
+    load_definition,
+)
 from engine.definition.schema import EvidenceSpec, LifecycleSpec
 
 __all__ = ["create_app"]
@@ -64,6 +72,8 @@ def create_app(
     Raises:
         ValueError: ``lifecycles`` is empty; or a plain key's :class:`ApiKey` is not valid.
         UnknownDefinition, DefinitionError: a lifecycle cannot be loaded.
+        ConfigurationError: a served lifecycle's ``routing.work_orders`` names a lifecycle
+            that is neither served, deployed nor bundled.
         KeyNotValid: a key's role is not one the served lifecycles (or the work-order
             lifecycles their routing names) declare (``system`` never is), a department
             key names no declared department, or an outside organisation's key no declared
@@ -78,6 +88,7 @@ def create_app(
         else:
             engine.lifecycle(item)  # deploys a bundled lifecycle on first use; fails early
             names.append(item)
+    _check_work_order_lifecycles(engine, names)
     keys = api_keys if isinstance(api_keys, KeyRing) else KeyRing(api_keys)
     # at start, not per request: a key no served lifecycle can give a meaning to (their
     # work-order lifecycles count too: a department key acts on its work orders)
@@ -126,6 +137,31 @@ def create_app(
 
         mount_console(app)
     return app
+
+
+def _check_work_order_lifecycles(engine: Engine, names: Sequence[str]) -> None:
+    """Refuse to serve a lifecycle whose routing names a work-order lifecycle nobody has.
+
+    Without this the API starts, and the first ``dispatch`` of a routed ticket fails on the
+    missing lifecycle (``routing.work_orders``). A served one, a deployed one or a bundled
+    one (deployed on the first dispatch) will do.
+
+    Raises:
+        ConfigurationError: ``routing.work_orders`` of a served lifecycle is neither served,
+            deployed nor bundled.
+    """
+    for name in names:
+        routing = engine.lifecycle(name).spec.routing
+        if routing is None or routing.work_orders in names:
+            continue
+        try:
+            _work_order_spec(engine, routing.work_orders)
+        except UnknownDefinition as exc:
+            raise ConfigurationError(
+                f"lifecycle {name!r} sends its work orders to lifecycle "
+                f"{routing.work_orders!r} (routing.work_orders), which is neither deployed "
+                f"nor bundled: serve its YAML file too (--lifecycle {routing.work_orders}"
+                f".yaml), deploy it first, or correct routing.work_orders") from exc
 
 
 def _work_order_spec(engine: Engine, name: str) -> LifecycleSpec:
