@@ -341,3 +341,28 @@ def test_a_form_for_a_ticket_that_does_not_exist_gets_the_console_s_404_page(
     assert r.status_code == 404
     assert r.headers["content-type"].startswith("text/html")  # main: problem+json
     assert "nosuch1234" in r.text and '<html lang="zh-CN">' in r.text
+
+
+@pytest.mark.parametrize(("asked", "sent_to"), [
+    ("/console/tickets/T-1?lang=en", "/console/tickets/T-1?lang=en"),
+    ("/console/reports", "/console/reports"),
+    ("/console/../admin", "/console"),      # main: /console/../admin, outside the console
+    ("/console/%2e%2e/admin", "/console"),  # the same, percent-encoded
+    ("/consoles", "/console"),              # main: a path that only begins like ours
+    ("//evil.example/console", "/console"),
+    ("https://evil.example/console", "/console"),
+    ("/console\\evil", "/console"),
+])
+def test_the_language_switch_and_sign_in_go_back_only_to_console_pages(
+        site: Site, asked: str, sent_to: str) -> None:
+    url, _ = site
+    switched = httpx.get(f"{url}/console/lang/zh", params={"next": asked})
+    assert (switched.status_code, switched.headers["location"]) == (303, sent_to)
+    client = httpx.Client(base_url=url)
+    form = client.get("/console/login")
+    token = re.search(r'name="login_token" value="([^"]+)"', form.text)
+    assert token is not None
+    signed = client.post("/console/login", data={"key": "k-centre", "next": asked,
+                                                 "login_token": token.group(1)})
+    assert (signed.status_code, signed.headers["location"]) == (303, sent_to)
+    client.close()

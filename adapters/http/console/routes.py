@@ -25,7 +25,7 @@ from collections.abc import Callable
 from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, unquote, urlencode, urlsplit
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
@@ -241,9 +241,23 @@ def login_form(request: Request) -> HTMLResponse:
 
 
 def _safe_next(value: str | None) -> str:
-    if value and value.startswith("/console") and "//" not in value and "\\" not in value:
-        return value
-    return "/console"
+    """Where a sign-in or the language switch may send the browser next: a console page.
+
+    ``value`` must be a path of this console (``/console`` or below it, with an optional
+    query): no scheme or host, no ``//``, no backslash, no control character, no ``.`` or
+    ``..`` segment (``/console/../admin`` would leave the console). Anything else gives
+    ``/console``: an open redirect would let a link dressed as ours send a signed-in user
+    elsewhere.
+    """
+    if not value or "\\" in value or any(ord(c) < 32 or ord(c) == 127 for c in value):
+        return "/console"
+    parts = urlsplit(value)
+    path = parts.path
+    if (parts.scheme or parts.netloc or parts.fragment or "//" in path
+            or not (path == "/console" or path.startswith("/console/"))
+            or any(seg in (".", "..") for seg in unquote(path).split("/"))):
+        return "/console"
+    return value
 
 
 @router.post("/login")
