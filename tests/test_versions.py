@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from evidence_files import png_bytes
 from helpers import at
 from typer.testing import CliRunner
 
@@ -150,3 +151,31 @@ def test_a_migrated_deadline_already_past_fires_at_once_and_keeps_invariants(
         ("dispatch_due", at(8, 5), "escalated")]
     assert (engine.get("H1").state, engine.get("H1").level) == ("escalated", "street")
     assert engine.check_invariants() == []
+
+
+def test_impact_replays_the_photos_a_ticket_was_reported_and_resolved_with(
+        engine, clock, grid_incident_text) -> None:
+    """grid_incident asks a grid worker's report for a photo and, then, resolving for an
+    after photo: the replay carries the recorded uploads again (main: every such report was
+    refused on both versions and the ticket left out of the impact altogether)."""
+    worker = Actor("gw-017", "grid_worker")
+    photo = engine.upload(png_bytes(), actor=worker, lifecycle=LC)
+    engine.report(LC, {"category": "blocked_drain"}, actor=worker, ticket_id="P",
+                  evidence=[{"upload": photo.sha256}])
+    clock.set(at(8, 5))
+    engine.fire("P", "dispatch", actor=CENTRE, fields={"department": "water"})
+    engine.fire("P", "arrive", actor=DEPT)
+    after = engine.upload(png_bytes(rgb=(0, 120, 0)), actor=DEPT, lifecycle=LC)
+    engine.fire("P", "resolve", actor=DEPT, evidence=[{"upload": after.sha256, "tag": "after"}])
+    clock.set(at(9))
+    same = {i.ticket_id: i for i in engine.impact(parse_definition(
+        grid_incident_text.replace("    after: PT2H\n", "    after: PT3H\n"), file="v2.yaml"))}
+    assert same["P"].state == ("resolved", "resolved")
+    assert (same["P"].refused, same["P"].not_replayed, same["P"].changed) == (None, None, False)
+    # a version that asks the report for two photos refuses this ticket's report: listed
+    two = parse_definition(grid_incident_text.replace(
+        "evidence: [{kind: photo, min: 1}]", "evidence: [{kind: photo, min: 2}]"), file="v3.yaml")
+    refused = {i.ticket_id: i for i in engine.impact(two)}["P"]
+    assert refused.state == ("resolved", None) and refused.changed
+    assert refused.refused is not None and refused.refused.startswith("report at ")
+    assert "2 photos" in refused.refused or "photo" in refused.refused

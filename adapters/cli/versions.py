@@ -85,12 +85,14 @@ def _rows(impacts: list[TicketImpact]) -> dict[str, object]:
         "would_breach": sum(bool(i.new_breaches) for i in impacts),
         "would_no_longer_breach": sum(bool(i.gone_breaches) for i in impacts),
         "refused": sum(i.refused is not None for i in impacts),
+        "not_replayed": sum(i.not_replayed is not None for i in impacts),
         "details": [
             {"ticket": i.ticket_id, "state": list(i.state), "level": list(i.level),
              "deadlines": {k: [v.isoformat() if v else None for v in pair]
                            for k, pair in i.deadlines.items()},
              "new_breaches": [list(b) for b in i.new_breaches],
-             "gone_breaches": [list(b) for b in i.gone_breaches], "refused": i.refused}
+             "gone_breaches": [list(b) for b in i.gone_breaches], "refused": i.refused,
+             "not_replayed": i.not_replayed}
             for i in changed
         ],
     }
@@ -142,14 +144,17 @@ def impact(
         sys.stdout.write(json.dumps(report, ensure_ascii=False) + "\n")
         return
     for key in ("tickets", "changed", "state_changes", "deadlines_moved", "would_breach",
-                "would_no_longer_breach", "refused"):
+                "would_no_longer_breach", "refused", "not_replayed"):
         typer.echo(f"{key}: {report[key]}")
     table = Table("ticket", "state now → new", "deadlines moved", "would breach", "refused")
     for i in [i for i in impacts if i.changed][:limit]:
         table.add_row(i.ticket_id, f"{i.state[0]} → {i.state[1]}",
                       ", ".join(i.deadlines), ", ".join(b[0] for b in i.new_breaches),
-                      "yes" if i.refused else "")
+                      "yes" if i.refused else "not replayed" if i.not_replayed else "")
     console.print(table)
+    if report["not_replayed"]:
+        typer.echo(f"{report['not_replayed']} ticket(s) could not be replayed on their own "
+                   "version (see --json, not_replayed): their comparison is incomplete")
 
 
 def _impact_of_data(new: Definition, data: Path, mapping: str, until: datetime | None,

@@ -8,30 +8,42 @@ system are not replayed: they follow from the deadlines of the version being tri
 outcomes are compared ticket by ticket (:func:`compare_stores`): the state and level reached,
 the deadlines still pending and their due times, and the deadlines breached.
 
-A command the new version refuses (its trigger or role no longer exists from that state) is
-reported for the ticket, and the ticket's later commands are skipped.
+A command carries again the attachments its history row recorded (``data["evidence"]``):
+the replay stores hold the uploads' records (media type, size; not the files), so a grid
+worker's report with its photo and a resolution with its after photo meet the evidence
+requirements as they did, and a version that asks for more refuses them.
+
+A command the new version refuses (its trigger or role no longer exists from that state, the
+evidence it asks for is missing) is reported for the ticket (``refused``), and the ticket's
+later commands are skipped. A command the ticket's *current* version refuses on replay
+(``not_replayed``) means its path was decided by something the replay does not repeat; such
+a ticket is listed too, so that nobody reads its silence as "no change". Not replayed:
+commands fired by the system, the work orders' own commands (their lifecycle is another),
+and oversight rows (extension requests, suspensions, supervision notices).
 """
 
 from __future__ import annotations
 
 import tempfile
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from engine.clock import VirtualClock
 from engine.definition.loader import Definition, parse_definition
 from engine.errors import CommandRefused
 from engine.lifecycle.registry import Registry
 from engine.runtime.model import Actor
+from engine.store.evidence_tables import blobs
 from engine.store.tables import definitions, history, tickets, timers
 
-__all__ = ["Command", "TicketImpact", "compare_stores", "impact_of", "stored_commands"]
+__all__ = ["Command", "TicketImpact", "compare_stores", "impact_of", "stored_commands",
+           "uploads_of"]
 
 
 @dataclass(frozen=True)
@@ -46,6 +58,8 @@ class Command:
     reason: str | None
     fields: dict[str, Any]
     level: str | None = None
+    evidence: tuple[dict[str, Any], ...] = ()
+    """The attachments the command carried (its history row's ``data["evidence"]``)."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +75,9 @@ class TicketImpact:
         new_breaches: deadlines breached under the new version only (name, due time).
         gone_breaches: deadlines breached under the current version only.
         refused: the first command the new version refused, with the reason.
+        not_replayed: the first command the ticket's *current* version refused, with the
+            reason: its history cannot be replayed, so its comparison is incomplete (e.g.
+            what it did outside its own lifecycle's commands decided its path).
     """
 
     ticket_id: str
@@ -70,13 +87,14 @@ class TicketImpact:
     new_breaches: tuple[tuple[str, str], ...] = ()
     gone_breaches: tuple[tuple[str, str], ...] = ()
     refused: str | None = None
+    not_replayed: str | None = None
 
     @property
     def changed(self) -> bool:
-        """True when anything differs."""
+        """True when anything differs (or the ticket could not be replayed: look at it)."""
         return (self.state[0] != self.state[1] or self.level[0] != self.level[1]
                 or bool(self.deadlines or self.new_breaches or self.gone_breaches
-                        or self.refused))
+                        or self.refused or self.not_replayed))
 
 
 def stored_commands(engine: Any, lifecycle: str) -> tuple[dict[int, Definition],
@@ -111,10 +129,28 @@ def stored_commands(engine: Any, lifecycle: str) -> tuple[dict[int, Definition],
             # those a later transition set (those are replayed with it)
             fields = {k: v for k, v in now_fields[r["ticket_id"]].items()
                       if k not in later[r["ticket_id"]]}
+        evidence = tuple(dict(e) for e in (r["data"] or {}).get("evidence") or ())
         commands.append(Command(r["at"], r["ticket_id"], r["seq"], r["trigger"],
                                 Actor(r["actor"], r["role"]), r["reason"], fields,
-                                r["to_level"] if r["kind"] == "report" else None))
+                                r["to_level"] if r["kind"] == "report" else None, evidence))
     return defs, owner, commands
+
+
+def uploads_of(engine: Any, commands: Iterable[Command]) -> list[dict[str, Any]]:
+    """The stored uploads (``gw_blobs`` rows) the commands' evidence names.
+
+    A replay store holds them too, so that a command that carried a photo carries it again
+    and the lifecycle's evidence requirements are checked as they were (the files themselves
+    are not copied: the checks read the upload's media type and size).
+    """
+    digests = sorted({e["upload"] for c in commands for e in c.evidence
+                      if isinstance(e.get("upload"), str)})
+    if not digests:
+        return []
+    with engine.db.read() as conn:
+        return [dict(r) for start in range(0, len(digests), 500)
+                for r in conn.execute(select(blobs).where(
+                    blobs.c.sha256.in_(digests[start:start + 500]))).mappings()]
 
 
 EngineFactory = Callable[..., Any]
@@ -124,6 +160,7 @@ EngineFactory = Callable[..., Any]
 def replay_commands(
     definition: Definition, commands: Iterable[Command], until: datetime, folder: Path,
     registry: Registry | None = None, *, engine_factory: EngineFactory,
+    uploads: Sequence[Mapping[str, Any]] = (),
 ) -> tuple[Any, dict[str, str]]:
     """Replay ``commands`` on ``definition`` in a fresh SQLite store under ``folder``.
 
@@ -134,6 +171,7 @@ def replay_commands(
         folder: where the throw-away SQLite file goes.
         registry: host guards and actions.
         engine_factory: makes the throw-away engine (the public ``Engine`` class).
+        uploads: ``gw_blobs`` rows the commands' evidence names (:func:`uploads_of`).
 
     Returns ``(engine, refused)``: the engine (stop it when done) and ticket id → the first
     command the definition refused.
@@ -143,6 +181,9 @@ def replay_commands(
     eng = engine_factory(folder / f"{definition.digest[:12]}.sqlite",
                          clock=VirtualClock(start), registry=registry)
     eng.deploy(definition)
+    if uploads:
+        with eng.db.write() as conn:
+            conn.execute(insert(blobs), [dict(u) for u in uploads])
     refused: dict[str, str] = {}
     with eng.batch():
         for c in ordered:
@@ -152,10 +193,10 @@ def replay_commands(
             try:
                 if c.trigger == "report":
                     eng.report(definition.name, c.fields, actor=c.actor, ticket_id=c.ticket_id,
-                               level=c.level, reason=c.reason)
+                               level=c.level, reason=c.reason, evidence=c.evidence or None)
                 else:
                     eng.fire(c.ticket_id, c.trigger, actor=c.actor, reason=c.reason,
-                             fields=c.fields or None)
+                             fields=c.fields or None, evidence=c.evidence or None)
             except CommandRefused as exc:
                 refused[c.ticket_id] = f"{c.trigger} at {c.at.isoformat()}: {exc}"
         eng.run_until(max(until, eng.clock.now()))
@@ -176,14 +217,21 @@ def _outcomes(engine: Any) -> dict[str, dict[str, Any]]:
 
 
 def compare_stores(
-    current: Any, new: Any, refused: dict[str, str] | None = None
+    current: Any, new: Any, refused: dict[str, str] | None = None,
+    not_replayed: dict[str, str] | None = None,
 ) -> list[TicketImpact]:
-    """Compare the tickets of two engines' stores (current outcome, new outcome), by id."""
+    """Compare the tickets of two engines' stores (current outcome, new outcome), by id.
+
+    ``refused`` / ``not_replayed``: ticket id → the first command the new / the current
+    version refused; such a ticket is listed even when neither store holds it (its report
+    was the command refused).
+    """
     a, b = _outcomes(current), _outcomes(new)
     refused = refused or {}
+    not_replayed = not_replayed or {}
     empty: dict[str, Any] = {"state": None, "level": None, "pending": {}, "breaches": set()}
     out: list[TicketImpact] = []
-    for tid in sorted(set(a) | set(b)):
+    for tid in sorted(set(a) | set(b) | set(refused) | set(not_replayed)):
         x, y = a.get(tid, empty), b.get(tid, empty)
         moved = {name: (x["pending"].get(name), y["pending"].get(name))
                  for name in sorted(set(x["pending"]) | set(y["pending"]))
@@ -193,7 +241,7 @@ def compare_stores(
         _pair_moved_breaches(moved, new, gone)
         out.append(TicketImpact(
             tid, (x["state"], y["state"]), (x["level"], y["level"]), moved,
-            tuple(new), tuple(gone), refused.get(tid)))
+            tuple(new), tuple(gone), refused.get(tid), not_replayed.get(tid)))
     return out
 
 
@@ -243,19 +291,21 @@ def impact_of(
     by_version: dict[int, list[Command]] = defaultdict(list)
     for c in commands:
         by_version[owner[c.ticket_id]].append(c)
+    uploads = uploads_of(engine, commands)
     out: list[TicketImpact] = []
     with tempfile.TemporaryDirectory(prefix="gridwhistle-impact-") as folder:
         new_eng, refused = replay_commands(new, commands, until, Path(folder), registry,
-                                           engine_factory=engine_factory)
+                                           engine_factory=engine_factory, uploads=uploads)
         try:
             for def_id, cmds in sorted(by_version.items()):
                 sub = Path(folder) / f"v{def_id}"
                 sub.mkdir()
-                cur_eng, _ = replay_commands(defs[def_id], cmds, until, sub, registry,
-                                             engine_factory=engine_factory)
+                cur_eng, failed = replay_commands(defs[def_id], cmds, until, sub, registry,
+                                                  engine_factory=engine_factory,
+                                                  uploads=uploads)
                 try:
                     ids = {c.ticket_id for c in cmds}
-                    out += [i for i in compare_stores(cur_eng, new_eng, refused)
+                    out += [i for i in compare_stores(cur_eng, new_eng, refused, failed)
                             if i.ticket_id in ids]
                 finally:
                     cur_eng.stop()
