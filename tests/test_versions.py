@@ -179,3 +179,36 @@ def test_impact_replays_the_photos_a_ticket_was_reported_and_resolved_with(
     assert refused.state == ("resolved", None) and refused.changed
     assert refused.refused is not None and refused.refused.startswith("report at ")
     assert "2 photos" in refused.refused or "photo" in refused.refused
+
+
+def test_impact_replays_suspensions_and_extensions_as_they_were(
+        engine, clock, grid_incident_text) -> None:
+    """Oversight commands move deadlines: the replay repeats them (main: left out, so a
+    suspended ticket's held deadlines ran on in both replays), and a version that no longer
+    offers what was done refuses it."""
+    engine.report(LC, {"category": "b"}, actor=GW, ticket_id="S")
+    clock.set(at(8, 10))
+    engine.fire("S", "dispatch", actor=CENTRE, fields={"department": "water"})
+    clock.set(at(8, 30))
+    engine.suspend("S", "weather", reason="typhoon", actor=CENTRE)
+    clock.set(at(11, 30))
+    engine.resume("S", reason="cleared", actor=CENTRE)
+    clock.set(at(11, 40))
+    engine.request_extension("S", "arrival_due", proposed_due=at(16), reason="flooded road",
+                             actor=DEPT)
+    engine.decide_extension("S", 1, approve=True, reason="ok", actor=CENTRE)
+    clock.set(at(12))
+    real = {t.name: t.due_at for t in engine.timers("S", status="pending")}
+    assert real["arrival_due"] == at(16)
+    v2 = parse_definition(grid_incident_text.replace("    after: PT30M\n", "    after: PT20M\n"),
+                          file="v2.yaml")
+    (same,) = [i for i in engine.impact(v2) if i.ticket_id == "S"]
+    # the replay of its own history ends where the ticket is: dispatched, nothing breached
+    assert (same.state, same.changed) == (("dispatched", "dispatched"), False)
+    assert same.level == ("community", "community")  # main: both breached and escalated
+    assert (same.refused, same.not_replayed, same.new_breaches) == (None, None, ())
+    no_weather = parse_definition(grid_incident_text.replace(
+        "      weather: {title: {zh: 恶劣天气, en: Bad weather}}\n", ""), file="v3.yaml")
+    (gone,) = [i for i in engine.impact(no_weather) if i.ticket_id == "S"]
+    assert gone.changed and gone.refused is not None
+    assert gone.refused.startswith("suspended at ") and "weather" in gone.refused

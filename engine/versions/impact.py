@@ -18,8 +18,10 @@ evidence it asks for is missing) is reported for the ticket (``refused``), and t
 later commands are skipped. A command the ticket's *current* version refuses on replay
 (``not_replayed``) means its path was decided by something the replay does not repeat; such
 a ticket is listed too, so that nobody reads its silence as "no change". Not replayed:
-commands fired by the system, the work orders' own commands (their lifecycle is another),
-and oversight rows (extension requests, suspensions, supervision notices).
+commands fired by the system (a suspension's automatic resumption included) and the work
+orders' own commands (their lifecycle is another). People's oversight commands (extension
+requests and decisions, suspensions and resumptions, supervision notices) are replayed with
+the arguments their rows recorded.
 """
 
 from __future__ import annotations
@@ -60,6 +62,16 @@ class Command:
     level: str | None = None
     evidence: tuple[dict[str, Any], ...] = ()
     """The attachments the command carried (its history row's ``data["evidence"]``)."""
+    kind: str = "transition"
+    """The history row's kind: ``report``, ``transition`` or an oversight command's
+    (:data:`OVERSIGHT_KINDS`)."""
+    data: dict[str, Any] = field(default_factory=dict)
+    """The history row's data (an oversight command's arguments)."""
+
+
+OVERSIGHT_KINDS = ("extension_requested", "extension_approved", "extension_refused",
+                   "suspended", "resumed", "supervision_notice")
+"""History rows of people's oversight commands (engine.oversight), replayed as such."""
 
 
 @dataclass(frozen=True)
@@ -114,7 +126,8 @@ def stored_commands(engine: Any, lifecycle: str) -> tuple[dict[int, Definition],
         now_fields = {r.id: dict(r.fields) for r in stored}
         rows = conn.execute(
             select(history).where(history.c.ticket_id.in_(list(owner)),
-                                  history.c.kind.in_(("report", "transition")),
+                                  history.c.kind.in_(("report", "transition",
+                                                      *OVERSIGHT_KINDS)),
                                   history.c.role != "system")
             .order_by(history.c.at, history.c.ticket_id, history.c.seq)).mappings().all()
     later: dict[str, set[str]] = defaultdict(set)
@@ -129,10 +142,13 @@ def stored_commands(engine: Any, lifecycle: str) -> tuple[dict[int, Definition],
             # those a later transition set (those are replayed with it)
             fields = {k: v for k, v in now_fields[r["ticket_id"]].items()
                       if k not in later[r["ticket_id"]]}
+        if r["kind"] in OVERSIGHT_KINDS:
+            fields = {}  # an approved extension's or a resumption's fields follow from it
         evidence = tuple(dict(e) for e in (r["data"] or {}).get("evidence") or ())
         commands.append(Command(r["at"], r["ticket_id"], r["seq"], r["trigger"],
                                 Actor(r["actor"], r["role"]), r["reason"], fields,
-                                r["to_level"] if r["kind"] == "report" else None, evidence))
+                                r["to_level"] if r["kind"] == "report" else None, evidence,
+                                r["kind"], dict(r["data"] or {})))
     return defs, owner, commands
 
 
@@ -191,16 +207,47 @@ def replay_commands(
                 continue
             eng.run_until(max(c.at, eng.clock.now()))
             try:
-                if c.trigger == "report":
+                if c.kind in OVERSIGHT_KINDS:
+                    _oversight(eng, c)
+                elif c.trigger == "report":
                     eng.report(definition.name, c.fields, actor=c.actor, ticket_id=c.ticket_id,
                                level=c.level, reason=c.reason, evidence=c.evidence or None)
                 else:
                     eng.fire(c.ticket_id, c.trigger, actor=c.actor, reason=c.reason,
                              fields=c.fields or None, evidence=c.evidence or None)
             except CommandRefused as exc:
-                refused[c.ticket_id] = f"{c.trigger} at {c.at.isoformat()}: {exc}"
+                what = c.trigger if c.kind in ("report", "transition") else c.kind
+                refused[c.ticket_id] = f"{what} at {c.at.isoformat()}: {exc}"
         eng.run_until(max(until, eng.clock.now()))
     return eng, refused
+
+
+def _instant(value: Any) -> datetime | None:
+    return datetime.fromisoformat(value) if isinstance(value, str) and value else None
+
+
+def _oversight(eng: Any, c: Command) -> None:
+    """Replay one oversight command from its history row (engine.oversight's arguments)."""
+    d, reason = c.data, c.reason or ""
+    if c.kind == "extension_requested":
+        eng.request_extension(c.ticket_id, str(d.get("deadline") or c.trigger),
+                              proposed_due=_instant(d.get("proposed_due")), reason=reason,
+                              actor=c.actor,
+                              department=d.get("department"))
+    elif c.kind in ("extension_approved", "extension_refused"):
+        approve = c.kind == "extension_approved"
+        eng.decide_extension(c.ticket_id, int(d["n"]), approve=approve, reason=reason,
+                             actor=c.actor,
+                             due_at=_instant(d.get("new_due")) if approve else None)
+    elif c.kind == "suspended":
+        eng.suspend(c.ticket_id, str(d.get("cause") or c.trigger), reason=reason,
+                    actor=c.actor, until=_instant(d.get("until")),
+                    department=d.get("department"))
+    elif c.kind == "resumed":
+        eng.resume(c.ticket_id, reason=reason, actor=c.actor)
+    else:  # supervision_notice
+        eng.send_notice(c.ticket_id, text=reason, actor=c.actor,
+                        department=d.get("department"), reply_due=_instant(d.get("reply_due")))
 
 
 def _outcomes(engine: Any) -> dict[str, dict[str, Any]]:
