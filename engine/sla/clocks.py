@@ -25,11 +25,18 @@ stopping cancels them; resuming schedules them again from what is left. A clock 
 ``at_field`` is due at that instant and cannot pause; a command that changes the field moves
 its breach and warnings (clearing it leaves the clock without a due instant).
 
+* **breached**: once its breach is recorded a clock keeps running (its elapsed time still
+  counts) with that breach's instant as its due instant and no timer; nothing moves it
+  again — not its field changing, not resuming, reopening or a suspension's end.
+
 * **suspension** (issue 11, a lifecycle's ``oversight.suspension``): a ``suspended`` history
   row suspends the running clocks it names (``suspension.clocks``; none named: all) — status
   ``suspended``, their elapsed time kept and their timers cancelled, as when paused — and
-  the ``resumed`` row runs them on from there. A suspended clock ignores pause and resume
-  conditions; reaching a final state stops it.
+  the ``resumed`` row runs them on from there (a clock due at a field is armed from the
+  field as the ``resumed`` row leaves it). A suspended clock ignores pause and resume
+  conditions; reaching a final state stops it. A clock the suspension does not name is
+  untouched by both rows: it runs, breaches and keeps its due instant, even when the
+  ``resumed`` row moves the field it is due at (for a held deadline due at the same field).
 
 A clock's state is kept per ticket as :class:`ClockState` values (table ``gw_sla_clocks``);
 a change that cannot affect any clock of the lifecycle (see :func:`_touches`) does not even
@@ -69,7 +76,8 @@ class SlaClock:
             ``stopped``.
         started_at: when it first started; ``stopped_at``: when it last stopped (or None).
         elapsed: (working) time run so far, up to the last start/pause/stop (a timedelta).
-        due_at: while running, the instant it will be breached (aware UTC), else None.
+        due_at: while running, the instant it will be breached (aware UTC; once breached,
+            the breach's instant), else None.
         outcome: None (never stopped), ``met`` or ``breached``; ``breached_at``: the breach's
             due instant.
     """
@@ -266,10 +274,12 @@ class SlaClocks(Participant):
     def plan(self, ctx: PlanContext, change: Change) -> None:
         """Start, pause, resume or stop the ticket's clocks for ``change``."""
         if change.kind not in ("report", "transition"):
-            if change.data.get("fields") and change.kind != "suspended":
-                self._fields_moved(ctx, change)  # e.g. an approved extension's new due
             if change.kind in ("suspended", "resumed"):
+                # a ``resumed`` row's fields are the held deadlines' moved dues: they move
+                # only the clocks it resumes (armed from the fields), never the others
                 self._suspension(ctx, change)
+            elif change.data.get("fields"):
+                self._fields_moved(ctx, change)  # e.g. an approved extension's new due
             return
         specs = self._touched(change)
         if not specs:
@@ -291,7 +301,8 @@ class SlaClocks(Participant):
 
         As a transition setting that field does (:meth:`_step`): the clock's timers are
         armed again for the field's new instant. Paused, suspended and stopped clocks are
-        left as they are (a resumed clock is armed from the ticket's fields then).
+        left as they are (a resumed clock is armed from the ticket's fields then), and so is
+        a breached one (it keeps its breach's instant).
         """
         set_fields = change.data.get("fields") or {}
         specs = [(n, s) for n, s in self._clocks_of(change.lifecycle)
@@ -303,7 +314,7 @@ class SlaClocks(Participant):
         changed = False
         for name, sla in specs:
             clock = by_name.get(name)
-            if clock is None or clock.status != "running":
+            if clock is None or clock.status != "running" or clock.outcome == "breached":
                 continue
             ctx.cancel(tid, f"sla:{name}")
             by_name[name] = clock._replace(due_at=self._arm(ctx, change, name, sla, clock))
@@ -312,7 +323,14 @@ class SlaClocks(Participant):
             ctx.set_state(tid, tuple(sorted(by_name.values(), key=_NAME)))
 
     def _suspension(self, ctx: PlanContext, change: Change) -> None:
-        """Suspend the running clocks (``suspended``), run the suspended ones on (``resumed``)."""
+        """Suspend the running clocks (``suspended``), run the suspended ones on (``resumed``).
+
+        A ``suspended`` row suspends the running clocks that ``suspension.clocks`` names
+        (none named: all); a ``resumed`` row runs on every ``suspended`` clock (only a
+        suspension makes one, whichever version's list named it) and arms it from the
+        ticket's fields as the row leaves them. Any other clock is left as it is: neither
+        paused nor moved, even when the ``resumed`` row moves the field it is due at.
+        """
         oversight = change.lifecycle.spec.oversight
         sus = oversight.suspension if oversight is not None else None
         if sus is None:
@@ -323,9 +341,10 @@ class SlaClocks(Participant):
         out: list[ClockState] = []
         for clock in current:
             sla = lc.spec.slas.get(clock.name)
-            if sla is None or clock.name not in names:
+            if sla is None:
                 out.append(clock)
-            elif change.kind == "suspended" and clock.status == "running":
+            elif (change.kind == "suspended" and clock.status == "running"
+                  and clock.name in names):
                 assert clock.running_since is not None
                 elapsed = (timedelta(seconds=clock.elapsed_seconds)
                            + _measure(lc, sla, clock.running_since, at))
@@ -372,8 +391,10 @@ class SlaClocks(Participant):
                 ctx.cancel(tid, f"sla:{name}")
                 return clock._replace(status="paused", running_since=None,
                                       elapsed_seconds=elapsed.total_seconds(), due_at=None)
-            if sla.at_field is not None and sla.at_field in (change.data.get("fields") or {}):
-                # the due instant's field changed: the clock follows it (like at_field deadlines)
+            if (sla.at_field is not None and clock.outcome != "breached"
+                    and sla.at_field in (change.data.get("fields") or {})):
+                # the due instant's field changed: the clock follows it (like at_field
+                # deadlines, as long as it has not been breached)
                 ctx.cancel(tid, f"sla:{name}")
                 return clock._replace(due_at=self._arm(ctx, change, name, sla, clock))
             return None
@@ -402,8 +423,11 @@ class SlaClocks(Participant):
              clock: ClockState) -> datetime | None:
         """Schedule the timers of a clock that (re)starts now; return its breach instant.
 
-        The breach timer (unless already breached) and the warnings not yet given.
+        The breach timer and the warnings not yet given. A clock already breached (resumed
+        or reopened) gets no timer and keeps its breach's instant as its due instant.
         """
+        if clock.outcome == "breached":
+            return clock.breached_at
         lc, tid, now = change.lifecycle, change.ticket_id, change.at
         since = clock.running_since
         assert since is not None
@@ -416,8 +440,7 @@ class SlaClocks(Participant):
             if raw is None:
                 return None
             due = datetime.fromisoformat(raw)
-        if clock.outcome != "breached":
-            ctx.schedule(tid, f"sla:{name}", due)
+        ctx.schedule(tid, f"sla:{name}", due)
         for i, w in enumerate(sla.warn):
             if i in clock.warned:
                 continue
