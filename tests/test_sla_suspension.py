@@ -4,10 +4,12 @@ A clock listed in ``suspension.clocks`` is suspended and resumed; a clock that i
 is left alone by both — its due instant does not follow the field that the ``resumed`` row
 moves for a held deadline due at the same field. A breached clock stays breached: its due
 instant stays the breach's, whatever later moves its field, and it has no timer.
+``check`` (``sla_clock``) finds a clock whose status, due instant and timers disagree.
 """
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -241,3 +243,58 @@ def test_a_field_set_while_suspended(engine: Engine) -> None:
     assert (clocks["held"].status, clocks["held"].due_at) == ("running", START + 10 * H)
     assert _sla_timers(engine, "P-6", "held") == {"sla:held": START + 10 * H}
     assert engine.check_invariants() == []
+
+
+def test_check_finds_sla_clocks_that_disagree_with_their_timers(tmp_path: Path) -> None:
+    """``sla_clock``: a running clock with a due instant and no pending timer (or one due
+    at another instant), a breached clock with a due instant after its breach, a clock
+    that is not running yet has timers, a suspended clock on a ticket that is not
+    suspended, a timer of a clock that was never started."""
+    eng = Engine(tmp_path / "c.sqlite", clock=VirtualClock(START))
+    eng.deploy(parse_definition(PROMISE))
+    for tid in ("C-1", "C-2", "C-3", "C-4", "C-5"):
+        _working(eng, tid, START + 2 * H)
+    eng.run_until(START + 3 * H)  # C-*: `promised` and `held` breached at 10:00
+    _at(eng, START + 3 * H)
+    eng.suspend("C-4", "weather", reason="storm", actor=CENTRE)
+    assert eng.check_invariants() == []
+    eng.stop()
+    later = (START + 7 * H).replace(tzinfo=None).isoformat(" ", "microseconds")  # as stored
+    with sqlite3.connect(tmp_path / "c.sqlite") as db:
+        # C-1: time_to_resolve's breach timer lost; C-2: it is due at another instant
+        db.execute("UPDATE gw_timers SET status = 'cancelled' WHERE ticket_id = 'C-1' "
+                   "AND name = 'sla:time_to_resolve'")
+        db.execute("UPDATE gw_timers SET due_at = ? WHERE ticket_id = 'C-2' "
+                   "AND name = 'sla:time_to_resolve'", (later,))
+        # C-3: the phantom: breached at 10:00, yet "running, due 15:00"
+        db.execute("UPDATE gw_sla_clocks SET due_at = ? WHERE ticket_id = 'C-3' "
+                   "AND name = 'promised'", (later,))
+        # C-4 is suspended: `time_to_resolve` suspended, yet its timer pending again
+        db.execute("UPDATE gw_timers SET status = 'pending' WHERE ticket_id = 'C-4' "
+                   "AND name = 'sla:time_to_resolve'")
+        # C-5: not suspended, yet a clock `suspended`; and a timer of no clock of the ticket
+        db.execute("UPDATE gw_sla_clocks SET status = 'suspended', running_since = NULL, "
+                   "due_at = NULL WHERE ticket_id = 'C-5' AND name = 'held'")
+        db.execute("DELETE FROM gw_sla_clocks WHERE ticket_id = 'C-5' "
+                   "AND name = 'time_to_resolve'")
+    eng = Engine(tmp_path / "c.sqlite", clock=VirtualClock(START))
+    try:
+        found = sorted((v.ticket_id, v.rule, v.message) for v in eng.check_invariants())
+        sixteen = (START + 8 * H).isoformat()
+        assert found == [
+            ("C-1", "sla_clock", f"clock 'time_to_resolve' is running, due {sixteen}, but "
+             "has no pending timer 'sla:time_to_resolve'"),
+            ("C-2", "sla_clock", f"clock 'time_to_resolve' is due {sixteen}, but its timer "
+             f"'sla:time_to_resolve' is due {(START + 7 * H).isoformat()}"),
+            ("C-3", "sla_clock", "clock 'promised' was breached at "
+             f"{(START + 2 * H).isoformat()}, yet shows a due instant "
+             f"{(START + 7 * H).isoformat()}"),
+            ("C-4", "sla_clock", "clock 'time_to_resolve' is suspended, yet its timer "
+             "'sla:time_to_resolve' is pending"),
+            ("C-5", "sla_clock", "clock 'held' is suspended; the history says the ticket "
+             "is not suspended"),
+            ("C-5", "sla_clock", "timer 'sla:time_to_resolve' is pending, but the ticket "
+             "has no clock 'time_to_resolve'"),
+        ]
+    finally:
+        eng.stop()

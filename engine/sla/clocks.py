@@ -38,6 +38,10 @@ its breach and warnings (clearing it leaves the clock without a due instant).
   untouched by both rows: it runs, breaches and keeps its due instant, even when the
   ``resumed`` row moves the field it is due at (for a held deadline due at the same field).
 
+``Engine.check_invariants`` asks :meth:`SlaClocks.stored_problems` for the rule
+``sla_clock``: each stored clock's status, due instant and outcome agree with its pending
+timers and with the ticket's suspension.
+
 A clock's state is kept per ticket as :class:`ClockState` values (table ``gw_sla_clocks``);
 a change that cannot affect any clock of the lifecycle (see :func:`_touches`) does not even
 read them.
@@ -46,7 +50,7 @@ read them.
 from __future__ import annotations
 
 import operator
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
@@ -512,6 +516,85 @@ class SlaClocks(Participant):
         if owner not in lifecycle.spec.slas:
             return f"no SLA clock {owner!r} in {lifecycle.name}"
         return None
+
+    def stored_problems(self, conn: Connection, tickets: Mapping[str, Mapping[str, Any]],
+                        history: Mapping[str, Sequence[Mapping[str, Any]]],
+                        timers: Mapping[str, Sequence[Mapping[str, Any]]],
+                        lifecycle_of: Callable[[int], Lifecycle],
+                        ) -> Iterable[tuple[str, str, str]]:
+        """``sla_clock``: each stored clock agrees with its timers and the ticket's history.
+
+        * a running clock not yet breached with a due instant has its pending breach timer
+          ``sla:<clock>``, due at that instant; one without a due instant (its field
+          empty) has none;
+        * a breached clock has no pending breach timer, and its due instant, if any, is
+          its breach's (no due instant after the breach);
+        * a paused, suspended or stopped clock has no due instant and no pending timer;
+        * a suspended clock is on a ticket the history leaves suspended (its last
+          ``suspended`` row not followed by ``resumed``, and not in a final state);
+        * each pending ``sla:<clock>`` timer is of a clock the ticket has.
+
+        Reads ``gw_sla_clocks`` once for all ``tickets`` (500 at a time).
+        """
+        c = sla_clocks.c
+        stored: dict[str, list[Any]] = {}
+        ids = list(tickets)
+        for chunk in (ids[i:i + 500] for i in range(0, len(ids), 500)):
+            for r in conn.execute(select(c.ticket_id, c.name, c.status, c.due_at, c.outcome,
+                                         c.breached_at)
+                                  .where(c.ticket_id.in_(chunk))
+                                  .order_by(c.ticket_id, c.name)):
+                stored.setdefault(r.ticket_id, []).append(r)
+        for tid, ticket in tickets.items():
+            pending: dict[str, list[Any]] = {}
+            for t in timers.get(tid, ()):
+                if t["status"] == "pending" and t["name"].startswith("sla:"):
+                    pending.setdefault(t["name"].split(":")[1], []).append(t)
+            clocks = stored.get(tid, [])
+            if not clocks and not pending:
+                continue
+            marks = [r["kind"] for r in history.get(tid, ())
+                     if r["kind"] in ("suspended", "resumed")]
+            final = lifecycle_of(ticket["definition_id"]).final_states
+            suspended = marks[-1:] == ["suspended"] and ticket["state"] not in final
+            for clock in clocks:
+                for problem in _clock_problems(clock, pending.get(clock.name, []), suspended):
+                    yield tid, "sla_clock", problem
+            for name in sorted(set(pending) - {clock.name for clock in clocks}):
+                yield (tid, "sla_clock", f"timer {pending[name][0]['name']!r} is pending, but "
+                       f"the ticket has no clock {name!r}")
+
+
+def _clock_problems(clock: Any, pending: Sequence[Mapping[str, Any]],
+                    suspended: bool) -> Iterable[str]:
+    """What is wrong with one stored clock, given its pending timers (see stored_problems)."""
+    name, due = clock.name, clock.due_at
+    breach_timer = f"sla:{name}"
+    breach = [t for t in pending if t["name"] == breach_timer]
+    what = f"clock {name!r}"
+    if clock.status == "running" and clock.outcome == "breached":
+        if due is not None and due != clock.breached_at:
+            at = clock.breached_at.isoformat() if clock.breached_at else "an unknown instant"
+            yield f"{what} was breached at {at}, yet shows a due instant {due.isoformat()}"
+        if breach:
+            yield f"{what} was breached, yet its timer {breach_timer!r} is pending"
+    elif clock.status == "running":
+        if due is None:
+            if breach:
+                yield f"{what} has no due instant, yet its timer {breach_timer!r} is pending"
+        elif not breach:
+            yield (f"{what} is running, due {due.isoformat()}, but has no pending timer "
+                   f"{breach_timer!r}")
+        elif breach[0]["due_at"] != due:
+            yield (f"{what} is due {due.isoformat()}, but its timer {breach_timer!r} is due "
+                   f"{breach[0]['due_at'].isoformat()}")
+    else:
+        if due is not None:
+            yield f"{what} is {clock.status}, yet shows a due instant {due.isoformat()}"
+        if pending:
+            yield f"{what} is {clock.status}, yet its timer {pending[0]['name']!r} is pending"
+    if clock.status == "suspended" and not suspended:
+        yield f"{what} is suspended; the history says the ticket is not suspended"
 
 
 def clocks_of(conn: Connection, ticket_id: str) -> list[SlaClock]:
