@@ -30,7 +30,11 @@ Rules (the ``rule`` of a :class:`Violation`):
 * and each participant's own rules on its stored rows (``Participant.stored_problems``):
   the oversight participant's ``oversight_rows`` and ``suspension``
   (:mod:`engine.oversight.participant`), the ladder's ``ladder_hold`` (a suspended ticket's
-  level budget is held: no pending ``ladder:`` timer; :mod:`engine.ladder.ladder`).
+  level budget is held: no pending ``ladder:`` timer; :mod:`engine.ladder.ladder`), the SLA
+  clocks' ``sla_clock`` (a running clock with a due instant has its pending breach timer
+  due then; a breached one shows no due instant after its breach and has none; a paused,
+  suspended or stopped one has neither; a suspended clock is on a suspended ticket; every
+  pending ``sla:`` timer is of a clock the ticket has; :mod:`engine.sla.clocks`).
 """
 
 from __future__ import annotations

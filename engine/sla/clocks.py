@@ -25,11 +25,22 @@ stopping cancels them; resuming schedules them again from what is left. A clock 
 ``at_field`` is due at that instant and cannot pause; a command that changes the field moves
 its breach and warnings (clearing it leaves the clock without a due instant).
 
+* **breached**: once its breach is recorded a clock keeps running (its elapsed time still
+  counts) with that breach's instant as its due instant and no timer; nothing moves it
+  again — not its field changing, not resuming, reopening or a suspension's end.
+
 * **suspension** (issue 11, a lifecycle's ``oversight.suspension``): a ``suspended`` history
   row suspends the running clocks it names (``suspension.clocks``; none named: all) — status
   ``suspended``, their elapsed time kept and their timers cancelled, as when paused — and
-  the ``resumed`` row runs them on from there. A suspended clock ignores pause and resume
-  conditions; reaching a final state stops it.
+  the ``resumed`` row runs them on from there (a clock due at a field is armed from the
+  field as the ``resumed`` row leaves it). A suspended clock ignores pause and resume
+  conditions; reaching a final state stops it. A clock the suspension does not name is
+  untouched by both rows: it runs, breaches and keeps its due instant, even when the
+  ``resumed`` row moves the field it is due at (for a held deadline due at the same field).
+
+``Engine.check_invariants`` asks :meth:`SlaClocks.stored_problems` for the rule
+``sla_clock``: each stored clock's status, due instant and outcome agree with its pending
+timers and with the ticket's suspension.
 
 A clock's state is kept per ticket as :class:`ClockState` values (table ``gw_sla_clocks``);
 a change that cannot affect any clock of the lifecycle (see :func:`_touches`) does not even
@@ -39,7 +50,7 @@ read them.
 from __future__ import annotations
 
 import operator
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
@@ -69,7 +80,8 @@ class SlaClock:
             ``stopped``.
         started_at: when it first started; ``stopped_at``: when it last stopped (or None).
         elapsed: (working) time run so far, up to the last start/pause/stop (a timedelta).
-        due_at: while running, the instant it will be breached (aware UTC), else None.
+        due_at: while running, the instant it will be breached (aware UTC; once breached,
+            the breach's instant), else None.
         outcome: None (never stopped), ``met`` or ``breached``; ``breached_at``: the breach's
             due instant.
     """
@@ -266,10 +278,12 @@ class SlaClocks(Participant):
     def plan(self, ctx: PlanContext, change: Change) -> None:
         """Start, pause, resume or stop the ticket's clocks for ``change``."""
         if change.kind not in ("report", "transition"):
-            if change.data.get("fields") and change.kind != "suspended":
-                self._fields_moved(ctx, change)  # e.g. an approved extension's new due
             if change.kind in ("suspended", "resumed"):
+                # a ``resumed`` row's fields are the held deadlines' moved dues: they move
+                # only the clocks it resumes (armed from the fields), never the others
                 self._suspension(ctx, change)
+            elif change.data.get("fields"):
+                self._fields_moved(ctx, change)  # e.g. an approved extension's new due
             return
         specs = self._touched(change)
         if not specs:
@@ -291,7 +305,8 @@ class SlaClocks(Participant):
 
         As a transition setting that field does (:meth:`_step`): the clock's timers are
         armed again for the field's new instant. Paused, suspended and stopped clocks are
-        left as they are (a resumed clock is armed from the ticket's fields then).
+        left as they are (a resumed clock is armed from the ticket's fields then), and so is
+        a breached one (it keeps its breach's instant).
         """
         set_fields = change.data.get("fields") or {}
         specs = [(n, s) for n, s in self._clocks_of(change.lifecycle)
@@ -303,7 +318,7 @@ class SlaClocks(Participant):
         changed = False
         for name, sla in specs:
             clock = by_name.get(name)
-            if clock is None or clock.status != "running":
+            if clock is None or clock.status != "running" or clock.outcome == "breached":
                 continue
             ctx.cancel(tid, f"sla:{name}")
             by_name[name] = clock._replace(due_at=self._arm(ctx, change, name, sla, clock))
@@ -312,7 +327,14 @@ class SlaClocks(Participant):
             ctx.set_state(tid, tuple(sorted(by_name.values(), key=_NAME)))
 
     def _suspension(self, ctx: PlanContext, change: Change) -> None:
-        """Suspend the running clocks (``suspended``), run the suspended ones on (``resumed``)."""
+        """Suspend the running clocks (``suspended``), run the suspended ones on (``resumed``).
+
+        A ``suspended`` row suspends the running clocks that ``suspension.clocks`` names
+        (none named: all); a ``resumed`` row runs on every ``suspended`` clock (only a
+        suspension makes one, whichever version's list named it) and arms it from the
+        ticket's fields as the row leaves them. Any other clock is left as it is: neither
+        paused nor moved, even when the ``resumed`` row moves the field it is due at.
+        """
         oversight = change.lifecycle.spec.oversight
         sus = oversight.suspension if oversight is not None else None
         if sus is None:
@@ -323,9 +345,10 @@ class SlaClocks(Participant):
         out: list[ClockState] = []
         for clock in current:
             sla = lc.spec.slas.get(clock.name)
-            if sla is None or clock.name not in names:
+            if sla is None:
                 out.append(clock)
-            elif change.kind == "suspended" and clock.status == "running":
+            elif (change.kind == "suspended" and clock.status == "running"
+                  and clock.name in names):
                 assert clock.running_since is not None
                 elapsed = (timedelta(seconds=clock.elapsed_seconds)
                            + _measure(lc, sla, clock.running_since, at))
@@ -372,8 +395,10 @@ class SlaClocks(Participant):
                 ctx.cancel(tid, f"sla:{name}")
                 return clock._replace(status="paused", running_since=None,
                                       elapsed_seconds=elapsed.total_seconds(), due_at=None)
-            if sla.at_field is not None and sla.at_field in (change.data.get("fields") or {}):
-                # the due instant's field changed: the clock follows it (like at_field deadlines)
+            if (sla.at_field is not None and clock.outcome != "breached"
+                    and sla.at_field in (change.data.get("fields") or {})):
+                # the due instant's field changed: the clock follows it (like at_field
+                # deadlines, as long as it has not been breached)
                 ctx.cancel(tid, f"sla:{name}")
                 return clock._replace(due_at=self._arm(ctx, change, name, sla, clock))
             return None
@@ -402,8 +427,11 @@ class SlaClocks(Participant):
              clock: ClockState) -> datetime | None:
         """Schedule the timers of a clock that (re)starts now; return its breach instant.
 
-        The breach timer (unless already breached) and the warnings not yet given.
+        The breach timer and the warnings not yet given. A clock already breached (resumed
+        or reopened) gets no timer and keeps its breach's instant as its due instant.
         """
+        if clock.outcome == "breached":
+            return clock.breached_at
         lc, tid, now = change.lifecycle, change.ticket_id, change.at
         since = clock.running_since
         assert since is not None
@@ -416,8 +444,7 @@ class SlaClocks(Participant):
             if raw is None:
                 return None
             due = datetime.fromisoformat(raw)
-        if clock.outcome != "breached":
-            ctx.schedule(tid, f"sla:{name}", due)
+        ctx.schedule(tid, f"sla:{name}", due)
         for i, w in enumerate(sla.warn):
             if i in clock.warned:
                 continue
@@ -489,6 +516,85 @@ class SlaClocks(Participant):
         if owner not in lifecycle.spec.slas:
             return f"no SLA clock {owner!r} in {lifecycle.name}"
         return None
+
+    def stored_problems(self, conn: Connection, tickets: Mapping[str, Mapping[str, Any]],
+                        history: Mapping[str, Sequence[Mapping[str, Any]]],
+                        timers: Mapping[str, Sequence[Mapping[str, Any]]],
+                        lifecycle_of: Callable[[int], Lifecycle],
+                        ) -> Iterable[tuple[str, str, str]]:
+        """``sla_clock``: each stored clock agrees with its timers and the ticket's history.
+
+        * a running clock not yet breached with a due instant has its pending breach timer
+          ``sla:<clock>``, due at that instant; one without a due instant (its field
+          empty) has none;
+        * a breached clock has no pending breach timer, and its due instant, if any, is
+          its breach's (no due instant after the breach);
+        * a paused, suspended or stopped clock has no due instant and no pending timer;
+        * a suspended clock is on a ticket the history leaves suspended (its last
+          ``suspended`` row not followed by ``resumed``, and not in a final state);
+        * each pending ``sla:<clock>`` timer is of a clock the ticket has.
+
+        Reads ``gw_sla_clocks`` once for all ``tickets`` (500 at a time).
+        """
+        c = sla_clocks.c
+        stored: dict[str, list[Any]] = {}
+        ids = list(tickets)
+        for chunk in (ids[i:i + 500] for i in range(0, len(ids), 500)):
+            for r in conn.execute(select(c.ticket_id, c.name, c.status, c.due_at, c.outcome,
+                                         c.breached_at)
+                                  .where(c.ticket_id.in_(chunk))
+                                  .order_by(c.ticket_id, c.name)):
+                stored.setdefault(r.ticket_id, []).append(r)
+        for tid, ticket in tickets.items():
+            pending: dict[str, list[Any]] = {}
+            for t in timers.get(tid, ()):
+                if t["status"] == "pending" and t["name"].startswith("sla:"):
+                    pending.setdefault(t["name"].split(":")[1], []).append(t)
+            clocks = stored.get(tid, [])
+            if not clocks and not pending:
+                continue
+            marks = [r["kind"] for r in history.get(tid, ())
+                     if r["kind"] in ("suspended", "resumed")]
+            final = lifecycle_of(ticket["definition_id"]).final_states
+            suspended = marks[-1:] == ["suspended"] and ticket["state"] not in final
+            for clock in clocks:
+                for problem in _clock_problems(clock, pending.get(clock.name, []), suspended):
+                    yield tid, "sla_clock", problem
+            for name in sorted(set(pending) - {clock.name for clock in clocks}):
+                yield (tid, "sla_clock", f"timer {pending[name][0]['name']!r} is pending, but "
+                       f"the ticket has no clock {name!r}")
+
+
+def _clock_problems(clock: Any, pending: Sequence[Mapping[str, Any]],
+                    suspended: bool) -> Iterable[str]:
+    """What is wrong with one stored clock, given its pending timers (see stored_problems)."""
+    name, due = clock.name, clock.due_at
+    breach_timer = f"sla:{name}"
+    breach = [t for t in pending if t["name"] == breach_timer]
+    what = f"clock {name!r}"
+    if clock.status == "running" and clock.outcome == "breached":
+        if due is not None and due != clock.breached_at:
+            at = clock.breached_at.isoformat() if clock.breached_at else "an unknown instant"
+            yield f"{what} was breached at {at}, yet shows a due instant {due.isoformat()}"
+        if breach:
+            yield f"{what} was breached, yet its timer {breach_timer!r} is pending"
+    elif clock.status == "running":
+        if due is None:
+            if breach:
+                yield f"{what} has no due instant, yet its timer {breach_timer!r} is pending"
+        elif not breach:
+            yield (f"{what} is running, due {due.isoformat()}, but has no pending timer "
+                   f"{breach_timer!r}")
+        elif breach[0]["due_at"] != due:
+            yield (f"{what} is due {due.isoformat()}, but its timer {breach_timer!r} is due "
+                   f"{breach[0]['due_at'].isoformat()}")
+    else:
+        if due is not None:
+            yield f"{what} is {clock.status}, yet shows a due instant {due.isoformat()}"
+        if pending:
+            yield f"{what} is {clock.status}, yet its timer {pending[0]['name']!r} is pending"
+    if clock.status == "suspended" and not suspended:
+        yield f"{what} is suspended; the history says the ticket is not suspended"
 
 
 def clocks_of(conn: Connection, ticket_id: str) -> list[SlaClock]:
