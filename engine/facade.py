@@ -30,6 +30,7 @@ from engine.evidence import (
     Blob,
     BlobStore,
     EvidenceRules,
+    FileSource,
     Uploads,
     attachments_of,
 )
@@ -610,7 +611,7 @@ class Engine:
 
     # -- evidence (issue 12) ------------------------------------------------------------------
 
-    def upload(self, data: bytes, *, actor: Actor, media_type: str | None = None,
+    def upload(self, data: FileSource, *, actor: Actor, media_type: str | None = None,
                lifecycle: str | None = None) -> Blob:
         """Check and store a file of evidence; a command then refers to it by ``sha256``.
 
@@ -618,7 +619,14 @@ class Engine:
         command, :meth:`uploads` removes them again if the command is refused.
 
         Args:
-            data: the file's bytes.
+            data: the file, as one of
+                ``bytes`` (or ``bytearray``, ``memoryview``) — its content;
+                ``pathlib.Path`` (any ``os.PathLike``) — a file on disk, read here;
+                a binary file object (``open(path, "rb")``, ``io.BytesIO``) — read from
+                where it stands to its end.
+                A plain ``str`` is refused (``EvidenceRejected``, ``why="not_a_file"``): it
+                could be a file name or the content; pass ``Path(name)`` or
+                ``text.encode()``.
             actor: who uploads it (recorded with the blob).
             media_type: the type the sender declared; it must agree with the content (None:
                 the content's type is taken).
@@ -630,8 +638,10 @@ class Engine:
             with ``new`` False).
 
         Raises:
-            EvidenceRejected: too large, of a type not accepted, or its content is not what
-                it was declared to be; nothing was stored.
+            EvidenceRejected: not a file (``not_a_file``: a ``str``, another type, a file
+                object opened as text), a path that cannot be read (``unreadable``), too
+                large, of a type not accepted, or its content is not what it was declared
+                to be; nothing was stored.
         """
         return _upload(self.kernel, self.evidence_store, self.evidence_rules, data,
                        media_type=media_type, actor=actor, lifecycle=lifecycle)
@@ -644,8 +654,8 @@ class Engine:
         Use it when a command carries files::
 
             with engine.uploads(actor=gw, lifecycle="grid_incident") as files:
-                before = files.upload(before_jpeg)  # bytes
-                after = files.upload(after_jpeg)
+                before = files.upload(Path("before.jpg"))
+                after = files.upload(Path("after.jpg"))
                 engine.fire(tid, "resolve", actor=gw, evidence=[
                     {"upload": before.sha256, "tag": "before"},
                     {"upload": after.sha256, "tag": "after"}])

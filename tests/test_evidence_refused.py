@@ -1,4 +1,4 @@
-"""A refused command leaves the evidence store as it was.
+"""A refused command leaves the evidence store as it was, and ``upload`` says what it takes.
 
 Real parts throughout: a SQLite file (and a PostgreSQL schema where the server is reachable),
 the fsspec local evidence store in a real directory, and uvicorn on loopback for the HTTP
@@ -10,6 +10,7 @@ or named by another ticket's attachment stay.
 
 from __future__ import annotations
 
+import io
 import json
 import threading
 import time
@@ -130,7 +131,7 @@ def test_a_command_that_succeeds_keeps_its_files_and_drops_the_ones_it_did_not_u
         eng: tuple[Engine, Path]) -> None:
     engine, store = eng
     with engine.uploads(actor=GW, lifecycle="grid_incident") as files:
-        used = files.upload(png_bytes(rgb=(8, 8, 8)))
+        used = files.upload(io.BytesIO(png_bytes(rgb=(8, 8, 8))))
         unused = files.upload(png_bytes(rgb=(3, 3, 3)))
         t = engine.report("grid_incident", {"category": "garbage"}, actor=GW,
                           evidence=[{"upload": used.sha256}])
@@ -278,6 +279,61 @@ def test_on_postgres_a_command_racing_a_removal_is_refused_cleanly(tmp_path: Pat
         finally:
             admin.dispose()
             engine.stop()
+
+
+# -- what upload() takes ----------------------------------------------------------------------
+
+
+def test_upload_takes_bytes_a_path_or_a_binary_file_and_refuses_a_plain_str(
+        tmp_path: Path) -> None:
+    engine = Engine(tmp_path / "u.sqlite", clock=VirtualClock(T0),
+                    evidence_store=str(tmp_path / "evidence"))
+    try:
+        data = png_bytes(rgb=(12, 34, 56))
+        path = tmp_path / "site.png"
+        path.write_bytes(data)
+        sha = engine.upload(data, actor=GW).sha256
+        with path.open("rb") as handle:
+            got = {engine.upload(path, actor=GW).sha256,
+                   engine.upload(handle, actor=GW).sha256,
+                   engine.upload(io.BytesIO(data), actor=GW).sha256,
+                   engine.upload(bytearray(data), actor=GW).sha256,
+                   engine.upload(memoryview(data), actor=GW).sha256}
+        assert got == {sha}
+        before = _files(tmp_path / "evidence")
+        # text is ambiguous (a file name? the content?): refused, naming what to pass,
+        # whether or not a file of that name exists
+        for text in ("some text", str(path)):
+            with pytest.raises(EvidenceRejected) as info:
+                engine.upload(text, actor=GW)  # type: ignore[arg-type]
+            assert info.value.why == "not_a_file"
+            assert "Path(" in str(info.value) and "bytes" in str(info.value)
+        with path.open("r") as text_mode, pytest.raises(EvidenceRejected) as info:
+            engine.upload(text_mode, actor=GW)  # type: ignore[arg-type]
+        assert info.value.why == "not_a_file" and "'rb'" in str(info.value)
+        with pytest.raises(EvidenceRejected) as info:
+            engine.upload(42, actor=GW)  # type: ignore[arg-type]
+        assert info.value.why == "not_a_file" and "not int" in str(info.value)
+        with pytest.raises(EvidenceRejected) as info:
+            engine.upload(tmp_path / "missing.png", actor=GW)
+        assert info.value.why == "unreadable" and "missing.png" in str(info.value)
+        with pytest.raises(EvidenceRejected) as info:
+            engine.upload(tmp_path, actor=GW)  # a folder
+        assert info.value.why == "unreadable"
+        # a large path or stream is refused without reading it all
+        big = tmp_path / "big.bin"
+        big.write_bytes(data + bytes(30 * 1024 * 1024))
+        with pytest.raises(EvidenceRejected) as info:
+            engine.upload(big, actor=GW)
+        assert (info.value.why, info.value.size) == ("too_large", big.stat().st_size)
+        with big.open("rb") as handle, pytest.raises(EvidenceRejected) as info:
+            engine.upload(handle, actor=GW)
+        assert (info.value.why, info.value.size, info.value.limit) == (
+            "too_large", None, 20 * 1024 * 1024)
+        assert "more than 20,971,520 bytes" in str(info.value)
+        assert _files(tmp_path / "evidence") == before
+    finally:
+        engine.stop()
 
 
 # -- over HTTP: the API, Open311, the console's forms -----------------------------------------

@@ -17,32 +17,40 @@ command leaves no file behind").
 
 from __future__ import annotations
 
+import io
 import logging
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from stat import S_ISREG
+from typing import IO, Any, BinaryIO, TypeAlias, cast
 
 from sqlalchemy import Connection, bindparam, delete, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from engine.definition.schema import EvidenceSpec
-from engine.errors import ConfigurationError, TicketNotFound
+from engine.errors import ConfigurationError, EvidenceRejected, TicketNotFound
 from engine.evidence.content import check_file, kind_of
 from engine.evidence.model import Attachment
 from engine.evidence.participant import DEFAULT_EVIDENCE, EvidenceRules
-from engine.evidence.storage import BlobStore, sha256_of
+from engine.evidence.storage import CHUNK, BlobStore, sha256_of
 from engine.runtime.kernel import Kernel
 from engine.runtime.model import Actor
 from engine.store.evidence_tables import attachments, blobs
 from engine.store.tables import definitions, tickets
 
-__all__ = ["Blob", "Uploads", "attachments_of", "discard", "evidence_counts", "read_attachment",
-           "upload"]
+__all__ = ["Blob", "FileSource", "Uploads", "attachments_of", "discard", "evidence_counts",
+           "file_bytes", "read_attachment", "upload"]
 
 log = logging.getLogger("gridwhistle.evidence")
 
 _INSERT_BLOB = insert(blobs)
 _DELETE_BLOB = delete(blobs).where(blobs.c.sha256 == bindparam("b_sha"))
+
+FileSource: TypeAlias = bytes | bytearray | memoryview | os.PathLike[str] | BinaryIO
+"""What :func:`upload` takes: the file's bytes, the path of a file (``pathlib.Path``; never
+a plain ``str``, which could be a path or content), or a file object opened in binary mode."""
+
 
 @dataclass(frozen=True)
 class Blob:
@@ -62,7 +70,98 @@ class Blob:
     new: bool
 
 
-def upload(kernel: Kernel, store: BlobStore, participant: EvidenceRules, data: bytes, *,
+def _shown(text: str) -> str:
+    return repr(text) if len(text) <= 40 else repr(text[:37] + "...")
+
+
+def _too_large(size: int | None, limit: int) -> EvidenceRejected:
+    shown = f"{size:,} bytes" if size is not None else f"more than {limit:,} bytes"
+    return EvidenceRejected(
+        "too_large", f"the file has {shown}, more than the limit of {limit:,} "
+                     "(evidence.max_bytes); send a smaller file", size=size, limit=limit)
+
+
+def _read(handle: IO[Any], limit: int, what: str, size: int | None = None) -> bytes:
+    """At most ``limit`` + 1 bytes of ``handle`` (enough to tell a file is too large).
+
+    ``size``: the file's size when known (a file on disk): one over the limit is refused
+    before anything is read.
+    """
+    if size is not None and size > limit:
+        raise _too_large(size, limit)
+    parts: list[bytes] = []
+    total = 0
+    while total <= limit:
+        chunk = handle.read(min(CHUNK, limit + 1 - total))
+        if isinstance(chunk, str):
+            raise EvidenceRejected(
+                "not_a_file", f"{what} was opened as text; open it in binary mode "
+                              "(open(path, 'rb')) or pass pathlib.Path(path)")
+        if not chunk:
+            break
+        if not isinstance(chunk, bytes | bytearray | memoryview):
+            raise EvidenceRejected(
+                "not_a_file", f"{what}.read() returned {type(chunk).__name__}, not bytes; "
+                              "pass a file object opened in binary mode")
+        parts.append(bytes(chunk))
+        total += len(chunk)
+    if total > limit:  # a stream, or a file that grew while it was read
+        raise _too_large(None, limit)
+    return b"".join(parts)
+
+
+def file_bytes(source: object, limit: int) -> bytes:
+    """The bytes of a :data:`FileSource`, reading at most ``limit`` + 1 of a path or stream.
+
+    Args:
+        source: bytes (or a ``bytearray`` / ``memoryview``), an ``os.PathLike`` such as
+            ``pathlib.Path`` (the file is read), or a binary file object (read from where
+            it stands to its end).
+        limit: the largest file accepted (``evidence.max_bytes``).
+
+    Raises:
+        EvidenceRejected: ``not_a_file`` for a plain ``str`` (ambiguous: a path or the
+            content?) or any other type, or a file object opened as text; ``unreadable``
+            for a path that cannot be read (missing, a folder, no permission) or a stream
+            that fails; ``too_large`` for a path or stream over ``limit``.
+    """
+    if isinstance(source, bytes):
+        return source
+    if isinstance(source, bytearray | memoryview):
+        return bytes(source)
+    if isinstance(source, str):
+        raise EvidenceRejected(
+            "not_a_file", f"upload() was given text ({_shown(source)}), which could be a file "
+                          "name or the content: pass pathlib.Path(...) for a file on disk, or "
+                          "bytes (text.encode() for the content); a file object opened with "
+                          "open(path, 'rb') is accepted too")
+    if isinstance(source, os.PathLike):
+        path = os.fspath(source)
+        try:
+            with open(path, "rb") as handle:
+                stat = os.fstat(handle.fileno())
+                size = stat.st_size if S_ISREG(stat.st_mode) else None
+                return _read(handle, limit, f"file {str(path)!r}", size)
+        except OSError as exc:
+            raise EvidenceRejected(
+                "unreadable", f"cannot read file {str(path)!r}: {exc.strerror or exc}; pass "
+                              "the path of a readable file") from None
+    if isinstance(source, io.TextIOBase):
+        raise EvidenceRejected(
+            "not_a_file", "the file object was opened as text; open it in binary mode "
+                          "(open(path, 'rb')) or pass pathlib.Path(path)")
+    if callable(getattr(source, "read", None)):
+        try:
+            return _read(cast(IO[Any], source), limit, "the file object")
+        except OSError as exc:
+            raise EvidenceRejected(
+                "unreadable", f"reading the file object failed: {exc}") from None
+    raise EvidenceRejected(
+        "not_a_file", f"upload() takes the file's bytes, a pathlib.Path or a binary file "
+                      f"object, not {type(source).__name__}")
+
+
+def upload(kernel: Kernel, store: BlobStore, participant: EvidenceRules, data: FileSource, *,
            media_type: str | None, actor: Actor, lifecycle: str | None = None) -> Blob:
     """Check and store a file; record its blob row.
 
@@ -70,25 +169,27 @@ def upload(kernel: Kernel, store: BlobStore, participant: EvidenceRules, data: b
         kernel: the engine's kernel.
         store: where the bytes go.
         participant: the engine's evidence participant (the row is staged on its behalf).
-        data: the file's bytes.
+        data: the file (see :data:`FileSource` and :func:`file_bytes`).
         media_type: the type the sender declared (None: take the content's).
         actor: who uploads (recorded).
         lifecycle: whose ``evidence`` limits apply (default: the built-in ones).
 
     Raises:
-        EvidenceRejected: too large, of a type not accepted, or the declared type and the
-            content disagree; nothing was stored.
+        EvidenceRejected: not a file (a plain ``str``: pass ``Path(...)`` or bytes), too
+            large, of a type not accepted, or the declared type and the content disagree;
+            nothing was stored.
     """
     spec: EvidenceSpec = DEFAULT_EVIDENCE
     if lifecycle is not None:
         spec = kernel.lifecycle(lifecycle).spec.evidence or DEFAULT_EVIDENCE
-    found_type = check_file(data, media_type, spec)
-    digest = sha256_of(data)
+    raw = file_bytes(data, spec.max_bytes)
+    found_type = check_file(raw, media_type, spec)
+    digest = sha256_of(raw)
     with kernel.reading() as conn:
         known = conn.execute(select(blobs.c.sha256).where(blobs.c.sha256 == digest)).first()
     if known is not None and store.exists(digest):
-        return Blob(digest, found_type, kind_of(found_type), len(data), False)
-    store.put(data)  # before the write lock: the bytes may be large
+        return Blob(digest, found_type, kind_of(found_type), len(raw), False)
+    store.put(raw)  # before the write lock: the bytes may be large
     recorded = False
     try:
         with kernel.compound(participant) as unit:
@@ -99,15 +200,15 @@ def upload(kernel: Kernel, store: BlobStore, participant: EvidenceRules, data: b
                 # a refused command's discard() may have removed the bytes since put():
                 # under the lock no other discard runs, so the row never outlives its bytes
                 if not store.exists(digest):
-                    store.put(data)
+                    store.put(raw)
                 unit.add_row(_INSERT_BLOB, {
-                    "sha256": digest, "media_type": found_type, "size": len(data),
+                    "sha256": digest, "media_type": found_type, "size": len(raw),
                     "url": store.locator(digest), "created_at": unit.now,
                     "created_by": actor.id})
                 recorded = True
     except IntegrityError:
         recorded = False  # the same file was recorded by another request meanwhile
-    return Blob(digest, found_type, kind_of(found_type), len(data), recorded)
+    return Blob(digest, found_type, kind_of(found_type), len(raw), recorded)
 
 
 def _unreferenced(conn: Connection, digests: Sequence[str]) -> list[str]:
@@ -175,7 +276,7 @@ class Uploads:
     recorded: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
 
-    def upload(self, data: bytes, *, media_type: str | None = None) -> Blob:
+    def upload(self, data: FileSource, *, media_type: str | None = None) -> Blob:
         """Check and store one file as :meth:`engine.Engine.upload` does; remember it.
 
         Raises:
