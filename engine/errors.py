@@ -41,6 +41,7 @@ The tree::
     │                                role is not its handler (issue 11)
     ├── EvidenceRejected             an uploaded file is too large, of a media type not
     │                                accepted, or its content is not what it says it is
+    │                                (from Python also: not a file — a str — or unreadable)
     ├── ConcurrencyConflict          another command changed the ticket first; reload and retry
     └── ConfigurationError           the engine is set up wrongly (unknown callback name, bad URL)
 
@@ -596,8 +597,12 @@ class EvidenceRejected(GridwhistleError):
     Attributes:
         why: ``too_large``, ``media_type`` (not accepted), ``mismatch`` (the declared type
             and the content disagree) or ``unknown_content`` (the content is of no type
-            known); ``declared``: the media type given with the file; ``detected``: the one
-            its content shows (None: none known); ``size``, ``limit``: in bytes.
+            known); from the Python API also ``not_a_file`` (``Engine.upload`` was given
+            something that is not a file: text, which could be a path or content — pass
+            ``Path(...)`` or bytes) and ``unreadable`` (a path or file object that could
+            not be read); ``declared``: the media type given with the file; ``detected``:
+            the one its content shows (None: none known); ``size``, ``limit``: in bytes
+            (``size`` None when only "more than ``limit``" is known).
     """
 
     def __init__(self, why: str, message: str, *, declared: str | None = None,

@@ -25,7 +25,15 @@ from engine.clock import Clock, SystemClock, VirtualClock, ensure_utc
 from engine.definition.loader import Definition
 from engine.errors import ConfigurationError, UnknownDefinition
 from engine.events.outbox import OutboxParticipant
-from engine.evidence import Attachment, Blob, BlobStore, EvidenceRules, attachments_of
+from engine.evidence import (
+    Attachment,
+    Blob,
+    BlobStore,
+    EvidenceRules,
+    FileSource,
+    Uploads,
+    attachments_of,
+)
 from engine.evidence import evidence_counts as _evidence_counts
 from engine.evidence import read_attachment as _read_attachment
 from engine.evidence import upload as _upload
@@ -603,12 +611,22 @@ class Engine:
 
     # -- evidence (issue 12) ------------------------------------------------------------------
 
-    def upload(self, data: bytes, *, actor: Actor, media_type: str | None = None,
+    def upload(self, data: FileSource, *, actor: Actor, media_type: str | None = None,
                lifecycle: str | None = None) -> Blob:
         """Check and store a file of evidence; a command then refers to it by ``sha256``.
 
+        The file stays in the store whether or not a command uses it; for the files of one
+        command, :meth:`uploads` removes them again if the command is refused.
+
         Args:
-            data: the file's bytes.
+            data: the file, as one of
+                ``bytes`` (or ``bytearray``, ``memoryview``) — its content;
+                ``pathlib.Path`` (any ``os.PathLike``) — a file on disk, read here;
+                a binary file object (``open(path, "rb")``, ``io.BytesIO``) — read from
+                where it stands to its end.
+                A plain ``str`` is refused (``EvidenceRejected``, ``why="not_a_file"``): it
+                could be a file name or the content; pass ``Path(name)`` or
+                ``text.encode()``.
             actor: who uploads it (recorded with the blob).
             media_type: the type the sender declared; it must agree with the content (None:
                 the content's type is taken).
@@ -616,14 +634,62 @@ class Engine:
                 built-in ones (20 MiB; JPEG, PNG, WebP, HEIC, MP4, MP3, M4A, PDF).
 
         Returns:
-            The stored :class:`~engine.evidence.Blob` (the same bytes again: the same blob).
+            The stored :class:`~engine.evidence.Blob` (the same bytes again: the same blob,
+            with ``new`` False).
 
         Raises:
-            EvidenceRejected: too large, of a type not accepted, or its content is not what
-                it was declared to be; nothing was stored.
+            EvidenceRejected: not a file (``not_a_file``: a ``str``, another type, a file
+                object opened as text), a path that cannot be read (``unreadable``), too
+                large, of a type not accepted, or its content is not what it was declared
+                to be; nothing was stored.
         """
         return _upload(self.kernel, self.evidence_store, self.evidence_rules, data,
                        media_type=media_type, actor=actor, lifecycle=lifecycle)
+
+    @contextmanager
+    def uploads(self, *, actor: Actor, lifecycle: str | None = None,
+                keep: bool = False) -> Iterator[Uploads]:
+        """A block whose uploads serve the commands in it: a refusal leaves no file behind.
+
+        Use it when a command carries files::
+
+            with engine.uploads(actor=gw, lifecycle="grid_incident") as files:
+                before = files.upload(Path("before.jpg"))
+                after = files.upload(Path("after.jpg"))
+                engine.fire(tid, "resolve", actor=gw, evidence=[
+                    {"upload": before.sha256, "tag": "before"},
+                    {"upload": after.sha256, "tag": "after"}])
+
+        When the block ends, the files its uploads stored first (``Blob.new``) that no
+        attachment refers to are removed — bytes and ``gw_blobs`` row — so if a file is
+        refused (``EvidenceRejected``) or the command is (any exception), the evidence store
+        is as it was. Files stored before the block, or by another request meanwhile, and
+        files any ticket's attachment names, are never removed. The HTTP API, Open311 and
+        the console's forms upload this way. Which race this rule accepts when two requests
+        send the same bytes at once: docs/decisions.md.
+
+        Args:
+            actor: who uploads (recorded with each blob).
+            lifecycle: whose ``evidence`` limits apply (default: the built-in ones).
+            keep: keep every file uploaded when the block ends normally — files for a later
+                command (``POST /uploads``); a block that raises removes them all the same.
+
+        Yields:
+            An :class:`~engine.evidence.Uploads`: ``upload(data, media_type=None)`` (as
+            :meth:`upload`), ``blobs``, and after the block ``removed``.
+
+        Upload before opening :meth:`atomic` or :meth:`batch` inside the block, not in them
+        (``ConfigurationError``). A removal that fails is logged (``gridwhistle.evidence``)
+        and never hides the exception that ended the block.
+        """
+        scope = Uploads(self.kernel, self.evidence_store, self.evidence_rules, actor,
+                        lifecycle, keep)
+        try:
+            yield scope
+        except BaseException:
+            scope.close(failed=True)
+            raise
+        scope.close(failed=False)
 
     def attachments(self, ticket_id: str) -> list[Attachment]:
         """The ticket's attachments, in history order.

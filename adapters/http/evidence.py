@@ -15,8 +15,10 @@
   ``rating`` 1–5, ``comment``) answers, once.
 
 Upload limits (size, media types, declared type against content) are the lifecycle's
-``evidence`` section; a refused file is a 422 problem (``evidence-rejected``) and nothing is
-stored.
+``evidence`` section; a refused file is a 422 problem (``evidence-rejected``). Each request
+uploads inside :meth:`Engine.uploads <engine.Engine.uploads>`: when a file or the command is
+refused, the files the request stored first are removed again, so a refused request leaves
+the evidence store as it was (files stored before it, or named by any ticket, stay).
 """
 
 from __future__ import annotations
@@ -43,12 +45,13 @@ from adapters.http.api import (
     fire_checked,
     location,
 )
-from adapters.http.auth import ApiKey, check_scope
+from adapters.http.auth import check_scope
 from adapters.http.forms import FormError, read_form
 from adapters.http.models import AttachmentOut, BlobOut, FireIn, ReportIn, TicketOut
 from adapters.http.preconditions import IfMatchDep, no_if_match, set_etag
 from adapters.http.problems import PROBLEM_JSON, Problem
 from engine import CallbackLinkInvalid, Engine, EvidenceRejected, InvalidFields, TicketNotFound
+from engine.evidence import Uploads
 
 __all__ = ["MAX_FILES", "router", "store_files"]
 
@@ -66,37 +69,34 @@ async def _form(request: Request) -> FormData:
     return await request.form(max_files=MAX_FILES, max_fields=4 * MAX_FILES + 10)
 
 
-async def _store(engine: Engine, grant: ApiKey, files: list[UploadFile],
-                 lifecycle: str) -> list[BlobOut]:
-    parts = [(f.filename, f.content_type, await f.read()) for f in files]
-    return store_files(engine, grant, parts, lifecycle)
+async def _parts(files: list[UploadFile]) -> list[tuple[str | None, str | None, bytes]]:
+    return [(f.filename, f.content_type, await f.read()) for f in files]
 
 
-def store_files(engine: Engine, grant: ApiKey,
-                files: list[tuple[str | None, str | None, bytes]],
-                lifecycle: str) -> list[BlobOut]:
-    """Check and store uploaded files as ``grant``'s actor, under ``lifecycle``'s limits.
+def store_files(uploads: Uploads,
+                files: list[tuple[str | None, str | None, bytes]]) -> list[BlobOut]:
+    """Check and store uploaded files in ``uploads`` (its actor, its lifecycle's limits).
 
     The one way files come in over HTTP (``POST /uploads``, the ``with-evidence`` commands
-    and the console's action forms): :meth:`Engine.upload <engine.Engine.upload>` checks the
-    size, the media type and the declared type against the content.
+    and the console's action forms): :meth:`Uploads.upload <engine.evidence.Uploads.upload>`
+    checks the size, the media type and the declared type against the content. The caller
+    holds ``uploads`` open (``with engine.uploads(...)``) around the command that carries
+    the files, so that a refusal — of a file here, or of the command — removes the files
+    stored before it.
 
     Args:
-        engine: the engine.
-        grant: the key's grant (its actor is recorded as the uploader).
+        uploads: the request's :class:`~engine.evidence.Uploads`.
         files: ``(filename, declared media type, bytes)`` per file.
-        lifecycle: whose ``evidence`` limits apply.
 
     Raises:
         Problem: 422 ``evidence-rejected`` (with ``why``, ``declared``, ``detected``,
-            ``size``, ``limit``, ``filename``) for the first file refused; files before it
-            are stored (a blob without a command is harmless), nothing refers to them.
+            ``size``, ``limit``, ``filename``) for the first file refused; the files before
+            it are removed when the problem leaves the ``uploads`` block.
     """
     out = []
     for filename, media_type, data in files:
         try:
-            blob = engine.upload(data, actor=grant.as_actor(), media_type=media_type,
-                                 lifecycle=lifecycle)
+            blob = uploads.upload(data, media_type=media_type)
         except EvidenceRejected as exc:
             raise Problem(422, "evidence-rejected", f"{filename or 'file'}: {exc}",
                           why=exc.why, declared=exc.declared, detected=exc.detected,
@@ -159,10 +159,14 @@ async def upload_files(request: Request, engine: EngineDep, grant: GrantDep,
     """Check and store the multipart ``file`` parts; answers one entry per file.
 
     Each file's ``Content-Type`` must agree with its content; the limits of ``lifecycle``
-    (default: the app's first) apply.
+    (default: the app's first) apply. All or nothing: if one file is refused, the files of
+    this request stored before it are removed again.
     """
     form = await _form(request)
-    return await _store(engine, grant, _files(form), _lifecycle(request, lifecycle))
+    parts = await _parts(_files(form))
+    with engine.uploads(actor=grant.as_actor(), lifecycle=_lifecycle(request, lifecycle),
+                        keep=True) as uploads:
+        return store_files(uploads, parts)
 
 
 @router.post("/tickets/with-evidence", status_code=201, response_model=TicketOut,
@@ -173,11 +177,13 @@ async def report_with_evidence(request: Request, response: Response, engine: Eng
     form = await _form(request)
     body = _command(form, ReportIn)
     lifecycle = _lifecycle(request, body.lifecycle)
-    blobs = await _store(engine, grant, _files(form), lifecycle)
-    evidence = [e.plain() for e in body.evidence] + _evidence(form, blobs)
-    ticket = engine.report(lifecycle, body.fields, actor=grant.as_actor(),
-                           ticket_id=body.ticket_id, level=body.level, reason=body.reason,
-                           idempotency_key=idempotency_key, evidence=evidence)
+    parts = await _parts(_files(form))
+    with engine.uploads(actor=grant.as_actor(), lifecycle=lifecycle) as uploads:
+        blobs = store_files(uploads, parts)
+        evidence = [e.plain() for e in body.evidence] + _evidence(form, blobs)
+        ticket = engine.report(lifecycle, body.fields, actor=grant.as_actor(),
+                               ticket_id=body.ticket_id, level=body.level, reason=body.reason,
+                               idempotency_key=idempotency_key, evidence=evidence)
     response.headers["Location"] = location(ticket.id)
     set_etag(response, ticket)
     return _out(engine, ticket)
@@ -199,11 +205,13 @@ async def fire_with_evidence(ticket_id: TicketId,
     check_scope(grant, current, engine.lifecycle_of(current))
     form = await _form(request)
     body = _command(form, FireIn)
-    blobs = await _store(engine, grant, _files(form), current.lifecycle)
-    evidence = [e.plain() for e in body.evidence] + _evidence(form, blobs)
-    ticket = fire_checked(engine, current, trigger, grant, if_match, reason=body.reason,
-                          fields=body.fields, idempotency_key=idempotency_key,
-                          evidence=evidence)
+    parts = await _parts(_files(form))
+    with engine.uploads(actor=grant.as_actor(), lifecycle=current.lifecycle) as uploads:
+        blobs = store_files(uploads, parts)
+        evidence = [e.plain() for e in body.evidence] + _evidence(form, blobs)
+        ticket = fire_checked(engine, current, trigger, grant, if_match, reason=body.reason,
+                              fields=body.fields, idempotency_key=idempotency_key,
+                              evidence=evidence)
     set_etag(response, ticket)
     return _out(engine, ticket)
 

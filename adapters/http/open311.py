@@ -57,7 +57,7 @@ from engine import (
     find_tickets,
 )
 from engine.definition.schema import FieldSpec
-from engine.evidence import kind_of
+from engine.evidence import Uploads, kind_of
 from engine.validation import idempotency_key_problem, ticket_id_problem
 
 __all__ = ["Open311Error", "Open311Privacy", "router"]
@@ -434,14 +434,19 @@ async def create_request(fmt: str, request: Request) -> Response:
         raise Open311Error(400, "a location is required: lat and long, address_string or "
                                 "address_id", fmt)
     fields = _report_fields(lc, values, code, fmt, grant.role)
-    evidence = await _media(engine, lc, grant, form, values.get("media_url", "").strip(), fmt)
-    try:
-        ticket = engine.report(lc.name, fields, actor=grant.as_actor(), idempotency_key=key,
-                               evidence=evidence)
-    except FieldNotAllowed as exc:  # issue 11: e.g. attribute[department] by a grid worker
-        raise Open311Error(403, str(exc), fmt) from None
-    except CommandRefused as exc:
-        raise Open311Error(400, str(exc), fmt) from None
+    media = form.get("media")
+    sent = (media.content_type, await media.read()) if (
+        media is not None and not isinstance(media, str)) else None
+    # a refused report removes the photo it stored (Engine.uploads)
+    with engine.uploads(actor=grant.as_actor(), lifecycle=lc.name) as uploads:
+        evidence = _media(uploads, sent, values.get("media_url", "").strip(), fmt)
+        try:
+            ticket = engine.report(lc.name, fields, actor=grant.as_actor(),
+                                   idempotency_key=key, evidence=evidence)
+        except FieldNotAllowed as exc:  # issue 11: e.g. attribute[department] by a grid worker
+            raise Open311Error(403, str(exc), fmt) from None
+        except CommandRefused as exc:
+            raise Open311Error(400, str(exc), fmt) from None
     return _render([{"service_request_id": ticket.id, "service_notice": None,
                      "account_id": None}], fmt, "service_requests", "request")
 
@@ -449,15 +454,16 @@ async def create_request(fmt: str, request: Request) -> Response:
 _UPLOAD_URL = re.compile(r"/uploads/([0-9a-f]{64})/?$")
 
 
-async def _media(engine: Engine, lc: Lifecycle, grant: ApiKey, form: Any, media_url: str,
-                 fmt: str) -> list[dict[str, Any]]:
-    """The report's evidence from a ``media`` file part and/or ``media_url``."""
+def _media(uploads: Uploads, media: tuple[str | None, bytes] | None, media_url: str,
+           fmt: str) -> list[dict[str, Any]]:
+    """The report's evidence from a ``media`` file part and/or ``media_url``.
+
+    ``media``: the part's declared type and bytes, stored in ``uploads`` (the request's).
+    """
     out: list[dict[str, Any]] = []
-    media = form.get("media")
-    if media is not None and not isinstance(media, str):
+    if media is not None:
         try:
-            blob = engine.upload(await media.read(), actor=grant.as_actor(),
-                                 media_type=media.content_type, lifecycle=lc.name)
+            blob = uploads.upload(media[1], media_type=media[0])
         except EvidenceRejected as exc:
             raise Open311Error(400, f"media: {exc}", fmt) from None
         out.append({"upload": blob.sha256})

@@ -8,14 +8,27 @@
 * :mod:`~engine.evidence.participant` — :class:`EvidenceRules`, the participant that checks
   the lifecycle's ``requirements`` (fields and evidence per trigger and role) and links
   attachments to history rows;
-* :mod:`~engine.evidence.service` — :func:`upload` and the reads.
+* :mod:`~engine.evidence.service` — :func:`upload` (bytes, a ``pathlib.Path`` or a binary
+  file), :class:`Uploads` and :func:`discard` (a refused command's files removed again), and
+  the reads.
 """
 
 from engine.evidence.content import check_file, detect, kind_of
 from engine.evidence.model import Attachment
 from engine.evidence.participant import EvidenceRules
-from engine.evidence.service import Blob, attachments_of, evidence_counts, read_attachment, upload
+from engine.evidence.service import (
+    Blob,
+    FileSource,
+    Uploads,
+    attachments_of,
+    discard,
+    evidence_counts,
+    file_bytes,
+    read_attachment,
+    upload,
+)
 from engine.evidence.storage import BlobStore
 
-__all__ = ["Attachment", "Blob", "BlobStore", "EvidenceRules", "attachments_of", "check_file",
-           "detect", "evidence_counts", "kind_of", "read_attachment", "upload"]
+__all__ = ["Attachment", "Blob", "BlobStore", "EvidenceRules", "FileSource", "Uploads",
+           "attachments_of", "check_file", "detect", "discard", "evidence_counts", "file_bytes",
+           "kind_of", "read_attachment", "upload"]

@@ -65,10 +65,19 @@ class _Rules:
     evidence: EvidenceSpec
 
 
-def _blob_rows(conn: Connection, digests: Sequence[str]) -> dict[str, dict[str, Any]]:
-    rows = conn.execute(select(blobs.c.sha256, blobs.c.media_type, blobs.c.size)
-                        .where(blobs.c.sha256.in_(list(digests)))).mappings()
-    return {r["sha256"]: dict(r) for r in rows}
+def _blob_rows(conn: Connection, digests: Sequence[str], *,
+               lock: bool = False) -> dict[str, dict[str, Any]]:
+    """The blob rows of ``digests``; ``lock``: FOR KEY SHARE on PostgreSQL until the commit.
+
+    The check locks them: a refused command's clean-up (:func:`engine.evidence.discard`,
+    FOR UPDATE) then either finished first — the blob is gone and the command is refused
+    with ``EvidenceInvalid`` — or waits for this command, and sees its attachment.
+    """
+    stmt = (select(blobs.c.sha256, blobs.c.media_type, blobs.c.size)
+            .where(blobs.c.sha256.in_(list(digests))))
+    if lock:
+        stmt = stmt.with_for_update(read=True, key_share=True)
+    return {r["sha256"]: dict(r) for r in conn.execute(stmt).mappings()}
 
 
 def _need_words(kind: str, tag: str | None, count: int) -> str:
@@ -153,7 +162,7 @@ class EvidenceRules(Participant):
         digests = [i.upload for i in items if i.upload is not None]
         if not digests:
             return {}
-        found = ctx.query(lambda conn: _blob_rows(conn, digests))
+        found = ctx.query(lambda conn: _blob_rows(conn, digests, lock=True))
         accepted = {normalise(t) for t in rules.evidence.media_types}
         for index, item in enumerate(items):
             if item.upload is None:

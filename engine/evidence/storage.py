@@ -5,6 +5,10 @@ A :class:`BlobStore` is given a URL: a local directory (``/var/lib/gridwhistle/e
 with ``s3fs`` installed, ``memory://`` for tests). A file is stored once under its SHA-256,
 ``<root>/<aa>/<bb>/<sha256>``; storing the same bytes again stores nothing. The database holds
 only the digest, media type, size and this URL (``gw_blobs``), never the bytes.
+
+:meth:`BlobStore.remove` takes a file away again (and, on a local directory, the ``<aa>/<bb>``
+folders it leaves empty). Only :func:`engine.evidence.service.discard` calls it, for files
+a refused command stored that nothing refers to (the rule and its race: docs/decisions.md).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import fsspec
+from fsspec.implementations.local import LocalFileSystem
 
 from engine.errors import ConfigurationError
 
@@ -76,14 +81,43 @@ class BlobStore:
         if self.fs.exists(target):
             return digest
         parent = target.rsplit("/", 1)[0]
-        self.fs.makedirs(parent, exist_ok=True)
         part = f"{target}.{uuid.uuid4().hex}.part"
-        self.fs.pipe_file(part, data)
+        for attempt in range(3):
+            try:
+                self.fs.makedirs(parent, exist_ok=True)
+                self.fs.pipe_file(part, data)
+                break
+            except FileNotFoundError:  # remove() took the empty folder away meanwhile
+                if attempt == 2:
+                    raise
         try:
             self.fs.mv(part, target)
         except FileExistsError:  # the same content arrived meanwhile
             self.fs.rm(part)
         return digest
+
+    def remove(self, sha256: str) -> bool:
+        """Delete the file of this digest; on a local directory, the folders it leaves empty.
+
+        Returns whether a file was deleted (False: the store did not hold it). Callers make
+        sure nothing refers to the file (see :func:`engine.evidence.service.discard`).
+        """
+        target = self.path(sha256)
+        try:
+            self.fs.rm_file(target)
+        except FileNotFoundError:
+            return False
+        if isinstance(self.fs, LocalFileSystem):
+            # <root>/<aa>/<bb>: shared by every digest with that prefix; a put that finds
+            # its folder gone creates it again (see put)
+            folder = target.rsplit("/", 1)[0]
+            for _ in range(2):
+                try:
+                    self.fs.rmdir(folder)
+                except OSError:  # not empty: another file lives there
+                    break
+                folder = folder.rsplit("/", 1)[0]
+        return True
 
     def exists(self, sha256: str) -> bool:
         """Whether the store holds the file of this digest."""

@@ -8,8 +8,9 @@ the form asks for a file where the engine will want one, in words: "须附 1 张
 needs of its ticket's ``resolve`` (the engine resolves the ticket with the work's evidence).
 
 The files go through :func:`adapters.http.evidence.store_files` — the path of ``POST
-/uploads`` — and the trigger is fired with them; the engine checks the requirements (the one
-rule), so the form asks for files but does not refuse on its own.
+/uploads`` — inside :meth:`Engine.uploads <engine.Engine.uploads>`, and the trigger is fired
+with them; the engine checks the requirements (the one rule), so the form asks for files but
+does not refuse on its own. A refused file or trigger removes the files the form stored.
 """
 
 from __future__ import annotations

@@ -641,16 +641,18 @@ async def act(ticket_id: str, request: Request) -> Response:
             engine.escalate(ticket_id, actor=actor, reason=reason or "")
         elif action.startswith("fire:"):
             trigger = action.removeprefix("fire:")
-            evidence = None
-            if sent:  # the path of POST /uploads: the same checks and limits
-                blobs = store_files(engine, requester.grant, [f for _, f in sent],
-                                    ticket.lifecycle)
-                evidence = evidence_items([t for t, _ in sent], [b.sha256 for b in blobs])
-            if trigger == "bounce":
-                depts.bounce(ticket_id, actor=actor, reason=reason or "")
-            else:
-                engine.fire(ticket_id, trigger, actor=actor, reason=reason,
-                            evidence=evidence)
+            # the path of POST /uploads: the same checks and limits; a refused file or
+            # trigger removes the files stored for it (and a bounce carries none)
+            with engine.uploads(actor=actor, lifecycle=ticket.lifecycle) as uploads:
+                evidence = None
+                if sent:
+                    blobs = store_files(uploads, [f for _, f in sent])
+                    evidence = evidence_items([t for t, _ in sent], [b.sha256 for b in blobs])
+                if trigger == "bounce":
+                    depts.bounce(ticket_id, actor=actor, reason=reason or "")
+                else:
+                    engine.fire(ticket_id, trigger, actor=actor, reason=reason,
+                                evidence=evidence)
         else:
             raise Problem(422, "unknown-action", f"unknown action {action!r}")
 
