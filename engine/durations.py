@@ -10,7 +10,11 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-__all__ = ["format_duration", "parse_duration"]
+__all__ = ["MAX_DURATION", "format_duration", "parse_duration"]
+
+MAX_DURATION = timedelta(days=36_525)
+"""The longest duration a lifecycle may write: 100 years (``P36525D``). Longer ones would put
+deadlines past the year 9999, which no date arithmetic can represent."""
 
 _DURATION = re.compile(
     r"^P(?!$)(?:(?P<weeks>\d+(?:[.,]\d+)?)W)?(?:(?P<days>\d+(?:[.,]\d+)?)D)?"
@@ -29,7 +33,8 @@ def parse_duration(text: str) -> timedelta:
         The duration as a positive or zero :class:`datetime.timedelta`.
 
     Raises:
-        ValueError: the text is not such a duration; the message says what to write.
+        ValueError: the text is not such a duration, or is longer than
+            :data:`MAX_DURATION` (100 years); the message says what to write.
     """
     if not isinstance(text, str):
         raise ValueError(f"expected an ISO 8601 duration such as PT30M or P2D, got {text!r}")
@@ -46,7 +51,13 @@ def parse_duration(text: str) -> timedelta:
             "(2 hours), P2D (2 days) or P1DT12H"
         )
     parts = {k: float(v.replace(",", ".")) for k, v in match.groupdict().items() if v}
-    return timedelta(**parts)
+    try:
+        value = timedelta(**parts)
+    except OverflowError:
+        value = MAX_DURATION + MAX_DURATION
+    if value > MAX_DURATION:
+        raise ValueError(f"{text!r} is longer than 100 years; write at most P36525D")
+    return value
 
 
 def format_duration(value: timedelta) -> str:

@@ -248,3 +248,19 @@ def test_states_named_like_dot_keywords_are_drawn() -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout.count('class="node"') == 5  # four states and the start point
     assert done.stdout.count('class="edge"') == 4
+
+
+# -- durations beyond what date arithmetic can hold ------------------------------------------
+
+
+@pytest.mark.parametrize("after", ["P99999999D", "P9999999999999999999D", "P5300W"])
+def test_a_deadline_longer_than_a_hundred_years_is_refused_at_validate(after: str) -> None:
+    """main: validate said ok, and the first report overflowed (OverflowError: a 500 over
+    HTTP, a traceback from replay)."""
+    text = SMALL.replace(
+        "transitions:", f"deadlines:\n  slow: {{state: open, after: {after}, "
+        "on_breach: record}\ntransitions:")
+    (problem,) = problems_of(text)
+    assert problem.path == "deadlines.slow.after"
+    assert problem.message == f"{after!r} is longer than 100 years; write at most P36525D"
+    assert parse_definition(text.replace(after, "P36525D"), file="x.yaml")
