@@ -83,6 +83,27 @@ def test_schema_command_and_check(tmp_path: Path) -> None:
     assert run("schema", "--output", str(target), "--check").returncode == 0
 
 
+@pytest.mark.parametrize(("args", "says"), [
+    (["diagram", "grid_incident", "-o", "{tmp}/no/such/folder/x.mmd"],
+     "cannot write the diagram to {tmp}/no/such/folder/x.mmd: the folder {tmp}/no/such/folder "
+     "does not exist; create it first or give another path"),
+    (["diagram", "grid_incident", "-o", "{tmp}"],
+     "{tmp} is a folder: give the diagram file's name (a path inside it)"),
+    (["schema", "--output", "{tmp}/none/schema.json"],
+     "cannot write the schema to {tmp}/none/schema.json: the folder {tmp}/none does not "
+     "exist; create it first or give another path"),
+    (["schema", "--check"], "--check compares a file with the schema: give it as --output "
+     "FILE (e.g. --output workflows/schema.json)"),
+])
+def test_diagram_and_schema_refuse_an_output_they_cannot_write_in_one_line(
+        tmp_path: Path, args: list[str], says: str) -> None:
+    """main: a FileNotFoundError / IsADirectoryError traceback; ``schema --check`` without a
+    file printed the schema and exited 0."""
+    done = run(*[a.format(tmp=tmp_path) for a in args])
+    assert (done.returncode, done.stderr.strip()) == (1, "error: " + says.format(tmp=tmp_path))
+    assert "Traceback" not in done.stderr
+
+
 def test_report_tickets_and_timers_as_json(db: str) -> None:
     figures = json.loads(run("report", "--db", db, "--json", check=True).stdout)
     assert {k: figures[k] for k in ("tickets", "closed", "overdue", "escalations", "breaches",

@@ -74,7 +74,7 @@ def diagram(
         fail(str(exc))
         return
     if output is not None:
-        output.write_bytes(data)
+        _write(output, data, "diagram")
     elif fmt is DiagramFormat.png:
         fail("png is binary: give --output FILE")
     else:
@@ -94,10 +94,27 @@ def schema(
 
     text = lifecycle_json_schema_text()
     if output is None:
+        if check:
+            fail("--check compares a file with the schema: give it as --output FILE "
+                 "(e.g. --output workflows/schema.json)")
+            return
         sys.stdout.write(text)
         return
     if check:
         if not output.is_file() or output.read_text(encoding="utf-8") != text:
             fail(f"{output} is stale; run: gridwhistle schema --output {output}")
         return
-    output.write_text(text, encoding="utf-8")
+    _write(output, text.encode("utf-8"), "schema")
+
+
+def _write(path: Path, data: bytes, what: str) -> None:
+    """Write ``data`` to ``path``, or fail with one line saying what to change (exit 1)."""
+    try:
+        path.write_bytes(data)
+    except IsADirectoryError:
+        fail(f"{path} is a folder: give the {what} file's name (a path inside it)")
+    except FileNotFoundError:
+        fail(f"cannot write the {what} to {path}: the folder {path.parent} does not exist; "
+             "create it first or give another path")
+    except OSError as exc:
+        fail(f"cannot write the {what} to {path}: {exc.strerror or exc}")
