@@ -80,14 +80,10 @@ def file_error(exc: OSError, what: str, *, make: str = "") -> str:
         what: what the file is (``keys file``).
         make: for a missing file, how to make one (appended after ``; ``).
     """
-    name = exc.filename if exc.filename is not None else "?"
-    if isinstance(exc, FileNotFoundError):
-        return f"no {what} at {name}" + (f"; {make}" if make else "; check the path")
-    if isinstance(exc, IsADirectoryError):
-        return f"{name} is a directory, not a {what}; give the file's path"
-    if isinstance(exc, PermissionError):
-        return f"cannot open {what} {name}: permission denied (check its permissions and owner)"
-    return f"cannot open {what} {name}: {exc.strerror or exc}"
+    from engine import FileNotReadable  # the engine's words for it (by errno: also for its own)
+
+    return str(FileNotReadable(what, exc.filename if exc.filename is not None else "?", exc,
+                               make=make))
 
 
 def problems_text(exc: DefinitionError, what: str) -> str:
