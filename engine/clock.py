@@ -10,6 +10,8 @@ import threading
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+from engine.errors import InvalidArgument, InvalidArgumentType
+
 __all__ = ["Clock", "SystemClock", "VirtualClock", "ensure_utc"]
 
 
@@ -21,10 +23,16 @@ def ensure_utc(value: datetime, *, what: str = "instant") -> datetime:
         what: a name for the value, used in the error message.
 
     Raises:
-        ValueError: ``value`` is naive (has no time zone); give it one, e.g. ``tzinfo=UTC``.
+        InvalidArgument: ``value`` is naive (has no time zone); give it one, e.g.
+            ``tzinfo=UTC`` (also a ValueError).
+        InvalidArgumentType: ``value`` is not a datetime (also a TypeError).
     """
+    if not isinstance(value, datetime):
+        raise InvalidArgumentType(what, "an aware datetime", value,
+                                  hint="e.g. datetime(2024, 5, 1, 8, tzinfo=UTC)")
     if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
-        raise ValueError(f"{what} {value.isoformat()} has no time zone; give an aware datetime")
+        raise InvalidArgument(what, f"{what} {value.isoformat()} has no time zone; give an "
+                                    "aware datetime, e.g. datetime(2024, 5, 1, 8, tzinfo=UTC)")
     return value.astimezone(UTC)
 
 
@@ -50,7 +58,11 @@ class VirtualClock:
     Args:
         start: the initial instant (aware; converted to UTC). Defaults to 2024-01-01T00:00Z.
 
-    Time never goes backwards: :meth:`set` to an earlier instant raises ``ValueError``.
+    Time never goes backwards: :meth:`set` to an earlier instant raises
+    :class:`~engine.errors.InvalidArgument` (a ``ValueError``).
+
+    Raises:
+        InvalidArgument: ``start`` is naive; InvalidArgumentType: it is not a datetime.
     """
 
     def __init__(self, start: datetime | None = None):
@@ -65,20 +77,29 @@ class VirtualClock:
         """Move the clock to ``instant`` (aware; not earlier than now).
 
         Raises:
-            ValueError: ``instant`` is naive or earlier than the current virtual time.
+            InvalidArgument: ``instant`` is naive or earlier than the current virtual time
+                (also a ValueError); InvalidArgumentType: it is not a datetime.
         """
         instant = ensure_utc(instant)
         with self._lock:
             if instant < self._now:
-                raise ValueError(
-                    f"virtual clock cannot go back from {self._now.isoformat()} "
-                    f"to {instant.isoformat()}"
-                )
+                raise InvalidArgument(
+                    "instant", f"virtual clock cannot go back from {self._now.isoformat()} "
+                               f"to {instant.isoformat()}; give an instant at or after its now")
             self._now = instant
 
     def advance(self, delta: timedelta) -> datetime:
-        """Move the clock forward by ``delta`` (non-negative) and return the new instant."""
+        """Move the clock forward by ``delta`` (non-negative) and return the new instant.
+
+        Raises:
+            InvalidArgument: ``delta`` is negative (also a ValueError).
+            InvalidArgumentType: ``delta`` is not a timedelta.
+        """
+        if not isinstance(delta, timedelta):
+            raise InvalidArgumentType("delta", "a timedelta", delta,
+                                      hint="e.g. timedelta(minutes=30)")
         if delta < timedelta(0):
-            raise ValueError(f"cannot advance by a negative duration {delta}")
+            raise InvalidArgument("delta", f"cannot advance by a negative duration {delta}; "
+                                           "time only moves forward")
         self.set(self._now + delta)
         return self._now

@@ -43,7 +43,16 @@ The tree::
     │                                accepted, or its content is not what it says it is
     │                                (from Python also: not a file — a str — or unreadable)
     ├── ConcurrencyConflict          another command changed the ticket first; reload and retry
+    ├── InvalidArgument              a call was given a value it cannot take (a naive or past
+    │   │                            instant, a negative count, an unknown choice); also a
+    │   │                            ValueError; .argument names the parameter
+    │   └── InvalidArgumentType      a call was given a value of the wrong type (None for an
+    │                                Engine, text for bytes); also a TypeError
     └── ConfigurationError           the engine is set up wrongly (unknown callback name, bad URL)
+        ├── VirtualClockRequired     run_until on an engine whose clock is not a VirtualClock;
+        │                            also a TypeError
+        └── FileNotReadable          a file it was pointed at is missing, a directory or not
+                                     readable (a keys file, a lifecycle); also an OSError
 
 Every error carries the data a caller branches on as attributes, and its message says what to
 do next.
@@ -59,6 +68,7 @@ with the few internal signals that never leave their module listed there.
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -76,10 +86,13 @@ __all__ = [
     "EvidenceMissing",
     "EvidenceRejected",
     "FieldNotAllowed",
+    "FileNotReadable",
     "GridwhistleError",
     "GuardRejected",
     "HostCallbackFailed",
     "IdempotencyKeyReused",
+    "InvalidArgument",
+    "InvalidArgumentType",
     "InvalidFields",
     "MigrationRefused",
     "NoRouting",
@@ -98,6 +111,7 @@ __all__ = [
     "UnknownDepartment",
     "UnknownOrganisation",
     "UnknownTrigger",
+    "VirtualClockRequired",
 ]
 
 
@@ -380,6 +394,97 @@ class ConcurrencyConflict(GridwhistleError):
 
 class ConfigurationError(GridwhistleError):
     """The engine is set up wrongly (unknown callback name, bad database URL, ...)."""
+
+
+class InvalidArgument(GridwhistleError, ValueError):
+    """A call was given a value it cannot take; nothing was done.
+
+    A naive instant (one without a time zone), an instant before a virtual clock's now, a
+    negative duration or count, a page size out of range, a choice that is not one of the
+    documented ones. The message says what to give instead. Also a :class:`ValueError`, as
+    these calls raised before.
+
+    Attributes:
+        argument: the parameter at fault, as the message names it (``until``, ``limit``,
+            ``lease_seconds``, ``run_until's instant``).
+    """
+
+    def __init__(self, argument: str, message: str):
+        self.argument = argument
+        super().__init__(message)
+
+
+class InvalidArgumentType(InvalidArgument, TypeError):
+    """A call was given a value of the wrong type (None for an Engine, text for bytes).
+
+    Nothing was done; the message names the type expected. Also a :class:`TypeError` (and,
+    as an :class:`InvalidArgument`, a :class:`ValueError`).
+
+    Attributes:
+        argument: the parameter at fault; ``expected``: what it takes, in words;
+        ``given``: the type name of the value given.
+    """
+
+    def __init__(self, argument: str, expected: str, value: object, *, hint: str = ""):
+        self.expected = expected
+        self.given = type(value).__name__
+        super().__init__(argument, f"{argument} must be {expected}, not {self.given}"
+                                   + (f"; {hint}" if hint else ""))
+
+
+class VirtualClockRequired(ConfigurationError, TypeError):
+    """A call that moves virtual time, on an engine whose clock is not a VirtualClock.
+
+    :meth:`engine.Engine.run_until` (and :class:`engine.testing.Harness`) move a
+    :class:`~engine.clock.VirtualClock`; real time cannot be moved. Build the engine with
+    ``clock=VirtualClock(start)`` for a test or a replay, or call ``start()`` to have
+    deadlines fire in real time. Also a :class:`TypeError`, as ``run_until`` raised before.
+
+    Attributes:
+        call: what was called (``run_until``); clock: the type name of the engine's clock.
+    """
+
+    def __init__(self, call: str, clock: object):
+        self.call = call
+        self.clock = type(clock).__name__
+        super().__init__(
+            f"{call} moves a VirtualClock, and this engine runs on a {self.clock}; build the "
+            "engine with Engine(..., clock=VirtualClock(start)) to move time yourself, or call "
+            "start() to have deadlines fire in real time (run_due() fires what is due now)")
+
+
+def _unreadable(what: str, name: str, cause: OSError, make: str) -> str:
+    """The words for a file that cannot be read (``make``: how to make a missing one)."""
+    if cause.errno == errno.ENOENT:
+        return f"no {what} at {name}" + (f"; {make}" if make else "; check the path")
+    if cause.errno == errno.EISDIR:
+        return f"{name} is a directory, not a {what}; give the file's path"
+    if cause.errno in (errno.EACCES, errno.EPERM):
+        return f"cannot open {what} {name}: permission denied (check its permissions and owner)"
+    return f"cannot open {what} {name}: {cause.strerror or cause}"
+
+
+class FileNotReadable(ConfigurationError, OSError):
+    """A file Gridwhistle was pointed at cannot be read: missing, a directory, not permitted.
+
+    The message names the file and says what to do (for a missing keys file: the command
+    that makes one). Also an :class:`OSError` carrying the cause's ``errno``, ``strerror``
+    and ``filename``, as these calls raised the bare OSError before; the cause is
+    ``__cause__``.
+
+    Attributes:
+        what: what the file is (``keys file``, ``lifecycle file``); path: the file as given.
+    """
+
+    def __init__(self, what: str, path: object, cause: OSError, *, make: str = ""):
+        filename = cause.filename if cause.filename is not None else str(path)
+        OSError.__init__(self, cause.errno, cause.strerror, filename)
+        self.what = what
+        self.path = str(path)
+        self.message = _unreadable(what, str(filename), cause, make)
+
+    def __str__(self) -> str:
+        return self.message
 
 
 class TopLevelReached(CommandRefused):

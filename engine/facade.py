@@ -23,7 +23,13 @@ from sqlalchemy import select
 from engine.callbacks import Callbacks, answer_link, issue_link, link_ticket
 from engine.clock import Clock, SystemClock, VirtualClock, ensure_utc
 from engine.definition.loader import Definition
-from engine.errors import ConfigurationError, UnknownDefinition
+from engine.errors import (
+    ConfigurationError,
+    InvalidArgument,
+    InvalidArgumentType,
+    UnknownDefinition,
+    VirtualClockRequired,
+)
 from engine.events.outbox import OutboxParticipant
 from engine.evidence import (
     Attachment,
@@ -116,6 +122,16 @@ class Engine:
 
     Use as a context manager, or call :meth:`start` / :meth:`stop`, to have APScheduler fire
     deadlines in real time. Several engines may live in one process; there is no global state.
+
+    Raises:
+        ConfigurationError: the database cannot be opened or is at an older schema revision
+            (run ``gridwhistle db upgrade``), the evidence store cannot be used, or
+            ``time_source="database"`` on a database without a server clock (SQLite).
+        InvalidArgument: ``lease_seconds`` is not positive, ``timers_per_transaction`` is
+            below 1, ``time_source`` is not one of the three, or ``"database"`` is asked for
+            with a VirtualClock (also a ValueError, as before).
+        InvalidArgumentType: ``database`` is none of those (None, a number); also a
+            TypeError.
     """
 
     def __init__(
@@ -147,7 +163,8 @@ class Engine:
         self.sweep_seconds = sweep_seconds
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         if lease_seconds <= 0:
-            raise ValueError(f"the claim lease must be positive, got {lease_seconds} s")
+            raise InvalidArgument("lease_seconds", f"the claim lease must be positive, got "
+                                                   f"{lease_seconds} s; give e.g. 60")
         self.kernel = Kernel(self.db, self.clock, self.registry, worker_id=self.worker_id,
                              lease=timedelta(seconds=lease_seconds),
                              timers_per_transaction=timers_per_transaction, limits=limits)
@@ -232,7 +249,13 @@ class Engine:
 
         Raises:
             UnknownDefinition, DefinitionError: the lifecycle cannot be loaded.
+            FileNotReadable: its file cannot be read (also an OSError).
+            InvalidArgumentType: ``lifecycle`` is none of the three (also a TypeError).
         """
+        if not isinstance(lifecycle, str | Path | Definition):
+            raise InvalidArgumentType(
+                "lifecycle", "a bundled lifecycle's name, a YAML file's path or a Definition",
+                lifecycle, hint="e.g. deploy('grid_incident') or deploy(load_definition(path))")
         return self.kernel.deploy(lifecycle)
 
     def lifecycle(self, name: str) -> Lifecycle:
@@ -329,10 +352,12 @@ class Engine:
             FieldNotAllowed: ``fields`` sets a field the role may not set when reporting
                 (the lifecycle's ``field_permissions``); nothing was created.
             IdempotencyKeyReused: the key was used for another command; nothing was created.
-            EvidenceMissing, EvidenceRefused, RequiredFieldMissing: the lifecycle's
-                requirements are not met (nothing was created).
+            EvidenceMissing, EvidenceInvalid: the lifecycle's requirements are not met, or an
+                attachment is malformed (nothing was created).
+            InvalidFields: also for ``fields`` that are not a mapping, an ``actor`` that is
+                not an Actor, or an idempotency key that is empty or longer than the limit
+                (128 characters).
             UnknownDefinition: no such lifecycle.
-            ValueError: the idempotency key is empty or longer than 128 characters.
         """
         return self.kernel.report(lifecycle, fields, actor=actor, ticket_id=ticket_id,
                                   level=level, reason=reason, idempotency_key=idempotency_key,
@@ -382,7 +407,8 @@ class Engine:
                 ``handler_only`` level and the role is not its handler. Nothing changed.
             ConcurrencyConflict: another command changed the ticket first (or since
                 ``expected_version``); reload and retry.
-            ValueError: the idempotency key is empty or longer than 128 characters.
+            InvalidFields: also for an idempotency key that is empty or longer than the limit
+                (128 characters); EvidenceInvalid: a malformed attachment.
         """
         return self.kernel.fire(ticket_id, trigger, actor=actor, reason=reason, fields=fields,
                                 expected_version=expected_version,
@@ -461,7 +487,8 @@ class Engine:
             One :class:`TicketImpact` per ticket, by id.
 
         Raises:
-            ValueError: ``until`` is naive.
+            InvalidArgument: ``until`` is naive (also a ValueError); InvalidArgumentType: it
+                is not a datetime.
         """
         if until is not None:
             until = ensure_utc(until, what="impact's until")
@@ -498,10 +525,15 @@ class Engine:
             What happened to each timer, in the order fired.
 
         Raises:
-            ValueError: ``now`` is naive.
+            InvalidArgument: ``now`` is naive (also a ValueError); InvalidArgumentType: it is
+                not a datetime.
         """
-        if now is not None and (now.tzinfo is None or now.utcoffset() is None):
-            raise ValueError(f"run_due needs an aware instant (UTC), got {now.isoformat()}")
+        if now is not None:
+            if isinstance(now, datetime) and (now.tzinfo is None or now.utcoffset() is None):
+                raise InvalidArgument("now", f"run_due needs an aware instant (UTC), got "
+                                             f"{now.isoformat()}; give e.g. "
+                                             "datetime(2024, 5, 1, 8, tzinfo=UTC)")
+            now = ensure_utc(now, what="run_due's now")
         return self.kernel.run_due(now or self.clock.now(), inclusive=False)
 
     def run_until(self, until: datetime) -> list[FiredTimer]:
@@ -512,14 +544,24 @@ class Engine:
         in real time. Timers due exactly at ``until`` do not fire yet: commands at ``until``
         come first (see :meth:`run_due` for the tie rule).
 
+        Nothing fires and the clock stays where it is when ``until`` is refused.
+
         Raises:
-            TypeError: the engine's clock is not a VirtualClock.
-            ValueError: ``until`` is naive.
+            VirtualClockRequired: the engine's clock is not a VirtualClock (also a TypeError):
+                build it with ``clock=VirtualClock(start)``, or use :meth:`start`.
+            InvalidArgument: ``until`` is naive, or before the clock's now (time does not go
+                back); also a ValueError. InvalidArgumentType: it is not a datetime.
         """
         clock = self.clock
         if not isinstance(clock, VirtualClock):
-            raise TypeError("run_until needs a VirtualClock; with the system clock use start()")
+            raise VirtualClockRequired("run_until", clock)
         until = ensure_utc(until, what="run_until's instant")
+        now = clock.now()
+        if until < now:
+            raise InvalidArgument(
+                "run_until's instant", f"run_until's instant {until.isoformat()} is before the "
+                f"clock's now {now.isoformat()}; a virtual clock does not go back: give an "
+                "instant at or after now (a new engine, or a new VirtualClock, starts earlier)")
         return self.kernel.dispatcher.run_until(clock, until)
 
     # -- reads ------------------------------------------------------------------------------
@@ -642,6 +684,7 @@ class Engine:
                 object opened as text), a path that cannot be read (``unreadable``), too
                 large, of a type not accepted, or its content is not what it was declared
                 to be; nothing was stored.
+            UnknownDefinition: no such ``lifecycle``.
         """
         return _upload(self.kernel, self.evidence_store, self.evidence_rules, data,
                        media_type=media_type, actor=actor, lifecycle=lifecycle)
@@ -886,12 +929,12 @@ def _choose_clock(db: Database, clock: Clock, time_source: str) -> Clock:
     """The engine's clock for ``time_source`` (see :class:`Engine`).
 
     Raises:
-        ValueError: an unknown ``time_source``, or ``"database"`` with a VirtualClock.
+        InvalidArgument: an unknown ``time_source``, or ``"database"`` with a VirtualClock.
         ConfigurationError: ``"database"`` on a database without a server clock (SQLite).
     """
     if time_source not in ("auto", "database", "local"):
-        raise ValueError(f"time_source must be 'auto', 'database' or 'local', "
-                         f"got {time_source!r}")
+        raise InvalidArgument("time_source", f"time_source must be 'auto', 'database' or "
+                                             f"'local', got {time_source!r}")
     if time_source == "auto":
         use_db = db.dialect == "postgresql" and isinstance(clock, SystemClock)
     else:
@@ -899,8 +942,9 @@ def _choose_clock(db: Database, clock: Clock, time_source: str) -> Clock:
     if not use_db or isinstance(clock, DatabaseClock):
         return clock
     if isinstance(clock, VirtualClock):
-        raise ValueError("time_source='database' cannot replace a VirtualClock; tests and "
-                         "replays move virtual time themselves")
+        raise InvalidArgument("time_source", "time_source='database' cannot replace a "
+                                             "VirtualClock; tests and replays move virtual "
+                                             "time themselves: leave time_source at 'auto'")
     return DatabaseClock(db.engine, clock)
 
 

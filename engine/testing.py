@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from engine.clock import VirtualClock
+from engine.errors import InvalidArgument, InvalidArgumentType
 from engine.events.model import DomainEvent
 from engine.events.outbox import read_events
 from engine.facade import Engine
@@ -46,7 +47,17 @@ class Harness:
 
         A timer due exactly at the new instant does not fire yet (a command at that instant
         would still meet it); advance a moment more to see it breached.
+
+        Raises:
+            InvalidArgument: ``delta`` is negative (also a ValueError); nothing fires.
+            InvalidArgumentType: ``delta`` is not a timedelta (also a TypeError).
         """
+        if not isinstance(delta, timedelta):
+            raise InvalidArgumentType("delta", "a timedelta", delta,
+                                      hint="e.g. harness.advance(timedelta(minutes=31))")
+        if delta < timedelta(0):
+            raise InvalidArgument("delta", f"cannot advance by a negative duration {delta}; "
+                                           "virtual time only moves forward")
         return self.engine.run_until(self.clock.now() + delta)
 
     def events(self, ticket_id: str | None = None) -> list[DomainEvent]:
@@ -66,6 +77,10 @@ def temporary_engine(
     Args:
         registry: the host app's guards and actions.
         start: the virtual clock's first instant (aware).
+
+    Raises:
+        InvalidArgument: ``start`` is naive (also a ValueError); InvalidArgumentType: it is
+            not a datetime.
     """
     with tempfile.TemporaryDirectory(prefix="gridwhistle-") as folder:
         path = Path(folder) / "test.sqlite"

@@ -406,6 +406,27 @@ def test_help_wraps_long_words_instead_of_cutting_them() -> None:
     assert "…" not in result.output
 
 
+@pytest.mark.parametrize("group", [[], ["keys"], ["db"], ["webhooks"]])
+def test_help_lists_each_command_whole_without_touching_typer_internals(
+        group: list[str]) -> None:
+    import inspect
+
+    import typer.rich_utils
+
+    # before: the help's text maker, typer.rich_utils._make_rich_text (private), was wrapped
+    assert not getattr(typer.rich_utils._make_rich_text, "_gridwhistle_folds", False)
+    result = RUNNER.invoke(app, [*group, "--help"], terminal_width=80, env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    assert "…" not in result.output and "..." not in result.output.replace("[ARGS]...", "")
+    text = " ".join(result.output.split())
+    command = app if not group else next(g.typer_instance for g in app.registered_groups
+                                         if g.name == group[0])
+    for info in command.registered_commands:  # Click would cut each summary to one line
+        first = inspect.cleandoc(info.callback.__doc__ or "").split("\n\n")[0]
+        assert " ".join(first.split()) in text, (first, result.output)
+    assert all(line.rstrip() == line for line in result.output.splitlines())  # no panels
+
+
 def test_counts_are_pluralised(tmp_path: Path) -> None:
     one = tmp_path / "one.yaml"
     one.write_text("format: 1\nname: one\ninitial: open\nroles:\n  centre: {}\nlevels:\n"

@@ -6,6 +6,7 @@ ticket, a failed command); 2 wrong usage (Click's own).
 
 from __future__ import annotations
 
+import inspect
 import os
 import sys
 from datetime import UTC, datetime
@@ -15,41 +16,53 @@ from typing import TYPE_CHECKING, Any
 import typer
 from rich.console import Console
 from rich.text import Text
+from typer.core import TyperGroup
 
 if TYPE_CHECKING:
     from engine import Clock, Database, DefinitionError, Engine
 
 
-def _fold_long_words_in_help() -> None:
-    """Make ``--help`` wrap a word longer than its column instead of cutting it with "…".
+class HelpGroup(TyperGroup):
+    """A command group whose help lists each command's whole summary, wrapped, never cut.
 
-    Typer renders help text as Rich Text in a table column whose overflow is "ellipsis", so
-    at 80 columns ``GRIDWHISTLE_WEBHOOK_SECRET_<NAME>`` came out ``GRIDWHISTLE_WEBHOOK_SECR…``.
-    Typer has no setting for it: its text maker is wrapped to fold such words instead.
+    ``--help`` is Click's own (``rich_markup_mode=None``, Typer's documented switch): its
+    text wraps to the terminal and a word longer than the column is broken across lines, not
+    cut with "…" as Typer's Rich panels do (at 80 columns ``GRIDWHISTLE_WEBHOOK_SECRET_<NAME>``
+    came out ``GRIDWHISTLE_WEBHOOK_SECR…``, and Typer has no public setting for it). Click
+    cuts a command's summary in a group's list to one line with "..."; this list gives the
+    first paragraph of each command's help whole, wrapped like the rest (the group class is
+    Typer's ``cls=`` setting; ``format_commands``, ``section`` and ``write_dl`` are Click's
+    help-formatting API, which Typer vendors since 0.26: hence ``Any`` for its types).
     """
-    from typer import rich_utils
 
-    make = getattr(rich_utils, "_make_rich_text", None)
-    if make is None or getattr(make, "_gridwhistle_folds", False):
-        return
-
-    def folding(*args: Any, **kwargs: Any) -> Any:
-        text = make(*args, **kwargs)
-        if isinstance(text, Text):
-            text.overflow = "fold"
-        return text
-
-    folding._gridwhistle_folds = True  # type: ignore[attr-defined]
-    rich_utils._make_rich_text = folding
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        """Write the ``Commands:`` section: name, and the first paragraph of its help."""
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is None or command.hidden:
+                continue
+            rows.append((name, _summary(command)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
 
-_fold_long_words_in_help()
+def _summary(command: Any) -> str:
+    """The command's ``short_help``, else the first paragraph of its help, on one line."""
+    text = command.short_help or (command.help or "").partition("\f")[0]
+    first = inspect.cleandoc(text).split("\n\n", 1)[0]
+    summary = " ".join(first.split())
+    return f"(deprecated) {summary}" if command.deprecated else summary
+
 
 app = typer.Typer(
     name="gridwhistle",
     help="Gridwhistle: run grid-governance tickets through YAML lifecycles.",
     no_args_is_help=True,
     add_completion=False,
+    cls=HelpGroup,
+    rich_markup_mode=None,  # Click's help and errors, for every command (see HelpGroup)
 )
 # Piped output is not cut to 80 columns: tables keep their full rows for grep and files.
 # Everything printed is taken literally: ticket ids, reasons, CSV headers and error messages
@@ -80,14 +93,10 @@ def file_error(exc: OSError, what: str, *, make: str = "") -> str:
         what: what the file is (``keys file``).
         make: for a missing file, how to make one (appended after ``; ``).
     """
-    name = exc.filename if exc.filename is not None else "?"
-    if isinstance(exc, FileNotFoundError):
-        return f"no {what} at {name}" + (f"; {make}" if make else "; check the path")
-    if isinstance(exc, IsADirectoryError):
-        return f"{name} is a directory, not a {what}; give the file's path"
-    if isinstance(exc, PermissionError):
-        return f"cannot open {what} {name}: permission denied (check its permissions and owner)"
-    return f"cannot open {what} {name}: {exc.strerror or exc}"
+    from engine import FileNotReadable  # the engine's words for it (by errno: also for its own)
+
+    return str(FileNotReadable(what, exc.filename if exc.filename is not None else "?", exc,
+                               make=make))
 
 
 def problems_text(exc: DefinitionError, what: str) -> str:

@@ -8,6 +8,7 @@ import typer
 
 from adapters.cli.app import (
     DEFAULT_REPLAY_DB,
+    HelpGroup,
     app,
     check_database_path,
     database_error,
@@ -17,7 +18,7 @@ from adapters.cli.app import (
 from engine import Database, GridwhistleError
 
 db_app = typer.Typer(help="Database schema: upgrade, show the revision, add a revision.",
-                     no_args_is_help=True)
+                     no_args_is_help=True, cls=HelpGroup)
 app.add_typer(db_app, name="db")
 
 DbOption = Annotated[str, typer.Option("--db", help="SQLite file or SQLAlchemy URL.")]

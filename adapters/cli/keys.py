@@ -8,11 +8,20 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from adapters.cli.app import app, console, fail, file_error, plural, problems_text
+from adapters.cli.app import (
+    HelpGroup,
+    app,
+    console,
+    fail,
+    file_error,
+    plural,
+    problems_text,
+)
 from engine import DefinitionError, GridwhistleError, bundled_names
 
 keys_app = typer.Typer(help="API keys: make one (printed once, its hash stored), convert an "
-                            "old file of plain keys, list holders.", no_args_is_help=True)
+                            "old file of plain keys, list holders.", no_args_is_help=True,
+                       cls=HelpGroup)
 app.add_typer(keys_app, name="keys")
 
 FileArg = Annotated[Path, typer.Argument(help="The keys file (YAML; see docs/http.md).")]

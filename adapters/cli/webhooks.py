@@ -8,11 +8,11 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from adapters.cli.app import app, console, fail, open_engine
+from adapters.cli.app import HelpGroup, app, console, fail, open_engine
 from engine import Engine, GridwhistleError
 
 webhooks_app = typer.Typer(help="Webhook deliveries: list dead letters, replay them.",
-                           no_args_is_help=True)
+                           no_args_is_help=True, cls=HelpGroup)
 app.add_typer(webhooks_app, name="webhooks")
 
 DbOption = Annotated[str, typer.Option(help="SQLite file or SQLAlchemy URL.")]

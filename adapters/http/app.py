@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
@@ -30,6 +30,8 @@ from engine import (
     ConfigurationError,
     Engine,
     GridwhistleError,
+    InvalidArgument,
+    InvalidArgumentType,
     Limits,
     UnknownDefinition,
     __version__,
@@ -70,7 +72,13 @@ def create_app(
         The FastAPI app; its OpenAPI document is at ``/openapi.json``, docs at ``/docs``.
 
     Raises:
-        ValueError: ``lifecycles`` is empty; or a plain key's :class:`ApiKey` is not valid.
+        InvalidArgumentType: ``engine`` is not an :class:`~engine.Engine` (None, a database
+            path), ``api_keys`` is not a mapping of key → :class:`ApiKey` or a
+            :class:`KeyRing` (None: no key is accepted), ``lifecycles`` is a single string
+            or holds other than names and paths, ``limits`` is not a
+            :class:`~engine.Limits`, ``open311_privacy`` not an :class:`Open311Privacy`
+            (also a TypeError); nothing was deployed.
+        InvalidArgument: ``lifecycles`` is empty (also a ValueError, as before).
         UnknownDefinition, DefinitionError: a lifecycle cannot be loaded.
         ConfigurationError: a served lifecycle's ``routing.work_orders`` names a lifecycle
             that is neither served, deployed nor bundled.
@@ -79,8 +87,7 @@ def create_app(
             key names no declared department, or an outside organisation's key no declared
             organisation (:func:`~adapters.http.auth.check_keys`).
     """
-    if not lifecycles:
-        raise ValueError("give at least one lifecycle to serve")
+    _check_arguments(engine, api_keys, lifecycles, limits, open311_privacy)
     names = []
     for item in lifecycles:
         if Path(item).is_file():  # a YAML path: deploy it, serve it by its name
@@ -162,6 +169,41 @@ def _check_work_order_lifecycles(engine: Engine, names: Sequence[str]) -> None:
                 f"{routing.work_orders!r} (routing.work_orders), which is neither deployed "
                 f"nor bundled: serve its YAML file too (--lifecycle {routing.work_orders}"
                 f".yaml), deploy it first, or correct routing.work_orders") from exc
+
+
+def _check_arguments(engine: object, api_keys: object, lifecycles: object, limits: object,
+                     privacy: object) -> None:
+    """Refuse what :func:`create_app` cannot use, before anything is deployed."""
+    if not isinstance(engine, Engine):
+        raise InvalidArgumentType("engine", "an engine.Engine", engine,
+                                  hint="build one with Engine(database, ...) and pass it; the "
+                                       "caller starts and stops it")
+    if api_keys is not None and not isinstance(api_keys, KeyRing):  # None: no key (as before)
+        if not isinstance(api_keys, Mapping):
+            raise InvalidArgumentType("api_keys", "a mapping of key to ApiKey or a KeyRing",
+                                      api_keys, hint="e.g. {'the-key': ApiKey(actor='ops-1', "
+                                                     "role='centre')}, or "
+                                                     "load_api_keys('keys.yaml')")
+        for grant in api_keys.values():
+            if not isinstance(grant, ApiKey):
+                raise InvalidArgumentType("each of api_keys' values", "an ApiKey", grant,
+                                          hint="e.g. ApiKey(actor='ops-1', role='centre')")
+    if isinstance(lifecycles, str | bytes) or not isinstance(lifecycles, Sequence):
+        raise InvalidArgumentType("lifecycles", "a list of lifecycle names or YAML paths",
+                                  lifecycles, hint="e.g. lifecycles=['grid_incident']")
+    if not lifecycles:
+        raise InvalidArgument("lifecycles", "give at least one lifecycle to serve, e.g. "
+                                            "lifecycles=['grid_incident']")
+    for item in lifecycles:
+        if not isinstance(item, str | PurePath):
+            raise InvalidArgumentType("each of lifecycles", "a lifecycle name or YAML path",
+                                      item)
+    if limits is not None and not isinstance(limits, Limits):
+        raise InvalidArgumentType("limits", "an engine.Limits", limits,
+                                  hint="e.g. Limits(body_bytes=1_000_000)")
+    if privacy is not None and not isinstance(privacy, Open311Privacy):
+        raise InvalidArgumentType("open311_privacy", "an Open311Privacy", privacy,
+                                  hint="e.g. Open311Privacy(reads='key')")
 
 
 def _work_order_spec(engine: Engine, name: str) -> LifecycleSpec:

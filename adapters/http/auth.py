@@ -36,6 +36,7 @@ from engine import (
     Actor,
     ConfigurationError,
     DefinitionError,
+    InvalidArgument,
     Lifecycle,
     Ticket,
     UnknownDefinition,
@@ -233,9 +234,11 @@ def load_api_keys(path: str | Path) -> KeyRing:
     Raises:
         DefinitionError: the file is not valid (file:line: field problems); a file of plain
             keys (the old form) is refused with the command that converts it.
-        OSError: it cannot be read.
+        FileNotReadable: it is missing, a directory or cannot be read; a ConfigurationError
+            whose message names the file (and for a missing one the command that makes
+            it), and an OSError as before.
     """
-    text = read_text(Path(path))  # UTF-8 (a byte-order mark allowed), else a clear error
+    text = _read_keys_file(path)  # UTF-8 (a byte-order mark allowed), else a clear error
     try:
         spec = load_yaml_model(text, _KeyFile, file=str(path))
     except DefinitionError as exc:
@@ -256,6 +259,12 @@ def load_api_keys(path: str | Path) -> KeyRing:
             f"two entries have the same hash {dup[0][:19]}…: one key, two holders; remove one")])
     return KeyRing.from_hashes({e.hash: e.grant() for e in spec.keys.values()},
                                {e.hash: f"key {n!r} in {path}" for n, e in spec.keys.items()})
+
+
+def _read_keys_file(path: str | Path) -> str:
+    """The text of a keys file (FileNotReadable, DefinitionError: see load_api_keys)."""
+    return read_text(Path(path), what="keys file",
+                     make=f"make one with `gridwhistle keys add {path} --actor ID --role ROLE`")
 
 
 def served_departments(lifecycles: Sequence[LifecycleSpec]) -> set[str] | None:
@@ -392,10 +401,10 @@ def key_holders(path: str | Path) -> list[tuple[str, ApiKey, str]]:
     """``(name, grant, hash)`` of every entry of a keys file, in file order.
 
     Raises:
-        DefinitionError, OSError: as :func:`load_api_keys`.
+        DefinitionError, FileNotReadable: as :func:`load_api_keys`.
     """
     load_api_keys(path)
-    spec = load_yaml_model(read_text(Path(path)), _KeyFile, file=str(path))
+    spec = load_yaml_model(_read_keys_file(path), _KeyFile, file=str(path))
     return [(n, e.grant(), e.hash) for n, e in spec.keys.items()]
 
 
@@ -435,18 +444,21 @@ def add_api_key(path: str | Path, name: str, grant: ApiKey) -> str:
 
     Raises:
         DefinitionError: the file is invalid (or of the old form), or ``name`` is taken.
-        ValueError: ``name`` is not 1-64 letters, digits and ``. _ @ -``.
+        FileNotReadable: the file exists but cannot be read (also an OSError).
+        InvalidArgument: ``name`` is not 1-64 letters, digits and ``. _ @ -`` (also a
+            ValueError).
+        OSError: the file cannot be written.
     """
     if not _NAME.match(name):
-        raise ValueError(f"{name!r}: a key's name is 1 to 64 letters, digits and . _ @ - "
-                         "(e.g. the actor id)")
+        raise InvalidArgument("name", f"{name!r}: a key's name is 1 to 64 letters, digits "
+                                      "and . _ @ - (e.g. the actor id)")
     target = Path(path)
     key = new_key()
     line = _entry(name, hash_key(key), grant)
     if not target.exists():
         _write(target, "# API keys: hashes only (gridwhistle keys add)\nkeys:\n" + line)
         return key
-    text = read_text(target)
+    text = _read_keys_file(target)
     load_api_keys(target)  # valid, and of the hashed form
     spec = load_yaml_model(text, _KeyFile, file=str(target))
     if name in spec.keys:
@@ -472,9 +484,11 @@ def migrate_api_keys(path: str | Path) -> int:
 
     Raises:
         DefinitionError: the file is valid in neither form.
+        FileNotReadable: as :func:`load_api_keys`.
+        OSError: the file cannot be written.
     """
     target = Path(path)
-    text = read_text(target)
+    text = _read_keys_file(target)
     try:
         load_yaml_model(text, _KeyFile, file=str(target))
         return 0

@@ -52,6 +52,7 @@ from engine import (
     EvidenceRejected,
     FieldNotAllowed,
     GridwhistleError,
+    InvalidArgument,
     Lifecycle,
     Ticket,
     find_tickets,
@@ -83,6 +84,9 @@ class Open311Privacy:
             ``/open311/v2/media/{id}``: ``key`` (default) clients with a key that has access
             to the ticket; ``public`` every client, with or without a key; ``none`` nobody
             through Open311.
+
+    Raises:
+        InvalidArgument: a value that is not one of those (also a ValueError, as before).
     """
 
     reads: Literal["public", "key"] = "public"
@@ -91,13 +95,14 @@ class Open311Privacy:
 
     def __post_init__(self) -> None:
         if self.reads not in ("public", "key"):
-            raise ValueError(f"Open311Privacy.reads is public or key, not {self.reads!r}")
+            raise InvalidArgument("reads", f"Open311Privacy.reads is public or key, not "
+                                           f"{self.reads!r}")
         if self.history not in ("anonymous", "none", "full"):
-            raise ValueError("Open311Privacy.history is anonymous, none or full, not "
-                             f"{self.history!r}")
+            raise InvalidArgument("history", "Open311Privacy.history is anonymous, none or "
+                                             f"full, not {self.history!r}")
         if self.evidence not in ("public", "key", "none"):
-            raise ValueError("Open311Privacy.evidence is public, key or none, not "
-                             f"{self.evidence!r}")
+            raise InvalidArgument("evidence", "Open311Privacy.evidence is public, key or "
+                                              f"none, not {self.evidence!r}")
 
 
 class Open311Error(GridwhistleError):

@@ -265,6 +265,7 @@ def load_mapping(name_or_path: str | Path) -> MappingSpec:
         UnknownDefinition: neither a bundled name nor a file.
         DefinitionError: the file has problems (all listed with file:line: field; its
             ``kind`` is ``mapping`` and its message names the mapping file).
+        FileNotReadable: the file exists but cannot be read (also an OSError).
     """
     path = Path(name_or_path)
     if not path.is_file():
@@ -272,7 +273,8 @@ def load_mapping(name_or_path: str | Path) -> MappingSpec:
         if not path.is_file():
             raise UnknownDefinition(str(name_or_path), bundled_mappings(), kind="mapping")
     try:
-        doc = parse_yaml(read_text(path), str(path))  # a UTF-8 byte-order mark is allowed
+        # a UTF-8 byte-order mark is allowed
+        doc = parse_yaml(read_text(path, what="mapping file"), str(path))
         spec = validate_document(doc, MappingSpec)
     except DefinitionError as exc:  # said of a lifecycle ("in definition"): name the mapping
         raise DefinitionError(exc.problems, kind="mapping") from None

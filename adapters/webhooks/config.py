@@ -74,10 +74,11 @@ def load_endpoints(path: str | Path, environ: Mapping[str, str] | None = None
     Raises:
         DefinitionError: the file is not valid (file:line: field problems), an endpoint has
             no usable secret, or a host is not allowed.
-        OSError: it cannot be read.
+        FileNotReadable: it is missing, a directory or cannot be read (also an OSError).
     """
     env = os.environ if environ is None else environ
-    text = read_text(Path(path))  # UTF-8 (a byte-order mark allowed), else a clear error
+    # UTF-8 (a byte-order mark allowed), else a clear error
+    text = read_text(Path(path), what="webhooks file")
     spec = load_yaml_model(text, _EndpointsFile, file=str(path))
     problems: list[Problem] = []
     out: list[Endpoint] = []

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from engine.calendars.errors import CalendarOutOfRange
 from engine.clock import ensure_utc
+from engine.errors import InvalidArgument
 
 if TYPE_CHECKING:
     from engine.calendars.model import BusinessCalendar
@@ -71,7 +72,8 @@ def next_working_instant(cal: BusinessCalendar, instant: datetime) -> datetime:
 def add(cal: BusinessCalendar, start: datetime, working: timedelta) -> datetime:
     """The instant when ``working`` time of ``cal`` has passed after ``start``."""
     if working < _ZERO:
-        raise ValueError(f"cannot add a negative working duration {working}")
+        raise InvalidArgument(
+            "working", f"cannot add a negative working duration {working}; give zero or more")
     t = ensure_utc(start, what="start")
     left = working
     for a, b in walk(cal, t):
@@ -100,7 +102,8 @@ def working_between(cal: BusinessCalendar, start: datetime, end: datetime) -> ti
 def add_working_days(cal: BusinessCalendar, start: datetime, days: int) -> datetime:
     """The same local time of day, ``days`` working days later."""
     if days < 0:
-        raise ValueError(f"cannot add a negative number of working days {days}")
+        raise InvalidArgument(
+            "days", f"cannot add a negative number of working days {days}; give zero or more")
     t = next_working_instant(cal, start)
     local = t.astimezone(cal.zone)
     day = local.date()

@@ -56,6 +56,7 @@ import holidays as holidays_lib
 from engine.calendars._index import WorkingIndex, from_us, utc_intervals
 from engine.calendars.errors import CalendarOutOfRange
 from engine.clock import ensure_utc
+from engine.errors import InvalidArgument
 
 if TYPE_CHECKING:
     from engine.definition.schema import CalendarSpec
@@ -213,12 +214,13 @@ class BusinessCalendar:
             next morning).
 
         Raises:
-            ValueError: ``working`` is negative or ``start`` is naive.
+            InvalidArgument: ``working`` is negative or ``start`` is naive (a ValueError).
             CalendarOutOfRange: ``start``'s local day or the result lies outside the validity
                 period.
         """
         if working < _ZERO:
-            raise ValueError(f"cannot add a negative working duration {working}")
+            raise InvalidArgument(
+                "working", f"cannot add a negative working duration {working}; give zero or more")
         t = ensure_utc(start, what="start")
         return self._index.add(t, working // _US)
 
@@ -226,7 +228,7 @@ class BusinessCalendar:
         """Working time between two aware instants (zero if ``end <= start``).
 
         Raises:
-            ValueError: ``start`` or ``end`` is naive.
+            InvalidArgument: ``start`` or ``end`` is naive (a ValueError).
             CalendarOutOfRange: ``start``'s local day is outside the validity period, or no
                 working time starts at or after ``end`` before the end of the validity period
                 (the walk this index replaced looked that far; kept for compatibility).
@@ -243,12 +245,13 @@ class BusinessCalendar:
         target day's working hours, the result is the next working instant after it.
 
         Raises:
-            ValueError: ``days`` is negative or ``start`` is naive.
+            InvalidArgument: ``days`` is negative or ``start`` is naive (a ValueError).
             CalendarOutOfRange: beyond the validity period (without ``valid_until``: more than
                 ten years without a working day).
         """
         if days < 0:
-            raise ValueError(f"cannot add a negative number of working days {days}")
+            raise InvalidArgument(
+                "days", f"cannot add a negative number of working days {days}; give zero or more")
         t = self.next_working_instant(start)
         local = t.astimezone(self.zone)
         day = local.date()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -20,7 +20,13 @@ from engine.definition.checks import run_checks
 from engine.definition.limits import SECTION_LIMITS, DefinitionLimits, how_to_raise
 from engine.definition.schema import LifecycleSpec
 from engine.definition.yaml_source import ParsedDocument, parse_yaml
-from engine.errors import DefinitionError, Problem, UnknownDefinition
+from engine.errors import (
+    DefinitionError,
+    FileNotReadable,
+    InvalidArgumentType,
+    Problem,
+    UnknownDefinition,
+)
 
 __all__ = [
     "Definition",
@@ -86,7 +92,12 @@ def load_definition(
     Raises:
         UnknownDefinition: neither a bundled name nor an existing file.
         DefinitionError: the file has problems (all of them listed), or exceeds a limit.
+        FileNotReadable: the file exists but cannot be read (no permission); also an OSError.
+        InvalidArgumentType: ``name_or_path`` is neither text nor a path (also a TypeError).
     """
+    if not isinstance(name_or_path, str | PurePath):
+        raise InvalidArgumentType("name_or_path", "a bundled lifecycle's name or a YAML "
+                                  "file's path", name_or_path)
     limits = limits or DefinitionLimits.from_env()
     path = Path(name_or_path)
     if not path.is_file():
@@ -94,21 +105,33 @@ def load_definition(
         if not candidate.is_file():
             raise UnknownDefinition(str(name_or_path), bundled_names())
         path = candidate
-    return parse_definition(read_text(path, limits=limits), file=str(path), limits=limits)
+    return parse_definition(read_text(path, limits=limits, what="lifecycle file"),
+                            file=str(path), limits=limits)
 
 
-def read_text(path: Path, *, limits: DefinitionLimits | None = None) -> str:
+def read_text(path: Path, *, limits: DefinitionLimits | None = None, what: str = "file",
+              make: str = "") -> str:
     """Read a definition file as UTF-8 (a byte-order mark is allowed).
 
     Args:
         path: the file.
         limits: its size is checked against ``max_bytes`` before it is read.
+        what: what the file is, for the error (``keys file``).
+        make: for a missing file, how to make one (appended to the error).
 
     Raises:
         DefinitionError: the file is larger than ``max_bytes``, or not UTF-8 text (e.g. saved
             as GBK); says how to fix it.
+        FileNotReadable: it is missing, a directory or not readable (also an OSError).
     """
     limits = limits or DefinitionLimits.from_env()
+    try:
+        return _read_text(path, limits)
+    except OSError as exc:
+        raise FileNotReadable(what, path, exc, make=make) from exc
+
+
+def _read_text(path: Path, limits: DefinitionLimits) -> str:
     size = path.stat().st_size
     if size > limits.max_bytes:
         raise DefinitionError([Problem(
@@ -140,7 +163,11 @@ def parse_definition(
 
     Raises:
         DefinitionError: listing every problem with file, line and field path.
+        InvalidArgumentType: ``text`` is not a str (decode bytes first; also a TypeError).
     """
+    if not isinstance(text, str):
+        raise InvalidArgumentType("text", "the YAML source as text (str)", text,
+                                  hint="decode bytes first, or use load_definition(path)")
     limits = limits or DefinitionLimits.from_env()
     doc = parse_yaml(text, file, limits=limits)
     over = section_problems(doc, limits)

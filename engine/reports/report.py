@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import Any, Literal, Protocol
 
+from engine.errors import InvalidArgument
 from engine.lifecycle.machine import Lifecycle
 from engine.reports.figures import Figure, Value, figures_for
 from engine.reports.units import Unit, department_units, milestones_of, ticket_units
@@ -167,21 +168,24 @@ def build_report(
         lang: ``zh`` or ``en`` for titles (the lifecycle's titles; falls back to English).
 
     Raises:
-        ValueError: ``by``, ``period`` or ``lang`` unknown, a naive bound, or since >= until.
+        InvalidArgument: ``by``, ``period`` or ``lang`` unknown, a naive bound, or since >=
+            until (also a ValueError, as before).
         UnknownDefinition: no such lifecycle.
     """
     if by not in BY:
-        raise ValueError(f"by must be one of {', '.join(BY)}, not {by!r}")
+        raise InvalidArgument("by", f"by must be one of {', '.join(BY)}, not {by!r}")
     if period not in PERIODS:
-        raise ValueError(f"period must be one of {', '.join(PERIODS)}, not {period!r}")
+        raise InvalidArgument("period", f"period must be one of {', '.join(PERIODS)}, not "
+                                        f"{period!r}")
     if lang not in ("zh", "en"):
-        raise ValueError(f"lang must be zh or en, not {lang!r}")
-    for bound in (since, until):
+        raise InvalidArgument("lang", f"lang must be zh or en, not {lang!r}")
+    for name, bound in (("since", since), ("until", until)):
         if bound is not None and bound.tzinfo is None:
-            raise ValueError("give --from/--until with a time zone (aware datetimes)")
+            raise InvalidArgument(name, "give --from/--until with a time zone (aware "
+                                        "datetimes)")
     if since is not None and until is not None and since >= until:
-        raise ValueError(f"the range is empty: from {since.isoformat()} is not before until "
-                         f"{until.isoformat()}")
+        raise InvalidArgument("since", f"the range is empty: from {since.isoformat()} is not "
+                                       f"before until {until.isoformat()}; give a later until")
     since = since.astimezone(UTC) if since else None
     until = until.astimezone(UTC) if until else None
     lc = engine.lifecycle(lifecycle)

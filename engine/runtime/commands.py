@@ -33,6 +33,7 @@ from engine.errors import (
     CommandRefused,
     ConcurrencyConflict,
     ConfigurationError,
+    InvalidArgument,
     InvalidFields,
     OutsideCalendar,
     RoleNotAllowed,
@@ -305,7 +306,8 @@ class CommandHandler:
         """Stage a ticket deadline again (see :meth:`PlanContext.rearm`)."""
         rec = self.ticket(ticket_id)
         if name not in {d.name for d in rec.lifecycle.ticket_deadlines}:
-            raise ValueError(f"{name!r} is not a ticket deadline of {rec.lifecycle.name}")
+            raise InvalidArgument("name", f"{name!r} is not a ticket deadline of "
+                                          f"{rec.lifecycle.name}")
         top = self.uow.top
         self._new_timer(top, top.writable(ticket_id), name, None, due_at, self.now())
 
@@ -314,10 +316,10 @@ class CommandHandler:
         rec = self.ticket(ticket_id)
         spec = rec.lifecycle.spec.deadlines.get(name)
         if spec is None:
-            raise ValueError(f"{name!r} is not a deadline of {rec.lifecycle.name}")
+            raise InvalidArgument("name", f"{name!r} is not a deadline of {rec.lifecycle.name}")
         if spec.state is not None and spec.state != rec.state:
-            raise ValueError(f"deadline {name!r} runs in state {spec.state!r}; ticket "
-                             f"{ticket_id!r} is in {rec.state!r}")
+            raise InvalidArgument("name", f"deadline {name!r} runs in state {spec.state!r}; "
+                                          f"ticket {ticket_id!r} is in {rec.state!r}")
         top = self.uow.top
         self._new_timer(top, top.writable(ticket_id), name, spec.state, due_at, self.now())
 
@@ -810,7 +812,19 @@ def _data(data: dict[str, Any] | None,
     """A history row's data with the command's evidence (``data["evidence"]``), if any."""
     if not evidence:
         return data
-    return {**(data or {}), "evidence": [dict(e) for e in evidence]}
+    return {**(data or {}), "evidence": evidence_copy(evidence)}
+
+
+def evidence_copy(evidence: object) -> Any:
+    """A command's attachments copied as given, before they are checked.
+
+    A list (or tuple) of objects becomes a list of dicts; anything else is kept as it is,
+    for the evidence participant to refuse with what is wrong (EvidenceInvalid), not a
+    TypeError here.
+    """
+    if isinstance(evidence, list | tuple):
+        return [dict(e) if isinstance(e, Mapping) else e for e in evidence]
+    return evidence
 
 
 def _cancel(layer: Layer, w: TicketRecord, name: str) -> None:

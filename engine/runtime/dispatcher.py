@@ -35,7 +35,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from engine.clock import VirtualClock
-from engine.errors import ConcurrencyConflict
+from engine.errors import ConcurrencyConflict, InvalidArgument
 from engine.runtime.commands import CommandHandler
 from engine.runtime.model import FiredTimer, Timer
 from engine.runtime.unit_of_work import UnitOfWork
@@ -74,7 +74,8 @@ class TimerDispatcher:
     def __init__(self, uow: UnitOfWork, handler: CommandHandler, claims: TimerClaims, *,
                  per_transaction: int = 20, max_hold: float = 0.01, claim_size: int = 200):
         if per_transaction < 1:
-            raise ValueError(f"per_transaction must be at least 1, got {per_transaction}")
+            raise InvalidArgument("timers_per_transaction", f"timers_per_transaction must be "
+                                  f"at least 1, got {per_transaction}; give e.g. 20")
         self.uow = uow
         self.handler = handler
         self.claims = claims

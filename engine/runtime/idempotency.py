@@ -41,7 +41,10 @@ INSERT = insert(idempotency)
 def _default(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.astimezone(UTC).isoformat() if value.tzinfo else value.isoformat()
-    raise TypeError(f"cannot digest {type(value).__name__}")
+    # A value no field, reason or attachment can hold (the command's own checks refuse it,
+    # as InvalidFields or EvidenceInvalid, and nothing is stored under the key): its type
+    # stands in, so the digest is made and the refusal says what is wrong.
+    return f"<{type(value).__module__}.{type(value).__qualname__}>"
 
 
 def command_digest(command: str, content: dict[str, Any]) -> str:

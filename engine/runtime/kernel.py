@@ -25,7 +25,7 @@ from engine.lifecycle.machine import Lifecycle
 from engine.lifecycle.registry import Registry
 from engine.runtime import idempotency as idem
 from engine.runtime.catalog import Catalog
-from engine.runtime.commands import CommandHandler
+from engine.runtime.commands import CommandHandler, evidence_copy
 from engine.runtime.dispatcher import TimerDispatcher
 from engine.runtime.fields import load_fields
 from engine.runtime.model import Actor, DefinitionVersion, FiredTimer, Ticket
@@ -160,7 +160,7 @@ class Kernel:
                                    "actor": [actor.id, actor.role], "ticket_id": ticket_id,
                                    "level": level, "reason": reason}
         if evidence:
-            content["evidence"] = [dict(e) for e in evidence]
+            content["evidence"] = evidence_copy(evidence)
         return self._keyed(idempotency_key, "report", content, actor, lambda: self.handler.report(
             lifecycle, fields, actor=actor, ticket_id=ticket_id, level=level, reason=reason,
             evidence=evidence))
@@ -178,7 +178,7 @@ class Kernel:
                        "actor": [actor.id, actor.role], "reason": reason,
                        "fields": fields or {}}
             if evidence:
-                content["evidence"] = [dict(e) for e in evidence]
+                content["evidence"] = evidence_copy(evidence)
         return self._keyed(idempotency_key, "fire", content, actor, lambda: self.handler.fire(
             ticket_id, trigger, actor=actor, reason=reason, fields=fields,
             expected_version=expected_version, evidence=evidence))

@@ -15,7 +15,8 @@ from typing import Protocol
 
 from sqlalchemy import exists, func, select
 
-from engine.clock import Clock
+from engine.clock import Clock, ensure_utc
+from engine.errors import InvalidArgument
 from engine.runtime.model import Ticket
 from engine.store.database import Database
 from engine.store.tables import definitions, history, tickets, timers
@@ -96,12 +97,18 @@ def find_tickets(
         offset: rows to skip (0 or more).
 
     Raises:
-        ValueError: ``limit`` or ``offset`` out of range, or ``due_within`` negative.
+        InvalidArgument: ``limit`` or ``offset`` out of range, ``due_within`` negative, or
+            ``created_from``, ``created_to`` or ``now`` naive (also a ValueError);
+            InvalidArgumentType: one of those instants is not a datetime.
     """
     if not 1 <= limit <= MAX_LIMIT:
-        raise ValueError(f"limit must be between 1 and {MAX_LIMIT}, got {limit}")
+        raise InvalidArgument("limit", f"limit must be between 1 and {MAX_LIMIT}, got {limit}; "
+                                       "page on with offset")
     if offset < 0:
-        raise ValueError(f"offset must be 0 or more, got {offset}")
+        raise InvalidArgument("offset", f"offset must be 0 or more, got {offset}")
+    created_from = ensure_utc(created_from, what="created_from") if created_from else None
+    created_to = ensure_utc(created_to, what="created_to") if created_to else None
+    now = ensure_utc(now, what="now") if now else None
     conditions = []
     if lifecycle is not None:
         conditions.append(definitions.c.name == lifecycle)
@@ -125,7 +132,8 @@ def find_tickets(
         conditions.append(tickets.c.overdue.is_(overdue))
     if due_within is not None:
         if due_within < 0:
-            raise ValueError(f"due_within must be 0 or more seconds, got {due_within}")
+            raise InvalidArgument("due_within", f"due_within must be 0 or more seconds, got "
+                                                f"{due_within}")
         horizon = (now or engine.clock.now()) + timedelta(seconds=due_within)
         conditions.append(exists().where(
             timers.c.ticket_id == tickets.c.id, timers.c.status == "pending",

@@ -29,6 +29,7 @@ from typing import Any, ClassVar, Literal, Protocol, TypeVar
 from sqlalchemy import Connection, Table
 from sqlalchemy.sql.expression import ColumnElement
 
+from engine.errors import InvalidArgument
 from engine.lifecycle.machine import Lifecycle
 from engine.runtime.changes import Change
 from engine.runtime.model import Actor
@@ -334,12 +335,13 @@ class PlanContext(CheckContext):
         A pending timer of that name is cancelled first (at most one is pending).
 
         Raises:
-            ValueError: ``name`` does not start with this participant's ``timer_prefix:``.
+            InvalidArgument: ``name`` does not start with this participant's
+                ``timer_prefix:`` (also a ValueError).
         """
         prefix = self.participant.timer_prefix
         if prefix is None or not name.startswith(prefix + ":"):
-            raise ValueError(f"{type(self.participant).__name__} may only create timers named "
-                             f"'{prefix}:...', not {name!r}")
+            raise InvalidArgument("name", f"{type(self.participant).__name__} may only create "
+                                          f"timers named '{prefix}:...', not {name!r}")
         self._pipe.schedule(ticket_id, name, due_at)
 
     def cancel(self, ticket_id: str, prefix: str) -> None:
@@ -353,7 +355,8 @@ class PlanContext(CheckContext):
         due instant). A pending timer of that name is cancelled first.
 
         Raises:
-            ValueError: ``name`` is not a ticket deadline of the ticket's lifecycle.
+            InvalidArgument: ``name`` is not a ticket deadline of the ticket's lifecycle (also
+                a ValueError).
         """
         self._pipe.rearm(ticket_id, name, due_at)
 
@@ -366,8 +369,8 @@ class PlanContext(CheckContext):
         as for any deadline, at the new instant.
 
         Raises:
-            ValueError: ``name`` is not a deadline of the ticket's lifecycle, or a state
-                deadline of another state than the ticket's.
+            InvalidArgument: ``name`` is not a deadline of the ticket's lifecycle, or a state
+                deadline of another state than the ticket's (also a ValueError).
         """
         self._pipe.move_deadline(ticket_id, name, due_at)
 

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, create_engine, event, inspect, text
+from sqlalchemy import URL, Connection, create_engine, event, inspect, text
 from sqlalchemy import Engine as SAEngine
 from sqlalchemy.exc import ArgumentError, DatabaseError, DBAPIError, OperationalError
 
-from engine.errors import ConfigurationError
+from engine.errors import ConfigurationError, InvalidArgumentType
 from engine.store.migrate import (
     VERSION_TABLE,
     create_fresh,
@@ -99,7 +100,16 @@ def _queue_for(path: str) -> WriterQueue:
 
 
 def to_url(target: str | Path) -> str:
-    """Turn a path (``tickets.sqlite``) or URL (``postgresql+psycopg://...``) into a URL."""
+    """Turn a path (``tickets.sqlite``) or URL (``postgresql+psycopg://...``) into a URL.
+
+    Raises:
+        InvalidArgumentType: ``target`` is neither text, a path nor a SQLAlchemy URL (None,
+            a number), not a file name to create; also a TypeError.
+    """
+    if not isinstance(target, str | os.PathLike | URL):
+        raise InvalidArgumentType("database", "a SQLite file's path or a SQLAlchemy URL",
+                                  target, hint="e.g. Engine('tickets.sqlite') or "
+                                               "Engine('postgresql+psycopg://user@host/db')")
     text = str(target)
     if "://" in text:
         return text
@@ -124,6 +134,7 @@ class Database:
 
     Raises:
         ConfigurationError: the URL cannot be used.
+        InvalidArgumentType: ``target`` is none of those (None, a number); also a TypeError.
     """
 
     def __init__(self, target: str | Path | SAEngine, *, create: bool = True):

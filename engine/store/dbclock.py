@@ -27,7 +27,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from engine.clock import Clock, SystemClock, ensure_utc
-from engine.errors import ConfigurationError
+from engine.errors import ConfigurationError, InvalidArgument
 
 __all__ = ["DatabaseClock"]
 
@@ -48,6 +48,7 @@ class DatabaseClock:
     Raises:
         ConfigurationError: the database has no clock of its own to read (SQLite runs on
             this machine: use the local clock), or the first measurement failed.
+        InvalidArgument: ``refresh_seconds`` is not positive (also a ValueError).
     """
 
     def __init__(self, engine: SAEngine, local: Clock | None = None, *,
@@ -58,7 +59,8 @@ class DatabaseClock:
                 f"the {engine.dialect.name} database has no server clock to read; use the "
                 "local clock (time_source='local')")
         if refresh_seconds <= 0:
-            raise ValueError(f"refresh_seconds must be positive, got {refresh_seconds}")
+            raise InvalidArgument("refresh_seconds", f"refresh_seconds must be positive, got "
+                                                     f"{refresh_seconds}; give e.g. 60")
         self.engine = engine
         self.local: Clock = local or SystemClock()
         self.refresh_seconds = refresh_seconds
