@@ -151,6 +151,26 @@ def test_endpoints_file_is_strict(tmp_path) -> None:
         (2, "endpoints.ops.retries"), (2, "endpoints.ops.url")]
 
 
+def test_an_endpoint_type_no_event_can_have_is_refused_at_its_line(tmp_path) -> None:
+    """main: accepted, and the endpoint silently received nothing, ever."""
+    path = tmp_path / "hooks.yaml"
+    path.write_text("endpoints:\n"
+                    f"  ops: {{url: https://ops.example.org/hook, secret: {SECRET},\n"
+                    "        types: [ticket.escalate, deadline.breached]}\n"
+                    f"  audit: {{url: https://a.example.org/, secret: {SECRET}, types: [escalated]}}\n"
+                    f"  oversight: {{url: https://o.example.org/, secret: {SECRET}, "
+                    "types: [ticket.suspended, ticket.supervision_notice]}\n")
+    with pytest.raises(DefinitionError) as info:
+        load_endpoints(path)
+    assert [(p.line, p.path, p.message) for p in info.value.problems] == [
+        (2, "endpoints.ops.types",
+         "'ticket.escalate' is not an event type; did you mean 'ticket.escalated'?"),
+        (4, "endpoints.audit.types",
+         "'escalated' is not an event type: use one of ticket.reported, ticket.transitioned, "
+         "ticket.escalated, deadline.breached, deadline.warning, or ticket.<kind> for another "
+         "history kind (docs/events.md)")]
+
+
 def test_the_background_worker_retries_on_the_system_clock(tmp_path) -> None:
     engine = Engine(tmp_path / "live.sqlite")
     engine.report("grid_incident", {"category": "drain"}, actor=Actor("gw", "centre"),

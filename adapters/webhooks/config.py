@@ -20,6 +20,7 @@ secret from ``GRIDWHISTLE_WEBHOOK_SECRET_<NAME>`` (:func:`secret_variable`).
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from collections.abc import Mapping
@@ -29,7 +30,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from adapters.webhooks.worker import Endpoint, check_secret, host_allowed
-from engine import ConfigurationError, DefinitionError, Problem, load_yaml_model
+from engine import EVENT_TYPES, ConfigurationError, DefinitionError, Problem, load_yaml_model
 from engine.definition.loader import read_text
 
 __all__ = ["endpoint_from_option", "load_endpoints", "secret_variable"]
@@ -49,6 +50,28 @@ class _EndpointsFile(BaseModel):
 
     allowed_hosts: list[str] | None = None
     endpoints: dict[str, _EndpointSpec]
+
+
+_KIND = re.compile(r"^ticket\.[a-z][a-z0-9_]*$")
+
+
+def _type_problem(event_type: str) -> str | None:
+    """Why an endpoint's ``types`` entry would never match an event (None: it may).
+
+    An event's type is one of :data:`~engine.EVENT_TYPES`, or ``ticket.<kind>`` for any
+    other history kind (docs/events.md). A name outside those forms, or one a letter or two
+    away from a listed type (``ticket.escalate``), is a typo that would silently receive
+    nothing.
+    """
+    if event_type in EVENT_TYPES:
+        return None
+    close = difflib.get_close_matches(event_type, EVENT_TYPES, n=1, cutoff=0.85)
+    if close:
+        return f"{event_type!r} is not an event type; did you mean {close[0]!r}?"
+    if _KIND.match(event_type):
+        return None  # ticket.<kind>: a history kind (suspended, supervision_notice, ...)
+    return (f"{event_type!r} is not an event type: use one of {', '.join(EVENT_TYPES)}, "
+            "or ticket.<kind> for another history kind (docs/events.md)")
 
 
 def secret_variable(name: str) -> str:
@@ -106,6 +129,11 @@ def load_endpoints(path: str | Path, environ: Mapping[str, str] | None = None
             problems.append(Problem(str(path), line, f"{where}.url", (
                 f"host {host!r} is not in allowed_hosts "
                 f"({', '.join(spec.allowed_hosts) or 'none'})")))
+            continue
+        wrong = [t for t in e.types or () if _type_problem(t) is not None]
+        if wrong:
+            problems.append(Problem(str(path), line, f"{where}.types",
+                                    "; ".join(str(_type_problem(t)) for t in wrong)))
             continue
         out.append(Endpoint(name, e.url, frozenset(e.types) if e.types is not None else None,
                             secret))
