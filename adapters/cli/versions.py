@@ -17,6 +17,7 @@ from adapters.cli.app import (
     app,
     console,
     fail,
+    file_error,
     open_engine,
     parse_instant,
     plural,
@@ -137,6 +138,9 @@ def impact(
     except (GridwhistleError, ValueError) as exc:
         fail(str(exc))
         return
+    except OSError as exc:  # --data missing, a folder, unreadable (or the temporary folder)
+        fail(_unreadable(exc, data))
+        return
     report = _rows(impacts)
     if as_json:
         sys.stdout.write(json.dumps(report, ensure_ascii=False) + "\n")
@@ -150,6 +154,14 @@ def impact(
                       ", ".join(i.deadlines), ", ".join(b[0] for b in i.new_breaches),
                       "yes" if i.refused else "")
     console.print(table)
+
+
+def _unreadable(exc: OSError, data: Path | None) -> str:
+    """One line for a file ``impact`` cannot read: ``--data`` by that name, else the file."""
+    named = exc.filename is not None and data is not None and Path(exc.filename) == data
+    if named:
+        return file_error(exc, "data file", make="give an existing CSV export with --data")
+    return file_error(exc, "file")
 
 
 def _impact_of_data(new: Definition, data: Path, mapping: str, until: datetime | None,
