@@ -8,9 +8,17 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from adapters.cli.app import app, fail, file_error, open_engine, problems_text
+from adapters.cli.app import (
+    app,
+    creates_database,
+    fail,
+    file_error,
+    open_engine,
+    problems_text,
+)
 from adapters.cli.keys import keys_file_error
 from engine import DefinitionError, GridwhistleError, Limits, SystemClock, load_definition
+from engine.evidence import BlobStore
 
 if TYPE_CHECKING:
     from adapters.webhooks import Endpoint
@@ -83,14 +91,17 @@ def serve(
 ) -> None:
     """Serve the HTTP API and Open311 with uvicorn; fire deadlines and deliver webhooks.
 
-    Stops on Ctrl-C. Exit code 1 when the keys file, a lifecycle, a webhook endpoint or the
-    database is wrong.
+    Stops on Ctrl-C. Exit code 1 when the keys file, a lifecycle, a webhook endpoint, the
+    evidence store or the database is wrong; all but the database (and, on a database that
+    exists, the keys against the versions it holds) are checked before the database is
+    opened, so a refused start creates no file and deploys nothing.
     """
     try:
         import uvicorn
 
         from adapters.http import Open311Privacy, create_app, load_api_keys
-        from adapters.webhooks import WebhookWorker
+        from adapters.http.auth import check_keys
+        from adapters.webhooks import WebhookWorker, check_endpoints
     except ImportError as exc:
         fail(f"{exc.name} is missing: install the HTTP extra, pip install 'gridwhistle[http]'")
         return
@@ -118,23 +129,37 @@ def serve(
         fail(str(exc))
         return
     served = lifecycle or ["grid_incident"]
-    try:  # before the database is opened (or created): a wrong lifecycle leaves nothing behind
-        for name in served:
-            load_definition(name)
+    hosts = allowed_hosts(webhook_allow_host)
+    # Everything that can be checked without the database is checked before it is opened (or
+    # created, or its lifecycles deployed): a refused start leaves nothing behind.
+    try:
+        definitions = [load_definition(name) for name in served]
     except DefinitionError as exc:
         fail(problems_text(exc, "lifecycle"))
         return
     except GridwhistleError as exc:
         fail(str(exc))
         return
-    engine = open_engine(db, create=True, clock=SystemClock(), evidence_store=evidence_store)
     try:
-        worker = (WebhookWorker(engine, endpoints, allowed_hosts=allowed_hosts(
-            webhook_allow_host)) if endpoints else None)
+        check_endpoints(endpoints, hosts)  # names, secrets, URLs, the allowed hosts
+        store = BlobStore(evidence_store) if evidence_store is not None else None
+        limits = Limits(body_bytes=max_body_bytes)
+        if creates_database(db):  # a new file serves exactly these lifecycles
+            check_keys(keys, [d.spec for d in definitions],
+                       load=lambda name: load_definition(name).spec)
+    except GridwhistleError as exc:
+        fail(str(exc))
+        return
+    # An existing database may hold newer versions of the lifecycles served by name:
+    # create_app checks the keys against those, before it deploys anything.
+    engine = open_engine(db, create=True, clock=SystemClock(), evidence_store=store)
+    try:
+        worker = (WebhookWorker(engine, endpoints, allowed_hosts=hosts) if endpoints
+                  else None)
         application = create_app(engine, api_keys=keys,
                                  lifecycles=served,
                                  open311_api=not no_open311, open311_privacy=privacy,
-                                 limits=Limits(body_bytes=max_body_bytes))
+                                 limits=limits)
     except GridwhistleError as exc:
         engine.stop()
         fail(str(exc))

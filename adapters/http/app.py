@@ -26,7 +26,7 @@ from adapters.http.problems import (
     problem_response,
     validation_handler,
 )
-from engine import Engine, GridwhistleError, Limits, __version__, load_definition
+from engine import Definition, Engine, GridwhistleError, Limits, __version__, load_definition
 from engine.definition.schema import EvidenceSpec, LifecycleSpec
 
 __all__ = ["create_app"]
@@ -71,18 +71,24 @@ def create_app(
     """
     if not lifecycles:
         raise ValueError("give at least one lifecycle to serve")
-    names = []
-    for item in lifecycles:
-        if Path(item).is_file():  # a YAML path: deploy it, serve it by its name
-            names.append(engine.deploy(load_definition(item)).name)
-        else:
-            engine.lifecycle(item)  # deploys a bundled lifecycle on first use; fails early
-            names.append(item)
+    # what each item will serve, deploying nothing yet: a YAML path its file (deployed below,
+    # it becomes the current version), a name its current deployed version, else the bundled
+    served: list[Definition | str] = [load_definition(item) if Path(item).is_file() else item
+                                      for item in lifecycles]
     keys = api_keys if isinstance(api_keys, KeyRing) else KeyRing(api_keys)
-    # at start, not per request: a key no served lifecycle can give a meaning to (their
-    # work-order lifecycles count too: a department key acts on its work orders)
-    check_keys(keys, [engine.lifecycle(n).spec for n in names],
-               load=lambda name: _work_order_spec(engine, name))
+    # at start, not per request, and before anything is deployed: a key no served lifecycle
+    # can give a meaning to (their work-order lifecycles count too: a department key acts on
+    # its work orders) refuses the start and leaves the database as it was
+    check_keys(keys, [item.spec if isinstance(item, Definition) else _current_spec(engine, item)
+                      for item in served],
+               load=lambda name: _current_spec(engine, name))
+    names = []
+    for item in served:
+        if isinstance(item, Definition):  # a YAML path: deploy it, serve it by its name
+            names.append(engine.deploy(item).name)
+        else:
+            engine.lifecycle(item)  # deploys a bundled lifecycle on first use
+            names.append(item)
     app = FastAPI(
         title="Gridwhistle",
         version=__version__,
@@ -128,10 +134,11 @@ def create_app(
     return app
 
 
-def _work_order_spec(engine: Engine, name: str) -> LifecycleSpec:
-    """A work-order lifecycle's spec, deploying nothing.
+def _current_spec(engine: Engine, name: str) -> LifecycleSpec:
+    """The spec a lifecycle served (or dispatched to) by name will have, deploying nothing.
 
-    Its current deployed version, else the bundled one (the first dispatch deploys it).
+    Its current deployed version, else the bundled one (serving it, or the first dispatch
+    to a work-order lifecycle, deploys it).
 
     Raises:
         UnknownDefinition: neither deployed nor bundled.
