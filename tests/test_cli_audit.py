@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import sqlite3
 import subprocess
 from collections.abc import Iterator
@@ -365,6 +366,23 @@ def test_serve_checks_webhooks_and_the_evidence_store_before_creating_the_databa
     assert code == 1
     assert output.strip() == message, output  # main: "note: no database at ...: creating it"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keys.yaml"]  # main: new.sqlite
+
+
+def test_serve_refuses_a_port_in_use_before_creating_the_database(
+        keys_file: Path, tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        code, output = run(["serve", "--api-keys", str(keys_file), "--port", str(port),
+                            "--db", str(tmp_path / "new.sqlite")])
+    # main: exit 3 from uvicorn ("[Errno 98] error while attempting to bind"), after the
+    # database had been created and grid_incident deployed in it
+    assert code == 1, output
+    assert output.strip() == (f"error: cannot listen on 127.0.0.1:{port}: the port is in use "
+                              "(is Gridwhistle or another server already running there?); "
+                              "stop it, or give another --port"), output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keys.yaml"]
 
 
 def test_keys_add_with_an_empty_actor_is_one_clean_line(tmp_path: Path) -> None:

@@ -40,6 +40,12 @@ def keys_file(path: Path, **entries: str) -> Path:
     return path
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def serve_refusal(keys: Path, tmp_path: Path,
                   *lifecycles: str) -> subprocess.CompletedProcess[str]:
     options = [a for name in lifecycles for a in ("--lifecycle", name)]
@@ -128,7 +134,10 @@ def test_on_an_existing_database_keys_are_checked_against_what_it_serves_deployi
         "parks-1": "actor: parks-1, role: department, department: parks",
         "watr-1": 'actor: watr-1, role: department, department: "watr"'})
 
-    served = serve_refusal(keys, tmp_path, str(parks))
+    # (a free port: serve checks the port before it opens an existing database, whose keys
+    # create_app checks; --port 1 would be refused first where ports below 1024 are)
+    served = cli("serve", "--api-keys", str(keys), "--db", str(db), "--port",
+                 str(free_port()), "--lifecycle", str(parks))
     assert served.returncode == 1, served.stderr
     assert "key 'watr-1'" in served.stderr and "key 'parks-1'" not in served.stderr
     assert _versions(db) == [("grid_incident", 1)]  # main: parks.yaml deployed as version 2
@@ -144,9 +153,7 @@ def test_on_an_existing_database_keys_are_checked_against_what_it_serves_deployi
     # served by name, an existing database's own newer version is what counts: the parks
     # key fits it, though the bundled grid_incident does not declare parks
     keys = keys_file(keys, **{"parks-1": "actor: parks-1, role: department, department: parks"})
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "adapters.cli", "serve", "--api-keys",
                              str(keys), "--db", str(db), "--port", str(port)], cwd=REPO,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import gc
 import os
+import socket
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -52,6 +54,46 @@ def allowed_hosts(options: list[str] | None) -> list[str] | None:
     return hosts or None
 
 
+def why_not_listen(host: str, port: int) -> str | None:
+    """Why ``serve`` could not listen on ``host:port``, or None when it can.
+
+    Found by binding a socket to each address ``host`` resolves to (as uvicorn will, with
+    ``SO_REUSEADDR``) and closing it at once: so that a port in use or an address that is
+    not this machine's is refused before the database is opened, not by uvicorn afterwards.
+    (Another process may still take the port in between; uvicorn then refuses it.)
+    """
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                   flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        return (f"cannot listen on {host}: {exc.strerror}; give an address of this machine "
+                "with --host (127.0.0.1, or 0.0.0.0 for every interface)")
+    seen: set[tuple[int, object]] = set()
+    for family, kind, proto, _, address in infos:
+        if (family, address) in seen:
+            continue
+        seen.add((family, address))
+        with socket.socket(family, kind, proto) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                sock.bind(address)
+            except OSError as exc:
+                where = f"cannot listen on {host}:{port}"
+                if exc.errno == errno.EADDRINUSE:
+                    return (f"{where}: the port is in use (is Gridwhistle or another server "
+                            "already running there?); stop it, or give another --port")
+                if exc.errno == errno.EACCES:
+                    return (f"{where}: permission denied (ports below 1024 need privileges); "
+                            "give a --port from 1024 up")
+                if exc.errno == errno.EADDRNOTAVAIL:
+                    return (f"{where}: {host} is not an address of this machine; give one "
+                            "with --host (127.0.0.1, or 0.0.0.0 for every interface)")
+                return f"{where}: {exc.strerror or exc}"
+    return None
+
+
 @app.command()
 def serve(
     api_keys: Annotated[str, typer.Option(
@@ -92,9 +134,9 @@ def serve(
     """Serve the HTTP API and Open311 with uvicorn; fire deadlines and deliver webhooks.
 
     Stops on Ctrl-C. Exit code 1 when the keys file, a lifecycle, a webhook endpoint, the
-    evidence store or the database is wrong; all but the database (and, on a database that
-    exists, the keys against the versions it holds) are checked before the database is
-    opened, so a refused start creates no file and deploys nothing.
+    evidence store, the address to listen on or the database is wrong; all but the database
+    (and, on a database that exists, the keys against the versions it holds) are checked
+    before the database is opened, so a refused start creates no file and deploys nothing.
     """
     try:
         import uvicorn
@@ -149,6 +191,10 @@ def serve(
                        load=lambda name: load_definition(name).spec)
     except GridwhistleError as exc:
         fail(str(exc))
+        return
+    cannot = why_not_listen(host, port)  # last: the files' faults are told first
+    if cannot is not None:
+        fail(cannot)
         return
     # An existing database may hold newer versions of the lifecycles served by name:
     # create_app checks the keys against those, before it deploys anything.
