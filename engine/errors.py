@@ -61,7 +61,8 @@ The adapters' own errors are rooted here too (``except GridwhistleError`` catche
 Gridwhistle raises on purpose): ``adapters.http`` ``Problem`` (an HTTP problem of the adapter),
 ``Open311Error``, ``FormError``, ``BodyTooLarge`` and ``KeyNotValid``, ``adapters.replay``
 ``DumpError``, ``UndecodableData`` (a data file that is not text in its encoding; for an
-Open311 dump ``UndecodableDump``, a ``DumpError`` too) and ``UnknownEncoding``.
+Open311 dump ``UndecodableDump``, a ``DumpError`` too), ``MalformedCsv`` (a CSV export the
+csv reader cannot read through) and ``UnknownEncoding``.
 ``tests/test_error_tree.py`` checks every exception class of ``engine`` and ``adapters``,
 with the few internal signals that never leave their module listed there.
 """

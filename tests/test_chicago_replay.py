@@ -307,7 +307,8 @@ def test_a_truncated_or_broken_json_file_is_a_clear_error(tmp_path: Path) -> Non
         list(iter_requests(broken))
     message = str(caught.value)
     assert message.startswith(f"{broken}: not JSON between bytes 98,304 and 114,688 (line 1): "
-                              f"parse error: after array element, I expect ',' or ']'\n")
+                              f"parse error: after array element, I expect ',' or ']'; "
+                              f"fix the JSON there, or export the file again\n")
     assert "(right here) ------^" in message
     # The command line: one message on stderr, exit 1, no traceback.
     done = subprocess.run(

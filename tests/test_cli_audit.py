@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import sqlite3
 import subprocess
 from collections.abc import Iterator
@@ -341,6 +342,47 @@ def test_serve_checks_the_lifecycles_before_creating_the_database(
     assert "creating it" not in output, output
     assert f"{broken}:2: <document>: YAML syntax error" in output
     assert not (tmp_path / "new.sqlite").exists()  # main: created, then refused
+
+
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    (["--webhook", "ops=http://elsewhere.example/hook", "--webhook-allow-host",
+      "hooks.example.org"],
+     "error: webhook endpoint 'ops': host 'elsewhere.example' is not in the allowed hosts "
+     "(hooks.example.org); add it to the allow-list or use another URL"),
+    (["--webhook", "ops=http://127.0.0.1:9/a", "--webhook", "ops=http://127.0.0.1:9/b"],
+     "error: webhook endpoint names must be unique: ['ops', 'ops']"),
+    (["--evidence-store", "nosuch://bucket/evidence"],
+     "error: evidence storage 'nosuch://bucket/evidence': Protocol not known: nosuch"),
+], ids=["host not allowed", "names twice", "evidence store"])
+def test_serve_checks_webhooks_and_the_evidence_store_before_creating_the_database(
+        options: list[str], message: str, keys_file: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GRIDWHISTLE_WEBHOOK_SECRET_OPS", SECRET)
+    code, output = run(["serve", "--api-keys", str(keys_file), *options,
+                        "--db", str(tmp_path / "new.sqlite")])
+    assert code == 1
+    assert output.strip() == message, output  # main: "note: no database at ...: creating it"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keys.yaml"]  # main: new.sqlite
+
+
+def test_serve_refuses_a_port_in_use_before_creating_the_database(
+        keys_file: Path, tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        code, output = run(["serve", "--api-keys", str(keys_file), "--port", str(port),
+                            "--db", str(tmp_path / "new.sqlite")])
+    # main: exit 3 from uvicorn ("[Errno 98] error while attempting to bind"), after the
+    # database had been created and grid_incident deployed in it
+    assert code == 1, output
+    assert output.strip() == (f"error: cannot listen on 127.0.0.1:{port}: the port is in use "
+                              "(is Gridwhistle or another server already running there?); "
+                              "stop it, or give another --port"), output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keys.yaml"]
 
 
 def test_keys_add_with_an_empty_actor_is_one_clean_line(tmp_path: Path) -> None:

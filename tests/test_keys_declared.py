@@ -5,8 +5,10 @@ real uvicorn server over SQLite files."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -36,6 +38,12 @@ def keys_file(path: Path, **entries: str) -> Path:
         lines.append(f'  "{name}": {{hash: "sha256:{i:064x}", {rest}}}')
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def serve_refusal(keys: Path, tmp_path: Path,
@@ -89,6 +97,82 @@ def test_a_misspelt_department_stops_create_app_and_serve_naming_the_entry(
             assert [t["id"] for t in listed.json()["items"]] == ["W1"]
     finally:
         engine.stop()
+
+
+def test_serve_refusing_a_key_creates_no_database(tmp_path: Path) -> None:
+    keys = keys_file(tmp_path / "keys.yaml", **{
+        "ops-1": "actor: ops-1, role: centre",
+        "watr-1": 'actor: watr-1, role: department, department: "watr"'})
+    served = serve_refusal(keys, tmp_path)
+    assert served.returncode == 1, served.stderr
+    assert "key 'watr-1'" in served.stderr and "department 'watr'" in served.stderr
+    assert "creating it" not in served.stderr  # main: "note: no database at ...: creating it"
+    # main: serve.sqlite (and its -wal, -shm) created, grid_incident deployed, then refused
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keys.yaml"]
+
+
+def _versions(db: Path) -> list[tuple[str, int]]:
+    engine = Engine(db, clock=VirtualClock(START))
+    try:
+        return [(v.name, v.version) for v in engine.versions()]
+    finally:
+        engine.stop()
+
+
+def test_on_an_existing_database_keys_are_checked_against_what_it_serves_deploying_nothing(
+        tmp_path: Path, grid_incident_text: str) -> None:
+    db = tmp_path / "serve.sqlite"
+    engine = Engine(db, clock=VirtualClock(START))
+    engine.report("grid_incident", {"category": "noise"}, actor=Actor("ops-1", "centre"))
+    engine.stop()
+    assert _versions(db) == [("grid_incident", 1)]
+    parks = tmp_path / "parks.yaml"  # grid_incident with a department more: a new version
+    parks.write_text(grid_incident_text.replace(
+        "departments:\n", "departments:\n  parks: {title: {zh: 园林绿化局, en: Parks}}\n", 1),
+        encoding="utf-8")
+    keys = keys_file(tmp_path / "keys.yaml", **{
+        "parks-1": "actor: parks-1, role: department, department: parks",
+        "watr-1": 'actor: watr-1, role: department, department: "watr"'})
+
+    # (a free port: serve checks the port before it opens an existing database, whose keys
+    # create_app checks; --port 1 would be refused first where ports below 1024 are)
+    served = cli("serve", "--api-keys", str(keys), "--db", str(db), "--port",
+                 str(free_port()), "--lifecycle", str(parks))
+    assert served.returncode == 1, served.stderr
+    assert "key 'watr-1'" in served.stderr and "key 'parks-1'" not in served.stderr
+    assert _versions(db) == [("grid_incident", 1)]  # main: parks.yaml deployed as version 2
+
+    engine = Engine(db, clock=VirtualClock(START))
+    try:  # create_app too refuses before it deploys
+        with pytest.raises(KeyNotValid):
+            create_app(engine, api_keys=load_api_keys(keys), lifecycles=[str(parks)])
+        assert [(v.name, v.version) for v in engine.versions()] == [("grid_incident", 1)]
+        engine.deploy(parks)  # now deployed: grid_incident v2 declares parks
+    finally:
+        engine.stop()
+    # served by name, an existing database's own newer version is what counts: the parks
+    # key fits it, though the bundled grid_incident does not declare parks
+    keys = keys_file(keys, **{"parks-1": "actor: parks-1, role: department, department: parks"})
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "adapters.cli", "serve", "--api-keys",
+                             str(keys), "--db", str(db), "--port", str(port)], cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        up = False
+        for _ in range(600):  # up to 60 s on a loaded machine
+            if proc.poll() is not None:
+                break
+            try:
+                up = httpx.get(f"http://127.0.0.1:{port}/health", timeout=5).status_code == 200
+            except httpx.TransportError:
+                time.sleep(0.1)
+            if up:
+                break
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=30)
+    assert up, err
+    assert _versions(db) == [("grid_incident", 1), ("grid_incident", 2)]
 
 
 def test_an_organisation_no_served_lifecycle_declares_is_refused_saying_what_to_do(
@@ -282,8 +366,9 @@ def test_a_role_no_lifecycle_declares_is_still_refused_with_work_orders_counted(
             create_app(engine, api_keys=load_api_keys(path))
         assert ("role 'contractor' is not a role of the served lifecycle(s) grid_incident "
                 "(work orders: work_order)") in str(caught.value)
-        # the bundled work_order is read, not deployed, at start: the first dispatch does it
-        assert [v.name for v in engine.versions()] == ["grid_incident"]
+        # the bundled work_order is read, not deployed, at start: the first dispatch does it;
+        # and a refused start deploys nothing, the served grid_incident neither (it did)
+        assert [v.name for v in engine.versions()] == []
     finally:
         engine.stop()
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -131,6 +133,27 @@ def test_impact_and_migrate_commands(tmp_path: Path, grid_incident_text: str) ->
     assert check.exit_code == 0, check.output
     assert check.output.startswith("moved 0 tickets to grid_incident v2")  # all closed
     assert runner.invoke(app, ["check", "--db", str(db)]).exit_code == 0
+
+
+def test_impact_with_a_data_file_it_cannot_read_is_one_line_naming_it(tmp_path: Path) -> None:
+    # main: a traceback ending in FileNotFoundError / IsADirectoryError (only GridwhistleError
+    # and ValueError were caught), exit 1 only by accident of the uncaught exception
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    cases = {
+        "missing.csv": f"error: no data file at {tmp_path / 'missing.csv'}; give an existing "
+                       "CSV export with --data",
+        "exports": f"error: {folder} is a directory, not a data file; give the file's path",
+    }
+    for name, expected in cases.items():
+        done = subprocess.run(
+            [sys.executable, "-m", "adapters.cli", "impact", "--workflow", LC, "--data",
+             str(tmp_path / name)],
+            capture_output=True, text=True, cwd=tmp_path, timeout=120, check=False)
+        assert done.returncode == 1, done.stderr
+        assert done.stderr.strip() == expected, done.stderr
+        assert done.stdout == ""
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["exports"]  # nothing written
 
 
 def test_a_migrated_deadline_already_past_fires_at_once_and_keeps_invariants(

@@ -157,7 +157,8 @@ def test_an_endpoint_type_no_event_can_have_is_refused_at_its_line(tmp_path) -> 
     path.write_text("endpoints:\n"
                     f"  ops: {{url: https://ops.example.org/hook, secret: {SECRET},\n"
                     "        types: [ticket.escalate, deadline.breached]}\n"
-                    f"  audit: {{url: https://a.example.org/, secret: {SECRET}, types: [escalated]}}\n"
+                    f"  audit: {{url: https://a.example.org/, secret: {SECRET},\n"
+                    "          types: [escalated]}\n"
                     f"  oversight: {{url: https://o.example.org/, secret: {SECRET}, "
                     "types: [ticket.suspended, ticket.supervision_notice]}\n")
     with pytest.raises(DefinitionError) as info:

@@ -20,6 +20,7 @@ from typer.core import TyperGroup
 
 if TYPE_CHECKING:
     from engine import Clock, Database, DefinitionError, Engine
+    from engine.evidence import BlobStore
 
 
 class HelpGroup(TyperGroup):
@@ -124,6 +125,16 @@ def _sqlite_file(db: str) -> Path | None:
         return None
     path = url.split(":///", 1)[1] if ":///" in url else ""
     return None if path in ("", ":memory:") or path.startswith("file:") else Path(path)
+
+
+def creates_database(db: str) -> bool:
+    """Whether opening ``--db`` with ``create=True`` makes a new SQLite file.
+
+    False for a file that exists, for in-memory SQLite and for other databases (a server's
+    database is not created by Gridwhistle).
+    """
+    path = _sqlite_file(db)
+    return path is not None and not path.exists()
 
 
 def _read_only_filesystem(path: Path) -> bool:
@@ -265,7 +276,7 @@ def database_error(exc: BaseException) -> str:
 
 
 def open_engine(db: str, *, create: bool = False, events: bool = True,
-                clock: Clock | None = None, evidence_store: str | None = None,
+                clock: Clock | None = None, evidence_store: str | BlobStore | None = None,
                 write: bool = True) -> Engine:
     """An :class:`~engine.Engine` on ``--db`` opened by :func:`open_database`.
 
@@ -275,7 +286,8 @@ def open_engine(db: str, *, create: bool = False, events: bool = True,
         events: write outbox events for commands (off for pure reads).
         clock: the engine's clock (default a :class:`~engine.VirtualClock`: reads and
             one-off commands do not fire deadlines on their own).
-        evidence_store: where evidence files are stored (default: the engine's).
+        evidence_store: where evidence files are stored, or the store itself (default: the
+            engine's).
         write: see :func:`open_database` (False: the command only reads).
     """
     from engine import Engine, GridwhistleError, VirtualClock

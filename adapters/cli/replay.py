@@ -141,11 +141,12 @@ def replay(
     if not (data.is_dir() if open311 else data.is_file()) and not data.is_file():
         fail(f"no data file at {data}")
     try:
-        if spec is not None:  # before anything is emptied: the whole file decodes, ...
+        # before anything is emptied: the whole input reads as the replay will read it
+        if spec is not None:  # the lifecycle, the mapping, every record of the CSV
             preflight(data, spec, workflow or spec.lifecycle, encoding=encoding)
         else:
             load_definition(workflow or "grid_incident")
-            check_dump(data, encoding)  # every file of the dump decodes
+            check_dump(data, encoding)  # every file of the dump decodes and parses
         database = open_database(db, create=True)
         if fresh:
             database.drop_all()

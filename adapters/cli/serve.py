@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import errno
 import gc
 import os
+import socket
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from adapters.cli.app import app, fail, file_error, open_engine, problems_text
+from adapters.cli.app import (
+    app,
+    creates_database,
+    fail,
+    file_error,
+    open_engine,
+    problems_text,
+)
 from adapters.cli.keys import keys_file_error
 from engine import DefinitionError, GridwhistleError, Limits, SystemClock, load_definition
+from engine.evidence import BlobStore
 
 if TYPE_CHECKING:
     from adapters.webhooks import Endpoint
@@ -42,6 +52,46 @@ def allowed_hosts(options: list[str] | None) -> list[str] | None:
     env = os.environ.get(ALLOWED_HOSTS_VARIABLE, "")
     hosts = [h.strip() for h in env.split(",") if h.strip()]
     return hosts or None
+
+
+def why_not_listen(host: str, port: int) -> str | None:
+    """Why ``serve`` could not listen on ``host:port``, or None when it can.
+
+    Found by binding a socket to each address ``host`` resolves to (as uvicorn will, with
+    ``SO_REUSEADDR``) and closing it at once: so that a port in use or an address that is
+    not this machine's is refused before the database is opened, not by uvicorn afterwards.
+    (Another process may still take the port in between; uvicorn then refuses it.)
+    """
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                   flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        return (f"cannot listen on {host}: {exc.strerror}; give an address of this machine "
+                "with --host (127.0.0.1, or 0.0.0.0 for every interface)")
+    seen: set[tuple[int, object]] = set()
+    for family, kind, proto, _, address in infos:
+        if (family, address) in seen:
+            continue
+        seen.add((family, address))
+        with socket.socket(family, kind, proto) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                sock.bind(address)
+            except OSError as exc:
+                where = f"cannot listen on {host}:{port}"
+                if exc.errno == errno.EADDRINUSE:
+                    return (f"{where}: the port is in use (is Gridwhistle or another server "
+                            "already running there?); stop it, or give another --port")
+                if exc.errno == errno.EACCES:
+                    return (f"{where}: permission denied (ports below 1024 need privileges); "
+                            "give a --port from 1024 up")
+                if exc.errno == errno.EADDRNOTAVAIL:
+                    return (f"{where}: {host} is not an address of this machine; give one "
+                            "with --host (127.0.0.1, or 0.0.0.0 for every interface)")
+                return f"{where}: {exc.strerror or exc}"
+    return None
 
 
 @app.command()
@@ -83,14 +133,17 @@ def serve(
 ) -> None:
     """Serve the HTTP API and Open311 with uvicorn; fire deadlines and deliver webhooks.
 
-    Stops on Ctrl-C. Exit code 1 when the keys file, a lifecycle, a webhook endpoint or the
-    database is wrong.
+    Stops on Ctrl-C. Exit code 1 when the keys file, a lifecycle, a webhook endpoint, the
+    evidence store, the address to listen on or the database is wrong; all but the database
+    (and, on a database that exists, the keys against the versions it holds) are checked
+    before the database is opened, so a refused start creates no file and deploys nothing.
     """
     try:
         import uvicorn
 
         from adapters.http import Open311Privacy, create_app, load_api_keys
-        from adapters.webhooks import WebhookWorker
+        from adapters.http.auth import check_keys
+        from adapters.webhooks import WebhookWorker, check_endpoints
     except ImportError as exc:
         fail(f"{exc.name} is missing: install the HTTP extra, pip install 'gridwhistle[http]'")
         return
@@ -118,23 +171,41 @@ def serve(
         fail(str(exc))
         return
     served = lifecycle or ["grid_incident"]
-    try:  # before the database is opened (or created): a wrong lifecycle leaves nothing behind
-        for name in served:
-            load_definition(name)
+    hosts = allowed_hosts(webhook_allow_host)
+    # Everything that can be checked without the database is checked before it is opened (or
+    # created, or its lifecycles deployed): a refused start leaves nothing behind.
+    try:
+        definitions = [load_definition(name) for name in served]
     except DefinitionError as exc:
         fail(problems_text(exc, "lifecycle"))
         return
     except GridwhistleError as exc:
         fail(str(exc))
         return
-    engine = open_engine(db, create=True, clock=SystemClock(), evidence_store=evidence_store)
     try:
-        worker = (WebhookWorker(engine, endpoints, allowed_hosts=allowed_hosts(
-            webhook_allow_host)) if endpoints else None)
+        check_endpoints(endpoints, hosts)  # names, secrets, URLs, the allowed hosts
+        store = BlobStore(evidence_store) if evidence_store is not None else None
+        limits = Limits(body_bytes=max_body_bytes)
+        if creates_database(db):  # a new file serves exactly these lifecycles
+            check_keys(keys, [d.spec for d in definitions],
+                       load=lambda name: load_definition(name).spec)
+    except GridwhistleError as exc:
+        fail(str(exc))
+        return
+    cannot = why_not_listen(host, port)  # last: the files' faults are told first
+    if cannot is not None:
+        fail(cannot)
+        return
+    # An existing database may hold newer versions of the lifecycles served by name:
+    # create_app checks the keys against those, before it deploys anything.
+    engine = open_engine(db, create=True, clock=SystemClock(), evidence_store=store)
+    try:
+        worker = (WebhookWorker(engine, endpoints, allowed_hosts=hosts) if endpoints
+                  else None)
         application = create_app(engine, api_keys=keys,
                                  lifecycles=served,
                                  open311_api=not no_open311, open311_privacy=privacy,
-                                 limits=Limits(body_bytes=max_body_bytes))
+                                 limits=limits)
     except GridwhistleError as exc:
         engine.stop()
         fail(str(exc))

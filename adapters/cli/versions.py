@@ -17,6 +17,7 @@ from adapters.cli.app import (
     app,
     console,
     fail,
+    file_error,
     open_engine,
     parse_instant,
     plural,
@@ -139,6 +140,9 @@ def impact(
     except (GridwhistleError, ValueError) as exc:
         fail(str(exc))
         return
+    except OSError as exc:  # --data missing, a folder, unreadable (or the temporary folder)
+        fail(_unreadable(exc, data))
+        return
     report = _rows(impacts)
     if as_json:
         sys.stdout.write(json.dumps(report, ensure_ascii=False) + "\n")
@@ -155,6 +159,14 @@ def impact(
     if report["not_replayed"]:
         typer.echo(f"{report['not_replayed']} ticket(s) could not be replayed on their own "
                    "version (see --json, not_replayed): their comparison is incomplete")
+
+
+def _unreadable(exc: OSError, data: Path | None) -> str:
+    """One line for a file ``impact`` cannot read: ``--data`` by that name, else the file."""
+    named = exc.filename is not None and data is not None and Path(exc.filename) == data
+    if named:
+        return file_error(exc, "data file", make="give an existing CSV export with --data")
+    return file_error(exc, "file")
 
 
 def _impact_of_data(new: Definition, data: Path, mapping: str, until: datetime | None,

@@ -28,6 +28,7 @@ from adapters.http.problems import (
 )
 from engine import (
     ConfigurationError,
+    Definition,
     Engine,
     GridwhistleError,
     InvalidArgument,
@@ -88,19 +89,25 @@ def create_app(
             organisation (:func:`~adapters.http.auth.check_keys`).
     """
     _check_arguments(engine, api_keys, lifecycles, limits, open311_privacy)
-    names = []
-    for item in lifecycles:
-        if Path(item).is_file():  # a YAML path: deploy it, serve it by its name
-            names.append(engine.deploy(load_definition(item)).name)
-        else:
-            engine.lifecycle(item)  # deploys a bundled lifecycle on first use; fails early
-            names.append(item)
-    _check_work_order_lifecycles(engine, names)
+    # what each item will serve, deploying nothing yet: a YAML path its file (deployed below,
+    # it becomes the current version), a name its current deployed version, else the bundled
+    served: list[Definition | str] = [load_definition(item) if Path(item).is_file() else item
+                                      for item in lifecycles]
+    specs = [item.spec if isinstance(item, Definition) else _current_spec(engine, item)
+             for item in served]
+    _check_work_order_lifecycles(engine, specs)
     keys = api_keys if isinstance(api_keys, KeyRing) else KeyRing(api_keys)
-    # at start, not per request: a key no served lifecycle can give a meaning to (their
-    # work-order lifecycles count too: a department key acts on its work orders)
-    check_keys(keys, [engine.lifecycle(n).spec for n in names],
-               load=lambda name: _work_order_spec(engine, name))
+    # at start, not per request, and before anything is deployed: a key no served lifecycle
+    # can give a meaning to (their work-order lifecycles count too: a department key acts on
+    # its work orders) refuses the start and leaves the database as it was
+    check_keys(keys, specs, load=lambda name: _current_spec(engine, name))
+    names = []
+    for item in served:
+        if isinstance(item, Definition):  # a YAML path: deploy it, serve it by its name
+            names.append(engine.deploy(item).name)
+        else:
+            engine.lifecycle(item)  # deploys a bundled lifecycle on first use
+            names.append(item)
     app = FastAPI(
         title="Gridwhistle",
         version=__version__,
@@ -146,26 +153,27 @@ def create_app(
     return app
 
 
-def _check_work_order_lifecycles(engine: Engine, names: Sequence[str]) -> None:
+def _check_work_order_lifecycles(engine: Engine, specs: Sequence[LifecycleSpec]) -> None:
     """Refuse to serve a lifecycle whose routing names a work-order lifecycle nobody has.
 
     Without this the API starts, and the first ``dispatch`` of a routed ticket fails on the
     missing lifecycle (``routing.work_orders``). A served one, a deployed one or a bundled
-    one (deployed on the first dispatch) will do.
+    one (deployed on the first dispatch) will do. Deploys nothing.
 
     Raises:
         ConfigurationError: ``routing.work_orders`` of a served lifecycle is neither served,
             deployed nor bundled.
     """
-    for name in names:
-        routing = engine.lifecycle(name).spec.routing
+    names = {spec.name for spec in specs}
+    for spec in specs:
+        routing = spec.routing
         if routing is None or routing.work_orders in names:
             continue
         try:
-            _work_order_spec(engine, routing.work_orders)
+            _current_spec(engine, routing.work_orders)
         except UnknownDefinition as exc:
             raise ConfigurationError(
-                f"lifecycle {name!r} sends its work orders to lifecycle "
+                f"lifecycle {spec.name!r} sends its work orders to lifecycle "
                 f"{routing.work_orders!r} (routing.work_orders), which is neither deployed "
                 f"nor bundled: serve its YAML file too (--lifecycle {routing.work_orders}"
                 f".yaml), deploy it first, or correct routing.work_orders") from exc
@@ -206,10 +214,11 @@ def _check_arguments(engine: object, api_keys: object, lifecycles: object, limit
                                   hint="e.g. Open311Privacy(reads='key')")
 
 
-def _work_order_spec(engine: Engine, name: str) -> LifecycleSpec:
-    """A work-order lifecycle's spec, deploying nothing.
+def _current_spec(engine: Engine, name: str) -> LifecycleSpec:
+    """The spec a lifecycle served (or dispatched to) by name will have, deploying nothing.
 
-    Its current deployed version, else the bundled one (the first dispatch deploys it).
+    Its current deployed version, else the bundled one (serving it, or the first dispatch
+    to a work-order lifecycle, deploys it).
 
     Raises:
         UnknownDefinition: neither deployed nor bundled.

@@ -7,11 +7,13 @@ any other city's export by a mapping of its own (see ``docs/replay.md``).
 from adapters.replay.encoding import UndecodableData, UnknownEncoding
 from adapters.replay.mapping import MappingSpec, bundled_mappings, load_mapping
 from adapters.replay.progress import ProgressLines, ReplayProgress
+from adapters.replay.records import MalformedCsv
 from adapters.replay.replayer import ReplayOutcome, check_mapping, preflight, replay
 from adapters.replay.report import build_report, print_report
 
 __all__ = [
     "BUNDLED_SAMPLE",
+    "MalformedCsv",
     "MappingSpec",
     "ProgressLines",
     "ReplayOutcome",

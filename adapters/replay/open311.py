@@ -54,7 +54,6 @@ from adapters.replay.encoding import (
     DEFAULT_ENCODING,
     ChunkDecoder,
     UndecodableData,
-    check_decodes,
     text_codec,
     text_lines,
     undecodable,
@@ -185,20 +184,29 @@ def _page_files(path: Path) -> list[Path]:
     return files
 
 
-def check_dump(path: Path, encoding: str = DEFAULT_ENCODING) -> None:
-    """Check, before anything is written, that every file of a dump is text in ``encoding``.
+def check_dump(path: Path, encoding: str = DEFAULT_ENCODING) -> int:
+    """Check, before anything is written, that the whole dump reads as the replay reads it.
 
-    A pass that only decodes each file (in chunks of 1 MiB); it does not parse the JSON.
+    A pass of its own over every file of the dump, through :func:`iter_requests` itself: each
+    file is decoded (in ``encoding``) and parsed as a stream, one request at a time, so memory
+    stays flat whatever the size of the dump, and every fault the replay's reading would meet
+    is met here first: a byte that is not text, JSON that is malformed or cut short, a value
+    that is not a request. (Whether each request can be replayed is the replay's to say: a
+    request it cannot plan is a rejected row, not a fault of the dump.)
+
+    Returns:
+        The number of requests in the dump.
 
     Raises:
         UndecodableDump: a byte that is not text in ``encoding`` (file, line, byte offset).
-        DumpError: a folder without page files.
+        DumpError: the text is not JSON (file, and the line of a JSON Lines file or the bytes
+            and lines where a ``.json`` file stops being JSON), a value is not a request or a
+            page of them, or a folder has no page files.
         UnknownEncoding: ``encoding`` is not a text encoding.
         OSError: a file cannot be read.
     """
     text_codec(encoding)
-    for file in _page_files(path):
-        check_decodes(file, encoding, error=UndecodableDump)
+    return sum(1 for _ in iter_requests(path, encoding))
 
 
 def iter_requests(path: Path, encoding: str = DEFAULT_ENCODING) -> Iterator[dict[str, Any]]:
@@ -242,6 +250,13 @@ def iter_requests(path: Path, encoding: str = DEFAULT_ENCODING) -> Iterator[dict
 
 _CHUNK = 16 * 1024
 """Bytes read at a time from a ``.json`` file (also how closely a syntax error is placed)."""
+
+_FIX_JSON = "fix the JSON there, or export the file again"
+"""What a message about malformed JSON tells the reader to do."""
+
+_SHAPE = ("give Open311 GeoReport v2 `GET requests` answers: a list of request objects, pages "
+          "of them, or one request or page a line (.jsonl)")
+"""What a message about a value that is not a request tells the reader to do."""
 
 _PAGE_KEYS = frozenset({"service_requests", "requests"})
 """The keys under which an object holds a page of requests."""
@@ -350,7 +365,9 @@ class _Counted:
                     f"{self.lines:,}): the file is cut short? Export it again")
         first, line = self.chunk
         lines = f"line {line:,}" if line == self.lines else f"lines {line:,}-{self.lines:,}"
-        return f"between bytes {first:,} and {self.read_bytes:,} ({lines}): {message}"
+        reason, newline, excerpt = message.partition("\n")
+        return (f"between bytes {first:,} and {self.read_bytes:,} ({lines}): {reason}; "
+                f"{_FIX_JSON}{newline}{excerpt}")
 
 
 def _requests_of(event: str, value: Any, events: Events, name: Path | str, *, top: bool
@@ -364,10 +381,10 @@ def _requests_of(event: str, value: Any, events: Events, name: Path | str, *, to
     elif event == "start_map":
         yield from _object(events, name)
     elif top:
-        raise DumpError(f"{name}: expected a JSON list of Open311 service requests")
+        raise DumpError(f"{name}: expected a JSON list of Open311 service requests; {_SHAPE}")
     else:
         raise DumpError(f"{name}: expected Open311 service requests (JSON objects), found "
-                        f"{type(value).__name__}")
+                        f"{type(value).__name__}; {_SHAPE}")
 
 
 def _object(events: Events, name: Path | str) -> Iterator[dict[str, Any]]:
@@ -418,7 +435,7 @@ def _decode(line: str, path: Path, number: int) -> Any:
     try:
         return json.loads(line)
     except json.JSONDecodeError as exc:
-        raise DumpError(f"{path}:{number}: not JSON ({exc})") from None
+        raise DumpError(f"{path}:{number}: not JSON ({exc}); {_FIX_JSON}") from None
 
 
 def _requests_in(value: Any, path: Path) -> Iterator[dict[str, Any]]:
@@ -434,9 +451,9 @@ def _requests_in(value: Any, path: Path) -> Iterator[dict[str, Any]]:
                 yield from _requests_in(item, path)
             else:
                 raise DumpError(f"{path}: expected Open311 service requests (JSON objects), "
-                                f"found {type(item).__name__}")
+                                f"found {type(item).__name__}; {_SHAPE}")
     else:
-        raise DumpError(f"{path}: expected a JSON list of Open311 service requests")
+        raise DumpError(f"{path}: expected a JSON list of Open311 service requests; {_SHAPE}")
 
 
 # -- planning ---------------------------------------------------------------------------------

@@ -12,8 +12,9 @@ rejects that row with its reason and the replay goes on.
 
 The export is UTF-8 unless ``encoding`` says otherwise (``gb18030`` for many Chinese
 systems). A byte that is not text in it stops the replay with an ``UndecodableData``
-(:mod:`adapters.replay.encoding`): :func:`preflight` finds it before anything is written, the
-first pass before any ticket is.
+(:mod:`adapters.replay.encoding`), and a record the csv reader cannot read on (a quote never
+closed) with a ``MalformedCsv`` (:mod:`adapters.replay.records`): :func:`preflight` finds
+either before anything is written, the first pass before any ticket is.
 """
 
 from __future__ import annotations
@@ -25,10 +26,11 @@ from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
-from adapters.replay.encoding import DEFAULT_ENCODING, check_decodes, text_codec
+from adapters.replay.encoding import DEFAULT_ENCODING, text_codec
 from adapters.replay.evidence import evidence_problems
 from adapters.replay.mapping import MappingSpec
 from adapters.replay.progress import ReplayProgress
+from adapters.replay.records import check_records
 from adapters.replay.scratch import Scratch
 from adapters.replay.source import (
     CsvExport,
@@ -167,8 +169,11 @@ def preflight(data: Path, mapping: MappingSpec, lifecycle: str, *,
               encoding: str = DEFAULT_ENCODING) -> None:
     """Check everything that can be checked before a database is touched.
 
-    The lifecycle loads, the mapping fits it, the whole CSV is text in ``encoding`` (a pass
-    that only decodes it, in chunks of 1 MiB), and it has every column the mapping names.
+    The lifecycle loads, the mapping fits it, every record of the CSV reads as the replay's
+    passes read it (a pass of its own that decodes the file in ``encoding`` and parses it a
+    record at a time: :func:`~adapters.replay.records.check_records`), and it has every column
+    the mapping names. A row that does not fit (too many cells, a bad time) is not checked:
+    the replay rejects it and goes on.
 
     Raises:
         UnknownDefinition, DefinitionError: the lifecycle cannot be loaded.
@@ -176,13 +181,15 @@ def preflight(data: Path, mapping: MappingSpec, lifecycle: str, *,
         UnknownEncoding: ``encoding`` is not a text encoding.
         UndecodableData (a ValueError): a byte of the CSV is not text in ``encoding`` (the
             message names the line and the byte offset, and what to do).
+        MalformedCsv (a ValueError): the csv reader cannot read on (a cell over its limit,
+            most often a quote never closed; the message names the line the row starts on).
         ValueError: the CSV lacks columns (the message lists them and the file's columns).
         OSError: the data file cannot be read.
     """
     text_codec(encoding)
     compiled = Lifecycle(load_definition(lifecycle), strict=False)
     check_mapping(mapping, compiled)
-    check_decodes(data, encoding)
+    check_records(data, encoding)
     problem = columns_problem(read_header(data, encoding), mapping)
     if problem is not None:
         raise ValueError(f"{data}: {problem}")
@@ -225,6 +232,8 @@ def replay(
         UnknownEncoding: ``encoding`` is not a text encoding (before anything is written).
         UndecodableData (a ValueError): a byte of the file is not text in ``encoding``;
             found by the first pass, before any ticket is written (the lifecycle is deployed).
+        MalformedCsv (a ValueError): the csv reader cannot read on (a quote never closed);
+            found by the first pass too.
         ValueError: the file lacks columns the mapping names.
         TypeError: the engine's clock is not a VirtualClock.
         GridwhistleError: any error of the engine that is not a refusal: the open batch is

@@ -36,6 +36,7 @@ from adapters.replay.columns import (
 from adapters.replay.encoding import DEFAULT_ENCODING, text_codec, text_lines, undecodable
 from adapters.replay.evidence import evidence_refs
 from adapters.replay.mapping import MappingSpec
+from adapters.replay.records import malformed_csv
 from adapters.replay.scratch import Scratch
 from adapters.replay.sorting import sort_plans
 from engine import Lifecycle
@@ -403,13 +404,18 @@ def read_header(path: Path, encoding: str = DEFAULT_ENCODING) -> list[str]:
     Raises:
         UndecodableData: the header has bytes that are not text in ``encoding`` (the message
             names the line and byte offset).
+        MalformedCsv: the csv reader cannot read the header (a cell over its limit).
         UnknownEncoding: ``encoding`` is not a text encoding.
         OSError: the file cannot be read.
     """
     codec = text_codec(encoding)
     try:
         with path.open(newline="", encoding=codec) as handle:
-            return next(csv.reader(text_lines(handle)), [])
+            reader = csv.reader(text_lines(handle))
+            try:
+                return next(reader, [])
+            except csv.Error as exc:
+                raise malformed_csv(path, 1, reader.line_num, exc) from None
     except UnicodeError as exc:  # a UnicodeDecodeError, mostly
         raise undecodable(path, encoding, exc) from None
 
@@ -439,9 +445,12 @@ class CsvExport:
     (:data:`ENCODING`); ``encoding`` names another (``gb18030``).
 
     A byte that is not text in the encoding stops a pass with :class:`UndecodableData`
-    (naming the line and byte offset). The first pass (:meth:`survey`) reads the whole file,
-    so it meets such a byte before any row is planned; should the second pass meet one (the
-    file changed in between), the message says so.
+    (naming the line and byte offset), and a record the csv reader cannot read on (a cell over
+    its limit: most often a quote never closed) with a
+    :class:`~adapters.replay.records.MalformedCsv` (naming the line its row starts on). The
+    first pass (:meth:`survey`) reads the whole file, so it meets either before any row is
+    planned; should the second pass meet one (the file changed in between), the message says
+    so.
 
     Raises:
         ValueError: the file lacks columns the mapping names.
@@ -478,26 +487,34 @@ class CsvExport:
             with self.path.open(newline="", encoding=self._codec) as handle:
                 end = _End()
                 reader = csv.reader(chain(text_lines(handle), end))
-                next(reader, None)
-                line = reader.line_num  # the last line read so far
-                for cells in reader:  # (an error of the consumer is not raised in here)
-                    start, line = line + 1, reader.line_num
-                    if not cells:
-                        continue  # a blank line is not a row (as csv.DictReader)
-                    number += 1
-                    if end.reached:
-                        self.open_row = number, open_quote(self.path, self.header, cells,
-                                                           start, line)
-                    yield number, cells
+                line = 0  # the last line read so far
+                try:
+                    next(reader, None)
+                    line = reader.line_num
+                    for cells in reader:  # (an error of the consumer is not raised in here)
+                        start, line = line + 1, reader.line_num
+                        if not cells:
+                            continue  # a blank line is not a row (as csv.DictReader)
+                        number += 1
+                        if end.reached:
+                            self.open_row = number, open_quote(self.path, self.header, cells,
+                                                               start, line)
+                        yield number, cells
+                except csv.Error as exc:  # a cell over the csv module's limit, mostly
+                    raise malformed_csv(self.path, line + 1, reader.line_num, exc,
+                                        note=self._changed(number)) from None
         except UnicodeError as exc:  # a UnicodeDecodeError, mostly
-            note = ""
-            if self._surveyed:  # the first pass read every byte: the file changed since
-                note = (f"; the first pass read the whole file without this error, so it "
-                        f"changed during the replay, which stops here after {number:,} rows: "
-                        f"what it wrote before stays in the database (the open batch of "
-                        f"commands is rolled back); fix the file and replay it again into an "
-                        f"emptied database (--fresh)")
-            raise undecodable(self.path, self.encoding, exc, note=note) from None
+            raise undecodable(self.path, self.encoding, exc,
+                              note=self._changed(number)) from None
+
+    def _changed(self, rows: int) -> str:
+        """What an error met by the second pass adds: the file changed during the replay."""
+        if not self._surveyed:  # the first pass: nothing has been written
+            return ""
+        return (f"; the first pass read the whole file without this error, so it changed "
+                f"during the replay, which stops here after {rows:,} rows: what it wrote "
+                f"before stays in the database (the open batch of commands is rolled back); "
+                f"fix the file and replay it again into an emptied database (--fresh)")
 
     def survey(self, scratch: Scratch) -> Survey:
         """The first pass (see the module docstring)."""

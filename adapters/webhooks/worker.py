@@ -51,8 +51,8 @@ import httpx
 from engine import ConfigurationError, Engine
 from engine.events import deliveries as queue
 
-__all__ = ["DeliveryResult", "Endpoint", "RetryPolicy", "WebhookWorker", "check_secret",
-           "dead_letters", "host_allowed", "new_secret", "replay_dead", "sign"]
+__all__ = ["DeliveryResult", "Endpoint", "RetryPolicy", "WebhookWorker", "check_endpoints",
+           "check_secret", "dead_letters", "host_allowed", "new_secret", "replay_dead", "sign"]
 
 log = logging.getLogger("gridwhistle.webhooks")
 
@@ -208,19 +208,15 @@ class WebhookWorker:
         poll_seconds: float = 1.0,
         allowed_hosts: Sequence[str] | None = None,
     ):
-        names = [e.name for e in endpoints]
-        if len(set(names)) != len(names):
-            raise ConfigurationError(f"webhook endpoint names must be unique: {names}")
+        keys = check_endpoints(endpoints, allowed_hosts)
         self.engine = engine
         self.policy = policy or RetryPolicy()
         self.poll_seconds = poll_seconds
         self._own_client = client is None
         self._targets: dict[str, _Target] = {}
         for e in endpoints:
-            key = check_secret(e.secret, e.name)
-            _check_url(e, allowed_hosts)
             own = client or httpx.Client(timeout=self.policy.timeout, follow_redirects=False)
-            self._targets[e.name] = _Target(e, key, own)
+            self._targets[e.name] = _Target(e, keys[e.name], own)
         self.endpoints = {e.name: e for e in endpoints}
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -352,6 +348,33 @@ class WebhookWorker:
         if self._own_client:
             for target in self._targets.values():
                 target.client.close()
+
+
+def check_endpoints(endpoints: Sequence[Endpoint], allowed_hosts: Sequence[str] | None = None
+                    ) -> dict[str, bytes]:
+    """Check webhook endpoints as :class:`WebhookWorker` does, without an engine.
+
+    So that a command can refuse them before it opens (or creates) a database.
+
+    Args:
+        endpoints: the receivers.
+        allowed_hosts: when given, the hosts they may target (see :class:`WebhookWorker`).
+
+    Returns:
+        Each endpoint's signing key (the bytes of its secret), by name.
+
+    Raises:
+        ConfigurationError: duplicate names, a URL that is not ``http(s)://host/...``, a host
+            outside ``allowed_hosts``, or a missing or malformed secret.
+    """
+    names = [e.name for e in endpoints]
+    if len(set(names)) != len(names):
+        raise ConfigurationError(f"webhook endpoint names must be unique: {names}")
+    keys: dict[str, bytes] = {}
+    for e in endpoints:
+        keys[e.name] = check_secret(e.secret, e.name)
+        _check_url(e, allowed_hosts)
+    return keys
 
 
 def _check_url(endpoint: Endpoint, allowed_hosts: Sequence[str] | None) -> None:
