@@ -62,7 +62,9 @@ Gridwhistle raises on purpose): ``adapters.http`` ``Problem`` (an HTTP problem o
 ``Open311Error``, ``FormError``, ``BodyTooLarge`` and ``KeyNotValid``, ``adapters.replay``
 ``DumpError``, ``UndecodableData`` (a data file that is not text in its encoding; for an
 Open311 dump ``UndecodableDump``, a ``DumpError`` too), ``MalformedCsv`` (a CSV export the
-csv reader cannot read through) and ``UnknownEncoding``.
+csv reader cannot read through), ``RepeatedColumn`` (a column the mapping reads appears twice
+in the header), ``UnknownEncoding`` and ``WouldEmptyDatabase`` (a replay refuses to empty a
+database holding tickets no replay wrote).
 ``tests/test_error_tree.py`` checks every exception class of ``engine`` and ``adapters``,
 with the few internal signals that never leave their module listed there.
 """

@@ -186,7 +186,7 @@ def test_cli_replay_json_in_a_real_process(tmp_path: Path) -> None:
     assert report["verdicts"]["compared"] == 40
     assert report["verdicts"]["disagree"] == 0
     assert set(report["escalations"]) == {"street", "district", "city"}
-    # run again: --fresh (the default) empties the database first
+    # run again: the database holds only the replay's tickets, so it is emptied first
     again = subprocess.run(
         [sys.executable, "-m", "adapters.cli", "replay", "--data", str(data), "--db", str(db),
          "--json"], capture_output=True, text=True, check=True, cwd=tmp_path,

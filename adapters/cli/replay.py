@@ -29,11 +29,14 @@ from adapters.cli.app import (
     fail,
     open_database,
     parse_instant,
+    plural,
     styled,
 )
+from adapters.replay import ownership
+from adapters.replay.ownership import Holding
 from adapters.replay.progress import ProgressLines, ReplayProgress
 from adapters.replay.replayer import ReplayOutcome
-from engine import Engine, GridwhistleError, VirtualClock, load_definition
+from engine import Database, Engine, GridwhistleError, VirtualClock
 
 PROGRESS_EVERY = 5.0
 """Seconds between two progress lines when stderr is not a terminal."""
@@ -81,9 +84,13 @@ def replay(
         "requests with notes: follow-ons become co-handling work orders)")] = "csv",
     mapping: Annotated[str, typer.Option(help="Mapping: bundled name or YAML path.")] = "boston311",
     db: Annotated[str, typer.Option(help="SQLite file or SQLAlchemy URL.")] = DEFAULT_REPLAY_DB,
-    fresh: Annotated[bool, typer.Option("--fresh/--append",
-                                        help="--fresh (default) empties the database's "
-                                        "Gridwhistle tables first; --append keeps them.")] = True,
+    fresh: Annotated[bool | None, typer.Option(
+        "--fresh/--append", show_default=False,
+        help="--fresh empties the database's Gridwhistle tables first, whatever they hold; "
+        "--append keeps them and adds to them. Default: empty a database that holds only "
+        "earlier replays' tickets, add to one that holds none, and refuse one that holds "
+        "other tickets.")
+    ] = None,
     source_tz: Annotated[str | None, typer.Option(
         help="Zone of timestamps written without one. Default: the mapping's timezone, "
         "else UTC.")] = None,
@@ -120,7 +127,12 @@ def replay(
         raise typer.BadParameter(f"unknown time zone {source_tz!r}",
                                  param_hint="--source-tz") from None
     from adapters.replay.encoding import UnknownEncoding, text_codec
-    from adapters.replay.open311 import CHICAGO_SAMPLE, check_dump, replay_open311
+    from adapters.replay.open311 import (
+        CHICAGO_SAMPLE,
+        check_dump,
+        preflight_lifecycle,
+        replay_open311,
+    )
 
     try:
         text_codec(encoding)
@@ -140,35 +152,44 @@ def replay(
             else BUNDLED_SAMPLE
     if not (data.is_dir() if open311 else data.is_file()) and not data.is_file():
         fail(f"no data file at {data}")
+    lifecycle = workflow or (spec.lifecycle if spec is not None else "grid_incident")
     try:
         # before anything is emptied: the whole input reads as the replay will read it
         if spec is not None:  # the lifecycle, the mapping, every record of the CSV
-            preflight(data, spec, workflow or spec.lifecycle, encoding=encoding)
-        else:
-            load_definition(workflow or "grid_incident")
-            check_dump(data, encoding)  # every file of the dump decodes and parses
+            preflight(data, spec, lifecycle, encoding=encoding)
+        else:  # the lifecycle has what the replay fires; every file decodes and parses
+            preflight_lifecycle(lifecycle)
+            check_dump(data, encoding)
         database = open_database(db, create=True)
-        if fresh:
+        held = _emptiable(database, db, fresh)
+        empty = fresh is True or (fresh is None and held.marked and held.tickets > 0)
+        if empty:
             database.drop_all()
         engine = Engine(database, clock=VirtualClock(datetime(1970, 1, 1, tzinfo=UTC)))
+        ownership.begin(database, held, emptied=empty, data=str(data), lifecycle=lifecycle)
     except (GridwhistleError, ValueError, OSError) as exc:
         fail(str(exc))
         return
+    before = 0 if empty else held.tickets
+    after: int | None = None
     try:
         with progress_display(quiet) as progress:
             outcome: ReplayOutcome
             if spec is None:
-                outcome = replay_open311(engine, data, lifecycle=workflow or "grid_incident",
+                outcome = replay_open311(engine, data, lifecycle=lifecycle,
                                          until=stop, progress=progress, encoding=encoding)
             else:
                 outcome = run_replay(engine, data, spec, lifecycle=workflow or None,
                                      source_tz=zone, until=stop, progress=progress,
                                      encoding=encoding)
+        after = _end(database)
         report = build_report(engine, outcome, spec)
     except (GridwhistleError, ValueError, OSError) as exc:
         fail(str(exc))
         return
     finally:
+        if after is None:  # stopped on an error (or Ctrl-C): what it wrote is the replay's
+            _end(database)
         engine.stop()
     report["database"] = db
     if as_json:
@@ -180,5 +201,46 @@ def replay(
                           f"than --until {until}: nothing was replayed.")
         console.print(styled("Tickets and their history are in ", (db, "bold"),
                              f"; try `gridwhistle tickets --db {db}`."))
+    if outcome.rejections and after is not None and after <= before:  # no ticket written
+        first = outcome.rejections[0]
+        rows = outcome.rows - outcome.repeats
+        fail(f"the replay rejected every one of its {plural(rows, 'row')} and wrote no ticket "
+             f"into {db} (the first, row {first.row:,}"
+             + (f", {first.ticket_id}" if first.ticket_id else "")
+             + f": {first.reason}); the report lists each rejected row with its reason: fix "
+             "what they say (the data, the mapping or the lifecycle) and replay again")
+
+
+def _emptiable(database: Database, db: str, fresh: bool | None) -> Holding:
+    """What ``database`` holds; refuse it when the replay would empty other tickets.
+
+    ``fresh`` is the option: None (neither given: refused when it holds tickets no replay
+    wrote), True (an explicit --fresh: on PostgreSQL, other sessions on the database are
+    named first) or False (--append: nothing is emptied).
+    """
+    held = ownership.holding(database)
+    if fresh is None:
+        try:
+            ownership.refuse(db, held)
+        except GridwhistleError:
+            database.close()
+            raise
+    elif fresh and held.tickets:
+        sessions = ownership.other_sessions(database)
+        if sessions:
+            err_console.print(
+                f"note: {plural(sessions, 'other session')} connected to the database of "
+                f"{db} (pg_stat_activity): if a `gridwhistle serve` or another engine uses "
+                "these tables, it will see them emptied and then the replay's tickets; "
+                f"emptying its {plural(held.tickets, 'ticket')} (--fresh)", highlight=False)
+    return held
+
+
+def _end(database: Database) -> int | None:
+    """Record that the replay has ended (best effort); the tickets the database now holds."""
+    try:
+        return ownership.end(database)
+    except Exception:  # the database failed: the record stays "running", and says so later
+        return None
 
 

@@ -28,7 +28,8 @@ from typing import IO
 from engine import GridwhistleError
 
 __all__ = ["DEFAULT_ENCODING", "ChunkDecoder", "UndecodableData", "UnknownEncoding",
-           "check_decodes", "display_name", "text_codec", "text_lines", "undecodable"]
+           "byte_order_mark", "check_decodes", "display_name", "text_codec", "text_lines",
+           "undecodable"]
 
 DEFAULT_ENCODING = "utf-8"
 """The encoding of an export unless one is given. Read as ``utf-8-sig``: a byte-order mark
@@ -77,29 +78,42 @@ class UndecodableData(GridwhistleError, ValueError):
     Python). A ``ValueError`` too, as the replay's other input errors (and the
     ``UnicodeDecodeError`` it replaces) are.
 
+    A file that starts with a UTF-16 or UTF-32 byte-order mark (FF FE, FE FF, ...), read in
+    another encoding, is told to be replayed with ``--encoding utf-16`` (or ``utf-32``).
+
     Attributes:
         path: the file; ``encoding``: the encoding it was read with (as given, e.g.
-            ``utf-8``); ``line``: the 1-based line of the byte (line breaks as the readers
-            count them: LF, CR LF or CR; 0 when unknown); ``offset``: the byte's 0-based
+            ``utf-8``); ``marked``: ``(encoding, mark)`` when the file starts with the
+            byte-order mark of another encoding (``("utf-16", "FF FE")``), else None;
+            ``line``: the 1-based line of the byte (line breaks as the readers count them:
+            LF, CR LF or CR; 0 when unknown); ``offset``: the byte's 0-based
             offset in the file (None when unknown); ``byte``: its value (None: the file ends
             inside a character); ``reason``: the codec's word for what is wrong.
     """
 
     def __init__(self, path: Path | str, encoding: str, line: int, offset: int | None,
-                 byte: int | None, reason: str, *, note: str = "") -> None:
+                 byte: int | None, reason: str, *, note: str = "", start: bytes = b"") -> None:
         self.path = path
         self.encoding = encoding
         self.line = line
         self.offset = offset
         self.byte = byte
         self.reason = reason
+        self.marked = byte_order_mark(start, encoding)
         name = display_name(encoding)
         at = f" at byte offset {offset:,}" if offset is not None else ""
         what = (f"byte {byte:#04x}{at}" if byte is not None
                 else f"the file ends{at} inside a character" if offset is not None
                 else "a byte")
         excel = " (Excel: Save As → CSV UTF-8)" if str(path).lower().endswith(".csv") else ""
-        if _is_utf8(encoding):
+        if self.marked is not None:
+            found, mark = self.marked
+            lead = "the file" if _is_utf8(encoding) else "check which encoding the file is in: it"
+            advice = (f"{lead} starts with the byte-order mark of {found.upper()} ({mark}), "
+                      f"so it is {found.upper()} text (as Excel's \"Unicode Text\" saves): "
+                      f"replay it with --encoding {found} (encoding=\"{found}\" in Python), "
+                      f"or save it as UTF-8{excel}")
+        elif _is_utf8(encoding):
             advice = (f"save it as UTF-8{excel}, or replay it with its "
                       "encoding: --encoding gb18030 (encoding=\"gb18030\" in Python) for an "
                       "export from a Chinese system or a Chinese Excel (GB18030 reads GBK "
@@ -112,6 +126,31 @@ class UndecodableData(GridwhistleError, ValueError):
         where = f"{path}:{line}" if line else str(path)
         super().__init__(f"{where}: the file is not {name} text: {what} cannot be read "
                          f"as {name} ({reason}); {advice}{note}")
+
+
+_MARKS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+          (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+"""Byte-order marks of the encodings a file's first bytes give away (UTF-32's before
+UTF-16's: FF FE 00 00 begins with FF FE)."""
+
+
+def byte_order_mark(start: bytes, encoding: str) -> tuple[str, str] | None:
+    """The encoding a file's first bytes ``start`` announce, when it is not ``encoding``'s.
+
+    Returns:
+        ``(encoding, mark)``, e.g. ``("utf-16", "FF FE")``, for a UTF-16 or UTF-32
+        byte-order mark at the start of a file read in another encoding; else None.
+    """
+    for mark, found in _MARKS:
+        if start.startswith(mark):
+            try:
+                family = codecs.lookup(encoding).name
+            except LookupError:
+                family = ""
+            if family.startswith(found):
+                return None
+            return found, " ".join(f"{b:02X}" for b in mark)
+    return None
 
 
 def _is_utf8(encoding: str) -> bool:
@@ -185,6 +224,7 @@ class ChunkDecoder:
         self.offset = 0
         self.lines = 1
         self._cr = False  # the text so far ends with CR (an LF next ends no further line)
+        self._start = b""  # the file's first bytes (a byte-order mark of another encoding?)
 
     def decode(self, chunk: bytes) -> str:
         """The text of the next ``chunk`` of the file (``b""``: the file has ended).
@@ -196,6 +236,8 @@ class ChunkDecoder:
                 first one), or the file ends inside a character.
         """
         decoder = self._decoder
+        if len(self._start) < 4:
+            self._start += chunk[:4 - len(self._start)]
         state = decoder.getstate()
         try:
             text = decoder.decode(chunk, not chunk)
@@ -208,10 +250,11 @@ class ChunkDecoder:
             line = self.lines + _line_breaks(before, self._cr)
             bad = exc.object[exc.start] if chunk and exc.start < len(exc.object) else None
             raise self._error(self.path, self.encoding, line, self.offset + start, bad,
-                              exc.reason, note=self._note) from None
+                              exc.reason, note=self._note, start=self._start) from None
         except UnicodeError as exc:  # utf-16 / utf-32 without a byte-order mark, ...
             raise self._error(self.path, self.encoding, self.lines, self.offset,
-                              chunk[0] if chunk else None, str(exc), note=self._note) from None
+                              chunk[0] if chunk else None, str(exc), note=self._note,
+                              start=self._start) from None
         self.lines += _line_breaks(text, self._cr)
         if text:
             self._cr = text.endswith("\r")

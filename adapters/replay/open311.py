@@ -59,16 +59,27 @@ from adapters.replay.encoding import (
     undecodable,
 )
 from adapters.replay.progress import ReplayProgress
-from adapters.replay.replayer import ReplayOutcome, compare_verdicts
+from adapters.replay.replayer import ReplayOutcome, compare_verdicts, refusal_reason
 from adapters.replay.scratch import Scratch
 from adapters.replay.sorting import sort_plans
 from adapters.replay.source import Rejection
 from adapters.replay.stream import Timeline
-from engine import Actor, CommandRefused, Departments, Engine, GridwhistleError
+from engine import (
+    Actor,
+    CommandRefused,
+    ConfigurationError,
+    Departments,
+    Engine,
+    GridwhistleError,
+    Lifecycle,
+    UnknownDefinition,
+    load_definition,
+)
+from engine.definition.yaml_source import parse_yaml
 
-__all__ = ["CHICAGO_SAMPLE", "DumpError", "KeptOpen", "Open311Event", "Open311Outcome",
-           "Open311Plan", "UndecodableDump", "check_dump", "iter_requests", "plan_request",
-           "read_json", "replay_open311"]
+__all__ = ["CHICAGO_SAMPLE", "REPORT_FIELDS", "DumpError", "KeptOpen", "Open311Event",
+           "Open311Outcome", "Open311Plan", "UndecodableDump", "check_dump", "check_lifecycle",
+           "iter_requests", "plan_request", "read_json", "replay_open311"]
 
 CHICAGO_SAMPLE = Path(__file__).resolve().parent / "data" / "chicago311_open311_with_notes.json"
 """The bundled Chicago Open311 requests with notes (see ``data/PROVENANCE.md``)."""
@@ -133,6 +144,129 @@ class Open311Outcome(ReplayOutcome):
 
     requests: list[str] = field(default_factory=list)
     kept_open: list[KeptOpen] = field(default_factory=list)
+
+
+REPORT_FIELDS = {"category": ("string", "service_name"),
+                 "department": ("string", "agency_responsible"),
+                 "channel": ("string", "extended_attributes.channel"),
+                 "target_at": ("datetime", "expected_datetime")}
+"""The ticket fields an Open311 report sets: their type and the request's key they come from."""
+
+DEPARTMENT = "department"
+"""The role an agency acts in on its work orders."""
+
+
+def check_lifecycle(lifecycle: Lifecycle, work_orders: Lifecycle | None) -> None:
+    """Check that a lifecycle (and its work orders') has what an Open311 replay fires.
+
+    Like :func:`~adapters.replay.replayer.check_mapping` for a CSV mapping: a lifecycle that
+    lacks them would have every request refused (the replay reports, dispatches and closes
+    tickets as role ``centre``, sets :data:`REPORT_FIELDS`, and gives each agency a work
+    order it accepts and finishes as role ``department``).
+
+    Args:
+        lifecycle: the tickets' lifecycle.
+        work_orders: its routing's work-order lifecycle, when it is known (None: not checked
+            here; the replay meets it when it deploys it).
+
+    Raises:
+        ConfigurationError: listing everything missing, each with the lifecycle file's line.
+    """
+    problems: list[str] = []
+    _tickets_problems(lifecycle, problems)
+    if work_orders is not None:
+        _work_order_problems(work_orders, problems)
+    if problems:
+        spec = lifecycle.spec
+        raise ConfigurationError(
+            f"lifecycle {spec.name!r} does not have what an Open311 replay needs (it reports, "
+            f"dispatches and closes as role {CENTRE.role!r} and gives each agency a work "
+            f"order); give one that does with --workflow (lifecycle= in Python), e.g. the "
+            f"bundled grid_incident:\n  " + "\n  ".join(problems))
+
+
+def _locator(lifecycle: Lifecycle) -> Callable[..., str]:
+    """``where(*path)``: ``file:line`` of a node of the lifecycle's YAML (for messages)."""
+    definition = lifecycle.definition
+    doc = parse_yaml(definition.source, definition.file)
+    return lambda *path: f"{definition.file}:{doc.line_of(path)}"
+
+
+def _fires(spec: Any, trigger: str, role: str, source: str | None = None) -> bool:
+    return any(t.trigger == trigger and role in t.roles
+               and (source is None or source in t.source) for t in spec.transitions)
+
+
+def _tickets_problems(lifecycle: Lifecycle, problems: list[str]) -> None:
+    spec = lifecycle.spec
+    where = _locator(lifecycle)
+    centre = CENTRE.role
+    if centre not in spec.roles:
+        problems.append(f"{where('roles')}: roles: no role {centre!r}")
+    elif centre not in spec.report.roles:
+        problems.append(f"{where('report', 'roles')}: report.roles: role {centre!r} may not "
+                        "report")
+    for name, (kind, key) in REPORT_FIELDS.items():
+        declared = spec.fields.get(name)
+        if declared is None:
+            problems.append(f"{where('fields')}: fields: no field {name!r} (a {kind}, from "
+                            f"the request's {key})")
+        elif declared.type != kind:
+            problems.append(f"{where('fields', name)}: fields.{name}: a {declared.type}, but "
+                            f"the replay sets a {kind} (the request's {key})")
+    for name, declared in spec.fields.items():
+        if declared.required and name not in REPORT_FIELDS:
+            problems.append(f"{where('fields', name)}: fields.{name}: required, but an "
+                            "Open311 request does not give it")
+    if centre in spec.roles:
+        settable = [n for n in REPORT_FIELDS if n in spec.fields]
+        for name in lifecycle.permissions.refused("report", centre, settable):
+            problems.append(f"{where('field_permissions', name)}: field_permissions.{name}: "
+                            f"role {centre!r} may not set it with 'report'")
+    if not _fires(spec, "dispatch", centre, spec.initial):
+        problems.append(f"{where('transitions')}: transitions: no 'dispatch' from "
+                        f"{spec.initial!r} (the initial state) for role {centre!r}")
+    if not _fires(spec, "close", centre):
+        problems.append(f"{where('transitions')}: transitions: no 'close' for role "
+                        f"{centre!r}")
+    if spec.routing is None:
+        problems.append(f"{where()}: routing: none: the replay gives each agency a work "
+                        "order, so the lifecycle needs departments and a routing table")
+
+
+def _work_order_problems(lifecycle: Lifecycle, problems: list[str]) -> None:
+    spec = lifecycle.spec
+    where = _locator(lifecycle)
+    if CENTRE.role not in spec.report.roles:
+        problems.append(f"{where('report', 'roles')}: report.roles: role {CENTRE.role!r} may "
+                        f"not issue work orders of {spec.name!r}")
+    if DEPARTMENT not in spec.roles:
+        problems.append(f"{where('roles')}: roles: {spec.name!r} has no role {DEPARTMENT!r}")
+    for trigger in ("accept", "finish"):
+        if not _fires(spec, trigger, DEPARTMENT):
+            problems.append(f"{where('transitions')}: transitions: {spec.name!r} has no "
+                            f"{trigger!r} for role {DEPARTMENT!r}")
+
+
+def preflight_lifecycle(lifecycle: str) -> None:
+    """Load ``lifecycle`` (a name or a path) and check it suits an Open311 replay.
+
+    Its work-order lifecycle is checked too when it is bundled (a name the store alone knows
+    is checked by the replay).
+
+    Raises:
+        UnknownDefinition, DefinitionError: the lifecycle cannot be loaded.
+        ConfigurationError: it lacks what the replay needs (:func:`check_lifecycle`).
+    """
+    compiled = Lifecycle(load_definition(lifecycle), strict=False)
+    routing = compiled.spec.routing
+    orders = None
+    if routing is not None:
+        try:
+            orders = Lifecycle(load_definition(routing.work_orders), strict=False)
+        except UnknownDefinition:
+            orders = None
+    check_lifecycle(compiled, orders)
 
 
 def _instant(text: str) -> datetime:
@@ -547,14 +681,17 @@ def replay_open311(
             dump is read (to sort it) before any request is applied, so either stops the
             replay before any ticket is written.
         UnknownEncoding: ``encoding`` is not a text encoding (before anything is written).
-        NoRouting: the lifecycle has no routing table.
+        ConfigurationError: the lifecycle (or its work orders') lacks what the replay fires
+            (:func:`check_lifecycle`); before any request is applied.
     """
     started = time.perf_counter()
     text_codec(encoding)
     version = engine.deploy(lifecycle)
     name = version.name
-    routing = engine.lifecycle(name).spec.routing
-    engine.lifecycle(routing.work_orders if routing is not None else "work_order")
+    compiled = engine.lifecycle(name)
+    routing = compiled.spec.routing
+    check_lifecycle(compiled, engine.lifecycle(routing.work_orders) if routing is not None
+                    else None)
     outcome = Open311Outcome(lifecycle=name)
     departments = Departments(engine)
     judged = 0
@@ -567,7 +704,7 @@ def replay_open311(
             event = plan.events[index]
             if plan.deadline is not None:
                 scratch.forget(plan.ticket_id)
-            why = f"{event.kind}: {exc}"
+            why = refusal_reason(event.kind, exc)
             if event.kind == "close":
                 still = tuple(f"{o.id} ({o.department})"
                               for o in departments.work_orders(event.request)

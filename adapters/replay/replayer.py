@@ -37,7 +37,7 @@ from adapters.replay.source import (
     PlannedTicket,
     Rejection,
     Repeat,
-    columns_problem,
+    check_header,
     read_header,
 )
 from adapters.replay.stream import Timeline
@@ -47,11 +47,13 @@ from engine import (
     ConfigurationError,
     Engine,
     Lifecycle,
+    TicketExists,
     find_tickets,
     load_definition,
 )
 
-__all__ = ["ReplayOutcome", "check_mapping", "compare_verdicts", "preflight", "replay"]
+__all__ = ["ReplayOutcome", "check_mapping", "compare_verdicts", "preflight", "refusal_reason",
+           "replay"]
 
 REPLAYED = "replayed from source data"
 
@@ -88,6 +90,22 @@ class ReplayOutcome:
     started_at: datetime | None = None
     until: datetime | None = None
     seconds: float = 0.0
+
+
+def refusal_reason(step: str, exc: CommandRefused) -> str:
+    """A rejected row's reason for a command the engine refused at ``step`` (its trigger).
+
+    The engine's own words, but for a ticket id already taken: its advice is an API client's
+    (report with another id, or omit it), while a replay takes its ids from the export, so
+    the reason says what to do in a replay.
+    """
+    if isinstance(exc, TicketExists):
+        return (f"{step}: ticket {exc.ticket_id!r} is already in the database (an earlier "
+                "replay of this row, or another source, wrote it), and a replay takes its ids "
+                "from the export: leave the rows already replayed out of the file, or replay "
+                "into another --db (or, when nothing in this one is needed, empty it with "
+                "--fresh)")
+    return f"{step}: {exc}"
 
 
 def check_mapping(mapping: MappingSpec, lifecycle: Lifecycle) -> None:
@@ -172,8 +190,8 @@ def preflight(data: Path, mapping: MappingSpec, lifecycle: str, *,
     The lifecycle loads, the mapping fits it, every record of the CSV reads as the replay's
     passes read it (a pass of its own that decodes the file in ``encoding`` and parses it a
     record at a time: :func:`~adapters.replay.records.check_records`), and it has every column
-    the mapping names. A row that does not fit (too many cells, a bad time) is not checked:
-    the replay rejects it and goes on.
+    the mapping names, each of them once. A row that does not fit (too many cells, a bad
+    time) is not checked: the replay rejects it and goes on.
 
     Raises:
         UnknownDefinition, DefinitionError: the lifecycle cannot be loaded.
@@ -183,6 +201,8 @@ def preflight(data: Path, mapping: MappingSpec, lifecycle: str, *,
             message names the line and the byte offset, and what to do).
         MalformedCsv (a ValueError): the csv reader cannot read on (a cell over its limit,
             most often a quote never closed; the message names the line the row starts on).
+        RepeatedColumn (a ValueError): a column the mapping reads appears twice in the header
+            (the message names both positions).
         ValueError: the CSV lacks columns (the message lists them and the file's columns).
         OSError: the data file cannot be read.
     """
@@ -190,9 +210,7 @@ def preflight(data: Path, mapping: MappingSpec, lifecycle: str, *,
     compiled = Lifecycle(load_definition(lifecycle), strict=False)
     check_mapping(mapping, compiled)
     check_records(data, encoding)
-    problem = columns_problem(read_header(data, encoding), mapping)
-    if problem is not None:
-        raise ValueError(f"{data}: {problem}")
+    check_header(data, read_header(data, encoding), mapping)
 
 
 def replay(
@@ -270,7 +288,7 @@ def replay(
 
         def refused(plan: PlannedTicket, index: int, exc: CommandRefused) -> None:
             outcome.rejections.append(Rejection(plan.row, plan.ticket_id,
-                                                f"{plan.events[index].trigger}: {exc}"))
+                                                refusal_reason(plan.events[index].trigger, exc)))
             if verdict is not None:
                 scratch.forget(plan.ticket_id)
 

@@ -39,11 +39,11 @@ from adapters.replay.mapping import MappingSpec
 from adapters.replay.records import malformed_csv
 from adapters.replay.scratch import Scratch
 from adapters.replay.sorting import sort_plans
-from engine import Lifecycle
+from engine import GridwhistleError, Lifecycle
 
 __all__ = ["ENCODING", "CsvExport", "PlannedEvent", "PlannedTicket", "Rejection", "Repeat",
-           "RowPlanner", "Survey", "columns_problem", "missing_columns", "read_header",
-           "read_rows"]
+           "RepeatedColumn", "RowPlanner", "Survey", "check_header", "columns_problem",
+           "missing_columns", "read_header", "read_rows"]
 
 ENCODING = "utf-8-sig"
 """How an export is read by default: UTF-8, with or without a leading byte-order mark.
@@ -131,6 +131,66 @@ def columns_problem(header: list[str], mapping: MappingSpec) -> str | None:
             + f"\nits columns: {', '.join(header)}")
 
 
+class RepeatedColumn(GridwhistleError, ValueError):
+    """A column the mapping reads appears more than once in the export's header.
+
+    Read by name, only one copy could be used (the csv module's ``DictReader`` and a name
+    index both keep the last), silently: ``...,type,...,type`` took each ticket's category
+    from the second ``type``. Which one is meant cannot be told, so the file is refused
+    before anything is written. A column the mapping does not read may repeat: it is not
+    read. A ``ValueError`` too, as the replay's other input errors are.
+
+    Attributes:
+        path: the file; ``repeats``: ``{column: [1-based positions]}`` of every column the
+            mapping reads that appears more than once.
+    """
+
+    def __init__(self, path: Path | str, repeats: dict[str, list[int]],
+                 mapping: MappingSpec) -> None:
+        self.path = path
+        self.repeats = repeats
+        uses = mapping.column_uses()
+        parts = []
+        for column, positions in repeats.items():
+            times = "twice" if len(positions) == 2 else f"{len(positions)} times"
+            at = ", ".join(str(p) for p in positions[:-1]) + f" and {positions[-1]}"
+            path_, words = uses[column][0]
+            parts.append(f"column {column!r} appears {times} (columns {at}), and mapping "
+                         f"{mapping.name!r} reads it ({mapping.where(*path_)}: {words})")
+        super().__init__(
+            f"{path}:1: {'; '.join(parts)}: which copy is meant cannot be told; rename or "
+            "remove the other copies in the header (or export the file again), or map "
+            "another column")
+
+
+def repeated_columns(header: list[str], mapping: MappingSpec) -> dict[str, list[int]]:
+    """The columns the mapping reads that ``header`` has more than once, with their positions.
+
+    Positions are 1-based; the columns in the order they first appear.
+    """
+    named = mapping.named_columns()
+    positions: dict[str, list[int]] = {}
+    for i, name in enumerate(header, start=1):
+        if name in named:
+            positions.setdefault(name, []).append(i)
+    return {name: at for name, at in positions.items() if len(at) > 1}
+
+
+def check_header(path: Path | str, header: list[str], mapping: MappingSpec) -> None:
+    """Refuse a header that does not fit the mapping: a column it reads repeated, or missing.
+
+    Raises:
+        RepeatedColumn: a column the mapping reads appears more than once.
+        ValueError: the header lacks columns the mapping names (:func:`columns_problem`).
+    """
+    repeats = repeated_columns(header, mapping)
+    if repeats:
+        raise RepeatedColumn(path, repeats, mapping)
+    problem = columns_problem(header, mapping)
+    if problem is not None:
+        raise ValueError(f"{path}: {problem}")
+
+
 # -- the compiled mapping ---------------------------------------------------------------------
 
 Reader = Callable[[str], Any]
@@ -162,13 +222,12 @@ class RowPlanner:
 
     Raises:
         ValueError: the header lacks columns the mapping names.
+        RepeatedColumn: a column the mapping reads appears in it more than once.
     """
 
     def __init__(self, mapping: MappingSpec, lifecycle: Lifecycle, header: list[str],
                  zone: tzinfo) -> None:
-        problem = columns_problem(header, mapping)
-        if problem is not None:
-            raise ValueError(problem)
+        check_header("the file", header, mapping)
         self.width = len(header)
         index = {name: i for i, name in enumerate(header)}
         self.evidence = tuple(mapping.evidence)
@@ -454,6 +513,7 @@ class CsvExport:
 
     Raises:
         ValueError: the file lacks columns the mapping names.
+        RepeatedColumn: a column the mapping reads appears more than once in the header.
         UndecodableData: the header is not text in the encoding.
         UnknownEncoding: ``encoding`` is not a text encoding.
         OSError: the file cannot be read.
@@ -471,10 +531,8 @@ class CsvExport:
         self.open_row: tuple[int, str] | None = None
         """The row the file ends inside of (a quoted cell never closed) and why it is
         rejected (:func:`open_quote`), once a pass has read to the end; else None."""
-        try:
-            self.planner = RowPlanner(mapping, lifecycle, header, zone)
-        except ValueError as exc:
-            raise ValueError(f"{path}: {exc}") from None
+        check_header(path, header, mapping)
+        self.planner = RowPlanner(mapping, lifecycle, header, zone)
 
     def _rows(self) -> Iterator[tuple[int, list[str]]]:
         """Every data row with its number; its cells as read (a malformed row's too).
@@ -514,7 +572,8 @@ class CsvExport:
         return (f"; the first pass read the whole file without this error, so it changed "
                 f"during the replay, which stops here after {rows:,} rows: what it wrote "
                 f"before stays in the database (the open batch of commands is rolled back); "
-                f"fix the file and replay it again into an emptied database (--fresh)")
+                f"fix the file and replay it again (what this replay wrote counts as a "
+                f"replay's: a database that held only replays' tickets is emptied first)")
 
     def survey(self, scratch: Scratch) -> Survey:
         """The first pass (see the module docstring)."""
