@@ -46,8 +46,11 @@ The tree::
     ├── InvalidArgument              a call was given a value it cannot take (a naive or past
     │   │                            instant, a negative count, an unknown choice); also a
     │   │                            ValueError; .argument names the parameter
-    │   └── InvalidArgumentType      a call was given a value of the wrong type (None for an
-    │                                Engine, text for bytes); also a TypeError
+    │   ├── InvalidArgumentType      a call was given a value of the wrong type (None for an
+    │   │                            Engine, text for bytes); also a TypeError
+    │   └── UnknownValue             a listing's filter names a state, level, lifecycle or
+    │                                timer status nothing declares; .known lists the ones
+    │                                that are
     └── ConfigurationError           the engine is set up wrongly (unknown callback name, bad URL)
         ├── VirtualClockRequired     run_until on an engine whose clock is not a VirtualClock;
         │                            also a TypeError
@@ -112,6 +115,7 @@ __all__ = [
     "UnknownDepartment",
     "UnknownOrganisation",
     "UnknownTrigger",
+    "UnknownValue",
     "VirtualClockRequired",
 ]
 
@@ -431,6 +435,30 @@ class InvalidArgumentType(InvalidArgument, TypeError):
         self.given = type(value).__name__
         super().__init__(argument, f"{argument} must be {expected}, not {self.given}"
                                    + (f"; {hint}" if hint else ""))
+
+
+class UnknownValue(InvalidArgument):
+    """A filter names a value nothing declares, so it could only ever match nothing.
+
+    A state or level no deployed version of the lifecycle(s) declares (old versions count:
+    tickets may still be on them), a lifecycle never deployed in the database, a timer
+    status that is not one of the four. Refused rather than answered with an empty list, so
+    a typo is not read as "no such tickets". Nothing was read.
+
+    Attributes:
+        argument: the filter (``state``, ``level``, ``lifecycle``, ``status``).
+        value: what was given.
+        known: the values it can take, sorted (empty when nothing is deployed yet).
+    """
+
+    def __init__(self, argument: str, value: str, known: Sequence[str], *, among: str = "",
+                 hint: str = ""):
+        self.value = value
+        self.known = tuple(known)
+        where = f" {among}" if among else ""
+        choices = (f"give one of: {', '.join(self.known)}" if self.known
+                   else hint or "there is none to give")
+        super().__init__(argument, f"{argument} {value!r} is not one{where}; {choices}")
 
 
 class VirtualClockRequired(ConfigurationError, TypeError):
