@@ -78,6 +78,7 @@ from dataclasses import dataclass
 from datetime import date
 
 __all__ = [
+    "NEW_TICKET",
     "BounceBudgetExceeded",
     "BounceLimitReached",
     "BounceNeedsApproval",
@@ -312,18 +313,25 @@ class GuardRejected(CommandRefused):
         )
 
 
+NEW_TICKET = "(new)"
+"""The ``ticket_id`` of a refused report that was given no id: no ticket was made."""
+
+
 class InvalidFields(CommandRefused):
     """Ticket fields do not match the lifecycle's ``fields`` declarations.
 
     Attributes:
-        ticket_id: the ticket (or the id it would have had).
+        ticket_id: the ticket, the id a report asked for, or ``(new)`` (:data:`NEW_TICKET`)
+            for a report given no id: then the message says "the report has invalid
+            fields", not an id generated for a ticket that was never made.
         errors: ``{field name: message}``.
     """
 
     def __init__(self, ticket_id: str, errors: dict[str, str]):
         self.errors = dict(errors)
         detail = "; ".join(f"{k}: {v}" for k, v in sorted(self.errors.items()))
-        super().__init__(ticket_id, f"ticket {ticket_id!r} has invalid fields: {detail}")
+        subject = "the report" if ticket_id == NEW_TICKET else f"ticket {ticket_id!r}"
+        super().__init__(ticket_id, f"{subject} has invalid fields: {detail}")
 
 
 class HostCallbackFailed(CommandRefused):
