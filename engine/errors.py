@@ -3,8 +3,9 @@
 The tree::
 
     GridwhistleError                 anything Gridwhistle raises on purpose
-    ├── DefinitionError              a lifecycle or mapping file is wrong (raised when loading);
-    │                                .problems lists every Problem (file, line, field path)
+    ├── DefinitionError              a lifecycle, mapping, keys or webhooks file is wrong
+    │                                (raised when loading); .problems lists every Problem
+    │                                (file, line, field path), .kind says which file it is
     ├── UnknownDefinition            no bundled lifecycle or file by that name
     ├── CommandRefused               a command was refused; the ticket, its history and its
     │   │                            timers are exactly as they were
@@ -146,30 +147,46 @@ class Problem:
         return f"{where}: {self.path or '<document>'}: {self.message}"
 
 
+_FILE_KINDS = {"definition": "lifecycle", "mapping": "mapping", "keys": "keys",
+               "webhooks": "webhooks"}
+
+
 class DefinitionError(GridwhistleError):
-    """A definition file (lifecycle or replay mapping) has one or more problems.
+    """A definition file (lifecycle, replay mapping, keys or webhooks file) has problems.
 
     All problems of a file are collected before raising, so an administrator fixes them in one
     pass. ``str(err)`` lists one ``file:line: path: message`` per line, under a head that
-    names the file for any kind but ``definition`` (``2 problems in mapping file
-    my-mapping.yaml; fix them and load again:``).
+    says what the file is and names it (``2 problems in mapping file my-mapping.yaml; fix
+    them and load again:``, ``1 problem in lifecycle file new.yaml; fix it and load again:``).
 
     Attributes:
         problems: every :class:`Problem` found, in file order.
-        kind: what the file is: ``definition`` (a lifecycle, the default) or ``mapping``
-            (a replay mapping, as :class:`UnknownDefinition` names them).
+        kind: what the file is: ``definition`` (a lifecycle, the default), ``mapping`` (a
+            replay mapping, as :class:`UnknownDefinition` names them), ``keys`` (an API keys
+            file) or ``webhooks`` (a webhooks file).
     """
 
     def __init__(self, problems: Sequence[Problem], *, kind: str = "definition"):
         self.problems = tuple(sorted(problems, key=lambda p: (p.file, p.line, p.path)))
         self.kind = kind
         count = len(self.problems)
-        what = kind
-        if kind != "definition":
-            files = sorted({p.file for p in self.problems})
-            what = f"{kind} file {files[0]}" if len(files) == 1 else f"{kind} file"
-        head = f"{count} problem{'s' if count != 1 else ''} in {what}; fix them and load again:"
+        head = (f"{count} problem{'s' if count != 1 else ''} in {self.what()}; fix "
+                f"{'it' if count == 1 else 'them'} and load again:")
         super().__init__("\n".join([head, *(f"  {p}" for p in self.problems)]))
+
+    def what(self) -> str:
+        """What the file is, and its name when the problems are of one file.
+
+        ``lifecycle file new.yaml``, ``keys file keys.yaml``; a lifecycle read from text or
+        from the store names no file (``lifecycle``, ``lifecycle <grid_incident v2>``).
+        """
+        noun = _FILE_KINDS.get(self.kind, self.kind)
+        files = sorted({p.file for p in self.problems})
+        if len(files) != 1 or files[0] == "<string>":
+            return f"{noun} file" if self.kind != "definition" else noun
+        if files[0].startswith("<"):
+            return f"{noun} {files[0]}"
+        return f"{noun} file {files[0]}"
 
 
 class UnknownDefinition(GridwhistleError):

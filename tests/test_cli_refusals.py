@@ -1,5 +1,6 @@
 """Small refusals of the command line: a filter value that names nothing, a bad option value
-said of its option (exit 2, as Click says its own)."""
+said of its option (exit 2, as Click says its own), and a file's problems headed by what the
+file is."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from engine import Actor, Engine, VirtualClock
 
 RUNNER = CliRunner()
 START = datetime(2024, 5, 1, 8, tzinfo=UTC)
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 
 def run(args: list[str]) -> tuple[int, str]:
@@ -124,3 +126,60 @@ def test_a_command_that_names_no_option_gets_it_named_but_never_guessed(db: str)
     code, output = run(["impact", "--workflow", "garbage", "--until", "garbage", "--db", db])
     assert code == 2
     assert "Invalid value: 'garbage' is not an ISO 8601 instant" in one_line(output)
+
+
+# -- 7. a file's problems say what the file is -------------------------------------------------
+
+def test_webhooks_deliver_says_webhooks_file(tmp_path: Path, db: str) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text('endpoints:\n  ops: {url: "http://127.0.0.1:9/h", secret: "nope"}\n',
+                   encoding="utf-8")
+    code, output = run(["webhooks", "deliver", "--webhooks", str(bad), "--db", db])
+    assert code == 1
+    # main: "1 problem in definition; fix them and load again:"
+    assert output.startswith(f"error: 1 problem in webhooks file {bad}; fix it and try "
+                             f"again:\n  {bad}:2: endpoints.ops.secret: "), output
+    bad.write_text(f'endpoints:\n  ops: {{url: "http://127.0.0.1:9/h", secret: "{SECRET}", '
+                   f'colour: 1}}\n  dev: {{url: "http://127.0.0.1:9/d", secret: "{SECRET}", '
+                   'colour: 2}\n', encoding="utf-8")
+    code, output = run(["webhooks", "deliver", "--webhooks", str(bad), "--db", db])
+    assert output.startswith(f"error: 2 problems in webhooks file {bad}; fix them and try "
+                             "again:\n"), output
+    assert "definition" not in output
+
+
+def test_keys_add_says_lifecycle_file_for_its_lifecycles_problems(tmp_path: Path) -> None:
+    lifecycle = tmp_path / "mine.yaml"
+    lifecycle.write_text("format: 1\nname: mine\n", encoding="utf-8")
+    keys = tmp_path / "keys.yaml"
+    code, output = run(["keys", "add", str(keys), "--actor", "ops-1", "--role", "centre",
+                        "--lifecycle", str(lifecycle)])
+    assert code == 1
+    # main: "6 problems in keys file mine.yaml" -- the lifecycle's, not the keys file's
+    assert output.startswith(f"error: 6 problems in lifecycle file {lifecycle}; fix them "
+                             "and try again:\n"), output
+    assert not keys.exists()
+
+
+def test_the_engine_heads_each_kind_of_file_by_what_it_is(tmp_path: Path) -> None:
+    from adapters.http import load_api_keys
+    from adapters.webhooks import load_endpoints
+    from engine import DefinitionError, load_definition
+
+    lifecycle = tmp_path / "mine.yaml"
+    lifecycle.write_text("format: 1\nname: mine\n", encoding="utf-8")
+    keys = tmp_path / "keys.yaml"
+    keys.write_text("keys: [\n", encoding="utf-8")
+    hooks = tmp_path / "hooks.yaml"
+    hooks.write_text("endpoints: 5\n", encoding="utf-8")
+    heads = []
+    for load, path in ((load_definition, lifecycle), (load_api_keys, keys),
+                       (load_endpoints, hooks)):
+        with pytest.raises(DefinitionError) as info:
+            load(path)
+        heads.append((info.value.kind, str(info.value).splitlines()[0]))
+    assert heads == [  # main: "... in definition; fix them ..." for all three
+        ("definition", f"6 problems in lifecycle file {lifecycle}; fix them and load again:"),
+        ("keys", f"1 problem in keys file {keys}; fix it and load again:"),
+        ("webhooks", f"1 problem in webhooks file {hooks}; fix it and load again:"),
+    ]

@@ -132,12 +132,14 @@ def file_error(exc: OSError, what: str, *, make: str = "") -> str:
                                make=make))
 
 
-def problems_text(exc: DefinitionError, what: str) -> str:
-    """A file's problems (``file:line: field: message``, one a line) headed by what it is."""
+def problems_text(exc: DefinitionError) -> str:
+    """A file's problems (``file:line: field: message``, one a line) headed by what it is.
+
+    What the file is comes from the error's ``kind`` (``1 problem in webhooks file
+    hooks.yaml; fix it and try again:``; a lifecycle, mapping, keys or webhooks file).
+    """
     count = len(exc.problems)
-    files = sorted({p.file for p in exc.problems})
-    where = f" {files[0]}" if len(files) == 1 else ""
-    return "\n".join([f"{plural(count, 'problem')} in {what}{where}; fix "
+    return "\n".join([f"{plural(count, 'problem')} in {exc.what()}; fix "
                       f"{'it' if count == 1 else 'them'} and try again:",
                       *(f"  {p}" for p in exc.problems)])
 

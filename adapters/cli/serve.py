@@ -184,7 +184,7 @@ def serve(
     try:
         endpoints = webhook_endpoints(webhook, webhooks)
     except DefinitionError as exc:
-        fail(problems_text(exc, "webhooks file"))
+        fail(problems_text(exc))
         return
     except OSError as exc:
         fail(file_error(exc, "webhooks file"))
@@ -199,7 +199,7 @@ def serve(
     try:
         definitions = [load_definition(name) for name in served]
     except DefinitionError as exc:
-        fail(problems_text(exc, "lifecycle"))
+        fail(problems_text(exc))
         return
     except GridwhistleError as exc:
         fail(str(exc))
