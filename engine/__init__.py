@@ -61,6 +61,7 @@ from engine.errors import (
     UnknownDepartment,
     UnknownOrganisation,
     UnknownTrigger,
+    UnknownValue,
     VirtualClockRequired,
 )
 from engine.events import EVENT_TYPES, DomainEvent
@@ -183,6 +184,7 @@ __all__ = [
     "UnknownDepartment",
     "UnknownOrganisation",
     "UnknownTrigger",
+    "UnknownValue",
     "Violation",
     "VirtualClock",
     "VirtualClockRequired",

@@ -3,8 +3,9 @@
 The tree::
 
     GridwhistleError                 anything Gridwhistle raises on purpose
-    ├── DefinitionError              a lifecycle or mapping file is wrong (raised when loading);
-    │                                .problems lists every Problem (file, line, field path)
+    ├── DefinitionError              a lifecycle, mapping, keys or webhooks file is wrong
+    │                                (raised when loading); .problems lists every Problem
+    │                                (file, line, field path), .kind says which file it is
     ├── UnknownDefinition            no bundled lifecycle or file by that name
     ├── CommandRefused               a command was refused; the ticket, its history and its
     │   │                            timers are exactly as they were
@@ -46,8 +47,11 @@ The tree::
     ├── InvalidArgument              a call was given a value it cannot take (a naive or past
     │   │                            instant, a negative count, an unknown choice); also a
     │   │                            ValueError; .argument names the parameter
-    │   └── InvalidArgumentType      a call was given a value of the wrong type (None for an
-    │                                Engine, text for bytes); also a TypeError
+    │   ├── InvalidArgumentType      a call was given a value of the wrong type (None for an
+    │   │                            Engine, text for bytes); also a TypeError
+    │   └── UnknownValue             a listing's filter names a state, level, lifecycle or
+    │                                timer status nothing declares; .known lists the ones
+    │                                that are
     └── ConfigurationError           the engine is set up wrongly (unknown callback name, bad URL)
         ├── VirtualClockRequired     run_until on an engine whose clock is not a VirtualClock;
         │                            also a TypeError
@@ -77,6 +81,7 @@ from dataclasses import dataclass
 from datetime import date
 
 __all__ = [
+    "NEW_TICKET",
     "BounceBudgetExceeded",
     "BounceLimitReached",
     "BounceNeedsApproval",
@@ -114,6 +119,7 @@ __all__ = [
     "UnknownDepartment",
     "UnknownOrganisation",
     "UnknownTrigger",
+    "UnknownValue",
     "VirtualClockRequired",
 ]
 
@@ -143,30 +149,46 @@ class Problem:
         return f"{where}: {self.path or '<document>'}: {self.message}"
 
 
+_FILE_KINDS = {"definition": "lifecycle", "mapping": "mapping", "keys": "keys",
+               "webhooks": "webhooks"}
+
+
 class DefinitionError(GridwhistleError):
-    """A definition file (lifecycle or replay mapping) has one or more problems.
+    """A definition file (lifecycle, replay mapping, keys or webhooks file) has problems.
 
     All problems of a file are collected before raising, so an administrator fixes them in one
     pass. ``str(err)`` lists one ``file:line: path: message`` per line, under a head that
-    names the file for any kind but ``definition`` (``2 problems in mapping file
-    my-mapping.yaml; fix them and load again:``).
+    says what the file is and names it (``2 problems in mapping file my-mapping.yaml; fix
+    them and load again:``, ``1 problem in lifecycle file new.yaml; fix it and load again:``).
 
     Attributes:
         problems: every :class:`Problem` found, in file order.
-        kind: what the file is: ``definition`` (a lifecycle, the default) or ``mapping``
-            (a replay mapping, as :class:`UnknownDefinition` names them).
+        kind: what the file is: ``definition`` (a lifecycle, the default), ``mapping`` (a
+            replay mapping, as :class:`UnknownDefinition` names them), ``keys`` (an API keys
+            file) or ``webhooks`` (a webhooks file).
     """
 
     def __init__(self, problems: Sequence[Problem], *, kind: str = "definition"):
         self.problems = tuple(sorted(problems, key=lambda p: (p.file, p.line, p.path)))
         self.kind = kind
         count = len(self.problems)
-        what = kind
-        if kind != "definition":
-            files = sorted({p.file for p in self.problems})
-            what = f"{kind} file {files[0]}" if len(files) == 1 else f"{kind} file"
-        head = f"{count} problem{'s' if count != 1 else ''} in {what}; fix them and load again:"
+        head = (f"{count} problem{'s' if count != 1 else ''} in {self.what()}; fix "
+                f"{'it' if count == 1 else 'them'} and load again:")
         super().__init__("\n".join([head, *(f"  {p}" for p in self.problems)]))
+
+    def what(self) -> str:
+        """What the file is, and its name when the problems are of one file.
+
+        ``lifecycle file new.yaml``, ``keys file keys.yaml``; a lifecycle read from text or
+        from the store names no file (``lifecycle``, ``lifecycle <grid_incident v2>``).
+        """
+        noun = _FILE_KINDS.get(self.kind, self.kind)
+        files = sorted({p.file for p in self.problems})
+        if len(files) != 1 or files[0] == "<string>":
+            return f"{noun} file" if self.kind != "definition" else noun
+        if files[0].startswith("<"):
+            return f"{noun} {files[0]}"
+        return f"{noun} file {files[0]}"
 
 
 class UnknownDefinition(GridwhistleError):
@@ -310,18 +332,25 @@ class GuardRejected(CommandRefused):
         )
 
 
+NEW_TICKET = "(new)"
+"""The ``ticket_id`` of a refused report that was given no id: no ticket was made."""
+
+
 class InvalidFields(CommandRefused):
     """Ticket fields do not match the lifecycle's ``fields`` declarations.
 
     Attributes:
-        ticket_id: the ticket (or the id it would have had).
+        ticket_id: the ticket, the id a report asked for, or ``(new)`` (:data:`NEW_TICKET`)
+            for a report given no id: then the message says "the report has invalid
+            fields", not an id generated for a ticket that was never made.
         errors: ``{field name: message}``.
     """
 
     def __init__(self, ticket_id: str, errors: dict[str, str]):
         self.errors = dict(errors)
         detail = "; ".join(f"{k}: {v}" for k, v in sorted(self.errors.items()))
-        super().__init__(ticket_id, f"ticket {ticket_id!r} has invalid fields: {detail}")
+        subject = "the report" if ticket_id == NEW_TICKET else f"ticket {ticket_id!r}"
+        super().__init__(ticket_id, f"{subject} has invalid fields: {detail}")
 
 
 class HostCallbackFailed(CommandRefused):
@@ -433,6 +462,30 @@ class InvalidArgumentType(InvalidArgument, TypeError):
         self.given = type(value).__name__
         super().__init__(argument, f"{argument} must be {expected}, not {self.given}"
                                    + (f"; {hint}" if hint else ""))
+
+
+class UnknownValue(InvalidArgument):
+    """A filter names a value nothing declares, so it could only ever match nothing.
+
+    A state or level no deployed version of the lifecycle(s) declares (old versions count:
+    tickets may still be on them), a lifecycle never deployed in the database, a timer
+    status that is not one of the four. Refused rather than answered with an empty list, so
+    a typo is not read as "no such tickets". Nothing was read.
+
+    Attributes:
+        argument: the filter (``state``, ``level``, ``lifecycle``, ``status``).
+        value: what was given.
+        known: the values it can take, sorted (empty when nothing is deployed yet).
+    """
+
+    def __init__(self, argument: str, value: str, known: Sequence[str], *, among: str = "",
+                 hint: str = ""):
+        self.value = value
+        self.known = tuple(known)
+        where = f" {among}" if among else ""
+        choices = (f"give one of: {', '.join(self.known)}" if self.known
+                   else hint or "there is none to give")
+        super().__init__(argument, f"{argument} {value!r} is not one{where}; {choices}")
 
 
 class VirtualClockRequired(ConfigurationError, TypeError):

@@ -286,6 +286,14 @@ class Engine:
         """Every deployed lifecycle version, by name then version."""
         return self.queries.versions()
 
+    def lifecycle_versions(self, name: str | None = None) -> list[Lifecycle]:
+        """Every deployed version of lifecycle ``name`` (None: of every lifecycle), compiled.
+
+        By name, then oldest version first; old versions count (tickets may still run on
+        them). Empty when nothing is deployed (or ``name`` never was).
+        """
+        return self.queries.lifecycle_versions(name)
+
     # -- transactions -----------------------------------------------------------------------
 
     @contextmanager
@@ -585,8 +593,11 @@ class Engine:
     def timers(self, ticket_id: str | None = None, *, status: str | None = None) -> list[Timer]:
         """Timers, by due time; optionally of one ticket and/or one status.
 
+        ``status``: ``pending``, ``fired``, ``cancelled`` or ``stale``.
+
         Raises:
             TicketNotFound: ``ticket_id`` is given and no such ticket exists.
+            UnknownValue: ``status`` is not one of those four (also a ValueError).
         """
         return self.queries.timers(ticket_id, status=status)
 

@@ -137,7 +137,7 @@ def test_report_tickets_and_timers_as_json(db: str) -> None:
 
 
 def test_exit_codes() -> None:
-    assert run("tickets", "--limit", "0").returncode == 1  # refused input
+    assert run("tickets", "--limit", "0").returncode == 2  # a bad option value (Click's)
     assert run("tickets", "--no-such-option").returncode == 2  # wrong usage
     assert run("diagram").returncode == 2
     assert run("report", "--lifecycle", "nope", "--db", "/tmp/none.sqlite").returncode == 1

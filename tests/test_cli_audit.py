@@ -71,7 +71,8 @@ def test_replay_prints_csv_headers_literally(tmp_path: Path) -> None:
 
 def test_tables_print_cells_literally(odd_db: str) -> None:
     code, output = run(["tickets", "--db", odd_db, "--state", ":x:"])
-    assert code == 0
+    assert code == 2  # no state is called that: refused, and said literally
+    assert "state ':x:' is not one" in output and "❌" not in output, output
     code, output = run(["work-orders", "MK-1", "--db", odd_db])
     assert code == 0, output
     with sqlite3.connect(odd_db) as conn:

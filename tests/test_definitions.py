@@ -258,7 +258,7 @@ def test_every_problem_in_a_file_is_reported_at_once():
     with pytest.raises(DefinitionError) as info:
         parse_definition(text, file="x.yaml")
     assert str(info.value).splitlines() == [
-        "3 problems in definition; fix them and load again:",
+        "3 problems in lifecycle file x.yaml; fix them and load again:",
         *(f"  {p}" for p in problems),
     ]
 

@@ -340,6 +340,22 @@ CASES: list[tuple[str, Callable[[Engine, Path], object], type[Exception], str]] 
      "offset must be 0 or more"),
     ("find_tickets, due_within", lambda e, _: find_tickets(e, due_within=-1), ValueError,
      "due_within must be 0 or more"),
+    # before: an empty page, as if no ticket were in that state (UnknownValue)
+    ("find_tickets, state", lambda e, _: (e.deploy("grid_incident"),
+                                          find_tickets(e, state="nosuch")), ValueError,
+     "state 'nosuch' is not one any deployed lifecycle declares; give one of: callback, "),
+    ("find_tickets, level", lambda e, _: (e.deploy("grid_incident"),
+                                          find_tickets(e, level="galaxy")), ValueError,
+     "level 'galaxy' is not one any deployed lifecycle declares; give one of: city, "),
+    ("find_tickets, lifecycle", lambda e, _: (e.deploy("grid_incident"),
+                                              find_tickets(e, lifecycle="nosuch")),
+     ValueError, "lifecycle 'nosuch' is not one deployed in this database; give one of: "
+                 "grid_incident"),
+    ("find_tickets, state, nothing deployed", lambda e, _: find_tickets(e, state="reported"),
+     ValueError, "no lifecycle is deployed in this database yet"),
+    ("timers, status", lambda e, _: e.timers(status="bogus"), ValueError,
+     "status 'bogus' is not one a timer can have; give one of: cancelled, fired, pending, "
+     "stale"),
     # before: a SQLAlchemy StatementError from the query
     ("find_tickets, naive created_from", lambda e, _: find_tickets(e, created_from=NAIVE),
      ValueError, "created_from 2024-05-02T08:00:00 has no time zone"),

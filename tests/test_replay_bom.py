@@ -175,7 +175,8 @@ def test_a_mapping_files_problems_say_mapping_file_not_definition(tmp_path: Path
 
 
 def test_a_lifecycles_problems_keep_their_words() -> None:
-    with pytest.raises(DefinitionError, match=r"^6 problems in definition; fix them") as info:
+    with pytest.raises(DefinitionError,
+                       match=r"^6 problems in lifecycle file x.yaml; fix them") as info:
         parse_definition("format: 1\nname: x\n", file="x.yaml")
     assert info.value.kind == "definition"
 

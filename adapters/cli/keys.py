@@ -33,7 +33,7 @@ def keys_file_error(exc: GridwhistleError | OSError, file: Path | str) -> str:
     Shared with ``serve --api-keys``.
     """
     if isinstance(exc, DefinitionError):
-        return problems_text(exc, "keys file")
+        return problems_text(exc)
     if isinstance(exc, OSError):
         return file_error(exc, "keys file",
                           make=f"make one with `gridwhistle keys add {file} --actor ID "

@@ -6,6 +6,7 @@ import errno
 import gc
 import os
 import socket
+from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -26,6 +27,29 @@ if TYPE_CHECKING:
     from adapters.webhooks import Endpoint
 
 ALLOWED_HOSTS_VARIABLE = "GRIDWHISTLE_WEBHOOK_ALLOWED_HOSTS"
+
+
+class Open311Reads(StrEnum):
+    """``--open311-reads``: who may read Open311 (``Open311Privacy.reads``)."""
+
+    public = "public"
+    key = "key"
+
+
+class Open311History(StrEnum):
+    """``--open311-history``: what ``extensions=true`` shows without a key."""
+
+    anonymous = "anonymous"
+    none = "none"
+    full = "full"
+
+
+class Open311Evidence(StrEnum):
+    """``--open311-evidence``: who sees Open311 ``media_url``."""
+
+    key = "key"
+    public = "public"
+    none = "none"
 
 
 def webhook_endpoints(webhook: list[str] | None, webhooks: str | None) -> list[Endpoint]:
@@ -117,16 +141,16 @@ def serve(
              f"${ALLOWED_HOSTS_VARIABLE} (comma separated), else any host.")] = None,
     max_body_bytes: Annotated[int, typer.Option(
         min=1, help="Largest request body accepted (bytes).")] = Limits().body_bytes,
-    open311_reads: Annotated[str, typer.Option(
-        help="public (Open311 reads need no key) or key.")] = "public",
-    open311_history: Annotated[str, typer.Option(
+    open311_reads: Annotated[Open311Reads, typer.Option(
+        help="public (Open311 reads need no key) or key.")] = Open311Reads.public,
+    open311_history: Annotated[Open311History, typer.Option(
         help="What extensions=true shows without a key: anonymous (no actor ids, roles or "
-             "reasons), none, or full.")] = "anonymous",
+             "reasons), none, or full.")] = Open311History.anonymous,
     no_open311: Annotated[bool, typer.Option("--no-open311", help="Do not serve Open311.")
                           ] = False,
-    open311_evidence: Annotated[str, typer.Option(
+    open311_evidence: Annotated[Open311Evidence, typer.Option(
         help="Who sees Open311 media_url (photos): key (a key with access to the ticket), "
-             "public, or none.")] = "key",
+             "public, or none.")] = Open311Evidence.key,
     evidence_store: Annotated[str | None, typer.Option(
         help="Where uploaded evidence is stored: a directory or fsspec URL (s3://bucket/x). "
              "Default: <db>.evidence beside a SQLite file.")] = None,
@@ -148,12 +172,10 @@ def serve(
         fail(f"{exc.name} is missing: install the HTTP extra, pip install 'gridwhistle[http]'")
         return
 
-    try:
-        privacy = Open311Privacy(reads=open311_reads,  # type: ignore[arg-type]
-                                 history=open311_history,  # type: ignore[arg-type]
-                                 evidence=open311_evidence)  # type: ignore[arg-type]
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from None
+    # the choices are Click's (exit 2 naming the option and its values, before this runs)
+    privacy = Open311Privacy(reads=open311_reads.value,
+                             history=open311_history.value,
+                             evidence=open311_evidence.value)
     try:
         keys = load_api_keys(api_keys)
     except (GridwhistleError, OSError) as exc:
@@ -162,7 +184,7 @@ def serve(
     try:
         endpoints = webhook_endpoints(webhook, webhooks)
     except DefinitionError as exc:
-        fail(problems_text(exc, "webhooks file"))
+        fail(problems_text(exc))
         return
     except OSError as exc:
         fail(file_error(exc, "webhooks file"))
@@ -177,7 +199,7 @@ def serve(
     try:
         definitions = [load_definition(name) for name in served]
     except DefinitionError as exc:
-        fail(problems_text(exc, "lifecycle"))
+        fail(problems_text(exc))
         return
     except GridwhistleError as exc:
         fail(str(exc))

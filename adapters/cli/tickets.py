@@ -14,13 +14,14 @@ from rich.table import Table
 from adapters.cli.app import (
     DEFAULT_REPLAY_DB,
     app,
+    bad_option,
     console,
     fail,
     open_engine,
     parse_instant,
     styled,
 )
-from engine import Engine, GridwhistleError
+from engine import Engine, GridwhistleError, UnknownValue
 
 
 class TimerStatus(StrEnum):
@@ -33,6 +34,10 @@ class TimerStatus(StrEnum):
     all = "all"
 
 
+MAX_LIMIT = 500
+"""The largest page ``find_tickets`` answers (``--limit``)."""
+
+
 def _open(db: str) -> Engine:
     return open_engine(db, events=False, write=False)
 
@@ -40,13 +45,16 @@ def _open(db: str) -> Engine:
 @app.command()
 def tickets(
     db: Annotated[str, typer.Option(help="SQLite file or SQLAlchemy URL.")] = DEFAULT_REPLAY_DB,
-    lifecycle: Annotated[str | None, typer.Option(help="Only this lifecycle.")] = None,
-    state: Annotated[str | None, typer.Option(help="Only tickets in this state.")] = None,
-    level: Annotated[str | None, typer.Option(help="Only tickets at this level.")] = None,
+    lifecycle: Annotated[str | None, typer.Option(
+        help="Only this lifecycle (one deployed in the database).")] = None,
+    state: Annotated[str | None, typer.Option(
+        help="Only tickets in this state (one a deployed version declares).")] = None,
+    level: Annotated[str | None, typer.Option(
+        help="Only tickets at this level (one a deployed version declares).")] = None,
     department: Annotated[str | None, typer.Option(
         help="Only tickets whose department field is this.")] = None,
     due_within: Annotated[float | None, typer.Option(
-        help="Only tickets with a pending deadline due within this many seconds of "
+        min=0, help="Only tickets with a pending deadline due within this many seconds of "
              "--now (or already past due).")] = None,
     now: Annotated[str | None, typer.Option(
         help="The instant --due-within counts from (ISO 8601); default: the wall clock.")
@@ -54,21 +62,29 @@ def tickets(
     breached: Annotated[bool | None, typer.Option(
         "--breached/--not-breached", help="Only tickets with / without a deadline breach.")
     ] = None,
-    limit: Annotated[int, typer.Option(help="At most this many rows (1-500).")] = 20,
-    offset: Annotated[int, typer.Option(help="Skip this many rows first.")] = 0,
+    limit: Annotated[int, typer.Option(min=1, max=MAX_LIMIT,
+                                       help="At most this many rows.")] = 20,
+    offset: Annotated[int, typer.Option(min=0, help="Skip this many rows first.")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """List tickets (id, lifecycle, state, level, overdue), most recently updated first."""
+    """List tickets (id, lifecycle, state, level, overdue), most recently updated first.
+
+    A --lifecycle, --state or --level that names nothing deployed is a usage error (exit 2)
+    naming the ones there are, not an empty list.
+    """
     from datetime import UTC
 
     from engine import find_tickets
 
+    at = parse_instant(now, UTC, option="--now") if now else datetime.now(UTC)
     engine = _open(db)
     try:
-        at = parse_instant(now, UTC) if now else datetime.now(UTC)
         page = find_tickets(engine, lifecycle=lifecycle, state=state, level=level,
                             department=department, due_within=due_within, breached=breached,
                             now=at, limit=limit, offset=offset)
+    except UnknownValue as exc:
+        bad_option(f"--{exc.argument}", str(exc))
+        return
     except (GridwhistleError, ValueError) as exc:
         fail(str(exc))
         return

@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from adapters.cli.app import HelpGroup, app, console, fail, open_engine
-from engine import Engine, GridwhistleError
+from adapters.cli.app import HelpGroup, app, console, fail, open_engine, problems_text
+from engine import DefinitionError, Engine, GridwhistleError
 
 webhooks_app = typer.Typer(help="Webhook deliveries: list dead letters, replay them.",
                            no_args_is_help=True, cls=HelpGroup)
@@ -81,6 +81,9 @@ def deliver(
 
     try:
         endpoints = webhook_endpoints(webhook, webhooks)
+    except DefinitionError as exc:
+        fail(problems_text(exc))
+        return
     except (GridwhistleError, OSError) as exc:
         fail(str(exc))
         return

@@ -274,7 +274,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     if exc.status_code == 405:
         exc = StarletteHTTPException(405, exc.detail, headers={**(exc.headers or {}),
                                                                "Allow": _allowed(request)})
-    if isinstance(exc, BodyTooLarge) and _console_page(request.scope) is not None:
+    if isinstance(exc, BodyTooLarge):  # chunked: the same 413 as a Content-Length one
         return _too_large(request.scope, exc.limit)
     fmt = _open311_fmt(request.url.path)
     if fmt is not None:
@@ -293,7 +293,7 @@ def _internal_error(path: str) -> Response:
 
 async def _open311_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, open311.Open311Error)
-    return open311.error_response(exc)
+    return open311.error_response(exc, headers=exc.headers)
 
 
 _FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")

@@ -27,7 +27,9 @@ import re
 import secrets
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
+from functools import wraps
 from pathlib import Path
+from typing import ParamSpec, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -228,6 +230,24 @@ def _first_entry_line(text: str) -> int:
     return 1
 
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _keys_file(fn: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Problems of the keys file are said of a keys file (``kind="keys"``), not a lifecycle."""
+    @wraps(fn)
+    def reading(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return fn(*args, **kwargs)
+        except DefinitionError as exc:
+            if exc.kind != "definition":
+                raise
+            raise DefinitionError(exc.problems, kind="keys") from None
+    return reading
+
+
+@_keys_file
 def load_api_keys(path: str | Path) -> KeyRing:
     """Read a keys file (format in this module's docstring).
 
@@ -397,6 +417,7 @@ def check_key_for(grant: ApiKey, lifecycles: Sequence[str | Path]) -> None:
     check_keys(ring, specs, load=lambda name: load_definition(name).spec)
 
 
+@_keys_file
 def key_holders(path: str | Path) -> list[tuple[str, ApiKey, str]]:
     """``(name, grant, hash)`` of every entry of a keys file, in file order.
 
@@ -434,6 +455,7 @@ def _write(path: Path, text: str) -> None:
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 
 
+@_keys_file
 def add_api_key(path: str | Path, name: str, grant: ApiKey) -> str:
     """Make a new key for ``grant``, store its hash in the keys file under ``name``.
 
@@ -474,6 +496,7 @@ def add_api_key(path: str | Path, name: str, grant: ApiKey) -> str:
     return key
 
 
+@_keys_file
 def migrate_api_keys(path: str | Path) -> int:
     """Rewrite a keys file of plain keys (the old form) with their hashes; keys keep working.
 

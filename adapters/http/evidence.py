@@ -342,9 +342,13 @@ async def answer_callback(token: Annotated[str, Path(max_length=200)], request: 
             raise Problem(400, "bad-json", "send a JSON object") from None
     else:
         try:
-            form = await read_form(request)  # urlencoded as UTF-8 (WHATWG), not Latin-1
+            # urlencoded as UTF-8 (WHATWG), not Latin-1; text or XML is a 415
+            form = await read_form(request, also=("application/json",))
         except FormError as exc:
-            return _page(f"<p>{html.escape(exc.detail)}</p>", exc.status)
+            page = _page(f"<p>{html.escape(exc.detail)}</p>", exc.status)
+            if exc.accepted:
+                page.headers["Accept-Post"] = ", ".join(exc.accepted)
+            return page
         data = {k: v for k, v in form.items() if isinstance(v, str)}
     fixed, rating = data.get("fixed"), data.get("rating")
     if isinstance(fixed, str):

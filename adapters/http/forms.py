@@ -7,12 +7,15 @@ browser uses — splits the bytes on ``&`` and ``=``, turns ``+`` into a space,
 percent-decodes, and decodes the resulting bytes as UTF-8. :func:`read_form` does that, and
 honours an explicit ``charset`` parameter (``charset=gbk``); bytes that are not valid in the
 charset are a 400, an unknown charset a 415, and nothing runs. Multipart forms go to
-Starlette's parser (its parts are UTF-8 by default).
+Starlette's parser (its parts are UTF-8 by default). A body of any other media type (JSON,
+XML, text) is a 415 naming the form types, before the route reads a single field: Starlette
+would read it as an empty form, and the route would then complain of a missing ``api_key``.
 """
 
 from __future__ import annotations
 
 import codecs
+from collections.abc import Sequence
 from urllib.parse import unquote_to_bytes
 
 from fastapi import Request
@@ -20,20 +23,30 @@ from starlette.datastructures import FormData, UploadFile
 
 from engine import GridwhistleError
 
-__all__ = ["MAX_FIELDS", "FormError", "parse_urlencoded", "read_form"]
+__all__ = ["FORM_TYPES", "MAX_FIELDS", "FormError", "parse_urlencoded", "read_form"]
 
 MAX_FIELDS = 1000
 """The most name=value pairs a urlencoded form may carry (Starlette's own bound)."""
 
 URLENCODED = "application/x-www-form-urlencoded"
+MULTIPART = "multipart/form-data"
+FORM_TYPES = (URLENCODED, MULTIPART)
+"""The media types of a form body."""
 
 
 class FormError(GridwhistleError):
-    """A form body that cannot be read: ``status`` 400 (bad bytes) or 415 (charset)."""
+    """A form body that cannot be read: ``status`` 400 (bad bytes) or 415 (media type, charset).
 
-    def __init__(self, status: int, detail: str):
+    Attributes:
+        status, detail: the answer.
+        accepted: for a body of another media type, the media types the route takes (for an
+            ``Accept-Post`` header); else empty.
+    """
+
+    def __init__(self, status: int, detail: str, *, accepted: Sequence[str] = ()):
         self.status = status
         self.detail = detail
+        self.accepted = tuple(accepted)
         super().__init__(detail)
 
 
@@ -74,14 +87,29 @@ def parse_urlencoded(body: bytes, charset: str = "utf-8") -> list[tuple[str, str
     return pairs
 
 
-async def read_form(request: Request) -> FormData:
-    """The request's form: urlencoded read as UTF-8 (or its ``charset``), else Starlette's.
+async def read_form(request: Request, *, also: Sequence[str] = ()) -> FormData:
+    """The request's form: urlencoded read as UTF-8 (or its ``charset``), multipart by Starlette.
+
+    Args:
+        request: the request.
+        also: media types the route takes besides the form types (and reads itself before
+            calling this), named in the 415.
 
     Raises:
-        FormError: see :func:`parse_urlencoded` and the module docstring.
+        FormError: 415 for a body of another media type (a request without a body and
+            without a ``Content-Type`` is an empty form); see :func:`parse_urlencoded`.
     """
     content_type = request.headers.get("content-type", "")
-    if content_type.split(";")[0].strip().lower() != URLENCODED:
+    media = content_type.split(";")[0].strip().lower()
+    if media == MULTIPART:
         return await request.form()
+    if media != URLENCODED:
+        if not media and not await request.body():
+            return FormData()
+        accepted = (*FORM_TYPES, *also)
+        sent = f"not {media[:80]}" if media else "and this one has no Content-Type"
+        raise FormError(415, f"this endpoint takes a form: send the body as "
+                             f"{', '.join(accepted[:-1])} or {accepted[-1]} (with that "
+                             f"Content-Type), {sent}", accepted=accepted)
     charset = _charset(content_type)
     return FormData(parse_urlencoded(await request.body(), charset))

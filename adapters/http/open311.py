@@ -106,12 +106,17 @@ class Open311Privacy:
 
 
 class Open311Error(GridwhistleError):
-    """An error rendered in GeoReport v2's format (its own handler, not problem+json)."""
+    """An error rendered in GeoReport v2's format (its own handler, not problem+json).
 
-    def __init__(self, status: int, description: str, fmt: str = "json"):
+    ``headers``: response headers to send with it (a 415's ``Accept-Post``).
+    """
+
+    def __init__(self, status: int, description: str, fmt: str = "json", *,
+                 headers: Mapping[str, str] | None = None):
         self.status = status
         self.description = description
         self.fmt = fmt
+        self.headers = dict(headers or {})
         super().__init__(description)
 
 
@@ -415,9 +420,12 @@ async def create_request(fmt: str, request: Request) -> Response:
         if problem is not None:
             raise Open311Error(400, f"Idempotency-Key {problem}", fmt)
     try:
-        form = await read_form(request)  # urlencoded bodies as UTF-8 (WHATWG), not Latin-1
+        # urlencoded bodies as UTF-8 (WHATWG), not Latin-1; JSON or XML is a 415, before
+        # the api_key check (an empty form) would blame the key
+        form = await read_form(request)
     except FormError as exc:
-        raise Open311Error(exc.status, exc.detail, fmt) from None
+        accept = {"Accept-Post": ", ".join(exc.accepted)} if exc.accepted else None
+        raise Open311Error(exc.status, exc.detail, fmt, headers=accept) from None
     values = {k: v for k, v in form.items() if isinstance(v, str)}
     keys: KeyRing = request.app.state.keys
     grant = keys.find(values.get("api_key"))

@@ -43,6 +43,7 @@ from engine import (
     UnknownDepartment,
     UnknownOrganisation,
     UnknownTrigger,
+    UnknownValue,
 )
 
 __all__ = ["PROBLEM_JSON", "Problem", "problem_response", "status_of"]
@@ -69,6 +70,7 @@ _STATUS: list[tuple[type[Exception], int]] = [
     (EvidenceInvalid, 422),
     (EvidenceRejected, 422),
     (UnknownOrganisation, 422),
+    (UnknownValue, 422),  # a list filter nothing declares (GET /tickets?state=nosuch)
     (CommandRefused, 409),
     (ConfigurationError, 500),
 ]

@@ -100,9 +100,12 @@ def load_endpoints(path: str | Path, environ: Mapping[str, str] | None = None
         FileNotReadable: it is missing, a directory or cannot be read (also an OSError).
     """
     env = os.environ if environ is None else environ
-    # UTF-8 (a byte-order mark allowed), else a clear error
-    text = read_text(Path(path), what="webhooks file")
-    spec = load_yaml_model(text, _EndpointsFile, file=str(path))
+    try:
+        # UTF-8 (a byte-order mark allowed), else a clear error
+        text = read_text(Path(path), what="webhooks file")
+        spec = load_yaml_model(text, _EndpointsFile, file=str(path))
+    except DefinitionError as exc:  # said of a lifecycle: name the webhooks file
+        raise DefinitionError(exc.problems, kind="webhooks") from None
     problems: list[Problem] = []
     out: list[Endpoint] = []
     for name, e in spec.endpoints.items():
@@ -138,7 +141,7 @@ def load_endpoints(path: str | Path, environ: Mapping[str, str] | None = None
         out.append(Endpoint(name, e.url, frozenset(e.types) if e.types is not None else None,
                             secret))
     if problems:
-        raise DefinitionError(problems)
+        raise DefinitionError(problems, kind="webhooks")
     return out
 
 

@@ -30,6 +30,7 @@ from sqlalchemy import Connection, select
 from engine.calendars.model import CalendarOutOfRange
 from engine.clock import Clock
 from engine.errors import (
+    NEW_TICKET,
     CommandRefused,
     ConcurrencyConflict,
     ConfigurationError,
@@ -415,20 +416,22 @@ class CommandHandler:
                 evidence: Sequence[Mapping[str, Any]] | None = None) -> TicketRecord:
         lc = self.catalog.by_id(self.uow.conn, def_id)
         tid = uuid.uuid4().hex if ticket_id is None else ticket_id
+        # a refused report given no id names no id: the one generated is never a ticket's
+        shown = NEW_TICKET if ticket_id is None else tid
         problem = ticket_id_problem(tid)
         if problem is not None:
             raise InvalidFields(tid[:MAX_TICKET_ID] if isinstance(tid, str) and tid
-                                else "(new)", {"ticket_id": problem})
+                                else NEW_TICKET, {"ticket_id": problem})
         if actor.role not in lc.spec.report.roles:
             raise RoleNotAllowed(tid, "(new)", "report", actor.role, lc.spec.report.roles)
         level = level or lc.levels[0]
         if level not in lc.levels:
-            raise InvalidFields(tid, {"level": f"unknown level {level!r}; levels: "
-                                      f"{', '.join(lc.levels)}"})
+            raise InvalidFields(shown, {"level": f"unknown level {level!r}; levels: "
+                                        f"{', '.join(lc.levels)}"})
         stored, errors = check_fields(lc.spec.fields, fields, require=True,
                                       text_length=self.text_length)
         if errors:
-            raise InvalidFields(tid, errors)
+            raise InvalidFields(shown, errors)
         stored = {k: v for k, v in stored.items() if v is not None}
         # issue 11: who may set which field (engine/lifecycle/permissions.py)
         lc.permissions.check_fields(tid, "report", actor.role, stored)

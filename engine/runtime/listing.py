@@ -4,6 +4,12 @@ Filters combine with AND. ``department`` is the ticket field ``department`` (the
 department the centre dispatched to). ``due_within`` finds tickets with a pending deadline
 timer due within that many seconds from ``now`` (including ones already past due and not yet
 fired); ``breached`` finds tickets with (True) or without (False) a recorded deadline breach.
+
+A ``lifecycle``, ``state`` or ``level`` filter that names nothing deployed is refused
+(:class:`~engine.errors.UnknownValue`, naming the values there are) instead of answering an
+empty page a typo would be mistaken for: the lifecycle must be deployed in the database, the
+state or level declared by some deployed version of it (of any lifecycle when none is given;
+old versions count, since tickets may still run on them).
 """
 
 from __future__ import annotations
@@ -16,12 +22,13 @@ from typing import Protocol
 from sqlalchemy import exists, func, select
 
 from engine.clock import Clock, ensure_utc
-from engine.errors import InvalidArgument
+from engine.errors import InvalidArgument, UnknownValue
+from engine.lifecycle.machine import Lifecycle
 from engine.runtime.model import Ticket
 from engine.store.database import Database
 from engine.store.tables import definitions, history, tickets, timers
 
-__all__ = ["TicketPage", "TicketSource", "find_tickets"]
+__all__ = ["TicketPage", "TicketSource", "check_filters", "find_tickets"]
 
 
 class TicketSource(Protocol):
@@ -37,6 +44,9 @@ class TicketSource(Protocol):
 
     def get(self, ticket_id: str) -> Ticket:
         """One ticket (raises TicketNotFound)."""
+
+    def lifecycle_versions(self, name: str | None = None) -> list[Lifecycle]:
+        """Every deployed version (of lifecycle ``name``), compiled."""
 
 MAX_LIMIT = 500
 
@@ -99,7 +109,9 @@ def find_tickets(
     Raises:
         InvalidArgument: ``limit`` or ``offset`` out of range, ``due_within`` negative, or
             ``created_from``, ``created_to`` or ``now`` naive (also a ValueError);
-            InvalidArgumentType: one of those instants is not a datetime.
+            InvalidArgumentType: one of those instants is not a datetime;
+            UnknownValue: ``lifecycle`` is not deployed, or no deployed version of it
+            declares ``state`` or ``level`` (see the module docstring).
     """
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidArgument("limit", f"limit must be between 1 and {MAX_LIMIT}, got {limit}; "
@@ -149,4 +161,38 @@ def find_tickets(
     with engine.db.read() as conn:
         total = conn.execute(count).scalar() or 0
         found = list(conn.execute(query).scalars())
+    if not total and (lifecycle is not None or state is not None or level is not None):
+        # a ticket found is on a deployed version that declares its state and level: only an
+        # empty answer can be a filter that names nothing
+        check_filters(engine, lifecycle=lifecycle, state=state, level=level)
     return TicketPage([engine.get(i) for i in found], int(total), limit, offset)
+
+
+_NOTHING_DEPLOYED = ("no lifecycle is deployed in this database yet: replay a data file or "
+                     "report a ticket first, or check the database")
+
+
+def check_filters(engine: TicketSource, *, lifecycle: str | None = None,
+                  state: str | None = None, level: str | None = None) -> None:
+    """Refuse a ``lifecycle``, ``state`` or ``level`` filter that could match no ticket.
+
+    Raises:
+        UnknownValue: ``lifecycle`` is not deployed in the database; ``state`` or ``level``
+            is declared by no deployed version of it (of any lifecycle when it is None).
+    """
+    versions = engine.lifecycle_versions()
+    names = sorted({lc.spec.name for lc in versions})
+    if lifecycle is not None and lifecycle not in names:
+        raise UnknownValue("lifecycle", lifecycle, names, among="deployed in this database",
+                           hint=_NOTHING_DEPLOYED)
+    chosen = [lc for lc in versions if lifecycle in (None, lc.spec.name)]
+    whose = (f"any deployed version of lifecycle {lifecycle} declares" if lifecycle
+             else "any deployed lifecycle declares")
+    if state is not None:
+        states = sorted({name for lc in chosen for name in lc.spec.states})
+        if state not in states:
+            raise UnknownValue("state", state, states, among=whose, hint=_NOTHING_DEPLOYED)
+    if level is not None:
+        levels = sorted({name for lc in chosen for name in lc.levels})
+        if level not in levels:
+            raise UnknownValue("level", level, levels, among=whose, hint=_NOTHING_DEPLOYED)

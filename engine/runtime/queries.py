@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, select
 
-from engine.errors import TicketNotFound
+from engine.errors import TicketNotFound, UnknownValue
+from engine.lifecycle.machine import Lifecycle
 from engine.runtime.invariants import Violation, check_invariants
 from engine.runtime.kernel import Kernel
 from engine.runtime.model import DefinitionVersion, HistoryEntry, Ticket, Timer
@@ -16,7 +17,10 @@ from engine.store.reads import load_tickets, ticket_exists
 from engine.store.tables import history, timers
 from engine.validation import ticket_id_problem
 
-__all__ = ["Queries", "must_exist"]
+__all__ = ["TIMER_STATUSES", "Queries", "must_exist"]
+
+TIMER_STATUSES = ("cancelled", "fired", "pending", "stale")
+"""Every status a timer row can have (``gw_timers.status``)."""
 
 
 def must_exist(conn: Connection, ticket_id: str) -> None:
@@ -74,7 +78,10 @@ class Queries:
 
         Raises:
             TicketNotFound: ``ticket_id`` is given and no such ticket exists.
+            UnknownValue: ``status`` is none of :data:`TIMER_STATUSES` (also a ValueError).
         """
+        if status is not None and status not in TIMER_STATUSES:
+            raise UnknownValue("status", status, TIMER_STATUSES, among="a timer can have")
         query = select(timers).order_by(timers.c.due_at, timers.c.id)
         if ticket_id is not None:
             query = query.where(timers.c.ticket_id == ticket_id)
@@ -86,6 +93,13 @@ class Queries:
             return [Timer(r["id"], r["ticket_id"], r["name"], r["state"], r["due_at"],
                           r["status"], r["fired_at"], r["failures"] or 0, r["last_error"])
                     for r in conn.execute(query).mappings().all()]
+
+    def lifecycle_versions(self, name: str | None = None) -> list[Lifecycle]:
+        """Every deployed version (of lifecycle ``name``), compiled, by name then version."""
+        kernel = self.kernel
+        with kernel.reading() as conn:
+            ids = [v.id for v in kernel.catalog.versions(conn) if name in (None, v.name)]
+            return [kernel.catalog.by_id(conn, i) for i in ids]
 
     def versions(self) -> list[DefinitionVersion]:
         """Every deployed lifecycle version, by name then version."""
