@@ -468,7 +468,8 @@ class UnknownDepartment(CommandRefused):
         super().__init__(
             ticket_id,
             f"unknown department {department!r} on ticket {ticket_id!r}; declared "
-            f"departments: {', '.join(self.known) or '(none)'}",
+            f"departments: {', '.join(self.known) or '(none)'} (name one of them, or "
+            "declare the department under `departments:` in a new lifecycle version)",
         )
 
 

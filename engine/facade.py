@@ -300,6 +300,7 @@ class Engine:
         reason: str | None = None,
         idempotency_key: str | None = None,
         evidence: Sequence[Mapping[str, Any]] | None = None,
+        foreign_departments: bool = False,
     ) -> Ticket:
         """Create a ticket in the lifecycle's initial state.
 
@@ -319,6 +320,9 @@ class Engine:
                 ``{"ref": text, "kind": "photo", ...}`` for one held elsewhere (see
                 :mod:`engine.evidence`). The lifecycle's ``requirements`` say what a
                 trigger needs.
+            foreign_departments: let the ``department`` field name a department the
+                lifecycle does not declare. Only for importing another system's records
+                (the replays keep a city's own agency names); leave it False otherwise.
 
         Returns:
             The new ticket.
@@ -328,6 +332,9 @@ class Engine:
                 nothing was created.
             FieldNotAllowed: ``fields`` sets a field the role may not set when reporting
                 (the lifecycle's ``field_permissions``); nothing was created.
+            UnknownDepartment: the ``department`` field names a department the lifecycle
+                does not declare under ``departments`` (when it declares any); nothing was
+                created.
             IdempotencyKeyReused: the key was used for another command; nothing was created.
             EvidenceMissing, EvidenceRefused, RequiredFieldMissing: the lifecycle's
                 requirements are not met (nothing was created).
@@ -336,7 +343,7 @@ class Engine:
         """
         return self.kernel.report(lifecycle, fields, actor=actor, ticket_id=ticket_id,
                                   level=level, reason=reason, idempotency_key=idempotency_key,
-                                  evidence=evidence)
+                                  evidence=evidence, foreign_departments=foreign_departments)
 
     def fire(
         self,
@@ -349,6 +356,7 @@ class Engine:
         expected_version: int | None = None,
         idempotency_key: str | None = None,
         evidence: Sequence[Mapping[str, Any]] | None = None,
+        foreign_departments: bool = False,
     ) -> Ticket:
         """Fire ``trigger`` on a ticket as ``actor``; optionally update fields at the same time.
 
@@ -368,6 +376,7 @@ class Engine:
                 sending it again with the same key returns the first result and applies
                 nothing.
             evidence: attachments the command carries (as in :meth:`report`).
+            foreign_departments: as in :meth:`report` (imports only).
 
         Returns:
             The ticket after the transition.
@@ -380,13 +389,16 @@ class Engine:
             FieldNotAllowed: ``fields`` sets a field the role may not set with this trigger
                 (the lifecycle's ``field_permissions``); NotTheHandler: the ticket is at a
                 ``handler_only`` level and the role is not its handler. Nothing changed.
+            UnknownDepartment: ``fields`` sets the ``department`` field to a department the
+                lifecycle does not declare (when it declares any); nothing changed.
             ConcurrencyConflict: another command changed the ticket first (or since
                 ``expected_version``); reload and retry.
             ValueError: the idempotency key is empty or longer than 128 characters.
         """
         return self.kernel.fire(ticket_id, trigger, actor=actor, reason=reason, fields=fields,
                                 expected_version=expected_version,
-                                idempotency_key=idempotency_key, evidence=evidence)
+                                idempotency_key=idempotency_key, evidence=evidence,
+                                foreign_departments=foreign_departments)
 
     def escalate(
         self, ticket_id: str, *, actor: Actor, reason: str, expected_version: int | None = None,

@@ -146,7 +146,8 @@ class Kernel:
     def report(self, lifecycle: str, fields: dict[str, Any], *, actor: Actor,
                ticket_id: str | None = None, level: str | None = None,
                reason: str | None = None, idempotency_key: str | None = None,
-               evidence: Sequence[Mapping[str, Any]] | None = None) -> Ticket:
+               evidence: Sequence[Mapping[str, Any]] | None = None,
+               foreign_departments: bool = False) -> Ticket:
         """Report a ticket (see :meth:`engine.Engine.report`).
 
         ``lifecycle`` may also be the path of a YAML file: it is deployed and used by name.
@@ -163,12 +164,13 @@ class Kernel:
             content["evidence"] = [dict(e) for e in evidence]
         return self._keyed(idempotency_key, "report", content, actor, lambda: self.handler.report(
             lifecycle, fields, actor=actor, ticket_id=ticket_id, level=level, reason=reason,
-            evidence=evidence))
+            evidence=evidence, foreign_departments=foreign_departments))
 
     def fire(self, ticket_id: str, trigger: str, *, actor: Actor, reason: str | None = None,
              fields: dict[str, Any] | None = None, expected_version: int | None = None,
              idempotency_key: str | None = None,
-             evidence: Sequence[Mapping[str, Any]] | None = None) -> Ticket:
+             evidence: Sequence[Mapping[str, Any]] | None = None,
+             foreign_departments: bool = False) -> Ticket:
         """Fire a trigger (see :meth:`engine.Engine.fire`)."""
         check_fire(self.limits, ticket_id=ticket_id, trigger=trigger, actor=actor,
                    fields=fields, reason=reason, idempotency_key=idempotency_key)
@@ -181,7 +183,8 @@ class Kernel:
                 content["evidence"] = [dict(e) for e in evidence]
         return self._keyed(idempotency_key, "fire", content, actor, lambda: self.handler.fire(
             ticket_id, trigger, actor=actor, reason=reason, fields=fields,
-            expected_version=expected_version, evidence=evidence))
+            expected_version=expected_version, evidence=evidence,
+            foreign_departments=foreign_departments))
 
     def escalate(self, ticket_id: str, *, actor: Actor, reason: str,
                  expected_version: int | None = None,
