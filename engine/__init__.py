@@ -58,6 +58,7 @@ from engine.errors import (
     UnknownDepartment,
     UnknownOrganisation,
     UnknownTrigger,
+    WorkOrdersOpen,
 )
 from engine.events import EVENT_TYPES, DomainEvent
 from engine.facade import Engine
@@ -179,6 +180,7 @@ __all__ = [
     "Violation",
     "VirtualClock",
     "WorkOrder",
+    "WorkOrdersOpen",
     "__version__",
     "build_report",
     "bundled_names",

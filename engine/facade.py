@@ -391,6 +391,8 @@ class Engine:
                 ``handler_only`` level and the role is not its handler. Nothing changed.
             UnknownDepartment: ``fields`` sets the ``department`` field to a department the
                 lifecycle does not declare (when it declares any); nothing changed.
+            WorkOrdersOpen: ``resolve`` on a ticket whose open work orders do not yet meet
+                its routing's resolution rule; nothing changed.
             ConcurrencyConflict: another command changed the ticket first (or since
                 ``expected_version``); reload and retry.
             ValueError: the idempotency key is empty or longer than 128 characters.
