@@ -425,7 +425,7 @@ class Engine:
 
     def migrate(
         self,
-        lifecycle: str,
+        lifecycle: str | Definition,
         ticket_ids: Sequence[str] | None = None,
         *,
         version: int | None = None,
@@ -439,10 +439,15 @@ class Engine:
         in one transaction, or none does.
 
         Args:
-            lifecycle: the lifecycle name.
+            lifecycle: the lifecycle name (move to a deployed version); or the new version
+                itself (a :class:`Definition`, e.g. ``load_definition("new.yaml")``), which
+                is then deployed in the same transaction as the move, after every move has
+                been checked against it: a refused migration deploys nothing (unlike
+                :meth:`deploy` followed by ``migrate``, where the deploy stands).
             ticket_ids: the tickets to move; default: every ticket of the lifecycle that is
                 on another version and not in a final state.
-            version: the target version number (default: the newest deployed).
+            version: the target version number (default: the newest deployed); not with a
+                Definition.
             state_map: old state name → new state name, for states renamed or removed.
             actor: who moves them (recorded in history; default the system).
             reason: free text kept in history.
@@ -451,11 +456,13 @@ class Engine:
             The moved tickets (a ticket already on the target version is returned unchanged).
 
         Raises:
-            ConfigurationError: no such lifecycle version.
+            ConfigurationError: no such lifecycle version (or a Definition and ``version``).
+            DefinitionError: the Definition names a guard or action the registry lacks.
             TicketNotFound: a ticket does not exist.
             MigrationRefused: a ticket's state, level or fields do not fit the target version,
-                or it belongs to another lifecycle; nothing was moved.
-            ConcurrencyConflict: a ticket changed meanwhile; nothing was moved.
+                or it belongs to another lifecycle; nothing was moved (nor deployed).
+            ConcurrencyConflict: a ticket changed meanwhile; nothing was moved (nor
+                deployed).
         """
         return move_tickets(self.kernel, lifecycle, ticket_ids, version, state_map or {},
                             actor, reason)

@@ -110,7 +110,42 @@ class Kernel:
             str(lifecycle) if isinstance(lifecycle, Path) else lifecycle)
         with self._deploy_lock, self.uow.transaction():
             return self.uow.query(lambda conn: self.catalog.store(
-                conn, definition, compiled, self.clock.now()))
+                conn, definition, compiled, self.clock.now(), on_insert=self.uow.on_rollback))
+
+    @contextmanager
+    def deploying(self, definition: Definition, compiled: Lifecycle
+                  ) -> Iterator[DefinitionVersion]:
+        """Deploy a compiled version for the block only, inside the open transaction.
+
+        The version is stored under a savepoint: it stays when the block ends normally and
+        the transaction commits; when the block raises, the savepoint is rolled back and
+        the engine forgets the version (inside a batch too), and when the transaction rolls
+        back later, the engine forgets it then. ``Engine.migrate`` deploys with it, so that
+        a refused migration deploys nothing.
+
+        Raises:
+            RuntimeError: no transaction is open on this thread.
+        """
+        self.uow.flush()  # what the transaction staged before is not the block's to undo
+        conn = self.uow.conn
+        undo: list[Callable[[], None]] = []
+
+        def keep(forget: Callable[[], None]) -> None:
+            undo.append(forget)
+            self.uow.on_rollback(forget)
+
+        savepoint = conn.begin_nested()
+        try:
+            with self._deploy_lock:
+                info = self.catalog.store(conn, definition, compiled, self.clock.now(),
+                                          on_insert=keep)
+            yield info
+        except BaseException:
+            savepoint.rollback()
+            for forget in undo:
+                forget()
+            raise
+        savepoint.commit()
 
     def ensure(self, name: str) -> int:
         """The id of the newest deployed version of ``name``, deploying the bundled one first.
