@@ -59,12 +59,14 @@ def core(engine: Engine, data: Path, mapping: MappingSpec) -> tuple[int, int, fl
                 actor = actors.setdefault((event.actor, event.role),
                                           Actor(event.actor, event.role))
                 try:
-                    if index == 0:
+                    if index == 0:  # Boston's department names kept, as the replay does
                         engine.report(version.name, {**plan.fields, **event.fields},
-                                      actor=actor, ticket_id=plan.ticket_id)
+                                      actor=actor, ticket_id=plan.ticket_id,
+                                      foreign_departments=True)
                     else:
                         engine.fire(plan.ticket_id, event.trigger, actor=actor,
-                                    fields=event.fields or None, reason=REPLAYED)
+                                    fields=event.fields or None, reason=REPLAYED,
+                                    foreign_departments=True)
                     applied += 1
                 except CommandRefused:
                     failed.add(plan.ticket_id)

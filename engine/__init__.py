@@ -63,6 +63,7 @@ from engine.errors import (
     UnknownTrigger,
     UnknownValue,
     VirtualClockRequired,
+    WorkOrdersOpen,
 )
 from engine.events import EVENT_TYPES, DomainEvent
 from engine.facade import Engine
@@ -189,6 +190,7 @@ __all__ = [
     "VirtualClock",
     "VirtualClockRequired",
     "WorkOrder",
+    "WorkOrdersOpen",
     "__version__",
     "build_report",
     "bundled_names",

@@ -29,6 +29,8 @@ The tree::
     │   ├── BounceLimitReached       the ticket was bounced as often as the routing allows
     │   ├── BounceBudgetExceeded     the department held the work order too long to bounce it
     │   ├── NotADuplicate            a merge of tickets that are not the same problem
+    │   ├── WorkOrdersOpen           resolve on a routed ticket whose open work orders do
+    │   │                            not meet its resolution rule yet
     │   ├── EvidenceMissing          the trigger needs evidence the command does not carry
     │   ├── EvidenceInvalid          an attachment of the command is malformed or unknown
     │   ├── CallbackLinkInvalid      a call-back link that is unknown, used or expired
@@ -121,6 +123,7 @@ __all__ = [
     "UnknownTrigger",
     "UnknownValue",
     "VirtualClockRequired",
+    "WorkOrdersOpen",
 ]
 
 
@@ -629,7 +632,46 @@ class UnknownDepartment(CommandRefused):
         super().__init__(
             ticket_id,
             f"unknown department {department!r} on ticket {ticket_id!r}; declared "
-            f"departments: {', '.join(self.known) or '(none)'}",
+            f"departments: {', '.join(self.known) or '(none)'} (name one of them, or "
+            "declare the department under `departments:` in a new lifecycle version)",
+        )
+
+
+class WorkOrdersOpen(CommandRefused):
+    """A routed ticket was to be resolved while its work orders do not meet its rule.
+
+    A ticket with work orders is resolved when they meet the routing's resolution rule
+    (``all``, ``lead`` or ``quorum``): the engine resolves it for the department whose work
+    order completes the rule. Anyone else firing the resolving trigger before that — a
+    department on the ticket itself, say — is refused, naming the work orders still open.
+
+    What to do: the departments finish their work orders; or the centre withdraws the ones
+    no longer needed (fire ``withdraw`` on the work order, or re-decide with
+    ``Departments.dispatch``, ``designate_lead`` or ``joint_meeting``), after which the
+    ticket may be resolved.
+
+    Attributes:
+        ticket_id, trigger: the command refused.
+        rule, quorum: the ticket's resolution rule (``quorum``: for ``quorum`` only).
+        work_orders: the open work orders (id → ``"department, state"``), in issue order.
+    """
+
+    def __init__(self, ticket_id: str, trigger: str, rule: str, quorum: int | None,
+                 work_orders: dict[str, str]):
+        self.trigger = trigger
+        self.rule = rule
+        self.quorum = quorum
+        self.work_orders = dict(work_orders)
+        need = {"all": "every work order done", "lead": "the lead work order done",
+                "quorum": f"{quorum or 1} work orders done"}.get(rule, rule)
+        listed = ", ".join(f"{wid} ({what})" for wid, what in self.work_orders.items())
+        super().__init__(
+            ticket_id,
+            f"ticket {ticket_id!r} cannot be resolved with {trigger!r} yet: its resolution "
+            f"rule {rule!r} needs {need}, and work orders {listed} are still open; let the "
+            "departments finish them (the engine then resolves the ticket), or withdraw "
+            "those no longer needed (fire 'withdraw' on the work order, or re-dispatch, "
+            "designate a lead or hold a joint meeting) and resolve it then",
         )
 
 

@@ -331,6 +331,7 @@ class Engine:
         reason: str | None = None,
         idempotency_key: str | None = None,
         evidence: Sequence[Mapping[str, Any]] | None = None,
+        foreign_departments: bool = False,
     ) -> Ticket:
         """Create a ticket in the lifecycle's initial state.
 
@@ -350,6 +351,9 @@ class Engine:
                 ``{"ref": text, "kind": "photo", ...}`` for one held elsewhere (see
                 :mod:`engine.evidence`). The lifecycle's ``requirements`` say what a
                 trigger needs.
+            foreign_departments: let the ``department`` field name a department the
+                lifecycle does not declare. Only for importing another system's records
+                (the replays keep a city's own agency names); leave it False otherwise.
 
         Returns:
             The new ticket.
@@ -359,6 +363,9 @@ class Engine:
                 nothing was created.
             FieldNotAllowed: ``fields`` sets a field the role may not set when reporting
                 (the lifecycle's ``field_permissions``); nothing was created.
+            UnknownDepartment: the ``department`` field names a department the lifecycle
+                does not declare under ``departments`` (when it declares any); nothing was
+                created.
             IdempotencyKeyReused: the key was used for another command; nothing was created.
             EvidenceMissing, EvidenceInvalid: the lifecycle's requirements are not met, or an
                 attachment is malformed (nothing was created).
@@ -369,7 +376,7 @@ class Engine:
         """
         return self.kernel.report(lifecycle, fields, actor=actor, ticket_id=ticket_id,
                                   level=level, reason=reason, idempotency_key=idempotency_key,
-                                  evidence=evidence)
+                                  evidence=evidence, foreign_departments=foreign_departments)
 
     def fire(
         self,
@@ -382,6 +389,7 @@ class Engine:
         expected_version: int | None = None,
         idempotency_key: str | None = None,
         evidence: Sequence[Mapping[str, Any]] | None = None,
+        foreign_departments: bool = False,
     ) -> Ticket:
         """Fire ``trigger`` on a ticket as ``actor``; optionally update fields at the same time.
 
@@ -401,6 +409,7 @@ class Engine:
                 sending it again with the same key returns the first result and applies
                 nothing.
             evidence: attachments the command carries (as in :meth:`report`).
+            foreign_departments: as in :meth:`report` (imports only).
 
         Returns:
             The ticket after the transition.
@@ -413,6 +422,10 @@ class Engine:
             FieldNotAllowed: ``fields`` sets a field the role may not set with this trigger
                 (the lifecycle's ``field_permissions``); NotTheHandler: the ticket is at a
                 ``handler_only`` level and the role is not its handler. Nothing changed.
+            UnknownDepartment: ``fields`` sets the ``department`` field to a department the
+                lifecycle does not declare (when it declares any); nothing changed.
+            WorkOrdersOpen: ``resolve`` on a ticket whose open work orders do not yet meet
+                its routing's resolution rule; nothing changed.
             ConcurrencyConflict: another command changed the ticket first (or since
                 ``expected_version``); reload and retry.
             InvalidFields: also for an idempotency key that is empty or longer than the limit
@@ -420,7 +433,8 @@ class Engine:
         """
         return self.kernel.fire(ticket_id, trigger, actor=actor, reason=reason, fields=fields,
                                 expected_version=expected_version,
-                                idempotency_key=idempotency_key, evidence=evidence)
+                                idempotency_key=idempotency_key, evidence=evidence,
+                                foreign_departments=foreign_departments)
 
     def escalate(
         self, ticket_id: str, *, actor: Actor, reason: str, expected_version: int | None = None,
@@ -445,7 +459,7 @@ class Engine:
 
     def migrate(
         self,
-        lifecycle: str,
+        lifecycle: str | Definition,
         ticket_ids: Sequence[str] | None = None,
         *,
         version: int | None = None,
@@ -459,10 +473,15 @@ class Engine:
         in one transaction, or none does.
 
         Args:
-            lifecycle: the lifecycle name.
+            lifecycle: the lifecycle name (move to a deployed version); or the new version
+                itself (a :class:`Definition`, e.g. ``load_definition("new.yaml")``), which
+                is then deployed in the same transaction as the move, after every move has
+                been checked against it: a refused migration deploys nothing (unlike
+                :meth:`deploy` followed by ``migrate``, where the deploy stands).
             ticket_ids: the tickets to move; default: every ticket of the lifecycle that is
                 on another version and not in a final state.
-            version: the target version number (default: the newest deployed).
+            version: the target version number (default: the newest deployed); not with a
+                Definition.
             state_map: old state name → new state name, for states renamed or removed.
             actor: who moves them (recorded in history; default the system).
             reason: free text kept in history.
@@ -471,11 +490,13 @@ class Engine:
             The moved tickets (a ticket already on the target version is returned unchanged).
 
         Raises:
-            ConfigurationError: no such lifecycle version.
+            ConfigurationError: no such lifecycle version (or a Definition and ``version``).
+            DefinitionError: the Definition names a guard or action the registry lacks.
             TicketNotFound: a ticket does not exist.
             MigrationRefused: a ticket's state, level or fields do not fit the target version,
-                or it belongs to another lifecycle; nothing was moved.
-            ConcurrencyConflict: a ticket changed meanwhile; nothing was moved.
+                or it belongs to another lifecycle; nothing was moved (nor deployed).
+            ConcurrencyConflict: a ticket changed meanwhile; nothing was moved (nor
+                deployed).
         """
         return move_tickets(self.kernel, lifecycle, ticket_ids, version, state_map or {},
                             actor, reason)

@@ -44,12 +44,14 @@ def main(db: str) -> None:
         eng.run_until(max(at, clock.now()))
         key = f"{tid}:{index}"
         try:
+            # as the replay does: Boston's own department names are kept
             if trigger == "report":
                 eng.report("grid_incident", fields, actor=actor, ticket_id=tid,
-                           idempotency_key=key)
+                           idempotency_key=key, foreign_departments=True)
             else:
                 eng.fire(tid, trigger, actor=actor, fields=fields or None,
-                         reason="replayed from source data", idempotency_key=key)
+                         reason="replayed from source data", idempotency_key=key,
+                         foreign_departments=True)
         except CommandRefused:
             continue
         sys.stdout.write(key + "\n")

@@ -36,7 +36,7 @@ def served(tmp_path: Path) -> Iterator[tuple[str, Engine]]:
     for trig, role in [("dispatch", "centre"), ("arrive", "department"),
                        ("resolve", "department"), ("close", "centre")]:
         engine.fire("R-2", trig, actor=Actor("x", role),
-                    fields={"department": "police"} if trig == "dispatch" else None)
+                    fields={"department": "traffic_police"} if trig == "dispatch" else None)
     with running(create_app(engine, api_keys=KEYS)) as url:
         yield url + "/open311/v2", engine
     engine.stop()

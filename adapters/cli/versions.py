@@ -62,10 +62,11 @@ def migrate(
     try:
         definition = load_definition(workflow)
         engine = open_engine(db, clock=SystemClock())
-        try:
-            version = engine.deploy(definition)
-            moved = engine.migrate(version.name, ticket or None, version=version.version,
-                                   state_map=mapping, reason=reason or None)
+        try:  # deployed with the move, in its transaction: a refused move deploys nothing
+            moved = engine.migrate(definition, ticket or None, state_map=mapping,
+                                   reason=reason or None)
+            version = next(v for v in engine.versions() if v.digest == definition.digest
+                           and v.name == definition.name)
         finally:
             engine.stop()
     except GridwhistleError as exc:

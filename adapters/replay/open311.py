@@ -772,7 +772,8 @@ def _apply(engine: Engine, departments: Departments, lifecycle: str,
            event: Open311Event) -> None:
     rid = event.request
     if event.kind == "report":
-        engine.report(lifecycle, event.fields, actor=CENTRE, ticket_id=rid, reason=REPLAYED)
+        engine.report(lifecycle, event.fields, actor=CENTRE, ticket_id=rid, reason=REPLAYED,
+                      foreign_departments=True)
     elif event.kind == "dispatch":
         with engine.atomic():
             engine.fire(rid, "dispatch", actor=CENTRE, reason=REPLAYED)

@@ -279,12 +279,13 @@ def replay(
                 actor = actors[key] = Actor(event.actor, event.role)
             if index == 0:
                 fields = {**plan.fields, **event.fields} if event.fields else plan.fields
+                # the city's own department names are kept (docs/replay.md)
                 engine.report(name, fields, actor=actor, ticket_id=plan.ticket_id,
-                              evidence=event.evidence or None)
+                              evidence=event.evidence or None, foreign_departments=True)
             else:
                 engine.fire(plan.ticket_id, event.trigger, actor=actor,
                             fields=event.fields or None, reason=REPLAYED,
-                            evidence=event.evidence or None)
+                            evidence=event.evidence or None, foreign_departments=True)
 
         def refused(plan: PlannedTicket, index: int, exc: CommandRefused) -> None:
             outcome.rejections.append(Rejection(plan.row, plan.ticket_id,

@@ -12,6 +12,7 @@ release). New reports use the newest version valid at the report's instant
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy import Connection, func, insert, select
@@ -66,16 +67,29 @@ class Catalog:
         return definition, Lifecycle(definition, self.registry)
 
     def store(self, conn: Connection, definition: Definition, compiled: Lifecycle,
-              now: datetime) -> DefinitionVersion:
+              now: datetime, *, on_insert: Callable[[Callable[[], None]], None] | None = None,
+              ) -> DefinitionVersion:
         """Record a compiled version in ``gw_definitions`` (inside ``conn``'s transaction).
 
         Returns the existing version for a known digest, else inserts the next version.
+
+        Args:
+            conn: the transaction's connection.
+            definition: the version.
+            compiled: its compiled Machine.
+            now: when it is deployed (``created_at``).
+            on_insert: when a new row is inserted, called with a function that makes this
+                catalog forget the new version again; the caller runs it if the
+                transaction does not commit (``UnitOfWork.on_rollback``), so that a
+                rolled-back version is not served from the cache (nor its id, which SQLite
+                gives out again, taken for another version).
         """
         row = conn.execute(
             select(definitions.c.id, definitions.c.version).where(
                 definitions.c.name == definition.name,
                 definitions.c.digest == definition.digest)
         ).first()
+        inserted = row is None
         if row is None:
             latest = conn.execute(select(func.max(definitions.c.version)).where(
                 definitions.c.name == definition.name)).scalar()
@@ -88,10 +102,31 @@ class Catalog:
             def_id, version = row
         info = DefinitionVersion(int(def_id), definition.name, int(version), definition.digest)
         with self._lock:
+            previous = self._current.get(definition.name)
             self._compiled[info.id] = compiled
             self._versions[info.id] = info
             self._current[definition.name] = info.id
+        if inserted and on_insert is not None:
+            on_insert(lambda: self._forget(info, previous))
         return info
+
+    def _forget(self, info: DefinitionVersion, previous: int | None) -> None:
+        """Drop a version whose insert was rolled back (idempotent)."""
+        with self._lock:
+            self._compiled.pop(info.id, None)
+            self._versions.pop(info.id, None)
+            if self._current.get(info.name) == info.id:
+                if previous is None:
+                    self._current.pop(info.name, None)
+                else:
+                    self._current[info.name] = previous
+
+    def stored_id(self, conn: Connection, definition: Definition) -> int | None:
+        """The id of the deployed version with ``definition``'s content (None: not deployed)."""
+        found = conn.execute(select(definitions.c.id).where(
+            definitions.c.name == definition.name,
+            definitions.c.digest == definition.digest)).scalar()
+        return None if found is None else int(found)
 
     # -- lookups --------------------------------------------------------------------------
 

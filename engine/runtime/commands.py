@@ -41,13 +41,19 @@ from engine.errors import (
     TicketExists,
     TicketNotFound,
     TopLevelReached,
+    UnknownDepartment,
 )
 from engine.lifecycle.machine import Lifecycle, Subject
 from engine.lifecycle.permissions import changed_fields
 from engine.lifecycle.registry import CommandContext
 from engine.runtime.catalog import Catalog
 from engine.runtime.changes import Change
-from engine.runtime.fields import DEFAULT_TEXT_LENGTH, check_fields, load_fields
+from engine.runtime.fields import (
+    DEFAULT_TEXT_LENGTH,
+    check_fields,
+    load_fields,
+    undeclared_department,
+)
 from engine.runtime.model import SYSTEM, Actor, FiredTimer, Ticket, Timer
 from engine.runtime.participant import (
     CheckContext,
@@ -360,41 +366,46 @@ class CommandHandler:
 
     def fire(self, ticket_id: str, trigger: str, *, actor: Actor, reason: str | None = None,
              fields: dict[str, Any] | None = None, expected_version: int | None = None,
-             evidence: Sequence[Mapping[str, Any]] | None = None) -> TicketRecord:
+             evidence: Sequence[Mapping[str, Any]] | None = None,
+             foreign_departments: bool = False) -> TicketRecord:
         """Decide, check and plan a transition; stage it (inside an open transaction).
 
         ``evidence``: attachments the command carries (JSON objects, see
         :mod:`engine.evidence`), kept in the history row's ``data["evidence"]``, where the
-        participants check and store them.
+        participants check and store them. ``foreign_departments``: let the department
+        field take a department the lifecycle does not declare (replays of another city's
+        export); default: refused with UnknownDepartment.
 
         Raises:
             TicketNotFound, TriggerNotAllowed, RoleNotAllowed, NotTheHandler, GuardRejected,
-            InvalidFields, FieldNotAllowed, HostCallbackFailed, TopLevelReached,
-            OutsideCalendar and the participants' refusals; ConcurrencyConflict
-            (``expected_version`` differs). Nothing is staged.
+            InvalidFields, FieldNotAllowed, UnknownDepartment, HostCallbackFailed,
+            TopLevelReached, OutsideCalendar and the participants' refusals;
+            ConcurrencyConflict (``expected_version`` differs). Nothing is staged.
         """
         try:
             return self._transition(ticket_id, trigger, actor, reason, fields or {},
-                                    expected_version=expected_version, evidence=evidence)
+                                    expected_version=expected_version, evidence=evidence,
+                                    foreign_departments=foreign_departments)
         except CalendarOutOfRange as exc:
             raise _outside(ticket_id, exc) from exc
 
     def report(self, lifecycle: str, fields: dict[str, Any], *, actor: Actor,
                ticket_id: str | None = None, level: str | None = None,
                reason: str | None = None,
-               evidence: Sequence[Mapping[str, Any]] | None = None) -> TicketRecord:
+               evidence: Sequence[Mapping[str, Any]] | None = None,
+               foreign_departments: bool = False) -> TicketRecord:
         """Report a ticket on the newest version of ``lifecycle`` valid now; stage it.
 
-        ``evidence``: as for :meth:`fire`.
+        ``evidence``, ``foreign_departments``: as for :meth:`fire`.
 
         Raises:
             UnknownDefinition, RoleNotAllowed, TicketExists, InvalidFields, FieldNotAllowed,
-            OutsideCalendar and the participants' refusals (e.g. LifecycleNotValid). Nothing
-            is staged.
+            UnknownDepartment, OutsideCalendar and the participants' refusals (e.g.
+            LifecycleNotValid). Nothing is staged.
         """
         def_id = self.current_version(lifecycle)
         return self._guarded(ticket_id or "(new)", lambda: self._report(
-            def_id, fields, actor, ticket_id, level, reason, evidence))
+            def_id, fields, actor, ticket_id, level, reason, evidence, foreign_departments))
 
     def current_version(self, lifecycle: str) -> int:
         """The version a report of ``lifecycle`` made now runs on (deployed by the caller)."""
@@ -413,7 +424,8 @@ class CommandHandler:
 
     def _report(self, def_id: int, fields: dict[str, Any], actor: Actor,
                 ticket_id: str | None, level: str | None, reason: str | None,
-                evidence: Sequence[Mapping[str, Any]] | None = None) -> TicketRecord:
+                evidence: Sequence[Mapping[str, Any]] | None = None,
+                foreign_departments: bool = False) -> TicketRecord:
         lc = self.catalog.by_id(self.uow.conn, def_id)
         tid = uuid.uuid4().hex if ticket_id is None else ticket_id
         # a refused report given no id names no id: the one generated is never a ticket's
@@ -435,6 +447,8 @@ class CommandHandler:
         stored = {k: v for k, v in stored.items() if v is not None}
         # issue 11: who may set which field (engine/lifecycle/permissions.py)
         lc.permissions.check_fields(tid, "report", actor.role, stored)
+        if not foreign_departments:
+            _check_department(lc, tid, stored, None)
         now = self.now()
         top = self.uow.top
         if top.find(tid) is not None or ticket_exists(self.uow.conn, tid):
@@ -463,6 +477,7 @@ class CommandHandler:
         field_updates: dict[str, Any], *, expected_version: int | None = None,
         extra: list[dict[str, Any]] | None = None, overdue: bool = False,
         now: datetime | None = None, evidence: Sequence[Mapping[str, Any]] | None = None,
+        foreign_departments: bool = False,
     ) -> TicketRecord:
         rec = self.ticket(ticket_id)
         if expected_version is not None and rec.version != expected_version:
@@ -485,8 +500,10 @@ class CommandHandler:
                                            text_length=self.text_length)
             if errors:
                 raise InvalidFields(ticket_id, errors)
-            lc.permissions.check_fields(ticket_id, trigger, actor.role,  # issue 11
-                                        changed_fields(updates, rec.fields))
+            changed = changed_fields(updates, rec.fields)
+            lc.permissions.check_fields(ticket_id, trigger, actor.role, changed)  # issue 11
+            if not foreign_departments:
+                _check_department(lc, ticket_id, updates, changed)
             merged = {k: v for k, v in {**rec.fields, **updates}.items() if v is not None}
         else:
             updates, merged = {}, rec.fields
@@ -592,6 +609,8 @@ class CommandHandler:
                                            require=False, text_length=self.text_length)
             if errors:
                 raise InvalidFields(ticket_id, errors)
+            _check_department(rec.lifecycle, ticket_id, updates,
+                              changed_fields(updates, rec.fields))
         with self.uow.layer() as layer:
             layer.now = now
             w = layer.writable(ticket_id)
@@ -800,6 +819,14 @@ def _stage_rows(layer: Layer, w: TicketRecord, rows: list[dict[str, Any]]) -> li
                           row["role"], row["reason"], row["at"], fields,
                           dict(row["data"]) if row["data"] else {}, str(uuid.uuid4())))
     return out
+
+
+def _check_department(lc: Lifecycle, ticket_id: str, values: Mapping[str, Any],
+                      names: list[str] | None) -> None:
+    """Refuse a department field naming a department the lifecycle does not declare."""
+    department = undeclared_department(lc.spec, values, names)
+    if department is not None:
+        raise UnknownDepartment(ticket_id, department, list(lc.spec.departments))
 
 
 def _row_data(updates: dict[str, Any], internal: bool) -> dict[str, Any] | None:

@@ -8,18 +8,25 @@ The rules per type (``docs/yaml-reference.md#fields``): text up to the field's
 whole numbers within ``min``/``max`` and one of the ``choices``, never beyond
 ±(2**53 − 1) (what every JSON reader reads exactly); numbers finite (NaN and infinities are
 refused: JSON has no spelling for them) and within ``min``/``max``.
+
+The department field (:data:`~engine.lifecycle.permissions.ROUTING_FIELD`, ``department``)
+must also name a department the lifecycle declares under ``departments``, when it declares
+any and the field has no ``choices`` of its own (:func:`undeclared_department`).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from engine.definition.schema import FieldSpec
+from engine.definition.schema import FieldSpec, LifecycleSpec
+from engine.lifecycle.permissions import ROUTING_FIELD
 from engine.validation import DEFAULT_TEXT_LENGTH
 
-__all__ = ["DEFAULT_TEXT_LENGTH", "MAX_SAFE_INTEGER", "check_fields", "load_fields"]
+__all__ = ["DEFAULT_TEXT_LENGTH", "MAX_SAFE_INTEGER", "check_fields", "load_fields",
+           "undeclared_department"]
 
 MAX_SAFE_INTEGER = 2**53 - 1
 """The largest whole number JSON readers (JavaScript's among them) represent exactly."""
@@ -61,6 +68,34 @@ def check_fields(
             if spec.required and (values.get(name) is None or values.get(name) == ""):
                 errors[name] = "required when reporting"
     return out, errors
+
+
+def undeclared_department(spec: LifecycleSpec, values: Mapping[str, Any],
+                          names: Iterable[str] | None = None) -> str | None:
+    """The department ``values`` name that the lifecycle does not declare, or None.
+
+    The department field is the routing field ``department`` (the one the departments
+    service writes the lead into and a department's API key is scoped by); no other field
+    names a department. Its value must be one of the lifecycle's ``departments`` when the
+    lifecycle declares any and the field declares no ``choices`` (choices are checked as
+    choices, by :func:`check_fields`). A lifecycle that declares no departments takes any
+    name; so does a cleared field (``None``).
+
+    Args:
+        spec: the lifecycle version the command runs on.
+        values: the command's field values (stored forms, checked by :func:`check_fields`).
+        names: only these of ``values`` (the fields a transition changes); default: all.
+    """
+    known = spec.departments
+    if not known or ROUTING_FIELD not in values:
+        return None
+    if names is not None and ROUTING_FIELD not in names:
+        return None
+    field = spec.fields.get(ROUTING_FIELD)
+    value = values[ROUTING_FIELD]
+    if field is None or field.choices is not None or value is None or value in known:
+        return None
+    return str(value)
 
 
 def _shown(value: Any) -> str:

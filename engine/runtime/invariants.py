@@ -34,7 +34,9 @@ Rules (the ``rule`` of a :class:`Violation`):
   clocks' ``sla_clock`` (a running clock with a due instant has its pending breach timer
   due then; a breached one shows no due instant after its breach and has none; a paused,
   suspended or stopped one has neither; a suspended clock is on a suspended ticket; every
-  pending ``sla:`` timer is of a clock the ticket has; :mod:`engine.sla.clocks`).
+  pending ``sla:`` timer is of a clock the ticket has; :mod:`engine.sla.clocks`), the work
+  orders' ``resolution_rule`` (each ``resolve`` of a routed ticket happened when its work
+  orders met its resolution rule, or none was open; :mod:`engine.workorders.participant`).
 """
 
 from __future__ import annotations

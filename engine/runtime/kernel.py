@@ -110,7 +110,42 @@ class Kernel:
             str(lifecycle) if isinstance(lifecycle, Path) else lifecycle)
         with self._deploy_lock, self.uow.transaction():
             return self.uow.query(lambda conn: self.catalog.store(
-                conn, definition, compiled, self.clock.now()))
+                conn, definition, compiled, self.clock.now(), on_insert=self.uow.on_rollback))
+
+    @contextmanager
+    def deploying(self, definition: Definition, compiled: Lifecycle
+                  ) -> Iterator[DefinitionVersion]:
+        """Deploy a compiled version for the block only, inside the open transaction.
+
+        The version is stored under a savepoint: it stays when the block ends normally and
+        the transaction commits; when the block raises, the savepoint is rolled back and
+        the engine forgets the version (inside a batch too), and when the transaction rolls
+        back later, the engine forgets it then. ``Engine.migrate`` deploys with it, so that
+        a refused migration deploys nothing.
+
+        Raises:
+            RuntimeError: no transaction is open on this thread.
+        """
+        self.uow.flush()  # what the transaction staged before is not the block's to undo
+        conn = self.uow.conn
+        undo: list[Callable[[], None]] = []
+
+        def keep(forget: Callable[[], None]) -> None:
+            undo.append(forget)
+            self.uow.on_rollback(forget)
+
+        savepoint = conn.begin_nested()
+        try:
+            with self._deploy_lock:
+                info = self.catalog.store(conn, definition, compiled, self.clock.now(),
+                                          on_insert=keep)
+            yield info
+        except BaseException:
+            savepoint.rollback()
+            for forget in undo:
+                forget()
+            raise
+        savepoint.commit()
 
     def ensure(self, name: str) -> int:
         """The id of the newest deployed version of ``name``, deploying the bundled one first.
@@ -146,7 +181,8 @@ class Kernel:
     def report(self, lifecycle: str, fields: dict[str, Any], *, actor: Actor,
                ticket_id: str | None = None, level: str | None = None,
                reason: str | None = None, idempotency_key: str | None = None,
-               evidence: Sequence[Mapping[str, Any]] | None = None) -> Ticket:
+               evidence: Sequence[Mapping[str, Any]] | None = None,
+               foreign_departments: bool = False) -> Ticket:
         """Report a ticket (see :meth:`engine.Engine.report`).
 
         ``lifecycle`` may also be the path of a YAML file: it is deployed and used by name.
@@ -163,12 +199,13 @@ class Kernel:
             content["evidence"] = evidence_copy(evidence)
         return self._keyed(idempotency_key, "report", content, actor, lambda: self.handler.report(
             lifecycle, fields, actor=actor, ticket_id=ticket_id, level=level, reason=reason,
-            evidence=evidence))
+            evidence=evidence, foreign_departments=foreign_departments))
 
     def fire(self, ticket_id: str, trigger: str, *, actor: Actor, reason: str | None = None,
              fields: dict[str, Any] | None = None, expected_version: int | None = None,
              idempotency_key: str | None = None,
-             evidence: Sequence[Mapping[str, Any]] | None = None) -> Ticket:
+             evidence: Sequence[Mapping[str, Any]] | None = None,
+             foreign_departments: bool = False) -> Ticket:
         """Fire a trigger (see :meth:`engine.Engine.fire`)."""
         check_fire(self.limits, ticket_id=ticket_id, trigger=trigger, actor=actor,
                    fields=fields, reason=reason, idempotency_key=idempotency_key)
@@ -181,7 +218,8 @@ class Kernel:
                 content["evidence"] = evidence_copy(evidence)
         return self._keyed(idempotency_key, "fire", content, actor, lambda: self.handler.fire(
             ticket_id, trigger, actor=actor, reason=reason, fields=fields,
-            expected_version=expected_version, evidence=evidence))
+            expected_version=expected_version, evidence=evidence,
+            foreign_departments=foreign_departments))
 
     def escalate(self, ticket_id: str, *, actor: Actor, reason: str,
                  expected_version: int | None = None,

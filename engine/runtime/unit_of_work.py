@@ -154,6 +154,7 @@ class _State(threading.local):
         self.batch = False
         self.floor: DueFloor | None = None
         self.background = False
+        self.undo: list[Callable[[], None]] = []
 
 
 class UnitOfWork:
@@ -248,6 +249,7 @@ class UnitOfWork:
             yield self.top.root()
             return
         root = Layer()
+        committed = False
         try:
             with self.db.read() if read_only else self.db.write() as conn:
                 st.conn, st.top, st.batch = conn, root, batch
@@ -259,10 +261,29 @@ class UnitOfWork:
                 if read_only and root.staged():
                     raise RuntimeError("a read-only unit staged changes")
                 self._flush(root, keep_records=False)
+            committed = True
         finally:
+            undo, st.undo = st.undo, []
             st.conn, st.top, st.batch, st.floor = None, None, False, None
             st.background = False
+            if not committed:
+                for step in reversed(undo):
+                    step()
         self._committed(root, background)
+
+    def on_rollback(self, undo: Callable[[], None]) -> None:
+        """Run ``undo`` should this thread's open transaction roll back instead of committing.
+
+        For what lives outside the database and followed a write of the transaction (the
+        catalog's cache of a version deployed in it). ``undo`` must not raise, and may run
+        more than once.
+
+        Raises:
+            RuntimeError: no transaction is open on this thread.
+        """
+        if self._state.conn is None:
+            raise RuntimeError("no transaction is open; run commands through the engine")
+        self._state.undo.append(undo)
 
     def layer(self) -> _LayerScope:
         """A layer for one command on top of this thread's stack (see the module docstring).

@@ -210,11 +210,15 @@ def replay_commands(
                 if c.kind in OVERSIGHT_KINDS:
                     _oversight(eng, c)
                 elif c.trigger == "report":
+                    # a department name the store accepted (a replayed city's) is replayed
+                    # as it was: the version's departments are not judged again here
                     eng.report(definition.name, c.fields, actor=c.actor, ticket_id=c.ticket_id,
-                               level=c.level, reason=c.reason, evidence=c.evidence or None)
+                               level=c.level, reason=c.reason, evidence=c.evidence or None,
+                               foreign_departments=True)
                 else:
                     eng.fire(c.ticket_id, c.trigger, actor=c.actor, reason=c.reason,
-                             fields=c.fields or None, evidence=c.evidence or None)
+                             fields=c.fields or None, evidence=c.evidence or None,
+                             foreign_departments=True)
             except CommandRefused as exc:
                 what = c.trigger if c.kind in ("report", "transition") else c.kind
                 refused[c.ticket_id] = f"{what} at {c.at.isoformat()}: {exc}"

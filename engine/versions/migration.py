@@ -15,6 +15,11 @@ one transaction with the others:
   deadline already in the past falls due at the next ``run_due``;
 * a history row of kind ``migration`` (trigger ``migrate``) records the versions, the state
   change and the new deadlines.
+
+Given the new version itself (a :class:`~engine.definition.loader.Definition`, as
+``gridwhistle migrate --workflow`` does), the move deploys it in the same transaction, after
+every chosen ticket's move has been worked out against it: a refused migration deploys
+nothing (``gw_definitions`` is as it was, and new reports keep running on the old version).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from engine.calendars.spans import due_after
+from engine.definition.loader import Definition
 from engine.errors import ConfigurationError, MigrationRefused
 from engine.lifecycle.machine import Lifecycle
 from engine.runtime.fields import DEFAULT_TEXT_LENGTH, check_fields
@@ -102,60 +108,99 @@ def plan_migration(
 
 
 def move_tickets(
-    kernel: Kernel, lifecycle: str, ticket_ids: Sequence[str] | None, version: int | None,
-    state_map: dict[str, str], actor: Actor, reason: str | None,
+    kernel: Kernel, lifecycle: str | Definition, ticket_ids: Sequence[str] | None,
+    version: int | None, state_map: dict[str, str], actor: Actor, reason: str | None,
 ) -> list[Ticket]:
     """Apply :meth:`Engine.migrate`: every chosen ticket moves, or (on a problem) none does.
+
+    ``lifecycle``: the lifecycle's name (move to a deployed version), or the new version
+    itself, deployed in the move's transaction once every move is known to be possible.
 
     Returns:
         The tickets after the move.
 
     Raises:
-        ConfigurationError, TicketNotFound, MigrationRefused, ConcurrencyConflict.
+        ConfigurationError, TicketNotFound, MigrationRefused, ConcurrencyConflict,
+        DefinitionError (a Definition naming a callback the registry lacks).
     """
     handler = kernel.handler
+    definition: Definition | None = None
+    compiled: Lifecycle | None = None
+    if isinstance(lifecycle, Definition):
+        if version is not None:
+            raise ConfigurationError(
+                "give Engine.migrate either the new version (a Definition, deployed with the "
+                "move) or the version number of a deployed one, not both")
+        definition, compiled = kernel.catalog.compile(lifecycle)
+        name = definition.name
+    else:
+        name = lifecycle
     moved: list[Ticket] = []
     with kernel.compound() as u:
         def target_of(conn: Connection) -> Any:
-            query = select(definitions.c.id).where(definitions.c.name == lifecycle)
+            if definition is not None:
+                return kernel.catalog.stored_id(conn, definition)
+            query = select(definitions.c.id).where(definitions.c.name == name)
             if version is not None:
                 query = query.where(definitions.c.version == version)
             return conn.execute(query.order_by(definitions.c.version.desc()).limit(1)).scalar()
 
-        target_id = u.query(target_of)
-        if target_id is None:
+        found = u.query(target_of)
+        target_id: int | None = None if found is None else int(found)
+        if target_id is not None:
+            new = kernel.lifecycle_by_id(target_id)
+        elif compiled is not None:
+            new = compiled  # deployed below, once every move is known to be possible
+        else:
             raise ConfigurationError(
-                f"lifecycle {lifecycle!r} has no deployed version {version or ''}; deploy it "
+                f"lifecycle {name!r} has no deployed version {version or ''}; deploy it "
                 "first (Engine.deploy, or gridwhistle migrate --workflow)")
-        target_id = int(target_id)
-        new = kernel.lifecycle_by_id(target_id)
         if ticket_ids is None:
             def candidates(conn: Connection) -> list[str]:
-                all_versions = select(definitions.c.id).where(definitions.c.name == lifecycle)
+                all_versions = select(definitions.c.id).where(definitions.c.name == name)
                 finals = {s for i in conn.execute(all_versions).scalars()
                           for s in kernel.catalog.by_id(conn, int(i)).final_states}
-                return list(conn.execute(
-                    select(tickets.c.id)
-                    .where(tickets.c.definition_id.in_(all_versions),
-                           tickets.c.definition_id != target_id,
-                           tickets.c.state.not_in(sorted(finals | {""})))
-                    .order_by(tickets.c.id)).scalars())
+                query = (select(tickets.c.id)
+                         .where(tickets.c.definition_id.in_(all_versions),
+                                tickets.c.state.not_in(sorted(finals | {""})))
+                         .order_by(tickets.c.id))
+                if target_id is not None:
+                    query = query.where(tickets.c.definition_id != target_id)
+                return list(conn.execute(query).scalars())
 
             ids = u.query(candidates)
         else:
             ids = list(ticket_ids)
+        plans: list[tuple[str, str, list[Planned]] | Ticket] = []
         for tid in ids:
             rec = u.ticket(tid)
-            if rec.lifecycle.name != lifecycle:
+            if rec.lifecycle.name != name:
                 raise MigrationRefused(tid, [f"it runs on lifecycle {rec.lifecycle.name!r}"])
             if rec.definition_id == target_id:
-                moved.append(handler.snapshot(rec))
+                plans.append(handler.snapshot(rec))
                 continue
             dest, new_timers, problems = u.query(
                 functools.partial(plan_migration, rec=rec, new=new, state_map=state_map,
                                   text_length=kernel.limits.text_length))
             if problems:
                 raise MigrationRefused(tid, problems)
-            moved.append(handler.snapshot(handler.migrate(
-                tid, target_id, dest, new_timers, actor=actor, reason=reason)))
+            plans.append((tid, dest, new_timers))
+        if target_id is not None:
+            _apply(handler, plans, target_id, actor, reason, moved)
+        else:
+            assert definition is not None and compiled is not None
+            with kernel.deploying(definition, compiled) as info:
+                _apply(handler, plans, info.id, actor, reason, moved)
     return moved
+
+
+def _apply(handler: Any, plans: Sequence[tuple[str, str, list[Planned]] | Ticket],
+           target_id: int, actor: Actor, reason: str | None, moved: list[Ticket]) -> None:
+    """Stage the planned moves (a Ticket: already on the target version, unchanged)."""
+    for plan in plans:
+        if isinstance(plan, Ticket):
+            moved.append(plan)
+            continue
+        tid, dest, new_timers = plan
+        moved.append(handler.snapshot(handler.migrate(
+            tid, target_id, dest, new_timers, actor=actor, reason=reason)))

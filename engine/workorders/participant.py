@@ -11,6 +11,11 @@ pass as the command (see :mod:`engine.runtime.participant`):
 * a work order is ``done`` → if the ticket's resolution rule is now met, the ticket is
   resolved: ``arrive`` (when still ``dispatched``) and ``resolve`` are fired as role
   ``department`` with the id of the department whose work order completed the rule;
+* ``resolve`` fired on a ticket with open work orders (issued, accepted, on site,
+  escalated) whose resolution rule they do not meet yet → refused
+  (:class:`~engine.errors.WorkOrdersOpen`): only the work orders resolve a routed ticket,
+  through the follow-on above (which meets the rule by construction). Once the rule is met,
+  or no work order is open any more (the centre withdrew them), ``resolve`` is allowed;
 * a lead work order's ``accept_due`` or ``reroute_due`` deadline is breached (nobody
   accepted, nobody re-routed) → the fallback department becomes the owner;
 * a ticket with a routing table reaches a final state → its live work orders are withdrawn;
@@ -35,31 +40,58 @@ close a bounced work order after reroute_due  recorded on the work order
 
 The timer-driven ones are recorded, not refused: a deadline's breach is a fact, and the
 centre sees in the history what the engine could not do.
+
+``Engine.check_invariants`` (``gridwhistle check``) asks :meth:`WorkOrders.stored_problems`
+for the rule ``resolution_rule``: every ``resolve`` of a routed ticket happened when its
+work orders met its rule, or none was open (a store written before the refusal above, or
+by hand).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, func, select
 
-from engine.errors import BounceBudgetExceeded, BounceLimitReached, BounceNeedsApproval
+from engine.errors import (
+    BounceBudgetExceeded,
+    BounceLimitReached,
+    BounceNeedsApproval,
+    WorkOrdersOpen,
+)
 from engine.lifecycle.machine import Lifecycle
 from engine.runtime.changes import Change
 from engine.runtime.model import SYSTEM, Actor
 from engine.runtime.participant import CheckContext, Participant, PlanContext, RowWrite, Unit
+from engine.store.department_tables import department_actions, work_orders
+from engine.store.tables import history as history_table
 from engine.store.tables import timers
 from engine.workorders import orders as O
 from engine.workorders.model import LIVE_EXCLUDED, rule_met
 from engine.workorders.routing import route_for
-from engine.workorders.state import Link, Orders, link_writes, load
+from engine.workorders.state import RULE_KINDS, Link, Orders, link_writes, load
 
-__all__ = ["WORK_ORDER_FIELDS", "WorkOrders", "is_work_order_lifecycle"]
+__all__ = ["ARRIVE_TRIGGER", "RESOLVE_TRIGGER", "WORK_ORDER_FIELDS", "WorkOrders",
+           "is_work_order_lifecycle", "open_orders"]
 
 WORK_ORDER_FIELDS = frozenset({"parent", "department", "role"})
 FALLBACK_DEADLINES = frozenset({"accept_due", "reroute_due"})
+RESOLVE_TRIGGER = "resolve"
+"""The trigger the work orders resolve their ticket with (definition check
+``routing_resolves_tickets``); fired by anyone else, it must meet the rule too."""
+ARRIVE_TRIGGER = "arrive"
+"""Fired first when the ticket is still ``dispatched`` as its rule is met."""
+
+
+def open_orders(orders: Sequence[tuple[str, str, str, str]]) -> dict[str, str]:
+    """The open work orders of ``(id, department, role, state)``: id → ``"department, state"``.
+
+    Open: neither done nor out of the rule (bounced, returned, withdrawn).
+    """
+    return {wid: f"{dept}, {state}" for wid, dept, _, state in orders
+            if state not in LIVE_EXCLUDED and state != "done"}
 
 
 def is_work_order_lifecycle(lc: Lifecycle) -> bool:
@@ -100,9 +132,14 @@ class WorkOrders(Participant):
     # -- check ----------------------------------------------------------------------------
 
     def check(self, ctx: CheckContext, change: Change) -> None:
-        """The bounce duties: first receiver, loop limit, time budget."""
-        if (change.kind != "transition" or change.trigger != "bounce"
-                or not self._is_work_order(change.lifecycle)):
+        """The bounce duties (first receiver, loop limit, time budget); the resolution rule."""
+        if change.kind != "transition":
+            return
+        if not self._is_work_order(change.lifecycle):
+            if change.trigger == RESOLVE_TRIGGER:
+                _check_resolution(ctx, change)
+            return
+        if change.trigger != "bounce":
             return
         link = ctx.state(change.ticket_id)
         if not isinstance(link, Link):
@@ -123,6 +160,61 @@ class WorkOrders(Participant):
         first = orders.children[0].child_id if orders.children else None
         if first == change.ticket_id and change.ticket_id not in orders.approvals:
             raise BounceNeedsApproval(change.ticket_id, link.parent_id, link.department)
+
+    # -- the consistency check ------------------------------------------------------------
+
+    def stored_problems(self, conn: Connection, tickets: Mapping[str, Mapping[str, Any]],
+                        history: Mapping[str, Sequence[Mapping[str, Any]]],
+                        timers: Mapping[str, Sequence[Mapping[str, Any]]],
+                        lifecycle_of: Callable[[int], Lifecycle],
+                        ) -> Iterable[tuple[str, str, str]]:
+        """``resolution_rule``: each ``resolve`` of a routed ticket met its rule at the time.
+
+        At each ``resolve`` row of a ticket with work orders: the rule then in force (the
+        latest dispatch, joint meeting or rule decision at or before it) was met by the
+        work orders issued by then, in the states their histories had reached then (rows
+        ordered by instant, then by id: a follow-on's rows come after its cause's), or
+        none of them was open. Reads ``gw_work_orders``, ``gw_department_actions`` and the
+        work orders' history rows not among ``history``, once for all the tickets (500 at
+        a time).
+        """
+        resolves: dict[str, list[Mapping[str, Any]]] = {}
+        for tid, ticket in tickets.items():
+            if lifecycle_of(ticket["definition_id"]).spec.routing is None:
+                continue
+            rows = [r for r in history.get(tid, ()) if r["kind"] == "transition"
+                    and r["trigger"] == RESOLVE_TRIGGER]
+            if rows:
+                resolves[tid] = rows
+        if not resolves:
+            return
+        w, a = work_orders.c, department_actions.c
+        children: dict[str, list[Any]] = {}
+        rules: dict[str, list[Any]] = {}
+        for chunk in _chunks(list(resolves)):
+            for r in conn.execute(select(w.parent_id, w.child_id, w.department, w.role)
+                                  .where(w.parent_id.in_(chunk)).order_by(w.id)):
+                children.setdefault(r.parent_id, []).append(r)
+            for action in conn.execute(select(a.ticket_id, a.at, a.data)
+                                       .where(a.ticket_id.in_(chunk),
+                                              a.kind.in_(RULE_KINDS))
+                                       .order_by(a.id)):
+                rules.setdefault(action.ticket_id, []).append(action)
+        ids = [c.child_id for cs in children.values() for c in cs]
+        steps: dict[str, list[tuple[datetime, int, str]]] = {
+            c: [(r["at"], r["id"], r["to_state"]) for r in history[c]]
+            for c in ids if c in history}
+        h = history_table.c
+        for chunk in _chunks([c for c in ids if c not in steps]):
+            for step in conn.execute(select(h.ticket_id, h.at, h.id, h.to_state)
+                                     .where(h.ticket_id.in_(chunk)).order_by(h.seq)):
+                steps.setdefault(step.ticket_id, []).append((step.at, step.id, step.to_state))
+        for tid, rows in resolves.items():
+            for row in rows:
+                problem = _resolved_against_rule(row, children.get(tid, []),
+                                                 rules.get(tid, []), steps)
+                if problem is not None:
+                    yield tid, "resolution_rule", problem
 
     # -- plan -----------------------------------------------------------------------------
 
@@ -221,6 +313,51 @@ class WorkOrders(Participant):
                        what="reissue the lead department's work order", on_refusal="refuse")
 
 
+def _check_resolution(ctx: CheckContext, change: Change) -> None:
+    """Refuse ``resolve`` while open work orders do not meet the ticket's rule."""
+    orders = ctx.state(change.ticket_id)
+    if not isinstance(orders, Orders) or not orders.children:
+        return
+    records = ctx.tickets([c.child_id for c in orders.children])
+    listed = [(c.child_id, c.department, c.role, r.state)
+              for c, r in zip(orders.children, records, strict=True)]
+    still = open_orders(listed)
+    if still and not rule_met(orders.rule, orders.quorum,
+                              [(role, state) for _, _, role, state in listed]):
+        raise WorkOrdersOpen(change.ticket_id, change.trigger, orders.rule, orders.quorum,
+                             still)
+
+
+def _chunks(ids: list[str], size: int = 500) -> Iterator[list[str]]:
+    for start in range(0, len(ids), size):
+        yield ids[start:start + size]
+
+
+def _resolved_against_rule(row: Mapping[str, Any], children: Sequence[Any],
+                           rules: Sequence[Any],
+                           steps: Mapping[str, Sequence[tuple[datetime, int, str]]],
+                           ) -> str | None:
+    """Why the ``resolve`` history ``row`` broke the resolution rule then (None: it did not)."""
+    at, mark = row["at"], (row["at"], row["id"])
+    rule, quorum = "all", None
+    for action in rules:  # as engine.workorders.state.load reads them
+        if action.at <= at:
+            data = action.data or {}
+            rule, quorum = str(data.get("resolution", "all")), data.get("quorum")
+    listed: list[tuple[str, str, str, str]] = []
+    for child in children:
+        reached = [state for when, hid, state in steps.get(child.child_id, ())
+                   if (when, hid) <= mark]
+        if reached:  # issued by then
+            listed.append((child.child_id, child.department, child.role, reached[-1]))
+    still = open_orders(listed)
+    if not still or rule_met(rule, quorum, [(role, state) for _, _, role, state in listed]):
+        return None
+    return (f"resolved at {at.isoformat()} ({row['actor']}, role {row['role']}) while its "
+            f"resolution rule {rule!r} was not met: work orders "
+            f"{', '.join(f'{wid} ({what})' for wid, what in still.items())} were open")
+
+
 def _aware(value: datetime | str) -> datetime:
     """``func.max`` loses the column type on SQLite: put the UTC instant back."""
     if isinstance(value, str):
@@ -249,8 +386,8 @@ def _resolve_ticket(u: Unit, parent_id: str, child_id: str, department: str,
     reason = f"resolution rule {orders.rule!r} met when work order {child_id} was done"
     actor = Actor(department, "department")  # the department whose work completed the rule
     if parent.state == "dispatched":
-        u.fire(parent_id, "arrive", actor=actor, reason=reason)
-    u.fire(parent_id, "resolve", actor=actor, reason=reason, evidence=evidence)
+        u.fire(parent_id, ARRIVE_TRIGGER, actor=actor, reason=reason)
+    u.fire(parent_id, RESOLVE_TRIGGER, actor=actor, reason=reason, evidence=evidence)
 
 
 def _fallback(u: Unit, parent_id: str, why: str) -> None:

@@ -41,6 +41,7 @@ from engine import (
     TriggerNotAllowed,
     UnknownDepartment,
     UnknownOrganisation,
+    WorkOrdersOpen,
 )
 from engine.durations import parse_duration
 
@@ -317,6 +318,15 @@ def _department(e: UnknownDepartment, s: _Say) -> str:
             else f"The lifecycle has no department {e.department!r}; choose one from the list.")
 
 
+def _open_orders(e: WorkOrdersOpen, s: _Say) -> str:
+    ids = s.sep.join(e.work_orders)
+    return (f"工单 {ids} 尚未办结，还不能“{s.trigger(e.trigger)}”；请各部门办结工单（办结后系统自动"
+            "处置完毕），或由指挥中心撤回不再需要的工单。" if s.zh
+            else f"Work orders {ids} are still open, so “{s.trigger(e.trigger)}” is not "
+            "possible yet: the departments finish them (the ticket is then resolved for "
+            "them), or the centre withdraws those no longer needed.")
+
+
 def _routing(e: NoRouting, s: _Say) -> str:
     return ("此流程没有派单规则（部门与派单表），不能按规则派遣。" if s.zh
             else "This lifecycle has no routing table, so it cannot dispatch by routing.")
@@ -365,6 +375,7 @@ _WORDINGS: list[tuple[type[Exception], Callable[[Any, _Say], str]]] = [
     (TriggerNotAllowed, _trigger), (BounceNeedsApproval, _bounce_approval),
     (BounceLimitReached, _bounce_limit), (BounceBudgetExceeded, _bounce_budget),
     (NotADuplicate, _duplicate), (UnknownDepartment, _department), (NoRouting, _routing),
+    (WorkOrdersOpen, _open_orders),
     (UnknownOrganisation, _organisation), (OutsideCalendar, _calendar),
     (MinimumLagNotReached, _lag), (OutsideWorkingHours, _hours), (HostCallbackFailed, _host),
     (TicketNotFound, _not_found),
