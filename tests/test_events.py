@@ -122,3 +122,23 @@ def test_events_can_be_switched_off(make_engine, reporter, tmp_path) -> None:
     eng.report("grid_incident", {"category": "drain"}, actor=reporter)
     eng.run_until(START + timedelta(hours=1))
     assert events_of(eng) == []
+
+
+def test_a_refused_keyed_command_in_a_batch_keeps_the_batch_s_earlier_events(
+        make_engine, reporter, centre) -> None:
+    """A keyed command inside a batch runs in its own savepoint; when it is refused, only its
+    own changes are dropped (main: the after-commit listeners lost every earlier command of
+    the batch too, while their rows and outbox events were committed)."""
+    seen: list[tuple[str, str]] = []
+    registry = Registry()
+    registry.listener("all")(lambda e: seen.append((e.ticket_id, e.type)))
+    eng = make_engine(registry=registry)
+    with eng.batch():
+        eng.report("grid_incident", {"category": "drain"}, actor=reporter, ticket_id="K1")
+        eng.report("grid_incident", {"category": "drain"}, actor=reporter, ticket_id="K2")
+        with pytest.raises(TriggerNotAllowed):
+            eng.fire("K2", "close", actor=centre, idempotency_key="close-k2")
+        eng.report("grid_incident", {"category": "drain"}, actor=reporter, ticket_id="K3")
+    assert seen == [("K1", "ticket.reported"), ("K2", "ticket.reported"),
+                    ("K3", "ticket.reported")]
+    assert [len(events_of(eng, t)) for t in ("K1", "K2", "K3")] == [1, 1, 1]

@@ -275,6 +275,7 @@ class Kernel:
         first = idem.lookup(conn, owner, key, command, digest)
         if first is not None:
             return self._from_result(first)
+        kept = self.uow.changes_so_far()  # the batch's earlier commands: flushed, kept
         savepoint = conn.begin_nested()
         try:
             ticket = self.handler.snapshot(run())
@@ -283,14 +284,14 @@ class Kernel:
             self.uow.flush()
         except IntegrityError:
             savepoint.rollback()
-            self.uow.drop_window()
+            self.uow.drop_window(kept)
             first = idem.lookup(conn, owner, key, command, digest)
             if first is None:
                 raise
             return self._from_result(first)
         except BaseException:
             savepoint.rollback()
-            self.uow.drop_window()
+            self.uow.drop_window(kept)
             raise
         savepoint.commit()
         return ticket

@@ -306,11 +306,24 @@ class UnitOfWork:
         if parent.parent is None and st.batch and len(parent.history) >= self.flush_rows:
             self._flush(parent, keep_records=False)
 
-    def drop_window(self) -> None:
-        """Forget everything staged and read in the window (after a savepoint rollback)."""
+    def changes_so_far(self) -> int:
+        """How many changes the open transaction holds for its after-commit hooks.
+
+        A mark for :meth:`drop_window`.
+        """
+        return len(self.top.root().changes)
+
+    def drop_window(self, keep_changes: int = 0) -> None:
+        """Forget everything staged and read in the window (after a savepoint rollback).
+
+        Args:
+            keep_changes: how many of the transaction's changes to keep for its after-commit
+                hooks (:meth:`changes_so_far` before the savepoint): those of the commands
+                flushed before it, which the savepoint's rollback did not undo.
+        """
         root = self.top.root()
         root.clear_staged(keep_records=False)
-        root.changes = []
+        root.changes = root.changes[:keep_changes]
 
     # -- flushing and reading -------------------------------------------------------------
 
