@@ -120,7 +120,7 @@ def impact(
     Lists which tickets would end in another state, which pending deadlines move, and which
     deadlines would (or would no longer) be breached. Nothing is written to --db.
     """
-    stop = parse_instant(until, UTC) if until else None
+    stop = parse_instant(until, UTC, option="--until") if until else None
     if data is not None:
         from adapters.replay.encoding import UnknownEncoding, text_codec
 
