@@ -115,17 +115,40 @@ def test_tickets_now_that_is_not_an_instant_is_said_of_its_option(db: str) -> No
             in one_line(output))
 
 
-def test_a_command_that_names_no_option_gets_it_named_but_never_guessed(db: str) -> None:
-    """impact does not name --until itself: the option whose value the message quotes is
-    named, and when two options have that value, neither is."""
+def test_impact_names_until_in_a_bad_instant(db: str) -> None:
     code, output = run(["impact", "--workflow", "grid_incident", "--until", "garbage",
                         "--db", db])
     assert code == 2
     # main: "Invalid value: 'garbage' is not an ISO 8601 instant"
     assert "Invalid value for '--until': 'garbage' is not an ISO 8601" in one_line(output)
-    code, output = run(["impact", "--workflow", "garbage", "--until", "garbage", "--db", db])
-    assert code == 2
-    assert "Invalid value: 'garbage' is not an ISO 8601 instant" in one_line(output)
+
+
+def test_a_command_that_names_no_option_gets_it_named_but_never_guessed() -> None:
+    """The group's fallback for a command that checks a value in its body and does not say
+    whose it is: the option whose value the message quotes is named; when two options have
+    that value, neither is."""
+    import typer
+
+    from adapters.cli.app import HelpGroup
+
+    tool = typer.Typer(cls=HelpGroup, rich_markup_mode=None)
+
+    @tool.command()
+    def when(at: str = typer.Option(""), label: str = typer.Option("")) -> None:
+        """Check --at in the body."""
+        raise typer.BadParameter(f"{at!r} is not an instant")
+
+    @tool.command()
+    def other() -> None:
+        """A second command, so that the group has subcommands."""
+
+    runner = CliRunner()
+    named = runner.invoke(tool, ["when", "--at", "garbage", "--label", "x"])
+    assert named.exit_code == 2
+    assert "Invalid value for '--at': 'garbage' is not an instant" in one_line(named.output)
+    both = runner.invoke(tool, ["when", "--at", "garbage", "--label", "garbage"])
+    assert both.exit_code == 2
+    assert "Invalid value: 'garbage' is not an instant" in one_line(both.output)
 
 
 # -- 7. a file's problems say what the file is -------------------------------------------------
