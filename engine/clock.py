@@ -12,7 +12,7 @@ from typing import Protocol
 
 from engine.errors import InvalidArgument, InvalidArgumentType
 
-__all__ = ["Clock", "SystemClock", "VirtualClock", "ensure_utc"]
+__all__ = ["Clock", "SystemClock", "VirtualClock", "ensure_utc", "forward"]
 
 
 def ensure_utc(value: datetime, *, what: str = "instant") -> datetime:
@@ -95,11 +95,24 @@ class VirtualClock:
             InvalidArgument: ``delta`` is negative (also a ValueError).
             InvalidArgumentType: ``delta`` is not a timedelta.
         """
-        if not isinstance(delta, timedelta):
-            raise InvalidArgumentType("delta", "a timedelta", delta,
-                                      hint="e.g. timedelta(minutes=30)")
-        if delta < timedelta(0):
-            raise InvalidArgument("delta", f"cannot advance by a negative duration {delta}; "
-                                           "time only moves forward")
-        self.set(self._now + delta)
+        self.set(self._now + forward(delta, example="timedelta(minutes=30)"))
         return self._now
+
+
+def forward(delta: object, *, example: str) -> timedelta:
+    """``delta`` as a step forward in virtual time (a non-negative timedelta).
+
+    Args:
+        delta: the step asked for.
+        example: a call that would be right, for the refusal's hint.
+
+    Raises:
+        InvalidArgument: ``delta`` is negative (also a ValueError).
+        InvalidArgumentType: ``delta`` is not a timedelta (also a TypeError).
+    """
+    if not isinstance(delta, timedelta):
+        raise InvalidArgumentType("delta", "a timedelta", delta, hint=f"e.g. {example}")
+    if delta < timedelta(0):
+        raise InvalidArgument("delta", f"cannot advance by a negative duration {delta}; "
+                                       "virtual time only moves forward")
+    return delta

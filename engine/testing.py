@@ -23,8 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from engine.clock import VirtualClock
-from engine.errors import InvalidArgument, InvalidArgumentType
+from engine.clock import VirtualClock, forward
 from engine.events.model import DomainEvent
 from engine.events.outbox import read_events
 from engine.facade import Engine
@@ -52,13 +51,8 @@ class Harness:
             InvalidArgument: ``delta`` is negative (also a ValueError); nothing fires.
             InvalidArgumentType: ``delta`` is not a timedelta (also a TypeError).
         """
-        if not isinstance(delta, timedelta):
-            raise InvalidArgumentType("delta", "a timedelta", delta,
-                                      hint="e.g. harness.advance(timedelta(minutes=31))")
-        if delta < timedelta(0):
-            raise InvalidArgument("delta", f"cannot advance by a negative duration {delta}; "
-                                           "virtual time only moves forward")
-        return self.engine.run_until(self.clock.now() + delta)
+        step = forward(delta, example="harness.advance(timedelta(minutes=31))")
+        return self.engine.run_until(self.clock.now() + step)
 
     def events(self, ticket_id: str | None = None) -> list[DomainEvent]:
         """The domain events in the outbox, oldest first (optionally of one ticket)."""

@@ -35,6 +35,7 @@ from engine.lifecycle.machine import Lifecycle
 from engine.runtime.changes import Change
 from engine.runtime.participant import FireContext, Participant, PlanContext, RowWrite
 from engine.runtime.working import PendingTimer, TicketRecord
+from engine.store.reads import in_chunks
 from engine.store.tables import ladder
 
 __all__ = ["Ladder", "LadderPosition", "LadderState", "ladder_position"]
@@ -243,8 +244,7 @@ class Ladder(Participant):
         Reads the held rows of ``gw_ladder`` once for all ``tickets``.
         """
         held: dict[str, datetime] = {}
-        ids = list(tickets)
-        for chunk in (ids[i:i + 500] for i in range(0, len(ids), 500)):
+        for chunk in in_chunks(tickets):
             for r in conn.execute(select(_c.ticket_id, _c.held_at).where(
                     _c.ticket_id.in_(chunk), _c.held_at.is_not(None))):
                 held[r.ticket_id] = r.held_at

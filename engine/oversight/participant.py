@@ -59,7 +59,7 @@ from engine.runtime.participant import (
 )
 from engine.runtime.working import PendingTimer, TicketRecord
 from engine.store.oversight_tables import supervision_notices, time_requests
-from engine.store.reads import rows_of
+from engine.store.reads import in_chunks, rows_of
 
 __all__ = ["RESUME_TIMER", "Oversight", "instant"]
 
@@ -419,8 +419,7 @@ class Oversight(Participant):
         """
         tr, sn = time_requests.c, supervision_notices.c
         kept: dict[str, list[tuple[str, str | None, int]]] = {}
-        ids = list(tickets)
-        for chunk in (ids[i:i + 500] for i in range(0, len(ids), 500)):
+        for chunk in in_chunks(tickets):
             for r in conn.execute(select(tr.ticket_id, tr.kind, tr.status, tr.seq)
                                   .where(tr.ticket_id.in_(chunk))):
                 kept.setdefault(r.ticket_id, []).append((r.kind, r.status, r.seq))

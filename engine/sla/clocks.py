@@ -63,6 +63,7 @@ from engine.lifecycle.machine import Lifecycle
 from engine.runtime.changes import Change
 from engine.runtime.participant import FireContext, Participant, PlanContext, RowWrite
 from engine.runtime.working import PendingTimer, TicketRecord
+from engine.store.reads import in_chunks
 from engine.store.tables import sla_clocks
 
 __all__ = ["ClockState", "SlaClock", "SlaClocks", "clocks_of"]
@@ -538,8 +539,7 @@ class SlaClocks(Participant):
         """
         c = sla_clocks.c
         stored: dict[str, list[Any]] = {}
-        ids = list(tickets)
-        for chunk in (ids[i:i + 500] for i in range(0, len(ids), 500)):
+        for chunk in in_chunks(tickets):
             for r in conn.execute(select(c.ticket_id, c.name, c.status, c.due_at, c.outcome,
                                          c.breached_at)
                                   .where(c.ticket_id.in_(chunk))

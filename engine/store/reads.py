@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from sqlalchemy import JSON, Boolean, Column, Connection, Table, bindparam, func, literal, select
@@ -27,7 +27,8 @@ from engine.store import statements as S
 from engine.store.tables import tickets, timers
 from engine.store.types import UTCDateTime
 
-__all__ = ["EagerTable", "Loaded", "load_tickets", "rows_of", "ticket_exists", "ticket_version"]
+__all__ = ["IN_CHUNK", "EagerTable", "Loaded", "in_chunks", "load_tickets", "rows_of",
+           "ticket_exists", "ticket_version"]
 
 Loaded = tuple[dict[str, Any], list[dict[str, Any]], dict[str, list[dict[str, Any]]]]
 """A loaded ticket: ``(gw_tickets row, pending gw_timers rows, {table name: its rows})``."""
@@ -150,6 +151,17 @@ class _Plan:
         return row, found, extra
 
 
+IN_CHUNK = 500
+"""The most values one ``IN (...)`` list binds (below every driver's parameter limit)."""
+
+
+def in_chunks(values: Iterable[str], size: int = IN_CHUNK) -> Iterator[list[str]]:
+    """``values`` in lists of at most ``size``, in order: one ``IN (...)`` query each."""
+    items = list(values)
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
 FEW = 32
 """Up to this many tickets are read with a prebuilt statement per count (the fast path)."""
 
@@ -203,8 +215,7 @@ def load_tickets(conn: Connection, ids: Sequence[str],
             loaded = plan.decode(hit)
             out[loaded[0]["id"]] = loaded
         return out
-    for start in range(0, len(wanted), 500):
-        part = wanted[start:start + 500]
+    for part in in_chunks(wanted):
         for r in conn.execute(plan.many, {"b_ids": part}).mappings():
             loaded = plan.decode(dict(r))
             out[loaded[0]["id"]] = loaded

@@ -42,6 +42,7 @@ from engine.errors import CommandRefused
 from engine.lifecycle.registry import Registry
 from engine.runtime.model import Actor
 from engine.store.evidence_tables import blobs
+from engine.store.reads import in_chunks
 from engine.store.tables import definitions, history, tickets, timers
 
 __all__ = ["Command", "TicketImpact", "compare_stores", "impact_of", "stored_commands",
@@ -164,9 +165,9 @@ def uploads_of(engine: Any, commands: Iterable[Command]) -> list[dict[str, Any]]
     if not digests:
         return []
     with engine.db.read() as conn:
-        return [dict(r) for start in range(0, len(digests), 500)
+        return [dict(r) for chunk in in_chunks(digests)
                 for r in conn.execute(select(blobs).where(
-                    blobs.c.sha256.in_(digests[start:start + 500]))).mappings()]
+                    blobs.c.sha256.in_(chunk))).mappings()]
 
 
 EngineFactory = Callable[..., Any]

@@ -49,7 +49,7 @@ by hand).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -66,6 +66,7 @@ from engine.runtime.changes import Change
 from engine.runtime.model import SYSTEM, Actor
 from engine.runtime.participant import CheckContext, Participant, PlanContext, RowWrite, Unit
 from engine.store.department_tables import department_actions, work_orders
+from engine.store.reads import in_chunks
 from engine.store.tables import history as history_table
 from engine.store.tables import timers
 from engine.workorders import orders as O
@@ -191,7 +192,7 @@ class WorkOrders(Participant):
         w, a = work_orders.c, department_actions.c
         children: dict[str, list[Any]] = {}
         rules: dict[str, list[Any]] = {}
-        for chunk in _chunks(list(resolves)):
+        for chunk in in_chunks(resolves):
             for r in conn.execute(select(w.parent_id, w.child_id, w.department, w.role)
                                   .where(w.parent_id.in_(chunk)).order_by(w.id)):
                 children.setdefault(r.parent_id, []).append(r)
@@ -205,7 +206,7 @@ class WorkOrders(Participant):
             c: [(r["at"], r["id"], r["to_state"]) for r in history[c]]
             for c in ids if c in history}
         h = history_table.c
-        for chunk in _chunks([c for c in ids if c not in steps]):
+        for chunk in in_chunks(c for c in ids if c not in steps):
             for step in conn.execute(select(h.ticket_id, h.at, h.id, h.to_state)
                                      .where(h.ticket_id.in_(chunk)).order_by(h.seq)):
                 steps.setdefault(step.ticket_id, []).append((step.at, step.id, step.to_state))
@@ -326,11 +327,6 @@ def _check_resolution(ctx: CheckContext, change: Change) -> None:
                               [(role, state) for _, _, role, state in listed]):
         raise WorkOrdersOpen(change.ticket_id, change.trigger, orders.rule, orders.quorum,
                              still)
-
-
-def _chunks(ids: list[str], size: int = 500) -> Iterator[list[str]]:
-    for start in range(0, len(ids), size):
-        yield ids[start:start + size]
 
 
 def _resolved_against_rule(row: Mapping[str, Any], children: Sequence[Any],
