@@ -64,10 +64,6 @@ _marks = Table(
     Column("lifecycle", String(64), nullable=False),
 )
 
-# Gridwhistle's own tables, read through SQL (the adapters stay above the engine's store)
-_COUNT = text("SELECT count(*) FROM gw_tickets")
-_BY_LIFECYCLE = text("SELECT d.name, count(*) FROM gw_tickets t JOIN gw_definitions d "
-                     "ON t.definition_id = d.id GROUP BY d.name")
 
 
 @dataclass(frozen=True)
@@ -154,10 +150,8 @@ def holding(database: Database) -> Holding:
     ``database`` has Gridwhistle's tables (an empty one counts no tickets).
     """
     with database.read() as conn:
-        count = int(conn.execute(_COUNT).scalar_one())
-        kinds: dict[str, int] = {}
-        if count:
-            kinds = {name: int(n) for name, n in conn.execute(_BY_LIFECYCLE)}
+        kinds = database.ticket_counts(conn)
+        count = sum(kinds.values())
         mark = None
         if inspect(conn).has_table(MARK_TABLE):
             mark = conn.execute(select(_marks).where(_marks.c.id == 1)).mappings().first()
@@ -212,7 +206,7 @@ def end(database: Database) -> int:
     before stopping on an error included).
     """
     with database.write() as conn:
-        count = int(conn.execute(_COUNT).scalar_one())
+        count = sum(database.ticket_counts(conn).values())
         conn.execute(_marks.update().where(_marks.c.id == 1).values(
             tickets=count, running=False, ended_at=_now()))
     return count

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import URL, Connection, create_engine, event, inspect, text
+from sqlalchemy import URL, Connection, create_engine, event, func, inspect, select, text
 from sqlalchemy import Engine as SAEngine
 from sqlalchemy.exc import ArgumentError, DatabaseError, DBAPIError, OperationalError
 
@@ -23,7 +23,7 @@ from engine.store.migrate import (
     shipped,
     upgrade,
 )
-from engine.store.tables import metadata
+from engine.store.tables import definitions, metadata, tickets
 
 __all__ = ["Database", "WriterQueue", "to_url"]
 
@@ -283,6 +283,25 @@ class Database:
         """A connection for reading (its transaction is rolled back at the end)."""
         with self.engine.connect() as conn:
             yield conn
+
+    def ticket_counts(self, conn: Connection | None = None) -> dict[str, int]:
+        """How many tickets the database holds, by lifecycle name (work orders included).
+
+        Args:
+            conn: read through this connection (e.g. inside a write transaction); default:
+                a reading connection of its own.
+
+        Returns:
+            lifecycle name → tickets on any of its versions; empty when there is none.
+        """
+        query = (select(definitions.c.name, func.count())
+                 .select_from(tickets.join(definitions,
+                                           tickets.c.definition_id == definitions.c.id))
+                 .group_by(definitions.c.name))
+        if conn is not None:
+            return {name: int(n) for name, n in conn.execute(query)}
+        with self.read() as own:
+            return {name: int(n) for name, n in own.execute(query)}
 
     def drop_all(self) -> None:
         """Drop and recreate every Gridwhistle table (used by ``replay --fresh``)."""
