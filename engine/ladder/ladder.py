@@ -33,6 +33,7 @@ from sqlalchemy import Connection, bindparam, insert, select, update
 from engine.calendars.spans import due_after
 from engine.lifecycle.machine import Lifecycle
 from engine.runtime.changes import Change
+from engine.runtime.invariants import suspended_by_history
 from engine.runtime.participant import FireContext, Participant, PlanContext, RowWrite
 from engine.runtime.working import PendingTimer, TicketRecord
 from engine.store.reads import in_chunks
@@ -249,9 +250,9 @@ class Ladder(Participant):
                     _c.ticket_id.in_(chunk), _c.held_at.is_not(None))):
                 held[r.ticket_id] = r.held_at
         for tid, ticket in tickets.items():
-            marks = [r["kind"] for r in history.get(tid, ()) if r["kind"] in _HOLD_KINDS]
             final = lifecycle_of(ticket["definition_id"]).final_states
-            suspended = marks[-1:] == ["suspended"] and ticket["state"] not in final
+            suspended = (suspended_by_history(history.get(tid, ()))
+                         and ticket["state"] not in final)
             running = sorted(t["name"] for t in timers.get(tid, ())
                              if t["name"].startswith("ladder:") and t["status"] == "pending")
             if tid in held and not suspended:

@@ -49,6 +49,7 @@ from engine.errors import OversightRefused, RoleNotAllowed
 from engine.lifecycle.machine import Lifecycle
 from engine.oversight.model import EXTENSION, SUSPENSION, OversightState, TimeRequest
 from engine.runtime.changes import Change
+from engine.runtime.invariants import suspended_by_history
 from engine.runtime.model import SYSTEM
 from engine.runtime.participant import (
     CheckContext,
@@ -436,9 +437,8 @@ class Oversight(Participant):
                 yield (tid, "oversight_rows", f"history rows without their oversight row: "
                        f"{missing or 'none'}; oversight rows without their history row: "
                        f"{extra or 'none'} (kind, seq)")
-            marks = [r["kind"] for r in rows if r["kind"] in ("suspended", "resumed")]
             final = lifecycle_of(ticket["definition_id"]).final_states
-            suspended = marks[-1:] == ["suspended"] and ticket["state"] not in final
+            suspended = suspended_by_history(rows) and ticket["state"] not in final
             active = sum(1 for kind, status, _ in mine
                          if kind == SUSPENSION and status == "active")
             resume = sum(1 for t in timers.get(tid, ())

@@ -42,7 +42,7 @@ Rules (the ``rule`` of a :class:`Violation`):
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any
@@ -52,7 +52,7 @@ from sqlalchemy import Connection, select
 from engine.lifecycle.machine import Lifecycle
 from engine.store.tables import history, tickets, timers
 
-__all__ = ["Violation", "check_invariants"]
+__all__ = ["Violation", "check_invariants", "suspended_by_history"]
 
 _ENTRY_KINDS = ("report", "transition", "migration")
 # history rows a fired timer writes (``resumed``: a suspension's limit, issue 11)
@@ -78,6 +78,17 @@ class Violation:
 
     def __str__(self) -> str:
         return f"{self.ticket_id}: {self.rule}: {self.message}"
+
+
+def suspended_by_history(rows: Iterable[Mapping[str, Any]]) -> bool:
+    """Whether history ``rows`` (oldest first) leave the ticket suspended.
+
+    Its last ``suspended`` row is not followed by a ``resumed`` one (the oversight
+    participant's rows, docs/oversight.md). A ticket in a final state is no longer held,
+    whatever its rows say: callers check that themselves.
+    """
+    held = [r["kind"] for r in rows if r["kind"] in ("suspended", "resumed")]
+    return held[-1:] == ["suspended"]
 
 
 def check_invariants(
@@ -193,9 +204,8 @@ def _check_ticket(ticket: Any, rows: list[Any], tms: list[Any], lc: Lifecycle,
     entry = next((r for r in reversed(rows) if r["kind"] in _ENTRY_KINDS
                   and not (r["data"] or {}).get("internal")), rows[0])
     after_entry = rows[entry["seq"]:] if entry["seq"] <= len(rows) else []
-    held = [r["kind"] for r in after_entry if r["kind"] in ("suspended", "resumed")]
     moved = {entry["at"]} | {r["at"] for r in after_entry if r["kind"] in _MOVE_KINDS}
-    for d in lc.state_deadlines.get(state, ()) if held[-1:] != ["suspended"] else ():
+    for d in lc.state_deadlines.get(state, ()) if not suspended_by_history(after_entry) else ():
         if d.spec.after is None:
             continue
         mine = [t for t in tms if t["name"] == d.name and t["state"] == state]

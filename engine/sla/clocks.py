@@ -61,6 +61,7 @@ from engine.definition.schema import ConditionSpec, SlaSpec, WorkingSpan
 from engine.durations import format_duration
 from engine.lifecycle.machine import Lifecycle
 from engine.runtime.changes import Change
+from engine.runtime.invariants import suspended_by_history
 from engine.runtime.participant import FireContext, Participant, PlanContext, RowWrite
 from engine.runtime.working import PendingTimer, TicketRecord
 from engine.store.reads import in_chunks
@@ -553,10 +554,9 @@ class SlaClocks(Participant):
             clocks = stored.get(tid, [])
             if not clocks and not pending:
                 continue
-            marks = [r["kind"] for r in history.get(tid, ())
-                     if r["kind"] in ("suspended", "resumed")]
             final = lifecycle_of(ticket["definition_id"]).final_states
-            suspended = marks[-1:] == ["suspended"] and ticket["state"] not in final
+            suspended = (suspended_by_history(history.get(tid, ()))
+                         and ticket["state"] not in final)
             for clock in clocks:
                 for problem in _clock_problems(clock, pending.get(clock.name, []), suspended):
                     yield tid, "sla_clock", problem
