@@ -69,3 +69,17 @@ transitions:
 deadlines:
   answer: {{at_field: due_by, stop_in: [done], on_breach: record}}
 {cal}"""
+
+
+def cli_run(args: list[str]) -> tuple[int, str]:
+    """Exit code and output (stdout and stderr) of one ``gridwhistle`` command, in process
+    (typer's CliRunner, 200 columns); never a Python exception, never a traceback."""
+    from typer.testing import CliRunner
+
+    from adapters.cli import app
+
+    result = CliRunner().invoke(app, args, terminal_width=200)
+    assert result.exception is None or isinstance(result.exception, SystemExit), (
+        args, repr(result.exception))
+    assert "Traceback" not in result.output
+    return result.exit_code, result.output

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from helpers import cli_run as run
 from typer.testing import CliRunner
 
 from adapters.cli import app
@@ -21,15 +22,6 @@ from engine import Actor, Engine, VirtualClock
 RUNNER = CliRunner()
 START = datetime(2024, 5, 1, 8, tzinfo=UTC)
 ODD = "[/oops] closing tag :x: [red]a[/red]"
-
-
-def run(args: list[str]) -> tuple[int, str]:
-    """Exit code and output (stdout and stderr) of one command; never a Python exception."""
-    result = RUNNER.invoke(app, args, terminal_width=200)
-    assert result.exception is None or isinstance(result.exception, SystemExit), (
-        args, repr(result.exception))
-    assert "Traceback" not in result.output
-    return result.exit_code, result.output
 
 
 @pytest.fixture

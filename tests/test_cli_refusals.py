@@ -8,23 +8,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from helpers import cli_run as run
 from typer.testing import CliRunner
 
-from adapters.cli import app
 from engine import Actor, Engine, VirtualClock
 
-RUNNER = CliRunner()
 START = datetime(2024, 5, 1, 8, tzinfo=UTC)
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-
-
-def run(args: list[str]) -> tuple[int, str]:
-    """Exit code and output (stdout and stderr) of one command; never a Python exception."""
-    result = RUNNER.invoke(app, args, terminal_width=200)
-    assert result.exception is None or isinstance(result.exception, SystemExit), (
-        args, repr(result.exception))
-    assert "Traceback" not in result.output
-    return result.exit_code, result.output
 
 
 def one_line(output: str) -> str:
