@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -16,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 from helpers import START
-from servers import Receiver, receiver
+from servers import Receiver, free_port, receiver
 
 from adapters.diagrams import mermaid
 from engine import Actor, Engine, VirtualClock, load_definition
@@ -147,9 +146,7 @@ def test_serve_runs_the_api_and_delivers_webhooks(tmp_path: Path) -> None:
     keys = tmp_path / "keys.yaml"
     key = run("keys", "add", str(keys), "--actor", "ops-1", "--role", "centre",
               check=True).stdout.strip()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     with receiver([]) as hook:
         proc = subprocess.Popen([*CLI, "serve", "--api-keys", str(keys), "--db",
                                  str(tmp_path / "serve.sqlite"), "--port", str(port),

@@ -5,7 +5,6 @@ real uvicorn server over SQLite files."""
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -14,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 from helpers import START
-from servers import running
+from servers import free_port, running
 
 from adapters.http import ApiKey, KeyNotValid, create_app, load_api_keys
 from adapters.http.auth import hash_key, key_holders, new_key
@@ -38,12 +37,6 @@ def keys_file(path: Path, **entries: str) -> Path:
         lines.append(f'  "{name}": {{hash: "sha256:{i:064x}", {rest}}}')
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def serve_refusal(keys: Path, tmp_path: Path,

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import csv
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -34,6 +33,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from servers import free_port
 
 from adapters.replay import BUNDLED_SAMPLE, RepeatedColumn, load_mapping, preflight, replay
 from adapters.replay.open311 import CHICAGO_SAMPLE, check_lifecycle, replay_open311
@@ -147,9 +147,7 @@ def test_a_database_a_server_is_using_is_not_emptied(tmp_path: Path) -> None:
     keys = tmp_path / "keys.yaml"
     key = _cli("keys", "add", str(keys), "--actor", "ops-1", "--role", "centre",
                cwd=tmp_path).stdout.strip()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     server = subprocess.Popen([*CLI, "serve", "--api-keys", str(keys), "--db", "live.sqlite",
                                "--port", str(port)], cwd=tmp_path,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
