@@ -36,20 +36,6 @@ class HelpGroup(TyperGroup):
     help-formatting API, which Typer vendors since 0.26: hence ``Any`` for its types).
     """
 
-    def invoke(self, ctx: Any) -> Any:
-        """Run the command; a bad value it finds itself is said of its option (exit 2).
-
-        A command that checks an option's value in its body (``parse_instant``, say) raises
-        ``typer.BadParameter``; Click then says ``Invalid value: ...`` without the option
-        unless the command named it. Here the option is named when exactly one option's
-        value is quoted in the message (``'garbage' is not an ISO 8601 instant``).
-        """
-        try:
-            return super().invoke(ctx)
-        except typer.BadParameter as exc:
-            _name_the_option(exc)
-            raise
-
     def format_commands(self, ctx: Any, formatter: Any) -> None:
         """Write the ``Commands:`` section: name, and the first paragraph of its help."""
         rows = []
@@ -61,19 +47,6 @@ class HelpGroup(TyperGroup):
         if rows:
             with formatter.section("Commands"):
                 formatter.write_dl(rows)
-
-
-def _name_the_option(exc: typer.BadParameter) -> None:
-    """Give a usage error its option (``param_hint``) when its message quotes one's value."""
-    ctx = exc.ctx
-    if exc.param is not None or exc.param_hint is not None or ctx is None:
-        return
-    quoted = [p for p in ctx.command.params
-              if getattr(p, "opts", None) and str(p.opts[0]).startswith("-")
-              and isinstance(ctx.params.get(p.name), str) and ctx.params[p.name]
-              and repr(ctx.params[p.name]) in exc.message]
-    if len(quoted) == 1:
-        exc.param_hint = [quoted[0].opts[0]]
 
 
 def bad_option(option: str, message: str) -> NoReturn:
@@ -336,16 +309,20 @@ def open_engine(db: str, *, create: bool = False, events: bool = True,
         raise  # unreachable: fail() exits
 
 
-def parse_instant(text: str, zone: Any, *, option: str | None = None) -> datetime:
+def parse_instant(text: str, zone: Any, *, option: str) -> datetime:
     """Parse an ISO 8601 instant; one without a zone is taken in ``zone``. Returns aware UTC.
 
+    Args:
+        text: the option's value.
+        zone: the zone of an instant written without one.
+        option: the option it is the value of (``--until``), named in the refusal.
+
     Raises:
-        typer.BadParameter: not an instant; said of ``option`` (``--until``), else of the
-            option whose value it is (see :meth:`HelpGroup.invoke`).
+        typer.BadParameter: not an instant (exit 2), said of ``option``.
     """
     try:
         value = datetime.fromisoformat(text)
     except ValueError:
         raise typer.BadParameter(f"{text!r} is not an ISO 8601 instant (e.g. 2024-05-01T08:00)",
-                                 param_hint=[option] if option else None) from None
+                                 param_hint=[option]) from None
     return (value if value.tzinfo else value.replace(tzinfo=zone)).astimezone(UTC)
