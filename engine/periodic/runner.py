@@ -26,8 +26,9 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from apscheduler.jobstores.base import JobLookupError
 from apscheduler.triggers.cron import CronTrigger
-from apscheduler.triggers.date import DateTrigger
+from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import bindparam, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
@@ -155,7 +156,12 @@ def _create(kernel: Kernel, lifecycle: str, name: str, label: str, rule: Periodi
 def add_periodic_jobs(scheduler: Any, engine: HasKernel) -> int:
     """Add one APScheduler cron job per periodic rule of the deployed lifecycles.
 
-    Also adds a catch-up run now. Returns the number of rules scheduled.
+    Also adds a catch-up run now, and the job that runs the work again when the engine's
+    clock lags this machine's (see :func:`_safe_run`). Both are jobs that stay in the
+    scheduler, moved rather than added and removed: APScheduler 3 removes a one-off job after
+    its run, and a ``shutdown()`` at that moment kills its thread with ``JobLookupError``
+    (see :meth:`engine.runtime.scheduler.WakeUpScheduler.start`). Returns the number of
+    rules scheduled.
     """
     count = 0
     kernel = engine.kernel
@@ -168,8 +174,12 @@ def add_periodic_jobs(scheduler: Any, engine: HasKernel) -> int:
                               replace_existing=True, max_instances=1, coalesce=True,
                               misfire_grace_time=None)
             count += 1
+    dormant = IntervalTrigger(seconds=_DORMANT.total_seconds())
     if count:
-        scheduler.add_job(_safe_run, args=[engine], id="periodic:catch-up", max_instances=1)
+        scheduler.add_job(_safe_run, dormant, args=[engine], id="periodic:catch-up",
+                          max_instances=1, next_run_time=datetime.now(UTC))
+    scheduler.add_job(_safe_run, dormant, args=[engine], id=_AGAIN, max_instances=1,
+                      coalesce=True, misfire_grace_time=None, next_run_time=None)
     return count
 
 
@@ -190,9 +200,19 @@ def _safe_run(engine: HasKernel, scheduler: Any = None) -> None:
     behind = woke - engine_now
     if scheduler is not None and behind > _LATE and not isinstance(engine.kernel.clock,
                                                                    VirtualClock):
-        scheduler.add_job(_safe_run, DateTrigger(run_date=woke + behind + _LATE),
-                          args=[engine], id=f"periodic:late:{woke.isoformat()}",
-                          max_instances=1, misfire_grace_time=None)
+        when = woke + behind + _LATE
+        try:
+            # one run at the latest instant asked covers every earlier one (it runs all the
+            # work due by then)
+            pending = scheduler.get_job(_AGAIN)
+            if pending is not None and pending.next_run_time is not None:
+                when = max(when, pending.next_run_time)
+            scheduler.modify_job(_AGAIN, next_run_time=when)
+        except JobLookupError:
+            pass  # the scheduler is shutting down
 
 
 _LATE = timedelta(milliseconds=1)
+_DORMANT = timedelta(days=3650)
+"""The interval of the catch-up and run-again jobs: they run when moved, then sleep."""
+_AGAIN = "periodic:again"

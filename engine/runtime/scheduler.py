@@ -3,11 +3,10 @@
 APScheduler keeps no state of ours: timers are rows in the database, and a job here only
 *wakes the engine* to fire what is due (:meth:`Kernel.run_due`). Jobs, in memory:
 
-* ``wake``: a date trigger at the next due time (plus 1 ms, since a deadline is breached only
-  once the clock is past it), re-armed after each run and whenever a commit creates an
-  earlier timer;
+* ``wake``: runs at the next due time (plus 1 ms, since a deadline is breached only once the
+  clock is past it), re-armed after each run and whenever a commit creates an earlier timer;
 * ``sweep``: an interval trigger (default every 30 s) that fires what is due anyway, in case
-  another process created timers or a wake-up was missed;
+  another process created timers or a wake-up was missed; its first run is at start-up;
 * whatever the ``jobs`` callback adds (the engine adds one cron job per ``periodic`` rule,
   see :mod:`engine.periodic.runner`).
 
@@ -27,7 +26,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
-from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from engine.clock import VirtualClock
@@ -37,6 +35,9 @@ __all__ = ["WakeUpScheduler"]
 
 log = logging.getLogger("gridwhistle.scheduler")
 _SLACK = timedelta(milliseconds=1)
+_DORMANT = timedelta(days=3650)
+"""The wake-up job's interval: after a run it sleeps until :meth:`WakeUpScheduler.wake_at`
+arms it again (long before this passes)."""
 
 
 class WakeUpScheduler:
@@ -57,6 +58,7 @@ class WakeUpScheduler:
         self._sweep = sweep_seconds
         self._jobs = jobs
         self._stopping = False
+        self._armable = False  # the wake-up job exists (start() added it)
         self._running = threading.Lock()  # held while a run is in flight
 
     @property
@@ -65,11 +67,24 @@ class WakeUpScheduler:
         return self._scheduler
 
     def start(self) -> None:
-        """Start the background thread, sweep once, and arm the first wake-up."""
+        """Start the background thread, sweep once, and arm the first wake-up.
+
+        Every job of ours stays in the scheduler until it shuts down: APScheduler 3 removes a
+        one-off job after its run, and when ``shutdown()`` comes at that moment the removal
+        fails (it marks the scheduler stopped before taking its job-store lock) and the
+        scheduler's thread dies with ``JobLookupError``. So the start-up sweep is the sweep
+        job's first run, and the wake-up is one long-interval job that
+        :meth:`wake_at` moves (a run leaves it dormant until armed again).
+        """
+        now = datetime.now(UTC)
         self._scheduler.add_job(self._run, IntervalTrigger(seconds=self._sweep), id="sweep",
-                                max_instances=1, coalesce=True)
+                                max_instances=1, coalesce=True, next_run_time=now)
+        self._scheduler.add_job(self._run, IntervalTrigger(seconds=_DORMANT.total_seconds()),
+                                id="wake", max_instances=1, coalesce=True,
+                                misfire_grace_time=None, next_run_time=None)
+        with self._lock:
+            self._armable = True
         self._scheduler.start()
-        self._scheduler.add_job(self._run, id="startup", max_instances=1)
         if self._jobs is not None:
             self._jobs(self._scheduler)
 
@@ -100,12 +115,11 @@ class WakeUpScheduler:
         ahead = self.kernel.clock.now() - datetime.now(UTC)
         when = due - ahead + _SLACK
         with self._lock:
-            if self._stopping or (self._armed is not None and self._armed <= when):
+            if (self._stopping or not self._armable
+                    or (self._armed is not None and self._armed <= when)):
                 return
             self._armed = when
-            self._scheduler.add_job(self._run, DateTrigger(run_date=when), id="wake",
-                                    replace_existing=True, max_instances=1,
-                                    misfire_grace_time=None)
+            self._scheduler.modify_job("wake", next_run_time=when)
 
     def _run(self) -> None:
         with self._running:
