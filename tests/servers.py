@@ -23,6 +23,19 @@ def free_port() -> int:
 
 
 @contextmanager
+def busy_port() -> Iterator[int]:
+    """A TCP port on 127.0.0.1 that a socket listens on while the block runs.
+
+    For ``serve`` refusals that must come before the port is bound: if a check regressed,
+    ``serve`` then refuses the port in use at once instead of serving (and hanging the test).
+    """
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(1)
+        yield int(sock.getsockname()[1])
+
+
+@contextmanager
 def running(app: Any) -> Iterator[str]:
     """Serve ``app`` with uvicorn on 127.0.0.1 at a free port; yield its base URL."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

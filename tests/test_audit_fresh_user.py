@@ -14,7 +14,7 @@ import httpx
 import pytest
 from helpers import START
 from pydantic import ValidationError
-from servers import running
+from servers import busy_port, running
 
 from adapters.http import ApiKey, KeyNotValid, create_app, load_api_keys
 from engine import Actor, DefinitionError, Engine, VirtualClock, find_tickets
@@ -83,8 +83,9 @@ def test_a_keys_file_with_a_department_key_without_department_is_refused_naming_
     assert "keys.water-3" in str(caught.value) and "must name its department" in str(
         caught.value)
     assert ":3:" in str(caught.value)  # its line
-    served = cli("serve", "--api-keys", str(path), "--db", str(tmp_path / "s.sqlite"),
-                 "--port", "1")
+    with busy_port() as port:  # a regression is refused as a port in use, not served
+        served = cli("serve", "--api-keys", str(path), "--db", str(tmp_path / "s.sqlite"),
+                     "--port", str(port))
     assert served.returncode == 1 and "water-3" in served.stderr
 
 
@@ -105,8 +106,9 @@ def test_create_app_refuses_a_role_no_served_lifecycle_declares(tmp_path: Path) 
             create_app(engine, api_keys={"secret-key": ApiKey(actor="r-1", role="reporter")})
     finally:
         engine.stop()
-    served = cli("serve", "--api-keys", str(path), "--db", str(tmp_path / "s.sqlite"),
-                 "--port", "1")
+    with busy_port() as port:  # a regression is refused as a port in use, not served
+        served = cli("serve", "--api-keys", str(path), "--db", str(tmp_path / "s.sqlite"),
+                     "--port", str(port))
     assert served.returncode == 1 and "odd-1" in served.stderr
 
 

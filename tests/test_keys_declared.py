@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 from helpers import START
-from servers import free_port, running
+from servers import busy_port, free_port, running
 
 from adapters.http import ApiKey, KeyNotValid, create_app, load_api_keys
 from adapters.http.auth import hash_key, key_holders, new_key
@@ -42,8 +42,9 @@ def keys_file(path: Path, **entries: str) -> Path:
 def serve_refusal(keys: Path, tmp_path: Path,
                   *lifecycles: str) -> subprocess.CompletedProcess[str]:
     options = [a for name in lifecycles for a in ("--lifecycle", name)]
-    return cli("serve", "--api-keys", str(keys), "--db", str(tmp_path / "serve.sqlite"),
-               "--port", "1", *options)
+    with busy_port() as port:  # a regression is refused as a port in use, not served
+        return cli("serve", "--api-keys", str(keys), "--db", str(tmp_path / "serve.sqlite"),
+                   "--port", str(port), *options)
 
 
 # -- 1. create_app and serve: a department no served lifecycle declares -----------------------
@@ -128,7 +129,7 @@ def test_on_an_existing_database_keys_are_checked_against_what_it_serves_deployi
         "watr-1": 'actor: watr-1, role: department, department: "watr"'})
 
     # (a free port: serve checks the port before it opens an existing database, whose keys
-    # create_app checks; --port 1 would be refused first where ports below 1024 are)
+    # create_app checks; a port in use would be refused first)
     served = cli("serve", "--api-keys", str(keys), "--db", str(db), "--port",
                  str(free_port()), "--lifecycle", str(parks))
     assert served.returncode == 1, served.stderr
@@ -387,8 +388,9 @@ def test_serving_a_lifecycle_whose_work_order_lifecycle_is_missing_is_refused_at
     finally:
         engine.stop()
     keys = keys_file(tmp_path / "keys.yaml", **{"ops-1": "actor: ops-1, role: centre"})
+    # (a free port: the port is checked before the database is opened for this check)
     refused = cli("serve", "--api-keys", str(keys), "--db", str(tmp_path / "serve.sqlite"),
-                  "--port", "1", "--lifecycle", str(depot))
+                  "--port", str(free_port()), "--lifecycle", str(depot))
     assert refused.returncode == 1, refused.stdout + refused.stderr
     assert "routing.work_orders" in refused.stderr
     assert "Traceback" not in refused.stderr
