@@ -74,9 +74,8 @@ class Change(NamedTuple):
 
 _POOL_BYTES = 4096
 """Random bytes read from the OS at once: 256 change ids per ``os.urandom`` system call."""
-_KEEP = ~((0xC000 << 48) | (0xF000 << 64)) & ((1 << 128) - 1)
-_VERSION_4 = (0x8000 << 48) | (4 << 76)
-"""The RFC 4122 variant and version bits, set as ``uuid.UUID(bytes=..., version=4)`` sets them."""
+_VARIANT = "89ab"
+"""The variant nibble (RFC 4122: bits 10xx) by the two random bits it keeps."""
 
 
 class _Pool(threading.local):
@@ -105,7 +104,7 @@ def new_change_id() -> str:
     Every history row gets one (the outbox's ``event_id``). ``uuid.uuid4()`` reads 16 bytes
     from the OS per call and builds a ``UUID`` object only to print it; this reads the same
     OS source (``os.urandom``) 4 KiB at a time, per thread and anew in a forked child, and
-    formats the 128 bits directly: the same distribution of ids at a third of the cost.
+    writes the hex digits directly: the same text for the same bytes, at a third of the cost.
     """
     pool = _pool
     at = pool.at
@@ -114,5 +113,7 @@ def new_change_id() -> str:
         data = pool.data = os.urandom(_POOL_BYTES)
         at = 0
     pool.at = at + 16
-    h = f"{int.from_bytes(data[at:at + 16]) & _KEEP | _VERSION_4:032x}"
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    # the bits uuid.UUID(bytes=..., version=4) sets: the version nibble (13th hex digit)
+    # is 4, the variant nibble (17th) keeps its two low random bits under 10xx
+    h = data[at:at + 16].hex()
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[data[at + 8] >> 4 & 3]}{h[17:20]}-{h[20:]}"

@@ -75,7 +75,7 @@ def exit_cancels(lc: Lifecycle, pending: Mapping[str, PendingTimer], source: str
     """
     if internal:
         return []
-    out = [name for name, t in pending.items() if t.state is not None and t.state == source]
+    out = [name for name, t in pending.items() if t.state == source]  # None: ticket-wide
     final = dest in lc.final_states
     for d in lc.ticket_deadlines:
         if d.name in pending and (final or dest in (d.spec.stop_in or ())):
