@@ -28,6 +28,7 @@ Sizes are configurable with :class:`Limits` (``Engine(..., limits=Limits(...))``
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -180,10 +181,11 @@ def _text_problem(value: str, longest: int | None, what: str) -> str | None:
         return f"{what} of {len(value):,} characters is longer than the {longest:,} allowed"
     if "\x00" in value:
         return f"{what} contains a NUL character (U+0000); remove it"
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return f"{what} is not valid Unicode text (a lone surrogate); send UTF-8 text"
+    if not value.isascii():  # ASCII always encodes: only other text can hold a surrogate
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return f"{what} is not valid Unicode text (a lone surrogate); send UTF-8 text"
     return None
 
 
@@ -220,13 +222,35 @@ def _actor_problems(actor: Any, errors: dict[str, str]) -> None:
                            f"got {_shown(actor)}")
         return
     actor_id, role = getattr(actor, "id", None), getattr(actor, "role", None)
+    if type(actor_id) is str and type(role) is str:
+        found = _actor_text_problems(actor_id, role)  # the same few actors, command after command
+    else:
+        found = _id_and_role_problems(actor_id, role)
+    errors.update(found)
+
+
+@functools.lru_cache(maxsize=4096)
+def _actor_text_problems(actor_id: str, role: str) -> tuple[tuple[str, str], ...]:
+    """:func:`_id_and_role_problems` of an id and a role given as text, memoised (pure)."""
+    return _id_and_role_problems(actor_id, role)
+
+
+def _id_and_role_problems(actor_id: object, role: object) -> tuple[tuple[str, str], ...]:
+    out: list[tuple[str, str]] = []
     if not isinstance(actor_id, str) or not actor_id.strip():
-        errors["actor"] = "the actor id must be non-empty text"
+        out.append(("actor", "the actor id must be non-empty text"))
     elif len(actor_id) > MAX_ACTOR_ID or not actor_id.isprintable():
-        errors["actor"] = (f"the actor id must be 1 to {MAX_ACTOR_ID} printable characters, "
-                           f"got {_shown(actor_id)}")
+        out.append(("actor", f"the actor id must be 1 to {MAX_ACTOR_ID} printable characters, "
+                             f"got {_shown(actor_id)}"))
     if not isinstance(role, str) or _NAME.match(role) is None:
-        errors["role"] = f"the role must be a role name of the lifecycle, got {_shown(role)}"
+        out.append(("role", f"the role must be a role name of the lifecycle, got {_shown(role)}"))
+    return tuple(out)
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_name(text: str) -> bool:
+    """Whether ``text`` is a trigger or field name (memoised: the same few, again and again)."""
+    return _NAME.match(text) is not None
 
 
 _UNCHECKED: Any = object()
@@ -274,7 +298,7 @@ def check_command(
             errors["ticket_id"] = problem
     if actor is not _UNCHECKED:
         _actor_problems(actor, errors)
-    if trigger is not None and (not isinstance(trigger, str) or _NAME.match(trigger) is None):
+    if trigger is not None and (not isinstance(trigger, str) or not _is_name(trigger)):
         errors["trigger"] = (f"{_shown(trigger)} is not a trigger name (lower-case ASCII "
                              "letters, digits and _)")
     if reason is not None:
@@ -298,7 +322,7 @@ def check_command(
 
 
 def _field_problems(values: object, limits: Limits, errors: dict[str, str]) -> None:
-    if not isinstance(values, Mapping):
+    if type(values) is not dict and not isinstance(values, Mapping):  # a dict: no ABC check
         errors["fields"] = ("must be a mapping of field names to values, got "
                             f"{type(values).__name__}")
         return
@@ -307,7 +331,7 @@ def _field_problems(values: object, limits: Limits, errors: dict[str, str]) -> N
                             "command may set")
         return
     for name, value in values.items():
-        if not isinstance(name, str) or _NAME.match(name) is None:
+        if not isinstance(name, str) or not _is_name(name):
             errors["fields"] = f"{_shown(name)} is not a field name"
         elif isinstance(value, str):
             # lengths: the field's max_length or limits.text_length, by check_fields

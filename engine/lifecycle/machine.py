@@ -6,6 +6,14 @@ with ``model=None``; a stored ticket is *bound* to it by wrapping its state in a
 ``add_model`` per ticket. ``queued=False`` keeps the shared machine free of a machine-wide
 queue. Guards and actions are callables from the host's :class:`Registry`; the Machine is
 never handed a string it could import.
+
+A command is run by the library's own :meth:`transitions.Transition.execute` on the
+candidates ``transitions`` keeps for the ticket's state and trigger, with an
+:class:`~transitions.EventData` built here (see :meth:`Lifecycle.fire`): the Machine's
+conditions (role, guards) and callbacks (actions, the internal marker) run exactly as
+``Event.trigger`` would run them; what is skipped is the per-event dispatch around them
+(a partial, the machine's event queue check, the state lookup and the machine-wide
+prepare/finalize/exception callbacks, which this Machine never has).
 """
 
 from __future__ import annotations
@@ -14,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from transitions import EventData, Machine
+from transitions import Event, EventData, Machine, State, Transition
 
 from engine.calendars import compile_calendars
 from engine.definition.loader import Definition
@@ -32,7 +40,7 @@ from engine.errors import (
 from engine.lifecycle.permissions import Permissions
 from engine.lifecycle.registry import CommandContext, Registry
 
-__all__ = ["Lifecycle", "Subject"]
+__all__ = ["Lifecycle", "Route", "Subject"]
 
 
 class Subject:
@@ -42,6 +50,26 @@ class Subject:
 
     def __init__(self, state: str):
         self.state = state
+
+
+class Route:
+    """What a trigger fired from a state by a role may do: the same for every ticket.
+
+    Memoised per ``(state, trigger, role)`` by :meth:`Lifecycle.route`; a command reads it
+    instead of asking the lifecycle again.
+
+    Attributes:
+        candidates: the transitions the role may take, in file order (never empty).
+        reason_required: one of them requires a reason.
+        escalates: the trigger is the lifecycle's escalation trigger (the level moves up).
+    """
+
+    __slots__ = ("candidates", "escalates", "reason_required")
+
+    def __init__(self, candidates: tuple[TransitionSpec, ...], escalates: bool):
+        self.candidates = candidates
+        self.reason_required = any(t.reason_required for t in candidates)
+        self.escalates = escalates
 
 
 @dataclass(frozen=True)
@@ -130,6 +158,17 @@ class Lifecycle:
             queued=False,
             ignore_invalid_triggers=False,
         )
+        # (state, trigger) -> the Machine's State, Event and candidate Transitions, in the
+        # order the Event tries them (see :meth:`fire`); none (every command through
+        # Event.trigger) if the Machine had machine-wide event callbacks, which only the
+        # library's dispatch runs
+        m = self.machine
+        self._machine_routes: dict[tuple[str, str],
+                                   tuple[State, Event, tuple[Transition, ...]]] = {} if (
+            m.prepare_event or m.finalize_event or m.on_exception) else {
+            (src, trig): (m.states[src], m.events[trig], tuple(m.events[trig].transitions[src]))
+            for (src, trig) in self._by_source}
+        self._routes: dict[tuple[str, str, str], Route] = {}
 
     def _roles_differ(self, t: TransitionSpec) -> bool:
         """Whether a transition sharing a source and the trigger of ``t`` has other roles."""
@@ -192,6 +231,28 @@ class Lifecycle:
                 (:class:`UnknownTrigger`: from no state at all).
             RoleNotAllowed: there is one, but not for ``role``.
         """
+        return list(self.route(ticket_id, state, trigger, role).candidates)
+
+    def route(self, ticket_id: str, state: str, trigger: str, role: str) -> Route:
+        """The :class:`Route` of ``trigger`` from ``state`` for ``role``, or raise why none.
+
+        The answer depends on the lifecycle version, ``state``, ``trigger`` and ``role``
+        only, so it is kept per lifecycle (at most one entry per declared combination:
+        refusals are not kept, and ``ticket_id`` only names the ticket in them).
+
+        Raises:
+            TriggerNotAllowed, UnknownTrigger, RoleNotAllowed: as :meth:`check`.
+        """
+        key = (state, trigger, role)
+        found = self._routes.get(key)
+        if found is None:
+            found = Route(self._allowed(ticket_id, state, trigger, role),
+                          trigger == self.spec.escalation_trigger)
+            self._routes[key] = found
+        return found
+
+    def _allowed(self, ticket_id: str, state: str, trigger: str,
+                 role: str) -> tuple[TransitionSpec, ...]:
         candidates = self.transitions_for(state, trigger)
         if not candidates:
             declared = {t.trigger for t in self.spec.transitions}
@@ -203,7 +264,7 @@ class Lifecycle:
         if not allowed:
             roles = sorted({r for t in candidates for r in t.roles})
             raise RoleNotAllowed(ticket_id, state, trigger, role, roles)
-        return allowed
+        return tuple(allowed)
 
     def fire(self, subject: Subject, ctx: CommandContext) -> str:
         """Run ``ctx.trigger`` on ``subject`` through the shared Machine; return the new state.
@@ -217,8 +278,20 @@ class Lifecycle:
             GuardRejected: every candidate transition had a guard that said no.
             HostCallbackFailed: a host guard or action raised.
         """
-        event = self.machine.events[ctx.trigger]
-        ok = event.trigger(subject, ctx=ctx)
+        found = self._machine_routes.get((subject.state, ctx.trigger))
+        if found is None:  # not a declared (state, trigger): the library says why
+            ok = self.machine.events[ctx.trigger].trigger(subject, ctx=ctx)
+        else:
+            # Event.trigger's work, minus its per-event dispatch (module docstring): the
+            # first candidate whose conditions pass is executed, by the library
+            state, event, candidates = found
+            event_data = EventData(state, event, self.machine, subject, (), {"ctx": ctx})
+            ok = False
+            for transition in candidates:
+                event_data.transition = transition
+                if transition.execute(event_data):
+                    ok = event_data.result = True
+                    break
         if not ok:
             raise GuardRejected(ctx.ticket_id, ctx.source, ctx.trigger,
                                 ctx.failed_guards or ["(role)"])

@@ -7,12 +7,14 @@ changes before anything is written, and get the committed ones after the commit.
 
 from __future__ import annotations
 
+import os
+import threading
 from datetime import datetime
 from typing import Any, NamedTuple
 
 from engine.lifecycle.machine import Lifecycle
 
-__all__ = ["Change"]
+__all__ = ["Change", "new_change_id"]
 
 
 class Change(NamedTuple):
@@ -66,3 +68,52 @@ class Change(NamedTuple):
     def entered(self) -> str | None:
         """The state the change entered (None for a self-transition or a row in place)."""
         return self.to_state if self.from_state != self.to_state else None
+
+
+# -- change ids ---------------------------------------------------------------------------------
+
+_POOL_BYTES = 4096
+"""Random bytes read from the OS at once: 256 change ids per ``os.urandom`` system call."""
+_VARIANT = "89ab"
+"""The variant nibble (RFC 4122: bits 10xx) by the two random bits it keeps."""
+
+
+class _Pool(threading.local):
+    """One thread's random bytes not yet used (each thread its own: no id is handed twice)."""
+
+    def __init__(self) -> None:
+        self.data = b""
+        self.at = 0
+
+
+_pool = _Pool()
+
+
+def _forget_pool() -> None:
+    """In a forked child: drop the bytes inherited from the parent, which uses them too."""
+    global _pool
+    _pool = _Pool()
+
+
+os.register_at_fork(after_in_child=_forget_pool)
+
+
+def new_change_id() -> str:
+    """A new random UUID (version 4) as text, spelled as ``str(uuid.uuid4())`` spells it.
+
+    Every history row gets one (the outbox's ``event_id``). ``uuid.uuid4()`` reads 16 bytes
+    from the OS per call and builds a ``UUID`` object only to print it; this reads the same
+    OS source (``os.urandom``) 4 KiB at a time, per thread and anew in a forked child, and
+    writes the hex digits directly: the same text for the same bytes, at a third of the cost.
+    """
+    pool = _pool
+    at = pool.at
+    data = pool.data
+    if at >= len(data):
+        data = pool.data = os.urandom(_POOL_BYTES)
+        at = 0
+    pool.at = at + 16
+    # the bits uuid.UUID(bytes=..., version=4) sets: the version nibble (13th hex digit)
+    # is 4, the variant nibble (17th) keeps its two low random bits under 10xx
+    h = data[at:at + 16].hex()
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[data[at + 8] >> 4 & 3]}{h[17:20]}-{h[20:]}"

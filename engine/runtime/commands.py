@@ -47,7 +47,7 @@ from engine.lifecycle.machine import Lifecycle, Subject
 from engine.lifecycle.permissions import changed_fields
 from engine.lifecycle.registry import CommandContext
 from engine.runtime.catalog import Catalog
-from engine.runtime.changes import Change
+from engine.runtime.changes import Change, new_change_id
 from engine.runtime.fields import (
     DEFAULT_TEXT_LENGTH,
     check_fields,
@@ -484,13 +484,16 @@ class CommandHandler:
             raise ConcurrencyConflict(ticket_id, expected_version, rec.version)
         lc = rec.lifecycle
         source = rec.state
-        candidates = lc.check(ticket_id, source, trigger, actor.role)
-        lc.permissions.check_handler(ticket_id, trigger, actor.role, rec.level)  # issue 11
-        if not (reason and reason.strip()) and any(t.reason_required for t in candidates):
-            raise InvalidFields(ticket_id, {"reason": f"trigger {trigger!r} requires a reason"})
         level = rec.level
+        role = actor.role
+        # what the trigger from this state may do for this role: the same for every ticket,
+        # kept by the lifecycle (candidates, whether a reason is required, an escalation)
+        route = lc.route(ticket_id, source, trigger, role)
+        lc.permissions.check_handler(ticket_id, trigger, role, level)  # issue 11
+        if route.reason_required and not (reason and reason.strip()):
+            raise InvalidFields(ticket_id, {"reason": f"trigger {trigger!r} requires a reason"})
         new_level = level
-        if trigger == lc.spec.escalation_trigger:
+        if route.escalates:
             above = lc.next_level(level)
             if above is None:
                 raise TopLevelReached(ticket_id, level)
@@ -501,43 +504,43 @@ class CommandHandler:
             if errors:
                 raise InvalidFields(ticket_id, errors)
             changed = changed_fields(updates, rec.fields)
-            lc.permissions.check_fields(ticket_id, trigger, actor.role, changed)  # issue 11
+            lc.permissions.check_fields(ticket_id, trigger, role, changed)  # issue 11
             if not foreign_departments:
                 _check_department(lc, ticket_id, updates, changed)
-            merged = {k: v for k, v in {**rec.fields, **updates}.items() if v is not None}
+            merged = {**rec.fields, **updates}
+            if None in merged.values():  # a cleared field (None) is dropped
+                merged = {k: v for k, v in merged.items() if v is not None}
         else:
             updates, merged = {}, rec.fields
         now = now or self.now()
-        ctx = CommandContext(
-            ticket_id=ticket_id, trigger=trigger, source=source, dest="", level=new_level,
-            fields=load_fields(lc.spec.fields, merged), actor=actor.id, role=actor.role,
-            reason=reason, now=now,
-        )
+        ctx = CommandContext(ticket_id, trigger, source, "", new_level,
+                             load_fields(lc.spec.fields, merged), actor.id, role, reason, now)
         dest = lc.fire(Subject(source), ctx)
         internal = ctx.internal  # stays in its state: its deadlines run on
         entering = entry_timers(lc, dest, merged, now, report=False, internal=internal)
         with self.uow.layer() as layer:
             layer.now = now
             w = layer.writable(ticket_id)
-            rows = [dict(r) for r in extra] if extra else []
-            rows.append({
+            row = {
                 "ticket_id": ticket_id, "at": now, "kind": "transition", "trigger": trigger,
                 "from_state": source, "to_state": dest, "from_level": level,
-                "to_level": new_level, "actor": actor.id, "role": actor.role, "reason": reason,
+                "to_level": new_level, "actor": actor.id, "role": role, "reason": reason,
                 "data": _data(_row_data(updates, internal), evidence),
-            })
+            }
+            rows = [*(dict(r) for r in extra), row] if extra else [row]
             w.state, w.level, w.fields, w.updated_at = dest, new_level, merged, now
             if overdue:
                 w.overdue = True
             changes = _stage_rows(layer, w, rows)
-            for name in exit_cancels(lc, w.timers, source, dest, internal=internal):
+            timers = w.timers
+            for name in exit_cancels(lc, timers, source, dest, internal=internal):
                 _cancel(layer, w, name)
             for name, owner, due in entering:
                 self._new_timer(layer, w, name, owner, due, now)
             if updates:
-                for name, moved in list(field_deadline_moves(lc, ticket_id, dest, updates,
-                                                             w.timers, self.query)):
-                    if name in w.timers:
+                for name, moved in field_deadline_moves(lc, ticket_id, dest, updates, timers,
+                                                        self.query):
+                    if name in timers:
                         _cancel(layer, w, name)
                     if moved is not None:
                         self._new_timer(layer, w, name, None, moved, now)
@@ -549,7 +552,7 @@ class CommandHandler:
         if name in w.timers:
             _cancel(layer, w, name)
         w.timers[name] = PendingTimer(name, state, due)
-        layer.timer_ops.append(TimerOp("new", row={
+        layer.timer_ops.append(TimerOp("new", "", "", 0, {  # positional: see _cancel
             "ticket_id": w.id, "name": name, "state": state, "due_at": due,
             "status": "pending", "created_at": now, "fired_at": None, "claimed_by": None,
             "lease_until": None, "failures": 0, "last_error": None}))
@@ -817,7 +820,7 @@ def _stage_rows(layer: Layer, w: TicketRecord, rows: list[dict[str, Any]]) -> li
         out.append(Change(w.id, lc, w.version, row["kind"], row["trigger"], row["from_state"],
                           row["to_state"], row["from_level"], row["to_level"], row["actor"],
                           row["role"], row["reason"], row["at"], fields,
-                          dict(row["data"]) if row["data"] else {}, str(uuid.uuid4())))
+                          dict(row["data"]) if row["data"] else {}, new_change_id()))
     return out
 
 
@@ -859,8 +862,8 @@ def evidence_copy(evidence: object) -> Any:
 
 def _cancel(layer: Layer, w: TicketRecord, name: str) -> None:
     pending = w.timers.pop(name)
-    layer.timer_ops.append(TimerOp("cancel", ticket_id=w.id, name=name,
-                                   timer_id=pending.id or 0))
+    # positional: a NamedTuple's __new__ takes keywords at twice the cost (several a command)
+    layer.timer_ops.append(TimerOp("cancel", w.id, name, pending.id or 0))
 
 
 def _depth(layer: Layer) -> int:

@@ -165,10 +165,36 @@ def _in_range(spec: FieldSpec, value: float) -> None:
 
 
 def load_fields(declared: dict[str, FieldSpec], stored: dict[str, Any]) -> dict[str, Any]:
-    """Turn stored JSON field values back into Python values (datetimes for datetime fields)."""
+    """Turn stored JSON field values back into Python values (datetimes for datetime fields).
+
+    Args:
+        declared: the lifecycle's field declarations.
+        stored: field name → its stored (JSON) value.
+
+    Returns:
+        A new dict: ``stored`` with the ISO text of each datetime field as an aware datetime.
+    """
     out = dict(stored)
-    for name, value in stored.items():
-        spec = declared.get(name)
-        if spec is not None and spec.type == "datetime" and isinstance(value, str):
+    for name in _datetime_fields(declared):
+        value = stored.get(name)
+        if isinstance(value, str):
             out[name] = datetime.fromisoformat(value)
     return out
+
+
+_DATETIME_FIELDS: dict[int, tuple[dict[str, FieldSpec], tuple[str, ...]]] = {}
+"""id(declarations) → (the declarations, their datetime fields): every command loads the
+fields of a ticket (twice) and its lifecycle has few datetime fields, so only those are
+looked at. The declarations are kept with their answer (an id is reused only once its
+object is gone); bounded, as there are few lifecycle versions."""
+
+
+def _datetime_fields(declared: dict[str, FieldSpec]) -> tuple[str, ...]:
+    """The names of the datetime fields of ``declared`` (a lifecycle's field declarations)."""
+    found = _DATETIME_FIELDS.get(id(declared))
+    if found is None or found[0] is not declared:
+        if len(_DATETIME_FIELDS) >= 1024:
+            _DATETIME_FIELDS.clear()
+        found = (declared, tuple(n for n, spec in declared.items() if spec.type == "datetime"))
+        _DATETIME_FIELDS[id(declared)] = found
+    return found[1]

@@ -209,6 +209,13 @@ class Kernel:
         """Fire a trigger (see :meth:`engine.Engine.fire`)."""
         check_fire(self.limits, ticket_id=ticket_id, trigger=trigger, actor=actor,
                    fields=fields, reason=reason, idempotency_key=idempotency_key)
+        if idempotency_key is None and self.uow.active:
+            # the common case inside a batch (what _keyed does without a key, less the
+            # closure and the digest's content built for it)
+            return self.handler.snapshot(self.handler.fire(
+                ticket_id, trigger, actor=actor, reason=reason, fields=fields,
+                expected_version=expected_version, evidence=evidence,
+                foreign_departments=foreign_departments))
         content: dict[str, Any] = {}  # the digest's content: for a keyed command only
         if idempotency_key is not None:
             content = {"ticket_id": ticket_id, "trigger": trigger,

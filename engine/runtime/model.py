@@ -66,6 +66,18 @@ class Ticket:
     updated_at: datetime
     row_version: int
 
+    def __init__(self, id: str, lifecycle: str, version: int, state: str, level: str,
+                 fields: dict[str, Any], overdue: bool, created_at: datetime,
+                 updated_at: datetime, row_version: int) -> None:
+        # The fields above, in their order (tests/test_command_path.py checks it). A frozen
+        # dataclass's own __init__ sets each through object.__setattr__, ten calls; every
+        # command returns a Ticket, so they are set at once in the instance's __dict__
+        # (what object.__setattr__ writes to).
+        self.__dict__.update(id=id, lifecycle=lifecycle, version=version, state=state,
+                             level=level, fields=fields, overdue=overdue,
+                             created_at=created_at, updated_at=updated_at,
+                             row_version=row_version)
+
 
 @dataclass(frozen=True)
 class HistoryEntry:

@@ -16,7 +16,7 @@ so timers change in the same transaction as the state.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -75,7 +75,7 @@ def exit_cancels(lc: Lifecycle, pending: Mapping[str, PendingTimer], source: str
     """
     if internal:
         return []
-    out = [name for name, t in pending.items() if t.state is not None and t.state == source]
+    out = [name for name, t in pending.items() if t.state == source]  # None: ticket-wide
     final = dest in lc.final_states
     for d in lc.ticket_deadlines:
         if d.name in pending and (final or dest in (d.spec.stop_in or ())):
@@ -86,13 +86,15 @@ def exit_cancels(lc: Lifecycle, pending: Mapping[str, PendingTimer], source: str
 def field_deadline_moves(
     lc: Lifecycle, ticket_id: str, dest: str, updates: Mapping[str, Any],
     pending: Mapping[str, PendingTimer], query: Callable[[Callable[[Connection], Any]], Any],
-) -> Iterable[tuple[str, datetime | None]]:
+) -> list[tuple[str, datetime | None]]:
     """The ticket deadlines an update of their ``at_field`` moves: ``(name, new due or None)``.
 
     None as the due cancels the deadline (its field was cleared). A deadline that is not
     pending is moved only if it never fired and the ticket never reached one of its stop
     states; that is read from the store through ``query`` (rare: the field set later).
+    All of them are decided before the caller stages any (a list, not a generator).
     """
+    out: list[tuple[str, datetime | None]] = []
     for d in lc.ticket_deadlines:
         field_name = d.spec.at_field
         if field_name is None or field_name not in updates:
@@ -102,12 +104,13 @@ def field_deadline_moves(
         value = updates[field_name]
         due = None if value is None else datetime.fromisoformat(value)
         if d.name in pending:
-            yield d.name, due
+            out.append((d.name, due))
             continue
         stops = sorted(set(d.spec.stop_in or ()) | lc.final_states)
         if due is not None and not query(functools.partial(_ended, ticket_id=ticket_id,
                                                            name=d.name, stop_states=stops)):
-            yield d.name, due
+            out.append((d.name, due))
+    return out
 
 
 def _ended(conn: Connection, *, ticket_id: str, name: str, stop_states: list[str]) -> bool:

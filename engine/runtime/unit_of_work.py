@@ -296,16 +296,6 @@ class UnitOfWork:
         """
         return _LayerScope(self, self.top)
 
-    def _left(self, parent: Layer, child: Layer, ok: bool) -> None:
-        """End a layer (see :meth:`layer`)."""
-        st = self._state
-        st.top = parent
-        if not ok:
-            return
-        child.merge_into_parent()
-        if parent.parent is None and st.batch and len(parent.history) >= self.flush_rows:
-            self._flush(parent, keep_records=False)
-
     def changes_so_far(self) -> int:
         """How many changes the open transaction holds for its after-commit hooks.
 
@@ -418,7 +408,18 @@ class _LayerScope:
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        self.uow._left(self.parent, self.child, exc_type is None)
+        """End the layer: merge it down if the block ended normally, else drop it.
+
+        A batch's window is flushed once it holds ``flush_rows`` history rows.
+        """
+        uow, parent = self.uow, self.parent
+        st = uow._state
+        st.top = parent
+        if exc_type is not None:
+            return
+        self.child.merge_into_parent()
+        if parent.parent is None and st.batch and len(parent.history) >= uow.flush_rows:
+            uow._flush(parent, keep_records=False)
 
 
 def _ticket_row(rec: TicketRecord) -> dict[str, Any]:

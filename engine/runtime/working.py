@@ -206,13 +206,15 @@ class Layer:
         parent = self.parent
         if parent is None:  # pragma: no cover - the window is flushed, not merged
             raise RuntimeError("the window has no layer below")
-        for tid in self.dirty:
-            parent.records[tid] = self.records[tid]
-        for tid in self.dirty:
-            parent.dirty.setdefault(tid, None)
-        for tid, rec in self.records.items():
-            if tid not in self.dirty and tid not in parent.records:
-                parent.records[tid] = rec
+        records, dirty = self.records, self.dirty
+        if len(records) == len(dirty):  # all changed here (a command's one ticket): no test
+            parent.records.update(records)
+        else:
+            below = parent.records
+            for tid, rec in records.items():
+                if tid in dirty or tid not in below:
+                    below[tid] = rec
+        parent.dirty.update(dirty)  # a ticket changed below keeps its place in the order
         parent.history += self.history
         parent.timer_ops += self.timer_ops
         parent.rows += self.rows
