@@ -118,9 +118,10 @@ class Ladder(Participant):
 
     def from_rows(self, rows: Sequence[Mapping[str, Any]]) -> LadderState | None:
         """A ticket's place from its ``gw_ladder`` row (None: it has none)."""
-        for r in rows:
-            return LadderState(r["level"], r["handler"], r["since"], r["budget_due"],
-                               r["acknowledged_at"], r["acknowledged_by"], r["held_at"])
+        for r in rows:  # (tuple.__new__: as SlaClocks.from_rows builds its clocks)
+            return tuple.__new__(LadderState, (
+                r["level"], r["handler"], r["since"], r["budget_due"], r["acknowledged_at"],
+                r["acknowledged_by"], r["held_at"]))
         return None
 
     def writes(self, ticket_id: str, stored: LadderState | None,

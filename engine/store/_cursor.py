@@ -283,15 +283,15 @@ def rows(conn: Connection, stmt: Any, params: Mapping[str, Any]) -> list[dict[st
     plan = _plan(conn, stmt, ()) if _usable(conn) else None
     if plan is None:
         return [dict(r) for r in conn.execute(stmt, dict(params)).mappings()]
-    cursor = _raw(conn).cursor()
-    try:
-        cursor.execute(plan.sql, plan.values(params))
-        found = cursor.fetchall()
+    try:  # the driver's own cursor (closed by the driver once fetched): as Runner.run_many
+        found = _raw(conn).execute(plan.sql, plan.values(params)).fetchall()
     except conn.dialect.loaded_dbapi.Error as exc:
         raise DBAPIError.instance(plan.sql, None, exc, conn.dialect.loaded_dbapi.Error) from exc
-    finally:
-        cursor.close()
     names, procs = plan.shape
+    if found and len(found[0]) != len(names):  # pragma: no cover - the plan's own columns
+        raise RuntimeError(f"{len(found[0])} result columns, {len(names)} expected: {plan.sql}")
+    # (zip without strict=: the lengths are checked above, once for all rows; parsing the
+    # keyword costs zip more than building a ticket row's dict)
     out = []
     for values in found:
         if procs:
@@ -299,7 +299,7 @@ def rows(conn: Connection, stmt: Any, params: Mapping[str, Any]) -> list[dict[st
             for i, proc in procs:
                 if row[i] is not None:
                     row[i] = proc(row[i])
-            out.append(dict(zip(names, row, strict=True)))
+            out.append(dict(zip(names, row)))  # noqa: B905
         else:
-            out.append(dict(zip(names, values, strict=True)))
+            out.append(dict(zip(names, values)))  # noqa: B905
     return out
