@@ -157,6 +157,8 @@ class Permissions:
             NotTheHandler: the level is handler-only and ``role`` is not its handler, a centre
                 role or ``system``.
         """
+        if not self.handler_only:  # no handler-only level in this lifecycle: nothing to refuse
+            return
         handler = self.handler_refuses(level, role)
         if handler is not None:
             raise NotTheHandler(ticket_id, trigger, role, level, handler,

@@ -174,8 +174,10 @@ def load_fields(declared: dict[str, FieldSpec], stored: dict[str, Any]) -> dict[
     Returns:
         A new dict: ``stored`` with the ISO text of each datetime field as an aware datetime.
     """
+    found = _DATETIME_FIELDS.get(id(declared))
+    names = found[1] if found is not None and found[0] is declared else _datetime_fields(declared)
     out = dict(stored)
-    for name in _datetime_fields(declared):
+    for name in names:
         value = stored.get(name)
         if isinstance(value, str):
             out[name] = datetime.fromisoformat(value)
@@ -190,11 +192,9 @@ object is gone); bounded, as there are few lifecycle versions."""
 
 
 def _datetime_fields(declared: dict[str, FieldSpec]) -> tuple[str, ...]:
-    """The names of the datetime fields of ``declared`` (a lifecycle's field declarations)."""
-    found = _DATETIME_FIELDS.get(id(declared))
-    if found is None or found[0] is not declared:
-        if len(_DATETIME_FIELDS) >= 1024:
-            _DATETIME_FIELDS.clear()
-        found = (declared, tuple(n for n, spec in declared.items() if spec.type == "datetime"))
-        _DATETIME_FIELDS[id(declared)] = found
-    return found[1]
+    """The names of the datetime fields of ``declared``, kept in :data:`_DATETIME_FIELDS`."""
+    if len(_DATETIME_FIELDS) >= 1024:
+        _DATETIME_FIELDS.clear()
+    names = tuple(n for n, spec in declared.items() if spec.type == "datetime")
+    _DATETIME_FIELDS[id(declared)] = (declared, names)
+    return names

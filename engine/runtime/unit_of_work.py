@@ -294,7 +294,9 @@ class UnitOfWork:
         Raises:
             RuntimeError: no transaction is open on this thread.
         """
-        return _LayerScope(self, self.top)
+        scope = _LayerScope(self.top)
+        scope.uow = self
+        return scope
 
     def changes_so_far(self) -> int:
         """How many changes the open transaction holds for its after-commit hooks.
@@ -393,18 +395,19 @@ class UnitOfWork:
             run()
 
 
-class _LayerScope:
-    """The context manager :meth:`UnitOfWork.layer` returns (a class: one per command)."""
+class _LayerScope(Layer):
+    """A command's layer, and the context manager :meth:`UnitOfWork.layer` returns.
 
-    __slots__ = ("child", "parent", "uow")
+    One object per command rather than a layer and a context manager around it.
+    """
 
-    def __init__(self, uow: UnitOfWork, parent: Layer):
-        self.uow, self.parent = uow, parent
-        self.child = Layer(parent=parent)
+    __slots__ = ("uow",)
+
+    uow: UnitOfWork
 
     def __enter__(self) -> Layer:
-        self.uow._state.top = self.child
-        return self.child
+        self.uow._state.top = self
+        return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
@@ -415,9 +418,9 @@ class _LayerScope:
         uow, parent = self.uow, self.parent
         st = uow._state
         st.top = parent
-        if exc_type is not None:
+        if exc_type is not None or parent is None:
             return
-        self.child.merge_into_parent()
+        self.merge_into_parent()
         if parent.parent is None and st.batch and len(parent.history) >= uow.flush_rows:
             uow._flush(parent, keep_records=False)
 
