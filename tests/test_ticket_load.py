@@ -24,6 +24,7 @@ from sqlalchemy import Connection, select, text
 from engine import Actor, Engine, VirtualClock, parse_definition
 from engine.evidence.participant import EvidenceRules
 from engine.ladder.ladder import Ladder, LadderState
+from engine.runtime.working import PendingTimer
 from engine.sla.clocks import ClockState, SlaClocks
 from engine.store.reads import EagerTable, load_tickets
 from engine.store.tables import tickets, timers
@@ -69,9 +70,16 @@ def _ordered(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def _check(conn: Connection, ids: list[str]) -> dict[str, Any]:
     loaded = load_tickets(conn, ids, EAGER)
     assert set(loaded) == set(ids)
+    as_pending = load_tickets(conn, ids, EAGER, timers_as=PendingTimer)
     for tid in ids:
         row, pending, tables = loaded[tid]
         want_row, want_pending, want_tables = _by_sqlalchemy(conn, tid)
+        # the command pipeline's form: the same timers, built as PendingTimer by name
+        assert as_pending[tid][0] == row and as_pending[tid][2] == tables
+        assert as_pending[tid][1] == {t["name"]: PendingTimer(
+            t["name"], t["state"], t["due_at"], t["id"], t["claimed_by"], t["failures"])
+            for t in want_pending}
+        assert all(type(t) is PendingTimer for t in as_pending[tid][1].values())
         assert row == want_row
         assert {k: type(v) for k, v in row.items()} == {k: type(v) for k, v in want_row.items()}
         assert _ordered(pending) == _ordered(want_pending)

@@ -44,8 +44,10 @@ from engine.store.types import UTCDateTime
 __all__ = ["IN_CHUNK", "EagerTable", "Loaded", "in_chunks", "load_tickets", "rows_of",
            "ticket_exists", "ticket_version"]
 
-Loaded = tuple[dict[str, Any], list[dict[str, Any]], dict[str, list[dict[str, Any]]]]
-"""A loaded ticket: ``(gw_tickets row, pending gw_timers rows, {table name: its rows})``."""
+Loaded = tuple[dict[str, Any], Any, dict[str, list[dict[str, Any]]]]
+"""A loaded ticket: ``(gw_tickets row, its pending gw_timers, {table name: its rows})``; the
+pending timers as a list of row dicts, or (``load_tickets(timers_as=...)``) a dict of name to
+the given tuple type."""
 
 EagerTable = tuple[Table, str, "ColumnElement[bool] | None"]
 """A participant table read with the ticket: ``(table, ticket-id column, condition)``; the
@@ -59,6 +61,22 @@ _TIMER_COLUMNS = [timers.c[n] for n in ("id", "ticket_id", "name", "state", "due
 # and two regex matches around it (1.1 µs of the 3.3 µs a timer aggregate takes to parse)
 _scan: Callable[[str, int], tuple[Any, int]] = (
     json.decoder.JSONDecoder().scan_once)  # type: ignore[attr-defined]  # not in typeshed
+
+
+def _pending_as(parsed: list[list[Any]], cls: type[tuple[Any, ...]]) -> dict[str, Any]:
+    """A timer aggregate's arrays (id, name, state, due_at, claimed_by, failures) as ``cls``.
+
+    ``cls`` is a tuple type of the fields ``(name, state, due_at, id, claimed_by, failures)``
+    in that order (the runtime's ``PendingTimer``), built with ``tuple.__new__`` as its
+    generated ``__new__`` would build it given every field: 0.15 µs against 0.5 µs, and no
+    row dict in between (1.4 µs for a ticket's five timers, measured).
+    """
+    new, known, utc = tuple.__new__, _cursor.utc_known, _cursor.utc_value
+    out = {}
+    for timer_id, name, state, due, holder, failures in parsed:  # (unpacked: 20 % less)
+        out[name] = new(cls, (name, state, known(due) or utc(due), timer_id, holder,
+                              failures or 0))
+    return out
 
 
 def _parsed(value: Any) -> Any:
@@ -85,7 +103,8 @@ def _conversion(column: Column[Any]) -> str:
     aggregate, so parsed with it; the rest is what JSON gives.
     """
     if isinstance(column.type, UTCDateTime):
-        return "None if {x} is None else _utc({x})"  # no call for the many empty instants
+        # no call for the many empty instants, nor for one the memo knows
+        return "None if {x} is None else (_known({x}) or _utc({x}))"
     if isinstance(column.type, Boolean):
         return "None if {x} is None else bool({x})"
     return "{x}"
@@ -115,7 +134,7 @@ def _row_builder(cols: Sequence[Column[Any]], key: str) -> _Rows:
         items.append(f"{c.name!r}: {value}")
         position += 1
     source = f"lambda parsed, tid: [{{{', '.join(items)}}} for v in parsed]"
-    built: _Rows = eval(source, {"_utc": _cursor.utc_value})  # names and positions only
+    built: _Rows = eval(source, {"_utc": _cursor.utc_value, "_known": _cursor.utc_known})  # names and positions only
     return built
 
 
@@ -171,14 +190,19 @@ class _Plan:
                 tickets.c.id.in_([bindparam(f"b{i}") for i in range(count)])))
         return stmt
 
-    def decode(self, row: dict[str, Any]) -> Loaded:
+    def decode(self, row: dict[str, Any], timers_as: type[tuple[Any, ...]] | None) -> Loaded:
         for name in self.ticket_json:
             row[name] = _parsed(row[name])
         tid = row["id"]
         pop = row.pop
         # an empty aggregate ('[]' on SQLite, [] from PostgreSQL's coalesce) is not parsed
         raw = pop("_t0")
-        found = self.timer_rows(_parsed(raw), tid) if raw and raw != "[]" else []
+        empty = not raw or raw == "[]"
+        found: Any
+        if timers_as is not None:
+            found = {} if empty else _pending_as(_parsed(raw), timers_as)
+        else:
+            found = [] if empty else self.timer_rows(_parsed(raw), tid)
         extra = {}
         for label, name, build in self.named:
             raw = pop(label)
@@ -224,7 +248,8 @@ def _plan(dialect: str, tables: Sequence[EagerTable]) -> _Plan:
 
 
 def load_tickets(conn: Connection, ids: Sequence[str],
-                 tables: Sequence[EagerTable] = ()) -> dict[str, Loaded]:
+                 tables: Sequence[EagerTable] = (), *,
+                 timers_as: type[tuple[Any, ...]] | None = None) -> dict[str, Loaded]:
     """Tickets with their pending timers and their rows of ``tables``, in one statement.
 
     Args:
@@ -232,27 +257,30 @@ def load_tickets(conn: Connection, ids: Sequence[str],
         ids: the ticket ids (one, or many); ids not found are left out.
         tables: ``(table, ticket-id column, condition)`` of the participants' per-ticket
             tables (:data:`EagerTable`).
+        timers_as: None, or a tuple type of the fields ``(name, state, due_at, id,
+            claimed_by, failures)``: the pending timers are then given as a dict of name to
+            that type (the command pipeline's ``PendingTimer``), not as row dicts.
 
     Returns:
         ticket id → :data:`Loaded`: the ``gw_tickets`` row, its pending ``gw_timers`` rows
-        (id, ticket_id, name, state, due_at, claimed_by, failures) and, per table name, the
+        (id, ticket_id, name, state, due_at, claimed_by, failures; see ``timers_as``) and, per table name, the
         table's rows of the ticket; instants as aware UTC datetimes.
     """
     plan = _plan(conn.dialect.name, tables)
     if len(ids) == 1:
         found = _cursor.rows(conn, plan.one, {"b_id": ids[0]})
-        return {ids[0]: plan.decode(found[0])} if found else {}
+        return {ids[0]: plan.decode(found[0], timers_as)} if found else {}
     out: dict[str, Loaded] = {}
     wanted = list(dict.fromkeys(ids))
     if len(wanted) <= FEW:  # a firing chunk's tickets: one prebuilt statement
         for hit in _cursor.rows(conn, plan.few(len(wanted)),
                                   {f"b{i}": t for i, t in enumerate(wanted)}):
-            loaded = plan.decode(hit)
+            loaded = plan.decode(hit, timers_as)
             out[loaded[0]["id"]] = loaded
         return out
     for part in in_chunks(wanted):
         for r in conn.execute(plan.many, {"b_ids": part}).mappings():
-            loaded = plan.decode(dict(r))
+            loaded = plan.decode(dict(r), timers_as)
             out[loaded[0]["id"]] = loaded
     return out
 
