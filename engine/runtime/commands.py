@@ -206,13 +206,21 @@ class CommandHandler:
         rec = top.find(ticket_id)
         if rec is not None:
             return rec
+        rec = self._load(ticket_id)
+        top.root().add(rec, dirty=False)
+        return rec
+
+    def _load(self, ticket_id: str) -> TicketRecord:
+        """A ticket read from the database (put in no layer yet).
+
+        Raises:
+            TicketNotFound: no such ticket.
+        """
         found = (load_tickets(self.uow.conn, [ticket_id], self._eager, timers_as=PendingTimer)
                  if isinstance(ticket_id, str) else {})
         if not found:
             raise TicketNotFound(str(ticket_id))
-        rec = self._record(*found[ticket_id])
-        top.root().add(rec, dirty=False)
-        return rec
+        return self._record(*found[ticket_id])
 
     def tickets(self, ticket_ids: Sequence[str]) -> list[TicketRecord]:
         """Several tickets as staged, reading those not in the working copy in one go."""
@@ -478,7 +486,13 @@ class CommandHandler:
         now: datetime | None = None, evidence: Sequence[Mapping[str, Any]] | None = None,
         foreign_departments: bool = False,
     ) -> TicketRecord:
-        rec = self.ticket(ticket_id)
+        # A ticket not in the working copy yet is read here and becomes this command's own
+        # record (staged in its layer below; if the command is refused it is simply read
+        # again later), instead of a clean record in the window and a copy to change
+        rec = self.uow.top.find(ticket_id)
+        fresh = rec is None
+        if rec is None:
+            rec = self._load(ticket_id)
         if expected_version is not None and rec.version != expected_version:
             raise ConcurrencyConflict(ticket_id, expected_version, rec.version)
         lc = rec.lifecycle
@@ -519,7 +533,11 @@ class CommandHandler:
         entering = entry_timers(lc, dest, merged, now, report=False, internal=internal)
         with self.uow.layer() as layer:
             layer.now = now
-            w = layer.writable(ticket_id)
+            if fresh:
+                layer.add(rec, dirty=True)
+                w = rec
+            else:
+                w = layer.writable(ticket_id)
             row = {
                 "ticket_id": ticket_id, "at": now, "kind": "transition", "trigger": trigger,
                 "from_state": source, "to_state": dest, "from_level": level,
