@@ -27,7 +27,7 @@ from sqlalchemy.sql import Insert
 
 from engine.store.types import UTCDateTime
 
-__all__ = ["Runner", "rows", "run", "utc_known", "utc_value", "utc_values"]
+__all__ = ["Runner", "raw_rows", "rows", "run", "utc_known", "utc_value", "utc_values"]
 
 
 _TEXTS: dict[datetime, str] = {}
@@ -310,3 +310,20 @@ def rows(conn: Connection, stmt: Any, params: Mapping[str, Any]) -> list[dict[st
         else:
             out.append(dict(zip(names, values)))  # noqa: B905
     return out
+
+
+def raw_rows(conn: Connection, stmt: Any, params: Mapping[str, Any]) -> list[Any] | None:
+    """The driver's rows of a SELECT (tuples, values as SQLite returns them), or None.
+
+    None when the cursor path does not apply (another dialect, no transaction, a statement
+    it cannot run): then read with :func:`rows`. For a reader that converts the values
+    itself, exactly as :func:`rows` would (``engine.store.reads``' generated decoder).
+    """
+    plan = _plan(conn, stmt, ()) if _usable(conn) else None
+    if plan is None:
+        return None
+    try:
+        found: list[Any] = _raw(conn).execute(plan.sql, plan.values(params)).fetchall()
+    except conn.dialect.loaded_dbapi.Error as exc:
+        raise DBAPIError.instance(plan.sql, None, exc, conn.dialect.loaded_dbapi.Error) from exc
+    return found

