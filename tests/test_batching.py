@@ -135,3 +135,35 @@ def test_the_cursor_path_reads_what_sqlalchemy_does(engine: Engine, reporter: Ac
     assert ours["fields"] == {"category": "x", "target_at": "2024-05-02T08:00:00+00:00"}
     assert ours["overdue"] is False
     assert missing == {}
+
+
+class _FailOnTrigger(Participant):
+    """A participant with a bug: planning one trigger raises (after the command staged it)."""
+
+    def __init__(self, trigger: str):
+        self.trigger = trigger
+
+    def plan(self, ctx: PlanContext, change: Change) -> None:
+        if change.trigger == self.trigger:
+            raise RuntimeError("participant bug")
+
+
+def test_a_stored_ticket_refused_on_its_first_read_in_a_batch_is_read_again_unchanged(
+    engine: Engine, reporter: Actor, centre: Actor
+) -> None:
+    # The command that reads a ticket first stages that record as its own: refused after
+    # it changed it, the record is dropped with the command and the next command reads
+    # the ticket as stored again (not the refused command's state, level or timers).
+    engine.report("grid_incident", {"category": "x"}, actor=reporter, ticket_id="a")
+    before = engine.get("a")
+    timers_before = sorted((t.name, t.due_at) for t in engine.timers("a"))
+    engine.add_participant(_FailOnTrigger("dispatch"))
+    with engine.batch():
+        with pytest.raises(RuntimeError, match="participant bug"):
+            engine.fire("a", "dispatch", actor=centre, fields={"department": "water"})
+        assert engine.get("a") == before
+        assert sorted((t.name, t.due_at) for t in engine.timers("a")) == timers_before
+        engine.fire("a", "void", actor=centre, reason="a duplicate")
+    assert _history(engine, "a") == [("report", "report", "reported", "community"),
+                                     ("transition", "void", "voided", "community")]
+    assert engine.check_invariants() == []
