@@ -152,8 +152,8 @@ class TimerWriter:
             ConcurrencyConflict: a ``take`` found its timer no longer pending or no longer
                 claimed by this worker (another worker took the claim over).
         """
-        new: dict[tuple[str, str], int] = {}  # a new timer's place in ``inserts``
-        inserts: list[Mapping[str, Any]] = []
+        new: dict[tuple[str, str], dict[str, Any]] = {}
+        inserts: list[dict[str, Any]] = []
         cancels: list[dict[str, Any]] = []
         cancel_ids: list[dict[str, Any]] = []
         takes: list[dict[str, Any]] = []
@@ -161,11 +161,9 @@ class TimerWriter:
         for op in ops:
             kind = op.kind
             if kind == "new":
-                row = op.row
-                assert row is not None
-                # inserted as staged (no copy: ops are not changed once staged); a cancel
-                # below replaces it with a cancelled copy
-                new[(row["ticket_id"], row["name"])] = len(inserts)
+                assert op.row is not None
+                row = dict(op.row)
+                new[(row["ticket_id"], row["name"])] = row
                 inserts.append(row)
             elif kind == "cancel":
                 if op.timer_id:  # a stored timer whose id was read with the ticket
@@ -173,7 +171,7 @@ class TimerWriter:
                     continue
                 mine = new.pop((op.ticket_id, op.name), None)
                 if mine is not None:
-                    inserts[mine] = {**inserts[mine], "status": "cancelled"}
+                    mine["status"] = "cancelled"
                 else:
                     cancels.append({"b_tid": op.ticket_id, "b_name": op.name})
             elif kind == "take":
