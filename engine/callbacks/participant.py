@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import Connection, bindparam, insert, update
 
@@ -70,6 +70,16 @@ class Callbacks(Participant):
     def interested(self, lifecycle: Lifecycle) -> bool:
         """Lifecycles with a ``callback`` section."""
         return lifecycle.spec.callback is not None
+
+    def idle(self, step: Literal["check", "plan"], lifecycle: Lifecycle, kind: str,
+             trigger: str, from_state: str | None, to_state: str) -> bool:
+        """Its (absent) check; reports; transitions that do not leave the call-back step."""
+        cb = lifecycle.spec.callback
+        if step == "check" or kind == "report" or cb is None:
+            return kind in ("report", "transition")
+        if kind != "transition":
+            return False
+        return from_state != cb.state or to_state == cb.state
 
     def load(self, conn: Connection, ticket_ids: Sequence[str]) -> Mapping[str, Any]:
         """The tickets' links (``gw_callback_links``)."""

@@ -116,6 +116,9 @@ class CommandHandler:
         self._active: dict[int, tuple[tuple[Participant, _Contexts], ...]] = {}
         self._steps: dict[int, tuple[list[tuple[Any, CheckContext]],
                                      list[tuple[Any, PlanContext]]]] = {}
+        self._shapes: dict[tuple[int, str, str, str | None, str],
+                           tuple[list[tuple[Any, CheckContext]],
+                                 list[tuple[Any, PlanContext]]]] = {}
         self._contexts: dict[int, _Contexts] = {}
         self._service = _Contexts(self, _Service())
         self._eager: list[EagerTable] = []
@@ -146,6 +149,7 @@ class CommandHandler:
         self._contexts[id(participant)] = _Contexts(self, participant)
         self._active = {}
         self._steps = {}
+        self._shapes = {}
         self._eager_by = {}
         self._eager = [(p.state_table, p.state_column, p.state_where)
                        for p in self.participants if p.state_table is not None]
@@ -185,6 +189,31 @@ class CommandHandler:
                      [(p.plan, ctx.plan) for p, ctx in active
                       if type(p).plan is not Participant.plan])
             self._steps[id(lc)] = found
+        return found
+
+    def _steps_for(self, change: Change) -> tuple[list[tuple[Any, CheckContext]],
+                                                  list[tuple[Any, PlanContext]]]:
+        """:meth:`_steps_of` ``change``'s lifecycle without the steps idle for its shape.
+
+        A report or transition leaves out the steps :meth:`Participant.idle` says do
+        nothing for its trigger and states (asked once per shape: the shapes are those the
+        lifecycle declares, the trigger having been routed). A dispatch of grid_incident
+        calls 7 steps instead of 15 (~3 µs).
+        """
+        kind = change.kind
+        if kind != "transition" and kind != "report":
+            return self._steps_of(change.lifecycle)
+        lc = change.lifecycle
+        key = (id(lc), kind, change.trigger, change.from_state, change.to_state)
+        found = self._shapes.get(key)
+        if found is None:
+            checks, plans = self._steps_of(lc)
+            shape = (lc, kind, change.trigger, change.from_state, change.to_state)
+            found = ([(check, ctx) for check, ctx in checks
+                      if not ctx.participant.idle("check", *shape)],
+                     [(plan, ctx) for plan, ctx in plans
+                      if not ctx.participant.idle("plan", *shape)])
+            self._shapes[key] = found
         return found
 
     # -- the pipeline's reads and stages (participant.Pipeline) ---------------------------
@@ -589,8 +618,8 @@ class CommandHandler:
 
     def _pass(self, layer: Layer, changes: list[Change]) -> None:
         """Every participant checks every change, then plans it; then the follow-ons."""
-        checks, plans = self._steps_of(changes[0].lifecycle)
-        for change in changes:
+        steps = list(map(self._steps_for, changes))
+        for change, (checks, _) in zip(changes, steps, strict=True):
             for check, cctx in checks:
                 check(cctx, change)
         # The changes are all of one ticket, staged (writable) in ``layer``: the contexts'
@@ -601,7 +630,7 @@ class CommandHandler:
         rec = layer.records.get(tid)
         self._hot = (layer, rec) if rec is not None and tid in layer.dirty else None
         try:
-            for change in changes:
+            for change, (_, plans) in zip(changes, steps, strict=True):
                 for plan, pctx in plans:
                     plan(pctx, change)
         finally:

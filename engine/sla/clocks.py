@@ -53,7 +53,7 @@ import operator
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 from sqlalchemy import Connection, bindparam, insert, select, update
 
@@ -257,6 +257,21 @@ class SlaClocks(Participant):
     def interested(self, lifecycle: Lifecycle) -> bool:
         """Lifecycles that declare SLA clocks."""
         return bool(lifecycle.spec.slas)
+
+    def idle(self, step: Literal["check", "plan"], lifecycle: Lifecycle, kind: str,
+             trigger: str, from_state: str | None, to_state: str) -> bool:
+        """Its (absent) check; changes no clock can follow (see :func:`_touches`).
+
+        Not when a clock is due at a field: a change may set it.
+        """
+        if kind not in ("report", "transition"):
+            return False
+        if step == "check":
+            return True
+        shape = Change("", lifecycle, 0, kind, trigger, from_state, to_state, None, "", "",
+                       "", None, datetime.min, {}, {})
+        return not any(s.at_field is not None or _touches(s, shape)
+                       for _, s in self._clocks_of(lifecycle))
 
     def empty(self, lifecycle: Lifecycle) -> Clocks:
         """No clock started yet."""
