@@ -349,7 +349,11 @@ class SlaClocks(Participant):
             elif change.data.get("fields"):
                 self._fields_moved(ctx, change)  # e.g. an approved extension's new due
             return
-        moves = self._touched(change)
+        # _touched's memo read here, without its call (every report and transition)
+        memo = self._memo.get(
+            (id(change.lifecycle), change.trigger, change.from_state, change.to_state))
+        moves = memo[0] if memo is not None and len(memo[0]) == len(memo[1]) else (
+            self._touched(change))
         if not moves:
             return
         tid = change.ticket_id
