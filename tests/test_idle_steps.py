@@ -45,25 +45,30 @@ class _Untouchable:
                              "in a step it says is idle")
 
 
-def _shapes(lc: Lifecycle) -> list[tuple[str, str, str | None, str]]:
-    shapes: list[tuple[str, str, str | None, str]] = [
+_KEYS = ("fields", "internal", "evidence")  # what a report's or transition's data holds
+
+
+def _shapes(lc: Lifecycle) -> list[tuple[str, str, str | None, str, frozenset[str]]]:
+    moves: list[tuple[str, str, str | None, str]] = [
         ("report", "report", None, lc.spec.initial)]
     for t in lc.spec.transitions:
         sources = t.source if isinstance(t.source, list | tuple) else [t.source]
         for source in sources:
-            shapes.append(("transition", t.trigger, source, t.dest or source))
-    return shapes
+            moves.append(("transition", t.trigger, source, t.dest or source))
+    keys = [frozenset(k for i, k in enumerate(_KEYS) if n >> i & 1) for n in range(8)]
+    return [(*move, k) for move in moves for k in keys]
 
 
-def _changes(lc: Lifecycle, kind: str, trigger: str, source: str | None,
-             dest: str) -> list[Change]:
+def _changes(lc: Lifecycle, kind: str, trigger: str, source: str | None, dest: str,
+             keys: frozenset[str]) -> list[Change]:
+    """Changes of the shape: no field, or every one; the same level, or another."""
     every = {name: "x" for name in lc.spec.fields}
     levels = list(lc.levels)
     out = []
-    for fields, data, from_level in (
-            ({}, {}, levels[0]),
-            (every, {"fields": every, "evidence": [{"kind": "photo", "ref": "r"}],
-                     "internal": True, "due_at": AT.isoformat()}, levels[-1])):
+    for fields, from_level in (({}, levels[0]), (every, levels[-1])):
+        full: dict[str, Any] = {"fields": fields or {"category": "x"}, "internal": True,
+                                "evidence": [{"kind": "photo", "ref": "r"}]}
+        data = {k: v for k, v in full.items() if k in keys}
         out.append(Change("T-1", lc, 2, kind, trigger, source, dest,
                           None if kind == "report" else from_level, levels[0], "a-1", "centre",
                           "why", AT, fields, data, "id"))
@@ -103,7 +108,7 @@ class _Counting(Participant):
         self.planned: list[str] = []
 
     def idle(self, step: Any, lifecycle: Lifecycle, kind: str, trigger: str,
-             from_state: str | None, to_state: str) -> bool:
+             from_state: str | None, to_state: str, data_keys: frozenset[str]) -> bool:
         self.asked.append((step, trigger))
         return step == "plan" and trigger != "arrive"
 

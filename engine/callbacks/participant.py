@@ -72,7 +72,8 @@ class Callbacks(Participant):
         return lifecycle.spec.callback is not None
 
     def idle(self, step: Literal["check", "plan"], lifecycle: Lifecycle, kind: str,
-             trigger: str, from_state: str | None, to_state: str) -> bool:
+             trigger: str, from_state: str | None, to_state: str,
+             data_keys: frozenset[str]) -> bool:
         """Its (absent) check; reports; transitions that do not leave the call-back step."""
         cb = lifecycle.spec.callback
         if step == "check" or kind == "report" or cb is None:

@@ -68,7 +68,8 @@ class Handoffs(Participant):
         return lifecycle.spec.handoff is not None
 
     def idle(self, step: Literal["check", "plan"], lifecycle: Lifecycle, kind: str,
-             trigger: str, from_state: str | None, to_state: str) -> bool:
+             trigger: str, from_state: str | None, to_state: str,
+             data_keys: frozenset[str]) -> bool:
         """Reports; transitions that neither hand off nor leave the holding states."""
         if kind not in ("report", "transition"):
             return False

@@ -183,7 +183,8 @@ class Oversight(Participant):
                     "b_suspended": r.suspended_seconds, "b_paused": row["paused"]}
 
     def idle(self, step: Literal["check", "plan"], lifecycle: Lifecycle, kind: str,
-             trigger: str, from_state: str | None, to_state: str) -> bool:
+             trigger: str, from_state: str | None, to_state: str,
+             data_keys: frozenset[str]) -> bool:
         """Reports; a check of a transition to a final state, a plan of any other.
 
         (A transition that does not end the ticket is refused while it is suspended; one

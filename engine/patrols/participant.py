@@ -40,7 +40,8 @@ class PatrolLinks(Participant):
         return lifecycle.spec.patrol is not None
 
     def idle(self, step: Literal["check", "plan"], lifecycle: Lifecycle, kind: str,
-             trigger: str, from_state: str | None, to_state: str) -> bool:
+             trigger: str, from_state: str | None, to_state: str,
+             data_keys: frozenset[str]) -> bool:
         """Everything but reports (a report is linked when it names a round)."""
         return kind == "transition" or (kind == "report" and lifecycle.spec.patrol is None)
 

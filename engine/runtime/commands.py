@@ -120,7 +120,7 @@ class CommandHandler:
         self._active: dict[int, tuple[tuple[Participant, _Contexts], ...]] = {}
         self._steps: dict[int, tuple[list[tuple[Any, CheckContext]],
                                      list[tuple[Any, PlanContext]]]] = {}
-        self._shapes: dict[tuple[int, str, str, str | None, str],
+        self._shapes: dict[tuple[int, str, str, str | None, str, tuple[str, ...]],
                            tuple[list[tuple[Any, CheckContext]],
                                  list[tuple[Any, PlanContext]]]] = {}
         self._contexts: dict[int, _Contexts] = {}
@@ -200,19 +200,22 @@ class CommandHandler:
         """:meth:`_steps_of` ``change``'s lifecycle without the steps idle for its shape.
 
         A report or transition leaves out the steps :meth:`Participant.idle` says do
-        nothing for its trigger and states (asked once per shape: the shapes are those the
-        lifecycle declares, the trigger having been routed). A dispatch of grid_incident
-        calls 7 steps instead of 15 (~3 µs).
+        nothing for its trigger, states and data keys (asked once per shape: the shapes are
+        those the lifecycle declares, the trigger having been routed, and the keys those
+        this module gives a report's or transition's data). A dispatch of grid_incident
+        calls 4 steps instead of 14 (~5 µs).
         """
         kind = change.kind
         if kind != "transition" and kind != "report":
             return self._steps_of(change.lifecycle)
         lc = change.lifecycle
-        key = (id(lc), kind, change.trigger, change.from_state, change.to_state)
+        data = change.data
+        key = (id(lc), kind, change.trigger, change.from_state, change.to_state, tuple(data))
         found = self._shapes.get(key)
         if found is None:
             checks, plans = self._steps_of(lc)
-            shape = (lc, kind, change.trigger, change.from_state, change.to_state)
+            shape = (lc, kind, change.trigger, change.from_state, change.to_state,
+                     frozenset(data))
             found = ([(check, ctx) for check, ctx in checks
                       if not ctx.participant.idle("check", *shape)],
                      [(plan, ctx) for plan, ctx in plans

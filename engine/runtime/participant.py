@@ -94,16 +94,19 @@ class Participant:
         return True
 
     def idle(self, step: Literal["check", "plan"], lifecycle: Lifecycle, kind: str,
-             trigger: str, from_state: str | None, to_state: str) -> bool:
+             trigger: str, from_state: str | None, to_state: str,
+             data_keys: frozenset[str]) -> bool:
         """Whether :meth:`check` (``step="check"``) or :meth:`plan` does nothing for a shape.
 
         A shape is a report (``kind="report"``, ``trigger="report"``, ``from_state`` None)
         or a transition (``kind="transition"``) of ``trigger`` from ``from_state`` to
-        ``to_state`` on ``lifecycle``. Answer True only when the step returns without
-        reading or staging anything for *every* change of that shape, whatever the
-        ticket, its levels, fields and the change's data. The engine asks once per
-        lifecycle version, step and shape and then leaves the step out for those changes
-        (other kinds of change are always handed over). Must not raise. Default: False.
+        ``to_state`` on ``lifecycle`` whose :attr:`Change.data` has the keys ``data_keys``
+        (of ``fields``, ``internal``, ``evidence``). Answer True only when the step returns
+        without reading or staging anything for *every* change of that shape, whatever the
+        ticket, its levels, fields and the values in the change's data. The engine asks
+        once per lifecycle version, step and shape and then leaves the step out for those
+        changes (other kinds of change are always handed over). Must not raise. Default:
+        False.
         """
         return False
 

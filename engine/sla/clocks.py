@@ -259,10 +259,11 @@ class SlaClocks(Participant):
         return bool(lifecycle.spec.slas)
 
     def idle(self, step: Literal["check", "plan"], lifecycle: Lifecycle, kind: str,
-             trigger: str, from_state: str | None, to_state: str) -> bool:
+             trigger: str, from_state: str | None, to_state: str,
+             data_keys: frozenset[str]) -> bool:
         """Its (absent) check; changes no clock can follow (see :func:`_touches`).
 
-        Not when a clock is due at a field: a change may set it.
+        Not when a clock is due at a field and the change sets fields (it may set that one).
         """
         if kind not in ("report", "transition"):
             return False
@@ -270,7 +271,8 @@ class SlaClocks(Participant):
             return True
         shape = Change("", lifecycle, 0, kind, trigger, from_state, to_state, None, "", "",
                        "", None, datetime.min, {}, {})
-        return not any(s.at_field is not None or _touches(s, shape)
+        sets = "fields" in data_keys
+        return not any((sets and s.at_field is not None) or _touches(s, shape)
                        for _, s in self._clocks_of(lifecycle))
 
     def empty(self, lifecycle: Lifecycle) -> Clocks:

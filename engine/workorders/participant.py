@@ -119,7 +119,8 @@ class WorkOrders(Participant):
         return self._is_work_order(lifecycle) or lifecycle.spec.routing is not None
 
     def idle(self, step: Literal["check", "plan"], lifecycle: Lifecycle, kind: str,
-             trigger: str, from_state: str | None, to_state: str) -> bool:
+             trigger: str, from_state: str | None, to_state: str,
+             data_keys: frozenset[str]) -> bool:
         """Reports; transitions that neither bounce, resolve, reopen nor end a ticket.
 
         A work order's transitions are all planned (mirrored on its ticket).
