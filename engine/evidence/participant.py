@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import Connection, insert, select
 
@@ -107,6 +107,14 @@ class EvidenceRules(Participant):
                            lc.spec.evidence or DEFAULT_EVIDENCE)
             self._rules[id(lc)] = found
         return found
+
+    def idle(self, step: Literal["check", "plan"], lifecycle: Lifecycle, kind: str,
+             trigger: str, from_state: str | None, to_state: str,
+             data_keys: frozenset[str]) -> bool:
+        """Changes without evidence; for the check, whose trigger has no requirement either."""
+        if kind not in ("report", "transition") or "evidence" in data_keys:
+            return False
+        return step == "plan" or not self.rules(lifecycle).by_trigger.get(trigger)
 
     def empty(self, lifecycle: Lifecycle) -> EvidenceState:
         """A new ticket: no report evidence yet."""

@@ -24,6 +24,7 @@ only the tickets it currently holds (:func:`held_by`).
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from sqlalchemy import bindparam, insert, update
 
@@ -65,6 +66,20 @@ class Handoffs(Participant):
     def interested(self, lifecycle: Lifecycle) -> bool:
         """Lifecycles with a ``handoff`` section."""
         return lifecycle.spec.handoff is not None
+
+    def idle(self, step: Literal["check", "plan"], lifecycle: Lifecycle, kind: str,
+             trigger: str, from_state: str | None, to_state: str,
+             data_keys: frozenset[str]) -> bool:
+        """Reports; transitions that neither hand off nor leave the holding states."""
+        if kind not in ("report", "transition"):
+            return False
+        h = lifecycle.spec.handoff
+        if h is None or kind != "transition":
+            return True
+        if trigger in h.hand_off:
+            return False
+        return step == "check" or not (from_state in h.holding
+                                       and to_state not in h.holding)
 
     def check(self, ctx: CheckContext, change: Change) -> None:
         """A hand-off names a declared organisation."""

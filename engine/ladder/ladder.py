@@ -176,7 +176,10 @@ class Ladder(Participant):
         if budget is not None:  # acknowledged or stopped: the budget stops
             budget = held = None
             ctx.cancel(tid, "ladder")
-        new = LadderState(pos.level, pos.handler, pos.since, budget, ack_at, ack_by, held)
+        # (tuple.__new__: as from_rows, every field given; a call to LadderState's
+        # generated __new__ costs 0.5 µs and this is every acknowledgement's)
+        new = tuple.__new__(LadderState, (pos.level, pos.handler, pos.since, budget, ack_at,
+                                          ack_by, held))
         if new != pos:
             ctx.set_state(tid, new)
 

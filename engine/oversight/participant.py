@@ -39,7 +39,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import Connection, bindparam, insert, select, update
 
@@ -181,6 +181,21 @@ class Oversight(Participant):
                     "b_decision_reason": r.decision_reason, "b_new_due": r.new_due,
                     "b_extended": r.extended_seconds, "b_ended_at": r.ended_at,
                     "b_suspended": r.suspended_seconds, "b_paused": row["paused"]}
+
+    def idle(self, step: Literal["check", "plan"], lifecycle: Lifecycle, kind: str,
+             trigger: str, from_state: str | None, to_state: str,
+             data_keys: frozenset[str]) -> bool:
+        """Reports; a check of a transition to a final state, a plan of any other.
+
+        (A transition that does not end the ticket is refused while it is suspended; one
+        that ends it ends the suspension.)
+        """
+        if kind == "report" or lifecycle.spec.oversight is None:
+            return kind in ("report", "transition")
+        if kind != "transition":
+            return False
+        final = to_state in lifecycle.final_states
+        return final if step == "check" else not final
 
     # -- check ----------------------------------------------------------------------------
 

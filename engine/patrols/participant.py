@@ -13,6 +13,8 @@ the integer field that counts them. For a report that fills the field:
 
 from __future__ import annotations
 
+from typing import Literal
+
 from sqlalchemy import insert
 
 from engine.errors import PatrolNotOnRound, TicketNotFound
@@ -36,6 +38,12 @@ class PatrolLinks(Participant):
     def interested(self, lifecycle: Lifecycle) -> bool:
         """Lifecycles with a ``patrol`` section."""
         return lifecycle.spec.patrol is not None
+
+    def idle(self, step: Literal["check", "plan"], lifecycle: Lifecycle, kind: str,
+             trigger: str, from_state: str | None, to_state: str,
+             data_keys: frozenset[str]) -> bool:
+        """Everything but reports (a report is linked when it names a round)."""
+        return kind == "transition" or (kind == "report" and lifecycle.spec.patrol is None)
 
     def check(self, ctx: CheckContext, change: Change) -> None:
         """The named round exists, runs the declared lifecycle and is on patrol."""

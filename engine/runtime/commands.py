@@ -78,6 +78,10 @@ MAX_FOLLOW_DEPTH = 24
 
 T = TypeVar("T")
 
+_new = tuple.__new__
+_CANCEL_REST = TimerOp("cancel")[4:]
+"""A cancel's TimerOp fields after ``timer_id``: their defaults (see cancel)."""
+
 
 class _Service(Participant):
     """Stands in for 'no participant' in the contexts given to services."""
@@ -116,6 +120,9 @@ class CommandHandler:
         self._active: dict[int, tuple[tuple[Participant, _Contexts], ...]] = {}
         self._steps: dict[int, tuple[list[tuple[Any, CheckContext]],
                                      list[tuple[Any, PlanContext]]]] = {}
+        self._shapes: dict[tuple[int, str, str, str | None, str, tuple[str, ...]],
+                           tuple[list[tuple[Any, CheckContext]],
+                                 list[tuple[Any, PlanContext]]]] = {}
         self._contexts: dict[int, _Contexts] = {}
         self._service = _Contexts(self, _Service())
         self._eager: list[EagerTable] = []
@@ -144,6 +151,7 @@ class CommandHandler:
         self._contexts[id(participant)] = _Contexts(self, participant)
         self._active = {}
         self._steps = {}
+        self._shapes = {}
         self._eager_by = {}
         self._eager = [(p.state_table, p.state_column, p.state_where)
                        for p in self.participants if p.state_table is not None]
@@ -183,6 +191,34 @@ class CommandHandler:
                      [(p.plan, ctx.plan) for p, ctx in active
                       if type(p).plan is not Participant.plan])
             self._steps[id(lc)] = found
+        return found
+
+    def _steps_for(self, change: Change) -> tuple[list[tuple[Any, CheckContext]],
+                                                  list[tuple[Any, PlanContext]]]:
+        """:meth:`_steps_of` ``change``'s lifecycle without the steps idle for its shape.
+
+        A report or transition leaves out the steps :meth:`Participant.idle` says do
+        nothing for its trigger, states and data keys (asked once per shape: the shapes are
+        those the lifecycle declares, the trigger having been routed, and the keys those
+        this module gives a report's or transition's data). A dispatch of grid_incident
+        calls 4 steps instead of 14 (~5 µs).
+        """
+        kind = change.kind
+        if kind != "transition" and kind != "report":
+            return self._steps_of(change.lifecycle)
+        lc = change.lifecycle
+        data = change.data
+        key = (id(lc), kind, change.trigger, change.from_state, change.to_state, tuple(data))
+        found = self._shapes.get(key)
+        if found is None:
+            checks, plans = self._steps_of(lc)
+            shape = (lc, kind, change.trigger, change.from_state, change.to_state,
+                     frozenset(data))
+            found = ([(check, ctx) for check, ctx in checks
+                      if not ctx.participant.idle("check", *shape)],
+                     [(plan, ctx) for plan, ctx in plans
+                      if not ctx.participant.idle("plan", *shape)])
+            self._shapes[key] = found
         return found
 
     # -- the pipeline's reads and stages (participant.Pipeline) ---------------------------
@@ -353,12 +389,19 @@ class CommandHandler:
         """Stage the cancellation of the ticket's pending timers ``prefix`` / ``prefix:...``."""
         rec = self.ticket(ticket_id)
         mark = prefix + ":"
-        names = [n for n in rec.timers if n == prefix or n.startswith(mark)]
+        names = []
+        for n in rec.timers:  # (a loop, not a comprehension: one call less)
+            if n == prefix or n.startswith(mark):
+                names.append(n)
         if names:
             top = self.uow.top
             w = top.writable(ticket_id)
+            timers, ops, tid = w.timers, top.timer_ops, w.id
             for name in names:
-                _cancel(top, w, name)
+                # _cancel's TimerOp, by tuple.__new__ (as _record's PendingTimer): a plan
+                # cancels two or three timers a command, at 0.5 µs a TimerOp(...) call
+                ops.append(_new(TimerOp, ("cancel", tid, name, timers.pop(name).id or 0,
+                                          *_CANCEL_REST)))
 
     def add_row(self, stmt: Any, params: Mapping[str, Any]) -> None:
         """Stage a row of a participant's table."""
@@ -578,11 +621,11 @@ class CommandHandler:
 
     def _pass(self, layer: Layer, changes: list[Change]) -> None:
         """Every participant checks every change, then plans it; then the follow-ons."""
-        checks, plans = self._steps_of(changes[0].lifecycle)
-        for change in changes:
+        steps = list(map(self._steps_for, changes))  # without the idle steps: 5 µs a dispatch
+        for change, (checks, _) in zip(changes, steps, strict=True):
             for check, cctx in checks:
                 check(cctx, change)
-        for change in changes:
+        for change, (_, plans) in zip(changes, steps, strict=True):
             for plan, pctx in plans:
                 plan(pctx, change)
         layer.changes.extend(changes)

@@ -74,7 +74,8 @@ class Participant:
     Participants run in registration order; the time rules, SLA clocks and the ladder come
     first, the outbox and work orders after them. The engine takes a participant's
     :meth:`check` and :meth:`plan` once per lifecycle version, as defined by its class
-    (one that keeps this class's do-nothing method is not called for it): change what a
+    (one that keeps this class's do-nothing method is not called for it), and leaves a step
+    out for the reports and transitions :meth:`idle` says it does nothing for: change what a
     participant does by registering another, not by replacing its methods on the instance.
     """
 
@@ -91,6 +92,23 @@ class Participant:
         never called for its tickets. Must not raise. Default: True.
         """
         return True
+
+    def idle(self, step: Literal["check", "plan"], lifecycle: Lifecycle, kind: str,
+             trigger: str, from_state: str | None, to_state: str,
+             data_keys: frozenset[str]) -> bool:
+        """Whether :meth:`check` (``step="check"``) or :meth:`plan` does nothing for a shape.
+
+        A shape is a report (``kind="report"``, ``trigger="report"``, ``from_state`` None)
+        or a transition (``kind="transition"``) of ``trigger`` from ``from_state`` to
+        ``to_state`` on ``lifecycle`` whose :attr:`Change.data` has the keys ``data_keys``
+        (of ``fields``, ``internal``, ``evidence``). Answer True only when the step returns
+        without reading or staging anything for *every* change of that shape, whatever the
+        ticket, its levels, fields and the values in the change's data. The engine asks
+        once per lifecycle version, step and shape and then leaves the step out for those
+        changes (other kinds of change are always handed over). Must not raise. Default:
+        False.
+        """
+        return False
 
     def empty(self, lifecycle: Lifecycle) -> Any:
         """The state of a ticket that has none stored (e.g. a ticket being reported).

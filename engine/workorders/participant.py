@@ -51,7 +51,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import Connection, func, select
 
@@ -117,6 +117,24 @@ class WorkOrders(Participant):
     def interested(self, lifecycle: Lifecycle) -> bool:
         """Work-order lifecycles and lifecycles with a routing table."""
         return self._is_work_order(lifecycle) or lifecycle.spec.routing is not None
+
+    def idle(self, step: Literal["check", "plan"], lifecycle: Lifecycle, kind: str,
+             trigger: str, from_state: str | None, to_state: str,
+             data_keys: frozenset[str]) -> bool:
+        """Reports; transitions that neither bounce, resolve, reopen nor end a ticket.
+
+        A work order's transitions are all planned (mirrored on its ticket).
+        """
+        if kind not in ("report", "transition"):
+            return False
+        if kind == "report":
+            return True
+        if self._is_work_order(lifecycle):
+            return step == "check" and trigger != "bounce"
+        if step == "check":
+            return trigger != RESOLVE_TRIGGER
+        return trigger != "reopen" and not (from_state != to_state
+                                             and to_state in lifecycle.final_states)
 
     def empty(self, lifecycle: Lifecycle) -> Link | Orders | None:
         """A new work order has no link until it is issued; a new ticket no work orders."""
