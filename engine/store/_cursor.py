@@ -124,8 +124,8 @@ def _converter(bind: Any, dialect: Any) -> Callable[[Any], Any] | None:
 class _Plan:
     """A statement compiled once for SQLite: SQL text, bind order and value converters."""
 
-    __slots__ = ("construct", "converted", "converters", "fixed", "free", "get", "order",
-                 "shape", "sql", "template", "utc")
+    __slots__ = ("construct", "converted", "converters", "fast", "fast_len", "fixed", "free",
+                 "full", "get", "order", "shape", "sql", "template", "utc")
 
     def __init__(self, sql: str, order: list[str], converters: list[Callable[[Any], Any] | None],
                  construct: Callable[..., dict[str, Any]], fixed: dict[str, Any]):
@@ -146,9 +146,26 @@ class _Plan:
         # dict without them fills a template of the fixed values
         self.template = [fixed.get(n) for n in order]
         self.free = [(i, n) for i, n in enumerate(order) if n not in fixed]
+        self.full = _values_function(order, converters, {})
+        self.fast = _values_function(order, converters, fixed) if fixed else self.full
+        self.fast_len = len(self.free) if fixed else -1
 
-    def values(self, params: Mapping[str, Any]) -> list[Any]:
-        """The positional values of one parameter dict, converted as SQLAlchemy would."""
+    def values(self, params: Mapping[str, Any]) -> Sequence[Any]:
+        """The positional values of one parameter dict, converted as SQLAlchemy would.
+
+        ``params``: bind name → value (the statement's literals may be left out). A tuple in
+        the statement's bind order, from the generated :attr:`full` / :attr:`fast`; what they
+        cannot handle (a missing name, a value of an unexpected type) goes the general way.
+        """
+        try:
+            if len(params) == self.fast_len:  # the literals left out
+                return self.fast(params)
+            return self.full(params)
+        except (KeyError, TypeError, ValueError):
+            return self.general(params)
+
+    def general(self, params: Mapping[str, Any]) -> list[Any]:
+        """:meth:`values` without the generated function (same values, as a list)."""
         try:
             if len(params) == len(self.free) < len(self.order):  # the literals left out
                 raw = self.template.copy()
@@ -173,6 +190,41 @@ class _Plan:
         for i, c in self.converted:
             raw[i] = c(raw[i])
         return raw
+
+
+def _values_function(order: Sequence[str], converters: Sequence[Callable[[Any], Any] | None],
+                     fixed: Mapping[str, Any]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+    """A statement's positional values from one parameter dict, every conversion inline.
+
+    Generated once per plan (as :mod:`engine.store.reads` generates its row builders): one
+    tuple display, ``p[k0]`` per bind (``fixed`` ones as constants), instants looked up in
+    the memo inline. Measured on the ten rows of a batched command: 0.45 µs a row against
+    1.3 µs for the itemgetter, list and conversion loops of :meth:`_Plan.general`. The
+    source holds only generated names (``k0``, ``c0``); bind names and values are passed in
+    its namespace. Raises KeyError for a missing name (the caller then goes the general way).
+    """
+    namespace: dict[str, Any] = {"T": _TEXTS, "U": _utc_text, "datetime": datetime}
+    items = []
+    for i, (name, conv) in enumerate(zip(order, converters, strict=True)):
+        if name in fixed:
+            # converted once here, as the general way converts the template's value
+            namespace[f"k{i}"] = fixed[name] if conv is None else conv(fixed[name])
+            items.append(f"k{i}")
+            continue
+        namespace[f"k{i}"] = name
+        if conv is None:
+            items.append(f"p[k{i}]")
+        elif conv is _utc_text:  # a hit in the memo, else the full conversion (or None)
+            items.append(f"((T.get(v) or U(v)) if type(v := p[k{i}]) is datetime else U(v))")
+        elif conv is _json_text and _c_encoder is not None:
+            namespace["E"] = _c_encoder
+            items.append(f"''.join(E(p[k{i}], 0))")
+        else:
+            namespace[f"c{i}"] = conv
+            items.append(f"c{i}(p[k{i}])")
+    source = f"lambda p: ({', '.join(items)}{',' if len(items) == 1 else ''})"
+    built: Callable[[Mapping[str, Any]], tuple[Any, ...]] = eval(source, namespace)
+    return built
 
 
 _plans: dict[tuple[int, tuple[str, ...]], _Plan | None] = {}
