@@ -152,8 +152,10 @@ class TimerWriter:
             ConcurrencyConflict: a ``take`` found its timer no longer pending or no longer
                 claimed by this worker (another worker took the claim over).
         """
-        new: dict[tuple[str, str], dict[str, Any]] = {}
-        inserts: list[dict[str, Any]] = []
+        # a new timer's row is inserted as it was staged, and copied only when a later op
+        # cancels it (rare): no copy per new timer
+        new: dict[tuple[str, str], int] = {}  # (ticket id, name) -> its place in inserts
+        inserts: list[Mapping[str, Any]] = []
         cancels: list[dict[str, Any]] = []
         cancel_ids: list[dict[str, Any]] = []
         takes: list[dict[str, Any]] = []
@@ -161,9 +163,9 @@ class TimerWriter:
         for op in ops:
             kind = op.kind
             if kind == "new":
-                assert op.row is not None
-                row = dict(op.row)
-                new[(row["ticket_id"], row["name"])] = row
+                row = op.row
+                assert row is not None
+                new[(row["ticket_id"], row["name"])] = len(inserts)
                 inserts.append(row)
             elif kind == "cancel":
                 if op.timer_id:  # a stored timer whose id was read with the ticket
@@ -171,7 +173,7 @@ class TimerWriter:
                     continue
                 mine = new.pop((op.ticket_id, op.name), None)
                 if mine is not None:
-                    mine["status"] = "cancelled"
+                    inserts[mine] = {**inserts[mine], "status": "cancelled"}
                 else:
                     cancels.append({"b_tid": op.ticket_id, "b_name": op.name})
             elif kind == "take":
