@@ -19,6 +19,7 @@ BENCH = Path(__file__).resolve().parent.parent / "bench"
 CASES = {
     "b1_single_command": ["--size", "40", "--rounds", "1"],
     "b2_batch": ["--size", "60", "--rounds", "1", "--batch", "25"],
+    "b2_breakdown": ["--size", "60", "--batch", "25"],
     "b3_core": ["--size", "500", "--rounds", "1"],
     "b4_timers_at_scale": ["--pending", "3000", "--small", "300", "--due", "20",
                            "--rounds", "1"],
