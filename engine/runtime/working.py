@@ -13,9 +13,10 @@ timers, participants' state, their rows — is *staged* in a :class:`Layer`. Lay
 Only the top layer is written to. A ticket read from the database is kept (clean) in the
 window, so that later commands of the same transaction see the staged state, not the stored
 one; a ticket that a transition reads first is staged as that command's own record in its
-layer (no clean copy below it: if the command is refused, the ticket is read again). What the database holds for a ticket — whether it exists, its ``row_version``, the
-participants' stored state — is a :class:`Stored` shared by every copy of its record, and
-moves forward when the window is flushed.
+layer (no clean copy below it: if the command is refused, the ticket is read again). What
+the database holds for a ticket — whether it exists, its ``row_version``, the participants'
+stored state — is a :class:`Stored` shared by every copy of its record, and moves forward
+when the window is flushed.
 """
 
 from __future__ import annotations
