@@ -88,13 +88,13 @@ def test_a_refused_command_in_a_batch_changes_nothing_and_the_batch_goes_on(
 
 
 class _FailOn(Participant):
-    """A participant with a bug: planning a change of one ticket raises."""
+    """A participant with a bug: planning a change of one ticket (or one trigger) raises."""
 
-    def __init__(self, ticket_id: str):
-        self.ticket_id = ticket_id
+    def __init__(self, ticket_id: str | None = None, *, trigger: str | None = None):
+        self.ticket_id, self.trigger = ticket_id, trigger
 
     def plan(self, ctx: PlanContext, change: Change) -> None:
-        if change.ticket_id == self.ticket_id:
+        if change.ticket_id == self.ticket_id or change.trigger == self.trigger:
             raise RuntimeError("participant bug")
 
 
@@ -141,17 +141,6 @@ def test_the_cursor_path_reads_what_sqlalchemy_does(engine: Engine, reporter: Ac
     assert missing == {}
 
 
-class _FailOnTrigger(Participant):
-    """A participant with a bug: planning one trigger raises (after the command staged it)."""
-
-    def __init__(self, trigger: str):
-        self.trigger = trigger
-
-    def plan(self, ctx: PlanContext, change: Change) -> None:
-        if change.trigger == self.trigger:
-            raise RuntimeError("participant bug")
-
-
 def test_a_stored_ticket_refused_on_its_first_read_in_a_batch_is_read_again_unchanged(
     engine: Engine, reporter: Actor, centre: Actor
 ) -> None:
@@ -161,7 +150,7 @@ def test_a_stored_ticket_refused_on_its_first_read_in_a_batch_is_read_again_unch
     engine.report("grid_incident", {"category": "x"}, actor=reporter, ticket_id="a")
     before = engine.get("a")
     timers_before = sorted((t.name, t.due_at) for t in engine.timers("a"))
-    engine.add_participant(_FailOnTrigger("dispatch"))
+    engine.add_participant(_FailOn(trigger="dispatch"))  # after the command staged it
     with engine.batch():
         with pytest.raises(RuntimeError, match="participant bug"):
             engine.fire("a", "dispatch", actor=centre, fields={"department": "water"})
