@@ -19,6 +19,7 @@ The tree::
     │   ├── InvalidFields            ticket fields do not match the lifecycle's field declarations
     │   ├── TopLevelReached          escalation asked for at the top of the whistle ladder
     │   ├── HostCallbackFailed       a guard, action or listener of the host app raised
+    │   ├── CommandInsideCallback    a host guard or action issued a command to the engine
     │   ├── IdempotencyKeyReused     an idempotency key came back with a different command
     │   ├── MigrationRefused         a ticket cannot move to another lifecycle version
     │   ├── OutsideCalendar          the command needs a day outside a business calendar's
@@ -374,6 +375,30 @@ class HostCallbackFailed(CommandRefused):
             f"host callback {callback!r} raised {type(error).__name__}: {error} while firing "
             f"{trigger!r} on ticket {ticket_id!r}; nothing was changed",
         )
+
+
+class CommandInsideCallback(CommandRefused):
+    """A host guard or action issued a command to the engine while the engine was running it.
+
+    Guards and actions run inside a command (:class:`~engine.Registry`), before it is
+    staged: a command they issue would change the ticket under the one being decided (and
+    two commands would claim the same history row). It is refused, nothing of it is
+    staged, and the command whose callback issued it fails with
+    :class:`HostCallbackFailed`. Issue it once that command has committed instead, e.g. from
+    a listener (``Engine.on``), which runs after the commit.
+
+    Attributes:
+        ticket_id: the ticket the refused command was for.
+        command: what it was (``fire``, ``report``, ...).
+    """
+
+    def __init__(self, ticket_id: str, command: str):
+        self.command = command
+        super().__init__(
+            ticket_id,
+            f"{command} on ticket {ticket_id!r} was issued from inside a host guard or "
+            "action, while the engine was running another command; issue it after that "
+            "command has committed (e.g. from a listener, Engine.on), not from the callback")
 
 
 class OutsideCalendar(CommandRefused):

@@ -6,6 +6,7 @@ import pytest
 from helpers import at, deadline_timers
 
 from engine import (
+    CommandInsideCallback,
     ConfigurationError,
     DefinitionError,
     GuardRejected,
@@ -135,6 +136,48 @@ def test_action_that_succeeds_runs_once_after_the_transition(
     assert calls == []
     assert eng.fire("T1", "arrive", actor=department).state == "on_site"
     assert calls == [("arrive", "dispatched", "on_site")]
+
+
+@pytest.mark.parametrize("in_batch", [False, True])
+@pytest.mark.parametrize("hook", ["action", "guard"])
+def test_a_command_issued_from_a_host_callback_is_refused_and_the_batch_goes_on(
+        make_engine, grid_incident_text, centre, department, snapshot, hook, in_batch):
+    # A guard or action that fires a command on the engine (here: escalating the very
+    # ticket being moved) would change it under the command being decided; it is refused
+    # (CommandInsideCallback), so the command fails with HostCallbackFailed and is rolled
+    # back alone: the batch's other commands commit, no history row is claimed twice.
+    registry = Registry()
+
+    def escalate_it(ctx):
+        eng.fire(ctx.ticket_id, "escalate", actor=centre, reason="from the host")
+        return True
+
+    (registry.action if hook == "action" else registry.guard)("hook")(escalate_it)
+    eng = make_engine(registry=registry)
+    line = "    actions: [hook]\n" if hook == "action" else "    guards: [hook]\n"
+    eng.deploy(parse_definition(with_line(grid_incident_text, ARRIVE, line)))
+    for tid in ("a", "b"):
+        eng.report(LC, {"category": "x"}, actor=centre, ticket_id=tid)
+    eng.fire("a", "dispatch", actor=centre)
+    before = snapshot(eng, "a")
+
+    def run():
+        eng.fire("b", "dispatch", actor=centre)  # an unrelated command of the same batch
+        with pytest.raises(HostCallbackFailed) as info:
+            eng.fire("a", "arrive", actor=department)
+        assert isinstance(info.value.__cause__, CommandInsideCallback)
+        assert "after that command has committed" in str(info.value)
+
+    if in_batch:
+        with eng.batch():
+            run()
+    else:
+        run()
+    assert snapshot(eng, "a") == before
+    assert eng.get("b").state == "dispatched"
+    assert eng.check_invariants() == []
+    # the ticket is as it was: a command from outside a callback still goes through
+    assert eng.fire("a", "escalate", actor=centre, reason="by hand").state == "escalated"
 
 
 def test_unregistered_guard_fails_to_deploy_naming_its_path(engine, grid_incident_text):

@@ -31,6 +31,7 @@ from engine.calendars.model import CalendarOutOfRange
 from engine.clock import Clock
 from engine.errors import (
     NEW_TICKET,
+    CommandInsideCallback,
     CommandRefused,
     ConcurrencyConflict,
     ConfigurationError,
@@ -432,6 +433,8 @@ class CommandHandler:
             TopLevelReached, OutsideCalendar and the participants' refusals;
             ConcurrencyConflict (``expected_version`` differs). Nothing is staged.
         """
+        if self.uow.host_running:
+            raise CommandInsideCallback(str(ticket_id), f"fire {trigger!r}")
         try:
             return self._transition(ticket_id, trigger, actor, reason, fields or {},
                                     expected_version=expected_version, evidence=evidence,
@@ -453,6 +456,8 @@ class CommandHandler:
             UnknownDepartment, OutsideCalendar and the participants' refusals (e.g.
             LifecycleNotValid). Nothing is staged.
         """
+        if self.uow.host_running:
+            raise CommandInsideCallback(ticket_id or NEW_TICKET, "report")
         def_id = self.current_version(lifecycle)
         return self._guarded(ticket_id or "(new)", lambda: self._report(
             def_id, fields, actor, ticket_id, level, reason, evidence, foreign_departments))
@@ -571,7 +576,8 @@ class CommandHandler:
         now = now or self.now()
         ctx = CommandContext(ticket_id, trigger, source, "", new_level,
                              load_fields(lc.spec.fields, merged), actor.id, role, reason, now)
-        dest = lc.fire(Subject(source), ctx)
+        # the host's guards and actions run here: a command they issue is refused
+        dest = self.uow.in_host(lc.fire, Subject(source), ctx)
         internal = ctx.internal  # stays in its state: its deadlines run on
         entering = entry_timers(lc, dest, merged, now, report=False, internal=internal)
         with self.uow.layer() as layer:
@@ -657,6 +663,8 @@ class CommandHandler:
         Raises:
             TicketNotFound, InvalidFields; the participants' refusals (nothing is staged).
         """
+        if self.uow.host_running:
+            raise CommandInsideCallback(ticket_id, kind)
         self._guarded(ticket_id, lambda: self._note(ticket_id, kind, trigger, reason, data,
                                                     actor=actor, fields=fields))
         return self.ticket(ticket_id)
@@ -739,6 +747,8 @@ class CommandHandler:
         Its pending deadline timers are cancelled and ``new_timers`` created; participants'
         timers (``name:...``) carry over. One ``migration`` history row records it.
         """
+        if self.uow.host_running:
+            raise CommandInsideCallback(ticket_id, "migrate")
         rec = self.ticket(ticket_id)
         new = self.catalog.by_id(self.uow.conn, target_id)
         now = self.now()
@@ -773,6 +783,8 @@ class CommandHandler:
         bound to ``participant``'s state (services of that participant). ``read_only``: when
         no transaction is open, read on a plain connection (staging is then an error).
         """
+        if not read_only and self.uow.host_running:
+            raise CommandInsideCallback("(compound)", "a compound command")
         with self.uow.transaction(read_only=read_only), self.uow.layer() as layer:
             layer.now = self.now()
             try:
@@ -793,6 +805,8 @@ class CommandHandler:
                 refusal (the caller isolates the failure; nothing of this timer is staged).
         """
         tid, name, timer_id = row["ticket_id"], row["name"], row["id"]
+        if self.uow.host_running:
+            raise CommandInsideCallback(tid, f"firing timer {name!r}")
         with self.uow.layer() as layer:
             layer.now = now
             rec = self.ticket(tid)

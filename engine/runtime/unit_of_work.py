@@ -155,6 +155,7 @@ class _State(threading.local):
         self.floor: DueFloor | None = None
         self.background = False
         self.undo: list[Callable[[], None]] = []
+        self.host = 0  # host guards and actions running on this thread (see in_host)
 
 
 class UnitOfWork:
@@ -220,6 +221,24 @@ class UnitOfWork:
     def floor(self) -> DueFloor | None:
         """The next-due bound of this thread's SQLite batch (None outside one)."""
         return self._state.floor
+
+    def in_host(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` with this thread marked as running host guards and actions.
+
+        While it runs, :attr:`host_running` is true: the command handler refuses commands
+        issued from there (:class:`~engine.errors.CommandInsideCallback`).
+        """
+        st = self._state
+        st.host += 1
+        try:
+            return fn(*args)
+        finally:
+            st.host -= 1
+
+    @property
+    def host_running(self) -> bool:
+        """Whether this thread is inside host guards or actions (:meth:`in_host`)."""
+        return self._state.host > 0
 
     def note_timer(self, due: datetime) -> None:
         """A timer due at ``due`` was staged (for the batch's next-due bound)."""
