@@ -21,7 +21,6 @@ when the window is flushed.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -227,11 +226,6 @@ class Layer:
     def staged(self) -> bool:
         """Whether anything waits to be written."""
         return bool(self.dirty or self.history or self.timer_ops or self.rows)
-
-    def dirty_records(self) -> Iterator[TicketRecord]:
-        """The records this layer changed."""
-        for tid in self.dirty:
-            yield self.records[tid]
 
     def clear_staged(self, *, keep_records: bool) -> None:
         """Forget what was just flushed (and, between commands, the records themselves)."""

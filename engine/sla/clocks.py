@@ -207,8 +207,15 @@ def _moves(name: str, sla: SlaSpec, change: Change) -> _Moves:
 
 
 def _measure(lc: Lifecycle, sla: SlaSpec, a: datetime, b: datetime) -> timedelta:
-    if isinstance(sla.target, WorkingSpan):
-        return lc.calendars[sla.target.calendar].working_between(a, b)
+    target = sla.target
+    return _elapsed(lc.calendars[target.calendar] if isinstance(target, WorkingSpan) else None,
+                    a, b)
+
+
+def _elapsed(calendar: Any, a: datetime, b: datetime) -> timedelta:
+    """The clock's time from ``a`` to ``b``: working time on ``calendar``, else elapsed time."""
+    if calendar is not None:
+        return calendar.working_between(a, b)  # type: ignore[no-any-return]
     return max(b - a, _ZERO)
 
 
@@ -372,11 +379,7 @@ class SlaClocks(Participant):
             elif change.data.get("fields"):
                 self._fields_moved(ctx, change)  # e.g. an approved extension's new due
             return
-        # _touched's memo read here, without its call (every report and transition)
-        memo = self._memo.get(
-            (id(change.lifecycle), change.trigger, change.from_state, change.to_state))
-        moves = memo[0] if memo is not None and len(memo[0]) == len(memo[1]) else (
-            self._touched(change))
+        moves = self._touched(change)
         if not moves:
             return
         tid = change.ticket_id
@@ -478,10 +481,8 @@ class SlaClocks(Participant):
         if status == "running":
             since = clock.running_since
             assert since is not None
-            cal = m.calendar  # _measure, without its call
-            elapsed = (timedelta(seconds=clock.elapsed_seconds)
-                       + (cal.working_between(since, at) if cal is not None
-                          else max(at - since, _ZERO)))
+            # (the shape's calendar, looked up once: _measure without the lookup)
+            elapsed = timedelta(seconds=clock.elapsed_seconds) + _elapsed(m.calendar, since, at)
             if m.stops:
                 # met at its due instant (the tie rule); past it, breached even if the
                 # breach timer has not fired yet

@@ -27,7 +27,7 @@ from sqlalchemy.sql import Insert
 
 from engine.store.types import UTCDateTime
 
-__all__ = ["Runner", "raw_rows", "rows", "run", "utc_known", "utc_value", "utc_values"]
+__all__ = ["Runner", "raw_rows", "rows", "run", "utc_known", "utc_value"]
 
 
 _TEXTS: dict[datetime, str] = {}
@@ -83,16 +83,6 @@ utc_known: Callable[[str], datetime | None] = _VALUES.get
 :func:`utc_value`'s fast path without its Python call (0.05 µs against 0.15 µs; a ticket's
 load converts a dozen instants, nearly all of them hits). The memo is cleared in place, never
 replaced, so this bound method stays valid."""
-
-
-def utc_values(values: list[Any], positions: Sequence[int]) -> None:
-    """Convert the stored instant texts at ``positions`` of ``values`` in place (utc_value)."""
-    memo = _VALUES
-    for i in positions:
-        text = values[i]
-        if text is not None:
-            at = memo.get(text)
-            values[i] = utc_value(text) if at is None else at
 
 
 def _not_json(value: Any) -> Any:

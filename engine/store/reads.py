@@ -13,8 +13,8 @@ column of its own, on both databases: wrapping them in one JSON array cost SQLit
 the one parse per aggregate it saved in Python; an empty aggregate is not parsed at all. A
 participant's ``state_where`` narrows its table's rows to those holding its state.
 
-One ticket on SQLite inside a transaction (every command's load) is decoded from the
-driver's row by one function generated per statement (:func:`_raw_decoder`), which converts
+On SQLite inside a transaction (every command's load, a firing chunk's) a ticket is decoded
+from the driver's row by one function generated per statement (:func:`_raw_decoder`), which converts
 each column as its type does, inline; the command pipeline also has the pending timers built
 as its own ``PendingTimer`` tuples straight from the aggregate (``timers_as``).
 """
@@ -85,6 +85,19 @@ def _pending_as(parsed: list[list[Any]], cls: type[tuple[Any, ...]]) -> dict[str
     return out
 
 
+def _timers(raw: Any, tid: str, timers_as: type[tuple[Any, ...]] | None,
+            timer_rows: _Rows) -> Any:
+    """A ticket's pending timers from their aggregate: as ``timers_as``, else as row dicts.
+
+    An empty aggregate (``'[]'`` on SQLite, ``[]`` from PostgreSQL's coalesce) is not parsed.
+    """
+    if not raw or raw == "[]":
+        return {} if timers_as is not None else []
+    if timers_as is not None:
+        return _pending_as(_parsed(raw), timers_as)
+    return timer_rows(_parsed(raw), tid)
+
+
 def _parsed(value: Any) -> Any:
     """A JSON aggregate's value, parsed as ``json.loads`` parses it.
 
@@ -151,10 +164,10 @@ _GENERATED: dict[str, Any] = {"_utc": _cursor.utc_value, "_known": _cursor.utc_k
 """What the generated row builders and decoders refer to."""
 
 
-def _raw_decoder(dialect: str, stmt: Any, ticket_json: Sequence[str],
+def _raw_decoder(stmt: Any, ticket_json: Sequence[str],
                  named: Sequence[tuple[str, str, _Rows]],
                  timer_rows: _Rows) -> Callable[[Sequence[Any], Any], Loaded] | None:
-    """A :meth:`_Plan.decode` of the statement's driver row (a tuple), generated once.
+    """A :meth:`_Plan.decode` of the statement's SQLite driver row (a tuple), generated once.
 
     What ``_cursor.rows`` and :meth:`_Plan.decode` do together — convert each column as its
     type's result processor does, build the ticket row's dict, parse the aggregates — in one
@@ -178,26 +191,18 @@ def _raw_decoder(dialect: str, stmt: Any, ticket_json: Sequence[str],
             items.append(f"{name!r}: None if {x} is None else (_known({x}) or _utc({x}))")
         elif isinstance(col.type, Boolean):
             items.append(f"{name!r}: None if {x} is None else bool({x})")
+        elif col.type.dialect_impl(_SQLITE).result_processor(_SQLITE, None) is not None:
+            return None  # a conversion not written out here: the usual path
         else:
-            if dialect != "sqlite":
-                return None
-            if col.type.dialect_impl(_SQLITE).result_processor(_SQLITE, None) is not None:
-                return None  # a conversion not written out here: the usual path
             items.append(f"{name!r}: {x}")
     if timers is None or columns[0][0] != "id":
         return None
     source = (
         "def decode(v, timers_as):\n"
         "    tid = v[0]\n"
-        f"    t = {timers}\n"
-        "    if not t or t == '[]':\n"
-        "        found = {} if timers_as is not None else []\n"
-        "    elif timers_as is not None:\n"
-        "        found = _pending_as(_parsed(t), timers_as)\n"
-        "    else:\n"
-        "        found = _timer_rows(_parsed(t), tid)\n"
-        f"    return {{{', '.join(items)}}}, found, {{{', '.join(tables)}}}\n")
-    scope = {**_GENERATED, "_parsed": _parsed, "_pending_as": _pending_as,
+        f"    return ({{{', '.join(items)}}}, _timers({timers}, tid, timers_as, _timer_rows),\n"
+        f"            {{{', '.join(tables)}}})\n")
+    scope = {**_GENERATED, "_parsed": _parsed, "_timers": _timers,
              "_timer_rows": timer_rows, **{f"_b_{k}": b for k, (_, b) in labels.items()}}
     exec(source, scope)  # names and positions only, as _row_builder
     decode: Callable[[Sequence[Any], Any], Loaded] = scope["decode"]
@@ -243,7 +248,7 @@ class _Plan:
         head = [type_coerce(c, Text).label(c.name) if c.name in self.ticket_json else c
                 for c in tickets.c]
         self.one = select(*head, *parts).where(tickets.c.id == bindparam("b_id"))
-        self.raw_decode = (_raw_decoder(dialect, self.one, self.ticket_json, self.named,
+        self.raw_decode = (_raw_decoder(self.one, self.ticket_json, self.named,
                                         self.timer_rows) if dialect == "sqlite" else None)
         self.many = select(*head, *parts).where(
             tickets.c.id.in_(bindparam("b_ids", expanding=True)))
@@ -263,14 +268,7 @@ class _Plan:
             row[name] = _parsed(row[name])
         tid = row["id"]
         pop = row.pop
-        # an empty aggregate ('[]' on SQLite, [] from PostgreSQL's coalesce) is not parsed
-        raw = pop("_t0")
-        empty = not raw or raw == "[]"
-        found: Any
-        if timers_as is not None:
-            found = {} if empty else _pending_as(_parsed(raw), timers_as)
-        else:
-            found = [] if empty else self.timer_rows(_parsed(raw), tid)
+        found = _timers(pop("_t0"), tid, timers_as, self.timer_rows)
         extra = {}
         for label, name, build in self.named:
             raw = pop(label)
@@ -345,8 +343,15 @@ def load_tickets(conn: Connection, ids: Sequence[str],
     out: dict[str, Loaded] = {}
     wanted = list(dict.fromkeys(ids))
     if len(wanted) <= FEW:  # a firing chunk's tickets: one prebuilt statement
-        for hit in _cursor.rows(conn, plan.few(len(wanted)),
-                                  {f"b{i}": t for i, t in enumerate(wanted)}):
+        stmt, params = plan.few(len(wanted)), {f"b{i}": t for i, t in enumerate(wanted)}
+        raw = (_cursor.raw_rows(conn, stmt, params) if plan.raw_decode is not None
+               else None)  # (its columns are the one-ticket statement's: the same decoder)
+        if raw is not None and plan.raw_decode is not None:
+            for values in raw:
+                loaded = plan.raw_decode(values, timers_as)
+                out[loaded[0]["id"]] = loaded
+            return out
+        for hit in _cursor.rows(conn, stmt, params):
             loaded = plan.decode(hit, timers_as)
             out[loaded[0]["id"]] = loaded
         return out
