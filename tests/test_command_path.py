@@ -181,6 +181,43 @@ def test_fire_refuses_when_every_guard_says_no() -> None:
     assert refused.value.guards == ("ok", "ok")
 
 
+def test_a_pure_transition_lands_where_the_librarys_execute_lands() -> None:
+    """The shortcut for pure transitions (no conditions, no callbacks) sets the state the
+    library's own ``Transition.execute`` sets, for every declared state and trigger of every
+    bundled lifecycle; a transition with a guard, an action or a role condition, or an
+    internal one, is never pure."""
+    from transitions import EventData
+
+    from engine.definition import bundled_names
+
+    shortcuts = 0
+    for name in bundled_names():
+        lc = Lifecycle(load_definition(bundled_workflows_dir() / f"{name}.yaml"), strict=False)
+        m = lc.machine
+        for t in lc.spec.transitions:
+            for src in t.source:
+                first = m.events[t.trigger].transitions[src][0]
+                dest = lc.pure_dest(src, t.trigger)
+                if dest is None:
+                    assert (first.conditions or first.after or first.before or first.prepare
+                            or first.dest is None), (name, src, t.trigger)
+                    continue
+                shortcuts += 1
+                via_library = Subject(src)
+                data = EventData(m.states[src], m.events[t.trigger], m, via_library, (), {})
+                data.transition = first
+                assert first.execute(data)
+                ctx = CommandContext("T1", t.trigger, src, "", "l1", {}, "x", t.roles[0],
+                                     None, NOW)
+                shortcut = Subject(src)
+                assert lc.fire(shortcut, ctx) == via_library.state == dest == shortcut.state
+    assert shortcuts > 20
+    lc, _ = _guarded()
+    assert lc.pure_dest("open", "go") is None  # a guard, and a role condition
+    assert lc.pure_dest("open", "poke") is None  # internal, with an action
+    assert lc.pure_dest("open", "fail") is None  # an action
+
+
 # -- the edge checks and the fields ------------------------------------------------------------
 
 

@@ -142,3 +142,32 @@ def test_a_refused_keyed_command_in_a_batch_keeps_the_batch_s_earlier_events(
     assert seen == [("K1", "ticket.reported"), ("K2", "ticket.reported"),
                     ("K3", "ticket.reported")]
     assert [len(events_of(eng, t)) for t in ("K1", "K2", "K3")] == [1, 1, 1]
+
+
+def test_events_are_written_once_each_across_a_batch_s_flushes(make_engine, reporter,
+                                                                centre) -> None:
+    """The outbox's rows are built from the changes at each flush (``event_rows``): a read
+    inside a batch flushes the window, and the next flush writes only the changes planned
+    since; refused commands (a keyed one in its savepoint too) write none. One event per
+    history row, in the order the rows were planned."""
+    eng = make_engine()
+    with eng.batch():
+        eng.report("grid_incident", {"category": "drain"}, actor=reporter, ticket_id="F1")
+        eng.fire("F1", "dispatch", actor=centre, fields={"department": "water"})
+        assert [h.seq for h in eng.history("F1")] == [1, 2]  # a read: the window is flushed
+        with pytest.raises(TriggerNotAllowed):
+            eng.fire("F1", "close", actor=centre)
+        eng.report("grid_incident", {"category": "drain"}, actor=reporter, ticket_id="F2")
+        with pytest.raises(TriggerNotAllowed):
+            eng.fire("F2", "close", actor=centre, idempotency_key="close-f2")
+        eng.fire("F2", "dispatch", actor=centre, fields={"department": "water"})
+        eng.get("F2")  # flushed again
+        eng.fire("F1", "arrive", actor=Actor("w-1", "department"))
+    with eng.db.read() as conn:
+        rows = read_events(conn)
+    assert [(e.ticket_id, e.seq, e.type) for _, e in rows] == [
+        ("F1", 1, "ticket.reported"), ("F1", 2, "ticket.transitioned"),
+        ("F2", 1, "ticket.reported"), ("F2", 2, "ticket.transitioned"),
+        ("F1", 3, "ticket.transitioned")]
+    for tid in ("F1", "F2"):
+        assert [h.seq for h in eng.history(tid)] == [e.seq for e in events_of(eng, tid)]

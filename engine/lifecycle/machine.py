@@ -168,6 +168,14 @@ class Lifecycle:
             m.prepare_event or m.finalize_event or m.on_exception) else {
             (src, trig): (m.states[src], m.events[trig], tuple(m.events[trig].transitions[src]))
             for (src, trig) in self._by_source}
+        # (state, trigger) -> the destination, where the first candidate the Event would try
+        # is *pure*: no conditions and no callbacks of its own, of the states it leaves and
+        # enters, or of the Machine. ``Transition.execute`` would take it unconditionally and
+        # do nothing but ``Machine.set_state`` (its logging and empty callback lists aside),
+        # so :meth:`fire` calls ``set_state`` itself (5-8 µs less a command, benchmark 2)
+        self._pure: dict[tuple[str, str], str] = {
+            key: str(candidates[0].dest) for key, (_, _, candidates) in
+            self._machine_routes.items() if _pure(m, candidates[0])}
         self._routes: dict[tuple[str, str, str], Route] = {}
 
     def _roles_differ(self, t: TransitionSpec) -> bool:
@@ -220,6 +228,15 @@ class Lifecycle:
             except Exception:
                 return False
         return True
+
+    def pure_dest(self, state: str, trigger: str) -> str | None:
+        """The destination :meth:`fire` sets without ``Transition.execute`` (None: none).
+
+        Not None where the first transition the Machine tries for ``trigger`` from ``state``
+        is *pure*: it has no conditions and no callbacks, nor have the states it leaves and
+        enters, nor the Machine (see ``_pure``).
+        """
+        return self._pure.get((state, trigger))
 
     # -- firing --------------------------------------------------------------------------
 
@@ -278,7 +295,12 @@ class Lifecycle:
             GuardRejected: every candidate transition had a guard that said no.
             HostCallbackFailed: a host guard or action raised.
         """
-        found = self._machine_routes.get((subject.state, ctx.trigger))
+        key = (subject.state, ctx.trigger)
+        pure = self._pure.get(key)
+        if pure is not None:  # what Transition.execute would do here (see __init__)
+            self.machine.set_state(pure, subject)
+            return pure
+        found = self._machine_routes.get(key)
         if found is None:  # not a declared (state, trigger): the library says why
             ok = self.machine.events[ctx.trigger].trigger(subject, ctx=ctx)
         else:
@@ -296,6 +318,23 @@ class Lifecycle:
             raise GuardRejected(ctx.ticket_id, ctx.source, ctx.trigger,
                                 ctx.failed_guards or ["(role)"])
         return subject.state
+
+
+def _pure(machine: Machine, transition: Transition) -> bool:
+    """Whether executing ``transition`` only sets the state (see ``Transition.execute``).
+
+    True when it has a destination (it is not internal), no conditions and no prepare,
+    before or after callbacks; the state it leaves has no exit callbacks and the state it
+    enters no enter callbacks (nor, if final, the Machine ``on_final`` ones); and the Machine
+    has no ``before_state_change`` / ``after_state_change`` callbacks.
+    """
+    if (transition.dest is None or transition.conditions or transition.prepare
+            or transition.before or transition.after or machine.before_state_change
+            or machine.after_state_change):
+        return False
+    source, dest = machine.get_state(transition.source), machine.get_state(transition.dest)
+    on_final = getattr(machine, "on_final", None)  # (transitions 0.9.3 and later)
+    return not (source.on_exit or dest.on_enter or (dest.final and on_final))
 
 
 def _missing(kind: str, name: str) -> Callable[[CommandContext], Any]:

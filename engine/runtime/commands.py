@@ -240,7 +240,7 @@ class CommandHandler:
             TicketNotFound: no such ticket.
         """
         top = self.uow.top
-        rec = top.find(ticket_id)
+        rec = top.records.get(ticket_id) or top.find(ticket_id)  # (mostly in the top layer)
         if rec is not None:
             return rec
         rec = self._load(ticket_id)
@@ -932,10 +932,11 @@ def evidence_copy(evidence: object) -> Any:
 
 def _cancel(layer: Layer, w: TicketRecord, name: str) -> None:
     pending = w.timers.pop(name)
-    # the TimerOp by tuple.__new__ (as _record's PendingTimer), every field given: a command
-    # cancels two or three timers, at 0.5 µs a TimerOp(...) call
-    layer.timer_ops.append(_new(TimerOp, ("cancel", w.id, name, pending.id or 0,
-                                          *_CANCEL_REST)))
+    if pending.id:  # stored, its id read with the ticket: cancelled by id (Layer.cancelled)
+        layer.cancelled.append(pending.id)
+        return
+    # the TimerOp by tuple.__new__ (as _record's PendingTimer), every field given
+    layer.timer_ops.append(_new(TimerOp, ("cancel", w.id, name, 0, *_CANCEL_REST)))
 
 
 def _depth(layer: Layer) -> int:

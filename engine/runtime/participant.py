@@ -174,6 +174,20 @@ class Participant:
         """
         return ()
 
+    def event_rows(self, changes: Sequence[Change]) -> Iterable[RowWrite]:
+        """Rows that are a function of the changes alone (one event per change, say).
+
+        Called when the transaction is flushed, with every change planned and not flushed
+        yet, in the order planned (follow-ons included, refused commands' changes not; of
+        every lifecycle: skip those of lifecycles you are not :meth:`interested` in). Rows
+        returned here are written with the change set as rows :meth:`plan` stages are; a
+        row built here instead of in :meth:`plan` keeps nothing alive until the flush but
+        the change itself (in a batch of 500 commands, ~50 references fewer per command for
+        the cyclic garbage collector to walk, for the outbox's event). Must not read or
+        raise: it runs after every check. Default: none.
+        """
+        return ()
+
     def fire(self, ctx: FireContext, timer: PendingTimer, ticket: TicketRecord) -> str:
         """Decide what a due timer of this participant does; return its outcome.
 

@@ -335,6 +335,7 @@ class UnitOfWork:
         root = self.top.root()
         root.clear_staged(keep_records=False)
         root.changes = root.changes[:keep_changes]
+        root.flushed = len(root.changes)  # flushed before the savepoint (by definition)
 
     # -- flushing and reading -------------------------------------------------------------
 
@@ -387,7 +388,12 @@ class UnitOfWork:
                     if value is not before:
                         rows += by_key[key].writes(rec.id, before, value)
         rows += root.rows
-        flush(self.conn, ChangeSet(inserts, updates, root.history, root.timer_ops, rows))
+        if root.flushed < len(root.changes):
+            new = root.changes[root.flushed:] if root.flushed else root.changes
+            for p in self._event_rows():
+                rows += p.event_rows(new)
+        flush(self.conn, ChangeSet(inserts, updates, root.history, root.timer_ops,
+                                   root.cancelled, rows))
         for rec in dirty:
             stored = rec.stored
             stored.exists = True
@@ -396,6 +402,11 @@ class UnitOfWork:
             if rec.ext:
                 stored.ext.update(rec.ext)
         root.clear_staged(keep_records=keep_records)
+
+    def _event_rows(self) -> list[Participant]:
+        """The participants that build rows from the changes at the flush (``event_rows``)."""
+        return [p for p in self._participants()
+                if type(p).event_rows is not Participant.event_rows]
 
     def _committed(self, root: Layer, background: bool) -> None:
         self._on_commit(root.wake)

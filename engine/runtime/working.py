@@ -130,8 +130,13 @@ class Layer:
             are written in the order they were decided).
         history: history rows staged, in order (``seq`` assigned).
         timer_ops: timer changes staged, in order (see :class:`~engine.store.writer.TimerOp`).
+        cancelled: ids of stored timers cancelled (pending timers read with their ticket):
+            plain ints, not ``TimerOp`` objects, as the writer cancels them by id whatever their
+            order (a command cancels two or three; kept until the window is flushed, an int
+            is nothing for the cyclic garbage collector to walk).
         rows: participants' rows ``(statement, parameters)`` staged, in order.
         changes: the :class:`Change` of each history row, for the after-commit hooks.
+        flushed: (window) how many of ``changes`` were flushed (their event rows written).
         earliest_new: the earliest due instant of a timer created in this layer.
         wake: (window) the earliest due instant of a timer flushed in this transaction.
         now: the instant of the command this layer belongs to (None: the enclosing one's).
@@ -142,8 +147,8 @@ class Layer:
     dataclass's time with eleven default factories.
     """
 
-    __slots__ = ("changes", "dirty", "earliest_new", "follow_ons", "history", "now",
-                 "parent", "records", "rows", "timer_ops", "wake")
+    __slots__ = ("cancelled", "changes", "dirty", "earliest_new", "flushed", "follow_ons",
+                 "history", "now", "parent", "records", "rows", "timer_ops", "wake")
 
     def __init__(self, parent: Layer | None = None):
         self.parent = parent
@@ -151,8 +156,10 @@ class Layer:
         self.dirty: dict[str, None] = {}  # ordered: first change first
         self.history: list[dict[str, Any]] = []
         self.timer_ops: list[TimerOp] = []
+        self.cancelled: list[int] = []
         self.rows: list[tuple[Any, Any]] = []
         self.changes: list[Change] = []
+        self.flushed = 0
         self.earliest_new: datetime | None = None
         self.wake: datetime | None = None
         self.now: datetime | None = None
@@ -218,6 +225,7 @@ class Layer:
         parent.dirty.update(dirty)  # a ticket changed below keeps its place in the order
         parent.history += self.history
         parent.timer_ops += self.timer_ops
+        parent.cancelled += self.cancelled
         parent.rows += self.rows
         parent.changes += self.changes
         if self.earliest_new is not None:
@@ -225,14 +233,16 @@ class Layer:
 
     def staged(self) -> bool:
         """Whether anything waits to be written."""
-        return bool(self.dirty or self.history or self.timer_ops or self.rows)
+        return bool(self.dirty or self.history or self.timer_ops or self.cancelled or self.rows)
 
     def clear_staged(self, *, keep_records: bool) -> None:
         """Forget what was just flushed (and, between commands, the records themselves)."""
         self.dirty = {}
         self.history = []
         self.timer_ops = []
+        self.cancelled = []
         self.rows = []
+        self.flushed = len(self.changes)
         if self.earliest_new is not None and (self.wake is None or self.earliest_new < self.wake):
             self.wake = self.earliest_new
         self.earliest_new = None

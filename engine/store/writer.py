@@ -78,6 +78,8 @@ class ChangeSet:
             it changed).
         history: ``gw_history`` rows, in order.
         timer_ops: :class:`TimerOp` in the order they were decided.
+        cancel_ids: ids of stored timers to cancel (if still pending), as a ``cancel``
+            :class:`TimerOp` with its ``timer_id`` does.
         rows: ``(statement, parameters)`` of the participants' tables, in order.
     """
 
@@ -85,11 +87,12 @@ class ChangeSet:
     ticket_updates: list[dict[str, Any]] = field(default_factory=list)
     history: list[dict[str, Any]] = field(default_factory=list)
     timer_ops: list[TimerOp] = field(default_factory=list)
+    cancel_ids: list[int] = field(default_factory=list)
     rows: list[tuple[Any, Mapping[str, Any]]] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return bool(self.ticket_inserts or self.ticket_updates or self.history
-                    or self.timer_ops or self.rows)
+                    or self.timer_ops or self.cancel_ids or self.rows)
 
 
 class TicketWriter:
@@ -141,8 +144,9 @@ def _raise_conflict(conn: Connection, updates: Sequence[Mapping[str, Any]]) -> N
 class TimerWriter:
     """Writes ``gw_timers``: changes to stored timers first, then the new timers."""
 
-    def write(self, runner: _cursor.Runner, ops: Sequence[TimerOp]) -> None:
-        """Apply ``ops`` in their order of decision.
+    def write(self, runner: _cursor.Runner, ops: Sequence[TimerOp],
+              stored_cancels: Sequence[int] = ()) -> None:
+        """Apply ``ops`` in their order of decision; cancel the timers ``stored_cancels``.
 
         A ``cancel`` of a timer created earlier in the same ops only changes the status that
         timer is inserted with; a ``cancel`` of a stored timer updates it (before the
@@ -157,7 +161,7 @@ class TimerWriter:
         new: dict[tuple[str, str], int] = {}  # (ticket id, name) -> its place in inserts
         inserts: list[Mapping[str, Any]] = []
         cancels: list[dict[str, Any]] = []
-        cancel_ids: list[dict[str, Any]] = []
+        cancel_ids: list[dict[str, Any]] = [{"b_id": i} for i in stored_cancels]
         takes: list[dict[str, Any]] = []
         fails: list[dict[str, Any]] = []
         # unpacked, not read by attribute: a TimerOp's fields are properties (4 ops a command)
@@ -231,5 +235,5 @@ def flush(conn: Connection, changes: ChangeSet) -> None:
     """
     runner = _cursor.Runner(conn)
     _TICKETS.write(runner, changes.ticket_inserts, changes.ticket_updates, changes.history)
-    _TIMERS.write(runner, changes.timer_ops)
+    _TIMERS.write(runner, changes.timer_ops, changes.cancel_ids)
     _ROWS.write(runner, changes.rows)
