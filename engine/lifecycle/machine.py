@@ -14,6 +14,14 @@ conditions (role, guards) and callbacks (actions, the internal marker) run exact
 ``Event.trigger`` would run them; what is skipped is the per-event dispatch around them
 (a partial, the machine's event queue check, the state lookup and the machine-wide
 prepare/finalize/exception callbacks, which this Machine never has).
+
+A *pure* transition — the first candidate for its state and trigger has no conditions and
+no callbacks, nor have the states it leaves and enters or the Machine — would only set the
+state: :meth:`Lifecycle.pure_dest` gives its destination, read from the Machine's own
+transition table once, and the command handler takes it without firing (no host code
+could run, nothing could refuse); :meth:`Lifecycle.fire` sets it with ``Machine.set_state``.
+``tests/test_command_path.py`` checks both against ``Transition.execute`` for every route of
+every bundled lifecycle.
 """
 
 from __future__ import annotations

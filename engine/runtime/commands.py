@@ -570,11 +570,17 @@ class CommandHandler:
         else:
             updates, merged = {}, rec.fields
         now = now or self.now()
-        ctx = CommandContext(ticket_id, trigger, source, "", new_level,
-                             load_fields(lc.spec.fields, merged), actor.id, role, reason, now)
-        # the host's guards and actions run here: a command they issue is refused
-        dest = self.uow.in_host(lc.fire, Subject(source), ctx)
-        internal = ctx.internal  # stays in its state: its deadlines run on
+        dest = lc.pure_dest(source, trigger)
+        internal = False
+        if dest is None:
+            ctx = CommandContext(ticket_id, trigger, source, "", new_level,
+                                 load_fields(lc.spec.fields, merged), actor.id, role, reason,
+                                 now)
+            # the host's guards and actions run here: a command they issue is refused
+            dest = self.uow.in_host(lc.fire, Subject(source), ctx)
+            internal = ctx.internal  # stays in its state: its deadlines run on
+        # else a pure transition (no conditions, no callbacks: Lifecycle.pure_dest): no host
+        # code to run and nothing to refuse; its destination is the Machine's, read once
         entering = entry_timers(lc, dest, merged, now, report=False, internal=internal)
         with self.uow.layer() as layer:
             layer.now = now
