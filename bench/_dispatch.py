@@ -189,4 +189,5 @@ def interleaved(size: int, rounds: int, batch: int, work: Path) -> dict[str, flo
     eng.stop()
     from _common import median
     return {"engine_cmd_per_s": median(engine_rates), "floor_cmd_per_s": median(floor_rates),
-            "ratio_engine_over_floor": median(ratios)}
+            "ratio_engine_over_floor": median(ratios), "ratio_lowest": min(ratios),
+            "ratio_highest": max(ratios)}
