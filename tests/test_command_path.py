@@ -182,10 +182,10 @@ def test_fire_refuses_when_every_guard_says_no() -> None:
 
 
 def test_a_pure_transition_lands_where_the_librarys_execute_lands() -> None:
-    """The shortcut for pure transitions (no conditions, no callbacks) sets the state the
-    library's own ``Transition.execute`` sets, for every declared state and trigger of every
-    bundled lifecycle; a transition with a guard, an action or a role condition, or an
-    internal one, is never pure."""
+    """The shortcut for pure transitions (no conditions, no callbacks) takes the state the
+    library's own ``Transition.execute`` (and :meth:`Lifecycle.fire`) lands in, for every
+    declared state and trigger of every bundled lifecycle; a transition with a guard, an
+    action or a role condition, or an internal one, is never pure."""
     from transitions import EventData
 
     from engine.definition import bundled_names

@@ -19,9 +19,9 @@ A *pure* transition — the first candidate for its state and trigger has no con
 no callbacks, nor have the states it leaves and enters or the Machine — would only set the
 state: :meth:`Lifecycle.pure_dest` gives its destination, read from the Machine's own
 transition table once, and the command handler takes it without firing (no host code
-could run, nothing could refuse); :meth:`Lifecycle.fire` sets it with ``Machine.set_state``.
-``tests/test_command_path.py`` checks both against ``Transition.execute`` for every route of
-every bundled lifecycle.
+could run, nothing could refuse). :meth:`Lifecycle.fire` always runs the library's
+``Transition.execute``; ``tests/test_command_path.py`` checks, for every route of every
+bundled lifecycle, that a pure route's destination is where it lands.
 """
 
 from __future__ import annotations
@@ -180,7 +180,7 @@ class Lifecycle:
         # is *pure*: no conditions and no callbacks of its own, of the states it leaves and
         # enters, or of the Machine. ``Transition.execute`` would take it unconditionally and
         # do nothing but ``Machine.set_state`` (its logging and empty callback lists aside),
-        # so :meth:`fire` calls ``set_state`` itself (5-8 µs less a command, benchmark 2)
+        # so the command handler takes the destination without firing (pure_dest)
         self._pure: dict[tuple[str, str], str] = {
             key: str(candidates[0].dest) for key, (_, _, candidates) in
             self._machine_routes.items() if _pure(m, candidates[0])}
@@ -238,11 +238,13 @@ class Lifecycle:
         return True
 
     def pure_dest(self, state: str, trigger: str) -> str | None:
-        """The destination :meth:`fire` sets without ``Transition.execute`` (None: none).
+        """Where ``trigger`` from ``state`` lands without firing (None: it must be fired).
 
         Not None where the first transition the Machine tries for ``trigger`` from ``state``
         is *pure*: it has no conditions and no callbacks, nor have the states it leaves and
-        enters, nor the Machine (see ``_pure``).
+        enters, nor the Machine (see ``_pure``); :meth:`fire` would only set this state. The
+        caller must have checked the role (:meth:`route`): a pure transition has no role
+        condition, so every role :meth:`route` allows takes it.
         """
         return self._pure.get((state, trigger))
 
@@ -303,12 +305,7 @@ class Lifecycle:
             GuardRejected: every candidate transition had a guard that said no.
             HostCallbackFailed: a host guard or action raised.
         """
-        key = (subject.state, ctx.trigger)
-        pure = self._pure.get(key)
-        if pure is not None:  # what Transition.execute would do here (see __init__)
-            self.machine.set_state(pure, subject)
-            return pure
-        found = self._machine_routes.get(key)
+        found = self._machine_routes.get((subject.state, ctx.trigger))
         if found is None:  # not a declared (state, trigger): the library says why
             ok = self.machine.events[ctx.trigger].trigger(subject, ctx=ctx)
         else:
