@@ -55,7 +55,12 @@ def median(values: list[float]) -> float:
 @contextmanager
 def workdir() -> Iterator[Path]:
     with tempfile.TemporaryDirectory(prefix="gw-bench-") as d:
-        yield Path(d)
+        try:
+            yield Path(d)
+        finally:
+            with _floor_lock:  # no floor checkpoint of its files runs now or later
+                _floor_files.difference_update(
+                    {f for f in _floor_files if Path(f).is_relative_to(Path(d).resolve())})
 
 
 def sqlite_text(value: datetime) -> str:
@@ -75,11 +80,9 @@ _floor_thread: threading.Thread | None = None
 def _checkpoint_floors() -> None:
     while True:
         time.sleep(0.2)  # the engine's checkpoint thread gathers 0.2 s of commits too
-        with _floor_lock:
-            files = list(_floor_files)
-        for file in files:
-            if checkpoint(file) is None:  # gone (its work directory was removed)
-                with _floor_lock:
+        with _floor_lock:  # held while checkpointing: workdir() removes files after it
+            for file in list(_floor_files):
+                if checkpoint(file) is None:  # gone
                     _floor_files.discard(file)
 
 

@@ -66,6 +66,7 @@ def test_the_checkpoint_thread_copies_committed_tickets_into_the_file(tmp_path: 
 
 def test_a_checkpoint_request_never_waits_for_the_checkpoint(tmp_path: Path) -> None:
     own = Checkpointer(interval=30)  # its thread sleeps 30 s before it runs anything
+    own.attach(str(tmp_path / "t.sqlite"))
     began = time.perf_counter()
     own.request(str(tmp_path / "t.sqlite"))
     own.request(str(tmp_path / "t.sqlite"))
@@ -97,3 +98,35 @@ def test_a_checkpoint_copies_every_committed_frame(tmp_path: Path) -> None:
         assert busy == 0 and frames is not None and frames > 50 and copied == frames
     finally:
         db.close()
+
+
+def test_no_checkpoint_runs_for_a_file_once_its_last_database_closed(tmp_path: Path) -> None:
+    own = Checkpointer(interval=30)
+    path = str(tmp_path / "t.sqlite")
+    own.attach(path)
+    own.attach(path)  # two databases on one file (a worker and the API, say)
+    own.request(path)
+    own.detach(path)
+    own.flush()
+    assert own.runs == 1  # one is still open
+    own.request(path)
+    own.detach(path)
+    own.flush()
+    assert own.runs == 1  # the last closed: the request is dropped
+    own.detach(path)  # once more than attached: ignored
+    own.request(path)
+    own.flush()
+    assert own.runs == 1
+
+
+def test_a_stopped_engine_s_folder_can_be_removed_at_once(tmp_path: Path) -> None:
+    folder = tmp_path / "data"
+    folder.mkdir()
+    for _ in range(5):
+        eng = Engine(folder / "t.sqlite")
+        eng.report("grid_incident", {"category": "drain"}, actor=INTAKE)
+        eng.stop()  # the report's checkpoint request is still pending
+        shutil.rmtree(folder)  # fails if a checkpoint opened the file again meanwhile
+        time.sleep(checkpointer.interval + 0.2)
+        assert not folder.exists()  # and none creates anything afterwards
+        folder.mkdir()

@@ -71,16 +71,42 @@ class Checkpointer:
             long-lived reader keeps SQLite from copying).
 
     The thread (a daemon, ``gridwhistle-checkpoints``) starts at the first request and then
-    waits for requests; it holds no connection between checkpoints.
+    waits for requests; it holds no connection between checkpoints. It checkpoints only the
+    files that an open :class:`~engine.store.database.Database` has attached
+    (:meth:`attach`); once the last one detaches (:meth:`detach`, at its ``close``) none of
+    its checkpoints is running or runs later, so the file's folder can be removed at once.
     """
 
     def __init__(self, interval: float = 0.2) -> None:
         self.interval = interval
-        self.runs = 0  # checkpoints attempted (read by tests)
-        self._lock = threading.Lock()
+        self.runs = 0  # checkpoints run (read by tests)
+        self._lock = threading.Lock()  # the requests and attachments
+        self._running = threading.Lock()  # held while a checkpoint runs
         self._wake = threading.Event()
         self._pending: set[str] = set()
+        self._attached: dict[str, int] = {}
         self._thread: threading.Thread | None = None
+
+    def attach(self, path: str) -> None:
+        """Count one more open database on ``path`` (its checkpoints may run from now on)."""
+        with self._lock:
+            self._attached[path] = self._attached.get(path, 0) + 1
+
+    def detach(self, path: str) -> None:
+        """Count one open database on ``path`` less; after the last, no checkpoint of it runs.
+
+        Waits for a checkpoint of the file in progress (a passive one, which waits for no
+        lock: milliseconds). Detaching more often than attached is ignored.
+        """
+        with self._lock:
+            left = self._attached.get(path, 0) - 1
+            if left > 0:
+                self._attached[path] = left
+                return
+            self._attached.pop(path, None)
+            self._pending.discard(path)
+        with self._running:
+            pass  # one that began before the detach has ended
 
     def request(self, path: str) -> None:
         """Ask for a checkpoint of ``path`` (an absolute file path) within :attr:`interval`.
@@ -109,8 +135,10 @@ class Checkpointer:
         return paths
 
     def _run(self, path: str) -> None:
-        self.runs += 1
-        checkpoint(path)
+        with self._running:
+            if path in self._attached:  # (read under the GIL; detach waits for this lock)
+                self.runs += 1
+                checkpoint(path)
 
     def _work(self) -> None:
         while True:

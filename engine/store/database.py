@@ -166,6 +166,7 @@ class Database:
             if database not in (None, "", ":memory:"):
                 self._file = str(Path(database).resolve())
                 self._writers = _queue_for(self._file)
+                checkpointer.attach(self._file)
         if create:
             try:
                 if not inspect(self.engine).has_table("gw_tickets"):
@@ -324,6 +325,8 @@ class Database:
         its turn in the writer queue, at most the busy timeout); one open on this thread (a
         ``close`` from inside a write) keeps its connection until it ends.
         """
+        if self._file is not None and not self._closing:
+            checkpointer.detach(self._file)  # no checkpoint of ours runs after the close
         self._closing = True
         if self._writers is not None and self._writer is not None:
             try:
