@@ -302,11 +302,19 @@ def test_a_firing_rolled_back_by_a_conflict_at_its_commit_is_not_reported(pg_url
         def stale(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any,
                   executemany: bool) -> tuple[str, Any]:
             # another worker's commit, as the writer sees it: the version it read is gone
-            if (statement.startswith("UPDATE gw_tickets") and len(spoiled) < 2
-                    and isinstance(parameters, dict) and parameters.get("b_id") == "c-1"):
-                spoiled.append(parameters["b_id"])
-                parameters = {**parameters, "b_version": -1}
-            return statement, parameters
+            # (the updates of a flush go as one executemany: a list of parameter dicts)
+            if not statement.startswith("UPDATE gw_tickets") or len(spoiled) >= 2:
+                return statement, parameters
+            if isinstance(parameters, dict):
+                parameters = [parameters]
+                one = True
+            else:
+                one = False
+            if any(p.get("b_id") == "c-1" for p in parameters):
+                spoiled.append("c-1")
+                parameters = [{**p, "b_version": -1} if p.get("b_id") == "c-1" else p
+                              for p in parameters]
+            return statement, parameters[0] if one else parameters
 
         fired = eng.run_due(START + timedelta(minutes=5))
         event.remove(eng.db.engine, "before_cursor_execute", stale)

@@ -33,7 +33,6 @@ from sqlalchemy import Connection, select
 from engine.errors import ConcurrencyConflict
 from engine.store import _cursor
 from engine.store import statements as S
-from engine.store.reads import ticket_version
 from engine.store.tables import tickets
 
 __all__ = ["ChangeSet", "RowWriter", "TicketWriter", "TimerOp", "TimerWriter", "flush"]
@@ -109,21 +108,19 @@ class TicketWriter:
         conn = runner.conn
         if updates:
             ordered = sorted(updates, key=lambda u: u["b_id"])
-            if conn.dialect.name == "sqlite":
-                # executemany; SQLite counts rows exactly (and a SQLite transaction holds the
-                # write lock from its first statement, so a mismatch is all but impossible)
-                same = [u for u in ordered if "b_def" not in u]
-                moved = [u for u in ordered if "b_def" in u] if len(same) < len(ordered) else []
-                changed = (runner.run_many(S.UPDATE_TICKET, same)
-                           + runner.run_many(S.UPDATE_MIGRATED_TICKET, moved))
-                if changed != len(ordered):
-                    _raise_conflict(conn, ordered)
-            else:
-                for update in ordered:  # one by one: each conflict is named exactly
-                    stmt = S.UPDATE_MIGRATED_TICKET if "b_def" in update else S.UPDATE_TICKET
-                    if _cursor.run(conn, stmt, update) != 1:
-                        raise ConcurrencyConflict(update["b_id"], update["b_version"],
-                                                  ticket_version(conn, update["b_id"]))
+            # executemany, in id order (so PostgreSQL transactions lock tickets in one global
+            # order); each update matches at most one row (its id and the version it was
+            # read at), so fewer rows changed than updates means a conflict, which
+            # _raise_conflict names by reading the versions back. SQLite and psycopg both
+            # count the rows of an executemany exactly (SQLAlchemy's
+            # supports_sane_multi_rowcount); psycopg sends the updates in one pipeline
+            # instead of one round trip each.
+            same = [u for u in ordered if "b_def" not in u]
+            moved = [u for u in ordered if "b_def" in u] if len(same) < len(ordered) else []
+            changed = (runner.run_many(S.UPDATE_TICKET, same)
+                       + runner.run_many(S.UPDATE_MIGRATED_TICKET, moved))
+            if changed != len(ordered):
+                _raise_conflict(conn, ordered)
         if inserts:
             runner.run_many(S.INSERT_TICKET, list(inserts))
         if history:
@@ -131,6 +128,7 @@ class TicketWriter:
 
 
 def _raise_conflict(conn: Connection, updates: Sequence[Mapping[str, Any]]) -> None:
+    """Raise the conflict of a flush whose ticket updates changed fewer rows than sent."""
     ids = [u["b_id"] for u in updates]
     stored = {r.id: r.row_version for r in conn.execute(
         select(tickets.c.id, tickets.c.row_version).where(tickets.c.id.in_(ids)))}
@@ -138,7 +136,14 @@ def _raise_conflict(conn: Connection, updates: Sequence[Mapping[str, Any]]) -> N
         actual = stored.get(u["b_id"])
         if actual != u["b_new_version"]:  # this update did not apply
             raise ConcurrencyConflict(u["b_id"], u["b_version"], actual)
-    raise ConcurrencyConflict(ids[0], updates[0]["b_version"], None)  # pragma: no cover
+    # Every version reads as this transaction set it: another transaction (PostgreSQL, read
+    # committed) moved the one that did not apply to the same version meanwhile.
+    first = updates[0]
+    if len(updates) == 1:
+        raise ConcurrencyConflict(first["b_id"], first["b_version"], stored.get(first["b_id"]))
+    named = ", ".join(repr(i) for i in ids[:5]) + (", ..." if len(ids) > 5 else "")
+    raise ConcurrencyConflict(first["b_id"], first["b_version"], None, message=(
+        f"one of tickets {named} changed while this transaction ran; reload them and retry"))
 
 
 class TimerWriter:
@@ -188,10 +193,7 @@ class TimerWriter:
             else:  # pragma: no cover - the unit of work only builds the kinds above
                 raise ValueError(f"unknown timer op {kind!r}")
         if takes:
-            if runner.conn.dialect.name == "sqlite":
-                taken = runner.run_many(S.TAKE_TIMER, takes)
-            else:
-                taken = sum(_cursor.run(runner.conn, S.TAKE_TIMER, take) for take in takes)
+            taken = runner.run_many(S.TAKE_TIMER, takes)  # rows counted exactly (see above)
             if taken != len(takes):
                 raise ConcurrencyConflict(
                     "(timers)", len(takes), taken,
