@@ -10,14 +10,10 @@ import sqlite3
 import statistics
 import sys
 import tempfile
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-
-from engine.store.checkpoints import checkpoint
 
 T0 = datetime(2024, 1, 1, 8, tzinfo=UTC)
 
@@ -55,12 +51,7 @@ def median(values: list[float]) -> float:
 @contextmanager
 def workdir() -> Iterator[Path]:
     with tempfile.TemporaryDirectory(prefix="gw-bench-") as d:
-        try:
-            yield Path(d)
-        finally:
-            with _floor_lock:  # no floor checkpoint of its files runs now or later
-                _floor_files.difference_update(
-                    {f for f in _floor_files if Path(f).is_relative_to(Path(d).resolve())})
+        yield Path(d)
 
 
 def sqlite_text(value: datetime) -> str:
@@ -68,43 +59,12 @@ def sqlite_text(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
-INLINE_CHECKPOINTS = False
-"""True: floors checkpoint the WAL inside their commits (SQLite's default, the floors' policy
-until 2026-12-03); False (default): as the engine does, on a thread (``--inline-checkpoints``)."""
-
-_floor_files: set[str] = set()
-_floor_lock = threading.Lock()
-_floor_thread: threading.Thread | None = None
-
-
-def _checkpoint_floors() -> None:
-    while True:
-        time.sleep(0.2)  # the engine's checkpoint thread gathers 0.2 s of commits too
-        with _floor_lock:  # held while checkpointing: workdir() removes files after it
-            for file in list(_floor_files):
-                if checkpoint(file) is None:  # gone
-                    _floor_files.discard(file)
-
-
 def floor_connection(path: Path) -> sqlite3.Connection:
-    """A plain sqlite3 connection tuned like the engine's: WAL, synchronous=NORMAL.
-
-    Like the engine's (engine/store/checkpoints.py), it leaves WAL checkpoints to a thread
-    that runs a passive one every 0.2 s, unless :data:`INLINE_CHECKPOINTS` is set.
-    """
-    global _floor_thread
+    """A plain sqlite3 connection tuned like the engine's: WAL, synchronous=NORMAL."""
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = NORMAL")
     conn.execute("PRAGMA foreign_keys = ON")
-    if not INLINE_CHECKPOINTS:
-        conn.execute("PRAGMA wal_autocheckpoint = 0")
-        with _floor_lock:
-            _floor_files.add(str(Path(path).resolve()))
-            if _floor_thread is None:
-                _floor_thread = threading.Thread(target=_checkpoint_floors, daemon=True,
-                                                 name="floor-checkpoints")
-                _floor_thread.start()
     return conn
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import _common
 import _dispatch
 from _common import report, workdir
 from _dispatch import interleaved
@@ -17,9 +16,6 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     ap.add_argument("--rounds", type=int, default=15,
                     help="rounds (the median is reported; one round's ratio varies by "
                          "±15%% on a shared 2-core machine, so 15 rather than 5)")
-    ap.add_argument("--inline-checkpoints", action="store_true",
-                    help="the floor checkpoints the WAL inside its commits (SQLite's default; "
-                         "the engine leaves them to a thread, and so does the floor without it)")
     ap.add_argument("--minimal-floor", action="store_true",
                     help="the floor without the SLA and ladder statements (issue 7's)")
     ap.add_argument("--profile", type=Path, default=None,
@@ -28,7 +24,6 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
                     help="do not freeze the heap out of the garbage collector first")
     args = ap.parse_args(argv)
     _dispatch.FULL_FLOOR = not args.minimal_floor
-    _common.INLINE_CHECKPOINTS = args.inline_checkpoints
     _dispatch.FREEZE = not args.gc_live
     with workdir() as work:
         if args.profile is not None:
@@ -36,7 +31,6 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         figures = interleaved(args.size, args.rounds, 1, work)
     figures["target_ratio"] = 0.5
     figures["floor"] = "full" if _dispatch.FULL_FLOOR else "minimal"
-    figures["floor_checkpoints"] = "inline" if args.inline_checkpoints else "thread"
     figures["heap"] = "frozen" if _dispatch.FREEZE else "live"
     figures["met"] = figures["ratio_engine_over_floor"] >= 0.5
     report("b1_single_command", figures)

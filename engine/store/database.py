@@ -14,7 +14,6 @@ from sqlalchemy import Engine as SAEngine
 from sqlalchemy.exc import ArgumentError, DatabaseError, DBAPIError, OperationalError
 
 from engine.errors import ConfigurationError, InvalidArgumentType
-from engine.store.checkpoints import checkpointer
 from engine.store.migrate import (
     VERSION_TABLE,
     create_fresh,
@@ -127,8 +126,7 @@ class Database:
             migration (default True). An existing database is not altered; upgrade it with
             ``gridwhistle db upgrade`` (see :mod:`engine.store.migrate`).
 
-    On SQLite the connection uses WAL journaling (checkpointed by the process's checkpoint
-    thread, :mod:`engine.store.checkpoints`), ``synchronous=NORMAL``, foreign keys and a
+    On SQLite the connection uses WAL journaling, ``synchronous=NORMAL``, foreign keys and a
     busy timeout of 30 s, and write transactions (:meth:`write`) begin with
     ``BEGIN IMMEDIATE`` so that two writers queue for the lock instead of failing on upgrade.
     Savepoints work (pysqlite's own transaction handling is switched off, as SQLAlchemy's
@@ -159,14 +157,11 @@ class Database:
         self._write_engine = self.engine.execution_options(gridwhistle_write=True)
         self._writer: Connection | None = None  # a SQLite file's one write connection
         self._closing = False
-        self._file: str | None = None  # a SQLite file's absolute path (its checkpoints)
         if self.engine.dialect.name == "sqlite":
             _tune_sqlite(self.engine)
             database = self.engine.url.database
             if database not in (None, "", ":memory:"):
-                self._file = str(Path(database).resolve())
-                self._writers = _queue_for(self._file)
-                checkpointer.attach(self._file)
+                self._writers = _queue_for(str(Path(database).resolve()))
         if create:
             try:
                 if not inspect(self.engine).has_table("gw_tickets"):
@@ -192,9 +187,7 @@ class Database:
         On a SQLite file, writers of this process queue first-come, first-served
         (:class:`WriterQueue`) and, one at a time, use one connection kept for them (checking
         a connection out of the pool and back in for every transaction cost more than the
-        transaction's own ``BEGIN`` and ``COMMIT``). After the commit, the file's WAL
-        checkpoint is requested from the process's checkpoint thread
-        (:mod:`engine.store.checkpoints`): no writer copies the log back in its own commit.
+        transaction's own ``BEGIN`` and ``COMMIT``).
         """
         if self._writers is None:
             with self._write_engine.connect() as conn, conn.begin():
@@ -218,7 +211,6 @@ class Database:
                     # lost, left half-done, or the database was closed meanwhile
                     self._writer = None
                     kept.close()
-        checkpointer.request(self._file)  # type: ignore[arg-type]  # set with the queue
 
     # -- schema revisions (Alembic, engine/store/migrations) ---------------------------------
 
@@ -325,8 +317,6 @@ class Database:
         its turn in the writer queue, at most the busy timeout); one open on this thread (a
         ``close`` from inside a write) keeps its connection until it ends.
         """
-        if self._file is not None and not self._closing:
-            checkpointer.detach(self._file)  # no checkpoint of ours runs after the close
         self._closing = True
         if self._writers is not None and self._writer is not None:
             try:
@@ -349,9 +339,6 @@ def _tune_sqlite(engine: SAEngine) -> None:
         cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
         if engine.url.database not in (None, "", ":memory:"):
             cursor.execute("PRAGMA journal_mode = WAL")
-            # checkpoints run on the process's checkpoint thread, not inside whichever
-            # writer's commit finds the log long (engine/store/checkpoints.py)
-            cursor.execute("PRAGMA wal_autocheckpoint = 0")
         cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.close()
