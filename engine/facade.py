@@ -24,7 +24,6 @@ from engine.callbacks import Callbacks, answer_link, issue_link, link_ticket
 from engine.clock import Clock, SystemClock, VirtualClock, ensure_utc
 from engine.definition.loader import Definition
 from engine.errors import (
-    ConfigurationError,
     InvalidArgument,
     InvalidArgumentType,
     UnknownDefinition,
@@ -152,40 +151,41 @@ class Engine:
         self.db = database if isinstance(database, Database) else Database(database)
         try:
             self.db.require_current_schema()  # else its writes would fail, one by one
-        except ConfigurationError:
-            if self.db is not database:
+            self.evidence_store = (evidence_store if isinstance(evidence_store, BlobStore)
+                                   else BlobStore(evidence_store or _default_store(self.db)))
+            self.clock: Clock = _choose_clock(self.db, clock or SystemClock(), time_source)
+            self.registry = registry or Registry()
+            self.sweep_seconds = sweep_seconds
+            self.worker_id = (worker_id
+                              or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}")
+            if lease_seconds <= 0:
+                raise InvalidArgument("lease_seconds", f"the claim lease must be positive, got "
+                                                       f"{lease_seconds} s; give e.g. 60")
+            self.kernel = Kernel(self.db, self.clock, self.registry, worker_id=self.worker_id,
+                                 lease=timedelta(seconds=lease_seconds),
+                                 timers_per_transaction=timers_per_transaction, limits=limits)
+            self.limits = self.kernel.limits
+            self.queries = Queries(self.kernel)
+            self._scheduler: WakeUpScheduler | None = None
+            # The engine's own participants: time rules first (their refusals), SLA clocks,
+            # the ladder, the outbox, work orders (see engine/runtime/participant.py).
+            for participant in (TimeRules(), SlaClocks(), Ladder()):
+                self.kernel.add_participant(participant)
+            if events:
+                self.kernel.add_participant(OutboxParticipant(self.registry))
+            self.kernel.add_participant(WorkOrders())
+            # issue 12: what each trigger needs and the attachments of history rows
+            self.evidence_rules = EvidenceRules()
+            self.callbacks = Callbacks()
+            for extra in (self.evidence_rules, self.callbacks, Handoffs(), PatrolLinks()):
+                self.kernel.add_participant(extra)
+            # issue 11: extension requests, suspensions, supervision notices
+            self.oversight = Oversight()
+            self.kernel.add_participant(self.oversight)
+        except BaseException:
+            if self.db is not database:  # opened here: closed again (no pool, no file kept)
                 self.db.close()
             raise
-        self.evidence_store = (evidence_store if isinstance(evidence_store, BlobStore)
-                               else BlobStore(evidence_store or _default_store(self.db)))
-        self.clock: Clock = _choose_clock(self.db, clock or SystemClock(), time_source)
-        self.registry = registry or Registry()
-        self.sweep_seconds = sweep_seconds
-        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        if lease_seconds <= 0:
-            raise InvalidArgument("lease_seconds", f"the claim lease must be positive, got "
-                                                   f"{lease_seconds} s; give e.g. 60")
-        self.kernel = Kernel(self.db, self.clock, self.registry, worker_id=self.worker_id,
-                             lease=timedelta(seconds=lease_seconds),
-                             timers_per_transaction=timers_per_transaction, limits=limits)
-        self.limits = self.kernel.limits
-        self.queries = Queries(self.kernel)
-        self._scheduler: WakeUpScheduler | None = None
-        # The engine's own participants: time rules first (their refusals), SLA clocks,
-        # the ladder, the outbox, work orders (see engine/runtime/participant.py).
-        for participant in (TimeRules(), SlaClocks(), Ladder()):
-            self.kernel.add_participant(participant)
-        if events:
-            self.kernel.add_participant(OutboxParticipant(self.registry))
-        self.kernel.add_participant(WorkOrders())
-        # issue 12: what each trigger needs and the attachments of history rows
-        self.evidence_rules = EvidenceRules()
-        self.callbacks = Callbacks()
-        for extra in (self.evidence_rules, self.callbacks, Handoffs(), PatrolLinks()):
-            self.kernel.add_participant(extra)
-        # issue 11: extension requests, suspensions, supervision notices
-        self.oversight = Oversight()
-        self.kernel.add_participant(self.oversight)
 
     # -- lifecycle of the engine ------------------------------------------------------------
 
