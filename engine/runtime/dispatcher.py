@@ -138,6 +138,16 @@ class TimerDispatcher:
     def _fire_chunked(self, claimed: Sequence[Mapping[str, Any]], now: datetime,
                       done: list[FiredTimer]) -> None:
         start = 0
+        # The chunk's tickets are read in one go (preload). On PostgreSQL only as many as
+        # the last transaction fired: one that reached max_hold after 2 of its 20 timers
+        # would otherwise read 18 tickets for nothing, in every transaction (on a slow
+        # machine 10 ticket reads, JSON aggregates decoded, per fired timer: one worker
+        # fired 89-202 timers/s, 454-480 with this). A ticket not preloaded is read when its
+        # timer fires. On SQLite reading the whole chunk costs less than those reads one by
+        # one (benchmark 11, runs back to back: firing 6.4-6.6 s against 8.2 s, an API
+        # write's p99 wait 17-18 ms against 45-49 ms), so it reads the whole chunk.
+        size_ahead = self.uow.db.dialect != "sqlite"
+        ahead = self.per_transaction
         while start < len(claimed):
             end = start
             results: list[FiredTimer] = []
@@ -145,12 +155,16 @@ class TimerDispatcher:
                 with self.uow.transaction(background=True):
                     began = time.perf_counter()
                     chunk = claimed[start:start + self.per_transaction]
-                    self.handler.preload([r["ticket_id"] for r in chunk])
+                    self.handler.preload([r["ticket_id"] for r in chunk[:ahead]])
                     for row in chunk:
                         self._fire_isolated(row, now, results)
                         end += 1
                         if time.perf_counter() - began >= self.max_hold:
                             break
+                if size_ahead:
+                    taken = end - start
+                    ahead = (min(self.per_transaction, ahead * 2) if taken == len(chunk)
+                             else max(2, taken))
             except ConcurrencyConflict:
                 log.info("timers changed under this worker; firing them one by one")
                 stop = max(end, start + 1)
