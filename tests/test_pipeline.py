@@ -329,3 +329,35 @@ def test_a_firing_rolled_back_by_a_conflict_at_its_commit_is_not_reported(pg_url
         assert [h.kind for h in eng.history("c-2")] == ["report", "breach"]
     finally:
         eng.stop()
+
+
+@pytest.mark.postgres
+def test_a_postgresql_firing_reads_ahead_only_as_many_tickets_as_it_fires(pg_url: str) -> None:
+    """A transaction that ends after one timer (max_hold reached) made the next one read its
+    whole chunk of 20 tickets again: 20 reads a timer. Now the read-ahead follows what the
+    last transaction fired, and every timer still fires once."""
+    clock = VirtualClock(START)
+    eng = Engine(pg_url, clock=clock)
+    try:
+        _quick(eng)
+        with eng.batch():
+            for i in range(30):
+                eng.report("quick", {}, actor=CENTRE, ticket_id=f"p-{i:02d}")
+        dispatcher = eng.kernel.dispatcher
+        dispatcher.max_hold = 0.0  # every transaction ends after its first timer
+        handler = eng.kernel.handler
+        asked: list[int] = []
+        preload = handler.preload
+
+        def counted(ticket_ids: list[str]) -> None:
+            asked.append(len(ticket_ids))
+            preload(ticket_ids)
+
+        handler.preload = counted  # type: ignore[method-assign]
+        fired = eng.run_due(START + timedelta(minutes=5))
+        assert sorted(f.timer.ticket_id for f in fired) == [f"p-{i:02d}" for i in range(30)]
+        assert len(asked) == 30  # one transaction per timer
+        assert asked[0] == 20 and max(asked[1:]) <= 2  # then only what it fires (before: 20)
+        assert sum(asked) <= 20 + 2 * 29
+    finally:
+        eng.stop()
