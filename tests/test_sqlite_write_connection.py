@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
+from engine import Actor, Engine
+from engine.errors import InvalidArgument
 from engine.store import database
 from engine.store.database import Database
 
@@ -158,9 +161,6 @@ def _open_fds(path: Path) -> int:
 @pytest.mark.skipif(not Path("/proc/self/fd").exists(), reason="needs /proc (Linux)")
 def test_an_engine_that_refuses_its_arguments_closes_the_database_it_opened(
         tmp_path: Path) -> None:
-    from engine import Engine
-    from engine.errors import InvalidArgument
-
     path = tmp_path / "e.sqlite"
     with pytest.raises(InvalidArgument) as refused:  # after the file was opened and created
         Engine(path, lease_seconds=0)
@@ -173,10 +173,6 @@ def test_the_wal_stays_bounded_under_a_steady_write_load(tmp_path: Path) -> None
     """SQLite restarts the log only after a checkpoint that copied all of it before the next
     write began; a checkpoint beside the writers never does under a steady load (tried in
     commits 28dab5c-b62b4a8 and reverted: the log grew to gigabytes in a minute)."""
-    import time
-
-    from engine import Actor, Engine
-
     path = tmp_path / "w.sqlite"
     eng = Engine(path)
     try:

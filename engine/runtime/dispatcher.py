@@ -141,9 +141,9 @@ class TimerDispatcher:
         # The chunk's tickets are read in one go (preload). On PostgreSQL only as many as
         # the last transaction fired: one that reached max_hold after 2 of its 20 timers
         # would otherwise read 18 tickets for nothing, in every transaction (on a slow
-        # machine 10 ticket reads, JSON aggregates decoded, per fired timer: one worker
-        # fired 89-202 timers/s, 454-480 with this). A ticket not preloaded is read when its
-        # timer fires. On SQLite a ticket's read is cheap, and sizing the preload did not
+        # machine 10 ticket reads, JSON aggregates decoded, per fired timer; figures in
+        # docs/performance.md). A ticket not preloaded is read when its timer fires.
+        # On SQLite a ticket's read is cheap, and sizing the preload did not
         # show a gain there (benchmark 11 back to back: firing 8.2 s against 6.4-6.6 s, but
         # the unchanged code fired in 7.9 s minutes later), so it reads the whole chunk.
         size_ahead = self.uow.db.dialect != "sqlite"
